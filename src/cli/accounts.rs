@@ -1,0 +1,168 @@
+//! `mes user`, `mes domain` and `mes trust`: the operator's account and trust-space commands.
+
+use anyhow::{Context, bail};
+
+use super::{DomainCommand, TrustCommand, UserCommand, read_password_line};
+use crate::audit::{self, AuditEntry};
+use crate::config::Config;
+use crate::identity::address::{Address, normalize_domain};
+use crate::identity::ins::Ins;
+use crate::identity::{AccountKind, DomainKind, password};
+use crate::store::Store;
+use crate::store::accounts::NewAccount;
+use crate::trust::{TrustSpace, whitelist};
+
+async fn open(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::open(&config.database_url, 2).await.context("opening the store")?;
+    super::init::seed_domains(config, &store).await?;
+    Ok(store)
+}
+
+fn password_for(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if from_stdin {
+        Ok((read_password_line()?, false))
+    } else {
+        Ok((password::generate(), true))
+    }
+}
+
+/// Runs `mes user …`.
+pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    match cmd {
+        UserCommand::Add {
+            address,
+            kind,
+            name,
+            profession,
+            rpps,
+            certificate_subject,
+            password_stdin,
+        } => {
+            let addr = Address::parse(&address)?;
+            let Some(domain_kind) = store.domain_kind(addr.domain()).await? else {
+                bail!("domain {} is not hosted here (mes domain add)", addr.domain());
+            };
+            let ins = match (kind, domain_kind) {
+                (AccountKind::Patient, DomainKind::Patient) => Some(
+                    Ins::parse(addr.local())
+                        .with_context(|| format!("{} is not an INS matricule", addr.local()))?
+                        .as_str()
+                        .to_string(),
+                ),
+                (AccountKind::Patient, DomainKind::Professional) => {
+                    bail!("patient accounts belong in a patient domain, not {}", addr.domain())
+                }
+                (_, DomainKind::Patient) => {
+                    bail!("{} is a patient domain: only patient accounts live there", addr.domain())
+                }
+                _ => None,
+            };
+            let (pw, generated) = password_for(password_stdin)?;
+            let hash = password::hash(&pw)?;
+            let account = store
+                .create_account(&NewAccount {
+                    address: addr.to_string(),
+                    domain: addr.domain().to_string(),
+                    kind,
+                    display_name: name.unwrap_or_default(),
+                    profession,
+                    rpps,
+                    ins,
+                    password_hash: Some(hash),
+                    cert_subject: certificate_subject,
+                })
+                .await?;
+            audit::append(&store, &AuditEntry::new("operator", "account.create", &account.address, kind.as_str())).await?;
+            println!("created {} ({kind})", account.address);
+            if generated {
+                println!("password: {pw}  (shown once)");
+            }
+        }
+        UserCommand::List => {
+            for a in store.list_accounts().await? {
+                println!(
+                    "{}\t{}\t{}\t{}{}",
+                    a.address,
+                    a.kind,
+                    a.display_name,
+                    a.profession.as_deref().unwrap_or(""),
+                    if a.disabled { "\tdisabled" } else { "" }
+                );
+            }
+        }
+        UserCommand::Passwd { address, password_stdin } => {
+            let addr = Address::parse(&address)?.to_string();
+            let (pw, generated) = password_for(password_stdin)?;
+            store.set_password(&addr, &password::hash(&pw)?).await?;
+            audit::append(&store, &AuditEntry::new("operator", "account.password", &addr, "")).await?;
+            println!("password changed for {addr}");
+            if generated {
+                println!("password: {pw}  (shown once)");
+            }
+        }
+        UserCommand::Disable { address } => {
+            let addr = Address::parse(&address)?.to_string();
+            store.disable_account(&addr).await?;
+            audit::append(&store, &AuditEntry::new("operator", "account.disable", &addr, "")).await?;
+            println!("disabled {addr}");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Runs `mes domain …`.
+pub(super) async fn domain(config: &Config, cmd: DomainCommand) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    match cmd {
+        DomainCommand::Add { domain, kind } => {
+            let name = normalize_domain(&domain)?;
+            store.add_domain(&name, kind).await?;
+            audit::append(&store, &AuditEntry::new("operator", "domain.create", &name, kind.as_str())).await?;
+            println!("added {name} ({})", kind.as_str());
+        }
+        DomainCommand::List => {
+            for d in store.list_domains().await? {
+                println!("{}\t{}", d.name, d.kind.as_str());
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Runs `mes trust …`.
+pub(super) async fn trust(config: &Config, cmd: TrustCommand) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    match cmd {
+        TrustCommand::Import { file } => {
+            let xml = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let list = whitelist::parse(&xml).with_context(|| format!("{}", file.display()))?;
+            store.replace_whitelist(&list.domains).await?;
+            audit::append(
+                &store,
+                &AuditEntry::new("operator", "whitelist.import", "whitelist", &format!("{} domains", list.domains.len())),
+            )
+            .await?;
+            println!(
+                "imported {} domains (generated {})",
+                list.domains.len(),
+                list.generated_at.as_deref().unwrap_or("at an unknown date")
+            );
+        }
+        TrustCommand::List => {
+            let imported = store.whitelist().await?;
+            let space = TrustSpace::load(config, &store).await?;
+            for (domain, dns) in imported {
+                println!("{domain}\timported\t{}", dns.join(" | "));
+            }
+            for w in &config.trust.whitelist {
+                println!("{}\tconfig\t{}", w.domain, w.operator_dn);
+            }
+            println!("{} domains in the trust space", space.len());
+        }
+    }
+    store.close().await;
+    Ok(())
+}

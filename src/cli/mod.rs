@@ -1,0 +1,194 @@
+//! The command line (clap): every operator command, each in its own file.
+
+mod accounts;
+mod init;
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::identity::{AccountKind, DomainKind};
+
+/// Where `mes serve` looks when no configuration is named.
+pub const DEFAULT_CONFIG: &str = "mes-data/mes.toml";
+
+/// MES: secure health messaging server.
+#[derive(Debug, Parser)]
+#[command(name = "mes", version, about)]
+pub struct Cli {
+    /// Configuration file [default: ./mes-data/mes.toml].
+    #[arg(long, global = true, env = "MES_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a configuration file and a development PKI into a new folder.
+    Init(init::InitArgs),
+    /// Run the server (creates ./mes-data with demo accounts on first start when no --config is given).
+    Serve,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage hosted domains.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage the trust space whitelist.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+}
+
+/// `mes user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account (a password is generated and printed once unless --password-stdin).
+    Add {
+        /// The address (a patient's local part is the INS matricule).
+        address: String,
+        /// Kind of account.
+        #[arg(long, value_parser = parse_kind)]
+        kind: AccountKind,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Profession (professionals).
+        #[arg(long)]
+        profession: Option<String>,
+        /// RPPS number (professionals).
+        #[arg(long)]
+        rpps: Option<String>,
+        /// Subject DN of a client certificate mapped to this account (SASL EXTERNAL, relaying systems).
+        #[arg(long, value_name = "DN")]
+        certificate_subject: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Set a new password (generated and printed once unless --password-stdin).
+    Passwd {
+        /// The account.
+        address: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account: no login, no delivery; mail is kept.
+    Disable {
+        /// The account.
+        address: String,
+    },
+}
+
+/// `mes domain …`
+#[derive(Debug, Subcommand)]
+pub enum DomainCommand {
+    /// Host a new domain.
+    Add {
+        /// The domain.
+        domain: String,
+        /// Who has addresses in it.
+        #[arg(long, value_parser = parse_domain_kind)]
+        kind: DomainKind,
+    },
+    /// List hosted domains.
+    List,
+}
+
+/// `mes config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration file, its certificates and the database connection.
+    Check,
+}
+
+/// `mes trust …`
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Load the published XML whitelist (replaces the previous import).
+    Import {
+        /// The XML file.
+        file: PathBuf,
+    },
+    /// Show the whitelist in force (configuration and import).
+    List,
+}
+
+fn parse_kind(s: &str) -> Result<AccountKind, String> {
+    s.parse().map_err(|e: crate::identity::UnknownKind| e.to_string())
+}
+
+fn parse_domain_kind(s: &str) -> Result<DomainKind, String> {
+    s.parse()
+        .map_err(|_| format!("unknown domain kind `{s}` (professional or patient)"))
+}
+
+/// Entry point of the binary: runs the command, prints a one-line reason on failure.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mes: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("mes: {}", chain.join(": ").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init(args) => init::run(args),
+        Command::Serve => {
+            let path = match cli.config {
+                Some(p) => p,
+                None => init::ensure_default(PathBuf::from(DEFAULT_CONFIG)).await?,
+            };
+            let config = Config::load(&path)?;
+            crate::logging::init(&config.log);
+            crate::server::serve(config).await
+        }
+        Command::User(cmd) => accounts::user(&load(cli.config)?, cmd).await,
+        Command::Domain(cmd) => accounts::domain(&load(cli.config)?, cmd).await,
+        Command::Config(ConfigCommand::Check) => {
+            let config = load(cli.config)?;
+            crate::tls::server_config(&config.tls, crate::tls::ClientAuth::Required)?;
+            let store = crate::store::Store::open(&config.database_url, 1).await?;
+            store.close().await;
+            println!("{}: OK", config.path.display());
+            Ok(())
+        }
+        Command::Trust(cmd) => accounts::trust(&load(cli.config)?, cmd).await,
+    }
+}
+
+fn load(path: Option<PathBuf>) -> anyhow::Result<Config> {
+    let path = path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    Ok(Config::load(&path)?)
+}
+
+/// Reads one line of standard input (for `--password-stdin`), without its line ending.
+fn read_password_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("reading standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}

@@ -1,0 +1,632 @@
+//! The TOML configuration file, validated into typed settings.
+//!
+//! Every key is documented in the commented example that `mes init` writes
+//! ([`render_example`]). Unknown keys and bad values are errors that name the
+//! key and the line, because operators edit this file by hand.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a value of the wrong type.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key and the line.
+        message: String,
+    },
+    /// A value that parses but cannot be used.
+    #[error("{path}:{line}: `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Line of the key (0 when the key is absent).
+        line: usize,
+        /// Dotted key name.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Whether a listener asks for a client certificate.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCertPolicy {
+    /// The handshake fails without a certificate chaining to the trust anchors.
+    #[default]
+    Required,
+    /// A certificate is verified when presented, but may be absent.
+    Optional,
+}
+
+/// `[database]`: where the store lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`; absent means `DATA_DIR/mes.db`.
+    pub url: Option<String>,
+    /// Upper bound of pooled connections.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+fn default_max_connections() -> u32 {
+    16
+}
+
+/// `[tls]`: our certificate and the trust anchors (IGC-Santé in production).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain presented by every listener and as our client certificate.
+    pub certificate: PathBuf,
+    /// PEM private key of `certificate`.
+    pub private_key: PathBuf,
+    /// PEM files of the certification authorities whose certificates we accept.
+    pub trust_anchors: Vec<PathBuf>,
+}
+
+/// `[listen]`: one `"ADDR:PORT"` per listener; an absent key is a listener that is off.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSettings {
+    /// SMTP for other operators and relaying hospital systems (STARTTLS, mutual TLS).
+    pub mx: Option<String>,
+    /// SMTP submission with STARTTLS.
+    pub submission: Option<String>,
+    /// SMTP submission over implicit TLS.
+    pub submissions: Option<String>,
+    /// IMAP with STARTTLS.
+    pub imap: Option<String>,
+    /// IMAP over implicit TLS.
+    pub imaps: Option<String>,
+    /// HTTPS (webmail and API).
+    pub https: Option<String>,
+}
+
+/// `[smtp]`: limits and policy of the SMTP listeners.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    /// Largest message accepted, in octets (announced with SIZE).
+    pub max_message_size: usize,
+    /// Most recipients of one message.
+    pub max_recipients: usize,
+    /// Most simultaneous connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Most simultaneous SMTP connections in all.
+    pub max_connections: usize,
+    /// Client certificate policy on the MX listener.
+    pub mx_client_certificate: ClientCertPolicy,
+    /// Seconds a client may stay silent while a command is expected (RFC 5321 §4.5.3.2: 5 min).
+    pub command_timeout_secs: u64,
+    /// Seconds a client may stay silent while sending message data (RFC 5321: 3 min per block).
+    pub data_timeout_secs: u64,
+    /// Longest session, whatever the client does, in seconds.
+    pub session_timeout_secs: u64,
+    /// Failed AUTH attempts per IP address or account before throttling.
+    pub auth_failures_before_lockout: u32,
+    /// Seconds an IP address or account stays throttled.
+    pub auth_lockout_secs: u64,
+    /// Organisation mailboxes that named accounts may send as: mailbox -> accounts.
+    pub delegations: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 100,
+            max_connections_per_ip: 50,
+            max_connections: 2000,
+            mx_client_certificate: ClientCertPolicy::Required,
+            command_timeout_secs: 300,
+            data_timeout_secs: 180,
+            session_timeout_secs: 3600,
+            auth_failures_before_lockout: 5,
+            auth_lockout_secs: 300,
+            delegations: BTreeMap::new(),
+        }
+    }
+}
+
+/// One whitelist entry written in the configuration (the published XML is imported with `mes trust import`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhitelistItem {
+    /// A domain of the trust space.
+    pub domain: String,
+    /// Subject DN of the operator certificate allowed to send for that domain.
+    pub operator_dn: String,
+}
+
+/// `[trust]`: the trust space known from the configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSettings {
+    /// Whitelist entries in addition to the imported ones.
+    #[serde(default)]
+    pub whitelist: Vec<WhitelistItem>,
+}
+
+/// `[log]`: log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `mes=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// The file as written by the operator.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    hostname: String,
+    operator: String,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default = "default_shutdown_grace")]
+    shutdown_grace_secs: u64,
+    #[serde(default)]
+    database: DatabaseSettings,
+    tls: TlsSettings,
+    #[serde(default)]
+    listen: ListenSettings,
+    #[serde(default)]
+    smtp: SmtpSettings,
+    #[serde(default)]
+    trust: TrustSettings,
+    #[serde(default)]
+    log: LogSettings,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+fn default_shutdown_grace() -> u64 {
+    20
+}
+
+/// Listener addresses after validation.
+#[derive(Debug, Clone, Default)]
+pub struct Listeners {
+    /// See [`ListenSettings::mx`].
+    pub mx: Option<SocketAddr>,
+    /// See [`ListenSettings::submission`].
+    pub submission: Option<SocketAddr>,
+    /// See [`ListenSettings::submissions`].
+    pub submissions: Option<SocketAddr>,
+    /// See [`ListenSettings::imap`].
+    pub imap: Option<SocketAddr>,
+    /// See [`ListenSettings::imaps`].
+    pub imaps: Option<SocketAddr>,
+    /// See [`ListenSettings::https`].
+    pub https: Option<SocketAddr>,
+}
+
+/// The validated configuration: paths are absolute, addresses parsed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Our host name, used in greetings and Received headers.
+    pub hostname: String,
+    /// The operator's name (organisation in our certificate).
+    pub operator: String,
+    /// Where the SQLite database and other local state live.
+    pub data_dir: PathBuf,
+    /// Seconds sessions get to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+    /// Database URL (resolved: a SQLite file under `data_dir` by default).
+    pub database_url: String,
+    /// Pool size.
+    pub database_max_connections: u32,
+    /// TLS files.
+    pub tls: TlsSettings,
+    /// Listener addresses.
+    pub listen: Listeners,
+    /// SMTP settings.
+    pub smtp: SmtpSettings,
+    /// Trust space entries from the file.
+    pub trust: TrustSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates `text`, read from `path` (relative paths are taken from its folder).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = std::path::absolute(&base).unwrap_or(base);
+        let invalid = |table: Option<&str>, key: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: line_of(text, table, key),
+            key: match table {
+                Some(t) => format!("{t}.{key}"),
+                None => key.to_string(),
+            },
+            message,
+        };
+
+        if raw.hostname.trim().is_empty() {
+            return Err(invalid(None, "hostname", "must not be empty".into()));
+        }
+        let data_dir = base.join(&raw.data_dir);
+        let database_url = match &raw.database.url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                url.clone()
+            }
+            Some(url) if url.starts_with("sqlite:") => url.clone(),
+            Some(url) => {
+                return Err(invalid(
+                    Some("database"),
+                    "url",
+                    format!("`{url}` is neither sqlite:// nor postgres://"),
+                ));
+            }
+            None => format!("sqlite://{}", data_dir.join("mes.db").display()),
+        };
+        if raw.database.max_connections == 0 {
+            return Err(invalid(
+                Some("database"),
+                "max_connections",
+                "must be at least 1".into(),
+            ));
+        }
+
+        let mut tls = raw.tls.clone();
+        tls.certificate = base.join(&tls.certificate);
+        tls.private_key = base.join(&tls.private_key);
+        tls.trust_anchors = tls.trust_anchors.iter().map(|p| base.join(p)).collect();
+        for (key, file) in [
+            ("certificate", &tls.certificate),
+            ("private_key", &tls.private_key),
+        ] {
+            if !file.is_file() {
+                return Err(invalid(
+                    Some("tls"),
+                    key,
+                    format!("file {} does not exist", file.display()),
+                ));
+            }
+        }
+        if tls.trust_anchors.is_empty() {
+            return Err(invalid(
+                Some("tls"),
+                "trust_anchors",
+                "at least one trust anchor is needed".into(),
+            ));
+        }
+        for file in &tls.trust_anchors {
+            if !file.is_file() {
+                return Err(invalid(
+                    Some("tls"),
+                    "trust_anchors",
+                    format!("file {} does not exist", file.display()),
+                ));
+            }
+        }
+
+        let addr = |key: &str, value: &Option<String>| -> Result<Option<SocketAddr>, ConfigError> {
+            match value {
+                None => Ok(None),
+                Some(v) => v.parse::<SocketAddr>().map(Some).map_err(|_| {
+                    invalid(
+                        Some("listen"),
+                        key,
+                        format!("`{v}` is not an ADDR:PORT with a port from 0 to 65535"),
+                    )
+                }),
+            }
+        };
+        let listen = Listeners {
+            mx: addr("mx", &raw.listen.mx)?,
+            submission: addr("submission", &raw.listen.submission)?,
+            submissions: addr("submissions", &raw.listen.submissions)?,
+            imap: addr("imap", &raw.listen.imap)?,
+            imaps: addr("imaps", &raw.listen.imaps)?,
+            https: addr("https", &raw.listen.https)?,
+        };
+
+        let smtp = raw.smtp.clone();
+        for (key, value) in [
+            ("max_message_size", smtp.max_message_size),
+            ("max_recipients", smtp.max_recipients),
+            ("max_connections_per_ip", smtp.max_connections_per_ip),
+            ("max_connections", smtp.max_connections),
+        ] {
+            if value == 0 {
+                return Err(invalid(Some("smtp"), key, "must be at least 1".into()));
+            }
+        }
+        for item in &raw.trust.whitelist {
+            if crate::identity::address::normalize_domain(&item.domain).is_err() {
+                return Err(invalid(
+                    Some("trust"),
+                    "whitelist",
+                    format!("`{}` is not a domain name", item.domain),
+                ));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
+            return Err(invalid(
+                Some("log"),
+                "level",
+                format!("`{}` is not a log filter", raw.log.level),
+            ));
+        }
+
+        Ok(Config {
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+            hostname: raw.hostname,
+            operator: raw.operator,
+            data_dir,
+            shutdown_grace_secs: raw.shutdown_grace_secs,
+            database_url,
+            database_max_connections: raw.database.max_connections,
+            tls,
+            listen,
+            smtp,
+            trust: raw.trust,
+            log: raw.log,
+        })
+    }
+}
+
+/// The 1-based line where `key` is set inside `[table]` (or at top level), 0 if absent.
+fn line_of(text: &str, table: Option<&str>, key: &str) -> usize {
+    let mut current: Option<String> = None;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            current = Some(trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+            continue;
+        }
+        let in_table = match (table, &current) {
+            (None, None) => true,
+            (Some(t), Some(c)) => t == c,
+            _ => false,
+        };
+        if in_table
+            && let Some(rest) = trimmed.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            return i + 1;
+        }
+    }
+    0
+}
+
+/// Values `mes init` puts in a new configuration file.
+#[derive(Debug, Clone)]
+pub struct ExampleValues<'a> {
+    /// Our host name.
+    pub hostname: &'a str,
+    /// Operator organisation name.
+    pub operator: &'a str,
+    /// Professional mail domain.
+    pub domain: &'a str,
+    /// Patient mail domain.
+    pub patient_domain: &'a str,
+    /// The DN of the second development operator, for the example whitelist.
+    pub operator2_dn: &'a str,
+    /// Our own operator DN, whitelisted for our own domains.
+    pub own_dn: &'a str,
+}
+
+/// The commented configuration file written by `mes init`: every key, its meaning and default.
+pub fn render_example(v: &ExampleValues<'_>) -> String {
+    format!(
+        r#"# MES configuration. Relative paths are taken from this file's folder.
+# Every key is listed; commented keys show their default value.
+
+# Our host name: SMTP greetings, Received headers, the server certificate's name.
+hostname = "{hostname}"
+# The operator's name (the organisation in our operator certificate).
+operator = "{operator}"
+# Folder of local state (the SQLite database by default).
+data_dir = "data"
+# Seconds open sessions get to finish after SIGTERM/SIGINT.
+# shutdown_grace_secs = 20
+
+[database]
+# sqlite://PATH (default: DATA_DIR/mes.db, WAL, synchronous=FULL)
+# or postgres://USER:PASSWORD@HOST/DB for several nodes and large operators.
+# url = "postgres://mes@127.0.0.1/mes"
+# max_connections = 16
+
+[tls]
+# Our certificate chain and key: presented by every listener and, when relaying,
+# as our operator client certificate.
+certificate = "certs/server.pem"
+private_key = "certs/server.key"
+# Certification authorities of the trust space (IGC-Santé in production).
+trust_anchors = ["certs/ca.pem"]
+
+[listen]
+# One "ADDR:PORT" per listener; a listener whose key is absent is off.
+# Production ports: mx 25, submission 587, submissions 465, imap 143, imaps 993, https 443.
+mx = "127.0.0.1:2525"
+submission = "127.0.0.1:2587"
+submissions = "127.0.0.1:2465"
+# imap = "127.0.0.1:2143"
+# imaps = "127.0.0.1:2993"
+# https = "127.0.0.1:8443"
+
+[smtp]
+# max_message_size = 52428800        # octets, announced with SIZE
+# max_recipients = 100
+# max_connections_per_ip = 50
+# max_connections = 2000
+# mx_client_certificate = "required" # or "optional"
+# command_timeout_secs = 300         # RFC 5321 4.5.3.2
+# data_timeout_secs = 180
+# session_timeout_secs = 3600
+# auth_failures_before_lockout = 5
+# auth_lockout_secs = 300
+# Organisation mailboxes that named accounts may send as:
+# [smtp.delegations]
+# "secretariat@{domain}" = ["jean.dupont@{domain}"]
+
+[trust]
+# Trust space domains and the subject DN of their operator certificate.
+# The published XML whitelist is loaded with `mes trust import FILE.xml`.
+whitelist = [
+  {{ domain = "{domain}", operator_dn = "{own_dn}" }},
+  {{ domain = "{patient_domain}", operator_dn = "{own_dn}" }},
+  {{ domain = "operateur2.mes.test", operator_dn = "{operator2_dn}" }},
+]
+
+[log]
+# format = "text"                    # or "json"
+# level = "info"
+"#,
+        hostname = v.hostname,
+        operator = v.operator,
+        domain = v.domain,
+        patient_domain = v.patient_domain,
+        own_dn = v.own_dn,
+        operator2_dn = v.operator2_dn,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_certs(dir: &Path) {
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        for f in ["server.pem", "server.key", "ca.pem"] {
+            std::fs::write(dir.join("certs").join(f), "x").unwrap();
+        }
+    }
+
+    fn sample() -> String {
+        render_example(&ExampleValues {
+            hostname: "mx.mes.test",
+            operator: "Op",
+            domain: "a.mes.test",
+            patient_domain: "patient.mes.test",
+            operator2_dn: "CN=b",
+            own_dn: "CN=a",
+        })
+    }
+
+    #[test]
+    fn example_parses_and_resolves_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        write_certs(dir.path());
+        let path = dir.path().join("mes.toml");
+        let cfg = Config::parse(&path, &sample()).unwrap();
+        assert_eq!(cfg.listen.mx, Some("127.0.0.1:2525".parse().unwrap()));
+        assert!(cfg.listen.imap.is_none());
+        assert!(cfg.database_url.starts_with("sqlite://"));
+        assert!(cfg.tls.certificate.is_absolute());
+        assert_eq!(cfg.trust.whitelist.len(), 3);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        write_certs(dir.path());
+        let text = sample().replace("[smtp]\n", "[smtp]\nmax_size = 3\n");
+        let err = Config::parse(&dir.path().join("mes.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_size"), "{err}");
+        assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn bad_port_is_named_with_line() {
+        let dir = tempfile::tempdir().unwrap();
+        write_certs(dir.path());
+        let text = sample().replace("127.0.0.1:2587", "127.0.0.1:99999");
+        let err = Config::parse(&dir.path().join("mes.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen.submission"), "{err}");
+        let line = text
+            .lines()
+            .position(|l| l.contains("99999"))
+            .unwrap()
+            + 1;
+        assert!(err.contains(&format!(":{line}:")), "{err}");
+    }
+
+    #[test]
+    fn missing_certificate_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        write_certs(dir.path());
+        std::fs::remove_file(dir.path().join("certs/server.key")).unwrap();
+        let err = Config::parse(&dir.path().join("mes.toml"), &sample())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls.private_key"), "{err}");
+        assert!(err.contains("server.key"), "{err}");
+    }
+}

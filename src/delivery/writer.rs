@@ -1,0 +1,66 @@
+//! Group commit: writers take every job waiting in the queue and store them in
+//! one transaction, so that concurrent deliveries share one fsync.
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc};
+
+use super::{DeliveryError, Job};
+use crate::store::Store;
+
+/// Most messages in one transaction.
+const MAX_BATCH: usize = 128;
+/// Most content bytes in one transaction.
+const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
+
+pub(super) async fn run(store: Store, rx: mpsc::Receiver<Job>, writers: usize) {
+    let rx = Arc::new(Mutex::new(rx));
+    let mut tasks = Vec::with_capacity(writers);
+    for _ in 0..writers {
+        tasks.push(tokio::spawn(writer(store.clone(), rx.clone())));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let batch = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            let mut bytes = first.message.data.len();
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        bytes += job.message.data.len();
+                        batch.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let messages: Vec<_> = batch.iter().map(|j| &j.message).collect();
+        let outcome = store.insert_batch(&messages).await;
+        tracing::debug!(messages = batch.len(), "delivery batch written");
+        match outcome {
+            Ok(results) => {
+                for (job, result) in batch.into_iter().zip(results) {
+                    let _ = job
+                        .reply
+                        .send(result.map_err(|e| DeliveryError::Store(e.to_string())));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, messages = batch.len(), "delivery batch failed");
+                for job in batch {
+                    let _ = job.reply.send(Err(DeliveryError::Store(e.to_string())));
+                }
+            }
+        }
+    }
+}

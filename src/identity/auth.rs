@@ -1,0 +1,126 @@
+//! Login: password (SASL PLAIN/LOGIN) and client certificate (SASL EXTERNAL)
+//! checks for every protocol, with throttling and constant work for unknown users.
+
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use super::address::Address;
+use super::sasl::Credentials;
+use super::throttle::Throttle;
+use super::{AccountKind, password};
+use crate::store::Store;
+use crate::store::accounts::Account;
+
+/// Result of a login attempt.
+#[derive(Debug, Clone)]
+pub enum LoginResult {
+    /// Credentials valid, account enabled.
+    Success(Account),
+    /// Unknown account, wrong password or disabled account (indistinguishable to the client).
+    Invalid,
+    /// Too many failures for this IP or account.
+    Throttled,
+    /// Valid, but a patient: patients use the web space, not mail protocols.
+    Patient,
+    /// The store failed.
+    Unavailable,
+}
+
+/// Checks credentials for SMTP and IMAP.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    store: Store,
+    throttle: Arc<Throttle>,
+    failure_delay: Duration,
+}
+
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| password::hash("dummy password for timing").unwrap_or_default())
+}
+
+impl Authenticator {
+    /// An authenticator over `store` with a shared throttle.
+    pub fn new(store: Store, throttle: Arc<Throttle>, failure_delay: Duration) -> Authenticator {
+        Authenticator {
+            store,
+            throttle,
+            failure_delay,
+        }
+    }
+
+    /// Verifies a password login from `ip`. Failures are delayed and counted.
+    pub async fn login(&self, ip: IpAddr, credentials: Credentials) -> LoginResult {
+        let ip_key = format!("ip:{ip}");
+        let address = Address::parse(&credentials.username).map(|a| a.to_string()).ok();
+        let account_key = format!("account:{}", address.as_deref().unwrap_or(&credentials.username));
+        if self.throttle.is_locked(&ip_key) || self.throttle.is_locked(&account_key) {
+            return LoginResult::Throttled;
+        }
+        let account = match &address {
+            Some(a) => match self.store.account_by_address(a).await {
+                Ok(acc) => acc,
+                Err(e) => {
+                    tracing::error!(error = %e, "account lookup failed during login");
+                    return LoginResult::Unavailable;
+                }
+            },
+            None => None,
+        };
+        let hash = account
+            .as_ref()
+            .and_then(|a| a.password_hash.clone())
+            .unwrap_or_else(|| dummy_hash().to_string());
+        let pw = credentials.password;
+        let valid = tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
+            .await
+            .unwrap_or(false);
+        match account {
+            Some(acc) if valid && !acc.disabled => {
+                self.throttle.success(&account_key);
+                if acc.kind == AccountKind::Patient {
+                    return LoginResult::Patient;
+                }
+                LoginResult::Success(acc)
+            }
+            _ => {
+                tracing::warn!(%ip, user = %account_key, "authentication failed");
+                let locked_ip = self.throttle.failure(&ip_key);
+                let locked_account = self.throttle.failure(&account_key);
+                tokio::time::sleep(self.failure_delay).await;
+                if locked_ip || locked_account {
+                    LoginResult::Throttled
+                } else {
+                    LoginResult::Invalid
+                }
+            }
+        }
+    }
+
+    /// Maps a verified client certificate subject to an account; with `authzid`,
+    /// that account must be one the certificate is mapped to.
+    pub async fn login_certificate(&self, subject: &str, authzid: Option<&str>) -> LoginResult {
+        let accounts = match self.store.accounts_by_cert_subject(subject).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "account lookup failed during certificate login");
+                return LoginResult::Unavailable;
+            }
+        };
+        let wanted = authzid.and_then(|z| Address::parse(z).ok()).map(|a| a.to_string());
+        let chosen = match (&wanted, accounts.len()) {
+            (Some(w), _) => accounts.into_iter().find(|a| &a.address == w),
+            (None, 1) => accounts.into_iter().next(),
+            _ => None,
+        };
+        match chosen {
+            Some(acc) if acc.kind == AccountKind::Patient => LoginResult::Patient,
+            Some(acc) => LoginResult::Success(acc),
+            None => {
+                tracing::warn!(subject, "client certificate is not mapped to one account");
+                LoginResult::Invalid
+            }
+        }
+    }
+}

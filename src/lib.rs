@@ -1,0 +1,18 @@
+//! MES: a secure health messaging server for an MSSanté-style trust space.
+//!
+//! The module tree follows the architecture (see ARCHITECTURE.md): listeners and
+//! protocol sessions (`smtp`), policy (`trust`, `identity`), the one delivery path
+//! (`delivery`), and storage (`store`).
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod identity;
+pub mod logging;
+pub mod pki;
+pub mod server;
+pub mod smtp;
+pub mod store;
+pub mod tls;
+pub mod trust;

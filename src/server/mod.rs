@@ -1,0 +1,161 @@
+//! `mes serve`: opens the store, starts every enabled listener, and stops
+//! gracefully on SIGTERM/SIGINT (stop accepting, let sessions finish within
+//! the grace period, drain the delivery writers, close the store).
+
+pub mod limits;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{ClientCertPolicy, Config};
+use crate::delivery::Deliverer;
+use crate::identity::auth::Authenticator;
+use crate::identity::throttle::Throttle;
+use crate::smtp::listener::SmtpListener;
+use crate::smtp::policy::SmtpServices;
+use crate::smtp::{Mode, SessionConfig};
+use crate::store::Store;
+use crate::tls::{self, ClientAuth};
+use crate::trust::TrustSpace;
+use limits::ConnectionLimits;
+
+/// How often the whitelist is re-read from the store (after `mes trust import`).
+const TRUST_RELOAD: Duration = Duration::from_secs(60);
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = Store::open(&config.database_url, config.database_max_connections)
+        .await
+        .context("opening the store")?;
+    let trust = TrustSpace::load(&config, &store).await.context("loading the whitelist")?;
+    tracing::info!(domains = trust.len(), "trust space loaded");
+    let (deliverer, writer) = Deliverer::start(store.clone());
+    let throttle = Arc::new(Throttle::new(
+        config.smtp.auth_failures_before_lockout,
+        Duration::from_secs(config.smtp.auth_lockout_secs),
+    ));
+    let services = Arc::new(SmtpServices {
+        hostname: config.hostname.clone(),
+        store: store.clone(),
+        trust: RwLock::new(Arc::new(trust)),
+        auth: Authenticator::new(store.clone(), throttle, Duration::from_secs(1)),
+        deliverer,
+        delegations: config
+            .smtp
+            .delegations
+            .iter()
+            .map(|(k, v)| (k.to_lowercase(), v.iter().map(|s| s.to_lowercase()).collect()))
+            .collect(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip);
+    let mut listeners = Vec::new();
+
+    let mx_auth = match config.smtp.mx_client_certificate {
+        ClientCertPolicy::Required => ClientAuth::Required,
+        ClientCertPolicy::Optional => ClientAuth::Optional,
+    };
+    let smtp = [
+        ("mx", config.listen.mx, Mode::Mx, false, mx_auth),
+        ("submission", config.listen.submission, Mode::Submission, false, ClientAuth::Optional),
+        ("submissions", config.listen.submissions, Mode::Submission, true, ClientAuth::Optional),
+    ];
+    for (name, addr, mode, implicit_tls, client_auth) in smtp {
+        let Some(addr) = addr else { continue };
+        let tls_config = tls::server_config(&config.tls, client_auth).with_context(|| format!("TLS for {name}"))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {name} on {addr}"))?;
+        let local = listener.local_addr()?;
+        let session = Arc::new(SessionConfig {
+            hostname: config.hostname.clone(),
+            mode,
+            max_message_size: config.smtp.max_message_size,
+            max_recipients: config.smtp.max_recipients,
+            command_timeout: Duration::from_secs(config.smtp.command_timeout_secs),
+            data_timeout: Duration::from_secs(config.smtp.data_timeout_secs),
+        });
+        let l = SmtpListener {
+            config: session,
+            implicit_tls,
+            acceptor: TlsAcceptor::from(tls_config),
+            services: services.clone(),
+            limits: limits.clone(),
+            session_timeout: Duration::from_secs(config.smtp.session_timeout_secs),
+        };
+        // Tests and operators read this line to learn the bound port.
+        println!("mes: listening {name} {local}");
+        tracing::info!(listener = name, address = %local, "listening");
+        listeners.push(tokio::spawn(l.run(listener, stop_rx.clone())));
+    }
+    for (name, addr) in [
+        ("imap", config.listen.imap),
+        ("imaps", config.listen.imaps),
+        ("https", config.listen.https),
+    ] {
+        if addr.is_some() {
+            tracing::warn!(listener = name, "configured but not provided by this version; ignored");
+        }
+    }
+
+    let reload = {
+        let services = services.clone();
+        let config = config.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(TRUST_RELOAD).await;
+                match TrustSpace::load(&config, &services.store).await {
+                    Ok(t) => {
+                        if let Ok(mut slot) = services.trust.write() {
+                            *slot = Arc::new(t);
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "whitelist reload failed"),
+                }
+            }
+        })
+    };
+
+    println!("mes: ready");
+    wait_for_signal().await;
+    tracing::info!("stopping: no new connections");
+    let _ = stop_tx.send(true);
+    for l in listeners {
+        let _ = l.await;
+    }
+    reload.abort();
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let deadline = tokio::time::Instant::now() + grace;
+    while limits.open() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if limits.open() > 0 {
+        tracing::warn!(open = limits.open(), "grace period over, closing remaining sessions");
+    }
+    drop(services);
+    // Sessions cut short still hold the delivery handle; don't wait for them forever.
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

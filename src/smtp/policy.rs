@@ -1,0 +1,302 @@
+//! Inbound SMTP policy: who may log in, send as whom and to whom, and the hand-over
+//! of accepted messages to the delivery path. The session asks; this decides.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use rand::Rng;
+
+use super::Mode;
+use super::reply::{self, Reply};
+use super::session::{AuthOutcome, Authenticated, Backend, Envelope, RcptTarget, SessionView};
+use crate::delivery::facts::MessageFacts;
+use crate::delivery::trace::{self, TraceInfo};
+use crate::delivery::{Deliverer, NewMessage, NewRecipient};
+use crate::identity::address::Address;
+use crate::identity::auth::{Authenticator, LoginResult};
+use crate::identity::sasl::Credentials;
+use crate::store::{Store, now};
+use crate::trust::{TrustError, TrustSpace};
+
+/// What every SMTP session of the server shares.
+#[derive(Debug)]
+pub struct SmtpServices {
+    /// Our host name.
+    pub hostname: String,
+    /// The store.
+    pub store: Store,
+    /// The trust space in force (reloaded periodically).
+    pub trust: RwLock<Arc<TrustSpace>>,
+    /// Password and certificate logins.
+    pub auth: Authenticator,
+    /// The delivery path.
+    pub deliverer: Deliverer,
+    /// Organisation mailbox -> accounts allowed to send as it.
+    pub delegations: BTreeMap<String, Vec<String>>,
+}
+
+/// The [`Backend`] of real sessions: a cheap handle on [`SmtpServices`].
+#[derive(Debug, Clone)]
+pub struct ServerBackend(pub Arc<SmtpServices>);
+
+impl SmtpServices {
+    fn trust(&self) -> Arc<TrustSpace> {
+        self.trust.read().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// May the logged-in `account` use `address` as sender (its own, or a delegated organisation mailbox)?
+    fn may_send_as(&self, account: &str, address: &str) -> bool {
+        account == address
+            || self
+                .delegations
+                .get(address)
+                .is_some_and(|names| names.iter().any(|n| n.eq_ignore_ascii_case(account)))
+    }
+}
+
+fn outcome(result: LoginResult) -> AuthOutcome {
+    match result {
+        LoginResult::Success(acc) => AuthOutcome::Success(Authenticated {
+            account_id: acc.id,
+            address: acc.address,
+            kind: acc.kind,
+        }),
+        LoginResult::Invalid => AuthOutcome::Invalid,
+        LoginResult::Throttled => AuthOutcome::Throttled,
+        LoginResult::Patient => AuthOutcome::Refused(Reply::new(
+            535,
+            "5.7.8",
+            "Patient accounts use the patient web space, not SMTP",
+        )),
+        LoginResult::Unavailable => AuthOutcome::Refused(Reply::new(
+            454,
+            "4.7.0",
+            "Temporary authentication failure",
+        )),
+    }
+}
+
+impl Backend for ServerBackend {
+    async fn authenticate(&self, view: &SessionView, credentials: Credentials) -> AuthOutcome {
+        outcome(self.0.auth.login(view.peer_ip, credentials).await)
+    }
+
+    async fn authenticate_external(&self, view: &SessionView, authzid: Option<String>) -> AuthOutcome {
+        let Some(subject) = view.tls.as_ref().and_then(|t| t.peer_subject.clone()) else {
+            return AuthOutcome::Invalid;
+        };
+        outcome(self.0.auth.login_certificate(&subject, authzid.as_deref()).await)
+    }
+
+    async fn check_sender(&self, view: &SessionView, mail_from: &str) -> Result<(), Reply> {
+        match view.mode {
+            Mode::Submission => {
+                let Some(auth) = &view.auth else {
+                    return Err(Reply::new(530, "5.7.0", "Authentication required"));
+                };
+                if mail_from.is_empty() {
+                    return Err(Reply::new(553, "5.7.1", "The null sender is not accepted on submission"));
+                }
+                if self.0.may_send_as(&auth.address, mail_from) {
+                    Ok(())
+                } else {
+                    tracing::warn!(account = %auth.address, sender = %mail_from, "sender address refused on submission");
+                    Err(Reply::new(
+                        553,
+                        "5.7.1",
+                        format!("Sender address rejected: not owned by {}", auth.address),
+                    ))
+                }
+            }
+            Mode::Mx => {
+                let Some(subject) = view.tls.as_ref().and_then(|t| t.peer_subject.clone()) else {
+                    tracing::warn!(ip = %view.peer_ip, "MX peer without client certificate");
+                    return Err(Reply::new(
+                        530,
+                        "5.7.0",
+                        "A client certificate of the trust space is required",
+                    ));
+                };
+                let trust = self.0.trust();
+                let mapped = self
+                    .0
+                    .store
+                    .accounts_by_cert_subject(&subject)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "account lookup failed");
+                        reply::temporary_failure()
+                    })?;
+                if mail_from.is_empty() {
+                    // Bounces and MDNs: any operator of the trust space, or a mapped system.
+                    if trust.is_operator(&subject) || !mapped.is_empty() {
+                        return Ok(());
+                    }
+                    tracing::warn!(%subject, "null sender from a certificate outside the trust space");
+                    return Err(Reply::new(550, "5.7.1", "Certificate is not an operator of the trust space"));
+                }
+                // A hospital system relaying for its own mailbox (certificate mapped to the account).
+                if mapped.iter().any(|a| self.0.may_send_as(&a.address, mail_from)) {
+                    return Ok(());
+                }
+                let domain = mail_from.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+                match trust.operator_may_send(&subject, domain) {
+                    Ok(()) => Ok(()),
+                    Err(e @ TrustError::NotWhitelisted(_)) => {
+                        tracing::warn!(%subject, %domain, reason = %e, "MX sender refused");
+                        Err(Reply::new(550, "5.7.1", format!("Sender domain {domain} is not in the trust space")))
+                    }
+                    Err(e @ TrustError::WrongOperator { .. }) => {
+                        tracing::warn!(%subject, %domain, reason = %e, "MX sender refused");
+                        Err(Reply::new(
+                            550,
+                            "5.7.1",
+                            format!("Your certificate is not the operator of {domain}"),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    async fn check_recipient(&self, view: &SessionView, _envelope: &Envelope, rcpt: &str) -> Result<RcptTarget, Reply> {
+        let store = &self.0.store;
+        let account = store.account_by_address(rcpt).await.map_err(|e| {
+            tracing::error!(error = %e, "recipient lookup failed");
+            reply::temporary_failure()
+        })?;
+        if let Some(acc) = account {
+            if acc.disabled {
+                return Err(Reply::new(550, "5.2.1", "Mailbox disabled"));
+            }
+            let inbox = store
+                .mailbox_id(acc.id, "INBOX")
+                .await
+                .map_err(|_| reply::temporary_failure())?
+                .ok_or_else(reply::temporary_failure)?;
+            return Ok(RcptTarget::Local {
+                account_id: acc.id,
+                mailbox_id: inbox,
+            });
+        }
+        let domain = rcpt.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        let hosted = store
+            .domain_kind(domain)
+            .await
+            .map_err(|_| reply::temporary_failure())?;
+        if hosted.is_some() {
+            return Err(Reply::new(550, "5.1.1", "No such mailbox here"));
+        }
+        match view.mode {
+            Mode::Mx => Err(Reply::new(550, "5.7.1", "Relaying denied: not a local mailbox")),
+            Mode::Submission => {
+                if self.0.trust().is_whitelisted(domain) {
+                    Err(Reply::new(
+                        450,
+                        "4.7.0",
+                        "Delivery to other operators of the trust space is not available yet",
+                    ))
+                } else {
+                    Err(Reply::new(
+                        550,
+                        "5.7.1",
+                        format!("Recipient domain {domain} is outside the trust space"),
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, view: &SessionView, envelope: &Envelope, data: Vec<u8>) -> Reply {
+        let facts = MessageFacts::read(&data);
+        if view.mode == Mode::Submission
+            && let Some(auth) = &view.auth
+        {
+            let own = !facts.from.is_empty()
+                && facts.from.iter().all(|f| {
+                    Address::parse(f)
+                        .map(|a| self.0.may_send_as(&auth.address, &a.to_string()))
+                        .unwrap_or(false)
+                });
+            if !own {
+                tracing::warn!(account = %auth.address, "From header refused on submission");
+                return Reply::new(550, "5.7.1", "The From header must be your own address");
+            }
+        }
+        let id: String = {
+            let mut rng = rand::rng();
+            (0..16).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect()
+        };
+        let tls = view.tls.as_ref();
+        let info = TraceInfo {
+            hostname: self.0.hostname.clone(),
+            helo: view.helo.clone(),
+            peer_ip: view.peer_ip.to_string(),
+            protocol: match (tls.is_some(), view.auth.is_some()) {
+                (true, true) => "ESMTPSA",
+                (true, false) => "ESMTPS",
+                (false, true) => "ESMTPA",
+                (false, false) => "ESMTP",
+            },
+            tls_version: tls.map(|t| t.version.clone()),
+            tls_cipher: tls.map(|t| t.cipher.clone()),
+            peer_subject: tls.and_then(|t| t.peer_subject.clone()),
+            id: id.clone(),
+            time: now(),
+        };
+        let (content, message_id) = trace::assemble(
+            &data,
+            &facts,
+            &envelope.mail_from,
+            &info,
+            view.mode == Mode::Submission,
+        );
+        drop(data);
+        let recipients = envelope
+            .recipients
+            .iter()
+            .map(|r| NewRecipient {
+                address: r.address.clone(),
+                orcpt: r.orcpt.clone(),
+                notify: r.notify as i64,
+                mailbox_id: match r.target {
+                    RcptTarget::Local { mailbox_id, .. } => Some(mailbox_id),
+                    RcptTarget::Remote => None,
+                },
+            })
+            .collect();
+        let hash = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&content))
+        };
+        let message = NewMessage {
+            data: content,
+            hash,
+            mail_from: envelope.mail_from.clone(),
+            header_message_id: message_id,
+            dsn_envid: envelope.env_id.clone(),
+            dsn_ret: envelope.ret.map(str::to_string),
+            origin: view.mode.as_str(),
+            received_at: info.time,
+            recipients,
+        };
+        let size = message.data.len();
+        match self.0.deliverer.deliver(message).await {
+            Ok(stored) => {
+                tracing::info!(
+                    id = %id,
+                    mode = view.mode.as_str(),
+                    size,
+                    recipients = envelope.recipients.len(),
+                    message = stored.message_id,
+                    "message accepted"
+                );
+                Reply::new(250, "2.0.0", format!("Message accepted, id {id}"))
+            }
+            Err(e) => {
+                tracing::error!(id = %id, error = %e, "delivery failed");
+                reply::temporary_failure()
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Accounts (mailboxes of the directory) and their IMAP folders.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, is_unique_violation, now};
+use crate::identity::AccountKind;
+
+/// The folders every account gets, with their RFC 6154 special use.
+pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
+    ("INBOX", None),
+    ("Sent", Some("\\Sent")),
+    ("Drafts", Some("\\Drafts")),
+    ("Trash", Some("\\Trash")),
+    ("Junk", Some("\\Junk")),
+    ("Archive", Some("\\Archive")),
+];
+
+/// An account as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Row id.
+    pub id: i64,
+    /// Normalised address.
+    pub address: String,
+    /// Its domain.
+    pub domain: String,
+    /// Professional, organisation, application or patient.
+    pub kind: AccountKind,
+    /// Name shown to correspondents.
+    pub display_name: String,
+    /// Profession (for professionals).
+    pub profession: Option<String>,
+    /// RPPS number (for professionals).
+    pub rpps: Option<String>,
+    /// INS matricule (for patients).
+    pub ins: Option<String>,
+    /// Argon2 PHC string: never logged.
+    pub password_hash: Option<String>,
+    /// Subject DN of a client certificate mapped to this account (SASL EXTERNAL, MX relaying).
+    pub cert_subject: Option<String>,
+    /// A disabled account neither logs in nor receives.
+    pub disabled: bool,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("id", &self.id)
+            .field("address", &self.address)
+            .field("kind", &self.kind)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `create_account` needs.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// Normalised address (its domain must be hosted).
+    pub address: String,
+    /// Its domain.
+    pub domain: String,
+    /// Kind.
+    pub kind: AccountKind,
+    /// Display name.
+    pub display_name: String,
+    /// Profession.
+    pub profession: Option<String>,
+    /// RPPS number.
+    pub rpps: Option<String>,
+    /// INS matricule.
+    pub ins: Option<String>,
+    /// Argon2 PHC string.
+    pub password_hash: Option<String>,
+    /// Mapped client certificate subject.
+    pub cert_subject: Option<String>,
+}
+
+const ACCOUNT_COLUMNS: &str = "id, address, domain, kind, display_name, profession, rpps, ins, \
+     password_hash, cert_subject, disabled";
+
+fn account_from_row(r: &AnyRow) -> Result<Account, StoreError> {
+    let kind: String = r.try_get("kind")?;
+    Ok(Account {
+        id: r.try_get("id")?,
+        address: r.try_get("address")?,
+        domain: r.try_get("domain")?,
+        kind: kind.parse().map_err(|_| StoreError::Corrupt(kind.clone()))?,
+        display_name: r.try_get("display_name")?,
+        profession: r.try_get("profession")?,
+        rpps: r.try_get("rpps")?,
+        ins: r.try_get("ins")?,
+        password_hash: r.try_get("password_hash")?,
+        cert_subject: r.try_get("cert_subject")?,
+        disabled: r.try_get::<i64, _>("disabled")? != 0,
+    })
+}
+
+impl Store {
+    /// Creates an account and its default folders in one transaction.
+    pub async fn create_account(&self, new: &NewAccount) -> Result<Account, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let created = now();
+        let row = sqlx::query(
+            "INSERT INTO accounts (address, domain, kind, display_name, profession, rpps, ins, \
+             password_hash, cert_subject, disabled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10) RETURNING id",
+        )
+        .bind(&new.address)
+        .bind(&new.domain)
+        .bind(new.kind.as_str())
+        .bind(&new.display_name)
+        .bind(&new.profession)
+        .bind(&new.rpps)
+        .bind(&new.ins)
+        .bind(&new.password_hash)
+        .bind(&new.cert_subject)
+        .bind(created)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("account {}", new.address))
+            } else {
+                e.into()
+            }
+        })?;
+        let id: i64 = row.try_get("id")?;
+        for (i, (name, special)) in DEFAULT_MAILBOXES.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id)
+            .bind(*name)
+            .bind(special.map(str::to_string))
+            .bind(uidvalidity_seed(created, i))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.account_by_address(&new.address)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(new.address.clone()))
+    }
+
+    /// The account with this normalised address.
+    pub async fn account_by_address(&self, address: &str) -> Result<Option<Account>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE address = $1"
+        ))
+        .bind(address)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    /// The enabled accounts mapped to a client certificate subject.
+    pub async fn accounts_by_cert_subject(&self, subject: &str) -> Result<Vec<Account>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE cert_subject = $1 AND disabled = 0"
+        ))
+        .bind(subject)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    /// Every account, by address.
+    pub async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY address"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    /// Replaces the password hash of `address`.
+    pub async fn set_password(&self, address: &str, phc: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE accounts SET password_hash = $1 WHERE address = $2")
+            .bind(phc)
+            .bind(address)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("account {address}")));
+        }
+        Ok(())
+    }
+
+    /// Maps a client certificate subject DN to `address` (None removes the mapping).
+    pub async fn set_cert_subject(&self, address: &str, dn: Option<&str>) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE accounts SET cert_subject = $1 WHERE address = $2")
+            .bind(dn.map(str::to_string))
+            .bind(address)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("account {address}")));
+        }
+        Ok(())
+    }
+
+    /// Disables `address`: no login, no delivery; its mail is kept.
+    pub async fn disable_account(&self, address: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE accounts SET disabled = 1 WHERE address = $1")
+            .bind(address)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("account {address}")));
+        }
+        Ok(())
+    }
+
+    /// The id of `account_id`'s folder `name`.
+    pub async fn mailbox_id(&self, account_id: i64, name: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT id FROM mailboxes WHERE account_id = $1 AND name = $2")
+            .bind(account_id)
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("id")?),
+            None => None,
+        })
+    }
+}
+
+/// A UIDVALIDITY that differs between folders created in the same second.
+fn uidvalidity_seed(created: i64, index: usize) -> i64 {
+    (created & 0x7fff_ffff).saturating_add(index as i64) & 0xffff_ffff
+}

@@ -1,0 +1,201 @@
+//! Messages: content blobs (stored once by hash), message rows, recipients, and
+//! per-folder entries with UID and MODSEQ allocated from the folder's counters.
+
+use sqlx::AnyConnection;
+use sqlx::{Acquire, Row};
+
+use super::{Store, StoreError};
+
+/// One envelope recipient of a message being stored.
+#[derive(Debug, Clone)]
+pub struct NewRecipient {
+    /// Normalised recipient address.
+    pub address: String,
+    /// RFC 3461 ORCPT, as received.
+    pub orcpt: Option<String>,
+    /// RFC 3461 NOTIFY flags (smtp-proto bits).
+    pub notify: i64,
+    /// Folder to file the message in (None: recipient kept for DSN only).
+    pub mailbox_id: Option<i64>,
+}
+
+/// A message ready to be written (content final, trace headers included).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The bytes as stored and later served by IMAP.
+    pub data: Vec<u8>,
+    /// Lower-case hex SHA-256 of `data`.
+    pub hash: String,
+    /// Reverse path ("" for the null sender).
+    pub mail_from: String,
+    /// The Message-ID header, for threading.
+    pub header_message_id: Option<String>,
+    /// RFC 3461 ENVID.
+    pub dsn_envid: Option<String>,
+    /// RFC 3461 RET (FULL / HDRS).
+    pub dsn_ret: Option<String>,
+    /// `mx`, `submission`, …: how it reached us.
+    pub origin: &'static str,
+    /// Unix seconds of acceptance (INTERNALDATE).
+    pub received_at: i64,
+    /// Envelope recipients.
+    pub recipients: Vec<NewRecipient>,
+}
+
+/// Where a stored message landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Message row id.
+    pub message_id: i64,
+    /// (folder id, UID) for every filed copy.
+    pub placements: Vec<(i64, i64)>,
+}
+
+/// A message as filed in a folder.
+#[derive(Debug, Clone)]
+pub struct FiledMessage {
+    /// UID in the folder.
+    pub uid: i64,
+    /// Content.
+    pub data: Vec<u8>,
+    /// Flags, space-separated.
+    pub flags: String,
+}
+
+/// Writes one message on `conn` (which the caller holds inside a transaction).
+pub async fn insert_message(conn: &mut AnyConnection, m: &NewMessage) -> Result<Stored, StoreError> {
+    sqlx::query("INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING")
+        .bind(&m.hash)
+        .bind(m.data.len() as i64)
+        .bind(&m.data)
+        .execute(&mut *conn)
+        .await?;
+    let row = sqlx::query(
+        "INSERT INTO messages (blob_hash, size, received_at, mail_from, header_message_id, \
+         dsn_envid, dsn_ret, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(&m.hash)
+    .bind(m.data.len() as i64)
+    .bind(m.received_at)
+    .bind(&m.mail_from)
+    .bind(&m.header_message_id)
+    .bind(&m.dsn_envid)
+    .bind(&m.dsn_ret)
+    .bind(m.origin)
+    .fetch_one(&mut *conn)
+    .await?;
+    let message_id: i64 = row.try_get("id")?;
+    let mut placements = Vec::new();
+    for r in &m.recipients {
+        sqlx::query(
+            "INSERT INTO message_recipients (message_id, recipient, orcpt, notify) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (message_id, recipient) DO NOTHING",
+        )
+        .bind(message_id)
+        .bind(&r.address)
+        .bind(&r.orcpt)
+        .bind(r.notify)
+        .execute(&mut *conn)
+        .await?;
+        let Some(mailbox_id) = r.mailbox_id else {
+            continue;
+        };
+        if placements.iter().any(|(mb, _)| *mb == mailbox_id) {
+            continue;
+        }
+        // The row lock taken here orders concurrent writers to one folder.
+        let row = sqlx::query(
+            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
+             WHERE id = $1 RETURNING uidnext - 1 AS uid, highestmodseq",
+        )
+        .bind(mailbox_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox_id}")))?;
+        let uid: i64 = row.try_get("uid")?;
+        let modseq: i64 = row.try_get("highestmodseq")?;
+        sqlx::query(
+            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, modseq, internal_date) \
+             VALUES ($1, $2, $3, '\\Recent', $4, $5)",
+        )
+        .bind(mailbox_id)
+        .bind(uid)
+        .bind(message_id)
+        .bind(modseq)
+        .bind(m.received_at)
+        .execute(&mut *conn)
+        .await?;
+        placements.push((mailbox_id, uid));
+    }
+    Ok(Stored {
+        message_id,
+        placements,
+    })
+}
+
+impl Store {
+    /// Writes a batch of messages in one transaction (one fsync for all: group commit).
+    ///
+    /// Each message gets its own savepoint, so one failing message does not
+    /// fail the others. The outer `Err` means the commit itself failed and
+    /// nothing was stored.
+    pub async fn insert_batch(
+        &self,
+        batch: &[&NewMessage],
+    ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut results = Vec::with_capacity(batch.len());
+        for m in batch {
+            let mut sp = tx.begin().await?;
+            match insert_message(sp.acquire().await?, m).await {
+                Ok(stored) => {
+                    sp.commit().await?;
+                    results.push(Ok(stored));
+                }
+                Err(e) => {
+                    sp.rollback().await?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    /// The messages of one folder, by UID (tests and tools; IMAP has its own queries).
+    pub async fn folder_messages(&self, mailbox_id: i64) -> Result<Vec<FiledMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT mm.uid, mm.flags, b.data FROM mailbox_messages mm \
+             JOIN messages m ON m.id = mm.message_id JOIN blobs b ON b.hash = m.blob_hash \
+             WHERE mm.mailbox_id = $1 ORDER BY mm.uid",
+        )
+        .bind(mailbox_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FiledMessage {
+                    uid: r.try_get("uid")?,
+                    data: r.try_get("data")?,
+                    flags: r.try_get("flags")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The DSN parameters stored with a message's recipients: (recipient, orcpt, notify).
+    pub async fn message_recipients(
+        &self,
+        message_id: i64,
+    ) -> Result<Vec<(String, Option<String>, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT recipient, orcpt, notify FROM message_recipients WHERE message_id = $1 ORDER BY recipient",
+        )
+        .bind(message_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("recipient")?, r.try_get("orcpt")?, r.try_get("notify")?)))
+            .collect()
+    }
+}

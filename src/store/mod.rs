@@ -1,0 +1,135 @@
+//! Storage on sqlx: one pool over SQLite (embedded default) or PostgreSQL (several nodes).
+//!
+//! Both backends run the same SQL through sqlx's `Any` driver: `$N` placeholders,
+//! BIGINT integers, Unix-second timestamps. The few differences (migrations,
+//! SQLite pragmas) are handled here and nowhere else. One file per aggregate.
+
+pub mod accounts;
+pub mod domains;
+pub mod messages;
+pub mod whitelist;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One file, WAL, synchronous=FULL.
+    Sqlite,
+    /// A PostgreSQL server, possibly shared by several nodes.
+    Postgres,
+}
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or refused.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Schema migration failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL is neither SQLite nor PostgreSQL.
+    #[error("unsupported database URL (sqlite:// or postgres:// expected)")]
+    Url,
+    /// A row that should exist does not.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A row already exists.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A stored value does not parse.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./schemas/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./schemas/postgres");
+
+/// The shared handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and brings the schema up to date.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
+            if let Some(parent) = std::path::Path::new(path.split('?').next().unwrap_or(path)).parent()
+            {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let url = if url.contains('?') {
+                url.to_string()
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("sqlite:") {
+            (Backend::Sqlite, url.to_string())
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::Url);
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Durability first: a committed delivery must survive power loss.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    /// The connection pool, for the aggregate modules.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Waits for in-flight queries and closes every connection (SQLite checkpoints its WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Seconds since the Unix epoch, the time format of every table.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// True when `e` is a unique-constraint violation (on either backend).
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}

@@ -1,0 +1,56 @@
+//! The imported whitelist of the trust space (see `trust::whitelist` for the XML).
+
+use sqlx::Row;
+
+use super::{Store, StoreError, now};
+use crate::trust::whitelist::WhitelistEntry;
+
+impl Store {
+    /// Replaces the imported whitelist with `entries`, atomically.
+    pub async fn replace_whitelist(&self, entries: &[WhitelistEntry]) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM whitelist").execute(&mut *tx).await?;
+        let at = now();
+        // A domain listed twice keeps every operator DN it was given.
+        let mut merged: std::collections::BTreeMap<&str, WhitelistEntry> = Default::default();
+        for e in entries {
+            merged
+                .entry(&e.domain)
+                .and_modify(|m| m.operator_dns.extend(e.operator_dns.iter().cloned()))
+                .or_insert_with(|| e.clone());
+        }
+        for e in merged.values() {
+            sqlx::query(
+                "INSERT INTO whitelist (domain, operator_dns, description, responsable_contact, \
+                 support_contact, updated_at, imported_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&e.domain)
+            .bind(e.operator_dns.join("\n"))
+            .bind(&e.description)
+            .bind(&e.responsable_contact)
+            .bind(&e.support_contact)
+            .bind(&e.updated_at)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The imported whitelist: (domain, operator DNs).
+    pub async fn whitelist(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let rows = sqlx::query("SELECT domain, operator_dns FROM whitelist ORDER BY domain")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let dns: String = r.try_get("operator_dns")?;
+                Ok((
+                    r.try_get("domain")?,
+                    dns.lines().map(str::to_string).filter(|s| !s.is_empty()).collect(),
+                ))
+            })
+            .collect()
+    }
+}

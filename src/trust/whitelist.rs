@@ -1,0 +1,1490 @@
+//! Parser of the MSSanté trust-space whitelist ("liste blanche").
+//!
+//! The whitelist lists the domains of the trust space and, for each, the
+//! subject DN of the certificate of the operator that serves it. MES uses it
+//! twice: inbound, to check that a peer presenting an operator certificate may
+//! send as the `MAIL FROM` domain; outbound, to refuse to relay to a domain that
+//! is not in the trust space.
+//!
+//! # Format
+//!
+//! The published form is XML in the namespace [`NAMESPACE`]:
+//!
+//! ```xml
+//! <ListeBlanche xmlns="https://listeblanche.mssante.fr/schema">
+//!   <DateDeGeneration>2026-11-20T03:00:00</DateDeGeneration>
+//!   <Domaine>
+//!     <Nom>hopital-b.mes.test</Nom>
+//!     <Description>Hôpital B</Description>
+//!     <DNCertificatOperateur>CN=mx.operateur2.mes.test, O=Operateur Deux, C=FR</DNCertificatOperateur>
+//!     <ResponsableContact>dsi@hopital-b.mes.test</ResponsableContact>
+//!     <SupportContact>support@hopital-b.mes.test</SupportContact>
+//!     <DateMAJ>2026-11-01T10:00:00</DateMAJ>
+//!   </Domaine>
+//! </ListeBlanche>
+//! ```
+//!
+//! The root element's name is not published, so any root is accepted.
+//! `DateDeGeneration` and `Domaine` are read as children of the root, and the
+//! fields as children of a `Domaine`. Elements are matched on their local name
+//! when they are in [`NAMESPACE`] (with any prefix, or as the default
+//! namespace) or in no namespace at all. Elements of other namespaces and
+//! unknown elements are skipped, so that additions to the format do not break
+//! the parser. A `Domaine` may carry several `DNCertificatOperateur`, and all
+//! of them are kept.
+//!
+//! # Safety
+//!
+//! The file comes from outside, so the parser is defensive:
+//!
+//! - it streams with quick-xml's `Reader` over a byte slice; nothing is ever
+//!   fetched, and no DTD is processed: any `<!DOCTYPE` is an error
+//!   ([`WhitelistError::DoctypeForbidden`]), which rules out entity expansion
+//!   bombs ("billion laughs") and external entities (XXE);
+//! - only the five predefined entities (`&lt;` `&gt;` `&amp;` `&apos;`
+//!   `&quot;`) and numeric character references are decoded; any other
+//!   `&name;` is an error;
+//! - only UTF-8 is accepted;
+//! - input size ([`MAX_INPUT_BYTES`], checked before parsing), nesting depth
+//!   ([`MAX_DEPTH`]), number of `Domaine` elements ([`MAX_DOMAINS`]) and text
+//!   length per field ([`MAX_FIELD_BYTES`]) are bounded;
+//! - characters that XML 1.0 forbids (C0 controls other than tab, LF, CR,
+//!   U+FFFE, U+FFFF) are refused, including through character references.
+//!
+//! # Choices
+//!
+//! - Domain names are trimmed, lower-cased and stripped of one trailing dot,
+//!   then must look like a DNS host name: ASCII letters, digits, hyphens and
+//!   dots, at least two labels, labels of 1 to 63 characters not starting or
+//!   ending with a hyphen, at most 253 characters, and a last label that is
+//!   not all digits (so an IP address is refused). Internationalised names
+//!   must be written in their A-label (`xn--`) form.
+//! - A domain listed in several `Domaine` elements is **merged**, not refused:
+//!   the operator DNs of all its entries are kept (duplicates removed, compared
+//!   with [`dn_matches`]), and for the single-valued fields the first non-empty
+//!   value wins. Listing a domain once per operator certificate is a plausible
+//!   way to publish a certificate renewal, and refusing the whole file for it
+//!   would cut the server off the trust space.
+//! - Within one `Domaine`, a single-valued field given twice is an error
+//!   ([`WhitelistError::DuplicateField`]): there is no way to tell which value
+//!   was meant. So is a second `DateDeGeneration`.
+//! - Field values are trimmed; an empty field counts as absent. An empty
+//!   `DNCertificatOperateur` is dropped, since it could only ever match an
+//!   empty DN.
+//! - A field must contain text only: an element inside a field is an error.
+//! - Dates are kept as the text found; they are not interpreted here.
+//!
+//! DNs written by humans in the whitelist must be compared with the DN read
+//! from a certificate with [`dn_matches`], never with `==`; see
+//! [`normalize_dn`] for the canonical form.
+
+#![forbid(unsafe_code)]
+
+use std::collections::{HashMap, HashSet};
+
+use quick_xml::events::{BytesRef, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+
+/// XML namespace of the published whitelist. Elements in this namespace, or in
+/// no namespace, are recognised; elements of any other namespace are skipped.
+pub const NAMESPACE: &str = "https://listeblanche.mssante.fr/schema";
+
+/// Largest whitelist accepted, in bytes (16 MiB), checked before parsing so a
+/// hostile or corrupted download cannot make the parser work on unbounded
+/// input. The real list is a few megabytes at most.
+pub const MAX_INPUT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Deepest element nesting accepted (the root counts as 1). The format needs
+/// 3 levels; the bound stops nesting bombs early.
+pub const MAX_DEPTH: usize = 16;
+
+/// Largest number of `Domaine` elements accepted, far above the size of the
+/// real trust space, so memory use stays bounded.
+pub const MAX_DOMAINS: usize = 100_000;
+
+/// Largest text of one field, in bytes of UTF-8 after entity decoding (4 KiB).
+/// Real values (a domain, a DN, an address, a date) are far shorter.
+pub const MAX_FIELD_BYTES: usize = 4 * 1024;
+
+/// Longest element or entity name quoted back in an error message, so that an
+/// error built from hostile input stays small.
+const MAX_QUOTED_NAME: usize = 64;
+
+/// The parsed whitelist: the domains of the trust space and their operators.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Whitelist {
+    /// Text of `DateDeGeneration`, as published (e.g. `2026-11-20T03:00:00`),
+    /// if present. Kept so the operator can see how fresh the loaded list is.
+    pub generated_at: Option<String>,
+    /// One entry per distinct domain, in order of first appearance in the
+    /// file. Duplicated domains are merged (see the module documentation).
+    pub domains: Vec<WhitelistEntry>,
+}
+
+impl Whitelist {
+    /// Finds the entry of `domain`, compared after the same normalisation as
+    /// the whitelist's names (trimmed, ASCII lower-case, trailing dot removed).
+    ///
+    /// This is a linear scan, meant for occasional lookups; code that checks
+    /// every message should build its own index from [`Whitelist::domains`].
+    pub fn find(&self, domain: &str) -> Option<&WhitelistEntry> {
+        let wanted = domain.trim().to_ascii_lowercase();
+        let wanted = wanted.strip_suffix('.').unwrap_or(&wanted);
+        self.domains.iter().find(|entry| entry.domain == wanted)
+    }
+}
+
+/// One domain of the trust space, with the operator allowed to serve it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WhitelistEntry {
+    /// The domain (`Nom`), trimmed, ASCII lower-cased, trailing dot removed,
+    /// and checked to look like a DNS name, so it can be compared directly with
+    /// a normalised `MAIL FROM` or recipient domain.
+    pub domain: String,
+    /// Human description (`Description`), e.g. the establishment's name.
+    pub description: Option<String>,
+    /// Subject DNs of the operator certificates (`DNCertificatOperateur`), as
+    /// written in the file (trimmed). Compare them with [`dn_matches`].
+    pub operator_dns: Vec<String>,
+    /// Contact of the person responsible for the domain (`ResponsableContact`).
+    pub responsable_contact: Option<String>,
+    /// Support contact for the domain (`SupportContact`).
+    pub support_contact: Option<String>,
+    /// Text of `DateMAJ`, the entry's last update, as published.
+    pub updated_at: Option<String>,
+}
+
+impl WhitelistEntry {
+    /// Whether `cert_dn` (the subject DN of a peer certificate, e.g. as printed
+    /// by x509-parser or OpenSSL) is one of this domain's operator DNs, in the
+    /// sense of [`dn_matches`]. This is the check behind "the domain belongs
+    /// to that certificate's operator".
+    pub fn matches_operator_dn(&self, cert_dn: &str) -> bool {
+        self.operator_dns.iter().any(|dn| dn_matches(dn, cert_dn))
+    }
+}
+
+/// Why a whitelist was refused. The whole file is refused on any error: a
+/// partially loaded trust space would silently drop or admit domains.
+#[derive(thiserror::Error, Debug)]
+pub enum WhitelistError {
+    /// The input is larger than [`MAX_INPUT_BYTES`]; it was not parsed.
+    #[error("whitelist is {size} bytes, over the {limit}-byte limit")]
+    TooLarge {
+        /// Size of the input, in bytes.
+        size: usize,
+        /// The limit, [`MAX_INPUT_BYTES`].
+        limit: usize,
+    },
+    /// The XML is not well-formed, or is not valid UTF-8.
+    #[error("malformed whitelist XML near byte {position}: {message}")]
+    Xml {
+        /// Byte offset in the input where the problem was found.
+        position: u64,
+        /// What the XML reader reported.
+        message: String,
+    },
+    /// The XML declaration names an encoding other than UTF-8.
+    #[error("whitelist declares encoding {0:?}; only UTF-8 is accepted")]
+    UnsupportedEncoding(String),
+    /// The document has a `<!DOCTYPE`. DTDs are never processed, so that
+    /// entity expansion and external entities cannot be abused.
+    #[error("whitelist contains a DOCTYPE declaration, which is refused")]
+    DoctypeForbidden,
+    /// An entity reference other than the five predefined XML entities.
+    #[error(
+        "undefined entity &{name}; near byte {position} (only the predefined XML entities and character references are allowed)"
+    )]
+    UndefinedEntity {
+        /// The entity's name (cut to a few dozen characters).
+        name: String,
+        /// Byte offset in the input.
+        position: u64,
+    },
+    /// A character that XML 1.0 forbids, written raw or as a reference.
+    #[error("character U+{codepoint:04X} is not allowed in XML (near byte {position})")]
+    ForbiddenChar {
+        /// The character's code point.
+        codepoint: u32,
+        /// Byte offset in the input.
+        position: u64,
+    },
+    /// Elements are nested deeper than [`MAX_DEPTH`].
+    #[error("whitelist elements nested deeper than {limit} levels")]
+    TooDeep {
+        /// The limit, [`MAX_DEPTH`].
+        limit: usize,
+    },
+    /// More than [`MAX_DOMAINS`] `Domaine` elements.
+    #[error("whitelist has more than {limit} Domaine elements")]
+    TooManyDomains {
+        /// The limit, [`MAX_DOMAINS`].
+        limit: usize,
+    },
+    /// The text of a field is longer than [`MAX_FIELD_BYTES`].
+    #[error("text of <{field}> is longer than {limit} bytes (near byte {position})")]
+    FieldTooLong {
+        /// Local name of the field.
+        field: &'static str,
+        /// The limit, [`MAX_FIELD_BYTES`].
+        limit: usize,
+        /// Byte offset in the input.
+        position: u64,
+    },
+    /// An element inside a field, which must hold text only.
+    #[error("element <{element}> is not allowed inside <{field}> (near byte {position})")]
+    UnexpectedElement {
+        /// Local name of the field.
+        field: &'static str,
+        /// Local name of the unexpected element (cut to a few dozen characters).
+        element: String,
+        /// Byte offset in the input.
+        position: u64,
+    },
+    /// A single-valued field appears twice in one `Domaine`.
+    #[error("<{field}> appears more than once in Domaine #{index} (0-based)")]
+    DuplicateField {
+        /// Local name of the field.
+        field: &'static str,
+        /// 0-based index of the `Domaine` element in document order.
+        index: usize,
+    },
+    /// `DateDeGeneration` appears more than once.
+    #[error("<DateDeGeneration> appears more than once")]
+    DuplicateGenerationDate,
+    /// The document has no root element.
+    #[error("whitelist has no root element")]
+    MissingRoot,
+    /// Text, a reference or a second element outside the root element.
+    #[error("content outside the root element (near byte {position})")]
+    ContentOutsideRoot {
+        /// Byte offset in the input.
+        position: u64,
+    },
+    /// A `Domaine` has no `Nom`, or an empty one.
+    #[error("Domaine #{index} (0-based) has no <Nom>")]
+    MissingName {
+        /// 0-based index of the `Domaine` element in document order.
+        index: usize,
+    },
+    /// A `Nom` that does not look like a DNS name; holds the value (trimmed).
+    #[error("invalid domain name {0:?} in whitelist")]
+    InvalidDomain(String),
+}
+
+/// Parses the published XML whitelist.
+///
+/// Returns every domain with its operator DNs, or an error that refuses the
+/// whole file (see the module documentation for the rules and limits).
+pub fn parse(xml: &[u8]) -> Result<Whitelist, WhitelistError> {
+    if xml.len() > MAX_INPUT_BYTES {
+        return Err(WhitelistError::TooLarge {
+            size: xml.len(),
+            limit: MAX_INPUT_BYTES,
+        });
+    }
+    let mut reader = NsReader::from_reader(xml);
+    {
+        let config = reader.config_mut();
+        config.trim_text(false);
+        config.expand_empty_elements = false;
+        config.check_end_names = true;
+        config.allow_unmatched_ends = false;
+        config.allow_dangling_amp = false;
+        config.check_comments = true;
+    }
+    let mut state = ParseState::default();
+    loop {
+        let (ns, event) = match reader.read_resolved_event() {
+            Ok((ns, event)) => (classify_namespace(&ns), event),
+            Err(err) => {
+                return Err(WhitelistError::Xml {
+                    position: reader.error_position(),
+                    message: err.to_string(),
+                });
+            }
+        };
+        let position = reader.buffer_position();
+        let in_ns = match ns {
+            Ok(in_ns) => in_ns,
+            Err(prefix) => {
+                return Err(WhitelistError::Xml {
+                    position,
+                    message: format!("undeclared namespace prefix {prefix:?}"),
+                });
+            }
+        };
+        match event {
+            Event::Start(start) => state.open(in_ns, start.local_name().as_ref(), position)?,
+            Event::Empty(start) => {
+                state.open(in_ns, start.local_name().as_ref(), position)?;
+                state.close(position)?;
+            }
+            Event::End(_) => state.close(position)?,
+            Event::Text(text) => {
+                let text = text
+                    .xml10_content()
+                    .map_err(|err| xml_error(position, &err))?;
+                state.text(&text, false, position)?;
+            }
+            Event::CData(cdata) => {
+                let text = cdata
+                    .xml10_content()
+                    .map_err(|err| xml_error(position, &err))?;
+                state.text(&text, true, position)?;
+            }
+            Event::GeneralRef(reference) => {
+                let ch = resolve_reference(&reference, position)?;
+                let mut buf = [0u8; 4];
+                state.text(ch.encode_utf8(&mut buf), true, position)?;
+            }
+            Event::DocType(_) => return Err(WhitelistError::DoctypeForbidden),
+            Event::Decl(decl) => {
+                if let Some(encoding) = decl.encoding() {
+                    let encoding = encoding.map_err(|err| xml_error(position, &err))?;
+                    if !encoding.eq_ignore_ascii_case(b"utf-8")
+                        && !encoding.eq_ignore_ascii_case(b"utf8")
+                    {
+                        return Err(WhitelistError::UnsupportedEncoding(
+                            String::from_utf8_lossy(&encoding).into_owned(),
+                        ));
+                    }
+                }
+            }
+            Event::Comment(_) | Event::PI(_) => {}
+            Event::Eof => break,
+        }
+    }
+    state.finish(reader.buffer_position())
+}
+
+/// Whether a resolved element namespace is the whitelist's (or none), or the
+/// undeclared prefix if the name uses one.
+fn classify_namespace(ns: &ResolveResult<'_>) -> Result<bool, String> {
+    match ns {
+        ResolveResult::Unbound => Ok(true),
+        ResolveResult::Bound(namespace) => Ok(namespace.as_ref() == NAMESPACE.as_bytes()),
+        ResolveResult::Unknown(prefix) => Err(quote_name(prefix)),
+    }
+}
+
+/// Builds a [`WhitelistError::Xml`] from any reader-side error.
+fn xml_error(position: u64, err: &dyn std::fmt::Display) -> WhitelistError {
+    WhitelistError::Xml {
+        position,
+        message: err.to_string(),
+    }
+}
+
+/// Cuts a name from the input to a bounded, lossily decoded string for errors.
+fn quote_name(name: &[u8]) -> String {
+    String::from_utf8_lossy(name)
+        .chars()
+        .take(MAX_QUOTED_NAME)
+        .collect()
+}
+
+/// Decodes `&…;`: a numeric character reference or one of the five predefined
+/// entities. Anything else is refused: no DTD is processed, so there is nothing
+/// else an entity could legitimately mean.
+fn resolve_reference(reference: &BytesRef<'_>, position: u64) -> Result<char, WhitelistError> {
+    if reference.is_char_ref() {
+        return match reference.resolve_char_ref() {
+            Ok(Some(ch)) => Ok(ch),
+            Ok(None) => Err(WhitelistError::Xml {
+                position,
+                message: "malformed character reference".to_owned(),
+            }),
+            Err(err) => Err(xml_error(position, &err)),
+        };
+    }
+    match &**reference {
+        b"lt" => Ok('<'),
+        b"gt" => Ok('>'),
+        b"amp" => Ok('&'),
+        b"apos" => Ok('\''),
+        b"quot" => Ok('"'),
+        other => Err(WhitelistError::UndefinedEntity {
+            name: quote_name(other),
+            position,
+        }),
+    }
+}
+
+/// Whether XML 1.0 allows `ch` in a document (production `Char`).
+fn is_xml_char(ch: char) -> bool {
+    matches!(ch, '\t' | '\n' | '\r') || (ch >= ' ' && ch != '\u{FFFE}' && ch != '\u{FFFF}')
+}
+
+/// Whitespace in the sense of XML (production `S`).
+fn is_xml_space(ch: char) -> bool {
+    matches!(ch, ' ' | '\t' | '\n' | '\r')
+}
+
+/// An element whose text is collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextTarget {
+    /// `DateDeGeneration`, child of the root.
+    GenerationDate,
+    /// A field of a `Domaine`.
+    Field(Field),
+}
+
+impl TextTarget {
+    /// The element's local name, for errors.
+    fn name(self) -> &'static str {
+        match self {
+            TextTarget::GenerationDate => "DateDeGeneration",
+            TextTarget::Field(field) => field.name(),
+        }
+    }
+}
+
+/// The fields of a `Domaine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Nom,
+    Description,
+    DnCertificatOperateur,
+    ResponsableContact,
+    SupportContact,
+    DateMaj,
+}
+
+impl Field {
+    /// Number of fields, for the "already seen" flags.
+    const COUNT: usize = 6;
+
+    /// The field with this local name, if any.
+    fn from_local_name(name: &[u8]) -> Option<Field> {
+        match name {
+            b"Nom" => Some(Field::Nom),
+            b"Description" => Some(Field::Description),
+            b"DNCertificatOperateur" => Some(Field::DnCertificatOperateur),
+            b"ResponsableContact" => Some(Field::ResponsableContact),
+            b"SupportContact" => Some(Field::SupportContact),
+            b"DateMAJ" => Some(Field::DateMaj),
+            _ => None,
+        }
+    }
+
+    /// The field's local name.
+    fn name(self) -> &'static str {
+        match self {
+            Field::Nom => "Nom",
+            Field::Description => "Description",
+            Field::DnCertificatOperateur => "DNCertificatOperateur",
+            Field::ResponsableContact => "ResponsableContact",
+            Field::SupportContact => "SupportContact",
+            Field::DateMaj => "DateMAJ",
+        }
+    }
+
+    /// Whether the field may appear several times in one `Domaine`.
+    fn repeatable(self) -> bool {
+        self == Field::DnCertificatOperateur
+    }
+}
+
+/// One open element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    /// The root element, whatever its name.
+    Root,
+    /// A `Domaine`.
+    Domaine,
+    /// An element whose text is collected.
+    Text(TextTarget),
+    /// An unknown or foreign element, skipped with all its content.
+    Ignored,
+}
+
+/// A `Domaine` being read.
+#[derive(Debug, Default)]
+struct DomainBuilder {
+    index: usize,
+    seen: [bool; Field::COUNT],
+    name: Option<String>,
+    description: Option<String>,
+    operator_dns: Vec<String>,
+    responsable_contact: Option<String>,
+    support_contact: Option<String>,
+    updated_at: Option<String>,
+}
+
+impl DomainBuilder {
+    /// Stores the (trimmed, possibly empty) value of a field.
+    fn set(&mut self, field: Field, value: Option<String>) {
+        let slot = match field {
+            Field::DnCertificatOperateur => {
+                if let Some(dn) = value {
+                    self.operator_dns.push(dn);
+                }
+                return;
+            }
+            Field::Nom => &mut self.name,
+            Field::Description => &mut self.description,
+            Field::ResponsableContact => &mut self.responsable_contact,
+            Field::SupportContact => &mut self.support_contact,
+            Field::DateMaj => &mut self.updated_at,
+        };
+        *slot = value;
+    }
+}
+
+/// State of the streaming parse.
+#[derive(Debug, Default)]
+struct ParseState {
+    /// Open elements, innermost last; its length is the current depth.
+    stack: Vec<Frame>,
+    root_seen: bool,
+    generation_date_seen: bool,
+    generated_at: Option<String>,
+    /// Text of the field being read.
+    text: String,
+    /// The `Domaine` being read.
+    current: Option<DomainBuilder>,
+    /// Number of `Domaine` elements opened so far.
+    domain_count: usize,
+    domains: Vec<WhitelistEntry>,
+    /// Index in `domains` of each domain name.
+    by_name: HashMap<String, usize>,
+    /// For each entry of `domains`, the keys of its DNs, to merge without
+    /// duplicates.
+    dn_keys: Vec<HashSet<String>>,
+}
+
+impl ParseState {
+    /// An element opens.
+    fn open(&mut self, in_ns: bool, local: &[u8], position: u64) -> Result<(), WhitelistError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(WhitelistError::TooDeep { limit: MAX_DEPTH });
+        }
+        let frame = match self.stack.last().copied() {
+            None => {
+                if self.root_seen {
+                    return Err(WhitelistError::ContentOutsideRoot { position });
+                }
+                self.root_seen = true;
+                Frame::Root
+            }
+            Some(Frame::Root) if in_ns && local == b"DateDeGeneration" => {
+                if self.generation_date_seen {
+                    return Err(WhitelistError::DuplicateGenerationDate);
+                }
+                self.generation_date_seen = true;
+                self.text.clear();
+                Frame::Text(TextTarget::GenerationDate)
+            }
+            Some(Frame::Root) if in_ns && local == b"Domaine" => {
+                if self.domain_count >= MAX_DOMAINS {
+                    return Err(WhitelistError::TooManyDomains { limit: MAX_DOMAINS });
+                }
+                self.current = Some(DomainBuilder {
+                    index: self.domain_count,
+                    ..DomainBuilder::default()
+                });
+                self.domain_count += 1;
+                Frame::Domaine
+            }
+            Some(Frame::Domaine) if in_ns => match Field::from_local_name(local) {
+                Some(field) => {
+                    if let Some(current) = self.current.as_mut() {
+                        let seen = &mut current.seen[field as usize];
+                        if *seen && !field.repeatable() {
+                            return Err(WhitelistError::DuplicateField {
+                                field: field.name(),
+                                index: current.index,
+                            });
+                        }
+                        *seen = true;
+                    }
+                    self.text.clear();
+                    Frame::Text(TextTarget::Field(field))
+                }
+                None => Frame::Ignored,
+            },
+            Some(Frame::Text(target)) => {
+                return Err(WhitelistError::UnexpectedElement {
+                    field: target.name(),
+                    element: quote_name(local),
+                    position,
+                });
+            }
+            Some(Frame::Root | Frame::Domaine | Frame::Ignored) => Frame::Ignored,
+        };
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    /// The innermost open element closes.
+    fn close(&mut self, position: u64) -> Result<(), WhitelistError> {
+        match self.stack.pop() {
+            None => Err(WhitelistError::Xml {
+                position,
+                message: "end tag without a start tag".to_owned(),
+            }),
+            Some(Frame::Text(target)) => {
+                let trimmed = self.text.trim();
+                let value = (!trimmed.is_empty()).then(|| trimmed.to_owned());
+                self.text.clear();
+                match target {
+                    TextTarget::GenerationDate => self.generated_at = value,
+                    TextTarget::Field(field) => {
+                        if let Some(current) = self.current.as_mut() {
+                            current.set(field, value);
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Some(Frame::Domaine) => match self.current.take() {
+                Some(builder) => self.add_domain(builder),
+                None => Ok(()),
+            },
+            Some(Frame::Root | Frame::Ignored) => Ok(()),
+        }
+    }
+
+    /// Character data (`markup` for a reference or CDATA section, which are
+    /// never allowed outside the root, even when they stand for whitespace).
+    fn text(&mut self, text: &str, markup: bool, position: u64) -> Result<(), WhitelistError> {
+        if let Some(bad) = text.chars().find(|&ch| !is_xml_char(ch)) {
+            return Err(WhitelistError::ForbiddenChar {
+                codepoint: u32::from(bad),
+                position,
+            });
+        }
+        match self.stack.last() {
+            None => {
+                if markup || !text.chars().all(is_xml_space) {
+                    return Err(WhitelistError::ContentOutsideRoot { position });
+                }
+            }
+            Some(Frame::Text(target)) => {
+                if self.text.len().saturating_add(text.len()) > MAX_FIELD_BYTES {
+                    return Err(WhitelistError::FieldTooLong {
+                        field: target.name(),
+                        limit: MAX_FIELD_BYTES,
+                        position,
+                    });
+                }
+                self.text.push_str(text);
+            }
+            Some(Frame::Root | Frame::Domaine | Frame::Ignored) => {}
+        }
+        Ok(())
+    }
+
+    /// A `Domaine` is complete: validate it and add or merge it.
+    fn add_domain(&mut self, builder: DomainBuilder) -> Result<(), WhitelistError> {
+        let raw_name = builder.name.ok_or(WhitelistError::MissingName {
+            index: builder.index,
+        })?;
+        let domain = normalize_domain(&raw_name)?;
+        let index = match self.by_name.get(&domain) {
+            Some(&index) => index,
+            None => {
+                let index = self.domains.len();
+                self.by_name.insert(domain.clone(), index);
+                self.domains.push(WhitelistEntry {
+                    domain,
+                    ..WhitelistEntry::default()
+                });
+                self.dn_keys.push(HashSet::new());
+                index
+            }
+        };
+        let (Some(entry), Some(keys)) = (self.domains.get_mut(index), self.dn_keys.get_mut(index))
+        else {
+            return Ok(());
+        };
+        for dn in builder.operator_dns {
+            let key = normalize_dn(&dn).to_ascii_lowercase();
+            if !key.is_empty() && keys.insert(key) {
+                entry.operator_dns.push(dn);
+            }
+        }
+        merge_first(&mut entry.description, builder.description);
+        merge_first(&mut entry.responsable_contact, builder.responsable_contact);
+        merge_first(&mut entry.support_contact, builder.support_contact);
+        merge_first(&mut entry.updated_at, builder.updated_at);
+        Ok(())
+    }
+
+    /// End of input: the document must have had a root, and all of it closed.
+    fn finish(self, position: u64) -> Result<Whitelist, WhitelistError> {
+        if !self.root_seen {
+            return Err(WhitelistError::MissingRoot);
+        }
+        if !self.stack.is_empty() {
+            return Err(WhitelistError::Xml {
+                position,
+                message: "unexpected end of input: unclosed elements".to_owned(),
+            });
+        }
+        Ok(Whitelist {
+            generated_at: self.generated_at,
+            domains: self.domains,
+        })
+    }
+}
+
+/// Keeps the first non-empty value of a field across duplicated entries.
+fn merge_first(slot: &mut Option<String>, value: Option<String>) {
+    if slot.is_none() {
+        *slot = value;
+    }
+}
+
+/// Normalises and checks a `Nom` (see the module documentation).
+fn normalize_domain(raw: &str) -> Result<String, WhitelistError> {
+    let trimmed = raw.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    let name = lower.strip_suffix('.').unwrap_or(&lower);
+    if is_dns_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(WhitelistError::InvalidDomain(trimmed.to_owned()))
+    }
+}
+
+/// Whether `name` (already lower-cased) looks like a DNS host name.
+fn is_dns_name(name: &str) -> bool {
+    if name.is_empty() || name.len() > 253 {
+        return false;
+    }
+    let mut labels = 0usize;
+    let mut last = "";
+    for label in name.split('.') {
+        let valid = !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            return false;
+        }
+        labels += 1;
+        last = label;
+    }
+    labels >= 2 && !last.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Canonical form of a distinguished name, for comparing the DN a human wrote
+/// in the whitelist with the DN read from a certificate.
+///
+/// The two rarely agree byte for byte: the whitelist may use the RFC 4514 form
+/// (`CN=x, O=y, C=FR`, most specific first), the OpenSSL one-line form
+/// (`/C=FR/O=y/CN=x`, least specific first), other spellings of attribute
+/// types, extra spaces, quotes or escapes, while x509-parser prints
+/// `C=FR, O=y, CN=x` in certificate order without escaping. So:
+///
+/// 1. A DN starting with `/` is split on unescaped `/`; any other DN on
+///    unescaped `,`, `;` (RFC 1779) and `+` (multi-valued RDNs are flattened).
+///    A separator inside a double-quoted value does not split. A piece that
+///    does not start with `type=` is glued back to the previous value, so that
+///    `O=Dupont, Durand` from an unescaping printer keeps its comma.
+/// 2. Each attribute type is trimmed and upper-cased, `OID.n.n` and `OID(n.n)`
+///    become `n.n`, and well-known types and their OIDs are mapped to one name:
+///    `E`/`EMAIL`/`EMAILADDRESS` → `EMAILADDRESS`, `S`/`ST` → `ST`,
+///    `2.5.4.3` → `CN`, `COMMONNAME` → `CN`, etc.
+/// 3. Each value is trimmed, unquoted, unescaped (`\,` and `\2C` style, hex
+///    pairs forming UTF-8), and runs of whitespace are collapsed to one space.
+///    Case is kept here; [`dn_matches`] ignores ASCII case.
+/// 4. The attributes are **sorted** (by type, then value ignoring ASCII case)
+///    and joined with `,`, with `\` and `,` in values escaped.
+///
+/// Sorting makes the comparison independent of RDN order, which is exactly
+/// what differs between human and certificate spellings. The price is that two
+/// DNs holding the same attributes in a different order compare equal; X.500
+/// tells them apart, but both would have to be issued by a CA of the trust
+/// space, so this is not a way in. An empty or blank DN normalises to `""`.
+pub fn normalize_dn(dn: &str) -> String {
+    let trimmed = dn.trim();
+    let (body, separators): (&str, &[char]) = match trimmed.strip_prefix('/') {
+        Some(rest) => (rest, &['/']),
+        None => (trimmed, &[',', ';', '+']),
+    };
+    let mut attributes: Vec<(String, String)> = Vec::new();
+    for (separator, piece) in split_unescaped(body, separators) {
+        if piece.trim().is_empty() {
+            continue;
+        }
+        let typed = piece
+            .split_once('=')
+            .filter(|(attr_type, _)| is_attribute_type(attr_type.trim()));
+        match (typed, attributes.last_mut(), separator) {
+            (Some((attr_type, value)), _, _) => {
+                attributes.push((attr_type.to_owned(), value.to_owned()));
+            }
+            (None, Some((_, value)), Some(separator)) => {
+                value.push(separator);
+                value.push_str(piece);
+            }
+            (None, _, _) => attributes.push((String::new(), piece.to_owned())),
+        }
+    }
+    let mut canonical: Vec<(String, String, String)> = attributes
+        .iter()
+        .map(|(attr_type, value)| {
+            let value = canonical_value(value);
+            (canonical_type(attr_type), value.to_ascii_lowercase(), value)
+        })
+        .collect();
+    canonical.sort();
+    canonical
+        .iter()
+        .map(|(attr_type, _, value)| format!("{}={}", escape_dn(attr_type), escape_dn(value)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether two DNs name the same subject: equal [`normalize_dn`] forms, ASCII
+/// case ignored (certificate values and hand-typed ones often differ in case
+/// only). A blank DN matches nothing, not even another blank DN.
+pub fn dn_matches(a: &str, b: &str) -> bool {
+    let a = normalize_dn(a);
+    let b = normalize_dn(b);
+    !a.is_empty() && a.eq_ignore_ascii_case(&b)
+}
+
+/// Splits `body` on unescaped separators outside a quoted value. Returns each
+/// piece with the separator that preceded it (`None` for the first).
+fn split_unescaped<'a>(body: &'a str, separators: &[char]) -> Vec<(Option<char>, &'a str)> {
+    let mut pieces = Vec::new();
+    let mut start = 0usize;
+    let mut previous_separator = None;
+    let mut escaped = false;
+    let mut in_quotes = false;
+    // Between the first `=` of a piece and the first non-blank character after
+    // it: where an opening quote is recognised.
+    let mut value_start = false;
+    let mut seen_equals = false;
+    for (index, ch) in body.char_indices() {
+        if escaped {
+            escaped = false;
+            value_start = false;
+            continue;
+        }
+        match ch {
+            '\\' => {
+                escaped = true;
+                value_start = false;
+            }
+            '"' if in_quotes => in_quotes = false,
+            '"' if value_start => {
+                in_quotes = true;
+                value_start = false;
+            }
+            _ if in_quotes => {}
+            _ if separators.contains(&ch) => {
+                pieces.push((previous_separator, &body[start..index]));
+                previous_separator = Some(ch);
+                start = index + ch.len_utf8();
+                seen_equals = false;
+                value_start = false;
+            }
+            '=' if !seen_equals => {
+                seen_equals = true;
+                value_start = true;
+            }
+            _ if ch.is_whitespace() => {}
+            _ => value_start = false,
+        }
+    }
+    pieces.push((previous_separator, &body[start..]));
+    pieces
+}
+
+/// Whether `text` can be an attribute type (`CN`, `2.5.4.3`, `OID.2.5.4.3`,
+/// `OID(2.5.4.97)`), as opposed to a piece of a value that held a separator.
+fn is_attribute_type(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '.' | '(' | ')'))
+}
+
+/// Canonical spelling of an attribute type.
+fn canonical_type(raw: &str) -> String {
+    let upper = raw.trim().to_ascii_uppercase();
+    let oid = upper
+        .strip_prefix("OID(")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .or_else(|| upper.strip_prefix("OID."))
+        .unwrap_or(&upper);
+    let name = match oid {
+        "CN" | "COMMONNAME" | "2.5.4.3" => "CN",
+        "SN" | "SURNAME" | "2.5.4.4" => "SN",
+        "SERIALNUMBER" | "2.5.4.5" => "SERIALNUMBER",
+        "C" | "COUNTRYNAME" | "2.5.4.6" => "C",
+        "L" | "LOCALITYNAME" | "2.5.4.7" => "L",
+        "ST" | "S" | "STATEORPROVINCENAME" | "2.5.4.8" => "ST",
+        "STREET" | "STREETADDRESS" | "2.5.4.9" => "STREET",
+        "O" | "ORGANIZATIONNAME" | "2.5.4.10" => "O",
+        "OU" | "ORGANIZATIONALUNIT" | "ORGANIZATIONALUNITNAME" | "2.5.4.11" => "OU",
+        "T" | "TITLE" | "2.5.4.12" => "TITLE",
+        "GN" | "G" | "GIVENNAME" | "2.5.4.42" => "GIVENNAME",
+        "ORGANIZATIONIDENTIFIER" | "2.5.4.97" => "ORGANIZATIONIDENTIFIER",
+        "DC" | "DOMAINCOMPONENT" | "0.9.2342.19200300.100.1.25" => "DC",
+        "UID" | "USERID" | "0.9.2342.19200300.100.1.1" => "UID",
+        "E" | "EMAIL" | "EMAILADDRESS" | "1.2.840.113549.1.9.1" => "EMAILADDRESS",
+        other => other,
+    };
+    name.to_owned()
+}
+
+/// Canonical form of an attribute value: trimmed, unquoted, unescaped,
+/// whitespace collapsed.
+fn canonical_value(raw: &str) -> String {
+    let trimmed = raw.trim();
+    let unquoted = match trimmed
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+    {
+        Some(inner) if !ends_with_escape(inner) => inner,
+        _ => trimmed,
+    };
+    unescape_dn(unquoted)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether `text` ends with an odd number of backslashes, i.e. the character
+/// after it was escaped.
+fn ends_with_escape(text: &str) -> bool {
+    text.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 1
+}
+
+/// Resolves DN escapes: `\` followed by two hex digits is a byte (several
+/// forming UTF-8), `\` followed by any other character is that character.
+fn unescape_dn(text: &str) -> String {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch != '\\' {
+            let mut buf = [0u8; 4];
+            bytes.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        let mut lookahead = chars.clone();
+        let high = lookahead.next().and_then(|c| c.to_digit(16));
+        let low = lookahead.next().and_then(|c| c.to_digit(16));
+        if let (Some(high), Some(low)) = (high, low) {
+            // Both digits are below 16, so the byte fits.
+            bytes.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
+            chars.next();
+            chars.next();
+        } else if let Some(next) = chars.next() {
+            let mut buf = [0u8; 4];
+            bytes.extend_from_slice(next.encode_utf8(&mut buf).as_bytes());
+        } else {
+            bytes.push(b'\\');
+        }
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
+    }
+}
+
+/// Escapes `\` and `,` so that the joined canonical form is unambiguous.
+fn escape_dn(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '\\' | ',') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListeBlanche xmlns="https://listeblanche.mssante.fr/schema">
+  <DateDeGeneration>2026-11-20T03:00:00</DateDeGeneration>
+  <!-- établissements de test -->
+  <Domaine>
+    <Nom>hopital-a.mes.test</Nom>
+    <Description>Hôpital A — Centre hospitalier</Description>
+    <DNCertificatOperateur>CN=mx.operateur1.mes.test, O=Opérateur Un, C=FR</DNCertificatOperateur>
+    <ResponsableContact>dsi@hopital-a.mes.test</ResponsableContact>
+    <SupportContact>support@hopital-a.mes.test</SupportContact>
+    <DateMAJ>2026-10-15T08:30:00</DateMAJ>
+  </Domaine>
+  <Domaine>
+    <Nom>Hopital-B.MES.test.</Nom>
+    <Description>Hôpital B</Description>
+    <DNCertificatOperateur>CN=mx.operateur2.mes.test, O=Operateur Deux, C=FR</DNCertificatOperateur>
+    <DNCertificatOperateur>/C=FR/O=Operateur Deux/CN=mx2.operateur2.mes.test</DNCertificatOperateur>
+    <ResponsableContact>dsi@hopital-b.mes.test</ResponsableContact>
+    <SupportContact>support@hopital-b.mes.test</SupportContact>
+    <DateMAJ>2026-11-01T10:00:00</DateMAJ>
+  </Domaine>
+</ListeBlanche>
+"#;
+
+    fn doc(domaines: &str) -> String {
+        format!(
+            "<ListeBlanche xmlns=\"{NAMESPACE}\"><DateDeGeneration>2026-11-20T03:00:00</DateDeGeneration>{domaines}</ListeBlanche>"
+        )
+    }
+
+    fn domaine(nom: &str) -> String {
+        format!(
+            "<Domaine><Nom>{nom}</Nom><DNCertificatOperateur>CN=mx, O=Op, C=FR</DNCertificatOperateur></Domaine>"
+        )
+    }
+
+    #[test]
+    fn parses_realistic_sample() {
+        let list = parse(SAMPLE.as_bytes()).expect("sample parses");
+        assert_eq!(list.generated_at.as_deref(), Some("2026-11-20T03:00:00"));
+        assert_eq!(list.domains.len(), 2);
+
+        let a = &list.domains[0];
+        assert_eq!(a.domain, "hopital-a.mes.test");
+        assert_eq!(
+            a.description.as_deref(),
+            Some("Hôpital A — Centre hospitalier")
+        );
+        assert_eq!(
+            a.operator_dns,
+            vec!["CN=mx.operateur1.mes.test, O=Opérateur Un, C=FR"]
+        );
+        assert_eq!(
+            a.responsable_contact.as_deref(),
+            Some("dsi@hopital-a.mes.test")
+        );
+        assert_eq!(
+            a.support_contact.as_deref(),
+            Some("support@hopital-a.mes.test")
+        );
+        assert_eq!(a.updated_at.as_deref(), Some("2026-10-15T08:30:00"));
+
+        let b = &list.domains[1];
+        assert_eq!(b.domain, "hopital-b.mes.test");
+        assert_eq!(b.description.as_deref(), Some("Hôpital B"));
+        assert_eq!(b.operator_dns.len(), 2);
+        assert_eq!(b.updated_at.as_deref(), Some("2026-11-01T10:00:00"));
+        assert!(b.matches_operator_dn("C=FR, O=Operateur Deux, CN=mx.operateur2.mes.test"));
+        assert!(b.matches_operator_dn("C=FR, O=Operateur Deux, CN=mx2.operateur2.mes.test"));
+        assert!(!b.matches_operator_dn("C=FR, O=Operateur Un, CN=mx.operateur1.mes.test"));
+
+        assert_eq!(
+            list.find("HOPITAL-B.mes.test.").map(|e| e.domain.as_str()),
+            Some("hopital-b.mes.test")
+        );
+        assert!(list.find("hopital-c.mes.test").is_none());
+    }
+
+    #[test]
+    fn accepts_prefixed_namespace_and_any_root() {
+        let xml = format!(
+            r#"<lb:Liste xmlns:lb="{NAMESPACE}">
+  <lb:DateDeGeneration>2026-11-20T03:00:00</lb:DateDeGeneration>
+  <lb:Domaine>
+    <lb:Nom>hopital-b.mes.test</lb:Nom>
+    <lb:Description>Hôpital B</lb:Description>
+    <lb:DNCertificatOperateur>CN=mx.operateur2.mes.test, O=Operateur Deux, C=FR</lb:DNCertificatOperateur>
+  </lb:Domaine>
+</lb:Liste>"#
+        );
+        let list = parse(xml.as_bytes()).expect("prefixed document parses");
+        assert_eq!(list.generated_at.as_deref(), Some("2026-11-20T03:00:00"));
+        assert_eq!(list.domains.len(), 1);
+        assert_eq!(list.domains[0].domain, "hopital-b.mes.test");
+        assert_eq!(list.domains[0].description.as_deref(), Some("Hôpital B"));
+    }
+
+    #[test]
+    fn accepts_document_without_namespace() {
+        let xml = "<ListeBlanche><Domaine><Nom>a.mes.test</Nom></Domaine></ListeBlanche>";
+        let list = parse(xml.as_bytes()).expect("no-namespace document parses");
+        assert_eq!(list.generated_at, None);
+        assert_eq!(list.domains[0].domain, "a.mes.test");
+        assert!(list.domains[0].operator_dns.is_empty());
+    }
+
+    #[test]
+    fn skips_foreign_namespace_and_unknown_elements() {
+        let xml = format!(
+            r#"<ListeBlanche xmlns="{NAMESPACE}" xmlns:x="urn:other">
+  <x:Domaine><x:Nom>evil.example.com</x:Nom></x:Domaine>
+  <Extension><Domaine><Nom>nested.example.com</Nom></Domaine></Extension>
+  <Domaine><Nom>a.mes.test</Nom><x:Nom>evil.example.com</x:Nom><Futur>x</Futur></Domaine>
+</ListeBlanche>"#
+        );
+        let list = parse(xml.as_bytes()).expect("parses");
+        let names: Vec<&str> = list.domains.iter().map(|d| d.domain.as_str()).collect();
+        assert_eq!(names, vec!["a.mes.test"]);
+    }
+
+    #[test]
+    fn decodes_predefined_entities_char_refs_and_cdata() {
+        let xml = doc(
+            "<Domaine><Nom>a.mes.test</Nom><Description>R&amp;D &lt;x&gt; &quot;&apos; &#233;&#x41; <![CDATA[<b>&amp;</b>]]></Description></Domaine>",
+        );
+        let list = parse(xml.as_bytes()).expect("parses");
+        assert_eq!(
+            list.domains[0].description.as_deref(),
+            Some("R&D <x> \"' éA <b>&amp;</b>")
+        );
+    }
+
+    #[test]
+    fn rejects_billion_laughs_doctype() {
+        let xml = r#"<?xml version="1.0"?>
+<!DOCTYPE lolz [
+  <!ENTITY lol "lol">
+  <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+  <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+  <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+]>
+<ListeBlanche><Domaine><Nom>a.mes.test</Nom><Description>&lol3;</Description></Domaine></ListeBlanche>"#;
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::DoctypeForbidden)
+        ));
+    }
+
+    #[test]
+    fn rejects_external_entity_doctype() {
+        let xml = r#"<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><ListeBlanche><Domaine><Nom>&xxe;</Nom></Domaine></ListeBlanche>"#;
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::DoctypeForbidden)
+        ));
+    }
+
+    #[test]
+    fn rejects_undefined_entity() {
+        let xml = doc("<Domaine><Nom>a.mes.test</Nom><Description>&nbsp;</Description></Domaine>");
+        match parse(xml.as_bytes()) {
+            Err(WhitelistError::UndefinedEntity { name, .. }) => assert_eq!(name, "nbsp"),
+            other => panic!("expected UndefinedEntity, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_forbidden_characters() {
+        let xml = doc("<Domaine><Nom>a.mes.test</Nom><Description>a&#1;b</Description></Domaine>");
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::ForbiddenChar { codepoint: 1, .. })
+        ));
+        let xml = doc("<Domaine><Nom>a.mes.test</Nom><Description>a\u{7}b</Description></Domaine>");
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::ForbiddenChar { codepoint: 7, .. })
+        ));
+        let xml = doc("<Domaine><Nom>a.mes.test</Nom><Description>&#0;</Description></Domaine>");
+        assert!(parse(xml.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn rejects_depth_bomb() {
+        let depth = 10_000;
+        let xml = format!(
+            "<ListeBlanche>{}{}</ListeBlanche>",
+            "<a>".repeat(depth),
+            "</a>".repeat(depth)
+        );
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::TooDeep { limit: MAX_DEPTH })
+        ));
+        // Right at the limit is fine.
+        let ok = format!(
+            "<ListeBlanche>{}{}</ListeBlanche>",
+            "<a>".repeat(MAX_DEPTH - 1),
+            "</a>".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn rejects_missing_name_with_index() {
+        let xml = doc(&format!(
+            "{}<Domaine><Description>sans nom</Description></Domaine>",
+            domaine("a.mes.test")
+        ));
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::MissingName { index: 1 })
+        ));
+        let xml = doc("<Domaine/>");
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::MissingName { index: 0 })
+        ));
+        let xml = doc("<Domaine><Nom>  </Nom></Domaine>");
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::MissingName { index: 0 })
+        ));
+    }
+
+    #[test]
+    fn rejects_invalid_domains() {
+        let long = format!("{}.test", "a.".repeat(125));
+        for bad in [
+            "bad_domain.mes.test",
+            "-x.mes.test",
+            "x-.mes.test",
+            "a..mes.test",
+            "localhost",
+            "192.168.0.1",
+            "hôpital.mes.test",
+            "a.mes.test/evil",
+            "a mes.test",
+            "*.mes.test",
+            long.as_str(),
+        ] {
+            let xml = doc(&domaine(bad));
+            match parse(xml.as_bytes()) {
+                Err(WhitelistError::InvalidDomain(value)) => assert_eq!(value, bad),
+                other => panic!("{bad:?}: expected InvalidDomain, got {other:?}"),
+            }
+        }
+        let label63 = "a".repeat(63);
+        let xml = doc(&domaine(&format!("{label63}.xn--hpital-fua.test")));
+        assert!(parse(xml.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn normalizes_domain_names() {
+        let xml = doc(&domaine("  Hopital-A.MES.Test.  "));
+        let list = parse(xml.as_bytes()).expect("parses");
+        assert_eq!(list.domains[0].domain, "hopital-a.mes.test");
+    }
+
+    #[test]
+    fn merges_duplicate_domains() {
+        let xml = doc(
+            "<Domaine><Nom>a.mes.test</Nom><DNCertificatOperateur>CN=old, O=Op, C=FR</DNCertificatOperateur></Domaine>\
+             <Domaine><Nom>b.mes.test</Nom></Domaine>\
+             <Domaine><Nom>A.mes.test.</Nom><Description>second</Description>\
+               <DNCertificatOperateur>/C=FR/O=Op/CN=old</DNCertificatOperateur>\
+               <DNCertificatOperateur>CN=new, O=Op, C=FR</DNCertificatOperateur>\
+               <DNCertificatOperateur> </DNCertificatOperateur></Domaine>",
+        );
+        let list = parse(xml.as_bytes()).expect("parses");
+        assert_eq!(list.domains.len(), 2);
+        let a = &list.domains[0];
+        assert_eq!(a.domain, "a.mes.test");
+        assert_eq!(a.description.as_deref(), Some("second"));
+        assert_eq!(
+            a.operator_dns,
+            vec!["CN=old, O=Op, C=FR", "CN=new, O=Op, C=FR"]
+        );
+        assert_eq!(list.domains[1].domain, "b.mes.test");
+    }
+
+    #[test]
+    fn rejects_duplicate_single_fields() {
+        let xml = doc("<Domaine><Nom>a.mes.test</Nom><Nom>b.mes.test</Nom></Domaine>");
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::DuplicateField {
+                field: "Nom",
+                index: 0
+            })
+        ));
+        let xml =
+            "<L><DateDeGeneration>1</DateDeGeneration><DateDeGeneration>2</DateDeGeneration></L>";
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::DuplicateGenerationDate)
+        ));
+    }
+
+    #[test]
+    fn rejects_element_inside_field() {
+        let xml = doc("<Domaine><Nom>a.<b>mes</b>.test</Nom></Domaine>");
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::UnexpectedElement { field: "Nom", .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_too_large_input() {
+        let xml = vec![b' '; MAX_INPUT_BYTES + 1];
+        assert!(matches!(
+            parse(&xml),
+            Err(WhitelistError::TooLarge { size, .. }) if size == MAX_INPUT_BYTES + 1
+        ));
+    }
+
+    #[test]
+    fn rejects_too_long_field() {
+        let xml = doc(&format!(
+            "<Domaine><Nom>a.mes.test</Nom><Description>{}</Description></Domaine>",
+            "é".repeat(MAX_FIELD_BYTES / 2 + 1)
+        ));
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::FieldTooLong {
+                field: "Description",
+                ..
+            })
+        ));
+        // Entities count after decoding, and cannot be used to get around the limit.
+        let xml = doc(&format!(
+            "<Domaine><Nom>a.mes.test</Nom><Description>{}</Description></Domaine>",
+            "&#233;".repeat(MAX_FIELD_BYTES / 2 + 1)
+        ));
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::FieldTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_too_many_domains() {
+        let mut body = String::new();
+        for i in 0..=MAX_DOMAINS {
+            body.push_str(&format!("<Domaine><Nom>d{i}.test</Nom></Domaine>"));
+        }
+        let xml = format!("<L>{body}</L>");
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::TooManyDomains { limit: MAX_DOMAINS })
+        ));
+    }
+
+    #[test]
+    fn rejects_malformed_documents() {
+        for bad in ["", "   ", "<!-- nothing -->"] {
+            assert!(
+                matches!(parse(bad.as_bytes()), Err(WhitelistError::MissingRoot)),
+                "{bad:?}"
+            );
+        }
+        for bad in [
+            "<L><Domaine><Nom>a.mes.test</Nom></Domaine>",
+            "<L><Domaine><Nom>a.mes.test</Domaine></Nom></L>",
+            "<L></M>",
+            "<L><Domaine><Nom>a & b</Nom></Domaine></L>",
+            "<L><x:Domaine/></L>",
+        ] {
+            assert!(
+                matches!(parse(bad.as_bytes()), Err(WhitelistError::Xml { .. })),
+                "{bad:?}: {:?}",
+                parse(bad.as_bytes())
+            );
+        }
+        for bad in ["<L/><L/>", "<L/>text", "junk<L/>", "<L/>&amp;"] {
+            assert!(
+                matches!(
+                    parse(bad.as_bytes()),
+                    Err(WhitelistError::ContentOutsideRoot { .. })
+                ),
+                "{bad:?}: {:?}",
+                parse(bad.as_bytes())
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_non_utf8() {
+        let xml = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><L/>";
+        assert!(matches!(
+            parse(xml.as_bytes()),
+            Err(WhitelistError::UnsupportedEncoding(enc)) if enc == "ISO-8859-1"
+        ));
+        let mut xml = b"<L><Domaine><Nom>a.mes.test</Nom><Description>H".to_vec();
+        xml.push(0xF4); // Latin-1 "ô": not UTF-8
+        xml.extend_from_slice(b"pital</Description></Domaine></L>");
+        assert!(matches!(parse(&xml), Err(WhitelistError::Xml { .. })));
+    }
+
+    #[test]
+    fn accepts_utf8_bom() {
+        let mut xml = b"\xEF\xBB\xBF".to_vec();
+        xml.extend_from_slice(SAMPLE.as_bytes());
+        assert_eq!(parse(&xml).expect("parses").domains.len(), 2);
+    }
+
+    #[test]
+    fn dn_order_and_form_do_not_matter() {
+        assert!(dn_matches("CN=a, O=B, C=FR", "C=FR,O=B,CN=a"));
+        assert!(dn_matches("CN=a, O=B, C=FR", "/C=FR/O=B/CN=a"));
+        assert!(dn_matches("C=FR,O=B,CN=a", "/C=FR/O=B/CN=a"));
+        assert!(!dn_matches("CN=a, O=B", "CN=a, O=C"));
+        assert!(!dn_matches("CN=a, O=B", "CN=a, O=B, C=FR"));
+        assert_eq!(normalize_dn("CN=a, O=B, C=FR"), "C=FR,CN=a,O=B");
+        assert_eq!(normalize_dn("/C=FR/O=B/CN=a"), "C=FR,CN=a,O=B");
+    }
+
+    #[test]
+    fn dn_attribute_aliases_and_oids() {
+        assert!(dn_matches(
+            "E=ops@op.test, CN=a",
+            "CN=a, emailAddress=ops@op.test"
+        ));
+        assert!(dn_matches(
+            "Email=ops@op.test, CN=a",
+            "CN=a, EMAILADDRESS=ops@op.test"
+        ));
+        assert!(dn_matches("S=Paris, CN=a", "cn=a, st=Paris"));
+        assert!(dn_matches("2.5.4.3=a, OID.2.5.4.10=B", "CN=a, O=B"));
+        assert!(dn_matches(
+            "OID(2.5.4.97)=NTRFR-123, CN=a",
+            "CN=a, organizationIdentifier=NTRFR-123"
+        ));
+        assert!(!dn_matches("SN=a", "SERIALNUMBER=a"));
+    }
+
+    #[test]
+    fn dn_values_whitespace_case_quotes_and_escapes() {
+        assert!(dn_matches(
+            "CN = a ,  O = Opérateur   Un",
+            "O=Opérateur Un,CN=a"
+        ));
+        assert!(dn_matches(
+            "CN=MX.Operateur.TEST, O=op",
+            "cn=mx.operateur.test, o=OP"
+        ));
+        assert_eq!(normalize_dn("O=Opérateur Un"), "O=Opérateur Un");
+        // Escaped, quoted and (as printed by x509-parser) unescaped commas.
+        let escaped = r"CN=a, O=Dupont\, Durand et Cie, C=FR";
+        assert!(dn_matches(
+            escaped,
+            r#"CN=a, O="Dupont, Durand et Cie", C=FR"#
+        ));
+        assert!(dn_matches(escaped, "C=FR, O=Dupont, Durand et Cie, CN=a"));
+        assert!(dn_matches(
+            escaped,
+            r"CN=a, O=Dupont\2C Durand et Cie, C=FR"
+        ));
+        assert!(dn_matches(escaped, "/C=FR/O=Dupont, Durand et Cie/CN=a"));
+        assert!(!dn_matches(escaped, "CN=a, O=Dupont, C=FR"));
+        assert_eq!(normalize_dn(escaped), r"C=FR,CN=a,O=Dupont\, Durand et Cie");
+        // Hex-escaped UTF-8.
+        assert!(dn_matches(r"O=Op\C3\A9rateur", "O=Opérateur"));
+        // Multi-valued RDNs are flattened.
+        assert!(dn_matches("CN=a + UID=7, O=B", "O=B, UID=7, CN=a"));
+        // Repeated types sort the same whatever the case.
+        assert!(dn_matches("OU=b, OU=A, CN=x", "CN=x, OU=a, OU=B"));
+    }
+
+    #[test]
+    fn blank_dns_never_match() {
+        assert_eq!(normalize_dn("   "), "");
+        assert!(!dn_matches("", ""));
+        assert!(!dn_matches(" , ", ""));
+        assert!(!dn_matches("/", "/"));
+    }
+}

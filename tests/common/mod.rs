@@ -1,0 +1,452 @@
+//! Shared harness of the integration tests: starts the real `mes` binary on free
+//! ports with an inline configuration, on SQLite or on a fresh PostgreSQL database,
+//! and speaks SMTP to it over real TLS.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader as TokioBufReader};
+use tokio::net::TcpStream;
+
+/// Path of the binary under test.
+pub const MES: &str = env!("CARGO_BIN_EXE_mes");
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Defines `NAME_sqlite` and `NAME_postgres` tests calling `NAME(Db)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Db::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::common::Db::Postgres).await;
+                }
+            }
+        )*
+    };
+}
+
+/// A fresh, empty PostgreSQL database; fails loudly when no server is configured.
+pub async fn fresh_pg_database() -> String {
+    let admin = std::env::var("MES_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "MES_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server. \
+             Run the suite with ./scripts/test, which starts one."
+        )
+    });
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL at {admin}: {e}"));
+    let name = format!("mes_test_{}", random_hex(12));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}
+
+pub fn random_hex(n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..n).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect()
+}
+
+/// Runs `mes` with arguments; returns (status ok, stdout, stderr).
+pub fn mes(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut cmd = Command::new(MES);
+    cmd.args(args)
+        .env_remove("MES_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn mes");
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).expect("write stdin");
+        }
+    }
+    let out = child.wait_with_output().expect("mes output");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `mes` and panics with its stderr unless it succeeds.
+pub fn mes_ok(args: &[&str], stdin: Option<&str>) -> String {
+    let (ok, out, err) = mes(args, stdin);
+    assert!(ok, "mes {args:?} failed: {err}");
+    out
+}
+
+/// A configured instance folder (`mes init`), not yet running.
+pub struct Instance {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub db: Db,
+    pub domain: String,
+    pub patient_domain: String,
+}
+
+impl Instance {
+    /// `mes init` into a temporary folder, listeners on free ports, database chosen by `db`.
+    pub async fn new(db: Db) -> Instance {
+        Self::with(db, "hopital-a.mes.test", None, "").await
+    }
+
+    /// Like `new`, with a domain, an optional CA folder to share, and extra TOML appended
+    /// to the `[smtp]` table.
+    pub async fn with(db: Db, domain: &str, ca: Option<&Path>, smtp_extra: &str) -> Instance {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("mes");
+        let mut args = vec![
+            "init".to_string(),
+            root.display().to_string(),
+            "--domain".into(),
+            domain.into(),
+            "--hostname".into(),
+            format!("mx.{domain}"),
+        ];
+        if let Some(ca) = ca {
+            args.push("--ca".into());
+            args.push(ca.display().to_string());
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        mes_ok(&refs, None);
+        let config = root.join("mes.toml");
+        let mut text = std::fs::read_to_string(&config).expect("read config");
+        for key in ["mx", "submission", "submissions"] {
+            text = text.replace(
+                &format!("{key} = \"127.0.0.1:{}\"", default_port(key)),
+                &format!("{key} = \"127.0.0.1:0\""),
+            );
+        }
+        text = text.replace("# shutdown_grace_secs = 20", "shutdown_grace_secs = 5");
+        if db == Db::Postgres {
+            let url = fresh_pg_database().await;
+            text = text.replace(
+                "# url = \"postgres://mes@127.0.0.1/mes\"",
+                &format!("url = \"{url}\""),
+            );
+        }
+        text = text.replace("[smtp]\n", &format!("[smtp]\nauth_lockout_secs = 300\n{smtp_extra}\n"));
+        std::fs::write(&config, text).expect("write config");
+        Instance {
+            dir,
+            config,
+            db,
+            domain: domain.to_string(),
+            patient_domain: "patient.mes.test".into(),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.config.parent().expect("config dir").to_path_buf()
+    }
+
+    pub fn cert(&self, name: &str) -> PathBuf {
+        self.root().join("certs").join(name)
+    }
+
+    /// Runs a `mes` command against this instance's configuration.
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let mut all = vec!["--config", self.config.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        mes_ok(&all, stdin)
+    }
+
+    /// Creates an account with a known password.
+    pub fn add_user(&self, address: &str, kind: &str, password: &str) {
+        self.run(
+            &["user", "add", address, "--kind", kind, "--name", "Test User", "--password-stdin"],
+            Some(&format!("{password}\n")),
+        );
+    }
+
+    /// Starts `mes serve` and waits until it listens.
+    pub fn start(&self) -> Server {
+        Server::start(&self.config)
+    }
+}
+
+fn default_port(key: &str) -> u16 {
+    match key {
+        "mx" => 2525,
+        "submission" => 2587,
+        "submissions" => 2465,
+        _ => 0,
+    }
+}
+
+/// A running `mes serve`.
+pub struct Server {
+    pub child: Option<Child>,
+    pub addrs: HashMap<String, SocketAddr>,
+    pub stderr_path: PathBuf,
+    _stderr_dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start(config: &Path) -> Server {
+        let stderr_dir = tempfile::tempdir().expect("tempdir");
+        let stderr_path = stderr_dir.path().join("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let mut child = Command::new(MES)
+            .args(["serve", "--config", config.to_str().expect("utf-8")])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn mes serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    // Keep draining so the server never blocks on a full pipe.
+                    continue;
+                }
+            }
+        });
+        let mut addrs = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(remaining) {
+                Ok(line) if line == "mes: ready" => break,
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("mes: listening ") {
+                        let (name, addr) = rest.split_once(' ').expect("listening line");
+                        addrs.insert(name.to_string(), addr.parse().expect("addr"));
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                    panic!("mes serve did not become ready:\n{log}");
+                }
+            }
+        }
+        Server {
+            child: Some(child),
+            addrs,
+            stderr_path,
+            _stderr_dir: stderr_dir,
+        }
+    }
+
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        *self.addrs.get(name).unwrap_or_else(|| panic!("no {name} listener"))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGTERM, then wait up to `deadline`; returns the exit status (None: still running, killed).
+    pub fn terminate(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A rustls client configuration trusting `ca`, presenting `(cert, key)` when given.
+pub fn client_tls(ca: &Path, identity: Option<(&Path, &Path)>) -> Arc<rustls::ClientConfig> {
+    mes::tls::client_config(&[ca], identity).expect("client tls config")
+}
+
+/// A line-oriented SMTP client for scripted exchanges.
+pub struct Smtp<S> {
+    pub stream: TokioBufReader<S>,
+}
+
+/// A full reply: code and lines.
+#[derive(Debug, Clone)]
+pub struct SmtpReply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl SmtpReply {
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<S> {
+    pub fn new(stream: S) -> Self {
+        Smtp {
+            stream: TokioBufReader::new(stream),
+        }
+    }
+
+    pub async fn read_reply(&mut self) -> SmtpReply {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(30), self.stream.read_line(&mut line))
+                .await
+                .expect("reply timeout")
+                .expect("read reply");
+            assert!(n > 0, "connection closed while waiting for a reply (got {lines:?})");
+            let line = line.trim_end().to_string();
+            let code: u16 = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("bad reply line {line:?}"));
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                return SmtpReply { code, lines };
+            }
+        }
+    }
+
+    pub async fn send(&mut self, data: &str) {
+        self.stream.get_mut().write_all(data.as_bytes()).await.expect("write");
+        self.stream.get_mut().flush().await.expect("flush");
+    }
+
+    pub async fn send_bytes(&mut self, data: &[u8]) {
+        self.stream.get_mut().write_all(data).await.expect("write");
+        self.stream.get_mut().flush().await.expect("flush");
+    }
+
+    /// Sends one command and returns its reply.
+    pub async fn cmd(&mut self, line: &str) -> SmtpReply {
+        self.send(&format!("{line}\r\n")).await;
+        self.read_reply().await
+    }
+
+    /// Sends a command and asserts the reply code.
+    pub async fn expect(&mut self, line: &str, code: u16) -> SmtpReply {
+        let r = self.cmd(line).await;
+        assert_eq!(r.code, code, "{line:?} got {:?}", r.lines);
+        r
+    }
+}
+
+/// Connects in plain text and reads the greeting.
+pub async fn connect_plain(addr: SocketAddr) -> Smtp<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let mut s = Smtp::new(tcp);
+    let greeting = s.read_reply().await;
+    assert_eq!(greeting.code, 220);
+    s
+}
+
+/// Connects, EHLO, STARTTLS, handshake with `config`, EHLO again.
+pub async fn connect_starttls(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<Smtp<tokio_rustls::client::TlsStream<TcpStream>>> {
+    let mut s = connect_plain(addr).await;
+    s.expect("EHLO client.test", 250).await;
+    s.expect("STARTTLS", 220).await;
+    let tcp = s.stream.into_inner();
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let mut tls = connector.connect(name, tcp).await?;
+    // With TLS 1.3 a refused client certificate shows on the first read, not in the handshake.
+    let mut s = Smtp::new(tls);
+    s.send("EHLO client.test\r\n").await;
+    let mut line = String::new();
+    s.stream.read_line(&mut line).await?;
+    if line.is_empty() {
+        return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "closed after handshake"));
+    }
+    loop {
+        if line.as_bytes().get(3) != Some(&b'-') {
+            break;
+        }
+        line.clear();
+        s.stream.read_line(&mut line).await?;
+    }
+    let _ = &mut tls;
+    Ok(s)
+}
+
+/// Connects with implicit TLS and reads the greeting.
+pub async fn connect_tls(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<Smtp<tokio_rustls::client::TlsStream<TcpStream>>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await?;
+    let mut s = Smtp::new(tls);
+    let greeting = s.read_reply().await;
+    assert_eq!(greeting.code, 220);
+    Ok(s)
+}
+
+/// Base64 of a SASL PLAIN response.
+pub fn plain(user: &str, password: &str) -> String {
+    mes::identity::sasl::encode_b64(format!("\0{user}\0{password}").as_bytes())
+}
+
+/// Opens the instance's store directly (to check what was committed).
+pub async fn open_store(instance: &Instance) -> mes::store::Store {
+    let config = mes::config::Config::load(&instance.config).expect("config");
+    mes::store::Store::open(&config.database_url, 2).await.expect("store")
+}
+
+/// The messages in `address`'s INBOX.
+pub async fn inbox(store: &mes::store::Store, address: &str) -> Vec<mes::store::messages::FiledMessage> {
+    let account = store
+        .account_by_address(address)
+        .await
+        .expect("lookup")
+        .expect("account exists");
+    let mailbox = store.mailbox_id(account.id, "INBOX").await.expect("mailbox").expect("inbox");
+    store.folder_messages(mailbox).await.expect("messages")
+}
