@@ -5,6 +5,7 @@
 //! (`delivery`), and storage (`store`).
 
 pub mod audit;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod delivery;

@@ -47,6 +47,16 @@ pub enum Command {
     /// Manage the trust space whitelist.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Load tools: measure a running server.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `mes bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Concurrent TLS SMTP sessions sending messages; prints msg/s and p50/p99 latency.
+    Smtp(crate::bench::smtp::SmtpBenchArgs),
 }
 
 /// `mes user …`
@@ -178,6 +188,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Trust(cmd) => accounts::trust(&load(cli.config)?, cmd).await,
+        Command::Bench(BenchCommand::Smtp(args)) => {
+            let report = crate::bench::smtp::run(args).await?;
+            println!("{report}");
+            Ok(())
+        }
     }
 }
 

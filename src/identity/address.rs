@@ -92,8 +92,8 @@ mod tests {
     fn normalises_case_and_idn() {
         let a = Address::parse("<Jean.Dupont@Hôpital-A.MES.test>").unwrap();
         assert_eq!(a.local(), "jean.dupont");
-        assert_eq!(a.domain(), "xn--hpital-a-i2a.mes.test");
-        assert_eq!(a.to_string(), "jean.dupont@xn--hpital-a-i2a.mes.test");
+        assert_eq!(a.domain(), "xn--hpital-a-43a.mes.test");
+        assert_eq!(a.to_string(), "jean.dupont@xn--hpital-a-43a.mes.test");
     }
 
     #[test]

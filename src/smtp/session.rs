@@ -669,7 +669,8 @@ impl<B: Backend> Session<B> {
                 if let Some(e) = self.envelope.as_mut() {
                     e.recipients.push(Recipient {
                         address,
-                        orcpt: to.orcpt,
+                        // smtp-proto strips the address type; only rfc822 is accepted (RFC 3461 §4.2).
+                        orcpt: to.orcpt.map(|o| format!("rfc822;{o}")),
                         notify: to.flags,
                         target,
                     });

@@ -185,6 +185,23 @@ impl Instance {
         );
     }
 
+    /// Rewrites the configuration so the listeners keep the ports `server` got (for restarts).
+    pub fn pin_ports(&self, server: &Server) {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        let pinned: Vec<String> = text
+            .lines()
+            .map(|line| {
+                for (name, addr) in &server.addrs {
+                    if line.starts_with(&format!("{name} = \"127.0.0.1:0\"")) {
+                        return format!("{name} = \"{addr}\"");
+                    }
+                }
+                line.to_string()
+            })
+            .collect();
+        std::fs::write(&self.config, pinned.join("\n") + "\n").expect("write config");
+    }
+
     /// Starts `mes serve` and waits until it listens.
     pub fn start(&self) -> Server {
         Server::start(&self.config)
@@ -394,7 +411,7 @@ pub async fn connect_starttls(
     let tcp = s.stream.into_inner();
     let connector = tokio_rustls::TlsConnector::from(config);
     let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
-    let mut tls = connector.connect(name, tcp).await?;
+    let tls = connector.connect(name, tcp).await?;
     // With TLS 1.3 a refused client certificate shows on the first read, not in the handshake.
     let mut s = Smtp::new(tls);
     s.send("EHLO client.test\r\n").await;
@@ -410,7 +427,6 @@ pub async fn connect_starttls(
         line.clear();
         s.stream.read_line(&mut line).await?;
     }
-    let _ = &mut tls;
     Ok(s)
 }
 

@@ -1,0 +1,225 @@
+//! `mes bench smtp`: N concurrent TLS sessions (lettre) sending messages of a given
+//! size; prints messages/second and p50/p99 latency of the final 250.
+//!
+//! With `--acked-log` every message that got its 250 is recorded (one token a
+//! line, flushed at once): the crash test uses this to check that nothing
+//! acknowledged is ever lost.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, Identity, Tls, TlsParameters};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use rustls_pki_types::pem::PemObject;
+
+/// Arguments of `mes bench smtp`.
+#[derive(Debug, Clone, Args)]
+pub struct SmtpBenchArgs {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:2525")]
+    pub server: SocketAddr,
+    /// Name to verify in the server certificate.
+    #[arg(long, default_value = "localhost")]
+    pub server_name: String,
+    /// Implicit TLS (port 465) instead of STARTTLS.
+    #[arg(long)]
+    pub implicit_tls: bool,
+    /// CA certificate (PEM) to verify the server with.
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// Client certificate (PEM), for mutual TLS on MX.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Login for AUTH PLAIN (password from MES_BENCH_PASSWORD).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Concurrent sessions.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Messages in all.
+    #[arg(long, default_value_t = 2000)]
+    pub messages: u64,
+    /// Message size in octets (body padded to reach it).
+    #[arg(long, default_value_t = 4096)]
+    pub size: usize,
+    /// Envelope and header sender.
+    #[arg(long)]
+    pub from: String,
+    /// Recipient.
+    #[arg(long)]
+    pub to: String,
+    /// Stop after this many seconds even if messages remain.
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Keep going after errors (server restarts); count them.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Append the token of every acknowledged message to this file.
+    #[arg(long)]
+    pub acked_log: Option<PathBuf>,
+    /// A prefix making this run's tokens unique.
+    #[arg(long, default_value = "bench")]
+    pub run_id: String,
+}
+
+/// Result of one run.
+#[derive(Debug, Clone)]
+pub struct SmtpBenchReport {
+    /// Messages acknowledged with 250.
+    pub sent: u64,
+    /// Failed sends.
+    pub errors: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Sorted latencies of acknowledged sends.
+    pub latencies: Vec<Duration>,
+}
+
+impl SmtpBenchReport {
+    /// Acknowledged messages per second.
+    pub fn rate(&self) -> f64 {
+        self.sent as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl std::fmt::Display for SmtpBenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sent {} messages in {:.2} s: {:.1} msg/s, p50 {:.1} ms, p99 {:.1} ms, errors {}",
+            self.sent,
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            super::percentile_ms(&self.latencies, 0.50),
+            super::percentile_ms(&self.latencies, 0.99),
+            self.errors
+        )
+    }
+}
+
+fn transport(args: &SmtpBenchArgs) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    let ca = std::fs::read(&args.ca).with_context(|| format!("reading {}", args.ca.display()))?;
+    let mut tls = TlsParameters::builder(args.server_name.clone()).add_root_certificate(Certificate::from_pem(&ca)?);
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        let cert = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let key = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+        // lettre's rustls Identity takes the certificate as DER and the key as PEM.
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(&cert).context("client certificate")?;
+        tls = tls.identify_with(Identity::from_pem(der.as_ref(), &key)?);
+    }
+    let tls = tls.build_rustls()?;
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(args.server.ip().to_string())
+        .port(args.server.port())
+        .tls(if args.implicit_tls { Tls::Wrapper(tls) } else { Tls::Required(tls) })
+        .timeout(Some(Duration::from_secs(30)))
+        .pool_config(PoolConfig::new().max_size(1));
+    if let Some(user) = &args.user {
+        let password = std::env::var("MES_BENCH_PASSWORD").context("MES_BENCH_PASSWORD is not set")?;
+        builder = builder
+            .credentials(Credentials::new(user.clone(), password))
+            .authentication(vec![Mechanism::Plain]);
+    }
+    Ok(builder.build())
+}
+
+fn build_message(args: &SmtpBenchArgs, token: &str) -> anyhow::Result<Message> {
+    let line = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor\r\n";
+    let mut body = String::with_capacity(args.size);
+    body.push_str(&format!("token {token}\r\n"));
+    while body.len() + line.len() < args.size.saturating_sub(300) {
+        body.push_str(line);
+    }
+    Ok(Message::builder()
+        .from(args.from.parse::<Mailbox>()?)
+        .to(args.to.parse::<Mailbox>()?)
+        .subject(format!("bench {token}"))
+        .message_id(Some(format!("<{token}@bench.mes.test>")))
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)?)
+}
+
+/// Runs the load and returns the figures.
+pub async fn run(args: SmtpBenchArgs) -> anyhow::Result<SmtpBenchReport> {
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(args.messages as usize)));
+    let log = match &args.acked_log {
+        Some(p) => Some(Arc::new(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        ))),
+        None => None,
+    };
+    let start = Instant::now();
+    let stop_at = args.duration.map(|d| start + Duration::from_secs(d));
+    let mut tasks = Vec::new();
+    for worker in 0..args.connections.max(1) {
+        let args = args.clone();
+        let next = next.clone();
+        let errors = errors.clone();
+        let latencies = latencies.clone();
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut transport = transport(&args)?;
+            loop {
+                if stop_at.is_some_and(|t| Instant::now() >= t) {
+                    return anyhow::Ok(());
+                }
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= args.messages {
+                    return Ok(());
+                }
+                let token = format!("{}-{worker}-{n}", args.run_id);
+                let message = build_message(&args, &token)?;
+                let t0 = Instant::now();
+                match transport.send(message).await {
+                    Ok(_) => {
+                        let dt = t0.elapsed();
+                        if let Some(log) = &log {
+                            let mut f = log.lock().unwrap_or_else(|p| p.into_inner());
+                            writeln!(f, "{token}")?;
+                            f.flush()?;
+                        }
+                        latencies.lock().unwrap_or_else(|p| p.into_inner()).push(dt);
+                    }
+                    Err(e) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        if !args.keep_going {
+                            return Err(anyhow::anyhow!("send failed: {e}"));
+                        }
+                        // The server may be restarting: start over with a new connection.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        transport = crate::bench::smtp::transport(&args)?;
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.context("bench task")??;
+    }
+    let elapsed = start.elapsed();
+    let mut latencies = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+    latencies.sort();
+    Ok(SmtpBenchReport {
+        sent: latencies.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        elapsed,
+        latencies,
+    })
+}

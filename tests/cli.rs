@@ -1,0 +1,183 @@
+//! The command line as operators script it: init, config check, users, domains.
+
+mod common;
+
+use common::{mes, mes_ok};
+
+fn init(dir: &std::path::Path) -> std::path::PathBuf {
+    mes_ok(&["init", dir.to_str().unwrap()], None);
+    dir.join("mes.toml")
+}
+
+#[test]
+fn init_then_config_check_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = init(&tmp.path().join("a"));
+    let out = mes_ok(&["--config", config.to_str().unwrap(), "config", "check"], None);
+    assert!(out.contains("OK"), "{out}");
+    for f in ["ca.pem", "ca.key", "server.pem", "server.key", "operator2.pem", "client.pem"] {
+        assert!(tmp.path().join("a/certs").join(f).is_file(), "{f} missing");
+    }
+    // MES_CONFIG works like --config.
+    let out = std::process::Command::new(common::MES)
+        .args(["config", "check"])
+        .env("MES_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn init_refuses_to_overwrite_without_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    init(&dir);
+    let (ok, _, err) = mes(&["init", dir.to_str().unwrap()], None);
+    assert!(!ok);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one-line reason: {err}");
+    mes_ok(&["init", dir.to_str().unwrap(), "--force"], None);
+}
+
+#[test]
+fn init_with_ca_shares_the_trust_anchor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    init(&a);
+    mes_ok(
+        &["init", b.to_str().unwrap(), "--domain", "hopital-b.mes.test", "--ca", a.to_str().unwrap()],
+        None,
+    );
+    let ca_a = std::fs::read(a.join("certs/ca.pem")).unwrap();
+    let ca_b = std::fs::read(b.join("certs/ca.pem")).unwrap();
+    assert_eq!(ca_a, ca_b);
+    let server_a = std::fs::read(a.join("certs/server.pem")).unwrap();
+    let server_b = std::fs::read(b.join("certs/server.pem")).unwrap();
+    assert_ne!(server_a, server_b);
+}
+
+fn check_fails(config: &std::path::Path, needle: &str) {
+    let (ok, _, err) = mes(&["--config", config.to_str().unwrap(), "config", "check"], None);
+    assert!(!ok, "config check should fail");
+    assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+    assert_eq!(err.trim().lines().count(), 1, "one-line reason: {err}");
+}
+
+#[test]
+fn bad_configurations_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = init(&tmp.path().join("a"));
+    let good = std::fs::read_to_string(&config).unwrap();
+
+    std::fs::write(&config, good.replace("[listen]\n", "[listen]\nsmtp_port = 25\n")).unwrap();
+    check_fails(&config, "smtp_port");
+
+    std::fs::write(&config, good.replace("127.0.0.1:2587", "127.0.0.1:70000")).unwrap();
+    check_fails(&config, "listen.submission");
+
+    std::fs::write(&config, good.replace("certs/server.key", "certs/missing.key")).unwrap();
+    check_fails(&config, "missing.key");
+
+    std::fs::write(&config, good.replace("# max_recipients = 100", "max_recipients = \"many\"")).unwrap();
+    check_fails(&config, "max_recipients");
+}
+
+#[test]
+fn users_and_domains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = init(&tmp.path().join("a"));
+    let c = config.to_str().unwrap();
+    let out = mes_ok(
+        &["--config", c, "user", "add", "Jean.Dupont@Hopital-A.mes.test", "--kind", "professional", "--name", "Dr Jean Dupont", "--profession", "Médecin", "--rpps", "10001234567"],
+        None,
+    );
+    assert!(out.contains("password:"), "a generated password is printed once: {out}");
+    mes_ok(
+        &["--config", c, "user", "add", "279035121518989@patient.mes.test", "--kind", "patient", "--password-stdin"],
+        Some("a long patient password\n"),
+    );
+    // Wrong INS key, patient outside a patient domain, professional in a patient domain.
+    for (addr, kind, needle) in [
+        ("279035121518988@patient.mes.test", "patient", "INS"),
+        ("279035121518989@hopital-a.mes.test", "patient", "patient domain"),
+        ("marie@patient.mes.test", "professional", "patient domain"),
+        ("x@unknown.mes.test", "professional", "not hosted"),
+    ] {
+        let (ok, _, err) = mes(&["--config", c, "user", "add", addr, "--kind", kind], None);
+        assert!(!ok, "{addr} should be refused");
+        assert!(err.contains(needle), "{addr}: {err}");
+    }
+    let (ok, _, err) = mes(&["--config", c, "user", "add", "a@hopital-a.mes.test", "--kind", "doctor"], None);
+    assert!(!ok && err.contains("doctor"), "{err}");
+
+    let list = mes_ok(&["--config", c, "user", "list"], None);
+    assert!(list.contains("jean.dupont@hopital-a.mes.test\tprofessional\tDr Jean Dupont"), "{list}");
+    assert!(list.contains("279035121518989@patient.mes.test\tpatient"), "{list}");
+
+    mes_ok(&["--config", c, "user", "passwd", "jean.dupont@hopital-a.mes.test", "--password-stdin"], Some("another long password\n"));
+    let (ok, _, err) = mes(&["--config", c, "user", "passwd", "jean.dupont@hopital-a.mes.test", "--password-stdin"], Some("short\n"));
+    assert!(!ok && err.contains("at least"), "{err}");
+    mes_ok(&["--config", c, "user", "disable", "jean.dupont@hopital-a.mes.test"], None);
+    let list = mes_ok(&["--config", c, "user", "list"], None);
+    assert!(list.contains("disabled"), "{list}");
+
+    mes_ok(&["--config", c, "domain", "add", "Clinique-C.mes.test", "--kind", "professional"], None);
+    let domains = mes_ok(&["--config", c, "domain", "list"], None);
+    assert!(domains.contains("clinique-c.mes.test\tprofessional"), "{domains}");
+    let (ok, _, err) = mes(&["--config", c, "domain", "add", "clinique-c.mes.test", "--kind", "professional"], None);
+    assert!(!ok && err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["init", "--help"],
+        vec!["serve", "--help"],
+        vec!["user", "add", "--help"],
+        vec!["user", "list", "--help"],
+        vec!["user", "passwd", "--help"],
+        vec!["user", "disable", "--help"],
+        vec!["domain", "add", "--help"],
+        vec!["domain", "list", "--help"],
+        vec!["config", "check", "--help"],
+        vec!["trust", "import", "--help"],
+    ] {
+        let out = mes_ok(&args, None);
+        assert!(out.contains("Usage:"), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn trust_import_reads_the_published_whitelist() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = init(&tmp.path().join("a"));
+    let c = config.to_str().unwrap();
+    let xml = tmp.path().join("lb.xml");
+    std::fs::write(
+        &xml,
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListeBlanche xmlns="https://listeblanche.mssante.fr/schema">
+  <DateDeGeneration>2026-11-20T03:00:00</DateDeGeneration>
+  <Domaine>
+    <Nom>hopital-b.mes.test</Nom>
+    <Description>Hôpital B</Description>
+    <DNCertificatOperateur>CN=mx.operateur2.mes.test, O=Operateur Deux, C=FR</DNCertificatOperateur>
+    <ResponsableContact>dsi@hopital-b.mes.test</ResponsableContact>
+    <SupportContact>support@hopital-b.mes.test</SupportContact>
+    <DateMAJ>2026-11-01T10:00:00</DateMAJ>
+  </Domaine>
+</ListeBlanche>"#,
+    )
+    .unwrap();
+    let out = mes_ok(&["--config", c, "trust", "import", xml.to_str().unwrap()], None);
+    assert!(out.contains("imported 1 domains"), "{out}");
+    let list = mes_ok(&["--config", c, "trust", "list"], None);
+    assert!(list.contains("hopital-b.mes.test\timported\tCN=mx.operateur2.mes.test"), "{list}");
+
+    std::fs::write(&xml, "<!DOCTYPE x [<!ENTITY a \"aaaa\">]><ListeBlanche>&a;</ListeBlanche>").unwrap();
+    let (ok, _, err) = mes(&["--config", c, "trust", "import", xml.to_str().unwrap()], None);
+    assert!(!ok, "a DOCTYPE is refused");
+    assert!(err.to_lowercase().contains("doctype"), "{err}");
+}
