@@ -7,8 +7,8 @@
 //! content.
 
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use sqlx::AnyConnection;
+use sqlx::Row;
 
 use crate::store::{Store, StoreError, now};
 
@@ -39,7 +39,14 @@ impl AuditEntry {
 
 fn chain_hash(prev: &str, at: i64, e: &AuditEntry) -> String {
     let mut h = Sha256::new();
-    for part in [prev, &at.to_string(), &e.actor, &e.action, &e.target, &e.detail] {
+    for part in [
+        prev,
+        &at.to_string(),
+        &e.actor,
+        &e.action,
+        &e.target,
+        &e.detail,
+    ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }

@@ -443,7 +443,12 @@ fn line_of(text: &str, table: Option<&str>, key: &str) -> usize {
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         if trimmed.starts_with('[') {
-            current = Some(trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+            current = Some(
+                trimmed
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .trim()
+                    .to_string(),
+            );
             continue;
         }
         let in_table = match (table, &current) {
@@ -610,11 +615,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("listen.submission"), "{err}");
-        let line = text
-            .lines()
-            .position(|l| l.contains("99999"))
-            .unwrap()
-            + 1;
+        let line = text.lines().position(|l| l.contains("99999")).unwrap() + 1;
         assert!(err.contains(&format!(":{line}:")), "{err}");
     }
 

@@ -59,7 +59,8 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-const VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+const VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// Reads every certificate of a PEM file.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -103,10 +104,14 @@ pub fn root_store(anchors: &[impl AsRef<Path>]) -> Result<RootCertStore, TlsErro
 }
 
 /// A server configuration for our listeners.
-pub fn server_config(settings: &TlsSettings, client_auth: ClientAuth) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub fn server_config(
+    settings: &TlsSettings,
+    client_auth: ClientAuth,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs = load_certs(&settings.certificate)?;
     let key = load_key(&settings.private_key)?;
-    let builder = rustls::ServerConfig::builder_with_provider(provider()).with_protocol_versions(VERSIONS)?;
+    let builder =
+        rustls::ServerConfig::builder_with_provider(provider()).with_protocol_versions(VERSIONS)?;
     let builder = match client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         ClientAuth::Optional | ClientAuth::Required => {
@@ -117,7 +122,11 @@ pub fn server_config(settings: &TlsSettings, client_auth: ClientAuth) -> Result<
             } else {
                 verifier
             };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| TlsError::Verifier(e.to_string()))?)
+            builder.with_client_cert_verifier(
+                verifier
+                    .build()
+                    .map_err(|e| TlsError::Verifier(e.to_string()))?,
+            )
         }
     };
     let mut config = builder.with_single_cert(certs, key)?;

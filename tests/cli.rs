@@ -13,9 +13,19 @@ fn init(dir: &std::path::Path) -> std::path::PathBuf {
 fn init_then_config_check_succeeds() {
     let tmp = tempfile::tempdir().unwrap();
     let config = init(&tmp.path().join("a"));
-    let out = mes_ok(&["--config", config.to_str().unwrap(), "config", "check"], None);
+    let out = mes_ok(
+        &["--config", config.to_str().unwrap(), "config", "check"],
+        None,
+    );
     assert!(out.contains("OK"), "{out}");
-    for f in ["ca.pem", "ca.key", "server.pem", "server.key", "operator2.pem", "client.pem"] {
+    for f in [
+        "ca.pem",
+        "ca.key",
+        "server.pem",
+        "server.key",
+        "operator2.pem",
+        "client.pem",
+    ] {
         assert!(tmp.path().join("a/certs").join(f).is_file(), "{f} missing");
     }
     // MES_CONFIG works like --config.
@@ -46,7 +56,14 @@ fn init_with_ca_shares_the_trust_anchor() {
     let b = tmp.path().join("b");
     init(&a);
     mes_ok(
-        &["init", b.to_str().unwrap(), "--domain", "hopital-b.mes.test", "--ca", a.to_str().unwrap()],
+        &[
+            "init",
+            b.to_str().unwrap(),
+            "--domain",
+            "hopital-b.mes.test",
+            "--ca",
+            a.to_str().unwrap(),
+        ],
         None,
     );
     let ca_a = std::fs::read(a.join("certs/ca.pem")).unwrap();
@@ -58,7 +75,10 @@ fn init_with_ca_shares_the_trust_anchor() {
 }
 
 fn check_fails(config: &std::path::Path, needle: &str) {
-    let (ok, _, err) = mes(&["--config", config.to_str().unwrap(), "config", "check"], None);
+    let (ok, _, err) = mes(
+        &["--config", config.to_str().unwrap(), "config", "check"],
+        None,
+    );
     assert!(!ok, "config check should fail");
     assert!(err.contains(needle), "expected {needle:?} in {err:?}");
     assert_eq!(err.trim().lines().count(), 1, "one-line reason: {err}");
@@ -70,16 +90,28 @@ fn bad_configurations_are_named() {
     let config = init(&tmp.path().join("a"));
     let good = std::fs::read_to_string(&config).unwrap();
 
-    std::fs::write(&config, good.replace("[listen]\n", "[listen]\nsmtp_port = 25\n")).unwrap();
+    std::fs::write(
+        &config,
+        good.replace("[listen]\n", "[listen]\nsmtp_port = 25\n"),
+    )
+    .unwrap();
     check_fails(&config, "smtp_port");
 
     std::fs::write(&config, good.replace("127.0.0.1:2587", "127.0.0.1:70000")).unwrap();
     check_fails(&config, "listen.submission");
 
-    std::fs::write(&config, good.replace("certs/server.key", "certs/missing.key")).unwrap();
+    std::fs::write(
+        &config,
+        good.replace("certs/server.key", "certs/missing.key"),
+    )
+    .unwrap();
     check_fails(&config, "missing.key");
 
-    std::fs::write(&config, good.replace("# max_recipients = 100", "max_recipients = \"many\"")).unwrap();
+    std::fs::write(
+        &config,
+        good.replace("# max_recipients = 100", "max_recipients = \"many\""),
+    )
+    .unwrap();
     check_fails(&config, "max_recipients");
 }
 
@@ -89,18 +121,48 @@ fn users_and_domains() {
     let config = init(&tmp.path().join("a"));
     let c = config.to_str().unwrap();
     let out = mes_ok(
-        &["--config", c, "user", "add", "Jean.Dupont@Hopital-A.mes.test", "--kind", "professional", "--name", "Dr Jean Dupont", "--profession", "Médecin", "--rpps", "10001234567"],
+        &[
+            "--config",
+            c,
+            "user",
+            "add",
+            "Jean.Dupont@Hopital-A.mes.test",
+            "--kind",
+            "professional",
+            "--name",
+            "Dr Jean Dupont",
+            "--profession",
+            "Médecin",
+            "--rpps",
+            "10001234567",
+        ],
         None,
     );
-    assert!(out.contains("password:"), "a generated password is printed once: {out}");
+    assert!(
+        out.contains("password:"),
+        "a generated password is printed once: {out}"
+    );
     mes_ok(
-        &["--config", c, "user", "add", "279035121518989@patient.mes.test", "--kind", "patient", "--password-stdin"],
+        &[
+            "--config",
+            c,
+            "user",
+            "add",
+            "279035121518989@patient.mes.test",
+            "--kind",
+            "patient",
+            "--password-stdin",
+        ],
         Some("a long patient password\n"),
     );
     // Wrong INS key, patient outside a patient domain, professional in a patient domain.
     for (addr, kind, needle) in [
         ("279035121518988@patient.mes.test", "patient", "INS"),
-        ("279035121518989@hopital-a.mes.test", "patient", "patient domain"),
+        (
+            "279035121518989@hopital-a.mes.test",
+            "patient",
+            "patient domain",
+        ),
         ("marie@patient.mes.test", "professional", "patient domain"),
         ("x@unknown.mes.test", "professional", "not hosted"),
     ] {
@@ -108,24 +170,95 @@ fn users_and_domains() {
         assert!(!ok, "{addr} should be refused");
         assert!(err.contains(needle), "{addr}: {err}");
     }
-    let (ok, _, err) = mes(&["--config", c, "user", "add", "a@hopital-a.mes.test", "--kind", "doctor"], None);
+    let (ok, _, err) = mes(
+        &[
+            "--config",
+            c,
+            "user",
+            "add",
+            "a@hopital-a.mes.test",
+            "--kind",
+            "doctor",
+        ],
+        None,
+    );
     assert!(!ok && err.contains("doctor"), "{err}");
 
     let list = mes_ok(&["--config", c, "user", "list"], None);
-    assert!(list.contains("jean.dupont@hopital-a.mes.test\tprofessional\tDr Jean Dupont"), "{list}");
-    assert!(list.contains("279035121518989@patient.mes.test\tpatient"), "{list}");
+    assert!(
+        list.contains("jean.dupont@hopital-a.mes.test\tprofessional\tDr Jean Dupont"),
+        "{list}"
+    );
+    assert!(
+        list.contains("279035121518989@patient.mes.test\tpatient"),
+        "{list}"
+    );
 
-    mes_ok(&["--config", c, "user", "passwd", "jean.dupont@hopital-a.mes.test", "--password-stdin"], Some("another long password\n"));
-    let (ok, _, err) = mes(&["--config", c, "user", "passwd", "jean.dupont@hopital-a.mes.test", "--password-stdin"], Some("short\n"));
+    mes_ok(
+        &[
+            "--config",
+            c,
+            "user",
+            "passwd",
+            "jean.dupont@hopital-a.mes.test",
+            "--password-stdin",
+        ],
+        Some("another long password\n"),
+    );
+    let (ok, _, err) = mes(
+        &[
+            "--config",
+            c,
+            "user",
+            "passwd",
+            "jean.dupont@hopital-a.mes.test",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
     assert!(!ok && err.contains("at least"), "{err}");
-    mes_ok(&["--config", c, "user", "disable", "jean.dupont@hopital-a.mes.test"], None);
+    mes_ok(
+        &[
+            "--config",
+            c,
+            "user",
+            "disable",
+            "jean.dupont@hopital-a.mes.test",
+        ],
+        None,
+    );
     let list = mes_ok(&["--config", c, "user", "list"], None);
     assert!(list.contains("disabled"), "{list}");
 
-    mes_ok(&["--config", c, "domain", "add", "Clinique-C.mes.test", "--kind", "professional"], None);
+    mes_ok(
+        &[
+            "--config",
+            c,
+            "domain",
+            "add",
+            "Clinique-C.mes.test",
+            "--kind",
+            "professional",
+        ],
+        None,
+    );
     let domains = mes_ok(&["--config", c, "domain", "list"], None);
-    assert!(domains.contains("clinique-c.mes.test\tprofessional"), "{domains}");
-    let (ok, _, err) = mes(&["--config", c, "domain", "add", "clinique-c.mes.test", "--kind", "professional"], None);
+    assert!(
+        domains.contains("clinique-c.mes.test\tprofessional"),
+        "{domains}"
+    );
+    let (ok, _, err) = mes(
+        &[
+            "--config",
+            c,
+            "domain",
+            "add",
+            "clinique-c.mes.test",
+            "--kind",
+            "professional",
+        ],
+        None,
+    );
     assert!(!ok && err.contains("already exists"), "{err}");
 }
 
@@ -171,13 +304,26 @@ fn trust_import_reads_the_published_whitelist() {
 </ListeBlanche>"#,
     )
     .unwrap();
-    let out = mes_ok(&["--config", c, "trust", "import", xml.to_str().unwrap()], None);
+    let out = mes_ok(
+        &["--config", c, "trust", "import", xml.to_str().unwrap()],
+        None,
+    );
     assert!(out.contains("imported 1 domains"), "{out}");
     let list = mes_ok(&["--config", c, "trust", "list"], None);
-    assert!(list.contains("hopital-b.mes.test\timported\tCN=mx.operateur2.mes.test"), "{list}");
+    assert!(
+        list.contains("hopital-b.mes.test\timported\tCN=mx.operateur2.mes.test"),
+        "{list}"
+    );
 
-    std::fs::write(&xml, "<!DOCTYPE x [<!ENTITY a \"aaaa\">]><ListeBlanche>&a;</ListeBlanche>").unwrap();
-    let (ok, _, err) = mes(&["--config", c, "trust", "import", xml.to_str().unwrap()], None);
+    std::fs::write(
+        &xml,
+        "<!DOCTYPE x [<!ENTITY a \"aaaa\">]><ListeBlanche>&a;</ListeBlanche>",
+    )
+    .unwrap();
+    let (ok, _, err) = mes(
+        &["--config", c, "trust", "import", xml.to_str().unwrap()],
+        None,
+    );
     assert!(!ok, "a DOCTYPE is refused");
     assert!(err.to_lowercase().contains("doctype"), "{err}");
 }

@@ -21,27 +21,44 @@ async fn acknowledged_messages_survive_sigkill(db: Db) {
     let acked = instance.root().join("acked.log");
     let load = Command::new(common::MES)
         .args([
-            "bench", "smtp",
-            "--server", &mx.to_string(),
-            "--ca", instance.cert("ca.pem").to_str().unwrap(),
-            "--cert", instance.cert("operator2.pem").to_str().unwrap(),
-            "--key", instance.cert("operator2.key").to_str().unwrap(),
-            "--from", "load@operateur2.mes.test",
-            "--to", RCPT,
-            "--connections", "8",
-            "--messages", "100000",
-            "--size", "2048",
-            "--duration", "15",
+            "bench",
+            "smtp",
+            "--server",
+            &mx.to_string(),
+            "--ca",
+            instance.cert("ca.pem").to_str().unwrap(),
+            "--cert",
+            instance.cert("operator2.pem").to_str().unwrap(),
+            "--key",
+            instance.cert("operator2.key").to_str().unwrap(),
+            "--from",
+            "load@operateur2.mes.test",
+            "--to",
+            RCPT,
+            "--connections",
+            "8",
+            "--messages",
+            "100000",
+            "--size",
+            "2048",
+            "--duration",
+            "15",
             "--keep-going",
-            "--run-id", "crash",
-            "--acked-log", acked.to_str().unwrap(),
+            "--run-id",
+            "crash",
+            "--acked-log",
+            acked.to_str().unwrap(),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
 
-    let count = || std::fs::read_to_string(&acked).map(|s| s.lines().count()).unwrap_or(0);
+    let count = || {
+        std::fs::read_to_string(&acked)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
     for round in 0..3 {
         // Let some messages through, then crash in the middle of the traffic.
         let before = count();
@@ -49,19 +66,35 @@ async fn acknowledged_messages_survive_sigkill(db: Db) {
         while count() < before + 30 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(count() >= before + 30, "round {round}: no progress\n{}", server.log());
+        assert!(
+            count() >= before + 30,
+            "round {round}: no progress\n{}",
+            server.log()
+        );
         server.kill();
         tokio::time::sleep(Duration::from_millis(200)).await;
         server = instance.start();
     }
     let out = load.wait_with_output().unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "load tool failed: {report}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "load tool failed: {report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(report.contains("errors"), "{report}");
     server.terminate(Duration::from_secs(10));
 
-    let acked: Vec<String> = std::fs::read_to_string(&acked).unwrap().lines().map(str::to_string).collect();
-    assert!(acked.len() > 90, "too few acknowledged messages to prove anything: {}", acked.len());
+    let acked: Vec<String> = std::fs::read_to_string(&acked)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(
+        acked.len() > 90,
+        "too few acknowledged messages to prove anything: {}",
+        acked.len()
+    );
     let store = open_store(&instance).await;
     let mut stored: HashMap<String, usize> = HashMap::new();
     for m in inbox(&store, RCPT).await {
@@ -75,9 +108,16 @@ async fn acknowledged_messages_survive_sigkill(db: Db) {
         *stored.entry(token).or_default() += 1;
     }
     for token in &acked {
-        assert_eq!(stored.get(token), Some(&1), "acknowledged message {token} must be stored exactly once");
+        assert_eq!(
+            stored.get(token),
+            Some(&1),
+            "acknowledged message {token} must be stored exactly once"
+        );
     }
-    assert!(stored.values().all(|&n| n == 1), "no message is stored twice");
+    assert!(
+        stored.values().all(|&n| n == 1),
+        "no message is stored twice"
+    );
     // Nothing half-stored: every message row is filed and has its content.
     let orphans: (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM mailbox_messages mm WHERE mm.message_id = m.id) \
@@ -87,7 +127,11 @@ async fn acknowledged_messages_survive_sigkill(db: Db) {
     .await
     .unwrap();
     assert_eq!(orphans.0, 0);
-    eprintln!("crash test ({db:?}): {} acknowledged, {} stored; {report}", acked.len(), stored.len());
+    eprintln!(
+        "crash test ({db:?}): {} acknowledged, {} stored; {report}",
+        acked.len(),
+        stored.len()
+    );
 }
 
 both_backends!(acknowledged_messages_survive_sigkill);

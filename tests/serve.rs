@@ -12,7 +12,9 @@ async fn stops_on_sigterm(db: Db) {
     // A session in progress does not stop the shutdown: idle sessions are told 421.
     let mut idle = common::connect_plain(server.addr("mx")).await;
     idle.expect("EHLO client.test", 250).await;
-    let status = server.terminate(Duration::from_secs(10)).expect("exits within the deadline");
+    let status = server
+        .terminate(Duration::from_secs(10))
+        .expect("exits within the deadline");
     assert!(status.success(), "exit status {status:?}\n{}", server.log());
     let bye = idle.read_reply().await;
     assert_eq!(bye.code, 421, "{bye:?}");
@@ -43,12 +45,23 @@ fn first_start_without_config_creates_demo_accounts() {
             break;
         }
     }
-    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let status = child.wait().unwrap();
     assert!(status.success());
     let text = lines.join("\n");
-    assert!(text.contains("jean.dupont@hopital-a.mes.test  password: "), "{text}");
-    assert!(text.contains("279035121518989@patient.mes.test  password: "), "{text}");
-    assert!(text.contains("mes: listening submission 127.0.0.1:2587"), "{text}");
+    assert!(
+        text.contains("jean.dupont@hopital-a.mes.test  password: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("279035121518989@patient.mes.test  password: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("mes: listening submission 127.0.0.1:2587"),
+        "{text}"
+    );
     assert!(tmp.path().join("mes-data/mes.toml").is_file());
 }

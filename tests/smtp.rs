@@ -5,7 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Db, Instance, Server, client_tls, connect_plain, connect_starttls, connect_tls, inbox, open_store, plain};
+use common::{
+    Db, Instance, Server, client_tls, connect_plain, connect_starttls, connect_tls, inbox,
+    open_store, plain,
+};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Identity, Tls, TlsParameters};
@@ -26,7 +29,8 @@ async fn setup(db: Db, smtp_extra: &str) -> (Instance, Server) {
 
 fn tls_params(instance: &Instance, identity: Option<&str>) -> TlsParameters {
     let ca = std::fs::read(instance.cert("ca.pem")).unwrap();
-    let mut b = TlsParameters::builder("localhost".into()).add_root_certificate(Certificate::from_pem(&ca).unwrap());
+    let mut b = TlsParameters::builder("localhost".into())
+        .add_root_certificate(Certificate::from_pem(&ca).unwrap());
     if let Some(name) = identity {
         let cert = std::fs::read(instance.cert(&format!("{name}.pem"))).unwrap();
         let key = std::fs::read(instance.cert(&format!("{name}.key"))).unwrap();
@@ -57,14 +61,20 @@ async fn lettre_submission_starttls(db: Db) {
         .authentication(vec![Mechanism::Plain])
         .timeout(Some(Duration::from_secs(20)))
         .build();
-    let response = transport.send(message(JEAN, MARIE, "lettre starttls")).await.unwrap();
+    let response = transport
+        .send(message(JEAN, MARIE, "lettre starttls"))
+        .await
+        .unwrap();
     assert_eq!(response.code().to_string(), "250");
 
     let store = open_store(&instance).await;
     let mails = inbox(&store, MARIE).await;
     assert_eq!(mails.len(), 1);
     let text = String::from_utf8_lossy(&mails[0].data);
-    assert!(text.starts_with("Return-Path: <jean.dupont@hopital-a.mes.test>\r\nReceived: from "), "{text}");
+    assert!(
+        text.starts_with("Return-Path: <jean.dupont@hopital-a.mes.test>\r\nReceived: from "),
+        "{text}"
+    );
     assert!(text.contains("with ESMTPSA"), "{text}");
     assert!(text.contains("version=TLSv1.3"), "{text}");
     assert!(text.contains("Subject: lettre starttls"), "{text}");
@@ -82,11 +92,17 @@ async fn lettre_submissions_implicit_tls_login(db: Db) {
         .timeout(Some(Duration::from_secs(20)))
         .build();
     for i in 0..3 {
-        transport.send(message(MARIE, JEAN, &format!("implicit {i}"))).await.unwrap();
+        transport
+            .send(message(MARIE, JEAN, &format!("implicit {i}")))
+            .await
+            .unwrap();
     }
     let store = open_store(&instance).await;
     let mails = inbox(&store, JEAN).await;
-    assert_eq!(mails.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        mails.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
 }
 
 async fn lettre_mx_with_operator_certificate(db: Db) {
@@ -98,7 +114,11 @@ async fn lettre_mx_with_operator_certificate(db: Db) {
         .timeout(Some(Duration::from_secs(20)))
         .build();
     transport
-        .send(message("dr.martin@operateur2.mes.test", JEAN, "from operator two"))
+        .send(message(
+            "dr.martin@operateur2.mes.test",
+            JEAN,
+            "from operator two",
+        ))
         .await
         .unwrap();
     // Operator two may not send as our domain.
@@ -111,10 +131,18 @@ async fn lettre_mx_with_operator_certificate(db: Db) {
     let mails = inbox(&store, JEAN).await;
     assert_eq!(mails.len(), 1);
     let text = String::from_utf8_lossy(&mails[0].data);
-    assert!(text.contains("verified-peer=\"CN=mx.operateur2.mes.test, O=Operateur Deux, C=FR\""), "{text}");
+    assert!(
+        text.contains("verified-peer=\"CN=mx.operateur2.mes.test, O=Operateur Deux, C=FR\""),
+        "{text}"
+    );
     assert!(text.contains("with ESMTPS"), "{text}");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(server.log().contains("is not the operator of hopital-a.mes.test"), "reason logged");
+    assert!(
+        server
+            .log()
+            .contains("is not the operator of hopital-a.mes.test"),
+        "reason logged"
+    );
 }
 
 both_backends!(
@@ -129,17 +157,40 @@ async fn swaks_starttls_auth_with_client_certificate() {
     let port = server.addr("submission").port().to_string();
     let out = std::process::Command::new("swaks")
         .args([
-            "--server", "127.0.0.1", "--port", &port, "--tls",
-            "--tls-ca-path", instance.cert("ca.pem").to_str().unwrap(),
-            "--tls-cert", instance.cert("client.pem").to_str().unwrap(),
-            "--tls-key", instance.cert("client.key").to_str().unwrap(),
-            "--auth", "PLAIN", "--auth-user", JEAN, "--auth-password", PW,
-            "--from", JEAN, "--to", MARIE, "--h-From", JEAN, "--header", "Subject: via swaks",
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--tls",
+            "--tls-ca-path",
+            instance.cert("ca.pem").to_str().unwrap(),
+            "--tls-cert",
+            instance.cert("client.pem").to_str().unwrap(),
+            "--tls-key",
+            instance.cert("client.key").to_str().unwrap(),
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            JEAN,
+            "--auth-password",
+            PW,
+            "--from",
+            JEAN,
+            "--to",
+            MARIE,
+            "--h-From",
+            JEAN,
+            "--header",
+            "Subject: via swaks",
         ])
         .output()
         .expect("swaks is installed by scripts/test");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "swaks failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "swaks failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("250 2.0.0 Message accepted"), "{stdout}");
     // swaks saw our certificate and we saw its.
     assert!(stdout.contains("TLS started"), "{stdout}");
@@ -147,17 +198,30 @@ async fn swaks_starttls_auth_with_client_certificate() {
     let mails = inbox(&store, MARIE).await;
     assert_eq!(mails.len(), 1);
     let text = String::from_utf8_lossy(&mails[0].data);
-    assert!(text.contains("verified-peer=\"CN=dpi.hopital.mes.test"), "{text}");
+    assert!(
+        text.contains("verified-peer=\"CN=dpi.hopital.mes.test"),
+        "{text}"
+    );
 
     // swaks on the MX port with the operator certificate (mutual TLS, no AUTH).
     let port = server.addr("mx").port().to_string();
     let out = std::process::Command::new("swaks")
         .args([
-            "--server", "127.0.0.1", "--port", &port, "--tls",
-            "--tls-ca-path", instance.cert("ca.pem").to_str().unwrap(),
-            "--tls-cert", instance.cert("operator2.pem").to_str().unwrap(),
-            "--tls-key", instance.cert("operator2.key").to_str().unwrap(),
-            "--from", "secretariat@operateur2.mes.test", "--to", JEAN,
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--tls",
+            "--tls-ca-path",
+            instance.cert("ca.pem").to_str().unwrap(),
+            "--tls-cert",
+            instance.cert("operator2.pem").to_str().unwrap(),
+            "--tls-key",
+            instance.cert("operator2.key").to_str().unwrap(),
+            "--from",
+            "secretariat@operateur2.mes.test",
+            "--to",
+            JEAN,
         ])
         .output()
         .unwrap();
@@ -174,10 +238,15 @@ async fn nothing_but_ehlo_starttls_noop_quit_before_tls() {
         let ehlo = s.expect("EHLO client.test", 250).await;
         let text = ehlo.text();
         assert!(text.contains("STARTTLS"), "{text}");
-        assert!(!text.contains("AUTH"), "AUTH is not advertised before TLS: {text}");
+        assert!(
+            !text.contains("AUTH"),
+            "AUTH is not advertised before TLS: {text}"
+        );
         s.expect("NOOP", 250).await;
-        s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 530).await;
-        s.expect("RCPT TO:<jean.dupont@hopital-a.mes.test>", 530).await;
+        s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 530)
+            .await;
+        s.expect("RCPT TO:<jean.dupont@hopital-a.mes.test>", 530)
+            .await;
         s.expect("AUTH PLAIN AGplYW4AcHc=", 530).await;
         s.expect("DATA", 530).await;
         s.expect("QUIT", 221).await;
@@ -188,16 +257,27 @@ async fn nothing_but_ehlo_starttls_noop_quit_before_tls() {
 async fn submission_refusals() {
     let (instance, server) = setup(Db::Sqlite, "").await;
     let config = client_tls(&instance.cert("ca.pem"), None);
-    let mut s = connect_starttls(server.addr("submission"), config.clone()).await.unwrap();
+    let mut s = connect_starttls(server.addr("submission"), config.clone())
+        .await
+        .unwrap();
     // MAIL before AUTH.
-    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 530).await;
+    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 530)
+        .await;
     // Wrong password, then right.
-    s.expect(&format!("AUTH PLAIN {}", plain(JEAN, "wrong password here")), 535).await;
-    s.expect(&format!("AUTH PLAIN {}", plain(JEAN, PW)), 235).await;
+    s.expect(
+        &format!("AUTH PLAIN {}", plain(JEAN, "wrong password here")),
+        535,
+    )
+    .await;
+    s.expect(&format!("AUTH PLAIN {}", plain(JEAN, PW)), 235)
+        .await;
     // Sending as someone else.
-    let r = s.expect("MAIL FROM:<marie.curie@hopital-a.mes.test>", 553).await;
+    let r = s
+        .expect("MAIL FROM:<marie.curie@hopital-a.mes.test>", 553)
+        .await;
     assert!(r.text().contains("5.7.1"), "{r:?}");
-    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 250).await;
+    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 250)
+        .await;
     // Unknown local recipient, outside domain, trust-space domain not deliverable yet.
     let r = s.expect("RCPT TO:<nobody@hopital-a.mes.test>", 550).await;
     assert!(r.text().contains("5.1.1"), "{r:?}");
@@ -205,17 +285,22 @@ async fn submission_refusals() {
     assert!(r.text().contains("5.7.1"), "{r:?}");
     let r = s.expect("RCPT TO:<dr@operateur2.mes.test>", 450).await;
     assert!(r.text().contains("4.7.0"), "{r:?}");
-    s.expect("RCPT TO:<marie.curie@hopital-a.mes.test>", 250).await;
+    s.expect("RCPT TO:<marie.curie@hopital-a.mes.test>", 250)
+        .await;
     // The From header must be the account's own address.
     s.expect("DATA", 354).await;
-    s.send("From: Marie <marie.curie@hopital-a.mes.test>\r\nSubject: forged\r\n\r\nx\r\n.\r\n").await;
+    s.send("From: Marie <marie.curie@hopital-a.mes.test>\r\nSubject: forged\r\n\r\nx\r\n.\r\n")
+        .await;
     let r = s.read_reply().await;
     assert_eq!(r.code, 550, "{r:?}");
     // Message-ID and Date are added when missing.
-    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 250).await;
-    s.expect("RCPT TO:<marie.curie@hopital-a.mes.test>", 250).await;
+    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 250)
+        .await;
+    s.expect("RCPT TO:<marie.curie@hopital-a.mes.test>", 250)
+        .await;
     s.expect("DATA", 354).await;
-    s.send("From: jean.dupont@hopital-a.mes.test\r\nSubject: bare\r\n\r\nx\r\n.\r\n").await;
+    s.send("From: jean.dupont@hopital-a.mes.test\r\nSubject: bare\r\n\r\nx\r\n.\r\n")
+        .await;
     assert_eq!(s.read_reply().await.code, 250);
     s.expect("QUIT", 221).await;
 
@@ -227,10 +312,18 @@ async fn submission_refusals() {
     assert!(text.contains("\r\nDate: "), "{text}");
 
     // Patients do not use SMTP.
-    let mut s = connect_tls(server.addr("submissions"), config).await.unwrap();
+    let mut s = connect_tls(server.addr("submissions"), config)
+        .await
+        .unwrap();
     s.expect("EHLO client.test", 250).await;
     let r = s
-        .expect(&format!("AUTH PLAIN {}", plain("279035121518989@patient.mes.test", PW)), 535)
+        .expect(
+            &format!(
+                "AUTH PLAIN {}",
+                plain("279035121518989@patient.mes.test", PW)
+            ),
+            535,
+        )
         .await;
     assert!(r.text().contains("Patient"), "{r:?}");
 }
@@ -239,34 +332,66 @@ async fn submission_refusals() {
 async fn auth_failures_are_throttled() {
     let (instance, server) = setup(Db::Sqlite, "auth_failures_before_lockout = 3").await;
     let config = client_tls(&instance.cert("ca.pem"), None);
-    let mut s = connect_tls(server.addr("submissions"), config.clone()).await.unwrap();
+    let mut s = connect_tls(server.addr("submissions"), config.clone())
+        .await
+        .unwrap();
     s.expect("EHLO client.test", 250).await;
-    s.expect(&format!("AUTH PLAIN {}", plain(MARIE, "wrong password 1")), 535).await;
-    s.expect(&format!("AUTH PLAIN {}", plain(MARIE, "wrong password 2")), 535).await;
-    let r = s.cmd(&format!("AUTH PLAIN {}", plain(MARIE, "wrong password 3"))).await;
+    s.expect(
+        &format!("AUTH PLAIN {}", plain(MARIE, "wrong password 1")),
+        535,
+    )
+    .await;
+    s.expect(
+        &format!("AUTH PLAIN {}", plain(MARIE, "wrong password 2")),
+        535,
+    )
+    .await;
+    let r = s
+        .cmd(&format!("AUTH PLAIN {}", plain(MARIE, "wrong password 3")))
+        .await;
     assert_eq!(r.code, 421, "{r:?}");
     assert!(r.text().contains("4.7.0"));
     // Locked out even with the right password now.
-    let mut s = connect_tls(server.addr("submissions"), config).await.unwrap();
+    let mut s = connect_tls(server.addr("submissions"), config)
+        .await
+        .unwrap();
     s.expect("EHLO client.test", 250).await;
-    assert_eq!(s.cmd(&format!("AUTH PLAIN {}", plain(MARIE, PW))).await.code, 421);
-    assert!(!server.log().contains("wrong password"), "passwords are never logged");
+    assert_eq!(
+        s.cmd(&format!("AUTH PLAIN {}", plain(MARIE, PW)))
+            .await
+            .code,
+        421
+    );
+    assert!(
+        !server.log().contains("wrong password"),
+        "passwords are never logged"
+    );
 }
 
 #[tokio::test]
 async fn size_limits_and_long_lines() {
     let (instance, server) = setup(Db::Sqlite, "max_message_size = 65536").await;
     let config = client_tls(&instance.cert("ca.pem"), None);
-    let mut s = connect_tls(server.addr("submissions"), config).await.unwrap();
+    let mut s = connect_tls(server.addr("submissions"), config)
+        .await
+        .unwrap();
     let ehlo = s.expect("EHLO client.test", 250).await;
     assert!(ehlo.text().contains("SIZE 65536"), "{ehlo:?}");
-    s.expect(&format!("AUTH PLAIN {}", plain(JEAN, PW)), 235).await;
+    s.expect(&format!("AUTH PLAIN {}", plain(JEAN, PW)), 235)
+        .await;
     // Declared size over the limit.
-    let r = s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test> SIZE=100000", 552).await;
+    let r = s
+        .expect(
+            "MAIL FROM:<jean.dupont@hopital-a.mes.test> SIZE=100000",
+            552,
+        )
+        .await;
     assert!(r.text().contains("5.3.4"));
     // Undeclared, streamed over the limit with DATA.
-    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 250).await;
-    s.expect("RCPT TO:<marie.curie@hopital-a.mes.test>", 250).await;
+    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 250)
+        .await;
+    s.expect("RCPT TO:<marie.curie@hopital-a.mes.test>", 250)
+        .await;
     s.expect("DATA", 354).await;
     let line = format!("{}\r\n", "a".repeat(70));
     s.send("From: jean.dupont@hopital-a.mes.test\r\n\r\n").await;
@@ -277,8 +402,10 @@ async fn size_limits_and_long_lines() {
     let r = s.read_reply().await;
     assert_eq!(r.code, 552, "{r:?}");
     // Over the limit with BDAT.
-    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 250).await;
-    s.expect("RCPT TO:<marie.curie@hopital-a.mes.test>", 250).await;
+    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 250)
+        .await;
+    s.expect("RCPT TO:<marie.curie@hopital-a.mes.test>", 250)
+        .await;
     let chunk = vec![b'b'; 70000];
     s.send("BDAT 70000 LAST\r\n").await;
     s.send_bytes(&chunk).await;
@@ -286,8 +413,10 @@ async fn size_limits_and_long_lines() {
     // The session goes on: a long command line, then a good BDAT message in two chunks.
     let r = s.cmd(&format!("NOOP {}", "x".repeat(600))).await;
     assert_eq!(r.code, 500, "{r:?}");
-    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 250).await;
-    s.expect("RCPT TO:<marie.curie@hopital-a.mes.test>", 250).await;
+    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 250)
+        .await;
+    s.expect("RCPT TO:<marie.curie@hopital-a.mes.test>", 250)
+        .await;
     let head = b"From: jean.dupont@hopital-a.mes.test\r\nSubject: chunks\r\n\r\n";
     s.send(&format!("BDAT {}\r\n", head.len())).await;
     s.send_bytes(head).await;
@@ -295,10 +424,16 @@ async fn size_limits_and_long_lines() {
     s.send("BDAT 6 LAST\r\nhello\n").await;
     assert_eq!(s.read_reply().await.code, 250);
     // A text line over 1000 octets in DATA.
-    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 250).await;
-    s.expect("RCPT TO:<marie.curie@hopital-a.mes.test>", 250).await;
+    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 250)
+        .await;
+    s.expect("RCPT TO:<marie.curie@hopital-a.mes.test>", 250)
+        .await;
     s.expect("DATA", 354).await;
-    s.send(&format!("From: jean.dupont@hopital-a.mes.test\r\n\r\n{}\r\n.\r\n", "c".repeat(1200))).await;
+    s.send(&format!(
+        "From: jean.dupont@hopital-a.mes.test\r\n\r\n{}\r\n.\r\n",
+        "c".repeat(1200)
+    ))
+    .await;
     assert_eq!(s.read_reply().await.code, 500);
     s.expect("QUIT", 221).await;
 
@@ -311,7 +446,13 @@ async fn size_limits_and_long_lines() {
 #[tokio::test]
 async fn pipelining_dsn_parameters_and_hostile_mime() {
     let (instance, server) = setup(Db::Sqlite, "").await;
-    let config = client_tls(&instance.cert("ca.pem"), Some((&instance.cert("operator2.pem"), &instance.cert("operator2.key"))));
+    let config = client_tls(
+        &instance.cert("ca.pem"),
+        Some((
+            &instance.cert("operator2.pem"),
+            &instance.cert("operator2.key"),
+        )),
+    );
     let mut s = connect_starttls(server.addr("mx"), config).await.unwrap();
     // One write: MAIL, two RCPT, DATA (RFC 2920).
     s.send(
@@ -325,7 +466,11 @@ async fn pipelining_dsn_parameters_and_hostile_mime() {
         assert_eq!(s.read_reply().await.code, expected);
     }
     // Hostile MIME from the corpus is still mail: stored as received.
-    let hostile = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mime/malformed-019.eml")).unwrap();
+    let hostile = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/mime/malformed-019.eml"
+    ))
+    .unwrap();
     let mut data = Vec::new();
     for line in hostile.split_inclusive(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -347,27 +492,41 @@ async fn pipelining_dsn_parameters_and_hostile_mime() {
     let marie = inbox(&store, MARIE).await;
     assert_eq!((jean.len(), marie.len()), (1, 1));
     assert_eq!(jean[0].data, marie[0].data, "one blob for both recipients");
-    let body_start = jean[0].data.windows(b"Return-Path".len()).position(|w| w == b"Return-Path").unwrap();
+    let body_start = jean[0]
+        .data
+        .windows(b"Return-Path".len())
+        .position(|w| w == b"Return-Path")
+        .unwrap();
     assert_eq!(body_start, 0);
     let original: Vec<u8> = data[..data.len() - 3]
         .split(|&b| b == b'\n')
         .map(|l| if l.first() == Some(&b'.') { &l[1..] } else { l })
         .collect::<Vec<_>>()
         .join(&b'\n');
-    assert!(jean[0].data.ends_with(&original), "content stored byte for byte");
+    assert!(
+        jean[0].data.ends_with(&original),
+        "content stored byte for byte"
+    );
 
     // DSN parameters are kept with the message.
-    let row: (i64, Option<String>, Option<String>) = sqlx::query_as("SELECT id, dsn_envid, dsn_ret FROM messages")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let row: (i64, Option<String>, Option<String>) =
+        sqlx::query_as("SELECT id, dsn_envid, dsn_ret FROM messages")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
     assert_eq!(row.1.as_deref(), Some("env-42"));
     assert_eq!(row.2.as_deref(), Some("HDRS"));
     let rcpts = store.message_recipients(row.0).await.unwrap();
     assert_eq!(rcpts.len(), 2);
     assert_eq!(rcpts[0].0, JEAN);
-    assert_eq!(rcpts[0].1.as_deref(), Some("rfc822;jean.dupont@hopital-a.mes.test"));
-    assert_eq!(rcpts[0].2 as u64, smtp_proto::RCPT_NOTIFY_SUCCESS | smtp_proto::RCPT_NOTIFY_FAILURE);
+    assert_eq!(
+        rcpts[0].1.as_deref(),
+        Some("rfc822;jean.dupont@hopital-a.mes.test")
+    );
+    assert_eq!(
+        rcpts[0].2 as u64,
+        smtp_proto::RCPT_NOTIFY_SUCCESS | smtp_proto::RCPT_NOTIFY_FAILURE
+    );
 }
 
 #[tokio::test]
@@ -375,35 +534,57 @@ async fn auth_external_and_relaying_system_certificate() {
     let instance = Instance::new(Db::Sqlite).await;
     let client_dn = mes::pki::subject_dn_of_file(&instance.cert("client.pem")).unwrap();
     instance.run(
-        &["user", "add", "dpi@hopital-a.mes.test", "--kind", "application", "--name", "DPI", "--certificate-subject", &client_dn],
+        &[
+            "user",
+            "add",
+            "dpi@hopital-a.mes.test",
+            "--kind",
+            "application",
+            "--name",
+            "DPI",
+            "--certificate-subject",
+            &client_dn,
+        ],
         None,
     );
     instance.add_user(JEAN, "professional", PW);
     let server = instance.start();
-    let config = client_tls(&instance.cert("ca.pem"), Some((&instance.cert("client.pem"), &instance.cert("client.key"))));
+    let config = client_tls(
+        &instance.cert("ca.pem"),
+        Some((&instance.cert("client.pem"), &instance.cert("client.key"))),
+    );
 
     // Submission with SASL EXTERNAL.
-    let mut s = connect_starttls(server.addr("submission"), config.clone()).await.unwrap();
+    let mut s = connect_starttls(server.addr("submission"), config.clone())
+        .await
+        .unwrap();
     let ehlo = s.cmd("EHLO dpi.test").await;
     assert!(ehlo.text().contains("EXTERNAL"), "{ehlo:?}");
     s.expect("AUTH EXTERNAL =", 235).await;
     s.expect("MAIL FROM:<dpi@hopital-a.mes.test>", 250).await;
-    s.expect("RCPT TO:<jean.dupont@hopital-a.mes.test>", 250).await;
+    s.expect("RCPT TO:<jean.dupont@hopital-a.mes.test>", 250)
+        .await;
     s.expect("DATA", 354).await;
-    s.send("From: DPI <dpi@hopital-a.mes.test>\r\nSubject: CR\r\n\r\nx\r\n.\r\n").await;
+    s.send("From: DPI <dpi@hopital-a.mes.test>\r\nSubject: CR\r\n\r\nx\r\n.\r\n")
+        .await;
     assert_eq!(s.read_reply().await.code, 250);
 
     // The same system relaying through MX with its certificate, as its own mailbox only.
     let mut s = connect_starttls(server.addr("mx"), config).await.unwrap();
     s.expect("MAIL FROM:<dpi@hopital-a.mes.test>", 250).await;
-    s.expect("RCPT TO:<jean.dupont@hopital-a.mes.test>", 250).await;
+    s.expect("RCPT TO:<jean.dupont@hopital-a.mes.test>", 250)
+        .await;
     s.expect("RSET", 250).await;
-    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 550).await;
+    s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 550)
+        .await;
     let r = s.expect("MAIL FROM:<x@elsewhere.test>", 550).await;
     assert!(r.text().contains("not in the trust space"), "{r:?}");
     s.expect("MAIL FROM:<dpi@hopital-a.mes.test>", 250).await;
     let r = s.expect("RCPT TO:<someone@operateur2.mes.test>", 550).await;
-    assert!(r.text().contains("Relaying denied"), "never an open relay: {r:?}");
+    assert!(
+        r.text().contains("Relaying denied"),
+        "never an open relay: {r:?}"
+    );
     s.expect("QUIT", 221).await;
 
     let store = open_store(&instance).await;

@@ -55,45 +55,99 @@ fn message(body: &str, mailbox: i64, rcpt: &str) -> NewMessage {
 
 async fn domains_and_accounts(db: Db) {
     let (store, _dir) = open(db).await;
-    store.add_domain("a.test", DomainKind::Professional).await.unwrap();
-    store.add_domain("p.test", DomainKind::Patient).await.unwrap();
-    assert!(matches!(store.add_domain("a.test", DomainKind::Professional).await, Err(StoreError::Conflict(_))));
-    assert_eq!(store.domain_kind("p.test").await.unwrap(), Some(DomainKind::Patient));
+    store
+        .add_domain("a.test", DomainKind::Professional)
+        .await
+        .unwrap();
+    store
+        .add_domain("p.test", DomainKind::Patient)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.add_domain("a.test", DomainKind::Professional).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.domain_kind("p.test").await.unwrap(),
+        Some(DomainKind::Patient)
+    );
     assert_eq!(store.domain_kind("zz.test").await.unwrap(), None);
     assert_eq!(store.list_domains().await.unwrap().len(), 2);
 
-    let a = store.create_account(&account("jean@a.test", AccountKind::Professional)).await.unwrap();
+    let a = store
+        .create_account(&account("jean@a.test", AccountKind::Professional))
+        .await
+        .unwrap();
     assert_eq!(a.kind, AccountKind::Professional);
     assert!(matches!(
-        store.create_account(&account("jean@a.test", AccountKind::Professional)).await,
+        store
+            .create_account(&account("jean@a.test", AccountKind::Professional))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     // A domain we do not host cannot have accounts (foreign key).
-    assert!(store.create_account(&account("x@zz.test", AccountKind::Professional)).await.is_err());
+    assert!(
+        store
+            .create_account(&account("x@zz.test", AccountKind::Professional))
+            .await
+            .is_err()
+    );
     for name in ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"] {
-        assert!(store.mailbox_id(a.id, name).await.unwrap().is_some(), "{name}");
+        assert!(
+            store.mailbox_id(a.id, name).await.unwrap().is_some(),
+            "{name}"
+        );
     }
-    assert_eq!(store.accounts_by_cert_subject("CN=x").await.unwrap().len(), 1);
-    store.set_password("jean@a.test", "$argon2id$fake").await.unwrap();
+    assert_eq!(
+        store.accounts_by_cert_subject("CN=x").await.unwrap().len(),
+        1
+    );
+    store
+        .set_password("jean@a.test", "$argon2id$fake")
+        .await
+        .unwrap();
     store.disable_account("jean@a.test").await.unwrap();
-    let a = store.account_by_address("jean@a.test").await.unwrap().unwrap();
+    let a = store
+        .account_by_address("jean@a.test")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(a.disabled);
     assert_eq!(a.password_hash.as_deref(), Some("$argon2id$fake"));
-    assert!(store.accounts_by_cert_subject("CN=x").await.unwrap().is_empty(), "disabled accounts are not mapped");
-    assert!(matches!(store.set_password("nobody@a.test", "x").await, Err(StoreError::NotFound(_))));
+    assert!(
+        store
+            .accounts_by_cert_subject("CN=x")
+            .await
+            .unwrap()
+            .is_empty(),
+        "disabled accounts are not mapped"
+    );
+    assert!(matches!(
+        store.set_password("nobody@a.test", "x").await,
+        Err(StoreError::NotFound(_))
+    ));
     store.close().await;
 }
 
 async fn messages_get_increasing_uids_under_concurrency(db: Db) {
     let (store, _dir) = open(db).await;
-    store.add_domain("a.test", DomainKind::Professional).await.unwrap();
-    let a = store.create_account(&account("jean@a.test", AccountKind::Professional)).await.unwrap();
+    store
+        .add_domain("a.test", DomainKind::Professional)
+        .await
+        .unwrap();
+    let a = store
+        .create_account(&account("jean@a.test", AccountKind::Professional))
+        .await
+        .unwrap();
     let inbox = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
     let (deliverer, writer) = mes::delivery::Deliverer::start(store.clone());
     let mut tasks = Vec::new();
     for i in 0..40 {
         let d = deliverer.clone();
-        tasks.push(tokio::spawn(async move { d.deliver(message(&format!("m{i}"), inbox, "jean@a.test")).await }));
+        tasks.push(tokio::spawn(async move {
+            d.deliver(message(&format!("m{i}"), inbox, "jean@a.test"))
+                .await
+        }));
     }
     for t in tasks {
         t.await.unwrap().unwrap();
@@ -104,26 +158,39 @@ async fn messages_get_increasing_uids_under_concurrency(db: Db) {
     let uids: Vec<i64> = filed.iter().map(|m| m.uid).collect();
     assert_eq!(uids, (1..=40).collect::<Vec<_>>());
     assert!(filed.iter().all(|m| m.flags.contains("\\Recent")));
-    let row: (i64, i64) = sqlx::query_as("SELECT uidnext, highestmodseq FROM mailboxes WHERE id = $1")
-        .bind(inbox)
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let row: (i64, i64) =
+        sqlx::query_as("SELECT uidnext, highestmodseq FROM mailboxes WHERE id = $1")
+            .bind(inbox)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
     assert_eq!(row, (41, 41));
     // Same content twice is stored once.
-    let batch = [message("same", inbox, "jean@a.test"), message("same", inbox, "jean@a.test")];
+    let batch = [
+        message("same", inbox, "jean@a.test"),
+        message("same", inbox, "jean@a.test"),
+    ];
     let refs: Vec<_> = batch.iter().collect();
     let results = store.insert_batch(&refs).await.unwrap();
     assert!(results.iter().all(Result::is_ok));
-    let blobs: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM blobs").fetch_one(store.pool()).await.unwrap();
+    let blobs: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM blobs")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(blobs.0, 41);
     store.close().await;
 }
 
 async fn one_bad_message_does_not_fail_its_batch(db: Db) {
     let (store, _dir) = open(db).await;
-    store.add_domain("a.test", DomainKind::Professional).await.unwrap();
-    let a = store.create_account(&account("jean@a.test", AccountKind::Professional)).await.unwrap();
+    store
+        .add_domain("a.test", DomainKind::Professional)
+        .await
+        .unwrap();
+    let a = store
+        .create_account(&account("jean@a.test", AccountKind::Professional))
+        .await
+        .unwrap();
     let inbox = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
     let batch = [
         message("ok1", inbox, "jean@a.test"),
@@ -132,9 +199,15 @@ async fn one_bad_message_does_not_fail_its_batch(db: Db) {
     ];
     let refs: Vec<_> = batch.iter().collect();
     let results = store.insert_batch(&refs).await.unwrap();
-    assert!(results[0].is_ok() && results[1].is_err() && results[2].is_ok(), "{results:?}");
+    assert!(
+        results[0].is_ok() && results[1].is_err() && results[2].is_ok(),
+        "{results:?}"
+    );
     assert_eq!(store.folder_messages(inbox).await.unwrap().len(), 2);
-    let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages").fetch_one(store.pool()).await.unwrap();
+    let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(n.0, 2, "the failed message left no row behind");
     store.close().await;
 }
@@ -142,10 +215,18 @@ async fn one_bad_message_does_not_fail_its_batch(db: Db) {
 async fn audit_chain_detects_tampering(db: Db) {
     let (store, _dir) = open(db).await;
     for i in 0..5 {
-        audit::append(&store, &AuditEntry::new("operator", "account.create", &format!("u{i}@a.test"), "")).await.unwrap();
+        audit::append(
+            &store,
+            &AuditEntry::new("operator", "account.create", &format!("u{i}@a.test"), ""),
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(audit::verify_chain(&store).await.unwrap(), None);
-    assert_eq!(audit::entries_for(&store, "u3@a.test").await.unwrap().len(), 1);
+    assert_eq!(
+        audit::entries_for(&store, "u3@a.test").await.unwrap().len(),
+        1
+    );
     sqlx::query("UPDATE audit_log SET actor = 'someone else' WHERE target = 'u2@a.test'")
         .execute(store.pool())
         .await
@@ -164,8 +245,14 @@ both_backends!(
 #[tokio::test]
 async fn sqlite_is_durable_wal() {
     let (store, _dir) = open(Db::Sqlite).await;
-    let mode: (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
+    let mode: (String,) = sqlx::query_as("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(mode.0.to_lowercase(), "wal");
-    let sync: (i64,) = sqlx::query_as("PRAGMA synchronous").fetch_one(store.pool()).await.unwrap();
+    let sync: (i64,) = sqlx::query_as("PRAGMA synchronous")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(sync.0, 2, "synchronous=FULL");
 }

@@ -36,20 +36,38 @@ fn tls11_client_hello() -> Vec<u8> {
 async fn tls_1_1_client_is_refused() {
     let instance = Instance::new(Db::Sqlite).await;
     let server = instance.start();
-    let mut tcp = tokio::net::TcpStream::connect(server.addr("submissions")).await.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(server.addr("submissions"))
+        .await
+        .unwrap();
     tcp.write_all(&tls11_client_hello()).await.unwrap();
     let mut buf = [0u8; 7];
-    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(n >= 1, "server closed without an alert");
-    assert_eq!(buf[0], 0x15, "expected a TLS alert record, got {:?}", &buf[..n]);
+    assert_eq!(
+        buf[0],
+        0x15,
+        "expected a TLS alert record, got {:?}",
+        &buf[..n]
+    );
     if n == 7 {
         assert_eq!(buf[5], 2, "fatal alert");
-        assert!(buf[6] == 70 || buf[6] == 40, "protocol_version or handshake_failure alert, got {}", buf[6]);
+        assert!(
+            buf[6] == 70 || buf[6] == 40,
+            "protocol_version or handshake_failure alert, got {}",
+            buf[6]
+        );
     }
     // The handshake refusal is logged with its reason.
     drop(tcp);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(server.log().contains("TLS handshake refused"), "{}", server.log());
+    assert!(
+        server.log().contains("TLS handshake refused"),
+        "{}",
+        server.log()
+    );
 }
 
 #[tokio::test]
@@ -57,16 +75,30 @@ async fn modern_clients_get_tls_1_3_with_an_aead_suite() {
     let instance = Instance::new(Db::Sqlite).await;
     let server = instance.start();
     let config = client_tls(&instance.cert("ca.pem"), None);
-    let tcp = tokio::net::TcpStream::connect(server.addr("submissions")).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(server.addr("submissions"))
+        .await
+        .unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap();
     let (_, conn) = tls.get_ref();
-    assert_eq!(conn.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+    assert_eq!(
+        conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
     let suite = format!("{:?}", conn.negotiated_cipher_suite().unwrap().suite());
-    assert!(suite.contains("GCM") || suite.contains("CHACHA20_POLY1305"), "{suite}");
+    assert!(
+        suite.contains("GCM") || suite.contains("CHACHA20_POLY1305"),
+        "{suite}"
+    );
 }
 
-async fn mx_session_result(addr: std::net::SocketAddr, config: std::sync::Arc<rustls::ClientConfig>) -> bool {
+async fn mx_session_result(
+    addr: std::net::SocketAddr,
+    config: std::sync::Arc<rustls::ClientConfig>,
+) -> bool {
     match common::connect_starttls(addr, config).await {
         Ok(mut s) => {
             // With TLS 1.3 the server's verdict on our certificate may arrive with the first reply.
@@ -88,11 +120,23 @@ async fn mx_requires_a_client_certificate_from_the_trust_anchors() {
     let tmp = tempfile::tempdir().unwrap();
 
     // Good: the second operator's certificate from our CA.
-    let good = client_tls(&ca, Some((&instance.cert("operator2.pem"), &instance.cert("operator2.key"))));
-    assert!(mx_session_result(mx, good).await, "a trust-space certificate is accepted");
+    let good = client_tls(
+        &ca,
+        Some((
+            &instance.cert("operator2.pem"),
+            &instance.cert("operator2.key"),
+        )),
+    );
+    assert!(
+        mx_session_result(mx, good).await,
+        "a trust-space certificate is accepted"
+    );
 
     // No certificate.
-    assert!(!mx_session_result(mx, client_tls(&ca, None)).await, "no certificate is refused");
+    assert!(
+        !mx_session_result(mx, client_tls(&ca, None)).await,
+        "no certificate is refused"
+    );
 
     // Another CA.
     let other = Ca::generate("Rogue CA").unwrap();
@@ -100,7 +144,10 @@ async fn mx_requires_a_client_certificate_from_the_trust_anchors() {
         .issue(&LeafSpec::new("mx.rogue.mes.test", "Rogue").with_loopback())
         .unwrap();
     let (c, k) = write_identity(tmp.path(), "rogue", &rogue);
-    assert!(!mx_session_result(mx, client_tls(&ca, Some((&c, &k)))).await, "unknown CA is refused");
+    assert!(
+        !mx_session_result(mx, client_tls(&ca, Some((&c, &k)))).await,
+        "unknown CA is refused"
+    );
 
     // Expired, from our CA.
     let ours = Ca::load(&instance.cert("ca.pem"), &instance.cert("ca.key")).unwrap();
@@ -110,11 +157,20 @@ async fn mx_requires_a_client_certificate_from_the_trust_anchors() {
     spec.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
     let expired = ours.issue(&spec).unwrap();
     let (c, k) = write_identity(tmp.path(), "expired", &expired);
-    assert!(!mx_session_result(mx, client_tls(&ca, Some((&c, &k)))).await, "expired certificate is refused");
+    assert!(
+        !mx_session_result(mx, client_tls(&ca, Some((&c, &k)))).await,
+        "expired certificate is refused"
+    );
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let log = server.log();
     assert!(log.contains("TLS handshake refused"), "{log}");
-    assert!(log.to_lowercase().contains("expired"), "the expiry reason is logged: {log}");
-    assert!(log.contains("UnknownIssuer") || log.to_lowercase().contains("unknown issuer"), "{log}");
+    assert!(
+        log.to_lowercase().contains("expired"),
+        "the expiry reason is logged: {log}"
+    );
+    assert!(
+        log.contains("UnknownIssuer") || log.to_lowercase().contains("unknown issuer"),
+        "{log}"
+    );
 }

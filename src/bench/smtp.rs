@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use lettre::message::{Mailbox, header::ContentType};
+use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Identity, Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rustls_pki_types::pem::PemObject;
 
@@ -111,22 +111,30 @@ impl std::fmt::Display for SmtpBenchReport {
 
 fn transport(args: &SmtpBenchArgs) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
     let ca = std::fs::read(&args.ca).with_context(|| format!("reading {}", args.ca.display()))?;
-    let mut tls = TlsParameters::builder(args.server_name.clone()).add_root_certificate(Certificate::from_pem(&ca)?);
+    let mut tls = TlsParameters::builder(args.server_name.clone())
+        .add_root_certificate(Certificate::from_pem(&ca)?);
     if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
         let cert = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
         let key = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
         // lettre's rustls Identity takes the certificate as DER and the key as PEM.
-        let der = rustls_pki_types::CertificateDer::from_pem_slice(&cert).context("client certificate")?;
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(&cert)
+            .context("client certificate")?;
         tls = tls.identify_with(Identity::from_pem(der.as_ref(), &key)?);
     }
     let tls = tls.build_rustls()?;
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(args.server.ip().to_string())
-        .port(args.server.port())
-        .tls(if args.implicit_tls { Tls::Wrapper(tls) } else { Tls::Required(tls) })
-        .timeout(Some(Duration::from_secs(30)))
-        .pool_config(PoolConfig::new().max_size(1));
+    let mut builder =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(args.server.ip().to_string())
+            .port(args.server.port())
+            .tls(if args.implicit_tls {
+                Tls::Wrapper(tls)
+            } else {
+                Tls::Required(tls)
+            })
+            .timeout(Some(Duration::from_secs(30)))
+            .pool_config(PoolConfig::new().max_size(1));
     if let Some(user) = &args.user {
-        let password = std::env::var("MES_BENCH_PASSWORD").context("MES_BENCH_PASSWORD is not set")?;
+        let password =
+            std::env::var("MES_BENCH_PASSWORD").context("MES_BENCH_PASSWORD is not set")?;
         builder = builder
             .credentials(Credentials::new(user.clone(), password))
             .authentication(vec![Mechanism::Plain]);

@@ -13,7 +13,9 @@ use crate::store::accounts::NewAccount;
 use crate::trust::{TrustSpace, whitelist};
 
 async fn open(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::open(&config.database_url, 2).await.context("opening the store")?;
+    let store = Store::open(&config.database_url, 2)
+        .await
+        .context("opening the store")?;
     super::init::seed_domains(config, &store).await?;
     Ok(store)
 }
@@ -41,7 +43,10 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
         } => {
             let addr = Address::parse(&address)?;
             let Some(domain_kind) = store.domain_kind(addr.domain()).await? else {
-                bail!("domain {} is not hosted here (mes domain add)", addr.domain());
+                bail!(
+                    "domain {} is not hosted here (mes domain add)",
+                    addr.domain()
+                );
             };
             let ins = match (kind, domain_kind) {
                 (AccountKind::Patient, DomainKind::Patient) => Some(
@@ -51,10 +56,16 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
                         .to_string(),
                 ),
                 (AccountKind::Patient, DomainKind::Professional) => {
-                    bail!("patient accounts belong in a patient domain, not {}", addr.domain())
+                    bail!(
+                        "patient accounts belong in a patient domain, not {}",
+                        addr.domain()
+                    )
                 }
                 (_, DomainKind::Patient) => {
-                    bail!("{} is a patient domain: only patient accounts live there", addr.domain())
+                    bail!(
+                        "{} is a patient domain: only patient accounts live there",
+                        addr.domain()
+                    )
                 }
                 _ => None,
             };
@@ -73,7 +84,16 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
                     cert_subject: certificate_subject,
                 })
                 .await?;
-            audit::append(&store, &AuditEntry::new("operator", "account.create", &account.address, kind.as_str())).await?;
+            audit::append(
+                &store,
+                &AuditEntry::new(
+                    "operator",
+                    "account.create",
+                    &account.address,
+                    kind.as_str(),
+                ),
+            )
+            .await?;
             println!("created {} ({kind})", account.address);
             if generated {
                 println!("password: {pw}  (shown once)");
@@ -91,11 +111,18 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
                 );
             }
         }
-        UserCommand::Passwd { address, password_stdin } => {
+        UserCommand::Passwd {
+            address,
+            password_stdin,
+        } => {
             let addr = Address::parse(&address)?.to_string();
             let (pw, generated) = password_for(password_stdin)?;
             store.set_password(&addr, &password::hash(&pw)?).await?;
-            audit::append(&store, &AuditEntry::new("operator", "account.password", &addr, "")).await?;
+            audit::append(
+                &store,
+                &AuditEntry::new("operator", "account.password", &addr, ""),
+            )
+            .await?;
             println!("password changed for {addr}");
             if generated {
                 println!("password: {pw}  (shown once)");
@@ -104,7 +131,11 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
         UserCommand::Disable { address } => {
             let addr = Address::parse(&address)?.to_string();
             store.disable_account(&addr).await?;
-            audit::append(&store, &AuditEntry::new("operator", "account.disable", &addr, "")).await?;
+            audit::append(
+                &store,
+                &AuditEntry::new("operator", "account.disable", &addr, ""),
+            )
+            .await?;
             println!("disabled {addr}");
         }
     }
@@ -119,7 +150,11 @@ pub(super) async fn domain(config: &Config, cmd: DomainCommand) -> anyhow::Resul
         DomainCommand::Add { domain, kind } => {
             let name = normalize_domain(&domain)?;
             store.add_domain(&name, kind).await?;
-            audit::append(&store, &AuditEntry::new("operator", "domain.create", &name, kind.as_str())).await?;
+            audit::append(
+                &store,
+                &AuditEntry::new("operator", "domain.create", &name, kind.as_str()),
+            )
+            .await?;
             println!("added {name} ({})", kind.as_str());
         }
         DomainCommand::List => {
@@ -137,12 +172,18 @@ pub(super) async fn trust(config: &Config, cmd: TrustCommand) -> anyhow::Result<
     let store = open(config).await?;
     match cmd {
         TrustCommand::Import { file } => {
-            let xml = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let xml =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let list = whitelist::parse(&xml).with_context(|| format!("{}", file.display()))?;
             store.replace_whitelist(&list.domains).await?;
             audit::append(
                 &store,
-                &AuditEntry::new("operator", "whitelist.import", "whitelist", &format!("{} domains", list.domains.len())),
+                &AuditEntry::new(
+                    "operator",
+                    "whitelist.import",
+                    "whitelist",
+                    &format!("{} domains", list.domains.len()),
+                ),
             )
             .await?;
             println!(

@@ -64,12 +64,27 @@ fn write(args: &InitArgs) -> anyhow::Result<PathBuf> {
     };
     hostnames.dedup();
     let dir = &args.dir;
-    if dir.exists() && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true) && !args.force {
-        bail!("{} already exists (use --force to overwrite)", dir.display());
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+        && !args.force
+    {
+        bail!(
+            "{} already exists (use --force to overwrite)",
+            dir.display()
+        );
     }
-    std::fs::create_dir_all(dir.join("certs")).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::create_dir_all(dir.join("data")).with_context(|| format!("creating {}", dir.display()))?;
-    let pki = crate::pki::init_dev_pki(&dir.join("certs"), &hostnames, &args.operator, args.ca.as_deref())?;
+    std::fs::create_dir_all(dir.join("certs"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("data"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let pki = crate::pki::init_dev_pki(
+        &dir.join("certs"),
+        &hostnames,
+        &args.operator,
+        args.ca.as_deref(),
+    )?;
     let text = render_example(&ExampleValues {
         hostname: &hostnames[0],
         operator: &args.operator,
@@ -89,17 +104,26 @@ fn write(args: &InitArgs) -> anyhow::Result<PathBuf> {
 }
 
 /// Records the domains `init` chose, once, in a new store.
-pub(super) async fn seed_domains(config: &Config, store: &Store) -> anyhow::Result<Vec<(String, DomainKind)>> {
+pub(super) async fn seed_domains(
+    config: &Config,
+    store: &Store,
+) -> anyhow::Result<Vec<(String, DomainKind)>> {
     let marker = config.data_dir.join("init-domains");
     let Ok(text) = std::fs::read_to_string(&marker) else {
         return Ok(Vec::new());
     };
     let mut added = Vec::new();
     for line in text.lines() {
-        let Some((name, kind)) = line.split_once(' ') else { continue };
-        let kind: DomainKind = kind.parse().map_err(|e: crate::identity::UnknownKind| anyhow::anyhow!(e))?;
+        let Some((name, kind)) = line.split_once(' ') else {
+            continue;
+        };
+        let kind: DomainKind = kind
+            .parse()
+            .map_err(|e: crate::identity::UnknownKind| anyhow::anyhow!(e))?;
         match store.add_domain(name, kind).await {
-            Ok(()) | Err(crate::store::StoreError::Conflict(_)) => added.push((name.to_string(), kind)),
+            Ok(()) | Err(crate::store::StoreError::Conflict(_)) => {
+                added.push((name.to_string(), kind))
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -115,7 +139,10 @@ pub(super) async fn ensure_default(path: PathBuf) -> anyhow::Result<PathBuf> {
     if path.exists() {
         return Ok(path);
     }
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let args = InitArgs {
         dir,
         domain: "hopital-a.mes.test".into(),
@@ -146,12 +173,18 @@ pub(super) async fn ensure_default(path: PathBuf) -> anyhow::Result<PathBuf> {
             Some(ins.as_str().to_string()),
         ),
     ];
-    println!("First start: created {} with a development PKI.", path.display());
+    println!(
+        "First start: created {} with a development PKI.",
+        path.display()
+    );
     for (address, kind, name, profession, ins) in demo {
         let pw = password::generate();
         store
             .create_account(&NewAccount {
-                domain: address.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default(),
+                domain: address
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_string())
+                    .unwrap_or_default(),
                 address: address.clone(),
                 kind,
                 display_name: name.into(),
@@ -162,7 +195,11 @@ pub(super) async fn ensure_default(path: PathBuf) -> anyhow::Result<PathBuf> {
                 cert_subject: None,
             })
             .await?;
-        audit::append(&store, &AuditEntry::new("operator", "account.create", &address, "demo account")).await?;
+        audit::append(
+            &store,
+            &AuditEntry::new("operator", "account.create", &address, "demo account"),
+        )
+        .await?;
         println!("  demo {kind}: {address}  password: {pw}  (shown once)");
     }
     store.close().await;

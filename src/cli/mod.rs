@@ -137,7 +137,8 @@ pub enum TrustCommand {
 }
 
 fn parse_kind(s: &str) -> Result<AccountKind, String> {
-    s.parse().map_err(|e: crate::identity::UnknownKind| e.to_string())
+    s.parse()
+        .map_err(|e: crate::identity::UnknownKind| e.to_string())
 }
 
 fn parse_domain_kind(s: &str) -> Result<DomainKind, String> {
@@ -148,7 +149,10 @@ fn parse_domain_kind(s: &str) -> Result<DomainKind, String> {
 /// Entry point of the binary: runs the command, prints a one-line reason on failure.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mes: cannot start the runtime: {e}");
@@ -204,6 +208,9 @@ fn load(path: Option<PathBuf>) -> anyhow::Result<Config> {
 /// Reads one line of standard input (for `--password-stdin`), without its line ending.
 fn read_password_line() -> anyhow::Result<String> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("reading standard input")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading standard input")?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }

@@ -105,8 +105,12 @@ mod tests {
         let facts = MessageFacts::read(raw);
         let (out, id) = assemble(raw, &facts, "jean@a.test", &info(), true);
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("Return-Path: <jean@a.test>\r\nReceived: from clientInjected: yes ([127.0.0.1])"));
-        assert!(text.contains("version=TLSv1.3 cipher=TLS13_AES_128_GCM_SHA256 verified-peer=\"CN=x, O=y\""));
+        assert!(text.starts_with(
+            "Return-Path: <jean@a.test>\r\nReceived: from clientInjected: yes ([127.0.0.1])"
+        ));
+        assert!(text.contains(
+            "version=TLSv1.3 cipher=TLS13_AES_128_GCM_SHA256 verified-peer=\"CN=x, O=y\""
+        ));
         assert!(text.contains("Message-ID: <abc123@mx.a.test>\r\n"));
         assert!(text.contains("\r\nDate: "));
         assert!(text.ends_with("Subject: hi\r\n\r\nbody\r\n"));

@@ -33,10 +33,9 @@ impl Address {
         if local.is_empty() || domain.is_empty() || local.len() > 64 {
             return Err(AddressError::Shape(s.to_string()));
         }
-        if local
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '@' | ',' | '"'))
-        {
+        if local.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '@' | ',' | '"')
+        }) {
             return Err(AddressError::Local(s.to_string()));
         }
         Ok(Address {

@@ -16,7 +16,7 @@ use crate::store::accounts::Account;
 #[derive(Debug, Clone)]
 pub enum LoginResult {
     /// Credentials valid, account enabled.
-    Success(Account),
+    Success(Box<Account>),
     /// Unknown account, wrong password or disabled account (indistinguishable to the client).
     Invalid,
     /// Too many failures for this IP or account.
@@ -53,8 +53,13 @@ impl Authenticator {
     /// Verifies a password login from `ip`. Failures are delayed and counted.
     pub async fn login(&self, ip: IpAddr, credentials: Credentials) -> LoginResult {
         let ip_key = format!("ip:{ip}");
-        let address = Address::parse(&credentials.username).map(|a| a.to_string()).ok();
-        let account_key = format!("account:{}", address.as_deref().unwrap_or(&credentials.username));
+        let address = Address::parse(&credentials.username)
+            .map(|a| a.to_string())
+            .ok();
+        let account_key = format!(
+            "account:{}",
+            address.as_deref().unwrap_or(&credentials.username)
+        );
         if self.throttle.is_locked(&ip_key) || self.throttle.is_locked(&account_key) {
             return LoginResult::Throttled;
         }
@@ -82,7 +87,7 @@ impl Authenticator {
                 if acc.kind == AccountKind::Patient {
                     return LoginResult::Patient;
                 }
-                LoginResult::Success(acc)
+                LoginResult::Success(Box::new(acc))
             }
             _ => {
                 tracing::warn!(%ip, user = %account_key, "authentication failed");
@@ -108,7 +113,9 @@ impl Authenticator {
                 return LoginResult::Unavailable;
             }
         };
-        let wanted = authzid.and_then(|z| Address::parse(z).ok()).map(|a| a.to_string());
+        let wanted = authzid
+            .and_then(|z| Address::parse(z).ok())
+            .map(|a| a.to_string());
         let chosen = match (&wanted, accounts.len()) {
             (Some(w), _) => accounts.into_iter().find(|a| &a.address == w),
             (None, 1) => accounts.into_iter().next(),
@@ -116,7 +123,7 @@ impl Authenticator {
         };
         match chosen {
             Some(acc) if acc.kind == AccountKind::Patient => LoginResult::Patient,
-            Some(acc) => LoginResult::Success(acc),
+            Some(acc) => LoginResult::Success(Box::new(acc)),
             None => {
                 tracing::warn!(subject, "client certificate is not mapped to one account");
                 LoginResult::Invalid

@@ -1,7 +1,7 @@
 //! Password hashing with Argon2id, and generated passwords.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::Rng;
 
 /// Why a password could not be hashed.
@@ -23,7 +23,8 @@ pub fn hash(password: &str) -> Result<String, PasswordError> {
     if password.chars().count() < MIN_LENGTH {
         return Err(PasswordError::TooShort(MIN_LENGTH));
     }
-    let salt = SaltString::from_b64(&base64_salt()).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    let salt =
+        SaltString::from_b64(&base64_salt()).map_err(|e| PasswordError::Hash(e.to_string()))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())

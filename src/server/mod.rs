@@ -32,7 +32,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.database_url, config.database_max_connections)
         .await
         .context("opening the store")?;
-    let trust = TrustSpace::load(&config, &store).await.context("loading the whitelist")?;
+    let trust = TrustSpace::load(&config, &store)
+        .await
+        .context("loading the whitelist")?;
     tracing::info!(domains = trust.len(), "trust space loaded");
     let (deliverer, writer) = Deliverer::start(store.clone());
     let throttle = Arc::new(Throttle::new(
@@ -49,11 +51,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .smtp
             .delegations
             .iter()
-            .map(|(k, v)| (k.to_lowercase(), v.iter().map(|s| s.to_lowercase()).collect()))
+            .map(|(k, v)| {
+                (
+                    k.to_lowercase(),
+                    v.iter().map(|s| s.to_lowercase()).collect(),
+                )
+            })
             .collect(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip);
+    let limits = ConnectionLimits::new(
+        config.smtp.max_connections,
+        config.smtp.max_connections_per_ip,
+    );
     let mut listeners = Vec::new();
 
     let mx_auth = match config.smtp.mx_client_certificate {
@@ -62,12 +72,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let smtp = [
         ("mx", config.listen.mx, Mode::Mx, false, mx_auth),
-        ("submission", config.listen.submission, Mode::Submission, false, ClientAuth::Optional),
-        ("submissions", config.listen.submissions, Mode::Submission, true, ClientAuth::Optional),
+        (
+            "submission",
+            config.listen.submission,
+            Mode::Submission,
+            false,
+            ClientAuth::Optional,
+        ),
+        (
+            "submissions",
+            config.listen.submissions,
+            Mode::Submission,
+            true,
+            ClientAuth::Optional,
+        ),
     ];
     for (name, addr, mode, implicit_tls, client_auth) in smtp {
         let Some(addr) = addr else { continue };
-        let tls_config = tls::server_config(&config.tls, client_auth).with_context(|| format!("TLS for {name}"))?;
+        let tls_config = tls::server_config(&config.tls, client_auth)
+            .with_context(|| format!("TLS for {name}"))?;
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {name} on {addr}"))?;
@@ -99,7 +122,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ("https", config.listen.https),
     ] {
         if addr.is_some() {
-            tracing::warn!(listener = name, "configured but not provided by this version; ignored");
+            tracing::warn!(
+                listener = name,
+                "configured but not provided by this version; ignored"
+            );
         }
     }
 
@@ -135,7 +161,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if limits.open() > 0 {
-        tracing::warn!(open = limits.open(), "grace period over, closing remaining sessions");
+        tracing::warn!(
+            open = limits.open(),
+            "grace period over, closing remaining sessions"
+        );
     }
     drop(services);
     // Sessions cut short still hold the delivery handle; don't wait for them forever.
@@ -147,7 +176,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

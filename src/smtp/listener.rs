@@ -38,7 +38,10 @@ pub struct SmtpListener {
 
 impl std::fmt::Debug for SmtpListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpListener").field("mode", &self.config.mode).field("implicit_tls", &self.implicit_tls).finish_non_exhaustive()
+        f.debug_struct("SmtpListener")
+            .field("mode", &self.config.mode)
+            .field("implicit_tls", &self.implicit_tls)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,7 +70,12 @@ impl SmtpListener {
         }
     }
 
-    async fn connection(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
+    async fn connection(
+        self: Arc<Self>,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) {
         let Some(_guard) = self.limits.acquire(peer.ip()) else {
             tracing::warn!("connection refused: too many connections");
             let _ = stream
@@ -84,7 +92,12 @@ impl SmtpListener {
         }
     }
 
-    async fn session(&self, stream: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    async fn session(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
         let backend = ServerBackend(self.services.clone());
         if self.implicit_tls {
             let tls = self.handshake(stream).await?;
@@ -105,7 +118,10 @@ impl SmtpListener {
         Ok(())
     }
 
-    async fn handshake(&self, stream: TcpStream) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    async fn handshake(
+        &self,
+        stream: TcpStream,
+    ) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
             Ok(Ok(tls)) => Ok(tls),
             Ok(Err(e)) => {
@@ -122,7 +138,11 @@ impl SmtpListener {
 }
 
 /// Moves bytes until the session closes or asks for STARTTLS.
-async fn drive<S, B>(stream: &mut S, session: &mut Session<B>, shutdown: &mut watch::Receiver<bool>) -> std::io::Result<Action>
+async fn drive<S, B>(
+    stream: &mut S,
+    session: &mut Session<B>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> std::io::Result<Action>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     B: super::session::Backend,

@@ -68,11 +68,9 @@ fn outcome(result: LoginResult) -> AuthOutcome {
             "5.7.8",
             "Patient accounts use the patient web space, not SMTP",
         )),
-        LoginResult::Unavailable => AuthOutcome::Refused(Reply::new(
-            454,
-            "4.7.0",
-            "Temporary authentication failure",
-        )),
+        LoginResult::Unavailable => {
+            AuthOutcome::Refused(Reply::new(454, "4.7.0", "Temporary authentication failure"))
+        }
     }
 }
 
@@ -81,11 +79,20 @@ impl Backend for ServerBackend {
         outcome(self.0.auth.login(view.peer_ip, credentials).await)
     }
 
-    async fn authenticate_external(&self, view: &SessionView, authzid: Option<String>) -> AuthOutcome {
+    async fn authenticate_external(
+        &self,
+        view: &SessionView,
+        authzid: Option<String>,
+    ) -> AuthOutcome {
         let Some(subject) = view.tls.as_ref().and_then(|t| t.peer_subject.clone()) else {
             return AuthOutcome::Invalid;
         };
-        outcome(self.0.auth.login_certificate(&subject, authzid.as_deref()).await)
+        outcome(
+            self.0
+                .auth
+                .login_certificate(&subject, authzid.as_deref())
+                .await,
+        )
     }
 
     async fn check_sender(&self, view: &SessionView, mail_from: &str) -> Result<(), Reply> {
@@ -95,7 +102,11 @@ impl Backend for ServerBackend {
                     return Err(Reply::new(530, "5.7.0", "Authentication required"));
                 };
                 if mail_from.is_empty() {
-                    return Err(Reply::new(553, "5.7.1", "The null sender is not accepted on submission"));
+                    return Err(Reply::new(
+                        553,
+                        "5.7.1",
+                        "The null sender is not accepted on submission",
+                    ));
                 }
                 if self.0.may_send_as(&auth.address, mail_from) {
                     Ok(())
@@ -133,18 +144,32 @@ impl Backend for ServerBackend {
                         return Ok(());
                     }
                     tracing::warn!(%subject, "null sender from a certificate outside the trust space");
-                    return Err(Reply::new(550, "5.7.1", "Certificate is not an operator of the trust space"));
+                    return Err(Reply::new(
+                        550,
+                        "5.7.1",
+                        "Certificate is not an operator of the trust space",
+                    ));
                 }
                 // A hospital system relaying for its own mailbox (certificate mapped to the account).
-                if mapped.iter().any(|a| self.0.may_send_as(&a.address, mail_from)) {
+                if mapped
+                    .iter()
+                    .any(|a| self.0.may_send_as(&a.address, mail_from))
+                {
                     return Ok(());
                 }
-                let domain = mail_from.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+                let domain = mail_from
+                    .rsplit_once('@')
+                    .map(|(_, d)| d)
+                    .unwrap_or_default();
                 match trust.operator_may_send(&subject, domain) {
                     Ok(()) => Ok(()),
                     Err(e @ TrustError::NotWhitelisted(_)) => {
                         tracing::warn!(%subject, %domain, reason = %e, "MX sender refused");
-                        Err(Reply::new(550, "5.7.1", format!("Sender domain {domain} is not in the trust space")))
+                        Err(Reply::new(
+                            550,
+                            "5.7.1",
+                            format!("Sender domain {domain} is not in the trust space"),
+                        ))
                     }
                     Err(e @ TrustError::WrongOperator { .. }) => {
                         tracing::warn!(%subject, %domain, reason = %e, "MX sender refused");
@@ -159,7 +184,12 @@ impl Backend for ServerBackend {
         }
     }
 
-    async fn check_recipient(&self, view: &SessionView, _envelope: &Envelope, rcpt: &str) -> Result<RcptTarget, Reply> {
+    async fn check_recipient(
+        &self,
+        view: &SessionView,
+        _envelope: &Envelope,
+        rcpt: &str,
+    ) -> Result<RcptTarget, Reply> {
         let store = &self.0.store;
         let account = store.account_by_address(rcpt).await.map_err(|e| {
             tracing::error!(error = %e, "recipient lookup failed");
@@ -188,7 +218,11 @@ impl Backend for ServerBackend {
             return Err(Reply::new(550, "5.1.1", "No such mailbox here"));
         }
         match view.mode {
-            Mode::Mx => Err(Reply::new(550, "5.7.1", "Relaying denied: not a local mailbox")),
+            Mode::Mx => Err(Reply::new(
+                550,
+                "5.7.1",
+                "Relaying denied: not a local mailbox",
+            )),
             Mode::Submission => {
                 if self.0.trust().is_whitelisted(domain) {
                     Err(Reply::new(
@@ -225,7 +259,9 @@ impl Backend for ServerBackend {
         }
         let id: String = {
             let mut rng = rand::rng();
-            (0..16).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect()
+            (0..16)
+                .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+                .collect()
         };
         let tls = view.tls.as_ref();
         let info = TraceInfo {

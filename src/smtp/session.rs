@@ -148,7 +148,11 @@ pub trait Backend: Send + Sync {
     ) -> impl Future<Output = AuthOutcome> + Send;
 
     /// May this session use this reverse path? (Normalised address, "" for null.)
-    fn check_sender(&self, view: &SessionView, mail_from: &str) -> impl Future<Output = Result<(), Reply>> + Send;
+    fn check_sender(
+        &self,
+        view: &SessionView,
+        mail_from: &str,
+    ) -> impl Future<Output = Result<(), Reply>> + Send;
 
     /// May this session send to this address? Returns where it goes.
     fn check_recipient(
@@ -159,7 +163,12 @@ pub trait Backend: Send + Sync {
     ) -> impl Future<Output = Result<RcptTarget, Reply>> + Send;
 
     /// Checks the content and stores the message durably; the reply is sent as is.
-    fn deliver(&self, view: &SessionView, envelope: &Envelope, data: Vec<u8>) -> impl Future<Output = Reply> + Send;
+    fn deliver(
+        &self,
+        view: &SessionView,
+        envelope: &Envelope,
+        data: Vec<u8>,
+    ) -> impl Future<Output = Reply> + Send;
 }
 
 /// What the I/O loop must do after [`Session::feed`].
@@ -212,7 +221,12 @@ pub struct Session<B> {
 
 impl<B: Backend> Session<B> {
     /// A new session; `tls` is set for implicit TLS (port 465).
-    pub fn new(backend: B, config: Arc<SessionConfig>, peer_ip: IpAddr, tls: Option<TlsInfo>) -> Self {
+    pub fn new(
+        backend: B,
+        config: Arc<SessionConfig>,
+        peer_ip: IpAddr,
+        tls: Option<TlsInfo>,
+    ) -> Self {
         let mut s = Session {
             backend,
             view: SessionView {
@@ -270,7 +284,11 @@ impl<B: Backend> Session<B> {
 
     /// Tells the client the server is going away (shutdown or timeout).
     pub fn shutdown(&mut self, reason: &str) {
-        self.reply(Reply::new(421, "4.4.2", format!("{} {reason}", self.config.hostname)));
+        self.reply(Reply::new(
+            421,
+            "4.4.2",
+            format!("{} {reason}", self.config.hostname),
+        ));
         self.phase = Phase::Closed;
     }
 
@@ -397,7 +415,11 @@ impl<B: Backend> Session<B> {
     async fn handle_command(&mut self, line: Vec<u8>) -> Action {
         let is_auth = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"AUTH");
         if !is_auth && line.len() > MAX_COMMAND_LINE {
-            self.reply(Reply::new(500, "5.5.2", "Line too long (512 octets at most)"));
+            self.reply(Reply::new(
+                500,
+                "5.5.2",
+                "Line too long (512 octets at most)",
+            ));
             return Action::Continue;
         }
         let request = match Request::parse(&mut line.iter()) {
@@ -442,9 +464,11 @@ impl<B: Backend> Session<B> {
                 self.envelope = None;
                 self.reply(reply::ok());
             }
-            Request::Vrfy { .. } | Request::Expn { .. } => {
-                self.reply(Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message"))
-            }
+            Request::Vrfy { .. } | Request::Expn { .. } => self.reply(Reply::new(
+                252,
+                "2.5.0",
+                "Cannot VRFY user, but will accept message",
+            )),
             Request::Help { .. } => self.reply(Reply::new(214, "2.0.0", "See RFC 5321")),
             Request::Auth {
                 mechanism,
@@ -453,7 +477,11 @@ impl<B: Backend> Session<B> {
             Request::Mail { from } => self.mail(from).await,
             Request::Rcpt { to } => self.rcpt(to).await,
             Request::Data => {
-                if self.envelope.as_ref().is_none_or(|e| e.recipients.is_empty()) {
+                if self
+                    .envelope
+                    .as_ref()
+                    .is_none_or(|e| e.recipients.is_empty())
+                {
                     self.reply(reply::bad_sequence("need RCPT before DATA"));
                 } else {
                     self.data.clear();
@@ -463,10 +491,17 @@ impl<B: Backend> Session<B> {
                         line_len: 0,
                         long_line: false,
                     });
-                    self.reply(Reply::new(354, "2.0.0", "Start mail input; end with <CRLF>.<CRLF>"));
+                    self.reply(Reply::new(
+                        354,
+                        "2.0.0",
+                        "Start mail input; end with <CRLF>.<CRLF>",
+                    ));
                 }
             }
-            Request::Bdat { chunk_size, is_last } => self.bdat(chunk_size, is_last).await,
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => self.bdat(chunk_size, is_last).await,
             Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
                 self.reply(Reply::new(502, "5.5.1", "Command not implemented"))
             }
@@ -475,7 +510,10 @@ impl<B: Backend> Session<B> {
     }
 
     fn ehlo_reply(&self) -> Reply {
-        let mut lines = vec![format!("{} greets {}", self.config.hostname, self.view.helo)];
+        let mut lines = vec![format!(
+            "{} greets {}",
+            self.config.hostname, self.view.helo
+        )];
         lines.push("PIPELINING".into());
         lines.push("ENHANCEDSTATUSCODES".into());
         if self.view.tls.is_none() {
@@ -488,7 +526,12 @@ impl<B: Backend> Session<B> {
             lines.push("CHUNKING".into());
             if self.config.mode == Mode::Submission && self.view.auth.is_none() {
                 let mut auth = "AUTH PLAIN LOGIN".to_string();
-                if self.view.tls.as_ref().is_some_and(|t| t.peer_subject.is_some()) {
+                if self
+                    .view
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| t.peer_subject.is_some())
+                {
                     auth.push_str(" EXTERNAL");
                 }
                 lines.push(auth);
@@ -499,7 +542,11 @@ impl<B: Backend> Session<B> {
 
     async fn auth_command(&mut self, mechanism: u64, initial: String) {
         if self.config.mode != Mode::Submission {
-            self.reply(Reply::new(503, "5.5.1", "AUTH is not offered here (client certificates identify peers)"));
+            self.reply(Reply::new(
+                503,
+                "5.5.1",
+                "AUTH is not offered here (client certificates identify peers)",
+            ));
             return;
         }
         if self.view.auth.is_some() {
@@ -507,7 +554,9 @@ impl<B: Backend> Session<B> {
             return;
         }
         if self.envelope.is_some() {
-            self.reply(reply::bad_sequence("AUTH not allowed during a mail transaction"));
+            self.reply(reply::bad_sequence(
+                "AUTH not allowed during a mail transaction",
+            ));
             return;
         }
         match mechanism {
@@ -534,8 +583,18 @@ impl<B: Backend> Session<B> {
                 }
             }
             smtp_proto::AUTH_EXTERNAL => {
-                if self.view.tls.as_ref().and_then(|t| t.peer_subject.as_ref()).is_none() {
-                    self.reply(Reply::new(535, "5.7.8", "No client certificate was presented"));
+                if self
+                    .view
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.peer_subject.as_ref())
+                    .is_none()
+                {
+                    self.reply(Reply::new(
+                        535,
+                        "5.7.8",
+                        "No client certificate was presented",
+                    ));
                     return;
                 }
                 let authzid = match sasl::decode_b64(initial.as_bytes()) {
@@ -552,7 +611,10 @@ impl<B: Backend> Session<B> {
                         return;
                     }
                 };
-                let outcome = self.backend.authenticate_external(&self.view, authzid).await;
+                let outcome = self
+                    .backend
+                    .authenticate_external(&self.view, authzid)
+                    .await;
                 self.auth_outcome(outcome);
             }
             _ => self.reply(Reply::new(504, "5.5.4", "Mechanism not supported")),
@@ -564,7 +626,10 @@ impl<B: Backend> Session<B> {
             self.reply(Reply::new(501, "5.7.0", "Authentication cancelled"));
             return;
         }
-        match sasl::decode_b64(line).map_err(|_| ()).and_then(|d| sasl::parse_plain(&d).map_err(|_| ())) {
+        match sasl::decode_b64(line)
+            .map_err(|_| ())
+            .and_then(|d| sasl::parse_plain(&d).map_err(|_| ()))
+        {
             Ok(credentials) => self.authenticate(credentials).await,
             Err(()) => self.reply(Reply::new(501, "5.5.2", "Malformed PLAIN response")),
         }
@@ -581,10 +646,18 @@ impl<B: Backend> Session<B> {
                 self.view.auth = Some(account);
                 self.reply(Reply::new(235, "2.7.0", "Authentication successful"));
             }
-            AuthOutcome::Invalid => self.reply(Reply::new(535, "5.7.8", "Authentication credentials invalid")),
+            AuthOutcome::Invalid => self.reply(Reply::new(
+                535,
+                "5.7.8",
+                "Authentication credentials invalid",
+            )),
             AuthOutcome::Refused(r) => self.reply(r),
             AuthOutcome::Throttled => {
-                self.reply(Reply::new(421, "4.7.0", "Too many failed authentications, try again later"));
+                self.reply(Reply::new(
+                    421,
+                    "4.7.0",
+                    "Too many failed authentications, try again later",
+                ));
                 self.phase = Phase::Closed;
             }
         }
@@ -604,7 +677,11 @@ impl<B: Backend> Session<B> {
             return;
         }
         if from.size > self.config.max_message_size {
-            self.reply(Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size"));
+            self.reply(Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            ));
             return;
         }
         if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
@@ -656,7 +733,11 @@ impl<B: Backend> Session<B> {
         let address = match crate::identity::address::Address::parse(&to.address) {
             Ok(a) => a.to_string(),
             Err(e) => {
-                self.reply(Reply::new(553, "5.1.3", format!("Bad recipient address: {e}")));
+                self.reply(Reply::new(
+                    553,
+                    "5.1.3",
+                    format!("Bad recipient address: {e}"),
+                ));
                 return;
             }
         };
@@ -664,7 +745,11 @@ impl<B: Backend> Session<B> {
             self.reply(Reply::new(250, "2.1.5", "Recipient OK (duplicate)"));
             return;
         }
-        match self.backend.check_recipient(&self.view, envelope, &address).await {
+        match self
+            .backend
+            .check_recipient(&self.view, envelope, &address)
+            .await
+        {
             Ok(target) => {
                 if let Some(e) = self.envelope.as_mut() {
                     e.recipients.push(Recipient {
@@ -683,10 +768,18 @@ impl<B: Backend> Session<B> {
 
     async fn bdat(&mut self, chunk_size: usize, is_last: bool) {
         // The chunk is read in full even when refused, to stay in step with the client.
-        let error = if self.envelope.as_ref().is_none_or(|e| e.recipients.is_empty()) {
+        let error = if self
+            .envelope
+            .as_ref()
+            .is_none_or(|e| e.recipients.is_empty())
+        {
             Some(reply::bad_sequence("need RCPT before BDAT"))
         } else if self.data.len().saturating_add(chunk_size) > self.config.max_message_size {
-            Some(Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size"))
+            Some(Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            ))
         } else {
             None
         };
@@ -732,7 +825,11 @@ impl<B: Backend> Session<B> {
             return;
         }
         if !state.is_last {
-            self.reply(Reply::new(250, "2.0.0", format!("{} octets received", self.data.len())));
+            self.reply(Reply::new(
+                250,
+                "2.0.0",
+                format!("{} octets received", self.data.len()),
+            ));
             return;
         }
         self.finish_message().await;
@@ -772,10 +869,18 @@ impl<B: Backend> Session<B> {
                 return rest;
             };
             if state.discard.is_some() {
-                self.reply(Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size"));
+                self.reply(Reply::new(
+                    552,
+                    "5.3.4",
+                    "Message size exceeds fixed maximum message size",
+                ));
                 self.reset_transaction();
             } else if state.long_line {
-                self.reply(Reply::new(500, "5.5.2", "Message has lines longer than 1000 octets"));
+                self.reply(Reply::new(
+                    500,
+                    "5.5.2",
+                    "Message has lines longer than 1000 octets",
+                ));
                 self.reset_transaction();
             } else {
                 self.finish_message().await;
@@ -813,9 +918,13 @@ fn parse_error_reply(e: &ProtoError) -> Reply {
     match e {
         ProtoError::UnknownCommand => Reply::new(500, "5.5.1", "Command unrecognized"),
         ProtoError::InvalidSenderAddress => Reply::new(501, "5.1.7", "Bad sender address syntax"),
-        ProtoError::InvalidRecipientAddress => Reply::new(501, "5.1.3", "Bad recipient address syntax"),
+        ProtoError::InvalidRecipientAddress => {
+            Reply::new(501, "5.1.3", "Bad recipient address syntax")
+        }
         ProtoError::SyntaxError { syntax } => Reply::new(501, "5.5.2", format!("Syntax: {syntax}")),
-        ProtoError::InvalidParameter { param } => Reply::new(501, "5.5.4", format!("Invalid parameter {param}")),
+        ProtoError::InvalidParameter { param } => {
+            Reply::new(501, "5.5.4", format!("Invalid parameter {param}"))
+        }
         ProtoError::UnsupportedParameter { param } => {
             Reply::new(555, "5.5.4", format!("Unsupported parameter {param}"))
         }

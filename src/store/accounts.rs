@@ -86,7 +86,9 @@ fn account_from_row(r: &AnyRow) -> Result<Account, StoreError> {
         id: r.try_get("id")?,
         address: r.try_get("address")?,
         domain: r.try_get("domain")?,
-        kind: kind.parse().map_err(|_| StoreError::Corrupt(kind.clone()))?,
+        kind: kind
+            .parse()
+            .map_err(|_| StoreError::Corrupt(kind.clone()))?,
         display_name: r.try_get("display_name")?,
         profession: r.try_get("profession")?,
         rpps: r.try_get("rpps")?,
@@ -157,7 +159,10 @@ impl Store {
     }
 
     /// The enabled accounts mapped to a client certificate subject.
-    pub async fn accounts_by_cert_subject(&self, subject: &str) -> Result<Vec<Account>, StoreError> {
+    pub async fn accounts_by_cert_subject(
+        &self,
+        subject: &str,
+    ) -> Result<Vec<Account>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE cert_subject = $1 AND disabled = 0"
         ))
@@ -191,7 +196,11 @@ impl Store {
     }
 
     /// Maps a client certificate subject DN to `address` (None removes the mapping).
-    pub async fn set_cert_subject(&self, address: &str, dn: Option<&str>) -> Result<(), StoreError> {
+    pub async fn set_cert_subject(
+        &self,
+        address: &str,
+        dn: Option<&str>,
+    ) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE accounts SET cert_subject = $1 WHERE address = $2")
             .bind(dn.map(str::to_string))
             .bind(address)

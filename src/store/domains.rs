@@ -43,7 +43,9 @@ impl Store {
                 let kind: String = r.try_get("kind")?;
                 Ok(Domain {
                     name: r.try_get("name")?,
-                    kind: kind.parse().map_err(|_| StoreError::Corrupt(kind.clone()))?,
+                    kind: kind
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt(kind.clone()))?,
                 })
             })
             .collect()

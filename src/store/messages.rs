@@ -63,13 +63,18 @@ pub struct FiledMessage {
 }
 
 /// Writes one message on `conn` (which the caller holds inside a transaction).
-pub async fn insert_message(conn: &mut AnyConnection, m: &NewMessage) -> Result<Stored, StoreError> {
-    sqlx::query("INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING")
-        .bind(&m.hash)
-        .bind(m.data.len() as i64)
-        .bind(&m.data)
-        .execute(&mut *conn)
-        .await?;
+pub async fn insert_message(
+    conn: &mut AnyConnection,
+    m: &NewMessage,
+) -> Result<Stored, StoreError> {
+    sqlx::query(
+        "INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
+    )
+    .bind(&m.hash)
+    .bind(m.data.len() as i64)
+    .bind(&m.data)
+    .execute(&mut *conn)
+    .await?;
     let row = sqlx::query(
         "INSERT INTO messages (blob_hash, size, received_at, mail_from, header_message_id, \
          dsn_envid, dsn_ret, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
@@ -195,7 +200,13 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("recipient")?, r.try_get("orcpt")?, r.try_get("notify")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("recipient")?,
+                    r.try_get("orcpt")?,
+                    r.try_get("notify")?,
+                ))
+            })
             .collect()
     }
 }

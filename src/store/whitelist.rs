@@ -9,7 +9,9 @@ impl Store {
     /// Replaces the imported whitelist with `entries`, atomically.
     pub async fn replace_whitelist(&self, entries: &[WhitelistEntry]) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM whitelist").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM whitelist")
+            .execute(&mut *tx)
+            .await?;
         let at = now();
         // A domain listed twice keeps every operator DN it was given.
         let mut merged: std::collections::BTreeMap<&str, WhitelistEntry> = Default::default();
@@ -48,7 +50,10 @@ impl Store {
                 let dns: String = r.try_get("operator_dns")?;
                 Ok((
                     r.try_get("domain")?,
-                    dns.lines().map(str::to_string).filter(|s| !s.is_empty()).collect(),
+                    dns.lines()
+                        .map(str::to_string)
+                        .filter(|s| !s.is_empty())
+                        .collect(),
                 ))
             })
             .collect()

@@ -36,7 +36,10 @@ impl TrustSpace {
     pub fn from_entries(entries: impl IntoIterator<Item = (String, Vec<String>)>) -> TrustSpace {
         let mut domains: HashMap<String, Vec<String>> = HashMap::new();
         for (domain, dns) in entries {
-            domains.entry(domain.to_ascii_lowercase()).or_default().extend(dns);
+            domains
+                .entry(domain.to_ascii_lowercase())
+                .or_default()
+                .extend(dns);
         }
         TrustSpace { domains }
     }
@@ -100,10 +103,19 @@ mod tests {
     #[test]
     fn operator_rules() {
         let t = TrustSpace::from_entries([
-            ("a.test".to_string(), vec!["CN=mx.a, O=Op A, C=FR".to_string()]),
-            ("b.test".to_string(), vec!["CN=mx.b, O=Op B, C=FR".to_string()]),
+            (
+                "a.test".to_string(),
+                vec!["CN=mx.a, O=Op A, C=FR".to_string()],
+            ),
+            (
+                "b.test".to_string(),
+                vec!["CN=mx.b, O=Op B, C=FR".to_string()],
+            ),
         ]);
-        assert!(t.operator_may_send("CN=mx.a, O=Op A, C=FR", "A.test").is_ok());
+        assert!(
+            t.operator_may_send("CN=mx.a, O=Op A, C=FR", "A.test")
+                .is_ok()
+        );
         assert_eq!(
             t.operator_may_send("CN=mx.a, O=Op A, C=FR", "b.test"),
             Err(TrustError::WrongOperator {

@@ -11,7 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader as TokioBufReader};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader as TokioBufReader,
+};
 use tokio::net::TcpStream;
 
 /// Path of the binary under test.
@@ -67,7 +69,9 @@ pub async fn fresh_pg_database() -> String {
 pub fn random_hex(n: usize) -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    (0..n).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect()
+    (0..n)
+        .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+        .collect()
 }
 
 /// Runs `mes` with arguments; returns (status ok, stdout, stderr).
@@ -151,7 +155,10 @@ impl Instance {
                 &format!("url = \"{url}\""),
             );
         }
-        text = text.replace("[smtp]\n", &format!("[smtp]\nauth_lockout_secs = 300\n{smtp_extra}\n"));
+        text = text.replace(
+            "[smtp]\n",
+            &format!("[smtp]\nauth_lockout_secs = 300\n{smtp_extra}\n"),
+        );
         std::fs::write(&config, text).expect("write config");
         Instance {
             dir,
@@ -180,7 +187,16 @@ impl Instance {
     /// Creates an account with a known password.
     pub fn add_user(&self, address: &str, kind: &str, password: &str) {
         self.run(
-            &["user", "add", address, "--kind", kind, "--name", "Test User", "--password-stdin"],
+            &[
+                "user",
+                "add",
+                address,
+                "--kind",
+                kind,
+                "--name",
+                "Test User",
+                "--password-stdin",
+            ],
             Some(&format!("{password}\n")),
         );
     }
@@ -276,7 +292,10 @@ impl Server {
     }
 
     pub fn addr(&self, name: &str) -> SocketAddr {
-        *self.addrs.get(name).unwrap_or_else(|| panic!("no {name} listener"))
+        *self
+            .addrs
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} listener"))
     }
 
     pub fn log(&self) -> String {
@@ -290,7 +309,9 @@ impl Server {
     /// SIGTERM, then wait up to `deadline`; returns the exit status (None: still running, killed).
     pub fn terminate(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let end = Instant::now() + deadline;
         while Instant::now() < end {
             if let Ok(Some(status)) = child.try_wait() {
@@ -356,9 +377,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<S> {
                 .await
                 .expect("reply timeout")
                 .expect("read reply");
-            assert!(n > 0, "connection closed while waiting for a reply (got {lines:?})");
+            assert!(
+                n > 0,
+                "connection closed while waiting for a reply (got {lines:?})"
+            );
             let line = line.trim_end().to_string();
-            let code: u16 = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("bad reply line {line:?}"));
+            let code: u16 = line
+                .get(..3)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or_else(|| panic!("bad reply line {line:?}"));
             let last = line.as_bytes().get(3) != Some(&b'-');
             lines.push(line);
             if last {
@@ -368,7 +395,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<S> {
     }
 
     pub async fn send(&mut self, data: &str) {
-        self.stream.get_mut().write_all(data.as_bytes()).await.expect("write");
+        self.stream
+            .get_mut()
+            .write_all(data.as_bytes())
+            .await
+            .expect("write");
         self.stream.get_mut().flush().await.expect("flush");
     }
 
@@ -418,7 +449,10 @@ pub async fn connect_starttls(
     let mut line = String::new();
     s.stream.read_line(&mut line).await?;
     if line.is_empty() {
-        return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "closed after handshake"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "closed after handshake",
+        ));
     }
     loop {
         if line.as_bytes().get(3) != Some(&b'-') {
@@ -453,16 +487,25 @@ pub fn plain(user: &str, password: &str) -> String {
 /// Opens the instance's store directly (to check what was committed).
 pub async fn open_store(instance: &Instance) -> mes::store::Store {
     let config = mes::config::Config::load(&instance.config).expect("config");
-    mes::store::Store::open(&config.database_url, 2).await.expect("store")
+    mes::store::Store::open(&config.database_url, 2)
+        .await
+        .expect("store")
 }
 
 /// The messages in `address`'s INBOX.
-pub async fn inbox(store: &mes::store::Store, address: &str) -> Vec<mes::store::messages::FiledMessage> {
+pub async fn inbox(
+    store: &mes::store::Store,
+    address: &str,
+) -> Vec<mes::store::messages::FiledMessage> {
     let account = store
         .account_by_address(address)
         .await
         .expect("lookup")
         .expect("account exists");
-    let mailbox = store.mailbox_id(account.id, "INBOX").await.expect("mailbox").expect("inbox");
+    let mailbox = store
+        .mailbox_id(account.id, "INBOX")
+        .await
+        .expect("mailbox")
+        .expect("inbox");
     store.folder_messages(mailbox).await.expect("messages")
 }
