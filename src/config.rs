@@ -165,6 +165,25 @@ impl Default for SmtpSettings {
     }
 }
 
+/// `[imap]`: limits of the IMAP listeners.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImapSettings {
+    /// Most simultaneous IMAP connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Most simultaneous IMAP connections in all.
+    pub max_connections: usize,
+}
+
+impl Default for ImapSettings {
+    fn default() -> Self {
+        Self {
+            max_connections_per_ip: 100,
+            max_connections: 10_000,
+        }
+    }
+}
+
 /// One whitelist entry written in the configuration (the published XML is imported with `mes trust import`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,6 +240,8 @@ struct RawConfig {
     #[serde(default)]
     smtp: SmtpSettings,
     #[serde(default)]
+    imap: ImapSettings,
+    #[serde(default)]
     trust: TrustSettings,
     #[serde(default)]
     log: LogSettings,
@@ -274,6 +295,8 @@ pub struct Config {
     pub listen: Listeners,
     /// SMTP settings.
     pub smtp: SmtpSettings,
+    /// IMAP settings.
+    pub imap: ImapSettings,
     /// Trust space entries from the file.
     pub trust: TrustSettings,
     /// Logging.
@@ -431,6 +454,7 @@ impl Config {
             tls,
             listen,
             smtp,
+            imap: raw.imap,
             trust: raw.trust,
             log: raw.log,
         })
@@ -518,8 +542,8 @@ trust_anchors = ["certs/ca.pem"]
 mx = "127.0.0.1:2525"
 submission = "127.0.0.1:2587"
 submissions = "127.0.0.1:2465"
-# imap = "127.0.0.1:2143"
-# imaps = "127.0.0.1:2993"
+imap = "127.0.0.1:2143"
+imaps = "127.0.0.1:2993"
 # https = "127.0.0.1:8443"
 
 [smtp]
@@ -536,6 +560,10 @@ submissions = "127.0.0.1:2465"
 # Organisation mailboxes that named accounts may send as:
 # [smtp.delegations]
 # "secretariat@{domain}" = ["jean.dupont@{domain}"]
+
+[imap]
+# max_connections_per_ip = 100
+# max_connections = 10000
 
 [trust]
 # Trust space domains and the subject DN of their operator certificate.

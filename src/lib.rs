@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod identity;
+pub mod imap;
 pub mod logging;
 pub mod pki;
 pub mod server;

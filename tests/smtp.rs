@@ -597,24 +597,38 @@ async fn delegated_organisation_mailbox() {
     let (instance, server) = setup(Db::Sqlite, extra).await;
     instance.add_user("secretariat@hopital-a.mes.test", "organisation", PW);
     let config = client_tls(&instance.cert("ca.pem"), None);
-    let mut s = connect_tls(server.addr("submissions"), config.clone()).await.unwrap();
+    let mut s = connect_tls(server.addr("submissions"), config.clone())
+        .await
+        .unwrap();
     s.expect("EHLO client.test", 250).await;
-    s.expect(&format!("AUTH PLAIN {}", plain(JEAN, PW)), 235).await;
-    s.expect("MAIL FROM:<secretariat@hopital-a.mes.test>", 250).await;
-    s.expect("RCPT TO:<marie.curie@hopital-a.mes.test>", 250).await;
+    s.expect(&format!("AUTH PLAIN {}", plain(JEAN, PW)), 235)
+        .await;
+    s.expect("MAIL FROM:<secretariat@hopital-a.mes.test>", 250)
+        .await;
+    s.expect("RCPT TO:<marie.curie@hopital-a.mes.test>", 250)
+        .await;
     s.expect("DATA", 354).await;
-    s.send("From: Secretariat <secretariat@hopital-a.mes.test>\r\nSubject: RDV\r\n\r\nx\r\n.\r\n").await;
+    s.send("From: Secretariat <secretariat@hopital-a.mes.test>\r\nSubject: RDV\r\n\r\nx\r\n.\r\n")
+        .await;
     assert_eq!(s.read_reply().await.code, 250);
     // Marie is not a delegate.
-    let mut s = connect_tls(server.addr("submissions"), config).await.unwrap();
+    let mut s = connect_tls(server.addr("submissions"), config)
+        .await
+        .unwrap();
     s.expect("EHLO client.test", 250).await;
-    s.expect(&format!("AUTH PLAIN {}", plain(MARIE, PW)), 235).await;
-    s.expect("MAIL FROM:<secretariat@hopital-a.mes.test>", 553).await;
+    s.expect(&format!("AUTH PLAIN {}", plain(MARIE, PW)), 235)
+        .await;
+    s.expect("MAIL FROM:<secretariat@hopital-a.mes.test>", 553)
+        .await;
 }
 
 #[tokio::test]
 async fn connection_limits_and_idle_timeout() {
-    let (_instance, server) = setup(Db::Sqlite, "max_connections_per_ip = 2\ncommand_timeout_secs = 1").await;
+    let (_instance, server) = setup(
+        Db::Sqlite,
+        "max_connections_per_ip = 2\ncommand_timeout_secs = 1",
+    )
+    .await;
     let addr = server.addr("mx");
     let a = connect_plain(addr).await;
     let b = connect_plain(addr).await;

@@ -50,6 +50,9 @@ fn message(body: &str, mailbox: i64, rcpt: &str) -> NewMessage {
             notify: 0,
             mailbox_id: Some(mailbox),
         }],
+        envelope: None,
+        bodystructure: None,
+        flags: String::new(),
     }
 }
 
@@ -157,7 +160,7 @@ async fn messages_get_increasing_uids_under_concurrency(db: Db) {
     let filed = store.folder_messages(inbox).await.unwrap();
     let uids: Vec<i64> = filed.iter().map(|m| m.uid).collect();
     assert_eq!(uids, (1..=40).collect::<Vec<_>>());
-    assert!(filed.iter().all(|m| m.flags.contains("\\Recent")));
+    assert!(filed.iter().all(|m| m.recent && m.flags.is_empty()));
     let row: (i64, i64) =
         sqlx::query_as("SELECT uidnext, highestmodseq FROM mailboxes WHERE id = $1")
             .bind(inbox)

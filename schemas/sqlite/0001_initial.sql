@@ -53,7 +53,10 @@ CREATE TABLE messages (
     header_message_id TEXT,
     dsn_envid    TEXT,
     dsn_ret      TEXT,
-    origin       TEXT NOT NULL
+    origin       TEXT NOT NULL,
+    -- IMAP ENVELOPE and BODYSTRUCTURE, computed once at delivery (JSON of imap-types values).
+    envelope     TEXT,
+    bodystructure TEXT
 );
 CREATE INDEX messages_header_message_id ON messages (header_message_id);
 
@@ -72,11 +75,14 @@ CREATE TABLE mailbox_messages (
     uid            BIGINT NOT NULL,
     message_id     BIGINT NOT NULL REFERENCES messages (id),
     flags          TEXT NOT NULL DEFAULT '',
+    -- RFC 3501 \Recent: set on arrival, claimed by the first session that selects the folder.
+    recent         BIGINT NOT NULL DEFAULT 1,
     modseq         BIGINT NOT NULL,
     internal_date  BIGINT NOT NULL,
     PRIMARY KEY (mailbox_id, uid)
 );
 CREATE INDEX mailbox_messages_message ON mailbox_messages (message_id);
+CREATE INDEX mailbox_messages_modseq ON mailbox_messages (mailbox_id, modseq);
 
 -- The published whitelist, as last imported.
 CREATE TABLE whitelist (

@@ -5,6 +5,7 @@
 //! to the [`Deliverer`] and answer the client only when it reports the commit.
 
 pub mod facts;
+pub mod prepare;
 pub mod trace;
 mod writer;
 

@@ -16,6 +16,8 @@ use crate::config::{ClientCertPolicy, Config};
 use crate::delivery::Deliverer;
 use crate::identity::auth::Authenticator;
 use crate::identity::throttle::Throttle;
+use crate::imap::ImapServices;
+use crate::imap::listener::ImapListener;
 use crate::smtp::listener::SmtpListener;
 use crate::smtp::policy::SmtpServices;
 use crate::smtp::{Mode, SessionConfig};
@@ -116,11 +118,39 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(listener = name, address = %local, "listening");
         listeners.push(tokio::spawn(l.run(listener, stop_rx.clone())));
     }
-    for (name, addr) in [
-        ("imap", config.listen.imap),
-        ("imaps", config.listen.imaps),
-        ("https", config.listen.https),
+    let imap_services = Arc::new(ImapServices {
+        hostname: config.hostname.clone(),
+        store: store.clone(),
+        auth: services.auth.clone(),
+        deliverer: services.deliverer.clone(),
+        max_message_size: config.smtp.max_message_size,
+    });
+    let imap_limits = ConnectionLimits::new(
+        config.imap.max_connections,
+        config.imap.max_connections_per_ip,
+    );
+    for (name, addr, implicit_tls) in [
+        ("imap", config.listen.imap, false),
+        ("imaps", config.listen.imaps, true),
     ] {
+        let Some(addr) = addr else { continue };
+        let tls_config = tls::server_config(&config.tls, ClientAuth::Optional)
+            .with_context(|| format!("TLS for {name}"))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {name} on {addr}"))?;
+        let local = listener.local_addr()?;
+        let l = ImapListener {
+            implicit_tls,
+            acceptor: TlsAcceptor::from(tls_config),
+            services: imap_services.clone(),
+            limits: imap_limits.clone(),
+        };
+        println!("mes: listening {name} {local}");
+        tracing::info!(listener = name, address = %local, "listening");
+        listeners.push(tokio::spawn(l.run(listener, stop_rx.clone())));
+    }
+    for (name, addr) in [("https", config.listen.https)] {
         if addr.is_some() {
             tracing::warn!(
                 listener = name,
@@ -157,7 +187,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     reload.abort();
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let deadline = tokio::time::Instant::now() + grace;
-    while limits.open() > 0 && tokio::time::Instant::now() < deadline {
+    while limits.open() + imap_limits.open() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if limits.open() > 0 {
@@ -167,6 +197,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     drop(services);
+    drop(imap_services);
     // Sessions cut short still hold the delivery handle; don't wait for them forever.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     store.close().await;

@@ -10,8 +10,9 @@ use super::Mode;
 use super::reply::{self, Reply};
 use super::session::{AuthOutcome, Authenticated, Backend, Envelope, RcptTarget, SessionView};
 use crate::delivery::facts::MessageFacts;
+use crate::delivery::prepare::Incoming;
 use crate::delivery::trace::{self, TraceInfo};
-use crate::delivery::{Deliverer, NewMessage, NewRecipient};
+use crate::delivery::{Deliverer, NewRecipient};
 use crate::identity::address::Address;
 use crate::identity::auth::{Authenticator, LoginResult};
 use crate::identity::sasl::Credentials;
@@ -301,21 +302,18 @@ impl Backend for ServerBackend {
                 },
             })
             .collect();
-        let hash = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&content))
-        };
-        let message = NewMessage {
-            data: content,
-            hash,
+        let message = Incoming {
+            content,
             mail_from: envelope.mail_from.clone(),
-            header_message_id: message_id,
-            dsn_envid: envelope.env_id.clone(),
-            dsn_ret: envelope.ret.map(str::to_string),
+            message_id,
             origin: view.mode.as_str(),
             received_at: info.time,
             recipients,
-        };
+            dsn_envid: envelope.env_id.clone(),
+            dsn_ret: envelope.ret.map(str::to_string),
+            flags: String::new(),
+        }
+        .prepare();
         let size = message.data.len();
         match self.0.deliverer.deliver(message).await {
             Ok(stored) => {

@@ -40,6 +40,12 @@ pub struct NewMessage {
     pub received_at: i64,
     /// Envelope recipients.
     pub recipients: Vec<NewRecipient>,
+    /// IMAP ENVELOPE as JSON (computed once, here, at delivery).
+    pub envelope: Option<String>,
+    /// IMAP BODYSTRUCTURE as JSON.
+    pub bodystructure: Option<String>,
+    /// Flags every filed copy starts with (APPEND), space-separated.
+    pub flags: String,
 }
 
 /// Where a stored message landed.
@@ -60,6 +66,8 @@ pub struct FiledMessage {
     pub data: Vec<u8>,
     /// Flags, space-separated.
     pub flags: String,
+    /// Not yet seen by any session (RFC 3501 \\Recent).
+    pub recent: bool,
 }
 
 /// Writes one message on `conn` (which the caller holds inside a transaction).
@@ -77,7 +85,8 @@ pub async fn insert_message(
     .await?;
     let row = sqlx::query(
         "INSERT INTO messages (blob_hash, size, received_at, mail_from, header_message_id, \
-         dsn_envid, dsn_ret, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+         dsn_envid, dsn_ret, origin, envelope, bodystructure) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(&m.hash)
     .bind(m.data.len() as i64)
@@ -87,6 +96,8 @@ pub async fn insert_message(
     .bind(&m.dsn_envid)
     .bind(&m.dsn_ret)
     .bind(m.origin)
+    .bind(&m.envelope)
+    .bind(&m.bodystructure)
     .fetch_one(&mut *conn)
     .await?;
     let message_id: i64 = row.try_get("id")?;
@@ -121,11 +132,12 @@ pub async fn insert_message(
         let modseq: i64 = row.try_get("highestmodseq")?;
         sqlx::query(
             "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, modseq, internal_date) \
-             VALUES ($1, $2, $3, '\\Recent', $4, $5)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(mailbox_id)
         .bind(uid)
         .bind(message_id)
+        .bind(&m.flags)
         .bind(modseq)
         .bind(m.received_at)
         .execute(&mut *conn)
@@ -164,13 +176,18 @@ impl Store {
             }
         }
         tx.commit().await?;
+        for stored in results.iter().flatten() {
+            for (folder, _) in &stored.placements {
+                self.changes().publish(*folder);
+            }
+        }
         Ok(results)
     }
 
     /// The messages of one folder, by UID (tests and tools; IMAP has its own queries).
     pub async fn folder_messages(&self, mailbox_id: i64) -> Result<Vec<FiledMessage>, StoreError> {
         let rows = sqlx::query(
-            "SELECT mm.uid, mm.flags, b.data FROM mailbox_messages mm \
+            "SELECT mm.uid, mm.flags, mm.recent, b.data FROM mailbox_messages mm \
              JOIN messages m ON m.id = mm.message_id JOIN blobs b ON b.hash = m.blob_hash \
              WHERE mm.mailbox_id = $1 ORDER BY mm.uid",
         )
@@ -183,6 +200,7 @@ impl Store {
                     uid: r.try_get("uid")?,
                     data: r.try_get("data")?,
                     flags: r.try_get("flags")?,
+                    recent: r.try_get::<i64, _>("recent")? != 0,
                 })
             })
             .collect()

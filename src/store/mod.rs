@@ -5,7 +5,10 @@
 //! SQLite pragmas) are handled here and nowhere else. One file per aggregate.
 
 pub mod accounts;
+pub mod changes;
 pub mod domains;
+pub mod entries;
+pub mod folders;
 pub mod messages;
 pub mod whitelist;
 
@@ -55,6 +58,7 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./schemas/
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    changes: changes::ChangeBus,
 }
 
 impl Store {
@@ -103,12 +107,21 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            changes: changes::ChangeBus::default(),
+        })
     }
 
     /// The connection pool, for the aggregate modules.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The folder change bus of this process.
+    pub fn changes(&self) -> &changes::ChangeBus {
+        &self.changes
     }
 
     /// Which backend this is.

@@ -141,7 +141,7 @@ impl Instance {
         mes_ok(&refs, None);
         let config = root.join("mes.toml");
         let mut text = std::fs::read_to_string(&config).expect("read config");
-        for key in ["mx", "submission", "submissions"] {
+        for key in ["mx", "submission", "submissions", "imap", "imaps"] {
             text = text.replace(
                 &format!("{key} = \"127.0.0.1:{}\"", default_port(key)),
                 &format!("{key} = \"127.0.0.1:0\""),
@@ -229,6 +229,8 @@ fn default_port(key: &str) -> u16 {
         "mx" => 2525,
         "submission" => 2587,
         "submissions" => 2465,
+        "imap" => 2143,
+        "imaps" => 2993,
         _ => 0,
     }
 }

@@ -1,0 +1,258 @@
+//! FETCH (RFC 3501 §6.4.5, RFC 7162 MODSEQ/CHANGEDSINCE): metadata from the
+//! stored rows, ENVELOPE and BODYSTRUCTURE from what delivery computed, content
+//! read only when a body item asks for it.
+
+use std::num::{NonZeroU32, NonZeroU64};
+
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::body::BodyStructure;
+use imap_codec::imap_types::command::FetchModifier;
+use imap_codec::imap_types::core::{NString, Tag, Vec1};
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::envelope::Envelope;
+use imap_codec::imap_types::fetch::{
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
+};
+use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use super::sequence;
+use super::session::{ImapSession, flag_fetch};
+use super::structure;
+use crate::store::entries::{Entry, FlagOp};
+
+fn nstring(bytes: Vec<u8>) -> NString<'static> {
+    NString::try_from(bytes.clone())
+        .or_else(|_| {
+            imap_codec::imap_types::core::Literal::try_from(bytes).map(|l| NString(Some(l.into())))
+        })
+        .unwrap_or(NString(None))
+}
+
+fn internal_date(secs: i64) -> Option<DateTime> {
+    let utc = chrono::DateTime::from_timestamp(secs, 0)?;
+    let fixed = utc.with_timezone(&chrono::FixedOffset::east_opt(0)?);
+    DateTime::try_from(fixed).ok()
+}
+
+fn envelope_of(entry: &Entry, content: Option<&[u8]>) -> Envelope<'static> {
+    entry
+        .envelope
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .or_else(|| content.map(structure::envelope))
+        .unwrap_or_else(|| structure::envelope(b""))
+}
+
+fn bodystructure_of(entry: &Entry, content: Option<&[u8]>) -> BodyStructure<'static> {
+    entry
+        .bodystructure
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .or_else(|| content.map(structure::body_structure))
+        .unwrap_or_else(|| structure::body_structure(b""))
+}
+
+fn needs_content(names: &[MessageDataItemName<'_>], entry: &Entry) -> bool {
+    names.iter().any(|n| match n {
+        MessageDataItemName::BodyExt { .. }
+        | MessageDataItemName::Rfc822
+        | MessageDataItemName::Rfc822Header
+        | MessageDataItemName::Rfc822Text
+        | MessageDataItemName::Binary { .. }
+        | MessageDataItemName::BinarySize { .. } => true,
+        MessageDataItemName::Envelope => entry.envelope.is_none(),
+        MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
+            entry.bodystructure.is_none()
+        }
+        _ => false,
+    })
+}
+
+fn partial(bytes: Vec<u8>, partial: Option<(u32, NonZeroU32)>) -> Vec<u8> {
+    match partial {
+        None => bytes,
+        Some((start, len)) => {
+            let start = (start as usize).min(bytes.len());
+            let end = start.saturating_add(len.get() as usize).min(bytes.len());
+            bytes[start..end].to_vec()
+        }
+    }
+}
+
+impl ImapSession {
+    pub(super) async fn fetch(
+        &mut self,
+        tag: Tag<'static>,
+        set: SequenceSet,
+        names: MacroOrMessageDataItemNames<'static>,
+        uid: bool,
+        modifiers: Vec<FetchModifier>,
+    ) {
+        let Some(sel) = self.selected.clone() else {
+            return self.bad(tag, "Select a mailbox first");
+        };
+        if !uid && sequence::out_of_range(&set, sel.uids.len()) {
+            return self.bad(tag, "Invalid message sequence number");
+        }
+        let mut names: Vec<MessageDataItemName<'static>> = match names {
+            MacroOrMessageDataItemNames::Macro(m) => {
+                m.expand().into_iter().map(|n| n.into_static()).collect()
+            }
+            MacroOrMessageDataItemNames::MessageDataItemNames(n) => n,
+        };
+        let changed_since = modifiers.iter().find_map(|m| match m {
+            FetchModifier::ChangedSince(v) => Some(v.get() as i64),
+            _ => None,
+        });
+        if changed_since.is_some() || names.contains(&MessageDataItemName::ModSeq) {
+            self.condstore = true;
+        }
+        if uid && !names.contains(&MessageDataItemName::Uid) {
+            names.insert(0, MessageDataItemName::Uid);
+        }
+        if self.condstore
+            && changed_since.is_some()
+            && !names.contains(&MessageDataItemName::ModSeq)
+        {
+            names.push(MessageDataItemName::ModSeq);
+        }
+        let wanted = sequence::resolve(&set, &sel.uids, uid);
+        let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
+            return self.ok(tag, None, "FETCH completed");
+        };
+        let store = self.services.store.clone();
+        let entries = match store.entries_in_range(sel.id, first, last).await {
+            Ok(e) => e,
+            Err(e) => return self.store_failed(tag, e),
+        };
+        let wanted_set: std::collections::HashSet<i64> = wanted.iter().copied().collect();
+        let sets_seen = !sel.read_only
+            && names.iter().any(|n| {
+                matches!(n, MessageDataItemName::BodyExt { peek: false, .. })
+                    || matches!(
+                        n,
+                        MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text
+                    )
+            });
+        let mut seen_now: Vec<i64> = Vec::new();
+        for entry in entries {
+            if !wanted_set.contains(&entry.uid) {
+                continue;
+            }
+            if changed_since.is_some_and(|c| entry.modseq <= c) {
+                continue;
+            }
+            let Some(seq) = sel.seq_of(entry.uid) else {
+                continue;
+            };
+            let content = if needs_content(&names, &entry) {
+                match store.blob(&entry.blob_hash).await {
+                    Ok(c) => Some(c),
+                    Err(e) => return self.store_failed(tag, e),
+                }
+            } else {
+                None
+            };
+            let mut flags = entry.flags.clone();
+            if sets_seen && !flags.split(' ').any(|f| f.eq_ignore_ascii_case("\\Seen")) {
+                seen_now.push(entry.uid);
+                flags = crate::store::entries::normalize_flags(flags.split(' ').chain(["\\Seen"]));
+            }
+            let recent = sel.recent.contains(&entry.uid);
+            let mut items: Vec<MessageDataItem<'static>> = Vec::with_capacity(names.len());
+            let mut flags_sent = false;
+            for name in &names {
+                let item = match name {
+                    MessageDataItemName::Uid => MessageDataItem::Uid(
+                        NonZeroU32::new(entry.uid as u32).unwrap_or(NonZeroU32::MIN),
+                    ),
+                    MessageDataItemName::Flags => {
+                        flags_sent = true;
+                        MessageDataItem::Flags(flag_fetch(&flags, recent))
+                    }
+                    MessageDataItemName::InternalDate => match internal_date(entry.internal_date) {
+                        Some(d) => MessageDataItem::InternalDate(d),
+                        None => continue,
+                    },
+                    MessageDataItemName::Rfc822Size => {
+                        MessageDataItem::Rfc822Size(entry.size as u32)
+                    }
+                    MessageDataItemName::Envelope => {
+                        MessageDataItem::Envelope(envelope_of(&entry, content.as_deref()))
+                    }
+                    MessageDataItemName::BodyStructure => {
+                        MessageDataItem::BodyStructure(bodystructure_of(&entry, content.as_deref()))
+                    }
+                    MessageDataItemName::Body => MessageDataItem::Body(
+                        structure::strip_extensions(bodystructure_of(&entry, content.as_deref())),
+                    ),
+                    MessageDataItemName::ModSeq => MessageDataItem::ModSeq(
+                        NonZeroU64::new(entry.modseq as u64).unwrap_or(NonZeroU64::MIN),
+                    ),
+                    MessageDataItemName::Rfc822 => {
+                        MessageDataItem::Rfc822(nstring(content.clone().unwrap_or_default()))
+                    }
+                    MessageDataItemName::Rfc822Header => {
+                        MessageDataItem::Rfc822Header(nstring(structure::section(
+                            content.as_deref().unwrap_or_default(),
+                            Some(&Section::Header(None)),
+                        )))
+                    }
+                    MessageDataItemName::Rfc822Text => {
+                        MessageDataItem::Rfc822Text(nstring(structure::section(
+                            content.as_deref().unwrap_or_default(),
+                            Some(&Section::Text(None)),
+                        )))
+                    }
+                    MessageDataItemName::BodyExt {
+                        section,
+                        partial: range,
+                        ..
+                    } => {
+                        let bytes = structure::section(
+                            content.as_deref().unwrap_or_default(),
+                            section.as_ref(),
+                        );
+                        MessageDataItem::BodyExt {
+                            section: section.clone(),
+                            origin: range.map(|(start, _)| start),
+                            data: nstring(partial(bytes, range.to_owned())),
+                        }
+                    }
+                    MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+                        continue;
+                    }
+                };
+                items.push(item);
+            }
+            if seen_now.last() == Some(&entry.uid) && !flags_sent {
+                items.push(MessageDataItem::Flags(flag_fetch(&flags, recent)));
+            }
+            if let Ok(items) = Vec1::try_from(items) {
+                self.data(Data::Fetch { seq, items });
+            }
+        }
+        if !seen_now.is_empty() {
+            let result = store
+                .store_flags(
+                    sel.id,
+                    &seen_now,
+                    FlagOp::Add,
+                    &["\\Seen".to_string()],
+                    None,
+                )
+                .await;
+            if let (Ok(change), Some(s)) = (result, self.selected.as_mut()) {
+                // Our own change was reported with the FETCH above.
+                if let Some((_, _, m)) = change.changed.first()
+                    && *m == s.modseq + 1
+                {
+                    s.modseq = *m;
+                }
+            }
+        }
+        self.sync_selected(false).await;
+        self.ok(tag, None, "FETCH completed");
+    }
+}

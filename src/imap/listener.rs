@@ -1,0 +1,177 @@
+//! The IMAP listeners: accept, limits, TLS (implicit or STARTTLS), timeouts, and
+//! IDLE wake-ups from the store's change bus. Only bytes move here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, watch};
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
+
+use super::ImapServices;
+use super::session::{Action, ImapSession};
+use crate::server::limits::ConnectionLimits;
+use crate::tls;
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Silence allowed before login.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Silence allowed after login, and the longest IDLE (RFC 3501 §5.4: at least 30 minutes).
+const AUTO_LOGOUT: Duration = Duration::from_secs(31 * 60);
+
+/// One IMAP listener.
+#[derive(Clone)]
+pub struct ImapListener {
+    /// TLS from the first byte (993) rather than STARTTLS (143).
+    pub implicit_tls: bool,
+    /// TLS acceptor (client certificates optional, for AUTH=EXTERNAL).
+    pub acceptor: TlsAcceptor,
+    /// Shared services.
+    pub services: Arc<ImapServices>,
+    /// Connection limits.
+    pub limits: Arc<ConnectionLimits>,
+}
+
+impl std::fmt::Debug for ImapListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImapListener")
+            .field("implicit_tls", &self.implicit_tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ImapListener {
+    /// Accepts connections until `shutdown` turns true.
+    pub async fn run(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let this = this.clone();
+                    let shutdown = shutdown.clone();
+                    let span = tracing::info_span!("imap", peer = %peer);
+                    tokio::spawn(async move { this.connection(stream, peer, shutdown).await }.instrument(span));
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    async fn connection(
+        self: Arc<Self>,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let Some(_guard) = self.limits.acquire(peer.ip()) else {
+            let _ = stream.write_all(b"* BYE Too many connections\r\n").await;
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        if let Err(e) = self.session(stream, peer, shutdown).await {
+            tracing::debug!(error = %e, "IMAP session ended");
+        }
+    }
+
+    async fn session(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        if self.implicit_tls {
+            let mut tls = self.handshake(stream).await?;
+            let info = tls::session_info(tls.get_ref().1);
+            let mut session = ImapSession::new(self.services.clone(), peer.ip(), Some(info));
+            drive(&mut tls, &mut session, &self.services, &mut shutdown).await?;
+            return Ok(());
+        }
+        let mut session = ImapSession::new(self.services.clone(), peer.ip(), None);
+        let mut plain = stream;
+        if drive(&mut plain, &mut session, &self.services, &mut shutdown).await? != Action::StartTls
+        {
+            return Ok(());
+        }
+        let mut tls = self.handshake(plain).await?;
+        session.tls_started(tls::session_info(tls.get_ref().1));
+        drive(&mut tls, &mut session, &self.services, &mut shutdown).await?;
+        Ok(())
+    }
+
+    async fn handshake(
+        &self,
+        stream: TcpStream,
+    ) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => Ok(tls),
+            Ok(Err(e)) => {
+                tracing::warn!(reason = %e, "TLS handshake refused");
+                Err(e)
+            }
+            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        }
+    }
+}
+
+async fn drive<S>(
+    stream: &mut S,
+    session: &mut ImapSession,
+    services: &ImapServices,
+    shutdown: &mut watch::Receiver<bool>,
+) -> std::io::Result<Action>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut changes = services.store.changes().subscribe();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut action = session.feed(&[]).await;
+    loop {
+        let out = session.take_output();
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+            stream.flush().await?;
+        }
+        match action {
+            Action::Continue => {}
+            Action::StartTls | Action::Close => return Ok(action),
+        }
+        let timeout = if session.is_authenticated() {
+            AUTO_LOGOUT
+        } else {
+            LOGIN_TIMEOUT
+        };
+        tokio::select! {
+            read = tokio::time::timeout(timeout, stream.read(&mut buf)) => {
+                action = match read {
+                    Ok(Ok(0)) => return Ok(Action::Close),
+                    Ok(Ok(n)) => session.feed(&buf[..n]).await,
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => session.shutdown("Autologout; idle for too long").await,
+                };
+            }
+            changed = changes.recv(), if session.is_idling() => {
+                let relevant = match changed {
+                    Ok(folder) => Some(folder) == session.selected_folder(),
+                    Err(broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(broadcast::error::RecvError::Closed) => false,
+                };
+                action = if relevant { session.idle_changes().await } else { Action::Continue };
+            }
+            _ = shutdown.changed() => {
+                action = session.shutdown("Server shutting down").await;
+            }
+        }
+    }
+}

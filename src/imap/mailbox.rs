@@ -1,0 +1,488 @@
+//! Mailbox commands: SELECT/EXAMINE, CREATE, DELETE, RENAME, (UN)SUBSCRIBE,
+//! LIST/LSUB, STATUS, APPEND, NAMESPACE (RFC 3501 §6.3, RFC 2342, RFC 6154).
+
+use std::collections::HashSet;
+use std::num::{NonZeroU32, NonZeroU64};
+
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::command::SelectParameter;
+use imap_codec::imap_types::core::{Atom, QuotedChar, Tag};
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::extensions::namespace::{Namespace, NamespaceResponseExtension};
+use imap_codec::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm};
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::response::{Code, Data};
+use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
+
+use super::names::{self, DELIMITER};
+use super::session::{ImapSession, Selected, code};
+use crate::delivery::NewRecipient;
+use crate::delivery::prepare::Incoming;
+use crate::store::StoreError;
+use crate::store::entries::normalize_flags;
+use crate::store::folders::Folder;
+
+fn nz(n: i64) -> NonZeroU32 {
+    NonZeroU32::new(n.clamp(1, u32::MAX as i64) as u32).unwrap_or(NonZeroU32::MIN)
+}
+
+fn system_flags() -> Vec<Flag<'static>> {
+    vec![
+        Flag::Answered,
+        Flag::Flagged,
+        Flag::Deleted,
+        Flag::Seen,
+        Flag::Draft,
+    ]
+}
+
+fn attr(name: &str) -> Option<FlagNameAttribute<'static>> {
+    Atom::try_from(name.trim_start_matches('\\').to_string())
+        .ok()
+        .map(FlagNameAttribute::from)
+}
+
+fn wire_mailbox(name: &str) -> Option<Mailbox<'static>> {
+    if name == "INBOX" {
+        return Some(Mailbox::Inbox);
+    }
+    Mailbox::try_from(names::encode(name)).ok()
+}
+
+impl ImapSession {
+    fn account(&self) -> i64 {
+        self.user.as_ref().map(|u| u.account_id).unwrap_or_default()
+    }
+
+    /// Resolves a mailbox argument to an existing folder, answering NO/BAD itself.
+    pub(super) async fn resolve_folder(
+        &mut self,
+        tag: &Tag<'static>,
+        mailbox: &Mailbox<'_>,
+    ) -> Option<Folder> {
+        let name = match names::decode(mailbox) {
+            Ok(n) => n,
+            Err(e) => {
+                self.bad(tag.clone(), &e.to_string());
+                return None;
+            }
+        };
+        match self.services.store.folder(self.account(), &name).await {
+            Ok(Some(f)) => Some(f),
+            Ok(None) => {
+                self.no(tag.clone(), Some(Code::TryCreate), "No such mailbox");
+                None
+            }
+            Err(e) => {
+                self.store_failed(tag.clone(), e);
+                None
+            }
+        }
+    }
+
+    pub(super) async fn select(
+        &mut self,
+        tag: Tag<'static>,
+        mailbox: Mailbox<'static>,
+        read_only: bool,
+        parameters: Vec<SelectParameter>,
+    ) {
+        // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
+        self.selected = None;
+        let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
+            return;
+        };
+        if parameters
+            .iter()
+            .any(|p| matches!(p, SelectParameter::CondStore))
+        {
+            self.condstore = true;
+        }
+        let store = self.services.store.clone();
+        let uids = match store.folder_uids(folder.id).await {
+            Ok(u) => u,
+            Err(e) => return self.store_failed(tag, e),
+        };
+        let recent: HashSet<i64> = if read_only {
+            match store.entries(folder.id).await {
+                Ok(es) => es.iter().filter(|e| e.recent).map(|e| e.uid).collect(),
+                Err(e) => return self.store_failed(tag, e),
+            }
+        } else {
+            match store.claim_recent(folder.id).await {
+                Ok(c) => c.into_iter().collect(),
+                Err(e) => return self.store_failed(tag, e),
+            }
+        };
+        let entries = match store.entries(folder.id).await {
+            Ok(e) => e,
+            Err(e) => return self.store_failed(tag, e),
+        };
+        let first_unseen = entries
+            .iter()
+            .position(|e| !e.flags.split(' ').any(|f| f.eq_ignore_ascii_case("\\Seen")));
+        let mut keywords: Vec<Flag<'static>> = system_flags();
+        for e in &entries {
+            for f in e
+                .flags
+                .split(' ')
+                .filter(|f| !f.is_empty() && !f.starts_with('\\'))
+            {
+                if let Ok(flag) = Flag::try_from(f).map(IntoStatic::into_static)
+                    && !keywords.contains(&flag)
+                {
+                    keywords.push(flag);
+                }
+            }
+        }
+        self.data(Data::Flags(keywords.clone()));
+        self.data(Data::Exists(uids.len() as u32));
+        self.data(Data::Recent(recent.len() as u32));
+        if let Some(i) = first_unseen {
+            self.untagged_ok(Code::Unseen(nz(i as i64 + 1)), "First unseen");
+        }
+        let mut perm: Vec<FlagPerm<'static>> = keywords.into_iter().map(FlagPerm::Flag).collect();
+        perm.push(FlagPerm::Asterisk);
+        self.untagged_ok(
+            Code::PermanentFlags(if read_only { Vec::new() } else { perm }),
+            "Flags permitted",
+        );
+        self.untagged_ok(Code::UidValidity(nz(folder.uidvalidity)), "UIDs valid");
+        self.untagged_ok(Code::UidNext(nz(folder.uidnext)), "Predicted next UID");
+        if let Some(m) = NonZeroU64::new(folder.highestmodseq as u64) {
+            self.untagged_ok(Code::HighestModSeq(m), "Highest");
+        }
+        self.selected = Some(Selected {
+            id: folder.id,
+            name: folder.name,
+            read_only,
+            uidvalidity: folder.uidvalidity,
+            uids,
+            recent,
+            modseq: folder.highestmodseq,
+        });
+        if read_only {
+            self.ok(tag, Some(Code::ReadOnly), "EXAMINE completed");
+        } else {
+            self.ok(tag, Some(Code::ReadWrite), "SELECT completed");
+        }
+    }
+
+    pub(super) async fn create(&mut self, tag: Tag<'static>, mailbox: Mailbox<'static>) {
+        let name = match names::decode(&mailbox) {
+            Ok(n) => n,
+            Err(e) => return self.bad(tag, &e.to_string()),
+        };
+        if name == "INBOX" {
+            return self.no(tag, Some(code("ALREADYEXISTS")), "INBOX always exists");
+        }
+        match self
+            .services
+            .store
+            .create_folder(self.account(), &name)
+            .await
+        {
+            Ok(()) => self.ok(tag, None, "CREATE completed"),
+            Err(StoreError::Conflict(_)) => {
+                self.no(tag, Some(code("ALREADYEXISTS")), "Mailbox already exists")
+            }
+            Err(e) => self.store_failed(tag, e),
+        }
+    }
+
+    pub(super) async fn delete(&mut self, tag: Tag<'static>, mailbox: Mailbox<'static>) {
+        let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
+            return;
+        };
+        if folder.name == "INBOX" {
+            return self.no(tag, Some(code("CANNOT")), "INBOX cannot be deleted");
+        }
+        if folder.special_use.is_some() {
+            return self.no(
+                tag,
+                Some(code("CANNOT")),
+                "Special-use mailboxes cannot be deleted",
+            );
+        }
+        if self.selected.as_ref().is_some_and(|s| s.id == folder.id) {
+            self.selected = None;
+        }
+        match self.services.store.delete_folder(folder.id).await {
+            Ok(()) => self.ok(tag, None, "DELETE completed"),
+            Err(e) => self.store_failed(tag, e),
+        }
+    }
+
+    pub(super) async fn rename(
+        &mut self,
+        tag: Tag<'static>,
+        from: Mailbox<'static>,
+        to: Mailbox<'static>,
+    ) {
+        let Some(folder) = self.resolve_folder(&tag, &from).await else {
+            return;
+        };
+        let to_name = match names::decode(&to) {
+            Ok(n) => n,
+            Err(e) => return self.bad(tag, &e.to_string()),
+        };
+        if to_name == "INBOX" {
+            return self.no(tag, Some(code("ALREADYEXISTS")), "INBOX already exists");
+        }
+        let store = self.services.store.clone();
+        let result = if folder.name == "INBOX" {
+            store
+                .rename_inbox(self.account(), folder.id, &to_name)
+                .await
+        } else {
+            store
+                .rename_folder(self.account(), &folder.name, &to_name)
+                .await
+        };
+        match result {
+            Ok(()) => self.ok(tag, None, "RENAME completed"),
+            Err(StoreError::Conflict(_)) => {
+                self.no(tag, Some(code("ALREADYEXISTS")), "Target mailbox exists")
+            }
+            Err(e) => self.store_failed(tag, e),
+        }
+    }
+
+    pub(super) async fn subscribe(
+        &mut self,
+        tag: Tag<'static>,
+        mailbox: Mailbox<'static>,
+        on: bool,
+    ) {
+        let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
+            return;
+        };
+        match self.services.store.set_subscribed(folder.id, on).await {
+            Ok(()) => self.ok(
+                tag,
+                None,
+                if on {
+                    "SUBSCRIBE completed"
+                } else {
+                    "UNSUBSCRIBE completed"
+                },
+            ),
+            Err(e) => self.store_failed(tag, e),
+        }
+    }
+
+    pub(super) async fn list(
+        &mut self,
+        tag: Tag<'static>,
+        reference: Mailbox<'static>,
+        pattern: ListMailbox<'static>,
+        lsub: bool,
+    ) {
+        let pattern = match names::pattern_text(&pattern) {
+            Ok(p) => p,
+            Err(e) => return self.bad(tag, &e.to_string()),
+        };
+        let reference = match &reference {
+            Mailbox::Inbox => "INBOX".to_string(),
+            Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
+        };
+        let delimiter = QuotedChar::try_from(DELIMITER).ok();
+        if pattern.is_empty() {
+            // The hierarchy delimiter and root (RFC 3501 §6.3.8).
+            let data = Data::List {
+                items: attr("\\Noselect").into_iter().collect(),
+                delimiter,
+                mailbox: Mailbox::try_from("").unwrap_or(Mailbox::Inbox),
+            };
+            self.data(data);
+            return self.ok(tag, None, "LIST completed");
+        }
+        let full = format!("{reference}{pattern}");
+        let folders = match self.services.store.folders(self.account()).await {
+            Ok(f) => f,
+            Err(e) => return self.store_failed(tag, e),
+        };
+        let names: HashSet<&str> = folders.iter().map(|f| f.name.as_str()).collect();
+        let mut shown: Vec<(String, Vec<FlagNameAttribute<'static>>)> = Vec::new();
+        for f in &folders {
+            if lsub && !f.subscribed {
+                continue;
+            }
+            if !names::matches(&full, &f.name) {
+                // With `%`, a parent of a matching child shows as \Noselect in LSUB (RFC 3501 §6.3.9).
+                continue;
+            }
+            let mut attrs = Vec::new();
+            let prefix = format!("{}{DELIMITER}", f.name);
+            let has_children = folders.iter().any(|o| o.name.starts_with(&prefix));
+            attrs.extend(attr(if has_children {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            }));
+            if let Some(special) = &f.special_use {
+                attrs.extend(attr(special));
+            }
+            if lsub && !names.contains(f.name.as_str()) {
+                attrs.extend(attr("\\Noselect"));
+            }
+            shown.push((f.name.clone(), attrs));
+        }
+        for (name, items) in shown {
+            let Some(mailbox) = wire_mailbox(&name) else {
+                continue;
+            };
+            let data = if lsub {
+                Data::Lsub {
+                    items,
+                    delimiter,
+                    mailbox,
+                }
+            } else {
+                Data::List {
+                    items,
+                    delimiter,
+                    mailbox,
+                }
+            };
+            self.data(data);
+        }
+        self.ok(
+            tag,
+            None,
+            if lsub {
+                "LSUB completed"
+            } else {
+                "LIST completed"
+            },
+        );
+    }
+
+    pub(super) async fn status(
+        &mut self,
+        tag: Tag<'static>,
+        mailbox: Mailbox<'static>,
+        items: &[StatusDataItemName],
+    ) {
+        let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
+            return;
+        };
+        let counts = match self.services.store.folder_counts(folder.id).await {
+            Ok(c) => c,
+            Err(e) => return self.store_failed(tag, e),
+        };
+        let mut out = Vec::new();
+        for item in items {
+            out.push(match item {
+                StatusDataItemName::Messages => StatusDataItem::Messages(counts.messages as u32),
+                StatusDataItemName::Recent => StatusDataItem::Recent(counts.recent as u32),
+                StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(folder.uidnext)),
+                StatusDataItemName::UidValidity => {
+                    StatusDataItem::UidValidity(nz(folder.uidvalidity))
+                }
+                StatusDataItemName::Unseen => StatusDataItem::Unseen(counts.unseen as u32),
+                StatusDataItemName::Deleted => StatusDataItem::Deleted(0),
+                StatusDataItemName::DeletedStorage => StatusDataItem::DeletedStorage(0),
+                StatusDataItemName::HighestModSeq => {
+                    StatusDataItem::HighestModSeq(folder.highestmodseq as u64)
+                }
+            });
+        }
+        if let Some(mailbox) = wire_mailbox(&folder.name) {
+            self.data(Data::Status {
+                mailbox,
+                items: out.into(),
+            });
+        }
+        self.ok(tag, None, "STATUS completed");
+    }
+
+    pub(super) async fn append(
+        &mut self,
+        tag: Tag<'static>,
+        mailbox: Mailbox<'static>,
+        flags: Vec<Flag<'static>>,
+        date: Option<DateTime>,
+        message: LiteralOrLiteral8<'static>,
+    ) {
+        let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
+            return;
+        };
+        let content: Vec<u8> = match message {
+            LiteralOrLiteral8::Literal(l) => l.into_inner().into_owned(),
+            LiteralOrLiteral8::Literal8(l) => l.data.into_owned(),
+        };
+        if content.len() > self.services.max_message_size {
+            return self.no(tag, Some(Code::TooBig), "Message too large");
+        }
+        let facts = crate::delivery::facts::MessageFacts::read(&content);
+        let received_at = date
+            .map(|d| d.as_ref().timestamp())
+            .unwrap_or_else(crate::store::now);
+        let flag_texts: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let message = Incoming {
+            content,
+            mail_from: self
+                .user
+                .as_ref()
+                .map(|u| u.address.clone())
+                .unwrap_or_default(),
+            message_id: facts.message_id,
+            origin: "append",
+            received_at,
+            recipients: vec![NewRecipient {
+                address: self
+                    .user
+                    .as_ref()
+                    .map(|u| u.address.clone())
+                    .unwrap_or_default(),
+                orcpt: None,
+                notify: 0,
+                mailbox_id: Some(folder.id),
+            }],
+            dsn_envid: None,
+            dsn_ret: None,
+            flags: normalize_flags(flag_texts.iter().map(String::as_str)),
+        }
+        .prepare();
+        match self.services.deliverer.deliver(message).await {
+            Ok(stored) => {
+                let uid = stored.placements.first().map(|p| p.1).unwrap_or(0);
+                if self.selected.as_ref().is_some_and(|s| s.id == folder.id) {
+                    self.sync_selected(true).await;
+                }
+                self.ok(
+                    tag,
+                    Some(Code::AppendUid {
+                        uid_validity: nz(folder.uidvalidity),
+                        uid: nz(uid),
+                    }),
+                    "APPEND completed",
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "APPEND failed");
+                self.no(
+                    tag,
+                    Some(code("SERVERBUG")),
+                    "Internal error, try again later",
+                );
+            }
+        }
+    }
+
+    pub(super) fn namespace(&mut self, tag: Tag<'static>) {
+        let personal = vec![Namespace {
+            prefix: imap_codec::imap_types::core::IString::try_from("").expect("static"),
+            delimiter: QuotedChar::try_from(DELIMITER).ok(),
+            extensions: Vec::<NamespaceResponseExtension>::new(),
+        }];
+        self.data(Data::Namespace {
+            personal,
+            other: Vec::new(),
+            shared: Vec::new(),
+        });
+        self.ok(tag, None, "NAMESPACE completed");
+    }
+}

@@ -1,0 +1,240 @@
+//! SEARCH with every RFC 3501 key: flags, dates and sizes from the stored rows;
+//! header and text keys over decoded headers and bodies (content parsed only
+//! when a key needs it).
+
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::core::{AString, Charset, Tag, Vec1};
+use imap_codec::imap_types::response::{Code, Data};
+use imap_codec::imap_types::search::SearchKey;
+use mail_parser::{HeaderValue, MessageParser};
+
+use super::sequence;
+use super::session::{ImapSession, Selected};
+use crate::store::entries::Entry;
+
+/// The parts of a message text keys look at, decoded and lower-cased.
+#[derive(Debug, Default)]
+struct Parsed {
+    headers: Vec<(String, String)>,
+    body: String,
+    sent: Option<chrono::NaiveDate>,
+}
+
+fn parse(raw: &[u8]) -> Parsed {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return Parsed::default();
+    };
+    let mut headers = Vec::new();
+    for h in msg.headers() {
+        let name = h.name().to_ascii_lowercase();
+        let value = match h.value() {
+            HeaderValue::Text(t) => t.to_string(),
+            HeaderValue::TextList(list) => list.join(" "),
+            HeaderValue::Address(a) => a
+                .iter()
+                .map(|x| format!("{} <{}>", x.name().unwrap_or(""), x.address().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => {
+                let start = h.offset_start() as usize;
+                let end = (h.offset_end() as usize).min(raw.len());
+                String::from_utf8_lossy(raw.get(start..end).unwrap_or_default()).into_owned()
+            }
+        };
+        headers.push((name, value.to_lowercase()));
+    }
+    let mut body = String::new();
+    for i in 0..msg.text_body_count() {
+        if let Some(t) = msg.body_text(i) {
+            body.push_str(&t);
+            body.push('\n');
+        }
+    }
+    for i in 0..msg.html_body_count() {
+        if let Some(t) = msg.body_html(i) {
+            body.push_str(&t);
+            body.push('\n');
+        }
+    }
+    let sent = msg
+        .date()
+        .and_then(|d| chrono::DateTime::from_timestamp(d.to_timestamp(), 0))
+        .map(|d| d.date_naive());
+    Parsed {
+        headers,
+        body: body.to_lowercase(),
+        sent,
+    }
+}
+
+fn needle(s: &AString<'_>) -> String {
+    String::from_utf8_lossy(s.as_ref()).to_lowercase()
+}
+
+fn needs_content(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_content),
+        SearchKey::Not(k) => needs_content(k),
+        SearchKey::Or(a, b) => needs_content(a) || needs_content(b),
+        SearchKey::Bcc(_)
+        | SearchKey::Body(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::Header(..)
+        | SearchKey::Subject(_)
+        | SearchKey::Text(_)
+        | SearchKey::To(_)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_) => true,
+        _ => false,
+    }
+}
+
+struct Ctx<'a> {
+    sel: &'a Selected,
+    entry: &'a Entry,
+    parsed: Option<&'a Parsed>,
+}
+
+fn has_flag(e: &Entry, flag: &str) -> bool {
+    e.flags.split(' ').any(|f| f.eq_ignore_ascii_case(flag))
+}
+
+fn header_contains(p: Option<&Parsed>, name: &str, value: &str) -> bool {
+    p.is_some_and(|p| {
+        p.headers
+            .iter()
+            .any(|(n, v)| n == name && v.contains(value))
+    })
+}
+
+fn date_of(secs: i64) -> Option<chrono::NaiveDate> {
+    chrono::DateTime::from_timestamp(secs, 0).map(|d| d.date_naive())
+}
+
+fn matches(key: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
+    let e = c.entry;
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().all(|k| matches(k, c)),
+        SearchKey::SequenceSet(set) => sequence::resolve(set, &c.sel.uids, false)
+            .binary_search(&e.uid)
+            .is_ok(),
+        SearchKey::Uid(set) => sequence::resolve(set, &c.sel.uids, true)
+            .binary_search(&e.uid)
+            .is_ok(),
+        SearchKey::All => true,
+        SearchKey::Answered => has_flag(e, "\\Answered"),
+        SearchKey::Deleted => has_flag(e, "\\Deleted"),
+        SearchKey::Draft => has_flag(e, "\\Draft"),
+        SearchKey::Flagged => has_flag(e, "\\Flagged"),
+        SearchKey::Seen => has_flag(e, "\\Seen"),
+        SearchKey::Unanswered => !has_flag(e, "\\Answered"),
+        SearchKey::Undeleted => !has_flag(e, "\\Deleted"),
+        SearchKey::Undraft => !has_flag(e, "\\Draft"),
+        SearchKey::Unflagged => !has_flag(e, "\\Flagged"),
+        SearchKey::Unseen => !has_flag(e, "\\Seen"),
+        SearchKey::Recent => c.sel.recent.contains(&e.uid),
+        SearchKey::Old => !c.sel.recent.contains(&e.uid),
+        SearchKey::New => c.sel.recent.contains(&e.uid) && !has_flag(e, "\\Seen"),
+        SearchKey::Keyword(k) => has_flag(e, k.as_ref()),
+        SearchKey::Unkeyword(k) => !has_flag(e, k.as_ref()),
+        SearchKey::Larger(n) => e.size > i64::from(*n),
+        SearchKey::Smaller(n) => e.size < i64::from(*n),
+        SearchKey::Before(d) => date_of(e.internal_date).is_some_and(|x| x < *d.as_ref()),
+        SearchKey::On(d) => date_of(e.internal_date).is_some_and(|x| x == *d.as_ref()),
+        SearchKey::Since(d) => date_of(e.internal_date).is_some_and(|x| x >= *d.as_ref()),
+        SearchKey::SentBefore(d) => c
+            .parsed
+            .and_then(|p| p.sent)
+            .is_some_and(|x| x < *d.as_ref()),
+        SearchKey::SentOn(d) => c
+            .parsed
+            .and_then(|p| p.sent)
+            .is_some_and(|x| x == *d.as_ref()),
+        SearchKey::SentSince(d) => c
+            .parsed
+            .and_then(|p| p.sent)
+            .is_some_and(|x| x >= *d.as_ref()),
+        SearchKey::Bcc(s) => header_contains(c.parsed, "bcc", &needle(s)),
+        SearchKey::Cc(s) => header_contains(c.parsed, "cc", &needle(s)),
+        SearchKey::From(s) => header_contains(c.parsed, "from", &needle(s)),
+        SearchKey::To(s) => header_contains(c.parsed, "to", &needle(s)),
+        SearchKey::Subject(s) => header_contains(c.parsed, "subject", &needle(s)),
+        SearchKey::Header(name, value) => {
+            let name = String::from_utf8_lossy(name.as_ref()).to_ascii_lowercase();
+            header_contains(c.parsed, &name, &needle(value))
+        }
+        SearchKey::Body(s) => c.parsed.is_some_and(|p| p.body.contains(&needle(s))),
+        SearchKey::Text(s) => {
+            let n = needle(s);
+            c.parsed.is_some_and(|p| {
+                p.body.contains(&n) || p.headers.iter().any(|(_, v)| v.contains(&n))
+            })
+        }
+        SearchKey::Not(k) => !matches(k, c),
+        SearchKey::Or(a, b) => matches(a, c) || matches(b, c),
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+impl ImapSession {
+    pub(super) async fn search(
+        &mut self,
+        tag: Tag<'static>,
+        charset: Option<Charset<'static>>,
+        criteria: Vec1<SearchKey<'static>>,
+        uid: bool,
+    ) {
+        if let Some(cs) = &charset {
+            let name = cs.as_ref().to_ascii_uppercase();
+            if name != "UTF-8" && name != "US-ASCII" {
+                return self.no(
+                    tag,
+                    Some(Code::BadCharset {
+                        allowed: Vec::new(),
+                    }),
+                    "Only UTF-8 and US-ASCII",
+                );
+            }
+        }
+        let Some(sel) = self.selected.clone() else {
+            return self.bad(tag, "Select a mailbox first");
+        };
+        let key = SearchKey::And(criteria);
+        let store = self.services.store.clone();
+        let entries = match store.entries(sel.id).await {
+            Ok(e) => e,
+            Err(e) => return self.store_failed(tag, e),
+        };
+        let content = needs_content(&key);
+        let mut hits = Vec::new();
+        for entry in &entries {
+            let Some(seq) = sel.seq_of(entry.uid) else {
+                continue;
+            };
+            let parsed = if content {
+                match store.blob(&entry.blob_hash).await {
+                    Ok(raw) => Some(parse(&raw)),
+                    Err(e) => return self.store_failed(tag, e),
+                }
+            } else {
+                None
+            };
+            let ctx = Ctx {
+                sel: &sel,
+                entry,
+                parsed: parsed.as_ref(),
+            };
+            if matches(&key, &ctx) {
+                let n = if uid { entry.uid as u32 } else { seq.get() };
+                hits.extend(NonZeroU32::new(n));
+            }
+        }
+        self.data(Data::Search(hits, None));
+        self.sync_selected(false).await;
+        self.ok(tag, None, "SEARCH completed");
+    }
+}

@@ -1,0 +1,777 @@
+//! One IMAP session: imap-next's server state machine fed with bytes, commands
+//! dispatched by state, responses enqueued back. No sockets here.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::flag::{Flag, FlagFetch};
+use imap_codec::imap_types::response::{
+    Code, CommandContinuationRequest, Data, Greeting, GreetingKind, Status,
+};
+use imap_next::server::{Error as NextError, Event, Options, ResponseHandle, Server};
+use imap_next::{Interrupt, Io, State};
+
+use super::ImapServices;
+use crate::identity::auth::LoginResult;
+use crate::identity::sasl::{self, Credentials};
+use crate::store::StoreError;
+use crate::tls::TlsInfo;
+
+/// What the I/O loop must do after [`ImapSession::feed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Write the output, read more.
+    Continue,
+    /// Write the output, then do the TLS handshake and call [`ImapSession::tls_started`].
+    StartTls,
+    /// Write the output and close.
+    Close,
+}
+
+/// The logged-in account.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Account id.
+    pub account_id: i64,
+    /// Address.
+    pub address: String,
+}
+
+/// The selected folder as this session sees it.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    /// Folder id.
+    pub id: i64,
+    /// UTF-8 name.
+    pub name: String,
+    /// EXAMINE, or SELECT of a read-only folder.
+    pub read_only: bool,
+    /// UIDVALIDITY.
+    pub uidvalidity: i64,
+    /// UIDs in sequence order: message n is `uids[n - 1]`.
+    pub uids: Vec<i64>,
+    /// UIDs that are \Recent for this session.
+    pub recent: HashSet<i64>,
+    /// Highest MODSEQ already reported to the client.
+    pub modseq: i64,
+}
+
+impl Selected {
+    /// Sequence number of `uid`.
+    pub fn seq_of(&self, uid: i64) -> Option<NonZeroU32> {
+        self.uids
+            .binary_search(&uid)
+            .ok()
+            .and_then(|i| NonZeroU32::new(i as u32 + 1))
+    }
+}
+
+struct AuthFlow {
+    tag: Tag<'static>,
+    mechanism: AuthMechanism<'static>,
+}
+
+/// One IMAP session.
+pub struct ImapSession {
+    server: Server,
+    pub(super) services: Arc<ImapServices>,
+    pub(super) peer_ip: IpAddr,
+    pub(super) tls: Option<TlsInfo>,
+    pub(super) user: Option<User>,
+    pub(super) selected: Option<Selected>,
+    pub(super) condstore: bool,
+    auth_flow: Option<AuthFlow>,
+    idle_tag: Option<Tag<'static>>,
+    starttls_handle: Option<ResponseHandle>,
+    closing: bool,
+    out: Vec<u8>,
+}
+
+fn options(max_literal: usize) -> Options {
+    let mut o = Options::default();
+    o.max_literal_size = max_literal.min(u32::MAX as usize - 128 * 1024) as u32;
+    o.max_command_size = o.max_literal_size + 64 * 1024;
+    let _ = o.set_literal_accept_text("Ready for literal data".into());
+    let _ = o.set_literal_reject_text("Literal too large".into());
+    o
+}
+
+impl ImapSession {
+    /// A new session; `tls` is set for implicit TLS (port 993).
+    pub fn new(services: Arc<ImapServices>, peer_ip: IpAddr, tls: Option<TlsInfo>) -> Self {
+        let caps = super::capabilities(
+            tls.is_some(),
+            false,
+            has_cert(&tls),
+            services.max_message_size,
+        );
+        let text = format!("{} IMAP4rev1 MES ready", services.hostname);
+        let greeting = Greeting::new(
+            GreetingKind::Ok,
+            Some(Code::Capability(caps)),
+            text.as_str(),
+        )
+        .map(IntoStatic::into_static)
+        .unwrap_or_else(|_| Greeting::ok(None, "MES ready").expect("static greeting"));
+        ImapSession {
+            server: Server::new(options(services.max_message_size), greeting),
+            services,
+            peer_ip,
+            tls,
+            user: None,
+            selected: None,
+            condstore: false,
+            auth_flow: None,
+            idle_tag: None,
+            starttls_handle: None,
+            closing: false,
+            out: Vec::new(),
+        }
+    }
+
+    /// After a STARTTLS handshake: a fresh protocol state, no second greeting (RFC 3501 §6.2.1).
+    pub fn tls_started(&mut self, info: TlsInfo) {
+        let mut server = Server::new(
+            options(self.services.max_message_size),
+            Greeting::ok(None, "unused").expect("static greeting"),
+        );
+        // Consume the greeting the new state machine wants to send: the client already had one.
+        while let Err(Interrupt::Io(Io::Output(_))) | Ok(Event::GreetingSent { .. }) = server.next()
+        {
+        }
+        self.server = server;
+        self.tls = Some(info);
+        self.starttls_handle = None;
+    }
+
+    /// Bytes to send to the client.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// True while an IDLE command is running.
+    pub fn is_idling(&self) -> bool {
+        self.idle_tag.is_some()
+    }
+
+    /// True after LOGIN or AUTHENTICATE.
+    pub fn is_authenticated(&self) -> bool {
+        self.user.is_some()
+    }
+
+    /// The selected folder, if any.
+    pub fn selected_folder(&self) -> Option<i64> {
+        self.selected.as_ref().map(|s| s.id)
+    }
+
+    /// Processes input bytes (or none, to flush pending output).
+    pub async fn feed(&mut self, input: &[u8]) -> Action {
+        if !input.is_empty() {
+            self.server.enqueue_input(input);
+        }
+        self.pump().await
+    }
+
+    /// While idling: report changes of the selected folder now.
+    pub async fn idle_changes(&mut self) -> Action {
+        self.sync_selected(true).await;
+        self.pump().await
+    }
+
+    /// Tells the client the server is going away.
+    pub async fn shutdown(&mut self, text: &str) -> Action {
+        if let Ok(s) = Status::bye(None, text.to_string()) {
+            self.server.enqueue_status(s);
+        }
+        self.closing = true;
+        self.pump().await
+    }
+
+    async fn pump(&mut self) -> Action {
+        loop {
+            match self.server.next() {
+                Ok(Event::GreetingSent { .. }) => {}
+                Ok(Event::ResponseSent { handle, .. }) => {
+                    if self.starttls_handle == Some(handle) {
+                        return Action::StartTls;
+                    }
+                }
+                Ok(Event::CommandReceived { command }) => {
+                    self.command(command).await;
+                }
+                Ok(Event::CommandAuthenticateReceived {
+                    command_authenticate,
+                }) => {
+                    let tag = command_authenticate.tag.clone();
+                    let mechanism = command_authenticate.mechanism.clone();
+                    let initial = command_authenticate
+                        .initial_response
+                        .map(|r| r.declassify().to_vec());
+                    self.authenticate_start(tag, mechanism, initial).await;
+                }
+                Ok(Event::AuthenticateDataReceived { authenticate_data }) => {
+                    self.authenticate_data(authenticate_data).await;
+                }
+                Ok(Event::IdleCommandReceived { tag }) => {
+                    if self.selected.is_some() || self.user.is_some() {
+                        let cont = CommandContinuationRequest::basic(None, "idling")
+                            .unwrap_or_else(|_| {
+                                CommandContinuationRequest::basic(None, "+").expect("static")
+                            });
+                        if self.server.idle_accept(cont).is_ok() {
+                            self.idle_tag = Some(tag);
+                        }
+                    } else if let Ok(status) = Status::bad(Some(tag), None, "Log in first") {
+                        let _ = self.server.idle_reject(status);
+                    }
+                }
+                Ok(Event::IdleDoneReceived) => {
+                    if let Some(tag) = self.idle_tag.take() {
+                        self.sync_selected(true).await;
+                        self.ok(tag, None, "IDLE terminated");
+                    }
+                }
+                Err(Interrupt::Io(Io::Output(bytes))) => self.out.extend_from_slice(&bytes),
+                Err(Interrupt::Io(Io::NeedMoreInput)) => {
+                    return if self.closing {
+                        Action::Close
+                    } else {
+                        Action::Continue
+                    };
+                }
+                Err(Interrupt::Error(e)) => self.protocol_error(e),
+            }
+        }
+    }
+
+    fn protocol_error(&mut self, e: NextError) {
+        let (bytes, text) = match &e {
+            NextError::ExpectedCrlfGotLf { discarded_bytes } => {
+                (Some(discarded_bytes), "Expected CRLF")
+            }
+            NextError::MalformedMessage { discarded_bytes } => {
+                (Some(discarded_bytes), "Syntax error")
+            }
+            NextError::LiteralTooLong { .. } => (None, ""),
+            NextError::CommandTooLong { discarded_bytes } => {
+                (Some(discarded_bytes), "Command too long")
+            }
+        };
+        let Some(bytes) = bytes else {
+            // imap-next already answered (literal too large).
+            return;
+        };
+        let raw = bytes.declassify();
+        let tag = raw
+            .split(|&b| b == b' ')
+            .next()
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(|t| Tag::try_from(t.to_string()).ok());
+        tracing::debug!(reason = text, "IMAP command refused");
+        if let Ok(status) = Status::bad(tag, None, text.to_string()) {
+            self.server.enqueue_status(status);
+        }
+    }
+
+    pub(super) fn ok(&mut self, tag: Tag<'static>, code: Option<Code<'static>>, text: &str) {
+        if let Ok(s) = Status::ok(Some(tag), code, text.to_string()) {
+            self.server.enqueue_status(s);
+        }
+    }
+
+    pub(super) fn no(&mut self, tag: Tag<'static>, code: Option<Code<'static>>, text: &str) {
+        if let Ok(s) = Status::no(Some(tag), code, text.to_string()) {
+            self.server.enqueue_status(s);
+        }
+    }
+
+    pub(super) fn bad(&mut self, tag: Tag<'static>, text: &str) {
+        if let Ok(s) = Status::bad(Some(tag), None, text.to_string()) {
+            self.server.enqueue_status(s);
+        }
+    }
+
+    pub(super) fn untagged_ok(&mut self, code: Code<'static>, text: &str) {
+        if let Ok(s) = Status::ok(None, Some(code), text.to_string()) {
+            self.server.enqueue_status(s);
+        }
+    }
+
+    pub(super) fn data(&mut self, data: Data<'static>) {
+        self.server.enqueue_data(data);
+    }
+
+    /// Answers a store failure: NO with a generic reason, details only in the log.
+    pub(super) fn store_failed(&mut self, tag: Tag<'static>, e: StoreError) {
+        tracing::error!(error = %e, "IMAP store operation failed");
+        self.no(
+            tag,
+            Some(code("SERVERBUG")),
+            "Internal error, try again later",
+        );
+    }
+
+    async fn command(&mut self, command: Command<'static>) {
+        let tag = command.tag;
+        let authenticated = self.user.is_some();
+        let selected = self.selected.is_some();
+        match command.body {
+            CommandBody::Capability => {
+                let caps = super::capabilities(
+                    self.tls.is_some(),
+                    authenticated,
+                    has_cert(&self.tls),
+                    self.services.max_message_size,
+                );
+                self.data(Data::Capability(caps));
+                self.ok(tag, None, "CAPABILITY completed");
+            }
+            CommandBody::Noop => {
+                self.sync_selected(true).await;
+                self.ok(tag, None, "NOOP completed");
+            }
+            CommandBody::Logout => {
+                if let Ok(s) = Status::bye(None, "Logging out") {
+                    self.server.enqueue_status(s);
+                }
+                self.ok(tag, None, "LOGOUT completed");
+                self.closing = true;
+            }
+            CommandBody::StartTLS => {
+                if self.tls.is_some() {
+                    self.bad(tag, "TLS is already active");
+                } else if let Ok(s) = Status::ok(Some(tag), None, "Begin TLS negotiation now") {
+                    self.starttls_handle = Some(self.server.enqueue_status(s));
+                }
+            }
+            CommandBody::Id { .. } => {
+                let params = vec![
+                    (
+                        imap_codec::imap_types::core::IString::try_from("name").expect("static"),
+                        imap_codec::imap_types::core::NString::try_from("MES").expect("static"),
+                    ),
+                    (
+                        imap_codec::imap_types::core::IString::try_from("version").expect("static"),
+                        imap_codec::imap_types::core::NString::try_from(env!("CARGO_PKG_VERSION"))
+                            .expect("static"),
+                    ),
+                ];
+                self.data(Data::Id {
+                    parameters: Some(params),
+                });
+                self.ok(tag, None, "ID completed");
+            }
+            CommandBody::Login { username, password } => {
+                if authenticated {
+                    self.bad(tag, "Already authenticated");
+                } else if self.tls.is_none() {
+                    self.no(
+                        tag,
+                        Some(code("PRIVACYREQUIRED")),
+                        "LOGIN is disabled before STARTTLS",
+                    );
+                } else {
+                    let user = String::from_utf8_lossy(username.as_ref()).into_owned();
+                    let pass = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
+                    self.login_with(
+                        tag,
+                        Credentials {
+                            username: user,
+                            password: pass,
+                        },
+                    )
+                    .await;
+                }
+            }
+            _ if !authenticated => self.bad(tag, "Log in first"),
+            CommandBody::Enable { capabilities } => {
+                let mut enabled = Vec::new();
+                for c in capabilities.as_ref() {
+                    if matches!(c, CapabilityEnable::CondStore) {
+                        self.condstore = true;
+                        enabled.push(c.clone());
+                    }
+                }
+                self.data(Data::Enabled {
+                    capabilities: enabled,
+                });
+                self.ok(tag, None, "ENABLE completed");
+            }
+            CommandBody::Namespace => {
+                self.namespace(tag);
+            }
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => self.select(tag, mailbox, false, parameters).await,
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => self.select(tag, mailbox, true, parameters).await,
+            CommandBody::Create { mailbox } => self.create(tag, mailbox).await,
+            CommandBody::Delete { mailbox } => self.delete(tag, mailbox).await,
+            CommandBody::Rename { from, to } => self.rename(tag, from, to).await,
+            CommandBody::Subscribe { mailbox } => self.subscribe(tag, mailbox, true).await,
+            CommandBody::Unsubscribe { mailbox } => self.subscribe(tag, mailbox, false).await,
+            CommandBody::List {
+                reference,
+                mailbox_wildcard,
+            } => self.list(tag, reference, mailbox_wildcard, false).await,
+            CommandBody::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => self.list(tag, reference, mailbox_wildcard, true).await,
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => self.status(tag, mailbox, item_names.as_ref()).await,
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => self.append(tag, mailbox, flags, date, message).await,
+            _ if !selected => self.bad(tag, "Select a mailbox first"),
+            CommandBody::Check => {
+                self.sync_selected(true).await;
+                self.ok(tag, None, "CHECK completed");
+            }
+            CommandBody::Close => {
+                if let Some(sel) = &self.selected
+                    && !sel.read_only
+                {
+                    let id = sel.id;
+                    if let Err(e) = self.services.store.expunge(id, None).await {
+                        tracing::error!(error = %e, "expunge on CLOSE failed");
+                    }
+                }
+                self.selected = None;
+                self.ok(tag, None, "CLOSE completed");
+            }
+            CommandBody::Unselect => {
+                self.selected = None;
+                self.ok(tag, None, "UNSELECT completed");
+            }
+            CommandBody::Expunge => self.expunge(tag, None).await,
+            CommandBody::ExpungeUid { sequence_set } => self.expunge(tag, Some(sequence_set)).await,
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } => self.search(tag, charset, criteria, uid).await,
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                modifiers,
+            } => {
+                self.fetch(tag, sequence_set, macro_or_item_names, uid, modifiers)
+                    .await
+            }
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                modifiers,
+            } => {
+                self.store(tag, sequence_set, kind, response, flags, uid, modifiers)
+                    .await
+            }
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy(tag, sequence_set, mailbox, uid, false).await,
+            CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy(tag, sequence_set, mailbox, uid, true).await,
+            _ => self.bad(tag, "Command not supported"),
+        }
+    }
+
+    async fn login_with(&mut self, tag: Tag<'static>, credentials: Credentials) {
+        let result = self.services.auth.login(self.peer_ip, credentials).await;
+        self.login_result(tag, result);
+    }
+
+    fn login_result(&mut self, tag: Tag<'static>, result: LoginResult) {
+        match result {
+            LoginResult::Success(account) => {
+                tracing::info!(account = %account.address, "IMAP login");
+                self.user = Some(User {
+                    account_id: account.id,
+                    address: account.address,
+                });
+                let caps = super::capabilities(true, true, false, self.services.max_message_size);
+                self.ok(tag, Some(Code::Capability(caps)), "Logged in");
+            }
+            LoginResult::Invalid => self.no(
+                tag,
+                Some(code("AUTHENTICATIONFAILED")),
+                "Authentication failed",
+            ),
+            LoginResult::Patient => self.no(
+                tag,
+                Some(code("NOPERM")),
+                "Patient accounts use the patient web space, not IMAP",
+            ),
+            LoginResult::Throttled => {
+                self.no(
+                    tag,
+                    Some(code("UNAVAILABLE")),
+                    "Too many failed logins, try again later",
+                );
+                if let Ok(s) = Status::bye(None, "Too many failed logins") {
+                    self.server.enqueue_status(s);
+                }
+                self.closing = true;
+            }
+            LoginResult::Unavailable => {
+                self.no(tag, Some(code("UNAVAILABLE")), "Temporary failure")
+            }
+        }
+    }
+
+    async fn authenticate_start(
+        &mut self,
+        tag: Tag<'static>,
+        mechanism: AuthMechanism<'static>,
+        initial: Option<Vec<u8>>,
+    ) {
+        let refuse = |s: &mut Self, tag: Tag<'static>, text: &str| {
+            if let Ok(status) = Status::no(Some(tag), None, text.to_string()) {
+                let _ = s.server.authenticate_finish(status);
+            }
+        };
+        if self.user.is_some() {
+            refuse(self, tag, "Already authenticated");
+            return;
+        }
+        if self.tls.is_none() {
+            refuse(self, tag, "AUTHENTICATE is disabled before STARTTLS");
+            return;
+        }
+        let external = is_external(&mechanism);
+        match (&mechanism, initial) {
+            (AuthMechanism::Plain, Some(data)) => {
+                let result = self.plain(&data).await;
+                self.finish_auth(tag, result);
+            }
+            (_, Some(data)) if external => {
+                let result = self.external(&data).await;
+                self.finish_auth(tag, result);
+            }
+            (AuthMechanism::Plain, None) | (_, None)
+                if external || mechanism == AuthMechanism::Plain =>
+            {
+                let cont =
+                    CommandContinuationRequest::basic(None, "Go ahead").unwrap_or_else(|_| {
+                        CommandContinuationRequest::basic(None, "+").expect("static")
+                    });
+                if self.server.authenticate_continue(cont).is_ok() {
+                    self.auth_flow = Some(AuthFlow { tag, mechanism });
+                }
+            }
+            _ => refuse(self, tag, "Unsupported mechanism"),
+        }
+    }
+
+    async fn authenticate_data(&mut self, data: AuthenticateData<'static>) {
+        let Some(flow) = self.auth_flow.take() else {
+            return;
+        };
+        let bytes = match data {
+            AuthenticateData::Continue(secret) => secret.declassify().to_vec(),
+            AuthenticateData::Cancel => {
+                if let Ok(s) = Status::bad(Some(flow.tag), None, "Authentication cancelled") {
+                    let _ = self.server.authenticate_finish(s);
+                }
+                return;
+            }
+        };
+        let result = if is_external(&flow.mechanism) {
+            self.external(&bytes).await
+        } else {
+            self.plain(&bytes).await
+        };
+        self.finish_auth(flow.tag, result);
+    }
+
+    async fn plain(&mut self, decoded: &[u8]) -> LoginResult {
+        match sasl::parse_plain(decoded) {
+            Ok(credentials) => self.services.auth.login(self.peer_ip, credentials).await,
+            Err(_) => LoginResult::Invalid,
+        }
+    }
+
+    async fn external(&mut self, authzid: &[u8]) -> LoginResult {
+        let Some(subject) = self.tls.as_ref().and_then(|t| t.peer_subject.clone()) else {
+            return LoginResult::Invalid;
+        };
+        let authzid = std::str::from_utf8(authzid).ok().filter(|s| !s.is_empty());
+        self.services
+            .auth
+            .login_certificate(&subject, authzid)
+            .await
+    }
+
+    fn finish_auth(&mut self, tag: Tag<'static>, result: LoginResult) {
+        // Build the tagged status the same way as LOGIN, then hand it to imap-next's AUTHENTICATE flow.
+        let mut statuses = Vec::new();
+        match result {
+            LoginResult::Success(account) => {
+                tracing::info!(account = %account.address, "IMAP authenticate");
+                self.user = Some(User {
+                    account_id: account.id,
+                    address: account.address,
+                });
+                let caps = super::capabilities(true, true, false, self.services.max_message_size);
+                statuses.push(Status::ok(
+                    Some(tag),
+                    Some(Code::Capability(caps)),
+                    "Logged in",
+                ));
+            }
+            LoginResult::Invalid => statuses.push(Status::no(
+                Some(tag),
+                Some(code("AUTHENTICATIONFAILED")),
+                "Authentication failed",
+            )),
+            LoginResult::Patient => statuses.push(Status::no(
+                Some(tag),
+                Some(code("NOPERM")),
+                "Patient accounts use the patient web space, not IMAP",
+            )),
+            LoginResult::Throttled => {
+                statuses.push(Status::no(
+                    Some(tag),
+                    Some(code("UNAVAILABLE")),
+                    "Too many failed logins",
+                ));
+                self.closing = true;
+            }
+            LoginResult::Unavailable => statuses.push(Status::no(
+                Some(tag),
+                Some(code("UNAVAILABLE")),
+                "Temporary failure",
+            )),
+        }
+        for s in statuses.into_iter().flatten() {
+            let _ = self.server.authenticate_finish(s);
+        }
+    }
+
+    /// Reports what changed in the selected folder since the client last heard:
+    /// new messages (EXISTS, RECENT), flag changes (FETCH) and, when `expunges` is
+    /// allowed at this point of the protocol, removals (EXPUNGE).
+    pub(super) async fn sync_selected(&mut self, expunges: bool) {
+        let Some(sel) = self.selected.as_ref() else {
+            return;
+        };
+        let id = sel.id;
+        let store = self.services.store.clone();
+        let Ok(current) = store.folder_uids(id).await else {
+            return;
+        };
+        let Some(sel) = self.selected.as_mut() else {
+            return;
+        };
+        let current_set: HashSet<i64> = current.iter().copied().collect();
+        let mut responses = Vec::new();
+        if expunges {
+            let mut i = sel.uids.len();
+            while i > 0 {
+                i -= 1;
+                if !current_set.contains(&sel.uids[i]) {
+                    let uid = sel.uids.remove(i);
+                    sel.recent.remove(&uid);
+                    if let Some(seq) = NonZeroU32::new(i as u32 + 1) {
+                        responses.push(Data::Expunge(seq));
+                    }
+                }
+            }
+        }
+        let max_known = sel.uids.last().copied().unwrap_or(0);
+        let new: Vec<i64> = current.iter().copied().filter(|&u| u > max_known).collect();
+        if !new.is_empty() {
+            if !sel.read_only
+                && let Ok(claimed) = store.claim_recent(id).await
+            {
+                sel.recent.extend(claimed);
+            }
+            sel.uids.extend(&new);
+            responses.push(Data::Exists(sel.uids.len() as u32));
+            responses.push(Data::Recent(sel.recent.len() as u32));
+        }
+        if let Ok(changes) = store.changed_since(id, sel.modseq).await {
+            for (uid, flags, modseq) in changes {
+                sel.modseq = sel.modseq.max(modseq);
+                if new.contains(&uid) {
+                    continue;
+                }
+                let Some(seq) = sel.seq_of(uid) else { continue };
+                let mut items = vec![
+                    MessageDataItem::Flags(flag_fetch(&flags, sel.recent.contains(&uid))),
+                    MessageDataItem::Uid(NonZeroU32::new(uid as u32).unwrap_or(NonZeroU32::MIN)),
+                ];
+                if self.condstore
+                    && let Some(m) = std::num::NonZeroU64::new(modseq as u64)
+                {
+                    items.push(MessageDataItem::ModSeq(m));
+                }
+                if let Ok(items) = items.try_into() {
+                    responses.push(Data::Fetch { seq, items });
+                }
+            }
+        }
+        for r in responses {
+            self.data(r);
+        }
+    }
+}
+
+/// An RFC 5530 response code imap-types has no variant for.
+pub(super) fn code(name: &'static str) -> Code<'static> {
+    Code::Other(imap_codec::imap_types::response::CodeOther::unvalidated(
+        name.as_bytes(),
+    ))
+}
+
+fn is_external(m: &AuthMechanism<'_>) -> bool {
+    m.as_ref().eq_ignore_ascii_case("EXTERNAL")
+}
+
+fn has_cert(tls: &Option<TlsInfo>) -> bool {
+    tls.as_ref().is_some_and(|t| t.peer_subject.is_some())
+}
+
+/// The FETCH FLAGS list of a stored flag string.
+pub fn flag_fetch(flags: &str, recent: bool) -> Vec<FlagFetch<'static>> {
+    let mut out: Vec<FlagFetch<'static>> = flags
+        .split(' ')
+        .filter(|f| !f.is_empty())
+        .filter_map(|f| Flag::try_from(f).ok().map(IntoStatic::into_static))
+        .map(FlagFetch::Flag)
+        .collect();
+    if recent {
+        out.push(FlagFetch::Recent);
+    }
+    out
+}
+
+/// The stored form of a flag (`\Seen`, keyword as given).
+pub fn flag_text(flag: &Flag<'_>) -> String {
+    flag.to_string()
+}

@@ -1,0 +1,32 @@
+//! Folder change notifications: after a commit that touches a folder (delivery,
+//! flags, copy, move, expunge), its id is published so that IMAP sessions
+//! (IDLE, NOOP) report the change at once. One bus per process; several nodes
+//! on one PostgreSQL also poll, and can bridge LISTEN/NOTIFY into this bus.
+
+use tokio::sync::broadcast;
+
+/// Publishes folder ids after commits.
+#[derive(Debug, Clone)]
+pub struct ChangeBus {
+    tx: broadcast::Sender<i64>,
+}
+
+impl Default for ChangeBus {
+    fn default() -> Self {
+        // A lagging receiver only learns that it missed something, which makes it rescan.
+        let (tx, _) = broadcast::channel(4096);
+        ChangeBus { tx }
+    }
+}
+
+impl ChangeBus {
+    /// Announces that `folder_id` changed (after the commit).
+    pub fn publish(&self, folder_id: i64) {
+        let _ = self.tx.send(folder_id);
+    }
+
+    /// A receiver of every later announcement.
+    pub fn subscribe(&self) -> broadcast::Receiver<i64> {
+        self.tx.subscribe()
+    }
+}

@@ -1,0 +1,369 @@
+//! Messages as entries of a folder: what IMAP lists, flags, copies, moves and expunges.
+//! Every change takes a new MODSEQ from the folder row, inside one transaction.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{Store, StoreError};
+
+/// What IMAP knows of a message in a folder without reading its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// UID in the folder.
+    pub uid: i64,
+    /// The message row.
+    pub message_id: i64,
+    /// Flags and keywords, space-separated (never `\Recent`).
+    pub flags: String,
+    /// RFC 3501 \Recent.
+    pub recent: bool,
+    /// MODSEQ of the last change.
+    pub modseq: i64,
+    /// INTERNALDATE, Unix seconds.
+    pub internal_date: i64,
+    /// RFC822.SIZE.
+    pub size: i64,
+    /// Content hash (to read the blob).
+    pub blob_hash: String,
+    /// ENVELOPE as stored at delivery (JSON).
+    pub envelope: Option<String>,
+    /// BODYSTRUCTURE as stored at delivery (JSON).
+    pub bodystructure: Option<String>,
+}
+
+/// How STORE changes flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    /// Replace the flags.
+    Replace,
+    /// Add these flags.
+    Add,
+    /// Remove these flags.
+    Remove,
+}
+
+/// The outcome of a STORE.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlagChange {
+    /// Entries whose flags were written: (uid, new flags, modseq).
+    pub changed: Vec<(i64, String, i64)>,
+    /// UIDs not changed because they were modified after UNCHANGEDSINCE (RFC 7162).
+    pub conflicts: Vec<i64>,
+}
+
+const ENTRY_COLUMNS: &str = "mm.uid, mm.message_id, mm.flags, mm.recent, mm.modseq, mm.internal_date, \
+     m.size, m.blob_hash, m.envelope, m.bodystructure";
+
+fn entry_from_row(r: &AnyRow) -> Result<Entry, StoreError> {
+    Ok(Entry {
+        uid: r.try_get("uid")?,
+        message_id: r.try_get("message_id")?,
+        flags: r.try_get("flags")?,
+        recent: r.try_get::<i64, _>("recent")? != 0,
+        modseq: r.try_get("modseq")?,
+        internal_date: r.try_get("internal_date")?,
+        size: r.try_get("size")?,
+        blob_hash: r.try_get("blob_hash")?,
+        envelope: r.try_get("envelope")?,
+        bodystructure: r.try_get("bodystructure")?,
+    })
+}
+
+/// Normalises a flag list: one of each (case-insensitive), in a stable order.
+pub fn normalize_flags<'a>(flags: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for f in flags {
+        if !f.is_empty() && !out.iter().any(|o| o.eq_ignore_ascii_case(f)) {
+            out.push(f);
+        }
+    }
+    out.sort_by_key(|f| (!f.starts_with('\\'), f.to_ascii_lowercase()));
+    out.join(" ")
+}
+
+async fn next_modseq(conn: &mut AnyConnection, folder_id: i64) -> Result<i64, StoreError> {
+    let row = sqlx::query("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq")
+        .bind(folder_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {folder_id}")))?;
+    Ok(row.try_get("highestmodseq")?)
+}
+
+impl Store {
+    /// Every entry of a folder, by UID.
+    pub async fn entries(&self, folder_id: i64) -> Result<Vec<Entry>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+             WHERE mm.mailbox_id = $1 ORDER BY mm.uid"
+        ))
+        .bind(folder_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// Entries with UID in `[first, last]`.
+    pub async fn entries_in_range(
+        &self,
+        folder_id: i64,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+             WHERE mm.mailbox_id = $1 AND mm.uid >= $2 AND mm.uid <= $3 ORDER BY mm.uid"
+        ))
+        .bind(folder_id)
+        .bind(first)
+        .bind(last)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// The UIDs of a folder, ascending (a session's view of sequence numbers).
+    pub async fn folder_uids(&self, folder_id: i64) -> Result<Vec<i64>, StoreError> {
+        let rows =
+            sqlx::query("SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid")
+                .bind(folder_id)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter().map(|r| Ok(r.try_get("uid")?)).collect()
+    }
+
+    /// (uid, flags, modseq) of entries changed after `modseq`.
+    pub async fn changed_since(
+        &self,
+        folder_id: i64,
+        modseq: i64,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT uid, flags, modseq FROM mailbox_messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+        )
+        .bind(folder_id)
+        .bind(modseq)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("uid")?, r.try_get("flags")?, r.try_get("modseq")?)))
+            .collect()
+    }
+
+    /// The content of a message.
+    pub async fn blob(&self, hash: &str) -> Result<Vec<u8>, StoreError> {
+        let row = sqlx::query("SELECT data FROM blobs WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("blob {hash}")))?;
+        Ok(row.try_get("data")?)
+    }
+
+    /// Takes \Recent off every entry of the folder; returns the UIDs that had it
+    /// (they are recent for the session that selected the folder, RFC 3501 §2.3.2).
+    pub async fn claim_recent(&self, folder_id: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE mailbox_messages SET recent = 0 WHERE mailbox_id = $1 AND recent = 1 RETURNING uid",
+        )
+        .bind(folder_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut uids: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get("uid"))
+            .collect::<Result<_, _>>()?;
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// Changes flags of `uids`; with `unchanged_since`, entries modified later are left alone.
+    pub async fn store_flags(
+        &self,
+        folder_id: i64,
+        uids: &[i64],
+        op: FlagOp,
+        flags: &[String],
+        unchanged_since: Option<i64>,
+    ) -> Result<FlagChange, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let modseq = next_modseq(&mut tx, folder_id).await?;
+        let mut change = FlagChange::default();
+        let current = sqlx::query(
+            "SELECT uid, flags, modseq FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
+        )
+        .bind(folder_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let wanted: std::collections::HashSet<i64> = uids.iter().copied().collect();
+        for r in &current {
+            let uid: i64 = r.try_get("uid")?;
+            if !wanted.contains(&uid) {
+                continue;
+            }
+            let old: String = r.try_get("flags")?;
+            let old_modseq: i64 = r.try_get("modseq")?;
+            if unchanged_since.is_some_and(|u| old_modseq > u) {
+                change.conflicts.push(uid);
+                continue;
+            }
+            let new = match op {
+                FlagOp::Replace => normalize_flags(flags.iter().map(String::as_str)),
+                FlagOp::Add => {
+                    normalize_flags(old.split(' ').chain(flags.iter().map(String::as_str)))
+                }
+                FlagOp::Remove => normalize_flags(
+                    old.split(' ')
+                        .filter(|f| !flags.iter().any(|x| x.eq_ignore_ascii_case(f))),
+                ),
+            };
+            if new == old && unchanged_since.is_none() {
+                continue;
+            }
+            sqlx::query("UPDATE mailbox_messages SET flags = $1, modseq = $2 WHERE mailbox_id = $3 AND uid = $4")
+                .bind(&new)
+                .bind(modseq)
+                .bind(folder_id)
+                .bind(uid)
+                .execute(&mut *tx)
+                .await?;
+            change.changed.push((uid, new, modseq));
+        }
+        tx.commit().await?;
+        self.changes().publish(folder_id);
+        Ok(change)
+    }
+
+    /// Copies entries into `to` (same message rows, new UIDs); returns (source uid, new uid) pairs.
+    pub async fn copy_messages(
+        &self,
+        from: i64,
+        uids: &[i64],
+        to: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let pairs = copy_on(&mut tx, from, uids, to).await?;
+        tx.commit().await?;
+        self.changes().publish(to);
+        Ok(pairs)
+    }
+
+    /// Moves entries into `to` (RFC 6851): copy and expunge in one transaction.
+    pub async fn move_messages(
+        &self,
+        from: i64,
+        uids: &[i64],
+        to: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let pairs = copy_on(&mut tx, from, uids, to).await?;
+        if !pairs.is_empty() {
+            next_modseq(&mut tx, from).await?;
+        }
+        for (uid, _) in &pairs {
+            sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2")
+                .bind(from)
+                .bind(uid)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.changes().publish(from);
+        self.changes().publish(to);
+        Ok(pairs)
+    }
+
+    /// Removes entries flagged \Deleted (only among `uids` when given); returns the removed UIDs.
+    pub async fn expunge(
+        &self,
+        folder_id: i64,
+        uids: Option<&[i64]>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let rows = sqlx::query(
+            "SELECT uid, flags FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
+        )
+        .bind(folder_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let only: Option<std::collections::HashSet<i64>> =
+            uids.map(|u| u.iter().copied().collect());
+        let mut removed = Vec::new();
+        for r in &rows {
+            let uid: i64 = r.try_get("uid")?;
+            let flags: String = r.try_get("flags")?;
+            if !flags
+                .split(' ')
+                .any(|f| f.eq_ignore_ascii_case("\\Deleted"))
+            {
+                continue;
+            }
+            if only.as_ref().is_some_and(|set| !set.contains(&uid)) {
+                continue;
+            }
+            sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2")
+                .bind(folder_id)
+                .bind(uid)
+                .execute(&mut *tx)
+                .await?;
+            removed.push(uid);
+        }
+        if !removed.is_empty() {
+            next_modseq(&mut tx, folder_id).await?;
+        }
+        tx.commit().await?;
+        if !removed.is_empty() {
+            self.changes().publish(folder_id);
+        }
+        Ok(removed)
+    }
+}
+
+async fn copy_on(
+    conn: &mut AnyConnection,
+    from: i64,
+    uids: &[i64],
+    to: i64,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT uid, message_id, flags, internal_date FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
+    )
+    .bind(from)
+    .fetch_all(&mut *conn)
+    .await?;
+    let wanted: std::collections::HashSet<i64> = uids.iter().copied().collect();
+    let mut pairs = Vec::new();
+    for r in &rows {
+        let uid: i64 = r.try_get("uid")?;
+        if !wanted.contains(&uid) {
+            continue;
+        }
+        let message_id: i64 = r.try_get("message_id")?;
+        let flags: String = r.try_get("flags")?;
+        let internal_date: i64 = r.try_get("internal_date")?;
+        let row = sqlx::query(
+            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
+             WHERE id = $1 RETURNING uidnext - 1 AS uid, highestmodseq",
+        )
+        .bind(to)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {to}")))?;
+        let new_uid: i64 = row.try_get("uid")?;
+        let modseq: i64 = row.try_get("highestmodseq")?;
+        sqlx::query(
+            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, recent, modseq, internal_date) \
+             VALUES ($1, $2, $3, $4, 1, $5, $6)",
+        )
+        .bind(to)
+        .bind(new_uid)
+        .bind(message_id)
+        .bind(&flags)
+        .bind(modseq)
+        .bind(internal_date)
+        .execute(&mut *conn)
+        .await?;
+        pairs.push((uid, new_uid));
+    }
+    Ok(pairs)
+}
