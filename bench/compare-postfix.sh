@@ -21,6 +21,7 @@
 # Environment:
 #   CONNECTIONS (16)  SIZE (4096)  MESSAGES (5000)  WARMUP (300)
 #   MES_PORT (2625)   PF_PORT (2626)   MES_BIN (build with cargo when unset)
+#   MES_REV (the revision MES_BIN was built from, for the report)
 #   DELIVERY_TIMEOUT (600 s, Postfix's queue to drain into the Maildir)
 #   KEEP_TMP=1 keeps the temporary folder (servers are stopped all the same).
 set -euo pipefail
@@ -57,13 +58,15 @@ if [ -z "${MES_BIN:-}" ]; then
 	say "cargo build --release"
 	(cd "$repo" && cargo build --release)
 	MES_BIN=$repo/target/release/mes
+	MES_REV=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
 fi
+# With MES_BIN, say which source it was built from with MES_REV.
+MES_REV=${MES_REV:-unknown}
 MES_BIN=$(realpath "$MES_BIN")
 [ -x "$MES_BIN" ] || die "no executable at $MES_BIN"
 case $MES_BIN in
 */debug/*) say "WARNING: $MES_BIN looks like a debug build; figures are only meaningful in release" ;;
 esac
-MES_REV=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
 
 # --- 2. Postfix, Debian's package ------------------------------------------------
 if ! dpkg-query -W -f='${Status}' postfix 2>/dev/null | grep -q 'install ok installed'; then
@@ -298,7 +301,7 @@ cat <<EOF
 machine:  $(nproc) CPUs, ${cpu:-unknown CPU}, $(uname -r)
 tmp:      $tmp on $fs
 load:     $CONNECTIONS connections, $MESSAGES messages of $SIZE octets, STARTTLS, client certificate; warm-up $WARMUP
-mes:      $("$MES_BIN" --version 2>/dev/null || echo mes), $MES_BIN, tree $MES_REV
+mes:      $("$MES_BIN" --version 2>/dev/null || echo mes), $MES_BIN, source $MES_REV
 postfix:  $PF_VERSION (Debian package)
 
 MES       $mes_line

@@ -511,3 +511,161 @@ pub async fn inbox(
         .expect("inbox");
     store.folder_messages(mailbox).await.expect("messages")
 }
+
+/// A tagged IMAP client for scripted exchanges.
+pub struct Imap<S> {
+    pub stream: TokioBufReader<S>,
+    next_tag: u32,
+}
+
+/// Everything the server sent for one command: untagged lines (with literals inlined) and the tagged status.
+#[derive(Debug, Clone)]
+pub struct ImapReply {
+    pub untagged: Vec<String>,
+    pub status: String,
+}
+
+impl ImapReply {
+    pub fn ok(&self) -> bool {
+        self.status.split(' ').nth(1) == Some("OK")
+    }
+    pub fn kind(&self) -> &str {
+        self.status.split(' ').nth(1).unwrap_or("")
+    }
+    pub fn all(&self) -> String {
+        let mut s = self.untagged.join("\n");
+        s.push('\n');
+        s.push_str(&self.status);
+        s
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Imap<S> {
+    pub fn new(stream: S) -> Self {
+        Imap {
+            stream: TokioBufReader::new(stream),
+            next_tag: 1,
+        }
+    }
+
+    /// Reads one response line, inlining any literal it announces.
+    pub async fn read_line(&mut self) -> String {
+        let mut out = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let n = tokio::time::timeout(
+                Duration::from_secs(30),
+                self.stream.read_until(b'\n', &mut line),
+            )
+            .await
+            .expect("IMAP read timeout")
+            .expect("IMAP read");
+            assert!(
+                n > 0,
+                "connection closed; got so far: {}",
+                String::from_utf8_lossy(&out)
+            );
+            let text = String::from_utf8_lossy(&line).into_owned();
+            let trimmed = text.trim_end_matches(['\r', '\n']);
+            out.extend_from_slice(trimmed.as_bytes());
+            // A literal {n} at the end of the line: read n bytes and continue the line.
+            if let Some(open) = trimmed.rfind('{')
+                && trimmed.ends_with('}')
+                && let Ok(len) = trimmed[open + 1..trimmed.len() - 1]
+                    .trim_end_matches('+')
+                    .parse::<usize>()
+            {
+                let mut buf = vec![0u8; len];
+                use tokio::io::AsyncReadExt;
+                self.stream.read_exact(&mut buf).await.expect("literal");
+                out.extend_from_slice(b"\n");
+                out.extend_from_slice(&buf);
+                continue;
+            }
+            return String::from_utf8_lossy(&out).into_owned();
+        }
+    }
+
+    pub async fn send_raw(&mut self, data: &[u8]) {
+        self.stream.get_mut().write_all(data).await.expect("write");
+        self.stream.get_mut().flush().await.expect("flush");
+    }
+
+    pub fn tag(&mut self) -> String {
+        let t = format!("a{}", self.next_tag);
+        self.next_tag += 1;
+        t
+    }
+
+    /// Reads until the tagged line of `tag`.
+    pub async fn read_until_tagged(&mut self, tag: &str) -> ImapReply {
+        let mut untagged = Vec::new();
+        loop {
+            let line = self.read_line().await;
+            if line.starts_with(&format!("{tag} ")) {
+                return ImapReply {
+                    untagged,
+                    status: line,
+                };
+            }
+            untagged.push(line);
+        }
+    }
+
+    /// Sends `command` with a fresh tag and returns the reply.
+    pub async fn cmd(&mut self, command: &str) -> ImapReply {
+        let tag = self.tag();
+        self.send_raw(format!("{tag} {command}\r\n").as_bytes())
+            .await;
+        self.read_until_tagged(&tag).await
+    }
+
+    /// Sends a command and asserts the tagged status kind (OK/NO/BAD).
+    pub async fn expect(&mut self, command: &str, kind: &str) -> ImapReply {
+        let r = self.cmd(command).await;
+        assert_eq!(r.kind(), kind, "{command:?} got:\n{}", r.all());
+        r
+    }
+
+    /// APPEND with a synchronising literal.
+    pub async fn append(&mut self, mailbox: &str, flags: &str, message: &[u8]) -> ImapReply {
+        let tag = self.tag();
+        self.send_raw(
+            format!("{tag} APPEND {mailbox} ({flags}) {{{}}}\r\n", message.len()).as_bytes(),
+        )
+        .await;
+        let cont = self.read_line().await;
+        assert!(cont.starts_with('+'), "expected continuation, got {cont}");
+        self.send_raw(message).await;
+        self.send_raw(b"\r\n").await;
+        self.read_until_tagged(&tag).await
+    }
+}
+
+/// Connects with implicit TLS to an IMAP listener, reads the greeting.
+pub async fn imap_tls(
+    addr: SocketAddr,
+    ca: &Path,
+) -> Imap<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let connector = tokio_rustls::TlsConnector::from(client_tls(ca, None));
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await.expect("tls");
+    let mut c = Imap::new(tls);
+    let greeting = c.read_line().await;
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    c
+}
+
+/// Logs in on a fresh implicit-TLS connection.
+pub async fn imap_login(
+    addr: SocketAddr,
+    ca: &Path,
+    user: &str,
+    password: &str,
+) -> Imap<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut c = imap_tls(addr, ca).await;
+    c.expect(&format!("LOGIN {user} \"{password}\""), "OK")
+        .await;
+    c
+}

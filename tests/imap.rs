@@ -1,0 +1,611 @@
+//! IMAP against the real server over TLS: scripted exchanges for every command,
+//! concurrent sessions, IDLE, bad input; real clients (imaplib, curl, mbsync).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Db, Instance, Server, imap_login, imap_tls};
+
+const PW: &str = "correct horse battery staple";
+const JEAN: &str = "jean.dupont@hopital-a.mes.test";
+
+async fn setup(db: Db) -> (Instance, Server) {
+    let instance = Instance::new(db).await;
+    instance.add_user(JEAN, "professional", PW);
+    instance.add_user("279035121518989@patient.mes.test", "patient", PW);
+    let server = instance.start();
+    (instance, server)
+}
+
+fn mail(subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Marie Curie <marie.curie@hopital-a.mes.test>\r\nTo: Jean Dupont <jean.dupont@hopital-a.mes.test>\r\n\
+         Subject: {subject}\r\nDate: Tue, 24 Nov 2026 10:00:00 +0100\r\nMessage-ID: <{subject}@test>\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+async fn protocol_suite(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let addr = server.addr("imaps");
+
+    // Not authenticated: wrong state and wrong credentials.
+    let mut c = imap_tls(addr, &ca).await;
+    let caps = c.expect("CAPABILITY", "OK").await;
+    assert!(
+        caps.untagged[0].contains("AUTH=PLAIN") && caps.untagged[0].contains("SASL-IR"),
+        "{caps:?}"
+    );
+    c.expect("SELECT INBOX", "BAD").await;
+    c.expect(&format!("LOGIN {JEAN} \"wrong password here\""), "NO")
+        .await;
+    c.expect(
+        "LOGIN 279035121518989@patient.mes.test \"correct horse battery staple\"",
+        "NO",
+    )
+    .await;
+    let b64 = common::plain(JEAN, PW);
+    let r = c.expect(&format!("AUTHENTICATE PLAIN {b64}"), "OK").await;
+    assert!(r.status.contains("CAPABILITY"), "{r:?}");
+
+    // Mailboxes.
+    let list = c.expect("LIST \"\" \"*\"", "OK").await.all();
+    for needle in [
+        "\\Sent) \"/\" Sent",
+        "\\Drafts) \"/\" Drafts",
+        "\\Trash) \"/\" Trash",
+        "\\Junk) \"/\" Junk",
+        "\\Archive) \"/\" Archive",
+        "\"/\" INBOX",
+    ] {
+        assert!(list.contains(needle), "{needle} in {list}");
+    }
+    let root = c.expect("LIST \"\" \"\"", "OK").await;
+    assert!(
+        root.untagged[0].contains("(\\Noselect) \"/\" \"\""),
+        "{root:?}"
+    );
+    c.expect("CREATE Projets/2026/Cardio", "OK").await;
+    c.expect("CREATE Projets", "NO").await;
+    let l = c.expect("LIST \"\" \"Projets/%\"", "OK").await;
+    assert_eq!(l.untagged.len(), 1, "{l:?}");
+    assert!(
+        l.untagged[0].contains("(\\HasChildren) \"/\" Projets/2026"),
+        "{l:?}"
+    );
+    c.expect("CREATE R&AOk-sultats", "OK").await;
+    let l = c.expect("LIST \"\" \"R*\"", "OK").await;
+    assert!(l.untagged[0].ends_with("R&AOk-sultats"), "{l:?}");
+    c.expect("RENAME Projets Archives-Projets", "OK").await;
+    let l = c.expect("LIST \"\" \"Archives-Projets/*\"", "OK").await;
+    assert_eq!(l.untagged.len(), 2, "children follow a RENAME: {l:?}");
+    c.expect("DELETE Archives-Projets/2026/Cardio", "OK").await;
+    c.expect("DELETE INBOX", "NO").await;
+    c.expect("DELETE Nothing", "NO").await;
+    c.expect("SUBSCRIBE R&AOk-sultats", "OK").await;
+    c.expect("UNSUBSCRIBE Junk", "OK").await;
+    let lsub = c.expect("LSUB \"\" \"*\"", "OK").await.all();
+    assert!(
+        lsub.contains("R&AOk-sultats") && !lsub.contains("Junk"),
+        "{lsub}"
+    );
+
+    // APPEND: synchronising literal, LITERAL+, flags and date.
+    let r = c
+        .append("INBOX", "\\Seen", &mail("premier", "Bonjour"))
+        .await;
+    assert!(r.status.contains("[APPENDUID "), "{r:?}");
+    assert!(r.status.ends_with("1] APPEND completed"), "{r:?}");
+    let m2 = mail("second", "Compte rendu de biologie: TSH normale");
+    let tag = c.tag();
+    c.send_raw(
+        format!(
+            "{tag} APPEND INBOX (\\Flagged $Urgent) \"24-Nov-2026 10:00:00 +0100\" {{{}+}}\r\n",
+            m2.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    c.send_raw(&m2).await;
+    c.send_raw(b"\r\n").await;
+    assert!(c.read_until_tagged(&tag).await.ok());
+    c.append("INBOX", "", &mail("troisieme", "Lettre de liaison"))
+        .await;
+
+    // STATUS and SELECT.
+    let st = c
+        .expect(
+            "STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ)",
+            "OK",
+        )
+        .await;
+    assert!(
+        st.untagged[0].contains("MESSAGES 3")
+            && st.untagged[0].contains("UIDNEXT 4")
+            && st.untagged[0].contains("UNSEEN 2"),
+        "{st:?}"
+    );
+    let sel = c.expect("SELECT INBOX", "OK").await;
+    let all = sel.all();
+    assert!(
+        all.contains("* 3 EXISTS") && all.contains("* 3 RECENT"),
+        "{all}"
+    );
+    assert!(
+        all.contains("[UIDVALIDITY ") && all.contains("[UIDNEXT 4]") && all.contains("[UNSEEN 2]"),
+        "{all}"
+    );
+    assert!(
+        all.contains("[PERMANENTFLAGS (") && all.contains("\\*)]"),
+        "{all}"
+    );
+    assert!(all.contains("$Urgent"), "keywords in FLAGS: {all}");
+    assert!(sel.status.contains("[READ-WRITE]"), "{sel:?}");
+
+    // FETCH.
+    let f = c
+        .expect("FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)", "OK")
+        .await;
+    assert_eq!(f.untagged.len(), 3);
+    assert!(
+        f.untagged[1].contains("UID 2")
+            && f.untagged[1].contains("\\Flagged")
+            && f.untagged[1].contains("$Urgent"),
+        "{f:?}"
+    );
+    assert!(
+        f.untagged[1].contains("INTERNALDATE \"24-Nov-2026 09:00:00 +0000\""),
+        "{f:?}"
+    );
+    let f = c
+        .expect("FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])", "OK")
+        .await;
+    assert!(f.untagged[0].contains("Subject: second"), "{f:?}");
+    let f = c.expect("FETCH 2 (BODY[TEXT]<0.14>)", "OK").await;
+    assert!(
+        f.untagged[0].contains("BODY[TEXT]<0>") && f.untagged[0].contains("Compte rendu d"),
+        "{f:?}"
+    );
+    assert!(
+        f.untagged[0].contains("\\Seen"),
+        "BODY[] sets \\Seen and reports it: {f:?}"
+    );
+    let f = c
+        .expect("UID FETCH 3 (RFC822.HEADER ENVELOPE BODYSTRUCTURE)", "OK")
+        .await;
+    assert!(f.untagged[0].contains("UID 3"), "{f:?}");
+    let f = c.expect("FETCH 3 RFC822", "OK").await;
+    assert!(f.untagged[0].contains("Lettre de liaison"), "{f:?}");
+    c.expect("FETCH 9 FLAGS", "BAD").await;
+
+    // SEARCH.
+    let s = c.expect("SEARCH SUBJECT second", "OK").await;
+    assert_eq!(s.untagged[0], "* SEARCH 2");
+    let s = c.expect("SEARCH BODY biologie", "OK").await;
+    assert_eq!(s.untagged[0], "* SEARCH 2");
+    let s = c
+        .expect("SEARCH OR FLAGGED KEYWORD $Urgent NOT SEEN", "OK")
+        .await;
+    assert_eq!(s.untagged[0], "* SEARCH 2");
+    let s = c.expect("SEARCH UNSEEN", "OK").await;
+    assert_eq!(s.untagged[0], "* SEARCH");
+    let s = c
+        .expect(
+            "UID SEARCH FROM curie SINCE 1-Jan-2020 LARGER 10 TEXT liaison",
+            "OK",
+        )
+        .await;
+    assert_eq!(s.untagged[0], "* SEARCH 3");
+    let s = c
+        .expect("SEARCH HEADER Message-ID premier@test", "OK")
+        .await;
+    assert_eq!(s.untagged[0], "* SEARCH 1");
+    let s = c.expect("SEARCH SENTON 24-Nov-2026 1:2", "OK").await;
+    assert_eq!(s.untagged[0], "* SEARCH 1 2");
+    c.expect("SEARCH CHARSET KOI8-R SUBJECT x", "NO").await;
+
+    // STORE.
+    let st = c.expect("STORE 1 +FLAGS (\\Answered)", "OK").await;
+    assert!(
+        st.untagged[0].starts_with("* 1 FETCH (FLAGS (\\Answered \\Seen"),
+        "{st:?}"
+    );
+    let st = c.expect("STORE 1 -FLAGS.SILENT (\\Answered)", "OK").await;
+    assert!(st.untagged.is_empty(), "{st:?}");
+    let st = c.expect("UID STORE 2 FLAGS (\\Seen)", "OK").await;
+    assert!(
+        st.untagged[0].contains("UID 2") && !st.untagged[0].contains("$Urgent"),
+        "{st:?}"
+    );
+
+    // CONDSTORE.
+    c.expect("ENABLE CONDSTORE", "OK").await;
+    let f = c.expect("FETCH 1:* (MODSEQ)", "OK").await;
+    assert!(f.untagged.iter().all(|l| l.contains("MODSEQ (")), "{f:?}");
+    let modseq: u64 = f.untagged[1]
+        .rsplit("MODSEQ (")
+        .next()
+        .unwrap()
+        .trim_end_matches("))")
+        .parse()
+        .unwrap();
+    let f = c
+        .expect(&format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq})"), "OK")
+        .await;
+    assert!(f.untagged.iter().all(|l| !l.starts_with("* 2 ")), "{f:?}");
+    let st = c
+        .expect(
+            &format!("STORE 2 (UNCHANGEDSINCE {}) +FLAGS (\\Flagged)", modseq - 1),
+            "OK",
+        )
+        .await;
+    assert!(st.status.contains("[MODIFIED 2]"), "{st:?}");
+
+    // COPY, MOVE, EXPUNGE.
+    let cp = c.expect("COPY 1:2 Archive", "OK").await;
+    assert!(
+        cp.status.contains("[COPYUID ") && cp.status.contains(" 1:2 1:2]"),
+        "{cp:?}"
+    );
+    let mv = c.expect("UID MOVE 3 Trash", "OK").await;
+    let all = mv.all();
+    assert!(
+        all.contains("[COPYUID ") && all.contains("* 3 EXPUNGE"),
+        "{all}"
+    );
+    c.expect("STORE 1 +FLAGS.SILENT (\\Deleted)", "OK").await;
+    let ex = c.expect("UID EXPUNGE 2", "OK").await;
+    assert!(
+        ex.untagged.is_empty(),
+        "UID EXPUNGE only removes the given UIDs: {ex:?}"
+    );
+    let ex = c.expect("EXPUNGE", "OK").await;
+    assert_eq!(ex.untagged, vec!["* 1 EXPUNGE".to_string()]);
+    let f = c.expect("FETCH 1 (UID)", "OK").await;
+    assert!(f.untagged[0].contains("UID 2"), "{f:?}");
+
+    // EXAMINE is read-only, NAMESPACE, ID, UNSELECT, CLOSE.
+    let ex = c.expect("EXAMINE Archive", "OK").await;
+    assert!(ex.status.contains("[READ-ONLY]"), "{ex:?}");
+    c.expect("STORE 1 +FLAGS (\\Deleted)", "NO").await;
+    c.expect("UNSELECT", "OK").await;
+    c.expect("FETCH 1 FLAGS", "BAD").await;
+    let ns = c.expect("NAMESPACE", "OK").await;
+    assert_eq!(ns.untagged[0], "* NAMESPACE ((\"\" \"/\")) NIL NIL");
+    let id = c.expect("ID (\"name\" \"test\")", "OK").await;
+    assert!(id.untagged[0].contains("\"MES\""), "{id:?}");
+    c.expect("SELECT Trash", "OK").await;
+    c.expect("STORE 1 +FLAGS.SILENT (\\Deleted)", "OK").await;
+    c.expect("CLOSE", "OK").await;
+    let st = c.expect("STATUS Trash (MESSAGES)", "OK").await;
+    assert!(
+        st.untagged[0].contains("MESSAGES 0"),
+        "CLOSE expunges: {st:?}"
+    );
+
+    // Pipelined commands in one write.
+    c.send_raw(b"p1 NOOP\r\np2 SELECT INBOX\r\np3 FETCH 1 (UID)\r\np4 NOOP\r\n")
+        .await;
+    for t in ["p1", "p2", "p3", "p4"] {
+        let r = c.read_until_tagged(t).await;
+        assert!(r.ok(), "{t}: {r:?}");
+    }
+    c.expect("LOGOUT", "OK").await;
+}
+
+async fn two_sessions_and_idle(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let addr = server.addr("imaps");
+    let mut a = imap_login(addr, &ca, JEAN, PW).await;
+    let mut b = imap_login(addr, &ca, JEAN, PW).await;
+    a.append("INBOX", "", &mail("un", "x")).await;
+    a.append("INBOX", "", &mail("deux", "y")).await;
+    a.expect("SELECT INBOX", "OK").await;
+    let sel = b.expect("SELECT INBOX", "OK").await;
+    assert!(
+        sel.all().contains("* 0 RECENT"),
+        "\\Recent went to the first session: {}",
+        sel.all()
+    );
+
+    // B changes flags and expunges; A hears it at NOOP.
+    b.expect("STORE 1 +FLAGS (\\Deleted)", "OK").await;
+    b.expect("STORE 2 +FLAGS (\\Flagged)", "OK").await;
+    b.expect("EXPUNGE", "OK").await;
+    let n = a.expect("NOOP", "OK").await.all();
+    assert!(n.contains("* 1 EXPUNGE"), "{n}");
+    assert!(
+        n.contains("FETCH (FLAGS (\\Flagged") || n.contains("\\Flagged"),
+        "{n}"
+    );
+
+    // A idles; an SMTP delivery wakes it.
+    let tag = a.tag();
+    a.send_raw(format!("{tag} IDLE\r\n").as_bytes()).await;
+    let cont = a.read_line().await;
+    assert!(cont.starts_with('+'), "{cont}");
+    let mut smtp = common::connect_tls(server.addr("submissions"), common::client_tls(&ca, None))
+        .await
+        .unwrap();
+    smtp.expect("EHLO client.test", 250).await;
+    smtp.expect(&format!("AUTH PLAIN {}", common::plain(JEAN, PW)), 235)
+        .await;
+    smtp.expect(&format!("MAIL FROM:<{JEAN}>"), 250).await;
+    smtp.expect(&format!("RCPT TO:<{JEAN}>"), 250).await;
+    smtp.expect("DATA", 354).await;
+    smtp.send(&format!(
+        "From: {JEAN}\r\nSubject: idle\r\n\r\nhello\r\n.\r\n"
+    ))
+    .await;
+    assert_eq!(smtp.read_reply().await.code, 250);
+    let pushed = tokio::time::timeout(Duration::from_secs(5), a.read_line())
+        .await
+        .expect("IDLE heard the delivery");
+    assert_eq!(pushed, "* 2 EXISTS");
+    a.send_raw(b"DONE\r\n").await;
+    let done = a.read_until_tagged(&tag).await;
+    assert!(done.ok(), "{done:?}");
+    b.expect("LOGOUT", "OK").await;
+}
+
+both_backends!(protocol_suite, two_sessions_and_idle);
+
+#[tokio::test]
+async fn bad_input_gets_no_or_bad_and_the_session_continues() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let ca = instance.cert("ca.pem");
+    // Plain IMAP: LOGINDISABLED until STARTTLS.
+    let tcp = tokio::net::TcpStream::connect(server.addr("imap"))
+        .await
+        .unwrap();
+    let mut p = common::Imap::new(tcp);
+    let greeting = p.read_line().await;
+    assert!(
+        greeting.contains("LOGINDISABLED") && greeting.contains("STARTTLS"),
+        "{greeting}"
+    );
+    p.expect(&format!("LOGIN {JEAN} \"{PW}\""), "NO").await;
+    p.expect("STARTTLS", "OK").await;
+
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    c.expect("FETCH 1 FLAGS", "BAD").await;
+    c.expect("THIS IS NOT A COMMAND", "BAD").await;
+    c.expect("SELECT", "BAD").await;
+    c.expect("CREATE \"R&AOk\"", "BAD").await;
+    c.expect("CREATE \"a//b\"", "BAD").await;
+    // A literal larger than the limit (APPENDLIMIT) is refused before its data is sent.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} APPEND INBOX {{999999999999}}\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert_eq!(r.kind(), "BAD", "{r:?}");
+    // An unbalanced literal: announced, then the client sends fewer bytes and a new command.
+    c.expect("NOOP", "OK").await;
+    c.expect("LOGOUT", "OK").await;
+}
+
+#[tokio::test]
+async fn python_imaplib_and_curl() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let ca = instance.cert("ca.pem");
+    let port = server.addr("imaps").port();
+    let script = format!(
+        r#"
+import imaplib, ssl, sys
+ctx = ssl.create_default_context(cafile={ca:?})
+m = imaplib.IMAP4_SSL("127.0.0.1", {port}, ssl_context=ctx)
+m.login({JEAN:?}, {PW:?})
+for i in range(5):
+    m.append("INBOX", None, None, ("Subject: imaplib %d\r\nFrom: {JEAN}\r\n\r\nbody %d\r\n" % (i, i)).encode())
+typ, data = m.select("INBOX")
+assert typ == "OK" and data[0] == b"5", data
+typ, data = m.fetch("1:*", "(UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+assert typ == "OK" and len([d for d in data if isinstance(d, tuple)]) == 5, data
+typ, data = m.search(None, "SUBJECT", '"imaplib 3"')
+assert data == [b"4"], data
+typ, data = m.store("2:3", "+FLAGS", "(\\Deleted)")
+assert typ == "OK", data
+typ, data = m.expunge()
+assert data == [b"3", b"2"] or data == [b"2", b"2"], data
+typ, data = m.search(None, "ALL")
+assert data == [b"1 2 3"], data
+m.logout()
+print("imaplib ok")
+"#,
+        ca = ca.to_str().unwrap()
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imaplib ok"));
+
+    // curl lists the mailboxes and fetches a message over imaps.
+    let base = format!("imaps://localhost:{port}");
+    let list = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--cacert",
+            ca.to_str().unwrap(),
+            "--user",
+            &format!("{JEAN}:{PW}"),
+            &format!("{base}/"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    assert!(text.contains("INBOX") && text.contains("Sent"), "{text}");
+    let fetch = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--cacert",
+            ca.to_str().unwrap(),
+            "--user",
+            &format!("{JEAN}:{PW}"),
+            &format!("{base}/INBOX;UID=1"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&fetch.stdout);
+    assert!(
+        fetch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetch.stderr)
+    );
+    assert!(
+        text.contains("Subject: imaplib 0") && text.contains("body 0"),
+        "{text}"
+    );
+}
+
+/// Counts the maildir files of `dir` (cur and new) and how many carry `flag` in their info.
+fn maildir(dir: &std::path::Path, flag: char) -> (usize, usize) {
+    let mut total = 0;
+    let mut flagged = 0;
+    for sub in ["cur", "new"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            total += 1;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name
+                .rsplit_once(":2,")
+                .is_some_and(|(_, f)| f.contains(flag))
+            {
+                flagged += 1;
+            }
+        }
+    }
+    (total, flagged)
+}
+
+#[tokio::test]
+async fn mbsync_two_way_sync_of_1000_messages() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let ca = instance.cert("ca.pem");
+    let addr = server.addr("imaps");
+    let mut c = imap_login(addr, &ca, JEAN, PW).await;
+    // 1000 messages with LITERAL+ in one pipelined write.
+    let mut batch = Vec::new();
+    for i in 0..1000 {
+        let m = mail(&format!("msg{i}"), &format!("Message number {i}"));
+        batch.extend_from_slice(format!("m{i} APPEND INBOX {{{}+}}\r\n", m.len()).as_bytes());
+        batch.extend_from_slice(&m);
+        batch.extend_from_slice(b"\r\n");
+    }
+    c.send_raw(&batch).await;
+    for i in 0..1000 {
+        let r = c.read_until_tagged(&format!("m{i}")).await;
+        assert!(r.ok(), "{r:?}");
+    }
+
+    let work = tempfile::tempdir().unwrap();
+    let mail_dir = work.path().join("mail");
+    std::fs::create_dir_all(&mail_dir).unwrap();
+    let config = work.path().join("mbsyncrc");
+    std::fs::write(
+        &config,
+        format!(
+            "IMAPAccount mes\nHost localhost\nPort {port}\nUser {JEAN}\nPass \"{PW}\"\nSSLType IMAPS\nCertificateFile {ca}\nAuthMechs PLAIN\n\n\
+             IMAPStore remote\nAccount mes\n\n\
+             MaildirStore local\nPath {dir}/\nInbox {dir}/INBOX\nSubFolders Verbatim\n\n\
+             Channel sync\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Both\nExpunge Both\nSyncState *\n",
+            port = addr.port(),
+            ca = ca.display(),
+            dir = mail_dir.display()
+        ),
+    )
+    .unwrap();
+    let run = |label: &str| {
+        let out = std::process::Command::new("mbsync")
+            .args(["-c", config.to_str().unwrap(), "-a"])
+            .output()
+            .expect("mbsync is installed by scripts/test");
+        assert!(
+            out.status.success(),
+            "mbsync {label} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+
+    // 1. Pull.
+    run("pull");
+    let inbox = mail_dir.join("INBOX");
+    assert_eq!(maildir(&inbox, 'F').0, 1000);
+
+    // 2. Flag 10 and delete 5 locally, push back.
+    let mut files: Vec<std::path::PathBuf> = ["cur", "new"]
+        .iter()
+        .flat_map(|s| {
+            std::fs::read_dir(inbox.join(s))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+        })
+        .collect();
+    files.sort();
+    for f in &files[..10] {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let (base, flags) = name
+            .rsplit_once(":2,")
+            .map(|(b, f)| (b.to_string(), f.to_string()))
+            .unwrap_or((name.clone(), String::new()));
+        let mut flags: Vec<char> = flags.chars().collect();
+        flags.push('F');
+        flags.sort();
+        std::fs::rename(
+            f,
+            inbox.join("cur").join(format!(
+                "{base}:2,{}",
+                flags.into_iter().collect::<String>()
+            )),
+        )
+        .unwrap();
+    }
+    for f in &files[10..15] {
+        std::fs::remove_file(f).unwrap();
+    }
+    run("push");
+    let sel = c.expect("SELECT INBOX", "OK").await.all();
+    assert!(sel.contains("* 995 EXISTS"), "{sel}");
+    let flagged = c.expect("SEARCH FLAGGED", "OK").await;
+    assert_eq!(
+        flagged.untagged[0].split(' ').count() - 2,
+        10,
+        "{flagged:?}"
+    );
+    let modseq_before = c
+        .expect("STATUS INBOX (HIGHESTMODSEQ MESSAGES)", "OK")
+        .await
+        .untagged[0]
+        .clone();
+
+    // 3. A second sync with no changes changes nothing on either side.
+    let before = maildir(&inbox, 'F');
+    run("idempotent");
+    assert_eq!(maildir(&inbox, 'F'), before);
+    assert_eq!(before, (995, 10));
+    let modseq_after = c
+        .expect("STATUS INBOX (HIGHESTMODSEQ MESSAGES)", "OK")
+        .await
+        .untagged[0]
+        .clone();
+    assert_eq!(modseq_before, modseq_after, "the server saw no change");
+}
