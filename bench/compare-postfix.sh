@@ -122,15 +122,28 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-# Runs the load tool; prints its result line.
+# Runs the load tool against MES or Postfix; prints its result line.
 load() {
-	local addr=$1 from=$2 to=$3 messages=$4 run_id=$5
+	local server=$1 messages=$2 run_id=$3 addr from to log
+	case $server in
+	MES)
+		addr=127.0.0.1:$MES_PORT from=load@operateur2.mes.test to=bench@hopital-a.mes.test
+		log=$tmp/mes.err
+		;;
+	Postfix)
+		addr=127.0.0.1:$PF_PORT from=bench@bench.test to=bench@bench.test log=$pf/maillog
+		;;
+	esac
 	"$MES_BIN" bench smtp --server "$addr" \
 		--ca "$mes/certs/ca.pem" \
 		--cert "$mes/certs/operator2.pem" --key "$mes/certs/operator2.key" \
 		--from "$from" --to "$to" \
 		--connections "$CONNECTIONS" --messages "$messages" --size "$SIZE" \
-		--run-id "$run_id"
+		--run-id "$run_id" || {
+		echo "compare-postfix: the load tool failed against $server ($addr); end of its log:" >&2
+		tail -n 20 "$log" >&2 || true
+		return 1
+	}
 }
 
 # --- 3. MES instance -------------------------------------------------------------
@@ -268,13 +281,43 @@ check_line() {
 	[ "$sent" = "$MESSAGES" ] && [ "$errors" = 0 ] || die "$name: $line"
 }
 
+# CPU time (clock ticks: user + system, own + reaped children) of processes.
+proc_ticks() {
+	local pid t=0 st
+	for pid in "$@"; do
+		st=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+		st=${st##*) }
+		# shellcheck disable=SC2086
+		set -- $st
+		t=$((t + ${12} + ${13} + ${14} + ${15}))
+	done
+	echo "$t"
+}
+mes_ticks() { proc_ticks "$mes_pid"; }
+# Every process of the Postfix instance: the master's session.
+pf_ticks() {
+	local master
+	master=$(tr -dc 0-9 <"$pf/spool/pid/master.pid")
+	# shellcheck disable=SC2046
+	proc_ticks $(pgrep -s "$master")
+}
+# The load tool runs in a subshell of this one: its time lands in our children's.
+load_ticks() { proc_ticks $$; }
+clk_tck=$(getconf CLK_TCK)
+# Milliseconds of CPU per message from a tick difference.
+per_msg() { awk -v t="$1" -v hz="$clk_tck" -v n="$MESSAGES" 'BEGIN { printf "%.2f", t * 1000 / hz / n }'; }
+
 say "warm-up: $WARMUP messages to each"
-load "127.0.0.1:$MES_PORT" load@operateur2.mes.test bench@hopital-a.mes.test "$WARMUP" warm >/dev/null
-load "127.0.0.1:$PF_PORT" bench@bench.test bench@bench.test "$WARMUP" warm >/dev/null
+load MES "$WARMUP" warm >/dev/null
+load Postfix "$WARMUP" warm >/dev/null
 wait_delivered "$WARMUP"
 
 say "MES: $MESSAGES messages, $CONNECTIONS connections, $SIZE octets"
-mes_line=$(load "127.0.0.1:$MES_PORT" load@operateur2.mes.test bench@hopital-a.mes.test "$MESSAGES" mes)
+s0=$(mes_ticks)
+l0=$(load_ticks)
+mes_line=$(load MES "$MESSAGES" mes)
+mes_cpu=$(per_msg $(($(mes_ticks) - s0)))
+mes_load_cpu=$(per_msg $(($(load_ticks) - l0)))
 check_line MES "$mes_line"
 if command -v sqlite3 >/dev/null; then
 	# MES answers 250 only after the commit: every message is already in the database.
@@ -284,11 +327,16 @@ if command -v sqlite3 >/dev/null; then
 fi
 
 say "Postfix: $MESSAGES messages, $CONNECTIONS connections, $SIZE octets"
-pf_line=$(load "127.0.0.1:$PF_PORT" bench@bench.test bench@bench.test "$MESSAGES" postfix)
+s0=$(pf_ticks)
+l0=$(load_ticks)
+pf_line=$(load Postfix "$MESSAGES" postfix)
+pf_load_cpu=$(per_msg $(($(load_ticks) - l0)))
+pf_cpu_accept=$(per_msg $(($(pf_ticks) - s0)))
 check_line Postfix "$pf_line"
 t0=$SECONDS
 wait_delivered $((WARMUP + MESSAGES))
 drain=$((SECONDS - t0))
+pf_cpu=$(per_msg $(($(pf_ticks) - s0)))
 
 # --- 6. report -------------------------------------------------------------------
 mes_rate=$(field msg/s "$mes_line")
@@ -308,4 +356,9 @@ MES       $mes_line
 Postfix   $pf_line
           (Postfix's Maildir held all $((WARMUP + MESSAGES)) messages ${drain} s after its last 250)
 ratio MES/Postfix: $ratio (msg/s)
+
+CPU per message (ms, user + system):
+  MES server      $mes_cpu   (everything: TLS, SMTP, parse, SQLite commit)
+  Postfix server  $pf_cpu_accept at its last 250, $pf_cpu once the Maildir held every message
+  load tool       $mes_load_cpu against MES, $pf_load_cpu against Postfix (it shares the $(nproc) CPUs)
 EOF

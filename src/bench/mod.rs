@@ -1,6 +1,7 @@
 //! Load tools (`mes bench …`): real clients driving a server to measure throughput
 //! and latency. Benchmarks print figures; they never assert timings.
 
+pub mod imap;
 pub mod smtp;
 
 /// Latency percentiles of a sorted sample, in milliseconds.

@@ -57,6 +57,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Concurrent TLS SMTP sessions sending messages; prints msg/s and p50/p99 latency.
     Smtp(crate::bench::smtp::SmtpBenchArgs),
+    /// IMAP: header FETCH of a large mailbox, mixed workload, memory of idle IDLE connections.
+    Imap(crate::bench::imap::ImapBenchArgs),
 }
 
 /// `mes user …`
@@ -197,6 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{report}");
             Ok(())
         }
+        Command::Bench(BenchCommand::Imap(args)) => crate::bench::imap::run(args).await,
     }
 }
 

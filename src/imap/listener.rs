@@ -135,7 +135,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut changes = services.store.changes().subscribe();
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; 8 * 1024];
     let mut action = session.feed(&[]).await;
     loop {
         let out = session.take_output();

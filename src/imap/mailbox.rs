@@ -104,28 +104,25 @@ impl ImapSession {
             Ok(u) => u,
             Err(e) => return self.store_failed(tag, e),
         };
+        let entries = match store.entry_flags(folder.id).await {
+            Ok(e) => e,
+            Err(e) => return self.store_failed(tag, e),
+        };
         let recent: HashSet<i64> = if read_only {
-            match store.entries(folder.id).await {
-                Ok(es) => es.iter().filter(|e| e.recent).map(|e| e.uid).collect(),
-                Err(e) => return self.store_failed(tag, e),
-            }
+            entries.iter().filter(|e| e.2).map(|e| e.0).collect()
         } else {
             match store.claim_recent(folder.id).await {
                 Ok(c) => c.into_iter().collect(),
                 Err(e) => return self.store_failed(tag, e),
             }
         };
-        let entries = match store.entries(folder.id).await {
-            Ok(e) => e,
-            Err(e) => return self.store_failed(tag, e),
-        };
         let first_unseen = entries
             .iter()
-            .position(|e| !e.flags.split(' ').any(|f| f.eq_ignore_ascii_case("\\Seen")));
+            .position(|e| !e.1.split(' ').any(|f| f.eq_ignore_ascii_case("\\Seen")));
         let mut keywords: Vec<Flag<'static>> = system_flags();
         for e in &entries {
             for f in e
-                .flags
+                .1
                 .split(' ')
                 .filter(|f| !f.is_empty() && !f.starts_with('\\'))
             {

@@ -21,8 +21,10 @@ struct Parsed {
     sent: Option<chrono::NaiveDate>,
 }
 
-fn parse(raw: &[u8]) -> Parsed {
-    let Some(msg) = MessageParser::default().parse(raw) else {
+fn parse(raw: &[u8], with_body: bool) -> Parsed {
+    let parser = MessageParser::default();
+    let parsed = if with_body { parser.parse(raw) } else { parser.parse_headers(raw) };
+    let Some(msg) = parsed else {
         return Parsed::default();
     };
     let mut headers = Vec::new();
@@ -45,13 +47,13 @@ fn parse(raw: &[u8]) -> Parsed {
         headers.push((name, value.to_lowercase()));
     }
     let mut body = String::new();
-    for i in 0..msg.text_body_count() {
+    for i in 0..if with_body { msg.text_body_count() } else { 0 } {
         if let Some(t) = msg.body_text(i) {
             body.push_str(&t);
             body.push('\n');
         }
     }
-    for i in 0..msg.html_body_count() {
+    for i in 0..if with_body { msg.html_body_count() } else { 0 } {
         if let Some(t) = msg.body_html(i) {
             body.push_str(&t);
             body.push('\n');
@@ -70,6 +72,17 @@ fn parse(raw: &[u8]) -> Parsed {
 
 fn needle(s: &AString<'_>) -> String {
     String::from_utf8_lossy(s.as_ref()).to_lowercase()
+}
+
+/// True when a key reads the body (BODY, TEXT), not only headers.
+fn needs_body(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_body),
+        SearchKey::Not(k) => needs_body(k),
+        SearchKey::Or(a, b) => needs_body(a) || needs_body(b),
+        SearchKey::Body(_) | SearchKey::Text(_) => true,
+        _ => false,
+    }
 }
 
 fn needs_content(key: &SearchKey<'_>) -> bool {
@@ -210,6 +223,7 @@ impl ImapSession {
             Err(e) => return self.store_failed(tag, e),
         };
         let content = needs_content(&key);
+        let with_body = needs_body(&key);
         let mut hits = Vec::new();
         for entry in &entries {
             let Some(seq) = sel.seq_of(entry.uid) else {
@@ -217,7 +231,7 @@ impl ImapSession {
             };
             let parsed = if content {
                 match store.blob(&entry.blob_hash).await {
-                    Ok(raw) => Some(parse(&raw)),
+                    Ok(raw) => Some(parse(&raw, with_body)),
                     Err(e) => return self.store_failed(tag, e),
                 }
             } else {

@@ -182,7 +182,7 @@ impl ImapSession {
 
     /// While idling: report changes of the selected folder now.
     pub async fn idle_changes(&mut self) -> Action {
-        self.sync_selected(true).await;
+        Box::pin(self.sync_selected(true)).await;
         self.pump().await
     }
 
@@ -205,7 +205,8 @@ impl ImapSession {
                     }
                 }
                 Ok(Event::CommandReceived { command }) => {
-                    self.command(command).await;
+                    // Boxed: the session's own future stays small while it idles.
+                    Box::pin(self.command(command)).await;
                 }
                 Ok(Event::CommandAuthenticateReceived {
                     command_authenticate,
@@ -215,10 +216,10 @@ impl ImapSession {
                     let initial = command_authenticate
                         .initial_response
                         .map(|r| r.declassify().to_vec());
-                    self.authenticate_start(tag, mechanism, initial).await;
+                    Box::pin(self.authenticate_start(tag, mechanism, initial)).await;
                 }
                 Ok(Event::AuthenticateDataReceived { authenticate_data }) => {
-                    self.authenticate_data(authenticate_data).await;
+                    Box::pin(self.authenticate_data(authenticate_data)).await;
                 }
                 Ok(Event::IdleCommandReceived { tag }) => {
                     if self.selected.is_some() || self.user.is_some() {
@@ -235,7 +236,7 @@ impl ImapSession {
                 }
                 Ok(Event::IdleDoneReceived) => {
                     if let Some(tag) = self.idle_tag.take() {
-                        self.sync_selected(true).await;
+                        Box::pin(self.sync_selected(true)).await;
                         self.ok(tag, None, "IDLE terminated");
                     }
                 }

@@ -122,6 +122,17 @@ impl Store {
         rows.iter().map(entry_from_row).collect()
     }
 
+    /// (uid, flags, recent) of every entry: what SELECT needs, without content metadata.
+    pub async fn entry_flags(&self, folder_id: i64) -> Result<Vec<(i64, String, bool)>, StoreError> {
+        let rows = sqlx::query("SELECT uid, flags, recent FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid")
+            .bind(folder_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("uid")?, r.try_get("flags")?, r.try_get::<i64, _>("recent")? != 0)))
+            .collect()
+    }
+
     /// The UIDs of a folder, ascending (a session's view of sequence numbers).
     pub async fn folder_uids(&self, folder_id: i64) -> Result<Vec<i64>, StoreError> {
         let rows =
