@@ -24,6 +24,8 @@
 #   MES_REV (the revision MES_BIN was built from, for the report)
 #   DELIVERY_TIMEOUT (600 s, Postfix's queue to drain into the Maildir)
 #   KEEP_TMP=1 keeps the temporary folder (servers are stopped all the same).
+#   POSTFIX_EXTRA  main.cf lines appended to Postfix's configuration, for experiments
+#                  only (e.g. 'in_flow_delay = 0s'); published figures use none.
 set -euo pipefail
 
 CONNECTIONS=${CONNECTIONS:-16}
@@ -217,6 +219,10 @@ smtpd_tls_ask_ccert = yes
 smtpd_tls_CAfile = $mes/certs/ca.pem
 smtpd_tls_loglevel = 0
 EOF
+if [ -n "${POSTFIX_EXTRA:-}" ]; then
+	say "POSTFIX_EXTRA: $POSTFIX_EXTRA"
+	printf '\n# POSTFIX_EXTRA\n%s\n' "$POSTFIX_EXTRA" >>"$pf/etc/main.cf"
+fi
 cat >"$pf/etc/master.cf" <<EOF
 # service type  private unpriv  chroot  wakeup  maxproc command + args
 127.0.0.1:$PF_PORT inet n -     n       -       -       smtpd
@@ -350,7 +356,7 @@ machine:  $(nproc) CPUs, ${cpu:-unknown CPU}, $(uname -r)
 tmp:      $tmp on $fs
 load:     $CONNECTIONS connections, $MESSAGES messages of $SIZE octets, STARTTLS, client certificate; warm-up $WARMUP
 mes:      $("$MES_BIN" --version 2>/dev/null || echo mes), $MES_BIN, source $MES_REV
-postfix:  $PF_VERSION (Debian package)
+postfix:  $PF_VERSION (Debian package)${POSTFIX_EXTRA:+, with POSTFIX_EXTRA: $POSTFIX_EXTRA}
 
 MES       $mes_line
 Postfix   $pf_line
