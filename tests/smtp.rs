@@ -644,3 +644,21 @@ async fn connection_limits_and_idle_timeout() {
     let r = idle.read_reply().await;
     assert_eq!(r.code, 421, "{r:?}");
 }
+
+#[tokio::test]
+async fn invalid_utf8_headers_are_stored_as_bytes() {
+    let (instance, server) = setup(Db::Sqlite, "").await;
+    let config = client_tls(&instance.cert("ca.pem"), None);
+    let mut s = connect_tls(server.addr("submissions"), config).await.unwrap();
+    s.expect("EHLO client.test", 250).await;
+    s.expect(&format!("AUTH PLAIN {}", plain(JEAN, PW)), 235).await;
+    s.expect(&format!("MAIL FROM:<{JEAN}> BODY=8BITMIME SMTPUTF8"), 250).await;
+    s.expect(&format!("RCPT TO:<{MARIE}>"), 250).await;
+    s.expect("DATA", 354).await;
+    let body: &[u8] = b"From: jean.dupont@hopital-a.mes.test\r\nSubject: r\xe9sultat \xff\xfe\r\n\r\nd\xe9j\xe0 vu\r\n.\r\n";
+    s.send_bytes(body).await;
+    assert_eq!(s.read_reply().await.code, 250);
+    let store = open_store(&instance).await;
+    let mails = inbox(&store, MARIE).await;
+    assert!(mails[0].data.ends_with(&body[..body.len() - 3]), "stored byte for byte");
+}
