@@ -64,8 +64,8 @@ if [ -z "${MES_BIN:-}" ]; then
 fi
 # With MES_BIN, say which source it was built from with MES_REV.
 MES_REV=${MES_REV:-unknown}
+[ -f "$MES_BIN" ] && [ -x "$MES_BIN" ] || die "no executable at $MES_BIN"
 MES_BIN=$(realpath "$MES_BIN")
-[ -x "$MES_BIN" ] || die "no executable at $MES_BIN"
 case $MES_BIN in
 */debug/*) say "WARNING: $MES_BIN looks like a debug build; figures are only meaningful in release" ;;
 esac

@@ -184,6 +184,50 @@ impl Default for ImapSettings {
     }
 }
 
+/// `[relay]`: delivery to the other operators of the trust space.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelaySettings {
+    /// Static routes: domain -> "HOST:PORT" (tests, smart hosts); others use MX records.
+    pub routes: BTreeMap<String, String>,
+    /// DNS servers ("IP:PORT") for MX lookups; empty: the system's resolv.conf.
+    pub dns: Vec<String>,
+    /// Port of the hosts found by MX lookup (25 in production).
+    pub mx_port: u16,
+    /// Seconds between attempts: the n-th retry waits the n-th value; the last repeats.
+    pub retry_schedule_secs: Vec<u64>,
+    /// Seconds after which an undelivered message is returned to its sender.
+    pub expire_secs: u64,
+    /// Seconds after which the sender is told of the delay (once).
+    pub delay_dsn_secs: u64,
+    /// Most simultaneous outbound connections.
+    pub max_connections: usize,
+    /// Most simultaneous connections to one domain.
+    pub max_connections_per_domain: usize,
+    /// Seconds allowed for connecting and for each reply.
+    pub timeout_secs: u64,
+    /// This node's name in queue leases (several nodes on one PostgreSQL need distinct names);
+    /// default: the machine's host name.
+    pub node_id: Option<String>,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            routes: BTreeMap::new(),
+            dns: Vec::new(),
+            mx_port: 25,
+            retry_schedule_secs: vec![120, 300, 900, 1800, 3600, 7200, 14400],
+            expire_secs: 5 * 24 * 3600,
+            delay_dsn_secs: 4 * 3600,
+            max_connections: 64,
+            max_connections_per_domain: 4,
+            timeout_secs: 60,
+            node_id: None,
+        }
+    }
+}
+
 /// One whitelist entry written in the configuration (the published XML is imported with `mes trust import`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -242,6 +286,8 @@ struct RawConfig {
     #[serde(default)]
     imap: ImapSettings,
     #[serde(default)]
+    relay: RelaySettings,
+    #[serde(default)]
     trust: TrustSettings,
     #[serde(default)]
     log: LogSettings,
@@ -297,6 +343,8 @@ pub struct Config {
     pub smtp: SmtpSettings,
     /// IMAP settings.
     pub imap: ImapSettings,
+    /// Outbound relay settings.
+    pub relay: RelaySettings,
     /// Trust space entries from the file.
     pub trust: TrustSettings,
     /// Logging.
@@ -415,6 +463,34 @@ impl Config {
             https: addr("https", &raw.listen.https)?,
         };
 
+        for (domain, route) in &raw.relay.routes {
+            let ok = route
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                return Err(invalid(
+                    Some("relay"),
+                    "routes",
+                    format!("route of {domain}: `{route}` is not HOST:PORT"),
+                ));
+            }
+        }
+        for dns in &raw.relay.dns {
+            if dns.parse::<SocketAddr>().is_err() {
+                return Err(invalid(
+                    Some("relay"),
+                    "dns",
+                    format!("`{dns}` is not IP:PORT"),
+                ));
+            }
+        }
+        if raw.relay.retry_schedule_secs.is_empty() {
+            return Err(invalid(
+                Some("relay"),
+                "retry_schedule_secs",
+                "needs at least one delay".into(),
+            ));
+        }
         let smtp = raw.smtp.clone();
         for (key, value) in [
             ("max_message_size", smtp.max_message_size),
@@ -455,6 +531,7 @@ impl Config {
             listen,
             smtp,
             imap: raw.imap,
+            relay: raw.relay,
             trust: raw.trust,
             log: raw.log,
         })
@@ -564,6 +641,19 @@ imaps = "127.0.0.1:2993"
 [imap]
 # max_connections_per_ip = 100
 # max_connections = 10000
+
+[relay]
+# Delivery to the other operators: MX lookup, STARTTLS required, our operator certificate.
+# routes = {{ "hopital-b.mes.test" = "127.0.0.1:3525" }}   # static routes, for tests and smart hosts
+# dns = ["127.0.0.1:53"]                 # default: the system's resolv.conf
+# mx_port = 25
+# retry_schedule_secs = [120, 300, 900, 1800, 3600, 7200, 14400]
+# expire_secs = 432000                   # 5 days, then a failure DSN
+# delay_dsn_secs = 14400                 # 4 hours, then a delay DSN
+# max_connections = 64
+# max_connections_per_domain = 4
+# timeout_secs = 60
+# node_id = "node-1"                     # default: the machine's host name
 
 [trust]
 # Trust space domains and the subject DN of their operator certificate.

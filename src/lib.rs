@@ -13,6 +13,7 @@ pub mod identity;
 pub mod imap;
 pub mod logging;
 pub mod pki;
+pub mod relay;
 pub mod server;
 pub mod smtp;
 pub mod store;

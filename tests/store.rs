@@ -49,6 +49,7 @@ fn message(body: &str, mailbox: i64, rcpt: &str) -> NewMessage {
             orcpt: None,
             notify: 0,
             mailbox_id: Some(mailbox),
+            remote: false,
         }],
         envelope: None,
         bodystructure: None,

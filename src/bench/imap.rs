@@ -64,7 +64,9 @@ impl Client {
         }
         let tcp = socket.connect(args.server).await?;
         let name = rustls_pki_types::ServerName::try_from("localhost")?;
-        let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await?;
         let mut c = Client {
             conn: BufReader::new(tls),
             tag: 0,
@@ -73,8 +75,10 @@ impl Client {
         if !greeting.starts_with("* OK") {
             bail!("unexpected greeting: {greeting}");
         }
-        let password = std::env::var("MES_BENCH_PASSWORD").context("MES_BENCH_PASSWORD is not set")?;
-        c.run(&format!("LOGIN \"{}\" \"{}\"", args.user, password)).await?;
+        let password =
+            std::env::var("MES_BENCH_PASSWORD").context("MES_BENCH_PASSWORD is not set")?;
+        c.run(&format!("LOGIN \"{}\" \"{}\"", args.user, password))
+            .await?;
         Ok(c)
     }
 
@@ -127,7 +131,8 @@ impl Client {
             let msg = message(i);
             self.tag += 1;
             let tag = format!("b{}", self.tag);
-            batch.extend_from_slice(format!("{tag} APPEND INBOX {{{}+}}\r\n", msg.len()).as_bytes());
+            batch
+                .extend_from_slice(format!("{tag} APPEND INBOX {{{}+}}\r\n", msg.len()).as_bytes());
             batch.extend_from_slice(&msg);
             batch.extend_from_slice(b"\r\n");
             tags.push(tag);
@@ -207,7 +212,9 @@ pub async fn run(args: ImapBenchArgs) -> anyhow::Result<()> {
     let mut fetch_times = Vec::new();
     for _ in 0..5 {
         let t0 = Instant::now();
-        let n = c.run("UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)").await?;
+        let n = c
+            .run("UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)")
+            .await?;
         fetch_times.push(t0.elapsed());
         if n < args.messages {
             bail!("FETCH returned {n} messages");
@@ -237,7 +244,13 @@ pub async fn run(args: ImapBenchArgs) -> anyhow::Result<()> {
                     let mut rng = rand::rng();
                     let n = rng.random_range(1..=args.messages.max(1));
                     match i % 4 {
-                        0 => ("fetch", format!("FETCH {n}:{} (UID FLAGS ENVELOPE)", (n + 49).min(args.messages))),
+                        0 => (
+                            "fetch",
+                            format!(
+                                "FETCH {n}:{} (UID FLAGS ENVELOPE)",
+                                (n + 49).min(args.messages)
+                            ),
+                        ),
                         1 => ("store", format!("STORE {n} +FLAGS.SILENT ($Bench{w})")),
                         2 => ("search", format!("SEARCH SUBJECT \"rendu {n}\"")),
                         _ => ("noop", "NOOP".to_string()),
@@ -268,7 +281,11 @@ pub async fn run(args: ImapBenchArgs) -> anyhow::Result<()> {
         all.len() as f64 / args.duration as f64
     );
     for kind in ["fetch", "store", "search", "append"] {
-        let mut l: Vec<Duration> = all.iter().filter(|(k, _)| *k == kind).map(|(_, d)| *d).collect();
+        let mut l: Vec<Duration> = all
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, d)| *d)
+            .collect();
         l.sort();
         println!(
             "  {kind:7} n={:6} p50 {:7.1} ms  p99 {:7.1} ms",
@@ -284,11 +301,19 @@ pub async fn run(args: ImapBenchArgs) -> anyhow::Result<()> {
         let mut idlers = Vec::with_capacity(args.idle);
         for i in 0..args.idle {
             // Spread over loopback source addresses to stay under the per-IP limit.
-            let source = IpAddr::V4(Ipv4Addr::new(127, 0, 1 + (i / 50) as u8, 1 + (i % 50) as u8));
+            let source = IpAddr::V4(Ipv4Addr::new(
+                127,
+                0,
+                1 + (i / 50) as u8,
+                1 + (i % 50) as u8,
+            ));
             let mut c = Client::connect(&args, Some(source)).await?;
             c.run("SELECT INBOX").await?;
             c.tag += 1;
-            c.conn.get_mut().write_all(format!("b{} IDLE\r\n", c.tag).as_bytes()).await?;
+            c.conn
+                .get_mut()
+                .write_all(format!("b{} IDLE\r\n", c.tag).as_bytes())
+                .await?;
             let cont = c.line().await?;
             if !cont.starts_with('+') {
                 bail!("IDLE refused: {cont}");
@@ -305,7 +330,10 @@ pub async fn run(args: ImapBenchArgs) -> anyhow::Result<()> {
                 a,
                 (a.saturating_sub(b)) as f64 / args.idle as f64
             ),
-            _ => println!("{} idle IDLE connections open (pass --server-pid to measure memory)", args.idle),
+            _ => println!(
+                "{} idle IDLE connections open (pass --server-pid to measure memory)",
+                args.idle
+            ),
         }
         drop(idlers);
     }

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod init;
+mod queue;
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -47,9 +48,38 @@ pub enum Command {
     /// Manage the trust space whitelist.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Inspect and act on the outbound queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Load tools: measure a running server.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// `mes queue …`
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List queued recipients (pending only, unless --all).
+    List {
+        /// Include sent and failed rows.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one queue row.
+    Show {
+        /// Row id (from `mes queue list`).
+        id: i64,
+    },
+    /// Retry a pending row now.
+    Retry {
+        /// Row id.
+        id: i64,
+    },
+    /// Remove a row (no DSN is sent).
+    Delete {
+        /// Row id.
+        id: i64,
+    },
 }
 
 /// `mes bench …`
@@ -194,6 +224,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Trust(cmd) => accounts::trust(&load(cli.config)?, cmd).await,
+        Command::Queue(cmd) => queue::run(&load(cli.config)?, cmd).await,
         Command::Bench(BenchCommand::Smtp(args)) => {
             let report = crate::bench::smtp::run(args).await?;
             println!("{report}");

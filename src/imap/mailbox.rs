@@ -121,10 +121,9 @@ impl ImapSession {
             .position(|e| !e.1.split(' ').any(|f| f.eq_ignore_ascii_case("\\Seen")));
         let mut keywords: Vec<Flag<'static>> = system_flags();
         for e in &entries {
-            for f in e
-                .1
-                .split(' ')
-                .filter(|f| !f.is_empty() && !f.starts_with('\\'))
+            for f in
+                e.1.split(' ')
+                    .filter(|f| !f.is_empty() && !f.starts_with('\\'))
             {
                 if let Ok(flag) = Flag::try_from(f).map(IntoStatic::into_static)
                     && !keywords.contains(&flag)
@@ -437,6 +436,7 @@ impl ImapSession {
                 orcpt: None,
                 notify: 0,
                 mailbox_id: Some(folder.id),
+                remote: false,
             }],
             dsn_envid: None,
             dsn_ret: None,

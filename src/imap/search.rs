@@ -23,7 +23,11 @@ struct Parsed {
 
 fn parse(raw: &[u8], with_body: bool) -> Parsed {
     let parser = MessageParser::default();
-    let parsed = if with_body { parser.parse(raw) } else { parser.parse_headers(raw) };
+    let parsed = if with_body {
+        parser.parse(raw)
+    } else {
+        parser.parse_headers(raw)
+    };
     let Some(msg) = parsed else {
         return Parsed::default();
     };

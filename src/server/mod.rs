@@ -18,6 +18,7 @@ use crate::identity::auth::Authenticator;
 use crate::identity::throttle::Throttle;
 use crate::imap::ImapServices;
 use crate::imap::listener::ImapListener;
+use crate::relay::Relay;
 use crate::smtp::listener::SmtpListener;
 use crate::smtp::policy::SmtpServices;
 use crate::smtp::{Mode, SessionConfig};
@@ -43,10 +44,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.smtp.auth_failures_before_lockout,
         Duration::from_secs(config.smtp.auth_lockout_secs),
     ));
+    let trust = Arc::new(RwLock::new(Arc::new(trust)));
     let services = Arc::new(SmtpServices {
         hostname: config.hostname.clone(),
         store: store.clone(),
-        trust: RwLock::new(Arc::new(trust)),
+        trust: trust.clone(),
         auth: Authenticator::new(store.clone(), throttle, Duration::from_secs(1)),
         deliverer,
         delegations: config
@@ -62,6 +64,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .collect(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
+    let relay_tls = tls::client_config(
+        &config.tls.trust_anchors,
+        Some((
+            config.tls.certificate.as_path(),
+            config.tls.private_key.as_path(),
+        )),
+    )
+    .context("TLS for the relay")?;
+    let relay = Relay::new(
+        store.clone(),
+        config.relay.clone(),
+        config.hostname.clone(),
+        relay_tls,
+        trust.clone(),
+        services.deliverer.clone(),
+    )?
+    .start(stop_rx.clone());
     let limits = ConnectionLimits::new(
         config.smtp.max_connections,
         config.smtp.max_connections_per_ip,
@@ -185,6 +204,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = l.await;
     }
     reload.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(2), relay).await;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let deadline = tokio::time::Instant::now() + grace;
     while limits.open() + imap_limits.open() > 0 && tokio::time::Instant::now() < deadline {

@@ -27,7 +27,7 @@ pub struct SmtpServices {
     /// The store.
     pub store: Store,
     /// The trust space in force (reloaded periodically).
-    pub trust: RwLock<Arc<TrustSpace>>,
+    pub trust: Arc<RwLock<Arc<TrustSpace>>>,
     /// Password and certificate logins.
     pub auth: Authenticator,
     /// The delivery path.
@@ -226,11 +226,7 @@ impl Backend for ServerBackend {
             )),
             Mode::Submission => {
                 if self.0.trust().is_whitelisted(domain) {
-                    Err(Reply::new(
-                        450,
-                        "4.7.0",
-                        "Delivery to other operators of the trust space is not available yet",
-                    ))
+                    Ok(RcptTarget::Remote)
                 } else {
                     Err(Reply::new(
                         550,
@@ -300,6 +296,7 @@ impl Backend for ServerBackend {
                     RcptTarget::Local { mailbox_id, .. } => Some(mailbox_id),
                     RcptTarget::Remote => None,
                 },
+                remote: r.target == RcptTarget::Remote,
             })
             .collect();
         let message = Incoming {

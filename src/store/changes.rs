@@ -9,13 +9,17 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone)]
 pub struct ChangeBus {
     tx: broadcast::Sender<i64>,
+    queue: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Default for ChangeBus {
     fn default() -> Self {
         // A lagging receiver only learns that it missed something, which makes it rescan.
         let (tx, _) = broadcast::channel(4096);
-        ChangeBus { tx }
+        ChangeBus {
+            tx,
+            queue: std::sync::Arc::new(tokio::sync::Notify::new()),
+        }
     }
 }
 
@@ -23,6 +27,16 @@ impl ChangeBus {
     /// Announces that `folder_id` changed (after the commit).
     pub fn publish(&self, folder_id: i64) {
         let _ = self.tx.send(folder_id);
+    }
+
+    /// Wakes the relay: something was queued.
+    pub fn publish_queue(&self) {
+        self.queue.notify_one();
+    }
+
+    /// Resolves at the next [`ChangeBus::publish_queue`] (or at once if one is pending).
+    pub async fn queued(&self) {
+        self.queue.notified().await;
     }
 
     /// A receiver of every later announcement.

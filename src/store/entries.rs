@@ -123,13 +123,24 @@ impl Store {
     }
 
     /// (uid, flags, recent) of every entry: what SELECT needs, without content metadata.
-    pub async fn entry_flags(&self, folder_id: i64) -> Result<Vec<(i64, String, bool)>, StoreError> {
-        let rows = sqlx::query("SELECT uid, flags, recent FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid")
-            .bind(folder_id)
-            .fetch_all(self.pool())
-            .await?;
+    pub async fn entry_flags(
+        &self,
+        folder_id: i64,
+    ) -> Result<Vec<(i64, String, bool)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT uid, flags, recent FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
+        )
+        .bind(folder_id)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("uid")?, r.try_get("flags")?, r.try_get::<i64, _>("recent")? != 0)))
+            .map(|r| {
+                Ok((
+                    r.try_get("uid")?,
+                    r.try_get("flags")?,
+                    r.try_get::<i64, _>("recent")? != 0,
+                ))
+            })
             .collect()
     }
 

@@ -17,6 +17,8 @@ pub struct NewRecipient {
     pub notify: i64,
     /// Folder to file the message in (None: recipient kept for DSN only).
     pub mailbox_id: Option<i64>,
+    /// Another operator's recipient: queued for the relay in the same transaction.
+    pub remote: bool,
 }
 
 /// A message ready to be written (content final, trace headers included).
@@ -113,6 +115,10 @@ pub async fn insert_message(
         .bind(r.notify)
         .execute(&mut *conn)
         .await?;
+        if r.remote {
+            super::queue::enqueue_on(&mut *conn, message_id, r, m.received_at).await?;
+            continue;
+        }
         let Some(mailbox_id) = r.mailbox_id else {
             continue;
         };
@@ -176,9 +182,13 @@ impl Store {
             }
         }
         tx.commit().await?;
-        for stored in results.iter().flatten() {
+        for (stored, m) in results.iter().zip(batch) {
+            let Ok(stored) = stored else { continue };
             for (folder, _) in &stored.placements {
                 self.changes().publish(*folder);
+            }
+            if m.recipients.iter().any(|r| r.remote) {
+                self.changes().publish_queue();
             }
         }
         Ok(results)

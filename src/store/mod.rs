@@ -10,6 +10,7 @@ pub mod domains;
 pub mod entries;
 pub mod folders;
 pub mod messages;
+pub mod queue;
 pub mod whitelist;
 
 use std::str::FromStr;

@@ -123,6 +123,17 @@ impl Instance {
     /// Like `new`, with a domain, an optional CA folder to share, and extra TOML appended
     /// to the `[smtp]` table.
     pub async fn with(db: Db, domain: &str, ca: Option<&Path>, smtp_extra: &str) -> Instance {
+        Self::with_hostnames(db, domain, ca, smtp_extra, &[]).await
+    }
+
+    /// Like `with`, with more host names in the server certificate.
+    pub async fn with_hostnames(
+        db: Db,
+        domain: &str,
+        ca: Option<&Path>,
+        smtp_extra: &str,
+        hostnames: &[&str],
+    ) -> Instance {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("mes");
         let mut args = vec![
@@ -136,6 +147,10 @@ impl Instance {
         if let Some(ca) = ca {
             args.push("--ca".into());
             args.push(ca.display().to_string());
+        }
+        for h in hostnames {
+            args.push("--hostname".into());
+            args.push(h.to_string());
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         mes_ok(&refs, None);
@@ -199,6 +214,29 @@ impl Instance {
             ],
             Some(&format!("{password}\n")),
         );
+    }
+
+    /// Edits the configuration file in place.
+    pub fn edit_config(&self, f: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        std::fs::write(&self.config, f(text)).expect("write config");
+    }
+
+    /// Adds a whitelist entry for `domain`, operated by the holder of `cert`.
+    pub fn whitelist(&self, domain: &str, cert: &Path) {
+        let dn = mes::pki::subject_dn_of_file(cert).expect("certificate subject");
+        self.edit_config(|t| {
+            t.replacen(
+                "whitelist = [\n",
+                &format!("whitelist = [\n  {{ domain = \"{domain}\", operator_dn = \"{dn}\" }},\n"),
+                1,
+            )
+        });
+    }
+
+    /// Adds keys to the `[relay]` table.
+    pub fn relay(&self, keys: &str) {
+        self.edit_config(|t| t.replacen("[relay]\n", &format!("[relay]\n{keys}\n"), 1));
     }
 
     /// Rewrites the configuration so the listeners keep the ports `server` got (for restarts).

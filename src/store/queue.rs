@@ -1,0 +1,289 @@
+//! The outbound queue: one row per remote recipient, leased by the relay worker
+//! of one node at a time, with its attempts, next retry and outcome.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::messages::NewRecipient;
+use super::{Store, StoreError, now};
+
+/// A queued recipient as the relay works on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueItem {
+    /// Row id.
+    pub id: i64,
+    /// The message.
+    pub message_id: i64,
+    /// Recipient address.
+    pub recipient: String,
+    /// Its domain.
+    pub domain: String,
+    /// RFC 3461 ORCPT.
+    pub orcpt: Option<String>,
+    /// RFC 3461 NOTIFY bits.
+    pub notify: i64,
+    /// `pending`, `sent` or `failed`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Unix seconds of the next attempt.
+    pub next_attempt: i64,
+    /// Unix seconds of acceptance.
+    pub created_at: i64,
+    /// A delay DSN was sent.
+    pub delay_notified: bool,
+    /// The last error, as the remote or the network said it.
+    pub last_error: Option<String>,
+    /// The remote server of the last attempt.
+    pub remote_mta: Option<String>,
+    /// Unix seconds DATA was last started (0: never).
+    pub attempt_started: i64,
+}
+
+/// What the relay needs of the message itself.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    /// Reverse path ("" for null).
+    pub mail_from: String,
+    /// RFC 3461 ENVID.
+    pub dsn_envid: Option<String>,
+    /// RFC 3461 RET.
+    pub dsn_ret: Option<String>,
+    /// Unix seconds of acceptance.
+    pub received_at: i64,
+    /// Content hash.
+    pub blob_hash: String,
+}
+
+const COLUMNS: &str = "id, message_id, recipient, domain, orcpt, notify, status, attempts, next_attempt, \
+     created_at, delay_notified, last_error, remote_mta, attempt_started";
+
+fn item(r: &AnyRow) -> Result<QueueItem, StoreError> {
+    Ok(QueueItem {
+        id: r.try_get("id")?,
+        message_id: r.try_get("message_id")?,
+        recipient: r.try_get("recipient")?,
+        domain: r.try_get("domain")?,
+        orcpt: r.try_get("orcpt")?,
+        notify: r.try_get("notify")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt: r.try_get("next_attempt")?,
+        created_at: r.try_get("created_at")?,
+        delay_notified: r.try_get::<i64, _>("delay_notified")? != 0,
+        last_error: r.try_get("last_error")?,
+        remote_mta: r.try_get("remote_mta")?,
+        attempt_started: r.try_get("attempt_started")?,
+    })
+}
+
+/// Queues a remote recipient inside the delivery transaction.
+pub(super) async fn enqueue_on(
+    conn: &mut AnyConnection,
+    message_id: i64,
+    r: &NewRecipient,
+    at: i64,
+) -> Result<(), StoreError> {
+    let domain = r
+        .address
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO queue (message_id, recipient, domain, orcpt, notify, next_attempt, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (message_id, recipient) DO NOTHING",
+    )
+    .bind(message_id)
+    .bind(&r.address)
+    .bind(domain)
+    .bind(&r.orcpt)
+    .bind(r.notify)
+    .bind(at)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Leases up to `limit` due rows to `owner` for `lease_secs`; rows leased by a
+    /// node that died become due again when their lease runs out.
+    pub async fn claim_due(
+        &self,
+        owner: &str,
+        limit: i64,
+        lease_secs: i64,
+    ) -> Result<Vec<QueueItem>, StoreError> {
+        let t = now();
+        let rows = sqlx::query(&format!(
+            "UPDATE queue SET lease_owner = $1, lease_until = $2 \
+             WHERE id IN (SELECT id FROM queue WHERE status = 'pending' AND next_attempt <= $3 AND lease_until < $3 \
+                          ORDER BY next_attempt, id LIMIT $4) \
+             AND status = 'pending' AND lease_until < $3 RETURNING {COLUMNS}"
+        ))
+        .bind(owner)
+        .bind(t + lease_secs)
+        .bind(t)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(item).collect()
+    }
+
+    /// Frees the rows `owner` had leased: a node that restarts works on nothing yet.
+    pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE queue SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = $1 AND status = 'pending'")
+            .bind(owner)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The message behind a queue row.
+    pub async fn queued_message(&self, message_id: i64) -> Result<QueuedMessage, StoreError> {
+        let r = sqlx::query(
+            "SELECT mail_from, dsn_envid, dsn_ret, received_at, blob_hash FROM messages WHERE id = $1",
+        )
+        .bind(message_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("message {message_id}")))?;
+        Ok(QueuedMessage {
+            mail_from: r.try_get("mail_from")?,
+            dsn_envid: r.try_get("dsn_envid")?,
+            dsn_ret: r.try_get("dsn_ret")?,
+            received_at: r.try_get("received_at")?,
+            blob_hash: r.try_get("blob_hash")?,
+        })
+    }
+
+    /// Records that DATA is about to be sent for these rows (before sending, so a
+    /// crash in between is visible as a possible duplicate).
+    pub async fn queue_attempt_started(&self, ids: &[i64], remote: &str) -> Result<(), StoreError> {
+        let t = now();
+        for id in ids {
+            sqlx::query("UPDATE queue SET attempt_started = $1, remote_mta = $2 WHERE id = $3")
+                .bind(t)
+                .bind(remote)
+                .bind(id)
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The remote accepted the recipient.
+    pub async fn queue_sent(&self, id: i64, remote: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE queue SET status = 'sent', attempts = attempts + 1, remote_mta = $1, lease_owner = NULL, \
+             lease_until = 0, last_error = NULL WHERE id = $2",
+        )
+        .bind(remote)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A permanent failure (or expiry): no more attempts.
+    pub async fn queue_failed(
+        &self,
+        id: i64,
+        error: &str,
+        remote: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE queue SET status = 'failed', attempts = attempts + 1, last_error = $1, remote_mta = COALESCE($2, remote_mta), \
+             lease_owner = NULL, lease_until = 0 WHERE id = $3",
+        )
+        .bind(error)
+        .bind(remote.map(str::to_string))
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A temporary failure: try again at `next_attempt`.
+    pub async fn queue_retry(
+        &self,
+        id: i64,
+        error: &str,
+        remote: Option<&str>,
+        next_attempt: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE queue SET attempts = attempts + 1, last_error = $1, remote_mta = COALESCE($2, remote_mta), \
+             next_attempt = $3, lease_owner = NULL, lease_until = 0 WHERE id = $4",
+        )
+        .bind(error)
+        .bind(remote.map(str::to_string))
+        .bind(next_attempt)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Marks that a delay DSN was sent for these rows.
+    pub async fn queue_delay_notified(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE queue SET delay_notified = 1 WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Queue rows, newest first (`pending` only unless `all`).
+    pub async fn queue_list(&self, all: bool) -> Result<Vec<QueueItem>, StoreError> {
+        let filter = if all { "" } else { "WHERE status = 'pending'" };
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM queue {filter} ORDER BY id DESC"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(item).collect()
+    }
+
+    /// One queue row.
+    pub async fn queue_item(&self, id: i64) -> Result<Option<QueueItem>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM queue WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(item).transpose()
+    }
+
+    /// Makes a pending row due now.
+    pub async fn queue_retry_now(&self, id: i64) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE queue SET next_attempt = $1 WHERE id = $2 AND status = 'pending'")
+                .bind(now())
+                .bind(id)
+                .execute(self.pool())
+                .await?;
+        self.changes().publish_queue();
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes a row (the operator gives up on it; no DSN).
+    pub async fn queue_delete(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM queue WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// (pending rows, age in seconds of the oldest) for logs and metrics.
+    pub async fn queue_depth(&self) -> Result<(i64, i64), StoreError> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM queue WHERE status = 'pending'",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let n: i64 = r.try_get("n")?;
+        let oldest: Option<i64> = r.try_get("oldest")?;
+        Ok((n, oldest.map(|o| now() - o).unwrap_or(0)))
+    }
+}
