@@ -706,7 +706,7 @@ mod tests {
         let path = dir.path().join("mes.toml");
         let cfg = Config::parse(&path, &sample()).unwrap();
         assert_eq!(cfg.listen.mx, Some("127.0.0.1:2525".parse().unwrap()));
-        assert!(cfg.listen.imap.is_none());
+        assert!(cfg.listen.https.is_none());
         assert!(cfg.database_url.starts_with("sqlite://"));
         assert!(cfg.tls.certificate.is_absolute());
         assert_eq!(cfg.trust.whitelist.len(), 3);

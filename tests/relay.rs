@@ -237,7 +237,6 @@ async fn mx_resolution_with_preference_and_implicit_mx() {
     );
     b.add_user("accueil@clinique-b.mes.test", "professional", PW);
     a.whitelist("clinique-b.mes.test", &b.cert("server.pem"));
-    b.edit_config(|t| t.replace("mx = \"127.0.0.1:0\"", "mx = \"127.0.0.1:0\""));
     let b_server = b.start();
     let port = b_server.addr("mx").port();
     // Preference 10 points at an address where nothing listens; 20 at B.

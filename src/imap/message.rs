@@ -61,9 +61,12 @@ impl ImapSession {
         if !uid && sequence::out_of_range(&set, sel.uids.len()) {
             return self.bad(tag, "Invalid message sequence number");
         }
-        let unchanged_since = modifiers.iter().find_map(|m| match m {
-            StoreModifier::UnchangedSince(v) => Some(*v as i64),
-        });
+        let unchanged_since = modifiers
+            .iter()
+            .map(|m| match m {
+                StoreModifier::UnchangedSince(v) => *v as i64,
+            })
+            .next();
         if unchanged_since.is_some() {
             self.condstore = true;
         }
