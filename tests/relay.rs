@@ -359,3 +359,78 @@ async fn crash_while_relaying_500_messages() {
     );
     assert_eq!(counts.len(), 500, "every message reaches B");
 }
+
+#[tokio::test]
+async fn delay_dsn_then_partial_success_without_second_copies() {
+    let (a, b) = pair(Db::Sqlite, false, &[]).await;
+    b.add_user("paul.martin@hopital-b.mes.test", "professional", PW);
+    let mut b_server = b.start();
+    b.pin_ports(&b_server);
+    route_to(&a, &b_server);
+    b_server.kill();
+    a.relay("delay_dsn_secs = 1");
+    let a_server = a.start();
+    // Two recipients at B, one of them unknown there.
+    let mut s = connect_tls(
+        a_server.addr("submissions"),
+        client_tls(&a.cert("ca.pem"), None),
+    )
+    .await
+    .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    s.expect(&format!("AUTH PLAIN {}", plain(JEAN_A, PW)), 235)
+        .await;
+    s.expect(&format!("MAIL FROM:<{JEAN_A}>"), 250).await;
+    s.expect(&format!("RCPT TO:<{MARIE_B}>"), 250).await;
+    s.expect(
+        "RCPT TO:<ghost@hopital-b.mes.test> NOTIFY=FAILURE,DELAY",
+        250,
+    )
+    .await;
+    s.expect("DATA", 354).await;
+    s.send(&format!(
+        "From: {JEAN_A}\r\nSubject: deux\r\n\r\nx\r\n.\r\n"
+    ))
+    .await;
+    assert_eq!(s.read_reply().await.code, 250);
+    // B is down: after delay_dsn_secs the sender hears of the delay, once per recipient.
+    let mails = wait_inbox(&a, JEAN_A, 1, 30).await;
+    assert!(!mails.is_empty(), "{}", a_server.log());
+    let text = String::from_utf8_lossy(&mails[0].data);
+    assert!(text.contains("Action: delayed"), "{text}");
+    // B comes back: Marie gets it, the ghost bounces, nobody gets a second copy.
+    let _b_server = b.start();
+    assert_eq!(wait_inbox(&b, MARIE_B, 1, 30).await.len(), 1);
+    let end = Instant::now() + Duration::from_secs(30);
+    let failure = loop {
+        let mails = wait_inbox(&a, JEAN_A, 0, 0).await;
+        if let Some(m) = mails
+            .iter()
+            .find(|m| String::from_utf8_lossy(&m.data).contains("Action: failed"))
+        {
+            break String::from_utf8_lossy(&m.data).into_owned();
+        }
+        assert!(Instant::now() < end, "no failure DSN:\n{}", a_server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        failure.contains("ghost@hopital-b.mes.test")
+            && !failure.contains("Final-Recipient: rfc822; marie"),
+        "{failure}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        wait_inbox(&b, MARIE_B, 0, 0).await.len(),
+        1,
+        "no second copy"
+    );
+    let delayed = wait_inbox(&a, JEAN_A, 0, 0)
+        .await
+        .iter()
+        .filter(|m| String::from_utf8_lossy(&m.data).contains("Action: delayed"))
+        .count();
+    assert!(
+        delayed <= 2,
+        "one delay notice per recipient at most, got {delayed}"
+    );
+}
