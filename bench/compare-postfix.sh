@@ -153,7 +153,7 @@ say "MES instance in $tmp/mes"
 mes=$tmp/mes
 "$MES_BIN" init "$mes" --force >/dev/null
 cfg=$mes/mes.toml
-# [listen]: MX on our port; submission and submissions off (their keys removed).
+# [listen]: MX on our port; every other listener off (its key removed).
 sed -i -E \
 	-e "s|^mx = \"127\.0\.0\.1:[0-9]+\"|mx = \"127.0.0.1:$MES_PORT\"|" \
 	-e '/^submissions? = /d' \

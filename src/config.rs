@@ -228,6 +228,50 @@ impl Default for RelaySettings {
     }
 }
 
+/// `[notify]`: content-free notices to patients' personal addresses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySettings {
+    /// "HOST:PORT" of the smarthost; absent: no notices.
+    pub smarthost: Option<String>,
+    /// Require STARTTLS with the smarthost.
+    pub starttls: bool,
+    /// Sender of the notices.
+    pub from: String,
+    /// At most one notice per patient in this many seconds.
+    pub window_secs: u64,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        Self {
+            smarthost: None,
+            starttls: true,
+            from: "Espace sante <ne-pas-repondre@mes.test>".into(),
+            window_secs: 900,
+        }
+    }
+}
+
+/// `[patients]`: the patient space.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PatientSettings {
+    /// Largest attachment a patient may send, in octets.
+    pub max_attachment_size: usize,
+    /// Seconds of inactivity after which a patient session ends.
+    pub session_idle_secs: u64,
+}
+
+impl Default for PatientSettings {
+    fn default() -> Self {
+        Self {
+            max_attachment_size: 5 * 1024 * 1024,
+            session_idle_secs: 900,
+        }
+    }
+}
+
 /// One whitelist entry written in the configuration (the published XML is imported with `mes trust import`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -288,6 +332,10 @@ struct RawConfig {
     #[serde(default)]
     relay: RelaySettings,
     #[serde(default)]
+    notify: NotifySettings,
+    #[serde(default)]
+    patients: PatientSettings,
+    #[serde(default)]
     trust: TrustSettings,
     #[serde(default)]
     log: LogSettings,
@@ -345,6 +393,10 @@ pub struct Config {
     pub imap: ImapSettings,
     /// Outbound relay settings.
     pub relay: RelaySettings,
+    /// Patient notices.
+    pub notify: NotifySettings,
+    /// The patient space.
+    pub patients: PatientSettings,
     /// Trust space entries from the file.
     pub trust: TrustSettings,
     /// Logging.
@@ -532,6 +584,8 @@ impl Config {
             smtp,
             imap: raw.imap,
             relay: raw.relay,
+            notify: raw.notify,
+            patients: raw.patients,
             trust: raw.trust,
             log: raw.log,
         })
@@ -654,6 +708,17 @@ imaps = "127.0.0.1:2993"
 # max_connections_per_domain = 4
 # timeout_secs = 60
 # node_id = "node-1"                     # default: the machine's host name
+
+[notify]
+# Content-free notices of new messages to patients' personal addresses, through a smarthost.
+# smarthost = "smtp.example.test:587"
+# starttls = true
+# from = "Espace sante <ne-pas-repondre@mes.test>"
+# window_secs = 900                      # at most one notice per patient per window
+
+[patients]
+# max_attachment_size = 5242880          # PDF, JPEG, PNG, TIFF, TXT, RTF only
+# session_idle_secs = 900
 
 [trust]
 # Trust space domains and the subject DN of their operator certificate.

@@ -17,5 +17,6 @@ pub mod relay;
 pub mod server;
 pub mod smtp;
 pub mod store;
+pub mod threads;
 pub mod tls;
 pub mod trust;

@@ -50,10 +50,12 @@ fn message(body: &str, mailbox: i64, rcpt: &str) -> NewMessage {
             notify: 0,
             mailbox_id: Some(mailbox),
             remote: false,
+            patient_id: None,
         }],
         envelope: None,
         bodystructure: None,
         flags: String::new(),
+        thread: None,
     }
 }
 
@@ -144,7 +146,7 @@ async fn messages_get_increasing_uids_under_concurrency(db: Db) {
         .await
         .unwrap();
     let inbox = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
-    let (deliverer, writer) = mes::delivery::Deliverer::start(store.clone());
+    let (deliverer, writer) = mes::delivery::Deliverer::start(store.clone(), None);
     let mut tasks = Vec::new();
     for i in 0..40 {
         let d = deliverer.clone();

@@ -11,6 +11,14 @@ pub struct MessageFacts {
     pub message_id: Option<String>,
     /// A Date header is present.
     pub has_date: bool,
+    /// Display name of the first From address.
+    pub from_name: Option<String>,
+    /// Decoded Subject.
+    pub subject: Option<String>,
+    /// In-Reply-To and References message ids, without brackets.
+    pub references: Vec<String>,
+    /// The professional ends the patient thread (`X-MSS-MES: FIN` or subject `[FIN]`).
+    pub ends_thread: bool,
     /// Headers could be read at all (otherwise the message is stored as received).
     pub parsed: bool,
 }
@@ -30,8 +38,28 @@ impl MessageFacts {
                     .collect()
             })
             .unwrap_or_default();
+        let mut references: Vec<String> = Vec::new();
+        for h in [msg.in_reply_to(), msg.references()] {
+            if let Some(list) = h.as_text_list() {
+                references.extend(list.iter().map(|s| s.to_string()));
+            } else if let Some(t) = h.as_text() {
+                references.push(t.to_string());
+            }
+        }
+        let subject = msg.subject().map(|s| s.trim().to_string());
+        let fin_header = msg
+            .header_raw("X-MSS-MES")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("FIN"));
         MessageFacts {
             from,
+            from_name: msg
+                .from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.name())
+                .map(|n| n.trim().to_string()),
+            ends_thread: fin_header || subject.as_deref() == Some("[FIN]"),
+            subject,
+            references,
             message_id: msg.message_id().map(str::to_string),
             has_date: msg.date().is_some(),
             parsed: true,
@@ -51,6 +79,11 @@ mod tests {
         assert_eq!(f.from, vec!["jean.dupont@a.test".to_string()]);
         assert_eq!(f.message_id.as_deref(), Some("x@y"));
         assert!(f.has_date);
+        assert!(!f.ends_thread);
+        let f = MessageFacts::read(b"From: a@b\r\nX-MSS-MES: fin\r\nIn-Reply-To: <p@q>\r\nReferences: <o@q> <p@q>\r\n\r\nx");
+        assert!(f.ends_thread);
+        assert_eq!(f.references, vec!["p@q", "o@q", "p@q"]);
+        assert!(MessageFacts::read(b"From: a@b\r\nSubject: [FIN]\r\n\r\nx").ends_thread);
     }
 
     #[test]

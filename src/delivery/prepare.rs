@@ -27,6 +27,8 @@ pub struct Incoming {
     pub dsn_ret: Option<String>,
     /// Initial flags of every filed copy.
     pub flags: String,
+    /// How it relates to patient threads.
+    pub thread: Option<crate::threads::ThreadLink>,
 }
 
 impl Incoming {
@@ -49,6 +51,7 @@ impl Incoming {
             envelope,
             bodystructure,
             flags: self.flags,
+            thread: self.thread,
         }
     }
 }

@@ -7,24 +7,25 @@ use tokio::sync::{Mutex, mpsc};
 
 use super::{DeliveryError, Job};
 use crate::store::Store;
+use crate::threads::notify::Notifier;
 
 /// Most messages in one transaction.
 const MAX_BATCH: usize = 128;
 /// Most content bytes in one transaction.
 const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
 
-pub(super) async fn run(store: Store, rx: mpsc::Receiver<Job>, writers: usize) {
+pub(super) async fn run(store: Store, rx: mpsc::Receiver<Job>, writers: usize, notifier: Option<Notifier>) {
     let rx = Arc::new(Mutex::new(rx));
     let mut tasks = Vec::with_capacity(writers);
     for _ in 0..writers {
-        tasks.push(tokio::spawn(writer(store.clone(), rx.clone())));
+        tasks.push(tokio::spawn(writer(store.clone(), rx.clone(), notifier.clone())));
     }
     for t in tasks {
         let _ = t.await;
     }
 }
 
-async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>, notifier: Option<Notifier>) {
     loop {
         let batch = {
             let mut rx = rx.lock().await;
@@ -49,6 +50,18 @@ async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
         tracing::debug!(messages = batch.len(), "delivery batch written");
         match outcome {
             Ok(results) => {
+                if let Some(n) = &notifier {
+                    // After the commit: tell patients, without content, that something arrived.
+                    for (job, result) in batch.iter().zip(&results) {
+                        if result.is_err() {
+                            continue;
+                        }
+                        for patient in job.message.recipients.iter().filter_map(|r| r.patient_id) {
+                            let n = n.clone();
+                            tokio::spawn(async move { n.message_for(patient).await });
+                        }
+                    }
+                }
                 for (job, result) in batch.into_iter().zip(results) {
                     let _ = job
                         .reply

@@ -21,8 +21,8 @@ pub enum LoginResult {
     Invalid,
     /// Too many failures for this IP or account.
     Throttled,
-    /// Valid, but a patient: patients use the web space, not mail protocols.
-    Patient,
+    /// Valid, and a patient: mail protocols refuse it; the patient space accepts it.
+    Patient(Box<Account>),
     /// The store failed.
     Unavailable,
 }
@@ -85,7 +85,7 @@ impl Authenticator {
             Some(acc) if valid && !acc.disabled => {
                 self.throttle.success(&account_key);
                 if acc.kind == AccountKind::Patient {
-                    return LoginResult::Patient;
+                    return LoginResult::Patient(Box::new(acc));
                 }
                 LoginResult::Success(Box::new(acc))
             }
@@ -122,7 +122,7 @@ impl Authenticator {
             _ => None,
         };
         match chosen {
-            Some(acc) if acc.kind == AccountKind::Patient => LoginResult::Patient,
+            Some(acc) if acc.kind == AccountKind::Patient => LoginResult::Patient(Box::new(acc)),
             Some(acc) => LoginResult::Success(Box::new(acc)),
             None => {
                 tracing::warn!(subject, "client certificate is not mapped to one account");

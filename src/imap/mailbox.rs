@@ -437,10 +437,12 @@ impl ImapSession {
                 notify: 0,
                 mailbox_id: Some(folder.id),
                 remote: false,
+                patient_id: None,
             }],
             dsn_envid: None,
             dsn_ret: None,
             flags: normalize_flags(flag_texts.iter().map(String::as_str)),
+            thread: None,
         }
         .prepare();
         match self.services.deliverer.deliver(message).await {

@@ -523,7 +523,7 @@ impl ImapSession {
                 Some(code("AUTHENTICATIONFAILED")),
                 "Authentication failed",
             ),
-            LoginResult::Patient => self.no(
+            LoginResult::Patient(_) => self.no(
                 tag,
                 Some(code("NOPERM")),
                 "Patient accounts use the patient web space, not IMAP",
@@ -650,7 +650,7 @@ impl ImapSession {
                 Some(code("AUTHENTICATIONFAILED")),
                 "Authentication failed",
             )),
-            LoginResult::Patient => statuses.push(Status::no(
+            LoginResult::Patient(_) => statuses.push(Status::no(
                 Some(tag),
                 Some(code("NOPERM")),
                 "Patient accounts use the patient web space, not IMAP",

@@ -458,6 +458,7 @@ impl Relay {
             notify: smtp_proto::RCPT_NOTIFY_NEVER as i64,
             mailbox_id: target,
             remote: target.is_none(),
+            patient_id: None,
         };
         let dsn = Incoming {
             content: report,
@@ -469,6 +470,7 @@ impl Relay {
             dsn_envid: None,
             dsn_ret: None,
             flags: String::new(),
+            thread: None,
         }
         .prepare();
         match self.deliverer.deliver(dsn).await {

@@ -39,7 +39,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("loading the whitelist")?;
     tracing::info!(domains = trust.len(), "trust space loaded");
-    let (deliverer, writer) = Deliverer::start(store.clone());
+    let notifier = crate::threads::notify::Notifier::new(store.clone(), config.notify.clone());
+    let (deliverer, writer) = Deliverer::start(store.clone(), notifier);
     let throttle = Arc::new(Throttle::new(
         config.smtp.auth_failures_before_lockout,
         Duration::from_secs(config.smtp.auth_lockout_secs),

@@ -11,6 +11,7 @@ use super::reply::{self, Reply};
 use super::session::{AuthOutcome, Authenticated, Backend, Envelope, RcptTarget, SessionView};
 use crate::delivery::facts::MessageFacts;
 use crate::delivery::prepare::Incoming;
+use crate::threads::{self, ThreadLink};
 use crate::delivery::trace::{self, TraceInfo};
 use crate::delivery::{Deliverer, NewRecipient};
 use crate::identity::address::Address;
@@ -45,6 +46,33 @@ impl SmtpServices {
         self.trust.read().map(|t| t.clone()).unwrap_or_default()
     }
 
+    /// Who the patient sees as the correspondent: the From address, named from
+    /// the account when local, else from the From display name.
+    async fn thread_facts(&self, envelope: &Envelope, facts: &MessageFacts, message_id: Option<String>) -> threads::Incoming {
+        let sender = facts
+            .from
+            .first()
+            .and_then(|f| Address::parse(f).ok())
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| envelope.mail_from.clone());
+        let account = self.store.account_by_address(&sender).await.ok().flatten();
+        let sender_name = account
+            .as_ref()
+            .map(|a| a.display_name.clone())
+            .filter(|n| !n.is_empty())
+            .or_else(|| facts.from_name.clone().filter(|n| !n.is_empty()))
+            .unwrap_or_else(|| sender.clone());
+        threads::Incoming {
+            sender_name,
+            sender_profession: account.and_then(|a| a.profession),
+            subject: facts.subject.clone().unwrap_or_default(),
+            references: facts.references.clone(),
+            ends: facts.ends_thread,
+            message_id,
+            sender,
+        }
+    }
+
     /// May the logged-in `account` use `address` as sender (its own, or a delegated organisation mailbox)?
     fn may_send_as(&self, account: &str, address: &str) -> bool {
         account == address
@@ -64,7 +92,7 @@ fn outcome(result: LoginResult) -> AuthOutcome {
         }),
         LoginResult::Invalid => AuthOutcome::Invalid,
         LoginResult::Throttled => AuthOutcome::Throttled,
-        LoginResult::Patient => AuthOutcome::Refused(Reply::new(
+        LoginResult::Patient(_) => AuthOutcome::Refused(Reply::new(
             535,
             "5.7.8",
             "Patient accounts use the patient web space, not SMTP",
@@ -151,6 +179,12 @@ impl Backend for ServerBackend {
                         "Certificate is not an operator of the trust space",
                     ));
                 }
+                // Patients write from the patient space only, never over SMTP.
+                let sender_domain = mail_from.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+                if let Ok(Some(crate::identity::DomainKind::Patient)) = self.0.store.domain_kind(sender_domain).await {
+                    tracing::warn!(%subject, "patient address as SMTP sender refused");
+                    return Err(Reply::new(550, "5.7.1", "Patient messages are sent from the patient space only"));
+                }
                 // A hospital system relaying for its own mailbox (certificate mapped to the account).
                 if mapped
                     .iter()
@@ -208,6 +242,7 @@ impl Backend for ServerBackend {
             return Ok(RcptTarget::Local {
                 account_id: acc.id,
                 mailbox_id: inbox,
+                patient: acc.kind == crate::identity::AccountKind::Patient,
             });
         }
         let domain = rcpt.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
@@ -297,9 +332,27 @@ impl Backend for ServerBackend {
                     RcptTarget::Remote => None,
                 },
                 remote: r.target == RcptTarget::Remote,
+                patient_id: match r.target {
+                    RcptTarget::Local {
+                        account_id,
+                        patient: true,
+                        ..
+                    } => Some(account_id),
+                    _ => None,
+                },
             })
             .collect();
+        let to_patient = envelope
+            .recipients
+            .iter()
+            .any(|r| matches!(r.target, RcptTarget::Local { patient: true, .. }));
+        let thread = if to_patient {
+            Some(ThreadLink::ToPatient(self.0.thread_facts(envelope, &facts, message_id.clone()).await))
+        } else {
+            None
+        };
         let message = Incoming {
+            thread,
             content,
             mail_from: envelope.mail_from.clone(),
             message_id,

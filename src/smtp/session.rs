@@ -81,6 +81,8 @@ pub enum RcptTarget {
         account_id: i64,
         /// Its INBOX.
         mailbox_id: i64,
+        /// A patient: the message joins the patient's threads.
+        patient: bool,
     },
     /// Another operator of the trust space (outbound queue).
     Remote,

@@ -144,6 +144,27 @@ impl Store {
             .collect()
     }
 
+    /// The Message-ID headers of these entries.
+    pub async fn header_message_ids(&self, folder_id: i64, uids: &[i64]) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for uid in uids {
+            let row = sqlx::query(
+                "SELECT m.header_message_id FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+                 WHERE mm.mailbox_id = $1 AND mm.uid = $2",
+            )
+            .bind(folder_id)
+            .bind(uid)
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some(r) = row
+                && let Some(id) = r.try_get::<Option<String>, _>("header_message_id")?
+            {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
     /// The UIDs of a folder, ascending (a session's view of sequence numbers).
     pub async fn folder_uids(&self, folder_id: i64) -> Result<Vec<i64>, StoreError> {
         let rows =

@@ -19,6 +19,8 @@ pub struct NewRecipient {
     pub mailbox_id: Option<i64>,
     /// Another operator's recipient: queued for the relay in the same transaction.
     pub remote: bool,
+    /// The recipient is this patient account: the message joins its threads.
+    pub patient_id: Option<i64>,
 }
 
 /// A message ready to be written (content final, trace headers included).
@@ -48,6 +50,8 @@ pub struct NewMessage {
     pub bodystructure: Option<String>,
     /// Flags every filed copy starts with (APPEND), space-separated.
     pub flags: String,
+    /// How the message relates to patient threads.
+    pub thread: Option<crate::threads::ThreadLink>,
 }
 
 /// Where a stored message landed.
@@ -149,6 +153,26 @@ pub async fn insert_message(
         .execute(&mut *conn)
         .await?;
         placements.push((mailbox_id, uid));
+    }
+    match &m.thread {
+        Some(crate::threads::ThreadLink::ToPatient(incoming)) => {
+            for r in &m.recipients {
+                if let Some(patient_id) = r.patient_id {
+                    super::threads::on_delivery(&mut *conn, patient_id, message_id, incoming, m.received_at).await?;
+                }
+            }
+        }
+        Some(crate::threads::ThreadLink::FromPatient { thread_id }) => {
+            super::threads::on_patient_message(
+                &mut *conn,
+                *thread_id,
+                message_id,
+                m.header_message_id.as_deref(),
+                m.received_at,
+            )
+            .await?;
+        }
+        None => {}
     }
     Ok(Stored {
         message_id,

@@ -11,6 +11,7 @@ pub mod entries;
 pub mod folders;
 pub mod messages;
 pub mod queue;
+pub mod threads;
 pub mod whitelist;
 
 use std::str::FromStr;

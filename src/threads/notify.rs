@@ -1,0 +1,81 @@
+//! Content-free notices to a patient's personal address: "you have a new message
+//! in your health space", nothing more (no sender, no subject, no health data),
+//! at most one per window, through the configured smarthost — the one path that
+//! leaves the trust space.
+
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::client::Tls;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::NotifySettings;
+use crate::store::Store;
+
+/// The notice text (French: it goes to patients).
+pub const NOTICE_SUBJECT: &str = "Nouveau message dans votre espace santé";
+/// The notice body.
+pub const NOTICE_BODY: &str = "Bonjour,\r\n\r\nVous avez reçu un nouveau message dans votre espace santé.\r\n\
+Connectez-vous à votre espace santé pour le lire.\r\n\r\nCe message est envoyé automatiquement, merci de ne pas y répondre.\r\n";
+
+/// Sends notices; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    store: Store,
+    settings: NotifySettings,
+}
+
+impl Notifier {
+    /// A notifier, when a smarthost is configured.
+    pub fn new(store: Store, settings: NotifySettings) -> Option<Notifier> {
+        settings.smarthost.as_ref()?;
+        Some(Notifier { store, settings })
+    }
+
+    /// A message reached `patient_id`: send a notice unless one went out within the window.
+    pub async fn message_for(&self, patient_id: i64) {
+        let Ok((Some(email), true, _)) = self.store.patient_settings(patient_id).await else {
+            return;
+        };
+        match self.store.take_notice_slot(patient_id, self.settings.window_secs as i64).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "notice slot");
+                return;
+            }
+        }
+        if let Err(e) = self.send(&email).await {
+            // The address is personal data: not logged.
+            tracing::warn!(error = %e, "patient notice not sent");
+        }
+    }
+
+    async fn send(&self, to: &str) -> anyhow::Result<()> {
+        let Some(host) = &self.settings.smarthost else {
+            return Ok(());
+        };
+        let (name, port) = host
+            .rsplit_once(':')
+            .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_string(), p)))
+            .ok_or_else(|| anyhow::anyhow!("notify.smarthost is not HOST:PORT"))?;
+        let tls = if self.settings.starttls {
+            Tls::Required(lettre::transport::smtp::client::TlsParameters::new(name.clone())?)
+        } else {
+            Tls::None
+        };
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(name)
+            .port(port)
+            .tls(tls)
+            .timeout(Some(Duration::from_secs(30)))
+            .build();
+        let message = Message::builder()
+            .from(self.settings.from.parse::<Mailbox>()?)
+            .to(to.parse::<Mailbox>()?)
+            .subject(NOTICE_SUBJECT)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(NOTICE_BODY.to_string())?;
+        transport.send(message).await?;
+        Ok(())
+    }
+}
