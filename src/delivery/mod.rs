@@ -46,7 +46,10 @@ impl std::fmt::Debug for Job {
 impl Deliverer {
     /// Starts the writers: one on SQLite (a single writer is all it allows), a few on PostgreSQL.
     /// They stop when every `Deliverer` clone is dropped and the queue is drained.
-    pub fn start(store: Store, notifier: Option<crate::threads::notify::Notifier>) -> (Deliverer, JoinHandle<()>) {
+    pub fn start(
+        store: Store,
+        notifier: Option<crate::threads::notify::Notifier>,
+    ) -> (Deliverer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1024);
         let writers = match store.backend() {
             Backend::Sqlite => 1,

@@ -14,11 +14,20 @@ const MAX_BATCH: usize = 128;
 /// Most content bytes in one transaction.
 const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
 
-pub(super) async fn run(store: Store, rx: mpsc::Receiver<Job>, writers: usize, notifier: Option<Notifier>) {
+pub(super) async fn run(
+    store: Store,
+    rx: mpsc::Receiver<Job>,
+    writers: usize,
+    notifier: Option<Notifier>,
+) {
     let rx = Arc::new(Mutex::new(rx));
     let mut tasks = Vec::with_capacity(writers);
     for _ in 0..writers {
-        tasks.push(tokio::spawn(writer(store.clone(), rx.clone(), notifier.clone())));
+        tasks.push(tokio::spawn(writer(
+            store.clone(),
+            rx.clone(),
+            notifier.clone(),
+        )));
     }
     for t in tasks {
         let _ = t.await;

@@ -86,10 +86,19 @@ impl ImapSession {
             Ok(c) => c,
             Err(e) => return self.store_failed(tag, e),
         };
-        if op != FlagOp::Remove && texts.iter().any(|f| f.eq_ignore_ascii_case(crate::threads::END_KEYWORD)) {
-            let who = self.user.as_ref().map(|u| u.address.clone()).unwrap_or_default();
+        if op != FlagOp::Remove
+            && texts
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(crate::threads::END_KEYWORD))
+        {
+            let who = self
+                .user
+                .as_ref()
+                .map(|u| u.address.clone())
+                .unwrap_or_default();
             let marked: Vec<i64> = change.changed.iter().map(|c| c.0).collect();
-            match crate::threads::end_by_keyword(&self.services.store, &who, sel.id, &marked).await {
+            match crate::threads::end_by_keyword(&self.services.store, &who, sel.id, &marked).await
+            {
                 Ok(n) if n > 0 => tracing::info!(threads = n, "patient threads ended by keyword"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "ending threads by keyword failed"),

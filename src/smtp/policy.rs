@@ -11,13 +11,13 @@ use super::reply::{self, Reply};
 use super::session::{AuthOutcome, Authenticated, Backend, Envelope, RcptTarget, SessionView};
 use crate::delivery::facts::MessageFacts;
 use crate::delivery::prepare::Incoming;
-use crate::threads::{self, ThreadLink};
 use crate::delivery::trace::{self, TraceInfo};
 use crate::delivery::{Deliverer, NewRecipient};
 use crate::identity::address::Address;
 use crate::identity::auth::{Authenticator, LoginResult};
 use crate::identity::sasl::Credentials;
 use crate::store::{Store, now};
+use crate::threads::{self, ThreadLink};
 use crate::trust::{TrustError, TrustSpace};
 
 /// What every SMTP session of the server shares.
@@ -48,7 +48,12 @@ impl SmtpServices {
 
     /// Who the patient sees as the correspondent: the From address, named from
     /// the account when local, else from the From display name.
-    async fn thread_facts(&self, envelope: &Envelope, facts: &MessageFacts, message_id: Option<String>) -> threads::Incoming {
+    async fn thread_facts(
+        &self,
+        envelope: &Envelope,
+        facts: &MessageFacts,
+        message_id: Option<String>,
+    ) -> threads::Incoming {
         let sender = facts
             .from
             .first()
@@ -180,10 +185,19 @@ impl Backend for ServerBackend {
                     ));
                 }
                 // Patients write from the patient space only, never over SMTP.
-                let sender_domain = mail_from.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-                if let Ok(Some(crate::identity::DomainKind::Patient)) = self.0.store.domain_kind(sender_domain).await {
+                let sender_domain = mail_from
+                    .rsplit_once('@')
+                    .map(|(_, d)| d)
+                    .unwrap_or_default();
+                if let Ok(Some(crate::identity::DomainKind::Patient)) =
+                    self.0.store.domain_kind(sender_domain).await
+                {
                     tracing::warn!(%subject, "patient address as SMTP sender refused");
-                    return Err(Reply::new(550, "5.7.1", "Patient messages are sent from the patient space only"));
+                    return Err(Reply::new(
+                        550,
+                        "5.7.1",
+                        "Patient messages are sent from the patient space only",
+                    ));
                 }
                 // A hospital system relaying for its own mailbox (certificate mapped to the account).
                 if mapped
@@ -347,7 +361,11 @@ impl Backend for ServerBackend {
             .iter()
             .any(|r| matches!(r.target, RcptTarget::Local { patient: true, .. }));
         let thread = if to_patient {
-            Some(ThreadLink::ToPatient(self.0.thread_facts(envelope, &facts, message_id.clone()).await))
+            Some(ThreadLink::ToPatient(
+                self.0
+                    .thread_facts(envelope, &facts, message_id.clone())
+                    .await,
+            ))
         } else {
             None
         };

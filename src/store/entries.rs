@@ -145,7 +145,11 @@ impl Store {
     }
 
     /// The Message-ID headers of these entries.
-    pub async fn header_message_ids(&self, folder_id: i64, uids: &[i64]) -> Result<Vec<String>, StoreError> {
+    pub async fn header_message_ids(
+        &self,
+        folder_id: i64,
+        uids: &[i64],
+    ) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         for uid in uids {
             let row = sqlx::query(

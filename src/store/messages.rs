@@ -158,7 +158,14 @@ pub async fn insert_message(
         Some(crate::threads::ThreadLink::ToPatient(incoming)) => {
             for r in &m.recipients {
                 if let Some(patient_id) = r.patient_id {
-                    super::threads::on_delivery(&mut *conn, patient_id, message_id, incoming, m.received_at).await?;
+                    super::threads::on_delivery(
+                        &mut *conn,
+                        patient_id,
+                        message_id,
+                        incoming,
+                        m.received_at,
+                    )
+                    .await?;
                 }
             }
         }

@@ -124,7 +124,16 @@ pub(super) async fn on_delivery(
     }
     let thread_id = match found {
         Some(id) => {
-            audit::append_on(conn, &AuditEntry::new(&m.sender, "thread.message", &patient, &format!("thread {id}"))).await?;
+            audit::append_on(
+                conn,
+                &AuditEntry::new(
+                    &m.sender,
+                    "thread.message",
+                    &patient,
+                    &format!("thread {id}"),
+                ),
+            )
+            .await?;
             id
         }
         None => {
@@ -141,7 +150,11 @@ pub(super) async fn on_delivery(
             .fetch_one(&mut *conn)
             .await?;
             let id: i64 = r.try_get("id")?;
-            audit::append_on(conn, &AuditEntry::new(&m.sender, "thread.open", &patient, &format!("thread {id}"))).await?;
+            audit::append_on(
+                conn,
+                &AuditEntry::new(&m.sender, "thread.open", &patient, &format!("thread {id}")),
+            )
+            .await?;
             id
         }
     };
@@ -180,7 +193,11 @@ async fn end_on(
         .bind(thread_id)
         .execute(&mut *conn)
         .await?;
-    audit::append_on(conn, &AuditEntry::new(by, "thread.end", patient, &format!("thread {thread_id}"))).await
+    audit::append_on(
+        conn,
+        &AuditEntry::new(by, "thread.end", patient, &format!("thread {thread_id}")),
+    )
+    .await
 }
 
 /// Records a patient's message in its thread, inside the delivery transaction.
@@ -206,12 +223,23 @@ pub(super) async fn on_patient_message(
         .bind(thread_id)
         .execute(&mut *conn)
         .await?;
-    let r = sqlx::query("SELECT a.address FROM threads t JOIN accounts a ON a.id = t.patient_id WHERE t.id = $1")
-        .bind(thread_id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let r = sqlx::query(
+        "SELECT a.address FROM threads t JOIN accounts a ON a.id = t.patient_id WHERE t.id = $1",
+    )
+    .bind(thread_id)
+    .fetch_one(&mut *conn)
+    .await?;
     let patient: String = r.try_get("address")?;
-    audit::append_on(conn, &AuditEntry::new(&patient, "thread.reply", &patient, &format!("thread {thread_id}"))).await
+    audit::append_on(
+        conn,
+        &AuditEntry::new(
+            &patient,
+            "thread.reply",
+            &patient,
+            &format!("thread {thread_id}"),
+        ),
+    )
+    .await
 }
 
 impl Store {
@@ -227,17 +255,27 @@ impl Store {
     }
 
     /// One thread, only if it belongs to `patient_id`.
-    pub async fn thread_of(&self, patient_id: i64, thread_id: i64) -> Result<Option<Thread>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {THREAD_COLUMNS} FROM threads t WHERE t.id = $1 AND t.patient_id = $2"))
-            .bind(thread_id)
-            .bind(patient_id)
-            .fetch_optional(self.pool())
-            .await?;
+    pub async fn thread_of(
+        &self,
+        patient_id: i64,
+        thread_id: i64,
+    ) -> Result<Option<Thread>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {THREAD_COLUMNS} FROM threads t WHERE t.id = $1 AND t.patient_id = $2"
+        ))
+        .bind(thread_id)
+        .bind(patient_id)
+        .fetch_optional(self.pool())
+        .await?;
         row.as_ref().map(thread).transpose()
     }
 
     /// The latest open thread between the patient and `correspondent`.
-    pub async fn open_thread_with(&self, patient_id: i64, correspondent: &str) -> Result<Option<Thread>, StoreError> {
+    pub async fn open_thread_with(
+        &self,
+        patient_id: i64,
+        correspondent: &str,
+    ) -> Result<Option<Thread>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {THREAD_COLUMNS} FROM threads t WHERE t.patient_id = $1 AND t.correspondent = $2 AND t.status = 'open' \
              ORDER BY t.id DESC LIMIT 1"
@@ -284,7 +322,12 @@ impl Store {
 
     /// Ends the open threads of correspondent `by` that contain one of these messages
     /// (the IMAP keyword path); returns how many were ended.
-    pub async fn end_threads_with_messages(&self, by: &str, by_name: &str, header_ids: &[String]) -> Result<usize, StoreError> {
+    pub async fn end_threads_with_messages(
+        &self,
+        by: &str,
+        by_name: &str,
+        header_ids: &[String],
+    ) -> Result<usize, StoreError> {
         let mut tx = self.pool().begin().await?;
         let mut ended = 0;
         for id in header_ids {
@@ -309,7 +352,10 @@ impl Store {
     }
 
     /// (notice address, notices on, last notice) of a patient.
-    pub async fn patient_settings(&self, account_id: i64) -> Result<(Option<String>, bool, i64), StoreError> {
+    pub async fn patient_settings(
+        &self,
+        account_id: i64,
+    ) -> Result<(Option<String>, bool, i64), StoreError> {
         let row = sqlx::query("SELECT notify_email, notify_enabled, last_notice_at FROM patient_settings WHERE account_id = $1")
             .bind(account_id)
             .fetch_optional(self.pool())
@@ -325,7 +371,12 @@ impl Store {
     }
 
     /// Sets the notice address and switch.
-    pub async fn set_patient_settings(&self, account_id: i64, email: Option<&str>, enabled: bool) -> Result<(), StoreError> {
+    pub async fn set_patient_settings(
+        &self,
+        account_id: i64,
+        email: Option<&str>,
+        enabled: bool,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO patient_settings (account_id, notify_email, notify_enabled) VALUES ($1, $2, $3) \
              ON CONFLICT (account_id) DO UPDATE SET notify_email = excluded.notify_email, notify_enabled = excluded.notify_enabled",
@@ -353,7 +404,11 @@ impl Store {
     }
 
     /// Records a new API session token (its SHA-256).
-    pub async fn create_session(&self, token_hash: &str, account_id: i64) -> Result<(), StoreError> {
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        account_id: i64,
+    ) -> Result<(), StoreError> {
         let t = now();
         sqlx::query("INSERT INTO api_sessions (token_hash, account_id, created_at, last_seen) VALUES ($1, $2, $3, $3)")
             .bind(token_hash)
@@ -365,7 +420,11 @@ impl Store {
     }
 
     /// The account of a live session (idle less than `idle_secs`), refreshing it.
-    pub async fn session_account(&self, token_hash: &str, idle_secs: i64) -> Result<Option<i64>, StoreError> {
+    pub async fn session_account(
+        &self,
+        token_hash: &str,
+        idle_secs: i64,
+    ) -> Result<Option<i64>, StoreError> {
         let t = now();
         let row = sqlx::query("UPDATE api_sessions SET last_seen = $1 WHERE token_hash = $2 AND last_seen > $3 RETURNING account_id")
             .bind(t)
@@ -389,7 +448,10 @@ impl Store {
     }
 
     /// The account by id.
-    pub async fn account_by_id(&self, id: i64) -> Result<Option<super::accounts::Account>, StoreError> {
+    pub async fn account_by_id(
+        &self,
+        id: i64,
+    ) -> Result<Option<super::accounts::Account>, StoreError> {
         let row = sqlx::query("SELECT address FROM accounts WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool())

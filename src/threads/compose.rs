@@ -47,7 +47,9 @@ pub enum AttachmentError {
         limit_mb: usize,
     },
     /// Not an accepted type.
-    #[error("La pièce jointe « {name} » n'est pas d'un type accepté (PDF, JPEG, PNG, TIFF, TXT, RTF).")]
+    #[error(
+        "La pièce jointe « {name} » n'est pas d'un type accepté (PDF, JPEG, PNG, TIFF, TXT, RTF)."
+    )]
     Type {
         /// File name.
         name: String,
@@ -55,24 +57,35 @@ pub enum AttachmentError {
 }
 
 /// Checks an attachment by name and content.
-pub fn check_attachment(name: &str, data: &[u8], limit: usize) -> Result<AttachmentKind, AttachmentError> {
+pub fn check_attachment(
+    name: &str,
+    data: &[u8],
+    limit: usize,
+) -> Result<AttachmentKind, AttachmentError> {
     if data.len() > limit {
         return Err(AttachmentError::TooLarge {
             name: name.to_string(),
             limit_mb: limit / (1024 * 1024),
         });
     }
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
     let kind = match ext.as_str() {
         "pdf" if data.starts_with(b"%PDF") => Some(AttachmentKind::Pdf),
         "jpg" | "jpeg" if data.starts_with(&[0xff, 0xd8, 0xff]) => Some(AttachmentKind::Jpeg),
         "png" if data.starts_with(b"\x89PNG\r\n\x1a\n") => Some(AttachmentKind::Png),
-        "tif" | "tiff" if data.starts_with(b"II*\0") || data.starts_with(b"MM\0*") => Some(AttachmentKind::Tiff),
+        "tif" | "tiff" if data.starts_with(b"II*\0") || data.starts_with(b"MM\0*") => {
+            Some(AttachmentKind::Tiff)
+        }
         "rtf" if data.starts_with(b"{\\rtf") => Some(AttachmentKind::Rtf),
         "txt" if std::str::from_utf8(data).is_ok() => Some(AttachmentKind::Text),
         _ => None,
     };
-    kind.ok_or_else(|| AttachmentError::Type { name: name.to_string() })
+    kind.ok_or_else(|| AttachmentError::Type {
+        name: name.to_string(),
+    })
 }
 
 /// A message from a patient.
@@ -104,7 +117,10 @@ pub struct PatientMessage {
 pub fn build(m: PatientMessage) -> std::io::Result<(Vec<u8>, String)> {
     let id = format!("{:016x}.patient@{}", rand::random::<u64>(), m.hostname);
     let mut b = MessageBuilder::new()
-        .from(Address::new_address(Some(m.from_name.clone()), m.from.clone()))
+        .from(Address::new_address(
+            Some(m.from_name.clone()),
+            m.from.clone(),
+        ))
         .to(Address::new_address(Some(m.to_name.clone()), m.to.clone()))
         .subject(m.subject.clone())
         .message_id(id.clone())
@@ -128,11 +144,26 @@ mod tests {
 
     #[test]
     fn attachment_rules() {
-        assert_eq!(check_attachment("cr.pdf", b"%PDF-1.7 ...", 100), Ok(AttachmentKind::Pdf));
-        assert!(matches!(check_attachment("cr.pdf", b"MZ\x90\0", 100), Err(AttachmentError::Type { .. })));
-        assert!(matches!(check_attachment("virus.exe", b"MZ", 100), Err(AttachmentError::Type { .. })));
-        assert!(matches!(check_attachment("big.txt", &[b'a'; 200], 100), Err(AttachmentError::TooLarge { .. })));
-        assert_eq!(check_attachment("photo.PNG", b"\x89PNG\r\n\x1a\nxxxx", 100), Ok(AttachmentKind::Png));
+        assert_eq!(
+            check_attachment("cr.pdf", b"%PDF-1.7 ...", 100),
+            Ok(AttachmentKind::Pdf)
+        );
+        assert!(matches!(
+            check_attachment("cr.pdf", b"MZ\x90\0", 100),
+            Err(AttachmentError::Type { .. })
+        ));
+        assert!(matches!(
+            check_attachment("virus.exe", b"MZ", 100),
+            Err(AttachmentError::Type { .. })
+        ));
+        assert!(matches!(
+            check_attachment("big.txt", &[b'a'; 200], 100),
+            Err(AttachmentError::TooLarge { .. })
+        ));
+        assert_eq!(
+            check_attachment("photo.PNG", b"\x89PNG\r\n\x1a\nxxxx", 100),
+            Ok(AttachmentKind::Png)
+        );
     }
 
     #[test]
@@ -151,9 +182,18 @@ mod tests {
         })
         .unwrap();
         let text = String::from_utf8(raw).unwrap();
-        assert!(text.contains("In-Reply-To: <abc@hopital-a.mes.test>"), "{text}");
-        assert!(text.contains("References: <abc@hopital-a.mes.test>"), "{text}");
+        assert!(
+            text.contains("In-Reply-To: <abc@hopital-a.mes.test>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("References: <abc@hopital-a.mes.test>"),
+            "{text}"
+        );
         assert!(text.contains(&format!("Message-ID: <{id}>")), "{text}");
-        assert!(text.contains("\"Dominique Pat-Trois\" <279035121518989@patient.mes.test>"), "{text}");
+        assert!(
+            text.contains("\"Dominique Pat-Trois\" <279035121518989@patient.mes.test>"),
+            "{text}"
+        );
     }
 }

@@ -53,7 +53,9 @@ pub enum Refusal {
         name: String,
     },
     /// No open thread with that correspondent.
-    #[error("Vous ne pouvez écrire qu'à un professionnel qui vous a écrit dans un échange en cours.")]
+    #[error(
+        "Vous ne pouvez écrire qu'à un professionnel qui vous a écrit dans un échange en cours."
+    )]
     NoOpenThread,
 }
 
@@ -92,7 +94,9 @@ pub async fn end_by_keyword(
         .map(|a| a.display_name)
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| professional.to_string());
-    store.end_threads_with_messages(professional, &name, &ids).await
+    store
+        .end_threads_with_messages(professional, &name, &ids)
+        .await
 }
 
 #[cfg(test)]

@@ -37,7 +37,11 @@ impl Notifier {
         let Ok((Some(email), true, _)) = self.store.patient_settings(patient_id).await else {
             return;
         };
-        match self.store.take_notice_slot(patient_id, self.settings.window_secs as i64).await {
+        match self
+            .store
+            .take_notice_slot(patient_id, self.settings.window_secs as i64)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
@@ -60,7 +64,9 @@ impl Notifier {
             .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_string(), p)))
             .ok_or_else(|| anyhow::anyhow!("notify.smarthost is not HOST:PORT"))?;
         let tls = if self.settings.starttls {
-            Tls::Required(lettre::transport::smtp::client::TlsParameters::new(name.clone())?)
+            Tls::Required(lettre::transport::smtp::client::TlsParameters::new(
+                name.clone(),
+            )?)
         } else {
             Tls::None
         };
