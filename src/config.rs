@@ -675,7 +675,7 @@ submission = "127.0.0.1:2587"
 submissions = "127.0.0.1:2465"
 imap = "127.0.0.1:2143"
 imaps = "127.0.0.1:2993"
-# https = "127.0.0.1:8443"
+https = "127.0.0.1:8443"
 
 [smtp]
 # max_message_size = 52428800        # octets, announced with SIZE
@@ -771,7 +771,7 @@ mod tests {
         let path = dir.path().join("mes.toml");
         let cfg = Config::parse(&path, &sample()).unwrap();
         assert_eq!(cfg.listen.mx, Some("127.0.0.1:2525".parse().unwrap()));
-        assert!(cfg.listen.https.is_none());
+        assert!(cfg.listen.https.is_some());
         assert!(cfg.database_url.starts_with("sqlite://"));
         assert!(cfg.tls.certificate.is_absolute());
         assert_eq!(cfg.trust.whitelist.len(), 3);

@@ -103,6 +103,27 @@ impl Authenticator {
         }
     }
 
+    /// Verifies a patient-space login: an address or an INS matricule and a password.
+    /// Same throttling as every login; only patient accounts succeed here.
+    pub async fn login_patient(&self, ip: IpAddr, login: &str, password: String) -> LoginResult {
+        let username = if login.contains('@') {
+            login.to_string()
+        } else {
+            match super::ins::Ins::parse(login) {
+                Ok(ins) => match self.store.account_by_ins(ins.as_str()).await {
+                    Ok(Some(acc)) => acc.address,
+                    Ok(None) => login.to_string(),
+                    Err(_) => return LoginResult::Unavailable,
+                },
+                Err(_) => login.to_string(),
+            }
+        };
+        match self.login(ip, Credentials { username, password }).await {
+            LoginResult::Success(_) => LoginResult::Invalid,
+            other => other,
+        }
+    }
+
     /// Maps a verified client certificate subject to an account; with `authzid`,
     /// that account must be one the certificate is mapped to.
     pub async fn login_certificate(&self, subject: &str, authzid: Option<&str>) -> LoginResult {

@@ -170,13 +170,34 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(listener = name, address = %local, "listening");
         listeners.push(tokio::spawn(l.run(listener, stop_rx.clone())));
     }
-    for (name, addr) in [("https", config.listen.https)] {
-        if addr.is_some() {
-            tracing::warn!(
-                listener = name,
-                "configured but not provided by this version; ignored"
-            );
-        }
+    if let Some(addr) = config.listen.https {
+        let tls_config =
+            tls::server_config(&config.tls, ClientAuth::None).context("TLS for https")?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding https on {addr}"))?;
+        let local = listener.local_addr()?;
+        let web = Arc::new(crate::web::WebServices {
+            store: store.clone(),
+            auth: services.auth.clone(),
+            sender: crate::threads::send::Sender {
+                store: store.clone(),
+                deliverer: services.deliverer.clone(),
+                trust: trust.clone(),
+                hostname: config.hostname.clone(),
+                max_attachment_size: config.patients.max_attachment_size,
+            },
+            settings: config.patients.clone(),
+        });
+        let app = crate::web::router(web);
+        println!("mes: listening https {local}");
+        tracing::info!(listener = "https", address = %local, "listening");
+        listeners.push(tokio::spawn(crate::web::serve(
+            listener,
+            TlsAcceptor::from(tls_config),
+            app,
+            stop_rx.clone(),
+        )));
     }
 
     let reload = {

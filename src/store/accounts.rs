@@ -158,6 +158,17 @@ impl Store {
         row.as_ref().map(account_from_row).transpose()
     }
 
+    /// The patient account with this INS matricule.
+    pub async fn account_by_ins(&self, ins: &str) -> Result<Option<Account>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ins = $1 AND kind = 'patient'"
+        ))
+        .bind(ins)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
     /// The enabled accounts mapped to a client certificate subject.
     pub async fn accounts_by_cert_subject(
         &self,

@@ -9,6 +9,7 @@
 
 pub mod compose;
 pub mod notify;
+pub mod send;
 
 use crate::store::threads::Thread;
 

@@ -156,7 +156,7 @@ impl Instance {
         mes_ok(&refs, None);
         let config = root.join("mes.toml");
         let mut text = std::fs::read_to_string(&config).expect("read config");
-        for key in ["mx", "submission", "submissions", "imap", "imaps"] {
+        for key in ["mx", "submission", "submissions", "imap", "imaps", "https"] {
             text = text.replace(
                 &format!("{key} = \"127.0.0.1:{}\"", default_port(key)),
                 &format!("{key} = \"127.0.0.1:0\""),
@@ -269,6 +269,7 @@ fn default_port(key: &str) -> u16 {
         "submissions" => 2465,
         "imap" => 2143,
         "imaps" => 2993,
+        "https" => 8443,
         _ => 0,
     }
 }
@@ -706,4 +707,58 @@ pub async fn imap_login(
     c.expect(&format!("LOGIN {user} \"{password}\""), "OK")
         .await;
     c
+}
+
+/// Calls the patient API with curl; returns (HTTP status, JSON body or Null).
+pub fn api(
+    server: &Server,
+    ca: &Path,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let url = format!("https://localhost:{}{path}", server.addr("https").port());
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "--cacert",
+        ca.to_str().expect("utf-8"),
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+        &url,
+    ]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("authorization: Bearer {t}")]);
+    }
+    if let Some(b) = body {
+        cmd.args(["-H", "content-type: application/json", "--data-binary", b]);
+    }
+    let out = cmd.output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (json, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let status: u16 = code
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("curl: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    (
+        status,
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Logs a patient in through the API; returns the token.
+pub fn api_login(server: &Server, ca: &Path, login: &str, password: &str) -> String {
+    let (status, body) = api(
+        server,
+        ca,
+        "POST",
+        "/api/v1/login",
+        None,
+        Some(&serde_json::json!({"login": login, "password": password}).to_string()),
+    );
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().expect("token").to_string()
 }

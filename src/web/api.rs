@@ -1,0 +1,504 @@
+//! The patient API, JSON under `/api/v1/`: login, threads, messages, attachments,
+//! replies, notice settings. Every route that takes an id checks that the object
+//! belongs to the logged-in patient; a refused attempt is audited.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::Digest;
+
+use super::render::{self, Rendered};
+use super::{ClientAddr, WebServices};
+use crate::audit::{self, AuditEntry};
+use crate::identity::AccountKind;
+use crate::identity::auth::LoginResult;
+use crate::store::accounts::Account;
+use crate::threads::send::{SendError, Upload};
+
+type Shared = Arc<WebServices>;
+
+/// The routes of `/api/v1/`.
+pub fn routes() -> axum::Router<Shared> {
+    axum::Router::new()
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/threads", get(threads))
+        .route("/api/v1/threads/{id}", get(thread))
+        .route("/api/v1/threads/{id}/read", post(mark_read))
+        .route("/api/v1/threads/{id}/reply", post(reply))
+        .route(
+            "/api/v1/threads/{id}/messages/{message}/attachments/{index}",
+            get(download),
+        )
+        .route("/api/v1/messages", post(new_message))
+        .route(
+            "/api/v1/settings/notifications",
+            get(get_settings).put(put_settings),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
+}
+
+/// An API error: status and a French message for the patient.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "patient API failure");
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Le service est momentanément indisponible. Réessayez plus tard.".into(),
+    )
+}
+
+fn not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "Cet échange n'existe pas.".into())
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// The logged-in patient of a request (Authorization: Bearer).
+#[derive(Debug, Clone)]
+pub struct Patient(pub Account, String);
+
+impl FromRequestParts<Shared> for Patient {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthorized = || ApiError(StatusCode::UNAUTHORIZED, "Veuillez vous connecter.".into());
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(unauthorized)?;
+        let hash = token_hash(token.trim());
+        let account_id = state
+            .store
+            .session_account(&hash, state.settings.session_idle_secs as i64)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(unauthorized)?;
+        let account = state
+            .store
+            .account_by_id(account_id)
+            .await
+            .map_err(unavailable)?
+            .filter(|a| a.kind == AccountKind::Patient && !a.disabled)
+            .ok_or_else(unauthorized)?;
+        Ok(Patient(account, hash))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginBody {
+    login: String,
+    password: String,
+}
+
+async fn login(
+    State(s): State<Shared>,
+    axum::Extension(ClientAddr(peer)): axum::Extension<ClientAddr>,
+    Json(body): Json<LoginBody>,
+) -> Result<Response, ApiError> {
+    match s
+        .auth
+        .login_patient(peer.ip(), body.login.trim(), body.password)
+        .await
+    {
+        LoginResult::Patient(account) => {
+            let mut raw = [0u8; 32];
+            rand::Rng::fill(&mut rand::rng(), &mut raw);
+            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+            s.store
+                .create_session(&token_hash(&token), account.id)
+                .await
+                .map_err(unavailable)?;
+            Ok(Json(json!({
+                "token": token,
+                "patient": { "address": account.address, "name": account.display_name },
+            }))
+            .into_response())
+        }
+        LoginResult::Throttled => Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Trop de tentatives de connexion. Réessayez dans quelques minutes.".into(),
+        )),
+        LoginResult::Unavailable => Err(unavailable("store")),
+        _ => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "Identifiant ou mot de passe incorrect.".into(),
+        )),
+    }
+}
+
+async fn logout(
+    State(s): State<Shared>,
+    Patient(_, hash): Patient,
+) -> Result<StatusCode, ApiError> {
+    s.store.delete_session(&hash).await.map_err(unavailable)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize)]
+struct ThreadSummary {
+    id: i64,
+    correspondent: Correspondent,
+    subject: String,
+    last_message_at: i64,
+    unread: i64,
+    status: String,
+    ended_by: Option<String>,
+    ended_at: Option<i64>,
+    /// What the page shows when the thread is closed.
+    notice: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Correspondent {
+    name: String,
+    profession: Option<String>,
+    address: String,
+}
+
+fn summary(t: &crate::store::threads::Thread) -> ThreadSummary {
+    ThreadSummary {
+        id: t.id,
+        correspondent: Correspondent {
+            name: t.correspondent_name.clone(),
+            profession: t.correspondent_profession.clone(),
+            address: t.correspondent.clone(),
+        },
+        subject: t.subject.clone(),
+        last_message_at: t.last_message_at,
+        unread: t.unread,
+        status: t.status.clone(),
+        ended_by: t.ended_by.clone(),
+        ended_at: t.ended_at,
+        notice: crate::threads::may_reply(t).err().map(|e| e.to_string()),
+    }
+}
+
+async fn threads(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = s.store.threads_of(p.id).await.map_err(unavailable)?;
+    Ok(Json(
+        json!({ "threads": list.iter().map(summary).collect::<Vec<_>>() }),
+    ))
+}
+
+/// Loads a thread of the patient; anything else is a 404, and an attempt on
+/// another patient's thread is audited (and visible in that patient's history).
+async fn own_thread(
+    s: &Shared,
+    p: &Account,
+    id: i64,
+) -> Result<crate::store::threads::Thread, ApiError> {
+    if let Some(t) = s.store.thread_of(p.id, id).await.map_err(unavailable)? {
+        return Ok(t);
+    }
+    let owner: Option<String> = sqlx::query_scalar(
+        "SELECT a.address FROM threads t JOIN accounts a ON a.id = t.patient_id WHERE t.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(s.store.pool())
+    .await
+    .map_err(unavailable)?;
+    if let Some(owner) = owner {
+        tracing::warn!(
+            thread = id,
+            "patient token used on another patient's thread"
+        );
+        let entry = AuditEntry::new(
+            &p.address,
+            "thread.access_denied",
+            &owner,
+            &format!("thread {id}"),
+        );
+        audit::append(&s.store, &entry).await.map_err(unavailable)?;
+    }
+    Err(not_found())
+}
+
+#[derive(Debug, Serialize)]
+struct MessageView {
+    id: i64,
+    direction: String,
+    date: i64,
+    read: bool,
+    #[serde(flatten)]
+    content: Rendered,
+}
+
+async fn thread(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let t = own_thread(&s, &p, id).await?;
+    let mut messages = Vec::new();
+    for m in s.store.thread_messages(t.id).await.map_err(unavailable)? {
+        let raw = s.store.blob(&m.blob_hash).await.map_err(unavailable)?;
+        let mut content = render::render(&raw);
+        // The patient sees names, never a bare address as the only label.
+        content.from_name = if m.direction == "in" {
+            t.correspondent_name.clone()
+        } else {
+            p.display_name.clone()
+        };
+        messages.push(MessageView {
+            id: m.message_id,
+            direction: m.direction,
+            date: m.created_at,
+            read: m.is_read,
+            content,
+        });
+    }
+    Ok(Json(json!({ "thread": summary(&t), "messages": messages })))
+}
+
+async fn mark_read(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let t = own_thread(&s, &p, id).await?;
+    s.store.mark_thread_read(t.id).await.map_err(unavailable)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn download(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Path((id, message, index)): Path<(i64, i64, usize)>,
+) -> Result<Response, ApiError> {
+    let t = own_thread(&s, &p, id).await?;
+    let m = s
+        .store
+        .thread_messages(t.id)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .find(|m| m.message_id == message)
+        .ok_or_else(not_found)?;
+    let raw = s.store.blob(&m.blob_hash).await.map_err(unavailable)?;
+    let (info, data) = render::attachment(&raw, index).ok_or_else(not_found)?;
+    let mut headers = HeaderMap::new();
+    // Always a download, never rendered by the browser.
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    let safe: String = info
+        .filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok((headers, data).into_response())
+}
+
+/// A message typed by the patient: JSON (`{"text": …}`) or multipart (`text`, files).
+struct Compose {
+    to: Option<String>,
+    text: String,
+    uploads: Vec<Upload>,
+}
+
+async fn read_compose(req: Request, s: &Shared) -> Result<Compose, ApiError> {
+    let is_multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let bad = |m: &str| ApiError(StatusCode::BAD_REQUEST, m.to_string());
+    if !is_multipart {
+        #[derive(Deserialize)]
+        struct Body {
+            to: Option<String>,
+            text: String,
+        }
+        let Json(b) = Json::<Body>::from_request(req, s)
+            .await
+            .map_err(|_| bad("Requête invalide."))?;
+        return Ok(Compose {
+            to: b.to,
+            text: b.text,
+            uploads: Vec::new(),
+        });
+    }
+    let mut mp = Multipart::from_request(req, s)
+        .await
+        .map_err(|_| bad("Requête invalide."))?;
+    let mut c = Compose {
+        to: None,
+        text: String::new(),
+        uploads: Vec::new(),
+    };
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|_| bad("Envoi interrompu."))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "text" => c.text = field.text().await.map_err(|_| bad("Texte invalide."))?,
+            "to" => {
+                c.to = Some(
+                    field
+                        .text()
+                        .await
+                        .map_err(|_| bad("Destinataire invalide."))?,
+                )
+            }
+            _ => {
+                let file = field.file_name().unwrap_or("piece-jointe").to_string();
+                let data = field.bytes().await.map_err(|_| bad("Envoi interrompu."))?;
+                if data.len() > s.settings.max_attachment_size {
+                    return Err(ApiError(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!(
+                            "La pièce jointe « {file} » dépasse la taille maximale de {} Mo.",
+                            s.settings.max_attachment_size / (1024 * 1024)
+                        ),
+                    ));
+                }
+                c.uploads.push(Upload {
+                    name: file,
+                    data: data.to_vec(),
+                });
+            }
+        }
+    }
+    Ok(c)
+}
+
+fn send_error(e: SendError) -> ApiError {
+    match e {
+        SendError::Refused(r) => ApiError(StatusCode::FORBIDDEN, r.to_string()),
+        SendError::Attachment(a) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, a.to_string()),
+        SendError::Empty => ApiError(StatusCode::BAD_REQUEST, SendError::Empty.to_string()),
+        SendError::Unavailable(e) => unavailable(e),
+    }
+}
+
+async fn reply(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Path(id): Path<i64>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let t = own_thread(&s, &p, id).await?;
+    let c = read_compose(req, &s).await?;
+    let message = s
+        .sender
+        .reply(&p, &t, &c.text, c.uploads)
+        .await
+        .map_err(send_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "thread": t.id, "message": message })),
+    )
+        .into_response())
+}
+
+async fn new_message(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let c = read_compose(req, &s).await?;
+    let to =
+        c.to.as_deref()
+            .and_then(|t| crate::identity::address::Address::parse(t).ok())
+            .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "Destinataire invalide.".into()))?;
+    let (thread, message) = s
+        .sender
+        .new_message(&p, &to.to_string(), &c.text, c.uploads)
+        .await
+        .map_err(send_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "thread": thread, "message": message })),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct NoticeSettings {
+    email: Option<String>,
+    enabled: bool,
+}
+
+async fn get_settings(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+) -> Result<Json<NoticeSettings>, ApiError> {
+    let (email, enabled, _) = s.store.patient_settings(p.id).await.map_err(unavailable)?;
+    Ok(Json(NoticeSettings { email, enabled }))
+}
+
+async fn put_settings(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Json(body): Json<NoticeSettings>,
+) -> Result<Json<NoticeSettings>, ApiError> {
+    let email = match body
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        Some(e) => Some(
+            crate::identity::address::Address::parse(e)
+                .map_err(|_| {
+                    ApiError(
+                        StatusCode::BAD_REQUEST,
+                        "Adresse électronique invalide.".into(),
+                    )
+                })?
+                .to_string(),
+        ),
+        None => None,
+    };
+    s.store
+        .set_patient_settings(p.id, email.as_deref(), body.enabled)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(NoticeSettings {
+        email,
+        enabled: body.enabled,
+    }))
+}

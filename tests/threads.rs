@@ -1,0 +1,446 @@
+//! Patient threads end to end: professionals write (lettre, SMTP), patients read
+//! and reply through the API (curl), replies reach the professional (IMAP),
+//! closing by [FIN], X-MSS-MES: FIN (remote operator) and $MSSanteFin.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Db, Instance, Server, api, api_login, imap_login, inbox, open_store};
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde_json::json;
+
+const PW: &str = "correct horse battery staple";
+const JEAN: &str = "jean.dupont@hopital-a.mes.test";
+const PATIENT: &str = "279035121518989@patient.mes.test";
+const PATIENT_PW: &str = "mot de passe du patient";
+
+async fn setup(db: Db) -> (Instance, Server) {
+    let instance = Instance::new(db).await;
+    instance.run(
+        &[
+            "user",
+            "add",
+            JEAN,
+            "--kind",
+            "professional",
+            "--name",
+            "Dr Jean Dupont",
+            "--profession",
+            "Médecin généraliste",
+            "--password-stdin",
+        ],
+        Some(&format!("{PW}\n")),
+    );
+    instance.run(
+        &[
+            "user",
+            "add",
+            PATIENT,
+            "--kind",
+            "patient",
+            "--name",
+            "Dominique Pat-Trois",
+            "--password-stdin",
+        ],
+        Some(&format!("{PATIENT_PW}\n")),
+    );
+    let server = instance.start();
+    (instance, server)
+}
+
+fn transport(instance: &Instance, server: &Server) -> AsyncSmtpTransport<Tokio1Executor> {
+    let ca = std::fs::read(instance.cert("ca.pem")).unwrap();
+    let tls = TlsParameters::builder("localhost".into())
+        .add_root_certificate(Certificate::from_pem(&ca).unwrap())
+        .build_rustls()
+        .unwrap();
+    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(server.addr("submission").port())
+        .tls(Tls::Required(tls))
+        .credentials(Credentials::new(JEAN.into(), PW.into()))
+        .authentication(vec![Mechanism::Plain])
+        .build()
+}
+
+async fn pro_writes(
+    instance: &Instance,
+    server: &Server,
+    subject: &str,
+    in_reply_to: Option<&str>,
+) {
+    let mut b = Message::builder()
+        .from(
+            format!("Dr Jean Dupont <{JEAN}>")
+                .parse::<Mailbox>()
+                .unwrap(),
+        )
+        .to(PATIENT.parse::<Mailbox>().unwrap())
+        .subject(subject);
+    if let Some(r) = in_reply_to {
+        b = b.in_reply_to(r.to_string()).references(r.to_string());
+    }
+    transport(instance, server)
+        .send(b.body(format!("Bonjour, {subject}.\r\n")).unwrap())
+        .await
+        .unwrap();
+}
+
+async fn local_professional_thread(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    pro_writes(&instance, &server, "Vos résultats", None).await;
+
+    let token = api_login(&server, &ca, "279035121518989", PATIENT_PW);
+    let (status, list) = api(&server, &ca, "GET", "/api/v1/threads", Some(&token), None);
+    assert_eq!(status, 200);
+    let t = &list["threads"][0];
+    assert_eq!(t["correspondent"]["name"], "Dr Jean Dupont");
+    assert_eq!(t["correspondent"]["profession"], "Médecin généraliste");
+    assert_eq!(t["status"], "open");
+    assert_eq!(t["unread"], 1);
+    let id = t["id"].as_i64().unwrap();
+    let (_, thread) = api(
+        &server,
+        &ca,
+        "GET",
+        &format!("/api/v1/threads/{id}"),
+        Some(&token),
+        None,
+    );
+    assert!(
+        thread["messages"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Vos résultats"),
+        "{thread}"
+    );
+    assert_eq!(thread["messages"][0]["from_name"], "Dr Jean Dupont");
+    let (status, _) = api(
+        &server,
+        &ca,
+        "POST",
+        &format!("/api/v1/threads/{id}/read"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 204);
+
+    // The patient replies; the professional's client threads it.
+    let (status, body) = api(
+        &server,
+        &ca,
+        "POST",
+        &format!("/api/v1/threads/{id}/reply"),
+        Some(&token),
+        Some(&json!({"text": "Merci docteur"}).to_string()),
+    );
+    assert_eq!(status, 201, "{body}");
+    let store = open_store(&instance).await;
+    let first_id = {
+        let m = inbox(&store, PATIENT).await;
+        let text = String::from_utf8_lossy(&m[0].data).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("Message-ID: "))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let mut imap = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    imap.expect("SELECT INBOX", "OK").await;
+    let f = imap
+        .expect(
+            "FETCH 1 (BODY.PEEK[HEADER.FIELDS (FROM IN-REPLY-TO REFERENCES SUBJECT)])",
+            "OK",
+        )
+        .await
+        .all();
+    assert!(f.contains(&format!("In-Reply-To: {first_id}")), "{f}");
+    assert!(f.contains(&format!("References: {first_id}")), "{f}");
+    assert!(f.contains("Dominique Pat-Trois"), "{f}");
+    assert!(f.contains("Re:_Vos_r=C3=A9sultats"), "{f}");
+
+    // [FIN]: the thread ends; the next reply is refused in French.
+    pro_writes(&instance, &server, "[FIN]", Some(&first_id)).await;
+    let (_, list) = api(&server, &ca, "GET", "/api/v1/threads", Some(&token), None);
+    assert_eq!(list["threads"][0]["status"], "ended", "{list}");
+    assert_eq!(
+        list["threads"][0]["notice"],
+        "Dr Jean Dupont a mis fin à vos échanges"
+    );
+    let (status, body) = api(
+        &server,
+        &ca,
+        "POST",
+        &format!("/api/v1/threads/{id}/reply"),
+        Some(&token),
+        Some(&json!({"text": "Encore une question"}).to_string()),
+    );
+    assert_eq!(status, 403);
+    assert_eq!(body["error"], "Dr Jean Dupont a mis fin à vos échanges");
+    let (status, _) = api(
+        &server,
+        &ca,
+        "POST",
+        "/api/v1/messages",
+        Some(&token),
+        Some(&json!({"to": JEAN, "text": "Bonjour ?"}).to_string()),
+    );
+    assert_eq!(status, 403, "no open thread, no new message");
+
+    // A new message from the professional opens a new thread that accepts replies.
+    pro_writes(&instance, &server, "Nouveau rendez-vous", None).await;
+    let (_, list) = api(&server, &ca, "GET", "/api/v1/threads", Some(&token), None);
+    assert_eq!(list["threads"].as_array().unwrap().len(), 2, "{list}");
+    let new_id = list["threads"][0]["id"].as_i64().unwrap();
+    assert_ne!(new_id, id);
+    let (status, body) = api(
+        &server,
+        &ca,
+        "POST",
+        "/api/v1/messages",
+        Some(&token),
+        Some(&json!({"to": JEAN, "text": "D'accord"}).to_string()),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["thread"].as_i64(), Some(new_id));
+
+    // The thread events are in the patient's audit trail.
+    let trail = mes::audit::entries_for(&store, PATIENT).await.unwrap();
+    let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
+    for a in [
+        "thread.open",
+        "thread.reply",
+        "thread.message",
+        "thread.end",
+    ] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
+}
+
+both_backends!(local_professional_thread);
+
+#[tokio::test]
+async fn keyword_ends_the_thread_and_other_patients_get_404() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let ca = instance.cert("ca.pem");
+    instance.run(
+        &[
+            "user",
+            "add",
+            "184127645108946@patient.mes.test",
+            "--kind",
+            "patient",
+            "--password-stdin",
+        ],
+        Some("autre mot de passe long\n"),
+    );
+    pro_writes(&instance, &server, "Ordonnance", None).await;
+    let token = api_login(&server, &ca, PATIENT, PATIENT_PW);
+    let (_, list) = api(&server, &ca, "GET", "/api/v1/threads", Some(&token), None);
+    let id = list["threads"][0]["id"].as_i64().unwrap();
+    let (status, _) = api(
+        &server,
+        &ca,
+        "POST",
+        &format!("/api/v1/threads/{id}/reply"),
+        Some(&token),
+        Some(&json!({"text": "Reçu"}).to_string()),
+    );
+    assert_eq!(status, 201);
+
+    // Another patient's token on this thread: 404, and the attempt is audited.
+    let other = api_login(&server, &ca, "184127645108946", "autre mot de passe long");
+    let (status, _) = api(
+        &server,
+        &ca,
+        "GET",
+        &format!("/api/v1/threads/{id}"),
+        Some(&other),
+        None,
+    );
+    assert_eq!(status, 404);
+    let (status, _) = api(
+        &server,
+        &ca,
+        "POST",
+        &format!("/api/v1/threads/{id}/reply"),
+        Some(&other),
+        Some(&json!({"text": "x"}).to_string()),
+    );
+    assert_eq!(status, 404);
+    let store = open_store(&instance).await;
+    let trail = mes::audit::entries_for(&store, PATIENT).await.unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.action == "thread.access_denied"
+                && e.actor == "184127645108946@patient.mes.test"),
+        "{trail:?}"
+    );
+    // A patient cannot write to a professional who never wrote to them.
+    let (status, body) = api(
+        &server,
+        &ca,
+        "POST",
+        "/api/v1/messages",
+        Some(&other),
+        Some(&json!({"to": JEAN, "text": "Bonjour"}).to_string()),
+    );
+    assert_eq!(status, 403);
+    assert!(
+        body["error"].as_str().unwrap().contains("qui vous a écrit"),
+        "{body}"
+    );
+    // Without a token: 401.
+    assert_eq!(
+        api(&server, &ca, "GET", "/api/v1/threads", None, None).0,
+        401
+    );
+
+    // The professional sets $MSSanteFin on the patient's reply in INBOX.
+    let mut imap = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    imap.expect("SELECT INBOX", "OK").await;
+    imap.expect("STORE 1 +FLAGS ($MSSanteFin)", "OK").await;
+    let (_, list) = api(&server, &ca, "GET", "/api/v1/threads", Some(&token), None);
+    assert_eq!(list["threads"][0]["status"], "ended", "{list}");
+    let (status, _) = api(
+        &server,
+        &ca,
+        "POST",
+        &format!("/api/v1/threads/{id}/reply"),
+        Some(&token),
+        Some(&json!({"text": "?"}).to_string()),
+    );
+    assert_eq!(status, 403);
+}
+
+/// A minimal SMTP sink: accepts every message and keeps it.
+async fn smtp_sink() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let mut r = BufReader::new(r);
+                let _ = w.write_all(b"220 sink ESMTP\r\n").await;
+                let mut data = false;
+                let mut message = String::new();
+                let mut line = String::new();
+                while r.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    if data {
+                        if line == ".\r\n" {
+                            data = false;
+                            store.lock().unwrap().push(std::mem::take(&mut message));
+                            let _ = w.write_all(b"250 queued\r\n").await;
+                        } else {
+                            message.push_str(&line);
+                        }
+                    } else {
+                        let cmd = line.to_ascii_uppercase();
+                        let reply: &[u8] = if cmd.starts_with("EHLO") {
+                            b"250-sink\r\n250 8BITMIME\r\n"
+                        } else if cmd.starts_with("DATA") {
+                            data = true;
+                            b"354 go\r\n"
+                        } else if cmd.starts_with("QUIT") {
+                            let _ = w.write_all(b"221 bye\r\n").await;
+                            return;
+                        } else {
+                            b"250 ok\r\n"
+                        };
+                        let _ = w.write_all(reply).await;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+#[tokio::test]
+async fn one_content_free_notice_for_a_burst() {
+    let (port, got) = smtp_sink().await;
+    let instance = Instance::new(Db::Sqlite).await;
+    instance.edit_config(|t| {
+        t.replacen(
+            "[notify]\n",
+            &format!("[notify]\nsmarthost = \"127.0.0.1:{port}\"\nstarttls = false\n"),
+            1,
+        )
+    });
+    instance.run(
+        &[
+            "user",
+            "add",
+            JEAN,
+            "--kind",
+            "professional",
+            "--name",
+            "Dr Jean Dupont",
+            "--password-stdin",
+        ],
+        Some(&format!("{PW}\n")),
+    );
+    instance.run(
+        &[
+            "user",
+            "add",
+            PATIENT,
+            "--kind",
+            "patient",
+            "--password-stdin",
+        ],
+        Some(&format!("{PATIENT_PW}\n")),
+    );
+    let server = instance.start();
+    let ca = instance.cert("ca.pem");
+    let token = api_login(&server, &ca, PATIENT, PATIENT_PW);
+    let (status, _) = api(
+        &server,
+        &ca,
+        "PUT",
+        "/api/v1/settings/notifications",
+        Some(&token),
+        Some(&json!({"email": "dominique@perso.example", "enabled": true}).to_string()),
+    );
+    assert_eq!(status, 200);
+    for i in 0..3 {
+        pro_writes(
+            &instance,
+            &server,
+            &format!("Résultat confidentiel {i}"),
+            None,
+        )
+        .await;
+    }
+    let end = Instant::now() + Duration::from_secs(10);
+    while got.lock().unwrap().is_empty() && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let notices = got.lock().unwrap().clone();
+    assert_eq!(
+        notices.len(),
+        1,
+        "exactly one notice for the burst: {notices:?}"
+    );
+    let n = &notices[0];
+    assert!(n.contains("dominique@perso.example"));
+    assert!(
+        !n.contains("confidentiel") && !n.contains("Dupont") && !n.contains(JEAN),
+        "no content, no sender: {n}"
+    );
+}
