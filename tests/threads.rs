@@ -444,3 +444,280 @@ async fn one_content_free_notice_for_a_burst() {
         "no content, no sender: {n}"
     );
 }
+
+#[tokio::test]
+async fn remote_professional_thread_closed_by_header() {
+    // A hosts the patient; B (another operator) hosts the professional.
+    let a = Instance::new(Db::Sqlite).await;
+    let b = Instance::with(Db::Sqlite, "hopital-b.mes.test", Some(&a.root()), "").await;
+    const MARIE: &str = "marie.curie@hopital-b.mes.test";
+    b.run(
+        &[
+            "user",
+            "add",
+            MARIE,
+            "--kind",
+            "professional",
+            "--name",
+            "Dr Marie Curie",
+            "--password-stdin",
+        ],
+        Some(&format!("{PW}\n")),
+    );
+    a.run(
+        &[
+            "user",
+            "add",
+            PATIENT,
+            "--kind",
+            "patient",
+            "--name",
+            "Dominique Pat-Trois",
+            "--password-stdin",
+        ],
+        Some(&format!("{PATIENT_PW}\n")),
+    );
+    a.whitelist("hopital-b.mes.test", &b.cert("server.pem"));
+    b.whitelist("patient.mes.test", &a.cert("server.pem"));
+    b.whitelist("hopital-a.mes.test", &a.cert("server.pem"));
+    a.relay("retry_schedule_secs = [1]");
+    b.relay("retry_schedule_secs = [1]");
+    // Learn and keep each side's ports, point the routes at them, restart both.
+    let mut a0 = a.start();
+    a.pin_ports(&a0);
+    let mut b0 = b.start();
+    b.pin_ports(&b0);
+    b.relay(&format!(
+        "routes = {{ \"patient.mes.test\" = \"127.0.0.1:{}\" }}",
+        a0.addr("mx").port()
+    ));
+    a.relay(&format!(
+        "routes = {{ \"hopital-b.mes.test\" = \"127.0.0.1:{}\" }}",
+        b0.addr("mx").port()
+    ));
+    a0.terminate(Duration::from_secs(10));
+    b0.terminate(Duration::from_secs(10));
+    let a_server = a.start();
+    let b_server = b.start();
+    let ca = a.cert("ca.pem");
+
+    let send_from_b = |subject: &'static str, fin: bool, reply_to: Option<String>| {
+        let ca_b = std::fs::read(b.cert("ca.pem")).unwrap();
+        let port = b_server.addr("submission").port();
+        async move {
+            let tls = TlsParameters::builder("localhost".into())
+                .add_root_certificate(Certificate::from_pem(&ca_b).unwrap())
+                .build_rustls()
+                .unwrap();
+            let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+                .port(port)
+                .tls(Tls::Required(tls))
+                .credentials(Credentials::new(MARIE.into(), PW.into()))
+                .authentication(vec![Mechanism::Plain])
+                .build();
+            let mut m = Message::builder()
+                .from(
+                    format!("Dr Marie Curie <{MARIE}>")
+                        .parse::<Mailbox>()
+                        .unwrap(),
+                )
+                .to(PATIENT.parse::<Mailbox>().unwrap())
+                .subject(subject);
+            if let Some(r) = reply_to {
+                m = m.in_reply_to(r.clone()).references(r);
+            }
+            if fin {
+                m = m.raw_header(lettre::message::header::HeaderValue::new(
+                    lettre::message::header::HeaderName::new_from_ascii_str("X-MSS-MES"),
+                    "FIN".into(),
+                ));
+            }
+            t.send(m.body("Bonjour.\r\n".to_string()).unwrap())
+                .await
+                .unwrap();
+        }
+    };
+    send_from_b("Consultation", false, None).await;
+    let end = Instant::now() + Duration::from_secs(30);
+    let token = api_login(&a_server, &ca, PATIENT, PATIENT_PW);
+    let id = loop {
+        let (_, list) = api(&a_server, &ca, "GET", "/api/v1/threads", Some(&token), None);
+        if let Some(id) = list["threads"][0]["id"].as_i64() {
+            assert_eq!(
+                list["threads"][0]["correspondent"]["name"], "Dr Marie Curie",
+                "{list}"
+            );
+            break id;
+        }
+        assert!(
+            Instant::now() < end,
+            "the message from B never arrived:\n{}",
+            b_server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (status, body) = api(
+        &a_server,
+        &ca,
+        "POST",
+        &format!("/api/v1/threads/{id}/reply"),
+        Some(&token),
+        Some(&json!({"text": "Merci"}).to_string()),
+    );
+    assert_eq!(status, 201, "{body}");
+    // The reply crosses to B over the relay.
+    let b_store = open_store(&b).await;
+    let end = Instant::now() + Duration::from_secs(30);
+    let reply = loop {
+        let m = inbox(&b_store, MARIE).await;
+        if let Some(m) = m.first() {
+            break String::from_utf8_lossy(&m.data).into_owned();
+        }
+        assert!(
+            Instant::now() < end,
+            "the reply never reached B:\n{}",
+            a_server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(reply.contains("In-Reply-To: <"), "{reply}");
+    let reply_id = reply
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    // B's professional closes with X-MSS-MES: FIN, replying to the patient.
+    send_from_b("Fin de l'échange", true, Some(reply_id)).await;
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, list) = api(&a_server, &ca, "GET", "/api/v1/threads", Some(&token), None);
+        if list["threads"][0]["status"] == "ended" {
+            assert_eq!(
+                list["threads"][0]["notice"],
+                "Dr Marie Curie a mis fin à vos échanges"
+            );
+            break;
+        }
+        assert!(Instant::now() < end, "never ended: {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _) = api(
+        &a_server,
+        &ca,
+        "POST",
+        &format!("/api/v1/threads/{id}/reply"),
+        Some(&token),
+        Some(&json!({"text": "?"}).to_string()),
+    );
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn attachments_upload_rules_and_download() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let ca = instance.cert("ca.pem");
+    pro_writes(&instance, &server, "Envoyez votre ordonnance", None).await;
+    let token = api_login(&server, &ca, PATIENT, PATIENT_PW);
+    let (_, list) = api(&server, &ca, "GET", "/api/v1/threads", Some(&token), None);
+    let id = list["threads"][0]["id"].as_i64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir.path().join("ordonnance.pdf");
+    std::fs::write(&pdf, b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n").unwrap();
+    let exe = dir.path().join("photo.pdf");
+    std::fs::write(&exe, b"MZ\x90\x00not a pdf").unwrap();
+    let url = format!(
+        "https://localhost:{}/api/v1/threads/{id}/reply",
+        server.addr("https").port()
+    );
+    let upload = |file: &std::path::Path| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--cacert",
+                ca.to_str().unwrap(),
+                "-w",
+                "\n%{http_code}",
+                "-H",
+                &format!("authorization: Bearer {token}"),
+            ])
+            .args([
+                "-F",
+                "text=Voici le document",
+                "-F",
+                &format!("file=@{}", file.display()),
+                &url,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let refused = upload(&exe);
+    assert!(refused.ends_with("422"), "{refused}");
+    assert!(refused.contains("type accepté"), "{refused}");
+    let ok = upload(&pdf);
+    assert!(ok.ends_with("201"), "{ok}");
+    // The professional receives the PDF; the patient can download it back from the thread.
+    let (_, thread) = api(
+        &server,
+        &ca,
+        "GET",
+        &format!("/api/v1/threads/{id}"),
+        Some(&token),
+        None,
+    );
+    let sent = thread["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["direction"] == "out")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        sent["attachments"][0]["filename"], "ordonnance.pdf",
+        "{thread}"
+    );
+    let mid = sent["id"].as_i64().unwrap();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--cacert",
+            ca.to_str().unwrap(),
+            "-D",
+            "-",
+            "-H",
+            &format!("authorization: Bearer {token}"),
+        ])
+        .arg(format!(
+            "https://localhost:{}/api/v1/threads/{id}/messages/{mid}/attachments/0",
+            server.addr("https").port()
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("attachment; filename=\"ordonnance.pdf\""),
+        "{text}"
+    );
+    assert!(text.contains("%PDF-1.4"), "{text}");
+    let store = open_store(&instance).await;
+    let pro = inbox(&store, JEAN).await;
+    assert!(String::from_utf8_lossy(&pro[0].data).contains("application/pdf"));
+}
+
+#[tokio::test]
+async fn smtp_never_carries_patient_messages() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let config = common::client_tls(
+        &instance.cert("ca.pem"),
+        Some((
+            &instance.cert("operator2.pem"),
+            &instance.cert("operator2.key"),
+        )),
+    );
+    let mut s = common::connect_starttls(server.addr("mx"), config)
+        .await
+        .unwrap();
+    let r = s.expect(&format!("MAIL FROM:<{PATIENT}>"), 550).await;
+    assert!(r.text().contains("5.7.1"), "{r:?}");
+}

@@ -152,6 +152,14 @@ impl Instance {
             args.push("--hostname".into());
             args.push(h.to_string());
         }
+        // Only the first operator hosts patient.mes.test; others get a patient domain of their own.
+        let patient_domain = if domain == "hopital-a.mes.test" {
+            "patient.mes.test".to_string()
+        } else {
+            format!("patient.{domain}")
+        };
+        args.push("--patient-domain".into());
+        args.push(patient_domain.clone());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         mes_ok(&refs, None);
         let config = root.join("mes.toml");
@@ -180,7 +188,7 @@ impl Instance {
             config,
             db,
             domain: domain.to_string(),
-            patient_domain: "patient.mes.test".into(),
+            patient_domain,
         }
     }
 
