@@ -186,7 +186,7 @@ async fn protocol_suite(db: Db) {
     let s = c.expect("SEARCH BODY biologie", "OK").await;
     assert_eq!(s.untagged[0], "* SEARCH 2");
     let s = c
-        .expect("SEARCH OR FLAGGED KEYWORD $Urgent NOT SEEN", "OK")
+        .expect("SEARCH OR FLAGGED KEYWORD $Urgent SEEN", "OK")
         .await;
     assert_eq!(s.untagged[0], "* SEARCH 2");
     let s = c.expect("SEARCH UNSEEN", "OK").await;
