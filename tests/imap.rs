@@ -609,3 +609,70 @@ async fn mbsync_two_way_sync_of_1000_messages() {
         .clone();
     assert_eq!(modseq_before, modseq_after, "the server saw no change");
 }
+
+#[tokio::test]
+async fn esearch_and_list_extended() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let ca = instance.cert("ca.pem");
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    let caps = c.expect("CAPABILITY", "OK").await;
+    assert!(
+        caps.untagged[0].contains("ESEARCH") && caps.untagged[0].contains("LIST-EXTENDED"),
+        "{caps:?}"
+    );
+    for i in 0..5 {
+        c.append(
+            "INBOX",
+            if i % 2 == 0 { "\\Seen" } else { "" },
+            &mail(&format!("e{i}"), "x"),
+        )
+        .await;
+    }
+    c.expect("SELECT INBOX", "OK").await;
+    let tag = c.tag();
+    c.send_raw(format!("{tag} SEARCH RETURN (MIN MAX COUNT ALL) SEEN\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(
+        r.untagged,
+        vec![format!(
+            "* ESEARCH (TAG \"{tag}\") MIN 1 MAX 5 COUNT 3 ALL 1,3,5"
+        )]
+    );
+    let tag = c.tag();
+    c.send_raw(format!("{tag} UID SEARCH RETURN () UNSEEN\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert_eq!(
+        r.untagged,
+        vec![format!("* ESEARCH (TAG \"{tag}\") UID ALL 2,4")]
+    );
+    // A plain SEARCH afterwards is plain again.
+    assert_eq!(
+        c.expect("SEARCH UNSEEN", "OK").await.untagged[0],
+        "* SEARCH 2 4"
+    );
+    // LIST-EXTENDED: selection and return options.
+    c.expect("UNSUBSCRIBE Junk", "OK").await;
+    let l = c.expect("LIST (SPECIAL-USE) \"\" \"*\"", "OK").await;
+    assert_eq!(l.untagged.len(), 5, "special-use mailboxes only: {l:?}");
+    let l = c
+        .expect("LIST \"\" \"*\" RETURN (SUBSCRIBED CHILDREN)", "OK")
+        .await
+        .all();
+    assert!(l.contains("\\Subscribed") && l.contains("INBOX"), "{l}");
+    assert!(
+        l.lines()
+            .any(|x| x.ends_with("Junk") && !x.contains("\\Subscribed")),
+        "{l}"
+    );
+    let l = c.expect("LIST (SUBSCRIBED) \"\" \"*\"", "OK").await;
+    assert!(
+        l.untagged
+            .iter()
+            .all(|x| x.contains("\\Subscribed") && !x.ends_with("Junk")),
+        "{l:?}"
+    );
+    c.expect("LIST (NONSENSE) \"\" \"*\"", "BAD").await;
+}

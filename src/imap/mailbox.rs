@@ -275,6 +275,7 @@ impl ImapSession {
         pattern: ListMailbox<'static>,
         lsub: bool,
     ) {
+        let ext = self.list_options.take().unwrap_or_default();
         let pattern = match names::pattern_text(&pattern) {
             Ok(p) => p,
             Err(e) => return self.bad(tag, &e.to_string()),
@@ -302,7 +303,10 @@ impl ImapSession {
         let names: HashSet<&str> = folders.iter().map(|f| f.name.as_str()).collect();
         let mut shown: Vec<(String, Vec<FlagNameAttribute<'static>>)> = Vec::new();
         for f in &folders {
-            if lsub && !f.subscribed {
+            if (lsub || ext.select_subscribed) && !f.subscribed {
+                continue;
+            }
+            if ext.select_special_use && f.special_use.is_none() {
                 continue;
             }
             if !names::matches(&full, &f.name) {
@@ -319,6 +323,9 @@ impl ImapSession {
             }));
             if let Some(special) = &f.special_use {
                 attrs.extend(attr(special));
+            }
+            if (ext.return_subscribed || ext.select_subscribed) && f.subscribed {
+                attrs.extend(attr("\\Subscribed"));
             }
             if lsub && !names.contains(f.name.as_str()) {
                 attrs.extend(attr("\\Noselect"));

@@ -4,6 +4,7 @@
 //! [`session::ImapSession`] decides, over the shared store; the listener only
 //! moves bytes and does TLS.
 
+pub mod extend;
 pub mod fetch;
 pub mod listener;
 pub mod mailbox;
@@ -69,7 +70,11 @@ pub fn capabilities(
     if authenticated {
         caps.push(Capability::CondStore);
     }
-    caps.extend(["SPECIAL-USE", "CHILDREN"].into_iter().filter_map(other));
+    caps.extend(
+        ["SPECIAL-USE", "CHILDREN", "ESEARCH", "LIST-EXTENDED"]
+            .into_iter()
+            .filter_map(other),
+    );
     caps.extend(other(&format!("APPENDLIMIT={max_message_size}")));
     Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
 }

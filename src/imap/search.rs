@@ -205,6 +205,7 @@ impl ImapSession {
         criteria: Vec1<SearchKey<'static>>,
         uid: bool,
     ) {
+        let esearch = self.esearch.take();
         if let Some(cs) = &charset {
             let name = cs.as_ref().to_ascii_uppercase();
             if name != "UTF-8" && name != "US-ASCII" {
@@ -251,7 +252,11 @@ impl ImapSession {
                 hits.extend(NonZeroU32::new(n));
             }
         }
-        self.data(Data::Search(hits, None));
+        if let Some(options) = esearch {
+            self.esearch_result(&tag, uid, &options, &hits);
+        } else {
+            self.data(Data::Search(hits, None));
+        }
         self.sync_selected(false).await;
         self.ok(tag, None, "SEARCH completed");
     }

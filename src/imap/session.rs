@@ -93,6 +93,12 @@ pub struct ImapSession {
     starttls_handle: Option<ResponseHandle>,
     closing: bool,
     out: Vec<u8>,
+    /// RETURN options of an ESEARCH being answered (see `extend.rs`).
+    pub(super) esearch: Option<Vec<String>>,
+    /// LIST-EXTENDED options of a LIST being answered.
+    pub(super) list_options: Option<super::extend::ListOptions>,
+    /// The ESEARCH line to put in place of the placeholder SEARCH response.
+    pub(super) pending_raw: Option<Vec<u8>>,
 }
 
 fn options(max_literal: usize) -> Options {
@@ -134,6 +140,9 @@ impl ImapSession {
             starttls_handle: None,
             closing: false,
             out: Vec::new(),
+            esearch: None,
+            list_options: None,
+            pending_raw: None,
         }
     }
 
@@ -240,7 +249,16 @@ impl ImapSession {
                         self.ok(tag, None, "IDLE terminated");
                     }
                 }
-                Err(Interrupt::Io(Io::Output(bytes))) => self.out.extend_from_slice(&bytes),
+                Err(Interrupt::Io(Io::Output(bytes))) => {
+                    // imap-types has no ESEARCH response: its placeholder is replaced here.
+                    if bytes == b"* SEARCH\r\n"
+                        && let Some(raw) = self.pending_raw.take()
+                    {
+                        self.out.extend_from_slice(&raw);
+                    } else {
+                        self.out.extend_from_slice(&bytes);
+                    }
+                }
                 Err(Interrupt::Io(Io::NeedMoreInput)) => {
                     return if self.closing {
                         Action::Close
@@ -248,12 +266,12 @@ impl ImapSession {
                         Action::Continue
                     };
                 }
-                Err(Interrupt::Error(e)) => self.protocol_error(e),
+                Err(Interrupt::Error(e)) => Box::pin(self.protocol_error(e)).await,
             }
         }
     }
 
-    fn protocol_error(&mut self, e: NextError) {
+    async fn protocol_error(&mut self, e: NextError) {
         let (bytes, text) = match &e {
             NextError::ExpectedCrlfGotLf { discarded_bytes } => {
                 (Some(discarded_bytes), "Expected CRLF")
@@ -270,7 +288,12 @@ impl ImapSession {
             // imap-next already answered (literal too large).
             return;
         };
-        let raw = bytes.declassify();
+        let raw = bytes.declassify().to_vec();
+        // Extensions imap-codec does not parse (ESEARCH, LIST-EXTENDED) are rewritten and retried.
+        if let Some(command) = super::extend::rewrite(self, &raw) {
+            self.command(command).await;
+            return;
+        }
         let tag = raw
             .split(|&b| b == b' ')
             .next()

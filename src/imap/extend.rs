@@ -1,0 +1,147 @@
+//! Extensions imap-codec 2.0-alpha does not parse: ESEARCH (RFC 4731: `SEARCH
+//! RETURN (…)`) and the LIST-EXTENDED options clients send (RFC 5258: selection
+//! options `(SUBSCRIBED SPECIAL-USE)` and `RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)`).
+//!
+//! When imap-next reports a command it could not parse, [`rewrite`] recognises
+//! these forms, removes the extension syntax, remembers the options on the
+//! session and lets imap-codec parse the plain command. The ESEARCH response has
+//! no imap-types variant either: the session writes it in place of a placeholder.
+
+use imap_codec::CommandCodec;
+use imap_codec::decode::Decoder;
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::command::Command;
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::response::Data;
+
+use super::sequence;
+use super::session::ImapSession;
+
+/// LIST-EXTENDED options of one LIST command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOptions {
+    /// Selection: only subscribed mailboxes.
+    pub select_subscribed: bool,
+    /// Selection: only special-use mailboxes.
+    pub select_special_use: bool,
+    /// Return the \Subscribed attribute.
+    pub return_subscribed: bool,
+}
+
+/// Splits `(A B C)` at the start of `s`: (upper-cased words, rest after the parenthesis).
+fn paren_list(s: &str) -> Option<(Vec<String>, &str)> {
+    let s = s.trim_start();
+    let inner = s.strip_prefix('(')?;
+    let end = inner.find(')')?;
+    let words = inner[..end]
+        .split_whitespace()
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    Some((words, &inner[end + 1..]))
+}
+
+/// Recognises an extended command in `raw`, records its options on `session`, and
+/// returns the plain command to run.
+pub fn rewrite(session: &mut ImapSession, raw: &[u8]) -> Option<Command<'static>> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let line = text.strip_suffix("\r\n").unwrap_or(text);
+    if line.contains('{') {
+        // Never re-parse anything with literals.
+        return None;
+    }
+    let (tag, rest) = line.split_once(' ')?;
+    let upper = rest.to_ascii_uppercase();
+    let (uid, after) = if upper.starts_with("UID SEARCH ") {
+        (true, &rest["UID SEARCH ".len()..])
+    } else if upper.starts_with("SEARCH ") {
+        (false, &rest["SEARCH ".len()..])
+    } else if upper.starts_with("LIST ") {
+        return rewrite_list(session, tag, &rest["LIST ".len()..]);
+    } else {
+        return None;
+    };
+    let after_upper = after.to_ascii_uppercase();
+    let options_text = after_upper.strip_prefix("RETURN ")?;
+    let (mut options, _) = paren_list(options_text)?;
+    let consumed = after.len() - paren_list(&after["RETURN ".len()..])?.1.len();
+    let criteria = after[consumed..].trim();
+    if options.is_empty() {
+        options.push("ALL".into());
+    }
+    let plain = format!(
+        "{tag} {}SEARCH {criteria}\r\n",
+        if uid { "UID " } else { "" }
+    );
+    let (_, command) = CommandCodec::default().decode(plain.as_bytes()).ok()?;
+    session.esearch = Some(options);
+    Some(command.into_static())
+}
+
+fn rewrite_list(session: &mut ImapSession, tag: &str, args: &str) -> Option<Command<'static>> {
+    let mut options = ListOptions::default();
+    let mut rest = args.trim_start();
+    if rest.starts_with('(') {
+        let (words, after) = paren_list(rest)?;
+        for w in words {
+            match w.as_str() {
+                "SUBSCRIBED" => options.select_subscribed = true,
+                "SPECIAL-USE" => options.select_special_use = true,
+                "REMOTE" | "RECURSIVEMATCH" => {}
+                _ => return None,
+            }
+        }
+        rest = after.trim_start();
+    }
+    let upper = rest.to_ascii_uppercase();
+    let plain_args = match upper.find(" RETURN (") {
+        Some(pos) => {
+            let (words, _) = paren_list(&rest[pos + " RETURN ".len()..])?;
+            for w in words {
+                match w.as_str() {
+                    "SUBSCRIBED" => options.return_subscribed = true,
+                    "CHILDREN" | "SPECIAL-USE" => {}
+                    _ => return None,
+                }
+            }
+            &rest[..pos]
+        }
+        None => rest,
+    };
+    let plain = format!("{tag} LIST {plain_args}\r\n");
+    let (_, command) = CommandCodec::default().decode(plain.as_bytes()).ok()?;
+    session.list_options = Some(options);
+    Some(command.into_static())
+}
+
+impl ImapSession {
+    /// Answers an ESEARCH (RFC 4731) with the requested results.
+    pub(super) fn esearch_result(
+        &mut self,
+        tag: &Tag<'static>,
+        uid: bool,
+        options: &[String],
+        hits: &[std::num::NonZeroU32],
+    ) {
+        let mut line = format!("* ESEARCH (TAG \"{}\")", tag.as_ref());
+        if uid {
+            line.push_str(" UID");
+        }
+        let numbers: Vec<i64> = hits.iter().map(|n| i64::from(n.get())).collect();
+        for o in options {
+            match o.as_str() {
+                "MIN" if !numbers.is_empty() => line.push_str(&format!(" MIN {}", numbers[0])),
+                "MAX" if !numbers.is_empty() => {
+                    line.push_str(&format!(" MAX {}", numbers[numbers.len() - 1]))
+                }
+                "COUNT" => line.push_str(&format!(" COUNT {}", numbers.len())),
+                "ALL" if !numbers.is_empty() => {
+                    line.push_str(&format!(" ALL {}", sequence::compact(&numbers)))
+                }
+                _ => {}
+            }
+        }
+        line.push_str("\r\n");
+        self.pending_raw = Some(line.into_bytes());
+        self.data(Data::Search(Vec::new(), None));
+    }
+}
