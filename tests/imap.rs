@@ -235,6 +235,11 @@ async fn protocol_suite(db: Db) {
         .expect(&format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq})"), "OK")
         .await;
     assert!(f.untagged.iter().all(|l| !l.starts_with("* 2 ")), "{f:?}");
+    let s = c.expect(&format!("SEARCH MODSEQ {modseq}"), "OK").await;
+    assert!(
+        s.untagged[0].starts_with("* SEARCH ") && s.untagged[0].contains("(MODSEQ "),
+        "{s:?}"
+    );
     let st = c
         .expect(
             &format!("STORE 2 (UNCHANGEDSINCE {}) +FLAGS (\\Flagged)", modseq - 1),

@@ -78,6 +78,17 @@ fn needle(s: &AString<'_>) -> String {
     String::from_utf8_lossy(s.as_ref()).to_lowercase()
 }
 
+/// True when a key tests MODSEQ (RFC 7162 §3.1.5: the response then carries the highest one).
+fn uses_modseq(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(uses_modseq),
+        SearchKey::Not(k) => uses_modseq(k),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::ModSequence { .. } => true,
+        _ => false,
+    }
+}
+
 /// True when a key reads the body (BODY, TEXT), not only headers.
 fn needs_body(key: &SearchKey<'_>) -> bool {
     match key {
@@ -190,6 +201,7 @@ fn matches(key: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
                 p.body.contains(&n) || p.headers.iter().any(|(_, v)| v.contains(&n))
             })
         }
+        SearchKey::ModSequence { modseq, .. } => e.modseq as u64 >= *modseq,
         SearchKey::Not(k) => !matches(k, c),
         SearchKey::Or(a, b) => matches(a, c) || matches(b, c),
         #[allow(unreachable_patterns)]
@@ -229,6 +241,11 @@ impl ImapSession {
         };
         let content = needs_content(&key);
         let with_body = needs_body(&key);
+        let modseq_key = uses_modseq(&key);
+        if modseq_key {
+            self.condstore = true;
+        }
+        let mut highest = 0i64;
         let mut hits = Vec::new();
         for entry in &entries {
             let Some(seq) = sel.seq_of(entry.uid) else {
@@ -250,12 +267,18 @@ impl ImapSession {
             if matches(&key, &ctx) {
                 let n = if uid { entry.uid as u32 } else { seq.get() };
                 hits.extend(NonZeroU32::new(n));
+                highest = highest.max(entry.modseq);
             }
         }
         if let Some(options) = esearch {
             self.esearch_result(&tag, uid, &options, &hits);
         } else {
-            self.data(Data::Search(hits, None));
+            let modseq = if modseq_key && !hits.is_empty() {
+                std::num::NonZeroU64::new(highest as u64)
+            } else {
+                None
+            };
+            self.data(Data::Search(hits, modseq));
         }
         self.sync_selected(false).await;
         self.ok(tag, None, "SEARCH completed");
