@@ -624,11 +624,29 @@ async fn delegated_organisation_mailbox() {
 
 #[tokio::test]
 async fn connection_limits_and_idle_timeout() {
-    let (_instance, server) = setup(
+    let (instance, server) = setup(
         Db::Sqlite,
-        "max_connections_per_ip = 2\ncommand_timeout_secs = 1",
+        "max_connections_per_ip = 2\ncommand_timeout_secs = 1\nmax_recipients = 1",
     )
     .await;
+    // At most max_recipients per message.
+    {
+        let mut s = connect_tls(
+            server.addr("submissions"),
+            client_tls(&instance.cert("ca.pem"), None),
+        )
+        .await
+        .unwrap();
+        s.expect("EHLO client.test", 250).await;
+        s.expect(&format!("AUTH PLAIN {}", plain(JEAN, PW)), 235)
+            .await;
+        s.expect(&format!("MAIL FROM:<{JEAN}>"), 250).await;
+        s.expect(&format!("RCPT TO:<{MARIE}>"), 250).await;
+        let r = s.expect(&format!("RCPT TO:<{JEAN}>"), 452).await;
+        assert!(r.text().contains("4.5.3"), "{r:?}");
+        s.expect("QUIT", 221).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let addr = server.addr("mx");
     let a = connect_plain(addr).await;
     let b = connect_plain(addr).await;
