@@ -9,15 +9,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 use tokio_rustls::TlsAcceptor;
-use tracing::Instrument;
 
 use super::ImapServices;
 use super::session::{Action, ImapSession};
+use crate::server::accept;
 use crate::server::limits::ConnectionLimits;
 use crate::tls;
 
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Silence allowed before login.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Silence allowed after login, and the longest IDLE (RFC 3501 §5.4: at least 30 minutes).
@@ -46,27 +44,14 @@ impl std::fmt::Debug for ImapListener {
 
 impl ImapListener {
     /// Accepts connections until `shutdown` turns true.
-    pub async fn run(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(x) => x,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    let this = this.clone();
-                    let shutdown = shutdown.clone();
-                    let span = tracing::info_span!("imap", peer = %peer);
-                    tokio::spawn(async move { this.connection(stream, peer, shutdown).await }.instrument(span));
-                }
-                _ = shutdown.changed() => break,
-            }
-        }
+        let span = |peer: &SocketAddr| tracing::info_span!("imap", peer = %peer);
+        accept::accept_loop(listener, shutdown, span, move |stream, peer, shutdown| {
+            let this = this.clone();
+            async move { this.connection(stream, peer, shutdown).await }
+        })
+        .await;
     }
 
     async fn connection(
@@ -79,7 +64,6 @@ impl ImapListener {
             let _ = stream.write_all(b"* BYE Too many connections\r\n").await;
             return;
         };
-        let _ = stream.set_nodelay(true);
         if let Err(e) = self.session(stream, peer, shutdown).await {
             tracing::debug!(error = %e, "IMAP session ended");
         }
@@ -92,7 +76,7 @@ impl ImapListener {
         mut shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<()> {
         if self.implicit_tls {
-            let mut tls = self.handshake(stream).await?;
+            let mut tls = accept::handshake(&self.acceptor, stream).await?;
             let info = tls::session_info(tls.get_ref().1);
             let mut session = ImapSession::new(self.services.clone(), peer.ip(), Some(info));
             drive(&mut tls, &mut session, &self.services, &mut shutdown).await?;
@@ -104,24 +88,10 @@ impl ImapListener {
         {
             return Ok(());
         }
-        let mut tls = self.handshake(plain).await?;
+        let mut tls = accept::handshake(&self.acceptor, plain).await?;
         session.tls_started(tls::session_info(tls.get_ref().1));
         drive(&mut tls, &mut session, &self.services, &mut shutdown).await?;
         Ok(())
-    }
-
-    async fn handshake(
-        &self,
-        stream: TcpStream,
-    ) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => Ok(tls),
-            Ok(Err(e)) => {
-                tracing::warn!(reason = %e, "TLS handshake refused");
-                Err(e)
-            }
-            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
-        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! gracefully on SIGTERM/SIGINT (stop accepting, let sessions finish within
 //! the grace period, drain the delivery writers, close the store).
 
+pub mod accept;
 pub mod limits;
 
 use std::sync::{Arc, RwLock};

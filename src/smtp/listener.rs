@@ -9,15 +9,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use tracing::Instrument;
 
 use super::policy::{ServerBackend, SmtpServices};
 use super::session::{Action, Session, SessionConfig};
+use crate::server::accept;
 use crate::server::limits::ConnectionLimits;
 use crate::tls;
-
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One SMTP listener's fixed parts.
 #[derive(Clone)]
@@ -47,27 +44,22 @@ impl std::fmt::Debug for SmtpListener {
 
 impl SmtpListener {
     /// Accepts connections until `shutdown` turns true.
-    pub async fn run(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(x) => x,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    let this = this.clone();
-                    let shutdown = shutdown.clone();
-                    let span = tracing::info_span!("smtp", mode = this.config.mode.as_str(), peer = %peer);
-                    tokio::spawn(async move { this.connection(stream, peer, shutdown).await }.instrument(span));
-                }
-                _ = shutdown.changed() => break,
+        let mode = this.config.mode;
+        let span = match mode {
+            super::Mode::Mx => {
+                |peer: &SocketAddr| tracing::info_span!("smtp", mode = "mx", peer = %peer)
             }
-        }
+            super::Mode::Submission => {
+                |peer: &SocketAddr| tracing::info_span!("smtp", mode = "submission", peer = %peer)
+            }
+        };
+        accept::accept_loop(listener, shutdown, span, move |stream, peer, shutdown| {
+            let this = this.clone();
+            async move { this.connection(stream, peer, shutdown).await }
+        })
+        .await;
     }
 
     async fn connection(
@@ -83,7 +75,6 @@ impl SmtpListener {
                 .await;
             return;
         };
-        let _ = stream.set_nodelay(true);
         let deadline = self.session_timeout;
         match tokio::time::timeout(deadline, self.session(stream, peer, shutdown)).await {
             Ok(Ok(())) => tracing::debug!("session closed"),
@@ -100,7 +91,7 @@ impl SmtpListener {
     ) -> std::io::Result<()> {
         let backend = ServerBackend(self.services.clone());
         if self.implicit_tls {
-            let tls = self.handshake(stream).await?;
+            let tls = accept::handshake(&self.acceptor, stream).await?;
             let info = tls::session_info(tls.get_ref().1);
             let mut session = Session::new(backend, self.config.clone(), peer.ip(), Some(info));
             let mut tls = tls;
@@ -112,28 +103,10 @@ impl SmtpListener {
         if drive(&mut plain, &mut session, &mut shutdown).await? != Action::StartTls {
             return Ok(());
         }
-        let mut tls = self.handshake(plain).await?;
+        let mut tls = accept::handshake(&self.acceptor, plain).await?;
         session.tls_started(tls::session_info(tls.get_ref().1));
         drive(&mut tls, &mut session, &mut shutdown).await?;
         Ok(())
-    }
-
-    async fn handshake(
-        &self,
-        stream: TcpStream,
-    ) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => Ok(tls),
-            Ok(Err(e)) => {
-                // The reason (unknown CA, expired certificate, no certificate, old protocol) is logged here.
-                tracing::warn!(reason = %e, "TLS handshake refused");
-                Err(e)
-            }
-            Err(_) => {
-                tracing::warn!("TLS handshake timed out");
-                Err(std::io::ErrorKind::TimedOut.into())
-            }
-        }
     }
 }
 

@@ -6,7 +6,6 @@ pub mod render;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -15,10 +14,10 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use tracing::Instrument;
 
 use crate::config::PatientSettings;
 use crate::identity::auth::Authenticator;
+use crate::server::accept;
 use crate::store::Store;
 use crate::threads::send::Sender;
 
@@ -45,48 +44,27 @@ pub async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((tcp, peer)) = accepted else {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let acceptor = acceptor.clone();
-                let app = app.clone();
-                let span = tracing::info_span!("https", peer = %peer);
-                tokio::spawn(async move { connection(tcp, peer, acceptor, app).await }.instrument(span));
+    let span = |peer: &SocketAddr| tracing::info_span!("https", peer = %peer);
+    accept::accept_loop(listener, shutdown, span, move |tcp, peer, _| {
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        async move {
+            let Ok(tls) = accept::handshake(&acceptor, tcp).await else {
+                return;
+            };
+            let app = app.layer(axum::Extension(ClientAddr(peer)));
+            let service = TowerToHyperService::new(app);
+            if let Err(e) = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service)
+                .await
+            {
+                tracing::debug!(error = %e, "HTTP connection ended");
             }
-            _ = shutdown.changed() => break,
         }
-    }
-}
-
-async fn connection(
-    tcp: tokio::net::TcpStream,
-    peer: SocketAddr,
-    acceptor: TlsAcceptor,
-    app: Router,
-) {
-    let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::debug!(reason = %e, "TLS handshake refused");
-            return;
-        }
-        Err(_) => return,
-    };
-    let app = app.layer(axum::Extension(ClientAddr(peer)));
-    let service = TowerToHyperService::new(app);
-    if let Err(e) = auto::Builder::new(TokioExecutor::new())
-        .serve_connection(TokioIo::new(tls), service)
-        .await
-    {
-        tracing::debug!(error = %e, "HTTP connection ended");
-    }
+    })
+    .await;
 }
 
 /// The client's address, for throttling.

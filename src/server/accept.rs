@@ -1,0 +1,65 @@
+//! What every listener does the same way: the accept loop (until shutdown, one
+//! task per connection in its own tracing span) and the TLS handshake with a
+//! deadline and its refusal reason logged.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tracing::Instrument;
+
+/// How long a TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections until `shutdown` turns true; `handle` runs in its own task per connection.
+pub async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    span: fn(&SocketAddr) -> tracing::Span,
+    handle: F,
+) where
+    F: Fn(TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off a little.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(handle(stream, peer, shutdown.clone()).instrument(span(&peer)));
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// The server side of a TLS handshake; the reason of a refusal (unknown CA,
+/// expired certificate, no certificate, old protocol) is logged here.
+pub async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Ok(tls),
+        Ok(Err(e)) => {
+            tracing::warn!(reason = %e, "TLS handshake refused");
+            Err(e)
+        }
+        Err(_) => {
+            tracing::warn!("TLS handshake timed out");
+            Err(std::io::ErrorKind::TimedOut.into())
+        }
+    }
+}
