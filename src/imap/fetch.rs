@@ -117,7 +117,7 @@ impl ImapSession {
         {
             names.push(MessageDataItemName::ModSeq);
         }
-        let wanted = sequence::resolve(&set, &sel.uids, uid);
+        let wanted = sequence::resolve(&set, &sel.uids.to_vec(), uid);
         let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
             return self.ok(tag, None, "FETCH completed");
         };

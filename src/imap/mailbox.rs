@@ -154,7 +154,7 @@ impl ImapSession {
             name: folder.name,
             read_only,
             uidvalidity: folder.uidvalidity,
-            uids,
+            uids: super::sequence::UidMap::from_sorted(&uids),
             recent,
             modseq: folder.highestmodseq,
         });

@@ -70,7 +70,7 @@ impl ImapSession {
         if unchanged_since.is_some() {
             self.condstore = true;
         }
-        let uids = sequence::resolve(&set, &sel.uids, uid);
+        let uids = sequence::resolve(&set, &sel.uids.to_vec(), uid);
         let texts: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
         let op = match kind {
             StoreType::Replace => FlagOp::Replace,
@@ -173,7 +173,7 @@ impl ImapSession {
         let Some(target) = self.resolve_folder(&tag, &mailbox).await else {
             return;
         };
-        let uids = sequence::resolve(&set, &sel.uids, uid);
+        let uids = sequence::resolve(&set, &sel.uids.to_vec(), uid);
         let store = self.services.store.clone();
         let result = if moving {
             store.move_messages(sel.id, &uids, target.id).await
@@ -218,7 +218,7 @@ impl ImapSession {
         if sel.read_only {
             return self.no(tag, Some(Code::ReadOnly), "Mailbox is read-only");
         }
-        let only = set.map(|s| sequence::resolve(&s, &sel.uids, true));
+        let only = set.map(|s| sequence::resolve(&s, &sel.uids.to_vec(), true));
         if let Err(e) = self.services.store.expunge(sel.id, only.as_deref()).await {
             return self.store_failed(tag, e);
         }

@@ -123,6 +123,7 @@ fn needs_content(key: &SearchKey<'_>) -> bool {
 struct Ctx<'a> {
     sel: &'a Selected,
     entry: &'a Entry,
+    seq: i64,
     parsed: Option<&'a Parsed>,
 }
 
@@ -146,12 +147,8 @@ fn matches(key: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
     let e = c.entry;
     match key {
         SearchKey::And(keys) => keys.as_ref().iter().all(|k| matches(k, c)),
-        SearchKey::SequenceSet(set) => sequence::resolve(set, &c.sel.uids, false)
-            .binary_search(&e.uid)
-            .is_ok(),
-        SearchKey::Uid(set) => sequence::resolve(set, &c.sel.uids, true)
-            .binary_search(&e.uid)
-            .is_ok(),
+        SearchKey::SequenceSet(set) => sequence::contains(set, c.seq, c.sel.uids.len() as i64),
+        SearchKey::Uid(set) => sequence::contains(set, e.uid, c.sel.uids.last().unwrap_or(0)),
         SearchKey::All => true,
         SearchKey::Answered => has_flag(e, "\\Answered"),
         SearchKey::Deleted => has_flag(e, "\\Deleted"),
@@ -262,6 +259,7 @@ impl ImapSession {
             let ctx = Ctx {
                 sel: &sel,
                 entry,
+                seq: i64::from(seq.get()),
                 parsed: parsed.as_ref(),
             };
             if matches(&key, &ctx) {

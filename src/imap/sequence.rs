@@ -50,6 +50,82 @@ pub fn resolve(set: &SequenceSet, uids: &[i64], uid: bool) -> Vec<i64> {
     out
 }
 
+/// True when `number` is in `set`, where `*` stands for `max` (no list is built).
+pub fn contains(set: &SequenceSet, number: i64, max: i64) -> bool {
+    let value = |s: &SeqOrUid| match s {
+        SeqOrUid::Value(n) => i64::from(n.get()),
+        SeqOrUid::Asterisk => max,
+    };
+    set.0.as_ref().iter().any(|seq| match seq {
+        Sequence::Single(s) => value(s) == number,
+        Sequence::Range(a, b) => {
+            let (a, b) = (value(a), value(b));
+            a.min(b) <= number && number <= a.max(b)
+        }
+    })
+}
+
+/// A session's UIDs in sequence order, kept as runs of consecutive UIDs: an idle
+/// session on a 10,000-message folder holds a few runs, not 10,000 numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UidMap {
+    /// (first UID, run length, sequence number of the first UID - 1).
+    runs: Vec<(i64, i64, i64)>,
+    count: i64,
+}
+
+impl UidMap {
+    /// From ascending UIDs.
+    pub fn from_sorted(uids: &[i64]) -> UidMap {
+        let mut map = UidMap::default();
+        for &u in uids {
+            map.push(u);
+        }
+        map.runs.shrink_to_fit();
+        map
+    }
+
+    /// Appends a UID greater than every UID present.
+    pub fn push(&mut self, uid: i64) {
+        match self.runs.last_mut() {
+            Some((start, len, _)) if *start + *len == uid => *len += 1,
+            _ => self.runs.push((uid, 1, self.count)),
+        }
+        self.count += 1;
+    }
+
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The highest UID.
+    pub fn last(&self) -> Option<i64> {
+        self.runs.last().map(|(s, l, _)| s + l - 1)
+    }
+
+    /// All UIDs, for the length of one command.
+    pub fn to_vec(&self) -> Vec<i64> {
+        let mut out = Vec::with_capacity(self.count as usize);
+        for (s, l, _) in &self.runs {
+            out.extend(*s..s + l);
+        }
+        out
+    }
+
+    /// The sequence number of `uid`.
+    pub fn seq_of(&self, uid: i64) -> Option<i64> {
+        let i = self.runs.partition_point(|(s, _, _)| *s <= uid);
+        let (s, l, before) = *self.runs.get(i.checked_sub(1)?)?;
+        (uid < s + l).then_some(before + (uid - s) + 1)
+    }
+}
+
 /// True when a sequence-number set names a message past the end (a client error, RFC 3501 §9).
 pub fn out_of_range(set: &SequenceSet, count: usize) -> bool {
     set.0.as_ref().iter().any(|s| {
@@ -88,6 +164,23 @@ mod tests {
 
     fn set(s: &str) -> SequenceSet {
         SequenceSet::try_from(s).unwrap()
+    }
+
+    #[test]
+    fn uid_map_is_compact_and_exact() {
+        let uids = [1, 2, 3, 7, 8, 20];
+        let m = UidMap::from_sorted(&uids);
+        assert_eq!(m.runs.len(), 3);
+        assert_eq!(m.to_vec(), uids);
+        assert_eq!(m.len(), 6);
+        assert_eq!(m.last(), Some(20));
+        assert_eq!(m.seq_of(7), Some(4));
+        assert_eq!(m.seq_of(20), Some(6));
+        assert_eq!(m.seq_of(5), None);
+        assert_eq!(m.seq_of(0), None);
+        assert!(contains(&set("2:4,*"), 3, 6));
+        assert!(contains(&set("2:4,*"), 6, 6));
+        assert!(!contains(&set("2:4"), 5, 6));
     }
 
     #[test]

@@ -56,8 +56,8 @@ pub struct Selected {
     pub read_only: bool,
     /// UIDVALIDITY.
     pub uidvalidity: i64,
-    /// UIDs in sequence order: message n is `uids[n - 1]`.
-    pub uids: Vec<i64>,
+    /// UIDs in sequence order (compact while idle).
+    pub uids: super::sequence::UidMap,
     /// UIDs that are \Recent for this session.
     pub recent: HashSet<i64>,
     /// Highest MODSEQ already reported to the client.
@@ -68,9 +68,8 @@ impl Selected {
     /// Sequence number of `uid`.
     pub fn seq_of(&self, uid: i64) -> Option<NonZeroU32> {
         self.uids
-            .binary_search(&uid)
-            .ok()
-            .and_then(|i| NonZeroU32::new(i as u32 + 1))
+            .seq_of(uid)
+            .and_then(|n| NonZeroU32::new(n as u32))
     }
 }
 
@@ -714,12 +713,13 @@ impl ImapSession {
         };
         let current_set: HashSet<i64> = current.iter().copied().collect();
         let mut responses = Vec::new();
+        let mut uids = sel.uids.to_vec();
         if expunges {
-            let mut i = sel.uids.len();
+            let mut i = uids.len();
             while i > 0 {
                 i -= 1;
-                if !current_set.contains(&sel.uids[i]) {
-                    let uid = sel.uids.remove(i);
+                if !current_set.contains(&uids[i]) {
+                    let uid = uids.remove(i);
                     sel.recent.remove(&uid);
                     if let Some(seq) = NonZeroU32::new(i as u32 + 1) {
                         responses.push(Data::Expunge(seq));
@@ -727,7 +727,7 @@ impl ImapSession {
                 }
             }
         }
-        let max_known = sel.uids.last().copied().unwrap_or(0);
+        let max_known = uids.last().copied().unwrap_or(0);
         let new: Vec<i64> = current.iter().copied().filter(|&u| u > max_known).collect();
         if !new.is_empty() {
             if !sel.read_only
@@ -735,10 +735,12 @@ impl ImapSession {
             {
                 sel.recent.extend(claimed);
             }
-            sel.uids.extend(&new);
-            responses.push(Data::Exists(sel.uids.len() as u32));
+            uids.extend(&new);
+            responses.push(Data::Exists(uids.len() as u32));
             responses.push(Data::Recent(sel.recent.len() as u32));
         }
+        sel.uids = super::sequence::UidMap::from_sorted(&uids);
+        drop(uids);
         if let Ok(changes) = store.changed_since(id, sel.modseq).await {
             for (uid, flags, modseq) in changes {
                 sel.modseq = sel.modseq.max(modseq);
