@@ -259,14 +259,21 @@ impl Relay {
             let remote = conn.remote.clone();
             match outcome {
                 Ok(outcomes) => {
+                    let delivered: Vec<i64> = rcpts
+                        .iter()
+                        .zip(&outcomes)
+                        .filter(|(_, o)| **o == RcptOutcome::Delivered)
+                        .map(|(i, _)| i.id)
+                        .collect();
+                    if !delivered.is_empty() {
+                        tracing::info!(message = message_id, recipients = delivered.len(), %remote, "relayed");
+                        if let Err(e) = self.store.queue_sent(&delivered, &remote).await {
+                            tracing::error!(error = %e, "queue update failed");
+                        }
+                    }
                     for (item, o) in rcpts.iter().zip(outcomes) {
                         match o {
-                            RcptOutcome::Delivered => {
-                                tracing::info!(queue = item.id, %remote, "relayed");
-                                if let Err(e) = self.store.queue_sent(item.id, &remote).await {
-                                    tracing::error!(error = %e, "queue update failed");
-                                }
-                            }
+                            RcptOutcome::Delivered => {}
                             RcptOutcome::Permanent(text) => {
                                 self.fail(item, &text, Some(&remote)).await
                             }

@@ -160,28 +160,35 @@ impl Store {
     /// Records that DATA is about to be sent for these rows (before sending, so a
     /// crash in between is visible as a possible duplicate).
     pub async fn queue_attempt_started(&self, ids: &[i64], remote: &str) -> Result<(), StoreError> {
+        // One transaction (one fsync) for the whole message.
+        let mut tx = self.pool().begin().await?;
         let t = now();
         for id in ids {
             sqlx::query("UPDATE queue SET attempt_started = $1, remote_mta = $2 WHERE id = $3")
                 .bind(t)
                 .bind(remote)
                 .bind(id)
-                .execute(self.pool())
+                .execute(&mut *tx)
                 .await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
-    /// The remote accepted the recipient.
-    pub async fn queue_sent(&self, id: i64, remote: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE queue SET status = 'sent', attempts = attempts + 1, remote_mta = $1, lease_owner = NULL, \
-             lease_until = 0, last_error = NULL WHERE id = $2",
-        )
-        .bind(remote)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
+    /// The remote accepted these recipients (one transaction).
+    pub async fn queue_sent(&self, ids: &[i64], remote: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE queue SET status = 'sent', attempts = attempts + 1, remote_mta = $1, lease_owner = NULL, \
+                 lease_until = 0, last_error = NULL WHERE id = $2",
+            )
+            .bind(remote)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
