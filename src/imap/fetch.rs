@@ -122,7 +122,17 @@ impl ImapSession {
             return self.ok(tag, None, "FETCH completed");
         };
         let store = self.services.store.clone();
-        let entries = match store.entries_in_range(sel.id, first, last).await {
+        let want_envelope = names.contains(&MessageDataItemName::Envelope);
+        let want_structure = names.iter().any(|n| {
+            matches!(
+                n,
+                MessageDataItemName::Body | MessageDataItemName::BodyStructure
+            )
+        });
+        let entries = match store
+            .entries_in_range(sel.id, first, last, want_envelope, want_structure)
+            .await
+        {
             Ok(e) => e,
             Err(e) => return self.store_failed(tag, e),
         };

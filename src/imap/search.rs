@@ -244,14 +244,25 @@ impl ImapSession {
         }
         let mut highest = 0i64;
         let mut hits = Vec::new();
+        let mut contents = Box::pin(store.stream_contents(sel.id));
+        let mut next_content: Option<(i64, Vec<u8>)> = None;
         for entry in &entries {
             let Some(seq) = sel.seq_of(entry.uid) else {
                 continue;
             };
             let parsed = if content {
-                match store.blob(&entry.blob_hash).await {
-                    Ok(raw) => Some(parse(&raw, with_body)),
-                    Err(e) => return self.store_failed(tag, e),
+                // Both lists are in UID order: advance the content stream to this entry.
+                use futures_util::StreamExt;
+                while next_content.as_ref().is_none_or(|(u, _)| *u < entry.uid) {
+                    match contents.next().await {
+                        Some(Ok(row)) => next_content = Some(row),
+                        Some(Err(e)) => return self.store_failed(tag, e),
+                        None => break,
+                    }
+                }
+                match &next_content {
+                    Some((u, raw)) if *u == entry.uid => Some(parse(raw, with_body)),
+                    _ => None,
                 }
             } else {
                 None

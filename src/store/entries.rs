@@ -104,14 +104,35 @@ impl Store {
     }
 
     /// Entries with UID in `[first, last]`.
+    /// The stored ENVELOPE and BODYSTRUCTURE are read only when asked for: they are
+    /// most of a row's size.
     pub async fn entries_in_range(
         &self,
         folder_id: i64,
         first: i64,
         last: i64,
+        envelope: bool,
+        bodystructure: bool,
     ) -> Result<Vec<Entry>, StoreError> {
+        let columns = ENTRY_COLUMNS
+            .replace(
+                "m.envelope",
+                if envelope {
+                    "m.envelope"
+                } else {
+                    "CAST(NULL AS TEXT) AS envelope"
+                },
+            )
+            .replace(
+                "m.bodystructure",
+                if bodystructure {
+                    "m.bodystructure"
+                } else {
+                    "CAST(NULL AS TEXT) AS bodystructure"
+                },
+            );
         let rows = sqlx::query(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+            "SELECT {columns} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
              WHERE mm.mailbox_id = $1 AND mm.uid >= $2 AND mm.uid <= $3 ORDER BY mm.uid"
         ))
         .bind(folder_id)
@@ -195,6 +216,25 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get("uid")?, r.try_get("flags")?, r.try_get("modseq")?)))
             .collect()
+    }
+
+    /// (uid, content) of every entry, streamed in UID order: one query instead of
+    /// one per message, without holding the folder in memory.
+    pub fn stream_contents(
+        &self,
+        folder_id: i64,
+    ) -> impl futures_core::Stream<Item = Result<(i64, Vec<u8>), StoreError>> + '_ {
+        use futures_util::StreamExt;
+        sqlx::query(
+            "SELECT mm.uid, b.data FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+             JOIN blobs b ON b.hash = m.blob_hash WHERE mm.mailbox_id = $1 ORDER BY mm.uid",
+        )
+        .bind(folder_id)
+        .fetch(self.pool())
+        .map(|row| {
+            let row = row?;
+            Ok((row.try_get("uid")?, row.try_get("data")?))
+        })
     }
 
     /// The content of a message.
