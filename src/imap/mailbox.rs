@@ -157,6 +157,7 @@ impl ImapSession {
             uids: super::sequence::UidMap::from_sorted(&uids),
             recent,
             modseq: folder.highestmodseq,
+            checked: (folder.highestmodseq, folder.uidnext),
         });
         if read_only {
             self.ok(tag, Some(Code::ReadOnly), "EXAMINE completed");

@@ -62,6 +62,9 @@ pub struct Selected {
     pub recent: HashSet<i64>,
     /// Highest MODSEQ already reported to the client.
     pub modseq: i64,
+    /// The folder's (HIGHESTMODSEQ, UIDNEXT) at the last full check: unchanged means
+    /// nothing to report, without reading the folder's rows.
+    pub checked: (i64, i64),
 }
 
 impl Selected {
@@ -705,6 +708,14 @@ impl ImapSession {
         };
         let id = sel.id;
         let store = self.services.store.clone();
+        // Every change to a folder (delivery, flags, copy, move, expunge) bumps its HIGHESTMODSEQ.
+        let counters = match store.folder_by_id(id).await {
+            Ok(Some(f)) => (f.highestmodseq, f.uidnext),
+            _ => return,
+        };
+        if counters == sel.checked {
+            return;
+        }
         let Ok(current) = store.folder_uids(id).await else {
             return;
         };
@@ -741,6 +752,10 @@ impl ImapSession {
         }
         sel.uids = super::sequence::UidMap::from_sorted(&uids);
         drop(uids);
+        // Expunges not reported yet (not allowed at this point) keep the check pending.
+        if expunges || current_set.len() == sel.uids.len() {
+            sel.checked = counters;
+        }
         if let Ok(changes) = store.changed_since(id, sel.modseq).await {
             for (uid, flags, modseq) in changes {
                 sel.modseq = sel.modseq.max(modseq);

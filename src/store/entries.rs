@@ -276,10 +276,17 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let modseq = next_modseq(&mut tx, folder_id).await?;
         let mut change = FlagChange::default();
+        // Only the rows between the lowest and highest UID asked for.
+        let (lo, hi) = (
+            uids.iter().min().copied().unwrap_or(0),
+            uids.iter().max().copied().unwrap_or(-1),
+        );
         let current = sqlx::query(
-            "SELECT uid, flags, modseq FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
+            "SELECT uid, flags, modseq FROM mailbox_messages WHERE mailbox_id = $1 AND uid >= $2 AND uid <= $3 ORDER BY uid",
         )
         .bind(folder_id)
+        .bind(lo)
+        .bind(hi)
         .fetch_all(&mut *tx)
         .await?;
         let wanted: std::collections::HashSet<i64> = uids.iter().copied().collect();
@@ -412,10 +419,17 @@ async fn copy_on(
     uids: &[i64],
     to: i64,
 ) -> Result<Vec<(i64, i64)>, StoreError> {
+    let (lo, hi) = (
+        uids.iter().min().copied().unwrap_or(0),
+        uids.iter().max().copied().unwrap_or(-1),
+    );
     let rows = sqlx::query(
-        "SELECT uid, message_id, flags, internal_date FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
+        "SELECT uid, message_id, flags, internal_date FROM mailbox_messages \
+         WHERE mailbox_id = $1 AND uid >= $2 AND uid <= $3 ORDER BY uid",
     )
     .bind(from)
+    .bind(lo)
+    .bind(hi)
     .fetch_all(&mut *conn)
     .await?;
     let wanted: std::collections::HashSet<i64> = uids.iter().copied().collect();
