@@ -681,3 +681,45 @@ async fn esearch_and_list_extended() {
     );
     c.expect("LIST (NONSENSE) \"\" \"*\"", "BAD").await;
 }
+
+/// Two nodes on one PostgreSQL: a delivery through node 1 wakes an IDLE session on node 2.
+#[tokio::test]
+async fn idle_hears_deliveries_made_by_another_node() {
+    let instance = Instance::new(Db::Postgres).await;
+    instance.add_user(JEAN, "professional", PW);
+    let second = instance.root().join("node2.toml");
+    let text = std::fs::read_to_string(&instance.config).unwrap();
+    std::fs::write(
+        &second,
+        text.replacen("[relay]\n", "[relay]\nnode_id = \"node-2\"\n", 1),
+    )
+    .unwrap();
+    let node1 = instance.start();
+    let node2 = common::Server::start(&second);
+    let ca = instance.cert("ca.pem");
+    let mut c = imap_login(node2.addr("imaps"), &ca, JEAN, PW).await;
+    c.expect("SELECT INBOX", "OK").await;
+    let tag = c.tag();
+    c.send_raw(format!("{tag} IDLE\r\n").as_bytes()).await;
+    assert!(c.read_line().await.starts_with('+'));
+    let mut smtp = common::connect_tls(node1.addr("submissions"), common::client_tls(&ca, None))
+        .await
+        .unwrap();
+    smtp.expect("EHLO client.test", 250).await;
+    smtp.expect(&format!("AUTH PLAIN {}", common::plain(JEAN, PW)), 235)
+        .await;
+    smtp.expect(&format!("MAIL FROM:<{JEAN}>"), 250).await;
+    smtp.expect(&format!("RCPT TO:<{JEAN}>"), 250).await;
+    smtp.expect("DATA", 354).await;
+    smtp.send(&format!(
+        "From: {JEAN}\r\nSubject: node 1\r\n\r\nx\r\n.\r\n"
+    ))
+    .await;
+    assert_eq!(smtp.read_reply().await.code, 250);
+    let pushed = tokio::time::timeout(Duration::from_secs(10), c.read_line())
+        .await
+        .expect("node 2's IDLE heard node 1's delivery");
+    assert_eq!(pushed, "* 1 EXISTS");
+    c.send_raw(b"DONE\r\n").await;
+    assert!(c.read_until_tagged(&tag).await.ok());
+}

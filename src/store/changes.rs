@@ -44,3 +44,31 @@ impl ChangeBus {
         self.tx.subscribe()
     }
 }
+
+/// Listens for the NOTIFYs of other nodes on the same PostgreSQL and republishes
+/// them on this process's bus (IDLE sessions here then hear about deliveries there).
+pub(super) async fn bridge_postgres(url: &str, bus: ChangeBus) -> Result<(), sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+    listener.listen("mes_changes").await?;
+    tokio::spawn(async move {
+        loop {
+            // recv() reconnects by itself after a lost connection.
+            match listener.recv().await {
+                Ok(n) => {
+                    let payload = n.payload();
+                    if payload == "q" {
+                        bus.publish_queue();
+                    } else if let Some(id) = payload.strip_prefix('f').and_then(|i| i.parse().ok())
+                    {
+                        bus.publish(id);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "change listener");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}

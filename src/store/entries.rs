@@ -324,7 +324,7 @@ impl Store {
             change.changed.push((uid, new, modseq));
         }
         tx.commit().await?;
-        self.changes().publish(folder_id);
+        self.announce_folder(folder_id).await;
         Ok(change)
     }
 
@@ -338,7 +338,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let pairs = copy_on(&mut tx, from, uids, to).await?;
         tx.commit().await?;
-        self.changes().publish(to);
+        self.announce_folder(to).await;
         Ok(pairs)
     }
 
@@ -362,8 +362,8 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        self.changes().publish(from);
-        self.changes().publish(to);
+        self.announce_folder(from).await;
+        self.announce_folder(to).await;
         Ok(pairs)
     }
 
@@ -407,7 +407,7 @@ impl Store {
         }
         tx.commit().await?;
         if !removed.is_empty() {
-            self.changes().publish(folder_id);
+            self.announce_folder(folder_id).await;
         }
         Ok(removed)
     }

@@ -216,10 +216,10 @@ impl Store {
         for (stored, m) in results.iter().zip(batch) {
             let Ok(stored) = stored else { continue };
             for (folder, _) in &stored.placements {
-                self.changes().publish(*folder);
+                self.announce_folder(*folder).await;
             }
             if m.recipients.iter().any(|r| r.remote) {
-                self.changes().publish_queue();
+                self.announce_queue().await;
             }
         }
         Ok(results)

@@ -109,16 +109,51 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
+        let changes = changes::ChangeBus::default();
+        if backend == Backend::Postgres {
+            // Other nodes on this database announce their changes with NOTIFY.
+            changes::bridge_postgres(&url, changes.clone()).await?;
+        }
         Ok(Store {
             pool,
             backend,
-            changes: changes::ChangeBus::default(),
+            changes,
         })
     }
 
     /// The connection pool, for the aggregate modules.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Announces a change of `folder_id` (after its commit) here and, on PostgreSQL, to other nodes.
+    pub async fn announce_folder(&self, folder_id: i64) {
+        self.changes.publish(folder_id);
+        self.notify_nodes(&format!("f{folder_id}")).await;
+    }
+
+    /// Announces new queue rows here and to other nodes.
+    pub async fn announce_queue(&self) {
+        self.changes.publish_queue();
+        self.notify_nodes("q").await;
+    }
+
+    async fn notify_nodes(&self, payload: &str) {
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        // In the background: the commit's caller (an SMTP 250) must not wait for it.
+        let pool = self.pool.clone();
+        let payload = payload.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = sqlx::query("SELECT pg_notify('mes_changes', $1)")
+                .bind(payload)
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %e, "change notification to other nodes failed");
+            }
+        });
     }
 
     /// The folder change bus of this process.

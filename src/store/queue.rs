@@ -269,7 +269,7 @@ impl Store {
                 .bind(id)
                 .execute(self.pool())
                 .await?;
-        self.changes().publish_queue();
+        self.announce_queue().await;
         Ok(done.rows_affected() == 1)
     }
 
