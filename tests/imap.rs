@@ -332,20 +332,9 @@ async fn two_sessions_and_idle(db: Db) {
     a.send_raw(format!("{tag} IDLE\r\n").as_bytes()).await;
     let cont = a.read_line().await;
     assert!(cont.starts_with('+'), "{cont}");
-    let mut smtp = common::connect_tls(server.addr("submissions"), common::client_tls(&ca, None))
-        .await
-        .unwrap();
-    smtp.expect("EHLO client.test", 250).await;
-    smtp.expect(&format!("AUTH PLAIN {}", common::plain(JEAN, PW)), 235)
-        .await;
-    smtp.expect(&format!("MAIL FROM:<{JEAN}>"), 250).await;
-    smtp.expect(&format!("RCPT TO:<{JEAN}>"), 250).await;
-    smtp.expect("DATA", 354).await;
-    smtp.send(&format!(
-        "From: {JEAN}\r\nSubject: idle\r\n\r\nhello\r\n.\r\n"
-    ))
-    .await;
-    assert_eq!(smtp.read_reply().await.code, 250);
+    let data = format!("From: {JEAN}\r\nSubject: idle\r\n\r\nhello\r\n");
+    let code = common::submit(server.addr("submissions"), &ca, JEAN, PW, "", JEAN, &data).await;
+    assert_eq!(code, 250);
     let pushed = tokio::time::timeout(Duration::from_secs(5), a.read_line())
         .await
         .expect("IDLE heard the delivery");
@@ -702,20 +691,9 @@ async fn idle_hears_deliveries_made_by_another_node() {
     let tag = c.tag();
     c.send_raw(format!("{tag} IDLE\r\n").as_bytes()).await;
     assert!(c.read_line().await.starts_with('+'));
-    let mut smtp = common::connect_tls(node1.addr("submissions"), common::client_tls(&ca, None))
-        .await
-        .unwrap();
-    smtp.expect("EHLO client.test", 250).await;
-    smtp.expect(&format!("AUTH PLAIN {}", common::plain(JEAN, PW)), 235)
-        .await;
-    smtp.expect(&format!("MAIL FROM:<{JEAN}>"), 250).await;
-    smtp.expect(&format!("RCPT TO:<{JEAN}>"), 250).await;
-    smtp.expect("DATA", 354).await;
-    smtp.send(&format!(
-        "From: {JEAN}\r\nSubject: node 1\r\n\r\nx\r\n.\r\n"
-    ))
-    .await;
-    assert_eq!(smtp.read_reply().await.code, 250);
+    let data = format!("From: {JEAN}\r\nSubject: node 1\r\n\r\nhello\r\n");
+    let code = common::submit(node1.addr("submissions"), &ca, JEAN, PW, "", JEAN, &data).await;
+    assert_eq!(code, 250);
     let pushed = tokio::time::timeout(Duration::from_secs(10), c.read_line())
         .await
         .expect("node 2's IDLE heard node 1's delivery");

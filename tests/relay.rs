@@ -27,27 +27,19 @@ async fn pair(db: Db, b_own_ca: bool, b_hostnames: &[&str]) -> (Instance, Instan
 
 /// Submits one message from Jean at A; returns the SMTP reply code of the end of data.
 async fn submit(a: &Instance, server: &Server, to: &str, subject: &str) -> u16 {
-    let mut s = connect_tls(
+    let data = format!(
+        "From: Jean <{JEAN_A}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nCompte rendu.\r\n"
+    );
+    common::submit(
         server.addr("submissions"),
-        client_tls(&a.cert("ca.pem"), None),
+        &a.cert("ca.pem"),
+        JEAN_A,
+        PW,
+        " RET=HDRS ENVID=relay-test",
+        to,
+        &data,
     )
     .await
-    .unwrap();
-    s.expect("EHLO client.test", 250).await;
-    s.expect(&format!("AUTH PLAIN {}", plain(JEAN_A, PW)), 235)
-        .await;
-    s.expect(
-        &format!("MAIL FROM:<{JEAN_A}> RET=HDRS ENVID=relay-test"),
-        250,
-    )
-    .await;
-    s.expect(&format!("RCPT TO:<{to}>"), 250).await;
-    s.expect("DATA", 354).await;
-    s.send(&format!(
-        "From: Jean <{JEAN_A}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nCompte rendu.\r\n.\r\n"
-    ))
-    .await;
-    s.read_reply().await.code
 }
 
 /// Waits until `address`'s INBOX at `instance` has `n` messages (or fails after `secs`).

@@ -158,6 +158,17 @@ impl Store {
         row.as_ref().map(account_from_row).transpose()
     }
 
+    /// The account with this row id.
+    pub async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
     /// The patient account with this INS matricule.
     pub async fn account_by_ins(&self, ins: &str) -> Result<Option<Account>, StoreError> {
         let row = sqlx::query(&format!(

@@ -446,22 +446,4 @@ impl Store {
             .await?;
         Ok(())
     }
-
-    /// The account by id.
-    pub async fn account_by_id(
-        &self,
-        id: i64,
-    ) -> Result<Option<super::accounts::Account>, StoreError> {
-        let row = sqlx::query("SELECT address FROM accounts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        match row {
-            Some(r) => {
-                let address: String = r.try_get("address")?;
-                self.account_by_address(&address).await
-            }
-            None => Ok(None),
-        }
-    }
 }

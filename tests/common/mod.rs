@@ -770,3 +770,27 @@ pub fn api_login(server: &Server, ca: &Path, login: &str, password: &str) -> Str
     assert_eq!(status, 200, "{body}");
     body["token"].as_str().expect("token").to_string()
 }
+
+/// Logs in on the implicit-TLS submission port and sends `data` (without the final dot)
+/// from `user` to `to`, with `params` after MAIL FROM (e.g. ` RET=HDRS`); returns the final code.
+pub async fn submit(
+    addr: SocketAddr,
+    ca: &Path,
+    user: &str,
+    password: &str,
+    params: &str,
+    to: &str,
+    data: &str,
+) -> u16 {
+    let mut s = connect_tls(addr, client_tls(ca, None))
+        .await
+        .expect("submissions");
+    s.expect("EHLO client.test", 250).await;
+    s.expect(&format!("AUTH PLAIN {}", plain(user, password)), 235)
+        .await;
+    s.expect(&format!("MAIL FROM:<{user}>{params}"), 250).await;
+    s.expect(&format!("RCPT TO:<{to}>"), 250).await;
+    s.expect("DATA", 354).await;
+    s.send(&format!("{data}.\r\n")).await;
+    s.read_reply().await.code
+}
