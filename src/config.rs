@@ -261,6 +261,8 @@ pub struct PatientSettings {
     pub max_attachment_size: usize,
     /// Seconds of inactivity after which a patient session ends.
     pub session_idle_secs: u64,
+    /// Days an activation code stays valid.
+    pub activation_valid_days: u32,
 }
 
 impl Default for PatientSettings {
@@ -268,6 +270,7 @@ impl Default for PatientSettings {
         Self {
             max_attachment_size: 5 * 1024 * 1024,
             session_idle_secs: 900,
+            activation_valid_days: 30,
         }
     }
 }
@@ -719,6 +722,7 @@ https = "127.0.0.1:8443"
 [patients]
 # max_attachment_size = 5242880          # PDF, JPEG, PNG, TIFF, TXT, RTF only
 # session_idle_secs = 900
+# activation_valid_days = 30              # `mes user activation ADDRESS` issues a new code
 
 [trust]
 # Trust space domains and the subject DN of their operator certificate.

@@ -7,7 +7,7 @@ use crate::audit::{self, AuditEntry};
 use crate::config::Config;
 use crate::identity::address::{Address, normalize_domain};
 use crate::identity::ins::Ins;
-use crate::identity::{AccountKind, DomainKind, password};
+use crate::identity::{AccountKind, DomainKind, activation, password};
 use crate::store::Store;
 use crate::store::accounts::NewAccount;
 use crate::trust::{TrustSpace, whitelist};
@@ -26,6 +26,23 @@ fn password_for(from_stdin: bool) -> anyhow::Result<(String, bool)> {
     } else {
         Ok((password::generate(), true))
     }
+}
+
+/// Issues an activation code, audits it and prints it once.
+async fn print_activation(
+    config: &Config,
+    store: &Store,
+    account: &crate::store::accounts::Account,
+) -> anyhow::Result<()> {
+    let days = config.patients.activation_valid_days;
+    let code = activation::issue(store, account, days).await?;
+    audit::append(
+        store,
+        &AuditEntry::new("operator", "account.activation_code", &account.address, ""),
+    )
+    .await?;
+    println!("activation code: {code}  (shown once, valid {days} days)");
+    Ok(())
 }
 
 /// Runs `mes user …`.
@@ -69,8 +86,18 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
                 }
                 _ => None,
             };
-            let (pw, generated) = password_for(password_stdin)?;
-            let hash = password::hash(&pw)?;
+            // A patient chooses their own password with an activation code.
+            let activation = kind == AccountKind::Patient && !password_stdin;
+            let (pw, generated) = if activation {
+                (String::new(), false)
+            } else {
+                password_for(password_stdin)?
+            };
+            let hash = if activation {
+                None
+            } else {
+                Some(password::hash(&pw)?)
+            };
             let account = store
                 .create_account(&NewAccount {
                     address: addr.to_string(),
@@ -80,7 +107,7 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
                     profession,
                     rpps,
                     ins,
-                    password_hash: Some(hash),
+                    password_hash: hash,
                     cert_subject: certificate_subject,
                 })
                 .await?;
@@ -97,6 +124,9 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
             println!("created {} ({kind})", account.address);
             if generated {
                 println!("password: {pw}  (shown once)");
+            }
+            if activation {
+                print_activation(config, &store, &account).await?;
             }
         }
         UserCommand::List => {
@@ -127,6 +157,14 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
             if generated {
                 println!("password: {pw}  (shown once)");
             }
+        }
+        UserCommand::Activation { address } => {
+            let addr = Address::parse(&address)?.to_string();
+            let account = store
+                .account_by_address(&addr)
+                .await?
+                .with_context(|| format!("no account {addr}"))?;
+            print_activation(config, &store, &account).await?;
         }
         UserCommand::Disable { address } => {
             let addr = Address::parse(&address)?.to_string();

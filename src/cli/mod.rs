@@ -94,7 +94,8 @@ pub enum BenchCommand {
 /// `mes user …`
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Create an account (a password is generated and printed once unless --password-stdin).
+    /// Create an account. Without --password-stdin a password is generated and
+    /// printed once; for a patient, an activation code instead.
     Add {
         /// The address (a patient's local part is the INS matricule).
         address: String,
@@ -126,6 +127,11 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Issue a new activation code for a patient space (voids the previous one).
+    Activation {
+        /// The patient's address.
+        address: String,
     },
     /// Disable an account: no login, no delivery; mail is kept.
     Disable {

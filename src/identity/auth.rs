@@ -30,12 +30,12 @@ pub enum LoginResult {
 /// Checks credentials for SMTP and IMAP.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
-    store: Store,
-    throttle: Arc<Throttle>,
-    failure_delay: Duration,
+    pub(super) store: Store,
+    pub(super) throttle: Arc<Throttle>,
+    pub(super) failure_delay: Duration,
 }
 
-fn dummy_hash() -> &'static str {
+pub(super) fn dummy_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| password::hash("dummy password for timing").unwrap_or_default())
 }

@@ -48,6 +48,53 @@ pub fn verify(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A rule a patient's new password breaks; the text is shown to the patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordRule {
+    /// Fewer than [`MIN_LENGTH`] characters.
+    #[error("Le mot de passe doit contenir au moins 12 caractères.")]
+    TooShort,
+    /// Longer than anyone types (and than Argon2 should hash per request).
+    #[error("Le mot de passe doit contenir au plus 128 caractères.")]
+    TooLong,
+    /// Letters only, or digits and symbols only.
+    #[error(
+        "Le mot de passe doit contenir au moins une lettre et au moins un chiffre ou un caractère spécial."
+    )]
+    Classes,
+    /// Contains the login (INS or address).
+    #[error("Le mot de passe ne doit pas contenir votre identifiant.")]
+    ContainsLogin,
+}
+
+/// The rules as shown next to a password field (kept beside [`check_rules`]).
+pub const RULES_FR: [&str; 3] = [
+    "au moins 12 caractères ;",
+    "au moins une lettre et au moins un chiffre ou un caractère spécial ;",
+    "sans votre identifiant (matricule INS).",
+];
+
+/// Checks a password a patient chooses, against the rules in [`RULES_FR`].
+pub fn check_rules(password: &str, login: &str) -> Result<(), PasswordRule> {
+    let count = password.chars().count();
+    if count < MIN_LENGTH {
+        return Err(PasswordRule::TooShort);
+    }
+    if count > 128 {
+        return Err(PasswordRule::TooLong);
+    }
+    let letters = password.chars().any(char::is_alphabetic);
+    let others = password.chars().any(|c| !c.is_alphabetic());
+    if !(letters && others) {
+        return Err(PasswordRule::Classes);
+    }
+    let local = login.split('@').next().unwrap_or(login);
+    if local.len() >= 4 && password.to_lowercase().contains(&local.to_lowercase()) {
+        return Err(PasswordRule::ContainsLogin);
+    }
+    Ok(())
+}
+
 /// A random password of 20 characters from an unambiguous alphabet, printed once to the operator.
 pub fn generate() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -59,6 +106,30 @@ pub fn generate() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn patient_password_rules() {
+        use super::{PasswordRule, check_rules};
+        let ins = "279035121518989";
+        assert_eq!(check_rules("court1", ins), Err(PasswordRule::TooShort));
+        assert_eq!(
+            check_rules("seulementdeslettres", ins),
+            Err(PasswordRule::Classes)
+        );
+        assert_eq!(
+            check_rules("123456789012345", ins),
+            Err(PasswordRule::Classes)
+        );
+        assert_eq!(
+            check_rules("moi279035121518989", &format!("{ins}@patient.mes.test")),
+            Err(PasswordRule::ContainsLogin)
+        );
+        assert_eq!(
+            check_rules(&"a1".repeat(65), ins),
+            Err(PasswordRule::TooLong)
+        );
+        assert_eq!(check_rules("jardin des plantes 7", ins), Ok(()));
+    }
+
     use super::*;
 
     #[test]

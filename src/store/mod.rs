@@ -5,6 +5,7 @@
 //! SQLite pragmas) are handled here and nowhere else. One file per aggregate.
 
 pub mod accounts;
+pub mod activation;
 pub mod changes;
 pub mod domains;
 pub mod entries;

@@ -5,23 +5,20 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::Digest;
 
-use super::render::{self, Rendered};
-use super::{ClientAddr, WebServices};
-use crate::audit::{self, AuditEntry};
+use super::patient::{self, Compose, PatientError};
+use super::{ClientAddr, WebServices, security};
 use crate::identity::AccountKind;
 use crate::identity::auth::LoginResult;
 use crate::store::accounts::Account;
-use crate::threads::send::{SendError, Upload};
+use crate::threads::send::SendError;
 
 type Shared = Arc<WebServices>;
 
@@ -68,8 +65,16 @@ fn not_found() -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "Cet échange n'existe pas.".into())
 }
 
-fn token_hash(token: &str) -> String {
-    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+impl From<PatientError> for ApiError {
+    fn from(e: PatientError) -> Self {
+        match e {
+            PatientError::NotFound => not_found(),
+            PatientError::Bad(m) => ApiError(StatusCode::BAD_REQUEST, m),
+            PatientError::TooLarge(m) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, m),
+            PatientError::Send(e) => send_error(e),
+            PatientError::Unavailable(e) => unavailable(e),
+        }
+    }
 }
 
 /// The logged-in patient of a request (Authorization: Bearer).
@@ -90,7 +95,7 @@ impl FromRequestParts<Shared> for Patient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(unauthorized)?;
-        let hash = token_hash(token.trim());
+        let hash = security::token_hash(token.trim());
         let account_id = state
             .store
             .session_account(&hash, state.settings.session_idle_secs as i64)
@@ -125,11 +130,9 @@ async fn login(
         .await
     {
         LoginResult::Patient(account) => {
-            let mut raw = [0u8; 32];
-            rand::Rng::fill(&mut rand::rng(), &mut raw);
-            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+            let token = security::random_token();
             s.store
-                .create_session(&token_hash(&token), account.id)
+                .create_session(&security::token_hash(&token), account.id)
                 .await
                 .map_err(unavailable)?;
             Ok(Json(json!({
@@ -207,73 +210,13 @@ async fn threads(
     ))
 }
 
-/// Loads a thread of the patient; anything else is a 404, and an attempt on
-/// another patient's thread is audited (and visible in that patient's history).
-async fn own_thread(
-    s: &Shared,
-    p: &Account,
-    id: i64,
-) -> Result<crate::store::threads::Thread, ApiError> {
-    if let Some(t) = s.store.thread_of(p.id, id).await.map_err(unavailable)? {
-        return Ok(t);
-    }
-    let owner: Option<String> = sqlx::query_scalar(
-        "SELECT a.address FROM threads t JOIN accounts a ON a.id = t.patient_id WHERE t.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(s.store.pool())
-    .await
-    .map_err(unavailable)?;
-    if let Some(owner) = owner {
-        tracing::warn!(
-            thread = id,
-            "patient token used on another patient's thread"
-        );
-        let entry = AuditEntry::new(
-            &p.address,
-            "thread.access_denied",
-            &owner,
-            &format!("thread {id}"),
-        );
-        audit::append(&s.store, &entry).await.map_err(unavailable)?;
-    }
-    Err(not_found())
-}
-
-#[derive(Debug, Serialize)]
-struct MessageView {
-    id: i64,
-    direction: String,
-    date: i64,
-    read: bool,
-    #[serde(flatten)]
-    content: Rendered,
-}
-
 async fn thread(
     State(s): State<Shared>,
     Patient(p, _): Patient,
     Path(id): Path<i64>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let t = own_thread(&s, &p, id).await?;
-    let mut messages = Vec::new();
-    for m in s.store.thread_messages(t.id).await.map_err(unavailable)? {
-        let raw = s.store.blob(&m.blob_hash).await.map_err(unavailable)?;
-        let mut content = render::render(&raw);
-        // The patient sees names, never a bare address as the only label.
-        content.from_name = if m.direction == "in" {
-            t.correspondent_name.clone()
-        } else {
-            p.display_name.clone()
-        };
-        messages.push(MessageView {
-            id: m.message_id,
-            direction: m.direction,
-            date: m.created_at,
-            read: m.is_read,
-            content,
-        });
-    }
+    let t = patient::own_thread(&s, &p, id).await?;
+    let messages = patient::messages(&s, &p, &t).await?;
     Ok(Json(json!({ "thread": summary(&t), "messages": messages })))
 }
 
@@ -282,7 +225,7 @@ async fn mark_read(
     Patient(p, _): Patient,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    let t = own_thread(&s, &p, id).await?;
+    let t = patient::own_thread(&s, &p, id).await?;
     s.store.mark_thread_read(t.id).await.map_err(unavailable)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -292,117 +235,37 @@ async fn download(
     Patient(p, _): Patient,
     Path((id, message, index)): Path<(i64, i64, usize)>,
 ) -> Result<Response, ApiError> {
-    let t = own_thread(&s, &p, id).await?;
-    let m = s
-        .store
-        .thread_messages(t.id)
-        .await
-        .map_err(unavailable)?
-        .into_iter()
-        .find(|m| m.message_id == message)
-        .ok_or_else(not_found)?;
-    let raw = s.store.blob(&m.blob_hash).await.map_err(unavailable)?;
-    let (info, data) = render::attachment(&raw, index).ok_or_else(not_found)?;
-    let mut headers = HeaderMap::new();
-    // Always a download, never rendered by the browser.
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    let safe: String = info
-        .filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    headers.insert(
+    let mut response = patient::download(&s, &p, id, message, index).await?;
+    response.headers_mut().insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    Ok((headers, data).into_response())
+    Ok(response)
 }
 
 /// A message typed by the patient: JSON (`{"text": …}`) or multipart (`text`, files).
-struct Compose {
-    to: Option<String>,
-    text: String,
-    uploads: Vec<Upload>,
-}
-
 async fn read_compose(req: Request, s: &Shared) -> Result<Compose, ApiError> {
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let bad = |m: &str| ApiError(StatusCode::BAD_REQUEST, m.to_string());
-    if !is_multipart {
-        #[derive(Deserialize)]
-        struct Body {
-            to: Option<String>,
-            text: String,
-        }
-        let Json(b) = Json::<Body>::from_request(req, s)
-            .await
-            .map_err(|_| bad("Requête invalide."))?;
-        return Ok(Compose {
-            to: b.to,
-            text: b.text,
-            uploads: Vec::new(),
-        });
+    if is_multipart {
+        return Ok(patient::read_multipart(req, s.settings.max_attachment_size).await?);
     }
-    let mut mp = Multipart::from_request(req, s)
-        .await
-        .map_err(|_| bad("Requête invalide."))?;
-    let mut c = Compose {
-        to: None,
-        text: String::new(),
-        uploads: Vec::new(),
-    };
-    while let Some(field) = mp
-        .next_field()
-        .await
-        .map_err(|_| bad("Envoi interrompu."))?
-    {
-        let name = field.name().unwrap_or_default().to_string();
-        match name.as_str() {
-            "text" => c.text = field.text().await.map_err(|_| bad("Texte invalide."))?,
-            "to" => {
-                c.to = Some(
-                    field
-                        .text()
-                        .await
-                        .map_err(|_| bad("Destinataire invalide."))?,
-                )
-            }
-            _ => {
-                let file = field.file_name().unwrap_or("piece-jointe").to_string();
-                let data = field.bytes().await.map_err(|_| bad("Envoi interrompu."))?;
-                if data.len() > s.settings.max_attachment_size {
-                    return Err(ApiError(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        format!(
-                            "La pièce jointe « {file} » dépasse la taille maximale de {} Mo.",
-                            s.settings.max_attachment_size / (1024 * 1024)
-                        ),
-                    ));
-                }
-                c.uploads.push(Upload {
-                    name: file,
-                    data: data.to_vec(),
-                });
-            }
-        }
+    #[derive(Deserialize)]
+    struct Body {
+        to: Option<String>,
+        text: String,
     }
-    Ok(c)
+    let Json(b) = Json::<Body>::from_request(req, s)
+        .await
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "Requête invalide.".into()))?;
+    Ok(Compose {
+        to: b.to,
+        text: b.text,
+        ..Compose::default()
+    })
 }
 
 fn send_error(e: SendError) -> ApiError {
@@ -420,7 +283,7 @@ async fn reply(
     Path(id): Path<i64>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let t = own_thread(&s, &p, id).await?;
+    let t = patient::own_thread(&s, &p, id).await?;
     let c = read_compose(req, &s).await?;
     let message = s
         .sender

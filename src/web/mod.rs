@@ -1,8 +1,13 @@
-//! HTTPS: the patient API (JSON under `/api/v1/`) on axum, served over the same
-//! rustls configuration as every listener. The webmail pages join here later.
+//! HTTPS: the patient webmail (French pages, `pages/`) and the patient API
+//! (JSON under `/api/v1/`) on axum, served over the same rustls configuration as
+//! every listener. Both go through `patient.rs` for the patient's own data and
+//! get the security headers of `security.rs`.
 
 pub mod api;
+mod pages;
+pub mod patient;
 pub mod render;
+pub mod security;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,7 +41,10 @@ pub struct WebServices {
 
 /// The application: every route.
 pub fn router(services: Arc<WebServices>) -> Router {
-    api::routes().with_state(services)
+    api::routes()
+        .merge(pages::routes())
+        .layer(axum::middleware::from_fn(security::headers))
+        .with_state(services)
 }
 
 /// Serves `app` over TLS on `listener` until `shutdown`.

@@ -1,0 +1,315 @@
+//! Messagerie pages: the list of threads, a thread with its reply box, a new
+//! message, attachment downloads. The rules are those of `crate::threads`,
+//! applied again by the sending path whatever the page shows.
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::{
+    ACCEPT, Etat, Layout, PageError, Session, Shared, attachment_rules, date_fr, render,
+    send_refusal, size_fr,
+};
+use crate::store::accounts::Account;
+use crate::store::threads::Thread;
+use crate::web::patient::{self, PatientError};
+use crate::web::security::Csrf;
+
+struct ThreadRow {
+    id: i64,
+    name: String,
+    profession: Option<String>,
+    subject: String,
+    date: String,
+    unread: i64,
+    ended: bool,
+}
+
+#[derive(Template)]
+#[template(path = "messagerie.html")]
+struct ListPage {
+    l: Layout,
+    notice: Option<&'static str>,
+    threads: Vec<ThreadRow>,
+}
+
+fn subject_or_default(subject: &str) -> String {
+    if subject.trim().is_empty() {
+        "(sans objet)".to_string()
+    } else {
+        subject.to_string()
+    }
+}
+
+/// GET /messagerie
+pub(super) async fn list(
+    State(s): State<Shared>,
+    Extension(csrf): Extension<Csrf>,
+    session: Session,
+    q: Query<Etat>,
+) -> Result<Response, PageError> {
+    let threads = s
+        .store
+        .threads_of(session.account.id)
+        .await?
+        .into_iter()
+        .map(|t| ThreadRow {
+            id: t.id,
+            name: t.correspondent_name.clone(),
+            profession: t.correspondent_profession.clone(),
+            subject: subject_or_default(&t.subject),
+            date: date_fr(t.last_message_at),
+            unread: t.unread,
+            ended: crate::threads::may_reply(&t).is_err(),
+        })
+        .collect();
+    let page = ListPage {
+        l: Layout::patient("Messagerie", &csrf, &session.account, "messagerie"),
+        notice: Etat::notice(&q),
+        threads,
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+struct AttachmentRow {
+    index: usize,
+    name: String,
+    kind: String,
+    size: String,
+}
+
+struct MessageRow {
+    id: i64,
+    mine: bool,
+    from: String,
+    date: String,
+    text: String,
+    html: Option<String>,
+    attachments: Vec<AttachmentRow>,
+}
+
+struct ThreadHead {
+    id: i64,
+    name: String,
+    profession: Option<String>,
+    subject: String,
+    ended_notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "fil.html")]
+struct ThreadPage {
+    l: Layout,
+    t: ThreadHead,
+    messages: Vec<MessageRow>,
+    notice: Option<&'static str>,
+    error: Option<String>,
+    text: String,
+    rules: String,
+    accept: &'static str,
+}
+
+fn kind_fr(content_type: &str) -> String {
+    match content_type {
+        "application/pdf" => "document PDF".into(),
+        "image/jpeg" | "image/png" | "image/tiff" => "image".into(),
+        "text/plain" => "texte".into(),
+        other => other.to_string(),
+    }
+}
+
+async fn thread_page(
+    s: &Shared,
+    csrf: &Csrf,
+    p: &Account,
+    t: &Thread,
+    notice: Option<&'static str>,
+    error: Option<String>,
+    text: String,
+) -> Result<ThreadPage, PageError> {
+    let messages = patient::messages(s, p, t)
+        .await?
+        .into_iter()
+        .map(|m| MessageRow {
+            id: m.id,
+            mine: m.direction == "out",
+            from: m.content.from_name,
+            date: date_fr(m.date),
+            text: m.content.text,
+            html: m.content.html,
+            attachments: m
+                .content
+                .attachments
+                .into_iter()
+                .map(|a| AttachmentRow {
+                    index: a.index,
+                    name: a.filename,
+                    kind: kind_fr(&a.content_type),
+                    size: size_fr(a.size),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(ThreadPage {
+        l: Layout::patient(&subject_or_default(&t.subject), csrf, p, "messagerie"),
+        t: ThreadHead {
+            id: t.id,
+            name: t.correspondent_name.clone(),
+            profession: t.correspondent_profession.clone(),
+            subject: subject_or_default(&t.subject),
+            ended_notice: crate::threads::may_reply(t).err().map(|e| e.to_string()),
+        },
+        messages,
+        notice,
+        error,
+        text,
+        rules: attachment_rules(s.settings.max_attachment_size),
+        accept: ACCEPT,
+    })
+}
+
+/// GET /messagerie/{id}: the thread, marked read once shown.
+pub(super) async fn thread(
+    State(s): State<Shared>,
+    Extension(csrf): Extension<Csrf>,
+    session: Session,
+    Path(id): Path<i64>,
+    q: Query<Etat>,
+) -> Result<Response, PageError> {
+    let p = &session.account;
+    let t = patient::own_thread(&s, p, id).await?;
+    let page = thread_page(&s, &csrf, p, &t, Etat::notice(&q), None, String::new()).await?;
+    s.store.mark_thread_read(t.id).await?;
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// POST /messagerie/{id}/repondre (multipart: csrf, text, a file).
+pub(super) async fn reply(
+    State(s): State<Shared>,
+    Extension(csrf): Extension<Csrf>,
+    session: Session,
+    Path(id): Path<i64>,
+    req: Request,
+) -> Result<Response, PageError> {
+    let p = &session.account;
+    let t = patient::own_thread(&s, p, id).await?;
+    let c = match patient::read_multipart(req, s.settings.max_attachment_size).await {
+        Ok(c) => c,
+        Err(PatientError::TooLarge(m)) => {
+            let page = thread_page(&s, &csrf, p, &t, None, Some(m), String::new()).await?;
+            return Ok(render(StatusCode::PAYLOAD_TOO_LARGE, &page));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !csrf.accepts(c.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    match s.sender.reply(p, &t, &c.text, c.uploads).await {
+        Ok(_) => Ok(Redirect::to(&format!("/messagerie/{}?etat=envoye", t.id)).into_response()),
+        Err(e) => {
+            let (status, message) = send_refusal(&e);
+            let page = thread_page(&s, &csrf, p, &t, None, Some(message), c.text).await?;
+            Ok(render(status, &page))
+        }
+    }
+}
+
+/// GET /messagerie/{id}/messages/{message}/pieces-jointes/{index}
+pub(super) async fn download(
+    State(s): State<Shared>,
+    session: Session,
+    Path((id, message, index)): Path<(i64, i64, usize)>,
+) -> Result<Response, PageError> {
+    Ok(patient::download(&s, &session.account, id, message, index).await?)
+}
+
+struct CorrespondentOption {
+    address: String,
+    label: String,
+    selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "nouveau.html")]
+struct NewPage {
+    l: Layout,
+    correspondents: Vec<CorrespondentOption>,
+    error: Option<String>,
+    text: String,
+    rules: String,
+    accept: &'static str,
+}
+
+async fn new_page_for(
+    s: &Shared,
+    csrf: &Csrf,
+    p: &Account,
+    selected: Option<&str>,
+    error: Option<String>,
+    text: String,
+) -> Result<NewPage, PageError> {
+    let correspondents = patient::writable_correspondents(s, p)
+        .await?
+        .into_iter()
+        .map(|t| CorrespondentOption {
+            selected: selected == Some(t.correspondent.as_str()),
+            label: match &t.correspondent_profession {
+                Some(prof) => format!("{} — {prof}", t.correspondent_name),
+                None => t.correspondent_name.clone(),
+            },
+            address: t.correspondent,
+        })
+        .collect();
+    Ok(NewPage {
+        l: Layout::patient("Nouveau message", csrf, p, "messagerie"),
+        correspondents,
+        error,
+        text,
+        rules: attachment_rules(s.settings.max_attachment_size),
+        accept: ACCEPT,
+    })
+}
+
+/// GET /messagerie/nouveau
+pub(super) async fn new_page(
+    State(s): State<Shared>,
+    Extension(csrf): Extension<Csrf>,
+    session: Session,
+) -> Result<Response, PageError> {
+    let page = new_page_for(&s, &csrf, &session.account, None, None, String::new()).await?;
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// POST /messagerie/nouveau (multipart: csrf, to, text, a file).
+pub(super) async fn new_message(
+    State(s): State<Shared>,
+    Extension(csrf): Extension<Csrf>,
+    session: Session,
+    req: Request,
+) -> Result<Response, PageError> {
+    let p = &session.account;
+    let c = match patient::read_multipart(req, s.settings.max_attachment_size).await {
+        Ok(c) => c,
+        Err(PatientError::TooLarge(m)) => {
+            let page = new_page_for(&s, &csrf, p, None, Some(m), String::new()).await?;
+            return Ok(render(StatusCode::PAYLOAD_TOO_LARGE, &page));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !csrf.accepts(c.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let to = c.to.as_deref().unwrap_or_default().trim().to_string();
+    match s.sender.new_message(p, &to, &c.text, c.uploads).await {
+        Ok((thread, _)) => {
+            Ok(Redirect::to(&format!("/messagerie/{thread}?etat=envoye")).into_response())
+        }
+        Err(e) => {
+            let (status, message) = send_refusal(&e);
+            let page = new_page_for(&s, &csrf, p, Some(&to), Some(message), c.text).await?;
+            Ok(render(status, &page))
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! The patient webmail: server-rendered French pages (askama templates under
+//! `templates/`, the stylesheet under `static/`), no script. Each page module
+//! holds its handlers; this file holds what they share: the layout, the logged-in
+//! session, page errors and the French formatting of dates and sizes.
+
+mod auth;
+mod messagerie;
+mod parametres;
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::WebServices;
+use super::patient::PatientError;
+use super::security::{self, Csrf, SESSION_COOKIE};
+use crate::identity::AccountKind;
+use crate::store::accounts::Account;
+use crate::threads::send::SendError;
+
+type Shared = Arc<WebServices>;
+
+/// The stylesheet, compiled in so the binary is the whole application.
+const STYLESHEET: &str = include_str!("../../../static/mes.css");
+
+/// The webmail routes.
+pub(super) fn routes() -> axum::Router<Shared> {
+    axum::Router::new()
+        .route("/", get(|| async { Redirect::to("/messagerie") }))
+        .route("/connexion", get(auth::login_page).post(auth::login))
+        .route(
+            "/activation",
+            get(auth::activation_page).post(auth::activate),
+        )
+        .route("/deconnexion", post(auth::logout))
+        .route("/messagerie", get(messagerie::list))
+        .route(
+            "/messagerie/nouveau",
+            get(messagerie::new_page).post(messagerie::new_message),
+        )
+        .route("/messagerie/{id}", get(messagerie::thread))
+        .route("/messagerie/{id}/repondre", post(messagerie::reply))
+        .route(
+            "/messagerie/{id}/messages/{message}/pieces-jointes/{index}",
+            get(messagerie::download),
+        )
+        .route("/parametres", get(parametres::page))
+        .route("/parametres/notifications", post(parametres::notifications))
+        .route("/parametres/mot-de-passe", post(parametres::password))
+        .route("/static/mes.css", get(stylesheet))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
+        .layer(axum::middleware::from_fn(security::csrf_cookie))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// What the layout of every page needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    /// Page title (also in `<title>`).
+    pub(crate) title: String,
+    /// Anti-forgery token for the page's forms.
+    pub(crate) csrf: String,
+    /// The logged-in patient's name, when logged in (shows the menu).
+    pub(crate) patient: Option<String>,
+    /// Which menu entry is current.
+    pub(crate) nav: &'static str,
+}
+
+impl Layout {
+    fn public(title: &str, csrf: &Csrf) -> Layout {
+        Layout {
+            title: title.to_string(),
+            csrf: csrf.token.clone(),
+            patient: None,
+            nav: "",
+        }
+    }
+
+    fn patient(title: &str, csrf: &Csrf, p: &Account, nav: &'static str) -> Layout {
+        Layout {
+            title: title.to_string(),
+            csrf: csrf.token.clone(),
+            patient: Some(if p.display_name.is_empty() {
+                p.address.clone()
+            } else {
+                p.display_name.clone()
+            }),
+            nav,
+        }
+    }
+}
+
+/// Renders a template with a status.
+fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => PageError::Unavailable(e.to_string()).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "erreur.html")]
+struct ErrorPage {
+    l: Layout,
+    heading: &'static str,
+    message: String,
+}
+
+/// A page that cannot be shown; rendered as a short French page.
+#[derive(Debug)]
+pub(crate) enum PageError {
+    /// Nothing here for this patient.
+    NotFound,
+    /// A form without a valid anti-forgery token.
+    Forbidden,
+    /// Bad request (French text).
+    Bad(String),
+    /// The store or the renderer failed.
+    Unavailable(String),
+}
+
+impl From<PatientError> for PageError {
+    fn from(e: PatientError) -> Self {
+        match e {
+            PatientError::NotFound => PageError::NotFound,
+            PatientError::Bad(m) | PatientError::TooLarge(m) => PageError::Bad(m),
+            PatientError::Send(e) => PageError::Bad(e.to_string()),
+            PatientError::Unavailable(e) => PageError::Unavailable(e),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for PageError {
+    fn from(e: crate::store::StoreError) -> Self {
+        PageError::Unavailable(e.to_string())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, heading, message) = match self {
+            PageError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Page introuvable",
+                "Cette page n'existe pas ou ne vous est pas destinée.".to_string(),
+            ),
+            PageError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "Formulaire expiré",
+                "Ce formulaire n'est plus valable. Revenez à la page précédente, rechargez-la et recommencez.".to_string(),
+            ),
+            PageError::Bad(m) => (StatusCode::BAD_REQUEST, "Demande incorrecte", m),
+            PageError::Unavailable(e) => {
+                tracing::error!(error = %e, "webmail page failure");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service momentanément indisponible",
+                    "Le service est momentanément indisponible. Réessayez dans quelques minutes.".to_string(),
+                )
+            }
+        };
+        let page = ErrorPage {
+            l: Layout {
+                title: heading.to_string(),
+                csrf: String::new(),
+                patient: None,
+                nav: "",
+            },
+            heading,
+            message,
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, heading).into_response(),
+        }
+    }
+}
+
+/// The logged-in patient of a page request (session cookie). Without a live
+/// session the visitor is sent to the login page, told when it has expired.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    /// The patient.
+    pub(crate) account: Account,
+    /// SHA-256 of the session token.
+    pub(crate) token_hash: String,
+}
+
+impl FromRequestParts<Shared> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &Shared) -> Result<Self, Self::Rejection> {
+        let Some(token) = security::cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(Redirect::to("/connexion").into_response());
+        };
+        let token_hash = security::token_hash(token);
+        let expired = || {
+            (
+                [(header::SET_COOKIE, security::clear_cookie(SESSION_COOKIE))],
+                Redirect::to("/connexion?etat=expiree"),
+            )
+                .into_response()
+        };
+        let account_id = s
+            .store
+            .session_account(&token_hash, s.settings.session_idle_secs as i64)
+            .await
+            .map_err(|e| PageError::from(e).into_response())?
+            .ok_or_else(expired)?;
+        let account = s
+            .store
+            .account_by_id(account_id)
+            .await
+            .map_err(|e| PageError::from(e).into_response())?
+            .filter(|a| a.kind == AccountKind::Patient && !a.disabled)
+            .ok_or_else(expired)?;
+        Ok(Session {
+            account,
+            token_hash,
+        })
+    }
+}
+
+/// `?etat=…` after a redirect: which fixed notice to show (never reflected text).
+#[derive(Debug, Deserialize, Default)]
+pub(crate) struct Etat {
+    etat: Option<String>,
+}
+
+impl Etat {
+    fn notice(q: &Query<Etat>) -> Option<&'static str> {
+        Some(match q.etat.as_deref()? {
+            "expiree" => "Votre session a expiré après une période d'inactivité. Reconnectez-vous.",
+            "deconnecte" => "Vous êtes déconnecté. À bientôt.",
+            "active" => "Votre espace est activé. Connectez-vous avec votre nouveau mot de passe.",
+            "envoye" => "Votre message a été envoyé.",
+            "notifications" => "Vos préférences de notification sont enregistrées.",
+            "mot-de-passe" => "Votre mot de passe a été changé.",
+            _ => return None,
+        })
+    }
+}
+
+/// The French text of a sending refusal.
+fn send_refusal(e: &SendError) -> (StatusCode, String) {
+    match e {
+        SendError::Refused(r) => (StatusCode::FORBIDDEN, r.to_string()),
+        SendError::Attachment(a) => (StatusCode::UNPROCESSABLE_ENTITY, a.to_string()),
+        SendError::Empty => (StatusCode::BAD_REQUEST, SendError::Empty.to_string()),
+        SendError::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Le service est momentanément indisponible. Réessayez dans quelques minutes.".into(),
+        ),
+    }
+}
+
+/// A date as patients read it: `26/11/2026 à 14:05` (server's local time).
+pub(crate) fn date_fr(unix: i64) -> String {
+    use chrono::{Local, TimeZone};
+    match Local.timestamp_opt(unix, 0).single() {
+        Some(d) => d.format("%d/%m/%Y à %H:%M").to_string(),
+        None => String::new(),
+    }
+}
+
+/// A size as patients read it: `820 octets`, `12 Ko`, `1,4 Mo`.
+pub(crate) fn size_fr(octets: usize) -> String {
+    if octets < 1024 {
+        format!("{octets} octets")
+    } else if octets < 1024 * 1024 {
+        format!("{} Ko", octets.div_ceil(1024))
+    } else {
+        let tenths = (octets * 10).div_ceil(1024 * 1024);
+        format!("{},{} Mo", tenths / 10, tenths % 10)
+    }
+}
+
+/// What the attachment fields say before anything is uploaded.
+fn attachment_rules(max: usize) -> String {
+    format!(
+        "Formats acceptés : PDF, JPEG, PNG, TIFF, TXT, RTF. Taille maximale : {} Mo par fichier.",
+        max / (1024 * 1024)
+    )
+}
+
+/// The `accept` attribute of file fields (the server checks again, by content).
+const ACCEPT: &str = ".pdf,.jpg,.jpeg,.png,.tif,.tiff,.txt,.rtf,application/pdf,image/jpeg,image/png,image/tiff,text/plain,application/rtf";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(size_fr(820), "820 octets");
+        assert_eq!(size_fr(12 * 1024), "12 Ko");
+        assert_eq!(size_fr(1024 * 1024 + 400 * 1024), "1,4 Mo");
+    }
+}

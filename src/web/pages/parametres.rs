@@ -1,0 +1,175 @@
+//! Paramètres: the personal address for notices, notices on/off, password change.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
+
+use super::{Etat, Layout, PageError, Session, Shared, render};
+use crate::audit::{self, AuditEntry};
+use crate::identity::address::Address;
+use crate::identity::auth::LoginResult;
+use crate::identity::password::{self, RULES_FR};
+use crate::web::ClientAddr;
+use crate::web::security::Csrf;
+
+#[derive(Template)]
+#[template(path = "parametres.html")]
+struct SettingsPage {
+    l: Layout,
+    notice: Option<&'static str>,
+    notice_error: Option<String>,
+    password_error: Option<String>,
+    email: String,
+    enabled: bool,
+    rules: &'static [&'static str],
+}
+
+async fn settings_page(
+    s: &Shared,
+    csrf: &Csrf,
+    session: &Session,
+    notice: Option<&'static str>,
+) -> Result<SettingsPage, PageError> {
+    let (email, enabled, _) = s.store.patient_settings(session.account.id).await?;
+    Ok(SettingsPage {
+        l: Layout::patient("Paramètres", csrf, &session.account, "parametres"),
+        notice,
+        notice_error: None,
+        password_error: None,
+        email: email.unwrap_or_default(),
+        enabled,
+        rules: &RULES_FR,
+    })
+}
+
+/// GET /parametres
+pub(super) async fn page(
+    State(s): State<Shared>,
+    Extension(csrf): Extension<Csrf>,
+    session: Session,
+    q: Query<Etat>,
+) -> Result<Response, PageError> {
+    let page = settings_page(&s, &csrf, &session, Etat::notice(&q)).await?;
+    Ok(render(StatusCode::OK, &page))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct NoticeForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    email: String,
+    enabled: Option<String>,
+}
+
+/// POST /parametres/notifications
+pub(super) async fn notifications(
+    State(s): State<Shared>,
+    Extension(csrf): Extension<Csrf>,
+    session: Session,
+    Form(f): Form<NoticeForm>,
+) -> Result<Response, PageError> {
+    if !csrf.accepts(f.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let enabled = f.enabled.is_some();
+    let typed = f.email.trim();
+    let email = if typed.is_empty() {
+        None
+    } else {
+        match Address::parse(typed) {
+            Ok(a) => Some(a.to_string()),
+            Err(_) => {
+                let mut page = settings_page(&s, &csrf, &session, None).await?;
+                page.email = typed.to_string();
+                page.enabled = enabled;
+                page.notice_error = Some(
+                    "Cette adresse électronique n'est pas valide (exemple : prenom.nom@exemple.fr)."
+                        .into(),
+                );
+                return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+            }
+        }
+    };
+    s.store
+        .set_patient_settings(session.account.id, email.as_deref(), enabled)
+        .await?;
+    Ok(Redirect::to("/parametres?etat=notifications").into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PasswordForm {
+    csrf: Option<String>,
+    current: String,
+    password: String,
+    confirm: String,
+}
+
+/// POST /parametres/mot-de-passe: the current password is asked again; other
+/// sessions of the patient end.
+pub(super) async fn password(
+    State(s): State<Shared>,
+    Extension(csrf): Extension<Csrf>,
+    Extension(ClientAddr(peer)): Extension<ClientAddr>,
+    session: Session,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, PageError> {
+    if !csrf.accepts(f.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let p = &session.account;
+    let refuse = |status: StatusCode, message: String| {
+        let (s, csrf, session) = (&s, &csrf, &session);
+        async move {
+            let mut page = settings_page(s, csrf, session, None).await?;
+            page.password_error = Some(message);
+            Ok::<_, PageError>(render(status, &page))
+        }
+    };
+    if f.password != f.confirm {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Les deux nouveaux mots de passe ne sont pas identiques.".into(),
+        )
+        .await;
+    }
+    if let Err(rule) = password::check_rules(&f.password, &p.address) {
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, rule.to_string()).await;
+    }
+    match s.auth.login_patient(peer.ip(), &p.address, f.current).await {
+        LoginResult::Patient(a) if a.id == p.id => {}
+        LoginResult::Throttled => {
+            return refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Trop de tentatives. Par sécurité, attendez quelques minutes avant de réessayer."
+                    .into(),
+            )
+            .await;
+        }
+        LoginResult::Unavailable => return Err(PageError::Unavailable("login".into())),
+        _ => {
+            return refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Votre mot de passe actuel est incorrect.".into(),
+            )
+            .await;
+        }
+    }
+    let new = f.password;
+    let phc = tokio::task::spawn_blocking(move || password::hash(&new))
+        .await
+        .map_err(|e| PageError::Unavailable(e.to_string()))?
+        .map_err(|e| PageError::Unavailable(e.to_string()))?;
+    s.store.set_password(&p.address, &phc).await?;
+    s.store
+        .delete_other_sessions(p.id, &session.token_hash)
+        .await?;
+    audit::append(
+        &s.store,
+        &AuditEntry::new(&p.address, "account.password", &p.address, "patient"),
+    )
+    .await?;
+    Ok(Redirect::to("/parametres?etat=mot-de-passe").into_response())
+}
