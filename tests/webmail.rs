@@ -14,6 +14,7 @@ use base64::Engine;
 use browser::{Browser, Viewport};
 use common::{Db, Instance, Server, inbox, open_store, submit};
 use fantoccini::actions::InputSource;
+use fantoccini::key::Key;
 
 const PW: &str = "correct horse battery staple";
 const JEAN: &str = "jean.dupont@hopital-a.mes.test";
@@ -157,9 +158,24 @@ async fn journey(viewport: Viewport) {
             .await
             .contains("Identifiant ou mot de passe incorrect")
     );
-    b.fill("#login", INS).await;
-    b.fill("#password", PATIENT_PW).await;
-    b.navigate_by("main button[type=submit]").await;
+    // The right one, with the keyboard alone: skip link, fields, Enter.
+    b.goto(&format!("{url}/connexion")).await;
+    b.press(Key::Tab.into()).await;
+    assert_eq!(b.focused().await, "evitement", "the skip link comes first");
+    b.press(Key::Enter.into()).await;
+    b.press(Key::Tab.into()).await;
+    assert_eq!(
+        b.focused().await,
+        "login",
+        "after the skip link: the first field"
+    );
+    b.type_text(INS).await;
+    b.press(Key::Tab.into()).await;
+    assert_eq!(b.focused().await, "password");
+    b.type_text(PATIENT_PW).await;
+    b.js("window.__mesOldPage = true;").await;
+    b.press(Key::Enter.into()).await;
+    b.wait_new_page("Enter").await;
     assert_eq!(b.path().await, "/messagerie");
     let list = b.main_text().await;
     for needle in [
@@ -233,6 +249,20 @@ async fn journey(viewport: Viewport) {
             .contains("Dr Jean Dupont — Médecin généraliste")
     );
     check_page(&b, "nouveau").await;
+    b.fill(
+        "#text",
+        "Une question encore : faut-il refaire la prise de sang ?",
+    )
+    .await;
+    b.navigate_by("main button[type=submit]").await;
+    assert_eq!(b.path().await, format!("{thread_path}?etat=envoye"));
+    assert!(
+        b.main_text()
+            .await
+            .contains("faut-il refaire la prise de sang"),
+        "the new message joins the open thread"
+    );
+    assert_eq!(inbox(&store, JEAN).await.len(), 2);
 
     // Settings: notice address and switch.
     b.goto(&format!("{url}/parametres")).await;

@@ -196,6 +196,11 @@ impl Browser {
     pub async fn navigate_by(&self, css: &str) {
         self.js("window.__mesOldPage = true;").await;
         self.click(css).await;
+        self.wait_new_page(css).await;
+    }
+
+    /// Waits until the page marked by `window.__mesOldPage = true` is replaced.
+    pub async fn wait_new_page(&self, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let done = self
@@ -210,12 +215,39 @@ impl Browser {
             if done {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "no new page after clicking {css}"
-            );
+            assert!(Instant::now() < deadline, "no new page after {what}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Presses one key (a character, or a `fantoccini::key::Key` as char) on
+    /// whatever has the focus, as a keyboard user would.
+    pub async fn press(&self, key: char) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        self.client
+            .perform_actions(
+                KeyActions::new("clavier".into())
+                    .then(KeyAction::Down { value: key })
+                    .then(KeyAction::Up { value: key }),
+            )
+            .await
+            .expect("key");
+    }
+
+    /// Types text on whatever has the focus.
+    pub async fn type_text(&self, text: &str) {
+        for c in text.chars() {
+            self.press(c).await;
+        }
+    }
+
+    /// `id` (or, without one, the class) of the focused element.
+    pub async fn focused(&self) -> String {
+        self.js("const e = document.activeElement; return e.id || e.className || e.tagName;")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// The visible text of the page's `<main>`.
