@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod dossier;
 pub mod identity;
 pub mod imap;
 pub mod logging;

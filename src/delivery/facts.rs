@@ -19,6 +19,8 @@ pub struct MessageFacts {
     pub references: Vec<String>,
     /// The professional ends the patient thread (`X-MSS-MES: FIN` or subject `[FIN]`).
     pub ends_thread: bool,
+    /// Address of `Disposition-Notification-To` (an MDN is wanted, RFC 8098).
+    pub notify_to: Option<String>,
     /// Headers could be read at all (otherwise the message is stored as received).
     pub parsed: bool,
 }
@@ -62,6 +64,12 @@ impl MessageFacts {
             references,
             message_id: msg.message_id().map(str::to_string),
             has_date: msg.date().is_some(),
+            notify_to: msg
+                .header("Disposition-Notification-To")
+                .and_then(|h| h.as_address())
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .map(|a| a.trim().to_lowercase()),
             parsed: true,
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod facts;
 pub mod prepare;
+pub mod report;
 pub mod trace;
 mod writer;
 

@@ -29,6 +29,9 @@ pub struct Incoming {
     pub flags: String,
     /// How it relates to patient threads.
     pub thread: Option<crate::threads::ThreadLink>,
+    /// What it files in patients' records (indexed before the transaction,
+    /// written inside it).
+    pub dossier: Option<Box<crate::store::dossier::DossierFiling>>,
 }
 
 impl Incoming {
@@ -52,6 +55,7 @@ impl Incoming {
             bodystructure,
             flags: self.flags,
             thread: self.thread,
+            dossier: self.dossier,
         }
     }
 }

@@ -451,6 +451,7 @@ impl ImapSession {
             dsn_ret: None,
             flags: normalize_flags(flag_texts.iter().map(String::as_str)),
             thread: None,
+            dossier: None,
         }
         .prepare();
         match self.services.deliverer.deliver(message).await {

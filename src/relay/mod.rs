@@ -21,8 +21,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::RelaySettings;
-use crate::delivery::prepare::Incoming;
-use crate::delivery::{Deliverer, NewRecipient};
+use crate::delivery::{Deliverer, report};
 use crate::store::queue::QueueItem;
 use crate::store::{Store, now};
 use crate::trust::TrustSpace;
@@ -445,42 +444,7 @@ impl Relay {
         let Ok(report) = dsn::build(&self.hostname, &original, &rcpts) else {
             return false;
         };
-        let target = match self.store.account_by_address(&message.mail_from).await {
-            Ok(Some(acc)) if !acc.disabled => match self.store.mailbox_id(acc.id, "INBOX").await {
-                Ok(Some(inbox)) => Some(inbox),
-                _ => None,
-            },
-            _ => None,
-        };
-        let mut report = report;
-        if target.is_some() {
-            // Final delivery here: the null reverse-path is recorded as for any message.
-            let mut with_path = b"Return-Path: <>\r\n".to_vec();
-            with_path.extend_from_slice(&report);
-            report = with_path;
-        }
-        let recipient = NewRecipient {
-            address: message.mail_from.clone(),
-            orcpt: None,
-            notify: smtp_proto::RCPT_NOTIFY_NEVER as i64,
-            mailbox_id: target,
-            remote: target.is_none(),
-            patient_id: None,
-        };
-        let dsn = Incoming {
-            content: report,
-            mail_from: String::new(),
-            message_id: None,
-            origin: "dsn",
-            received_at: now(),
-            recipients: vec![recipient],
-            dsn_envid: None,
-            dsn_ret: None,
-            flags: String::new(),
-            thread: None,
-        }
-        .prepare();
-        match self.deliverer.deliver(dsn).await {
+        match report::send(&self.store, &self.deliverer, &message.mail_from, report, "dsn").await {
             Ok(_) => {
                 tracing::info!(
                     message = first.message_id,

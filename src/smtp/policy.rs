@@ -9,6 +9,11 @@ use rand::Rng;
 use super::Mode;
 use super::reply::{self, Reply};
 use super::session::{AuthOutcome, Authenticated, Backend, Envelope, RcptTarget, SessionView};
+use crate::dossier::filing::{self, PatientRecipient};
+use crate::dossier::limits::Limits;
+use crate::dossier::mdn::{self, Disposition};
+use crate::delivery::report;
+use crate::store::dossier::DossierFiling;
 use crate::delivery::facts::MessageFacts;
 use crate::delivery::prepare::Incoming;
 use crate::delivery::trace::{self, TraceInfo};
@@ -75,6 +80,102 @@ impl SmtpServices {
             ends: facts.ends_thread,
             message_id,
             sender,
+        }
+    }
+
+    /// Indexes structured attachments for local recipients. `Err` is the 550
+    /// that refuses a message whose documents do not concern its patient
+    /// recipient (the sender also gets an error MDN when it asked for one).
+    async fn examine_dossier(
+        &self,
+        envelope: &Envelope,
+        content: &[u8],
+        facts: &MessageFacts,
+    ) -> Result<(Option<Box<DossierFiling>>, Vec<String>), Reply> {
+        let mut patients = Vec::new();
+        let mut professionals = Vec::new();
+        for r in &envelope.recipients {
+            match r.target {
+                RcptTarget::Local {
+                    account_id,
+                    patient: true,
+                    ..
+                } => {
+                    let account = self
+                        .store
+                        .account_by_id(account_id)
+                        .await
+                        .map_err(|_| reply::temporary_failure())?;
+                    if let Some(ins) = account.and_then(|a| a.ins) {
+                        patients.push(PatientRecipient {
+                            account_id,
+                            address: r.address.clone(),
+                            ins,
+                        });
+                    }
+                }
+                RcptTarget::Local { .. } => professionals.push(r.address.clone()),
+                RcptTarget::Remote => {}
+            }
+        }
+        if patients.is_empty() && professionals.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let raw = content.to_vec();
+        let (p, pros) = (patients.clone(), professionals);
+        let outcome = tokio::task::spawn_blocking(move || {
+            filing::examine(&raw, &p, &pros, &Limits::default())
+        })
+        .await
+        .map_err(|_| reply::temporary_failure())?;
+        match outcome {
+            Ok(e) => Ok((e.filing.map(Box::new), e.filed_for)),
+            Err(refusal) => {
+                tracing::warn!(code = refusal.mdn_code(), "structured attachments refused");
+                if let Some(to) = &facts.notify_to {
+                    for p in &patients {
+                        self.send_mdn(
+                            to,
+                            &p.address,
+                            facts.message_id.as_deref(),
+                            content,
+                            Disposition::Error(refusal.mdn_code(), refusal.to_string()),
+                        )
+                        .await;
+                    }
+                }
+                Err(Reply::new(550, "5.7.1", refusal.smtp_text()))
+            }
+        }
+    }
+
+    /// Sends an MDN about `recipient`'s copy to `to` (best effort, logged).
+    async fn send_mdn(
+        &self,
+        to: &str,
+        recipient: &str,
+        message_id: Option<&str>,
+        content: &[u8],
+        disposition: Disposition,
+    ) {
+        let end = content
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(content.len(), |p| p + 2);
+        let original = mdn::Original {
+            notify_to: to,
+            final_recipient: recipient,
+            message_id,
+            headers: &content[..end],
+        };
+        let built = mdn::build(&self.hostname, &original, &disposition);
+        match built {
+            Ok(m) => {
+                if let Err(e) = report::send(&self.store, &self.deliverer, to, m, "mdn").await {
+                    tracing::error!(error = %e, "MDN delivery failed");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "MDN could not be built"),
         }
     }
 
@@ -369,8 +470,14 @@ impl Backend for ServerBackend {
         } else {
             None
         };
+        let (dossier, filed_for) = match self.0.examine_dossier(envelope, &content, &facts).await {
+            Ok(found) => found,
+            Err(refusal) => return refusal,
+        };
+        let mdn_content = (facts.notify_to.is_some() && !filed_for.is_empty()).then(|| content.clone());
         let message = Incoming {
             thread,
+            dossier,
             content,
             mail_from: envelope.mail_from.clone(),
             message_id,
@@ -393,6 +500,18 @@ impl Backend for ServerBackend {
                     message = stored.message_id,
                     "message accepted"
                 );
+                if let (Some(to), Some(content)) = (facts.notify_to.clone(), mdn_content) {
+                    // After the commit: tell the sender its documents were filed.
+                    let services = self.0.clone();
+                    let message_id = facts.message_id.clone();
+                    tokio::spawn(async move {
+                        for patient in filed_for {
+                            services
+                                .send_mdn(&to, &patient, message_id.as_deref(), &content, Disposition::Processed)
+                                .await;
+                        }
+                    });
+                }
                 Reply::new(250, "2.0.0", format!("Message accepted, id {id}"))
             }
             Err(e) => {

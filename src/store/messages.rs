@@ -52,6 +52,8 @@ pub struct NewMessage {
     pub flags: String,
     /// How the message relates to patient threads.
     pub thread: Option<crate::threads::ThreadLink>,
+    /// Documents and profile items it files in patients' records.
+    pub dossier: Option<Box<super::dossier::DossierFiling>>,
 }
 
 /// Where a stored message landed.
@@ -180,6 +182,9 @@ pub async fn insert_message(
             .await?;
         }
         None => {}
+    }
+    if let Some(filing) = &m.dossier {
+        super::dossier::file_on(&mut *conn, Some(message_id), filing).await?;
     }
     Ok(Stored {
         message_id,

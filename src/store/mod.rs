@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod activation;
 pub mod changes;
 pub mod domains;
+pub mod dossier;
 pub mod entries;
 pub mod folders;
 pub mod messages;

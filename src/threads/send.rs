@@ -184,6 +184,7 @@ impl Sender {
             thread: Some(ThreadLink::FromPatient {
                 thread_id: thread.id,
             }),
+            dossier: None,
         }
         .prepare();
         let stored = self

@@ -9,7 +9,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -36,6 +36,11 @@ pub fn routes() -> axum::Router<Shared> {
             get(download),
         )
         .route("/api/v1/messages", post(new_message))
+        .route("/api/v1/documents", get(documents).post(add_document))
+        .route("/api/v1/documents/{id}", get(document))
+        .route("/api/v1/documents/{id}/content", get(document_content))
+        .route("/api/v1/documents/{id}/hidden", put(document_hidden))
+        .route("/api/v1/profile", get(profile).post(declare))
         .route(
             "/api/v1/settings/notifications",
             get(get_settings).put(put_settings),
@@ -364,4 +369,159 @@ async fn put_settings(
         email,
         enabled: body.enabled,
     }))
+}
+
+#[derive(Debug, Serialize)]
+struct DocumentJson {
+    #[serde(flatten)]
+    document: crate::store::dossier::Document,
+    category_label: &'static str,
+}
+
+fn document_json(d: crate::store::dossier::Document) -> DocumentJson {
+    DocumentJson {
+        category_label: crate::dossier::category::label_fr(&d.category),
+        document: d,
+    }
+}
+
+/// The patient's documents (schema: `schemas/api/documents.schema.json`).
+async fn documents(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list: Vec<DocumentJson> = s
+        .store
+        .documents_of(p.id)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .map(document_json)
+        .collect();
+    Ok(Json(json!({ "documents": list })))
+}
+
+async fn own_document(
+    s: &Shared,
+    p: &Account,
+    id: i64,
+) -> Result<crate::store::dossier::Document, ApiError> {
+    s.store
+        .document_of(p.id, id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "Ce document n'existe pas.".into()))
+}
+
+async fn document(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Path(id): Path<i64>,
+) -> Result<Json<DocumentJson>, ApiError> {
+    Ok(Json(document_json(own_document(&s, &p, id).await?)))
+}
+
+async fn document_content(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let d = own_document(&s, &p, id).await?;
+    let raw = s.store.blob(&d.blob_hash).await.map_err(unavailable)?;
+    Ok(patient::file_download(
+        &super::dossier_view::file_name(&d),
+        raw,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct HiddenBody {
+    hidden: bool,
+}
+
+/// Hides a document from professionals (MASQUE_PS) or shows it again.
+async fn document_hidden(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Path(id): Path<i64>,
+    Json(body): Json<HiddenBody>,
+) -> Result<Json<DocumentJson>, ApiError> {
+    own_document(&s, &p, id).await?;
+    s.store
+        .set_document_hidden(p.id, id, body.hidden)
+        .await
+        .map_err(unavailable)?;
+    crate::audit::append(
+        &s.store,
+        &crate::audit::AuditEntry::new(
+            &p.address,
+            if body.hidden { "document.hide" } else { "document.show" },
+            &p.address,
+            &format!("document {id}"),
+        ),
+    )
+    .await
+    .map_err(unavailable)?;
+    Ok(Json(document_json(own_document(&s, &p, id).await?)))
+}
+
+/// The patient adds a document (multipart: category, title, file).
+async fn add_document(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let u = patient::read_document_upload(req, crate::dossier::PATIENT_DOCUMENT_MAX).await?;
+    let doc = crate::dossier::patient_document(&u.category, &u.title, &u.file_name, u.data)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    s.store.add_document(p.id, doc).await.map_err(unavailable)?;
+    crate::audit::append(
+        &s.store,
+        &crate::audit::AuditEntry::new(&p.address, "document.add", &p.address, "patient"),
+    )
+    .await
+    .map_err(unavailable)?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// The profil médical (schema: `schemas/api/profile.schema.json`).
+async fn profile(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let items = s.store.profile_of(p.id).await.map_err(unavailable)?;
+    let entries: Vec<serde_json::Value> = crate::dossier::ProfileCategory::ALL
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.as_str(),
+                "label": c.label_fr(),
+                "items": items.iter().filter(|i| i.category == c.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "entries": entries })))
+}
+
+#[derive(Debug, Deserialize)]
+struct DeclareBody {
+    category: String,
+    label: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// An item the patient declares.
+async fn declare(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Json(body): Json<DeclareBody>,
+) -> Result<StatusCode, ApiError> {
+    let item = crate::dossier::declared_item(&body.category, &body.label, &body.value)
+        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "Rubrique ou information invalide.".into()))?;
+    s.store
+        .declare_profile_item(p.id, &item)
+        .await
+        .map_err(unavailable)?;
+    Ok(StatusCode::CREATED)
 }

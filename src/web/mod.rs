@@ -4,6 +4,7 @@
 //! get the security headers of `security.rs`.
 
 pub mod api;
+pub mod dossier_view;
 mod pages;
 pub mod patient;
 pub mod render;

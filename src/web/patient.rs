@@ -131,13 +131,17 @@ pub async fn download(
         .ok_or(PatientError::NotFound)?;
     let raw = s.store.blob(&m.blob_hash).await?;
     let (info, data) = render::attachment(&raw, index).ok_or(PatientError::NotFound)?;
+    Ok(file_download(&info.filename, data))
+}
+
+/// A file as a download: never rendered by the browser, under a safe name.
+pub fn file_download(name: &str, data: Vec<u8>) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    let safe: String = info
-        .filename
+    let safe: String = name
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
@@ -150,7 +154,7 @@ pub async fn download(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok((headers, data).into_response())
+    (headers, data).into_response()
 }
 
 /// Correspondents the patient may write to: those of an open thread (the rule
@@ -235,4 +239,55 @@ pub async fn read_multipart(
         }
     }
     Ok(c)
+}
+
+/// A document the patient adds to their record (multipart form).
+#[derive(Debug, Default)]
+pub struct DocumentUpload {
+    /// Anti-forgery token.
+    pub csrf: Option<String>,
+    /// Chosen category.
+    pub category: String,
+    /// Title typed by the patient.
+    pub title: String,
+    /// File name as given.
+    pub file_name: String,
+    /// Content.
+    pub data: Vec<u8>,
+}
+
+/// Reads a document upload: fields `csrf`, `category`, `title`, one file.
+pub async fn read_document_upload(
+    req: Request,
+    max_size: usize,
+) -> Result<DocumentUpload, PatientError> {
+    let bad = |m: &str| PatientError::Bad(m.to_string());
+    let mut mp = Multipart::from_request(req, &())
+        .await
+        .map_err(|_| bad("Requête invalide."))?;
+    let mut u = DocumentUpload::default();
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|_| bad("Envoi interrompu."))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "csrf" => u.csrf = Some(field.text().await.map_err(|_| bad("Requête invalide."))?),
+            "category" => u.category = field.text().await.map_err(|_| bad("Requête invalide."))?,
+            "title" => u.title = field.text().await.map_err(|_| bad("Requête invalide."))?,
+            _ => {
+                u.file_name = field.file_name().unwrap_or_default().to_string();
+                let data = field.bytes().await.map_err(|_| bad("Envoi interrompu."))?;
+                if data.len() > max_size {
+                    return Err(PatientError::TooLarge(format!(
+                        "Le document dépasse la taille maximale de {} Mo.",
+                        max_size / (1024 * 1024)
+                    )));
+                }
+                u.data = data.to_vec();
+            }
+        }
+    }
+    Ok(u)
 }

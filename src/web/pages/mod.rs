@@ -4,6 +4,7 @@
 //! session, page errors and the French formatting of dates and sizes.
 
 mod auth;
+mod dossier;
 mod messagerie;
 mod parametres;
 
@@ -50,6 +51,13 @@ pub(super) fn routes() -> axum::Router<Shared> {
             "/messagerie/{id}/messages/{message}/pieces-jointes/{index}",
             get(messagerie::download),
         )
+        .route("/dossier", get(dossier::list))
+        .route("/dossier/ajouter", get(dossier::add_form).post(dossier::add))
+        .route("/dossier/{id}", get(dossier::show))
+        .route("/dossier/{id}/contenu", get(dossier::content))
+        .route("/dossier/{id}/masquer", post(dossier::hide))
+        .route("/dossier/{id}/afficher", post(dossier::unhide))
+        .route("/profil", get(dossier::profile).post(dossier::declare))
         .route("/parametres", get(parametres::page))
         .route("/parametres/notifications", post(parametres::notifications))
         .route("/parametres/mot-de-passe", post(parametres::password))
@@ -252,6 +260,10 @@ impl Etat {
             "envoye" => "Votre message a été envoyé.",
             "notifications" => "Vos préférences de notification sont enregistrées.",
             "mot-de-passe" => "Votre mot de passe a été changé.",
+            "masque" => "Le document est maintenant masqué aux professionnels de santé.",
+            "visible" => "Le document est de nouveau visible par les professionnels de santé.",
+            "ajoute" => "Votre document a été ajouté à votre dossier.",
+            "declare" => "L'information a été ajoutée à votre profil.",
             _ => return None,
         })
     }

@@ -1,0 +1,322 @@
+//! From what the parsers found to what the store files, and the rules that
+//! decide: a message to a patient whose structured attachments do not concern
+//! that patient, or cannot be read, is refused whole (nothing half-indexed);
+//! professionals receive such mail, with the outcome recorded. Also the
+//! patient's own documents and declared profile items.
+
+use mail_parser::{MessageParser, MimeHeaders};
+
+use super::identity::{self, IdentityProblem};
+use super::limits::Limits;
+use super::metadata::Code;
+use super::{Indexed, IndexedDocument, ProfileCategory, index_attachment};
+use crate::store::dossier::{DossierFiling, IndexingOutcome, NewDocument, NewProfileItem};
+
+/// Largest document a patient may add (5 MB, as for attachments).
+pub const PATIENT_DOCUMENT_MAX: usize = 5 * 1024 * 1024;
+
+/// A local patient among a message's recipients.
+#[derive(Debug, Clone)]
+pub struct PatientRecipient {
+    /// Account id.
+    pub account_id: i64,
+    /// Address.
+    pub address: String,
+    /// INS matricule.
+    pub ins: String,
+}
+
+/// Why a message to a patient is refused at the end of DATA.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The documents are not about this patient, or their INS is missing or incomplete.
+    #[error("{0}")]
+    Identity(IdentityProblem),
+    /// A structured attachment could not be read (unsafe, corrupt, over a limit).
+    #[error("Pièce jointe structurée illisible : {0}")]
+    Unreadable(String),
+}
+
+impl Refusal {
+    /// The SMTP reply text (ASCII: any client can show it).
+    pub fn smtp_text(&self) -> String {
+        match self {
+            Refusal::Identity(IdentityProblem::WrongPatient) => {
+                "Documents refused: they concern another patient (INS differs from the recipient's) [902]".into()
+            }
+            Refusal::Identity(IdentityProblem::NoIns) => {
+                "Documents refused: no INS (national health identifier) of the patient [903]".into()
+            }
+            Refusal::Identity(IdentityProblem::IncompleteIns) => {
+                "Documents refused: incomplete INS identity (birth name, given name, birth date and sex required) [905]".into()
+            }
+            Refusal::Unreadable(why) => format!(
+                "Structured attachment refused: {} [900]",
+                why.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).take(200).collect::<String>()
+            ),
+        }
+    }
+
+    /// Integration error code for the MDN (900 invalid content, 902, 903, 905).
+    pub fn mdn_code(&self) -> u16 {
+        match self {
+            Refusal::Identity(p) => p.mdn_code(),
+            Refusal::Unreadable(_) => 900,
+        }
+    }
+}
+
+/// What the dossier makes of one message.
+#[derive(Debug, Clone, Default)]
+pub struct Examination {
+    /// Rows to write with the message (None: nothing structured).
+    pub filing: Option<DossierFiling>,
+    /// Patients whose documents were filed (for the `processed` MDN).
+    pub filed_for: Vec<String>,
+}
+
+fn code_text(c: Option<&Code>) -> Option<String> {
+    c.map(|c| match &c.scheme {
+        Some(s) => format!("{}^{s}", c.code),
+        None => c.code.clone(),
+    })
+}
+
+fn items_of(d: &IndexedDocument, author: Option<&str>) -> Vec<NewProfileItem> {
+    match &d.cda {
+        Some(c) => c.items().map(|i| profile_row(i, author)).collect(),
+        None => Vec::new(),
+    }
+}
+
+fn profile_row(i: &super::profile::ProfileItem, author: Option<&str>) -> NewProfileItem {
+    NewProfileItem {
+        category: i.category.as_str().to_string(),
+        label: i.label.clone(),
+        code: i.code.as_ref().map(|c| c.code.clone()),
+        code_system: i.code.as_ref().and_then(|c| c.scheme.clone()),
+        value: i.value.clone(),
+        item_date: i.date.clone(),
+        author: author.map(str::to_string),
+    }
+}
+
+/// The rows of one indexed attachment for one patient.
+fn documents_of(indexed: &Indexed, message_title: &str) -> Vec<NewDocument> {
+    let mut out = Vec::new();
+    for d in &indexed.documents {
+        let entry = d.entry.as_ref();
+        let author = entry.and_then(|e| e.authors.first());
+        let person = author
+            .and_then(|a| a.person.clone())
+            .or_else(|| d.cda.as_ref().and_then(|c| c.author.as_ref()).and_then(|a| a.person.clone()));
+        let unique_id = entry.map(|e| e.unique_id.clone()).unwrap_or_default();
+        let replaces = indexed
+            .replaces
+            .iter()
+            .find(|(new, _)| *new == unique_id || entry.is_some_and(|e| e.id == *new))
+            .map(|(_, old)| old.clone());
+        let items = items_of(d, person.as_deref());
+        out.push(NewDocument {
+            unique_id,
+            entry_uuid: entry.map(|e| e.id.clone()),
+            category: d.category.to_string(),
+            title: d.title.clone(),
+            type_code: code_text(entry.and_then(|e| e.type_code.as_ref())),
+            class_code: code_text(entry.and_then(|e| e.class_code.as_ref())),
+            format_code: code_text(entry.and_then(|e| e.format_code.as_ref())),
+            creation_time: entry
+                .and_then(|e| e.creation_time.clone())
+                .or_else(|| d.cda.as_ref().and_then(|c| c.effective_time.clone())),
+            service_start: entry.and_then(|e| e.service_start_time.clone()),
+            service_stop: entry.and_then(|e| e.service_stop_time.clone()),
+            author: person,
+            author_institution: author.and_then(|a| a.institution.clone()),
+            author_role: author.and_then(|a| a.role.clone()),
+            author_specialty: author.and_then(|a| a.specialty.clone()),
+            confidentiality: entry
+                .map(|e| {
+                    e.confidentiality
+                        .iter()
+                        .map(|c| c.code.clone())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .filter(|c| !c.is_empty()),
+            mime_type: d.mime_type.clone(),
+            data: d.data.clone(),
+            source: "xdm",
+            replaces,
+            items,
+        });
+    }
+    if let Some(b) = &indexed.fhir {
+        out.push(NewDocument {
+            unique_id: String::new(),
+            category: super::category::DEFAULT_CATEGORY.to_string(),
+            title: if message_title.is_empty() {
+                "Données de santé (FHIR)".into()
+            } else {
+                message_title.to_string()
+            },
+            mime_type: "application/fhir+json".into(),
+            source: "fhir",
+            items: b.items.iter().map(|i| profile_row(i, None)).collect(),
+            ..NewDocument::default()
+        });
+    }
+    out
+}
+
+/// Examines a message's attachments for its recipients. `Err` refuses the
+/// message (patients only); professionals get an outcome row instead.
+pub fn examine(
+    raw: &[u8],
+    patients: &[PatientRecipient],
+    professionals: &[String],
+    limits: &Limits,
+) -> Result<Examination, Refusal> {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return Ok(Examination::default());
+    };
+    let mut found: Vec<(Result<Indexed, String>, Vec<u8>)> = Vec::new();
+    for part in msg.attachments() {
+        let content_type = part
+            .content_type()
+            .map(|ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default()))
+            .unwrap_or_default();
+        let data = part.contents();
+        if let Some(r) = index_attachment(part.attachment_name(), &content_type, data, limits) {
+            let keep = if content_type.eq_ignore_ascii_case("application/fhir+json") {
+                data.to_vec()
+            } else {
+                Vec::new()
+            };
+            found.push((r.map_err(|e| e.to_string()), keep));
+        }
+    }
+    if found.is_empty() {
+        return Ok(Examination::default());
+    }
+    let subject = msg.subject().unwrap_or_default().to_string();
+    let mut filing = DossierFiling::default();
+    let mut filed_for = Vec::new();
+    for p in patients {
+        for (r, _) in &found {
+            let indexed = r.as_ref().map_err(|e| Refusal::Unreadable(e.clone()))?;
+            identity::check_indexed(&p.ins, indexed).map_err(Refusal::Identity)?;
+        }
+        let mut count = 0;
+        for (r, fhir_raw) in &found {
+            let Ok(indexed) = r else { continue };
+            for mut d in documents_of(indexed, &subject) {
+                if d.source == "fhir" {
+                    d.data = fhir_raw.clone();
+                }
+                filing.documents.push((p.account_id, d));
+                count += 1;
+            }
+        }
+        filing.outcomes.push(IndexingOutcome {
+            recipient: p.address.clone(),
+            outcome: "indexed".into(),
+            detail: format!("{count} document(s)"),
+        });
+        filed_for.push(p.address.clone());
+    }
+    for address in professionals {
+        let problems: Vec<&str> = found
+            .iter()
+            .filter_map(|(r, _)| r.as_ref().err().map(String::as_str))
+            .collect();
+        filing.outcomes.push(IndexingOutcome {
+            recipient: address.clone(),
+            outcome: if problems.is_empty() {
+                "not_indexed".into()
+            } else {
+                "invalid".into()
+            },
+            detail: if problems.is_empty() {
+                format!("{} structured attachment(s), professional recipient", found.len())
+            } else {
+                problems.join("; ")
+            },
+        });
+    }
+    Ok(Examination {
+        filing: Some(filing),
+        filed_for,
+    })
+}
+
+/// Why a patient's own document is refused (French, shown to the patient).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentRefusal {
+    /// Not a category a patient may use.
+    #[error("Choisissez une catégorie dans la liste.")]
+    Category,
+    /// No title.
+    #[error("Donnez un titre au document (200 caractères au plus).")]
+    Title,
+    /// Not a PDF, JPEG or PNG (checked by content).
+    #[error("Le document doit être un fichier PDF, JPEG ou PNG.")]
+    Type,
+    /// Over the size limit.
+    #[error("Le document dépasse la taille maximale de 5 Mo.")]
+    TooLarge,
+}
+
+/// A document the patient adds, checked: category, title, type by content, size.
+pub fn patient_document(
+    category: &str,
+    title: &str,
+    file_name: &str,
+    data: Vec<u8>,
+) -> Result<NewDocument, DocumentRefusal> {
+    let category = super::category::PATIENT_CATEGORIES
+        .iter()
+        .find(|c| **c == category)
+        .ok_or(DocumentRefusal::Category)?;
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(DocumentRefusal::Title);
+    }
+    if data.len() > PATIENT_DOCUMENT_MAX {
+        return Err(DocumentRefusal::TooLarge);
+    }
+    use crate::threads::compose::{AttachmentKind, check_attachment};
+    let kind = check_attachment(file_name, &data, PATIENT_DOCUMENT_MAX)
+        .map_err(|_| DocumentRefusal::Type)?;
+    if !matches!(kind, AttachmentKind::Pdf | AttachmentKind::Jpeg | AttachmentKind::Png) {
+        return Err(DocumentRefusal::Type);
+    }
+    let unique_id = format!("patient.{}", {
+        use sha2::Digest;
+        hex::encode(&sha2::Sha256::digest(&data)[..12])
+    });
+    Ok(NewDocument {
+        unique_id,
+        category: category.to_string(),
+        title: title.to_string(),
+        mime_type: kind.mime().to_string(),
+        data,
+        source: "patient",
+        ..NewDocument::default()
+    })
+}
+
+/// An item the patient declares; None when the entry or text is unusable.
+pub fn declared_item(category: &str, label: &str, value: &str) -> Option<NewProfileItem> {
+    let entry = ProfileCategory::parse(category)?;
+    let label = label.trim();
+    let value = value.trim();
+    if label.is_empty() || label.chars().count() > 200 || value.chars().count() > 200 {
+        return None;
+    }
+    Some(NewProfileItem {
+        category: entry.as_str().to_string(),
+        label: label.to_string(),
+        value: (!value.is_empty()).then(|| value.to_string()),
+        ..NewProfileItem::default()
+    })
+}

@@ -1,0 +1,443 @@
+//! The dossier médical and profil médical as stored: documents (one row per
+//! version, content in `blobs`), profile items with their provenance, and the
+//! indexing outcome of each delivery. Rows that come with a message are written
+//! inside that message's transaction (`insert_message`), so a document is
+//! indexed with its message or not at all. The rules are in `crate::dossier`.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{Store, StoreError, now};
+
+/// A document to file in a patient's record.
+#[derive(Debug, Clone, Default)]
+pub struct NewDocument {
+    /// XDS uniqueId.
+    pub unique_id: String,
+    /// XDS entryUUID (what RPLC associations point at).
+    pub entry_uuid: Option<String>,
+    /// Category (SYNTHESE, BIOLOGIE, …).
+    pub category: String,
+    /// Title shown to the patient.
+    pub title: String,
+    /// XDS typeCode (`code^scheme`).
+    pub type_code: Option<String>,
+    /// XDS classCode.
+    pub class_code: Option<String>,
+    /// XDS formatCode.
+    pub format_code: Option<String>,
+    /// Creation time (HL7 TS as given).
+    pub creation_time: Option<String>,
+    /// Start of the care it reports.
+    pub service_start: Option<String>,
+    /// End of the care it reports.
+    pub service_stop: Option<String>,
+    /// Author's name.
+    pub author: Option<String>,
+    /// Author's institution.
+    pub author_institution: Option<String>,
+    /// Author's role.
+    pub author_role: Option<String>,
+    /// Author's specialty.
+    pub author_specialty: Option<String>,
+    /// Confidentiality codes, comma-separated.
+    pub confidentiality: Option<String>,
+    /// MIME type of the content.
+    pub mime_type: String,
+    /// Content.
+    pub data: Vec<u8>,
+    /// `xdm`, `fhir` or `patient`.
+    pub source: &'static str,
+    /// uniqueId (or entry id) of the document this one replaces (RPLC).
+    pub replaces: Option<String>,
+    /// Profile items read from it.
+    pub items: Vec<NewProfileItem>,
+}
+
+/// A profile item to file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewProfileItem {
+    /// Profile entry id (`allergies`, `traitements`, …).
+    pub category: String,
+    /// What it says.
+    pub label: String,
+    /// Code.
+    pub code: Option<String>,
+    /// Code system.
+    pub code_system: Option<String>,
+    /// Value (a measure, a blood group).
+    pub value: Option<String>,
+    /// Date (HL7 TS or ISO as given).
+    pub item_date: Option<String>,
+    /// Who recorded it (document author).
+    pub author: Option<String>,
+}
+
+/// What indexing did with one recipient's copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexingOutcome {
+    /// The recipient.
+    pub recipient: String,
+    /// `indexed`, `none`, `refused`, `not_indexed` (professional recipient).
+    pub outcome: String,
+    /// Details, without health data (counts, error kind).
+    pub detail: String,
+}
+
+/// Everything a delivery files in patients' records, written with the message.
+#[derive(Debug, Clone, Default)]
+pub struct DossierFiling {
+    /// (patient account id, document).
+    pub documents: Vec<(i64, NewDocument)>,
+    /// One per recipient that had structured attachments.
+    pub outcomes: Vec<IndexingOutcome>,
+}
+
+/// A document as listed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Document {
+    /// Row id.
+    pub id: i64,
+    /// The patient.
+    #[serde(skip)]
+    pub patient_id: i64,
+    /// Source message.
+    #[serde(skip)]
+    pub message_id: Option<i64>,
+    /// XDS uniqueId.
+    pub unique_id: String,
+    /// Category.
+    pub category: String,
+    /// Title.
+    pub title: String,
+    /// typeCode.
+    pub type_code: Option<String>,
+    /// Creation time.
+    pub creation_time: Option<String>,
+    /// Author.
+    pub author: Option<String>,
+    /// Author's institution.
+    pub author_institution: Option<String>,
+    /// Confidentiality codes.
+    pub confidentiality: Option<String>,
+    /// MIME type.
+    pub mime_type: String,
+    /// Content hash.
+    #[serde(skip)]
+    pub blob_hash: String,
+    /// Octets.
+    pub size: i64,
+    /// Version (1, then 2 for its replacement, …).
+    pub version: i64,
+    /// `current` or `superseded`.
+    pub status: String,
+    /// Hidden from professionals (MASQUE_PS).
+    pub hidden: bool,
+    /// `xdm`, `fhir` or `patient`.
+    pub source: String,
+    /// When it was filed (Unix seconds).
+    pub created_at: i64,
+}
+
+const DOCUMENT_COLUMNS: &str = "id, patient_id, message_id, unique_id, category, title, type_code, creation_time, \
+     author, author_institution, confidentiality, mime_type, blob_hash, size, version, status, hidden, source, created_at";
+
+fn document(r: &AnyRow) -> Result<Document, StoreError> {
+    Ok(Document {
+        id: r.try_get("id")?,
+        patient_id: r.try_get("patient_id")?,
+        message_id: r.try_get("message_id")?,
+        unique_id: r.try_get("unique_id")?,
+        category: r.try_get("category")?,
+        title: r.try_get("title")?,
+        type_code: r.try_get("type_code")?,
+        creation_time: r.try_get("creation_time")?,
+        author: r.try_get("author")?,
+        author_institution: r.try_get("author_institution")?,
+        confidentiality: r.try_get("confidentiality")?,
+        mime_type: r.try_get("mime_type")?,
+        blob_hash: r.try_get("blob_hash")?,
+        size: r.try_get("size")?,
+        version: r.try_get("version")?,
+        status: r.try_get("status")?,
+        hidden: r.try_get::<i64, _>("hidden")? != 0,
+        source: r.try_get("source")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// A profile item as listed, with its provenance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProfileItem {
+    /// Row id.
+    pub id: i64,
+    /// Profile entry id.
+    pub category: String,
+    /// What it says.
+    pub label: String,
+    /// Code.
+    pub code: Option<String>,
+    /// Value.
+    pub value: Option<String>,
+    /// Date.
+    pub date: Option<String>,
+    /// Source document (None: declared by the patient).
+    pub document_id: Option<i64>,
+    /// Source document's title.
+    pub document_title: Option<String>,
+    /// Who recorded it.
+    pub author: Option<String>,
+    /// When it was filed.
+    pub created_at: i64,
+}
+
+/// Writes the documents and outcomes of one message, on the delivery's connection.
+pub(super) async fn file_on(
+    conn: &mut AnyConnection,
+    message_id: Option<i64>,
+    filing: &DossierFiling,
+) -> Result<(), StoreError> {
+    let t = now();
+    for (patient_id, d) in &filing.documents {
+        let hash = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&d.data))
+        };
+        sqlx::query(
+            "INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
+        )
+        .bind(&hash)
+        .bind(d.data.len() as i64)
+        .bind(&d.data)
+        .execute(&mut *conn)
+        .await?;
+        // A replacement takes the next version number and supersedes the old one.
+        let mut version = 1i64;
+        let mut replaced: Option<i64> = None;
+        if let Some(old) = &d.replaces {
+            let row = sqlx::query(
+                "SELECT id, version FROM documents WHERE patient_id = $1 \
+                 AND (unique_id = $2 OR entry_uuid = $2) ORDER BY version DESC LIMIT 1",
+            )
+            .bind(patient_id)
+            .bind(old)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(r) = row {
+                replaced = Some(r.try_get("id")?);
+                version = r.try_get::<i64, _>("version")? + 1;
+            }
+        }
+        let row = sqlx::query(
+            "INSERT INTO documents (patient_id, message_id, unique_id, entry_uuid, category, title, type_code, class_code, \
+             format_code, creation_time, service_start, service_stop, author, author_institution, author_role, \
+             author_specialty, confidentiality, mime_type, blob_hash, size, version, source, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
+             RETURNING id",
+        )
+        .bind(patient_id)
+        .bind(message_id)
+        .bind(&d.unique_id)
+        .bind(&d.entry_uuid)
+        .bind(&d.category)
+        .bind(&d.title)
+        .bind(&d.type_code)
+        .bind(&d.class_code)
+        .bind(&d.format_code)
+        .bind(&d.creation_time)
+        .bind(&d.service_start)
+        .bind(&d.service_stop)
+        .bind(&d.author)
+        .bind(&d.author_institution)
+        .bind(&d.author_role)
+        .bind(&d.author_specialty)
+        .bind(&d.confidentiality)
+        .bind(&d.mime_type)
+        .bind(&hash)
+        .bind(d.data.len() as i64)
+        .bind(version)
+        .bind(d.source)
+        .bind(t)
+        .fetch_one(&mut *conn)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        if let Some(old) = replaced {
+            sqlx::query("UPDATE documents SET status = 'superseded', replaced_by = $1 WHERE id = $2")
+                .bind(id)
+                .bind(old)
+                .execute(&mut *conn)
+                .await?;
+            // The profile follows the current version.
+            sqlx::query("DELETE FROM profile_items WHERE document_id = $1")
+                .bind(old)
+                .execute(&mut *conn)
+                .await?;
+        }
+        for item in &d.items {
+            insert_item(&mut *conn, *patient_id, Some(id), item, t).await?;
+        }
+    }
+    for o in &filing.outcomes {
+        sqlx::query(
+            "INSERT INTO indexing_outcomes (message_id, recipient, outcome, detail, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(message_id)
+        .bind(&o.recipient)
+        .bind(&o.outcome)
+        .bind(&o.detail)
+        .bind(t)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_item(
+    conn: &mut AnyConnection,
+    patient_id: i64,
+    document_id: Option<i64>,
+    item: &NewProfileItem,
+    t: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO profile_items (patient_id, category, label, code, code_system, value, item_date, \
+         document_id, author, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(patient_id)
+    .bind(&item.category)
+    .bind(&item.label)
+    .bind(&item.code)
+    .bind(&item.code_system)
+    .bind(&item.value)
+    .bind(&item.item_date)
+    .bind(document_id)
+    .bind(&item.author)
+    .bind(t)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// The patient's documents, current versions first by category then newest.
+    pub async fn documents_of(&self, patient_id: i64) -> Result<Vec<Document>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE patient_id = $1 \
+             ORDER BY category, created_at DESC, id DESC"
+        ))
+        .bind(patient_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(document).collect()
+    }
+
+    /// One document, only if it belongs to `patient_id`.
+    pub async fn document_of(
+        &self,
+        patient_id: i64,
+        id: i64,
+    ) -> Result<Option<Document>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = $1 AND patient_id = $2"
+        ))
+        .bind(id)
+        .bind(patient_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(document).transpose()
+    }
+
+    /// Hides a document from professionals (MASQUE_PS) or shows it again.
+    pub async fn set_document_hidden(
+        &self,
+        patient_id: i64,
+        id: i64,
+        hidden: bool,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE documents SET hidden = $1 WHERE id = $2 AND patient_id = $3")
+            .bind(i64::from(hidden))
+            .bind(id)
+            .bind(patient_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Files a document outside any message (the patient's own), with its items.
+    pub async fn add_document(
+        &self,
+        patient_id: i64,
+        document: NewDocument,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let filing = DossierFiling {
+            documents: vec![(patient_id, document)],
+            outcomes: Vec::new(),
+        };
+        file_on(&mut tx, None, &filing).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The patient's profile items, with the title of their source document.
+    pub async fn profile_of(&self, patient_id: i64) -> Result<Vec<ProfileItem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.id, p.category, p.label, p.code, p.value, p.item_date, p.document_id, p.author, \
+             p.created_at, d.title AS document_title FROM profile_items p \
+             LEFT JOIN documents d ON d.id = p.document_id WHERE p.patient_id = $1 \
+             ORDER BY p.category, p.id",
+        )
+        .bind(patient_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ProfileItem {
+                    id: r.try_get("id")?,
+                    category: r.try_get("category")?,
+                    label: r.try_get("label")?,
+                    code: r.try_get("code")?,
+                    value: r.try_get("value")?,
+                    date: r.try_get("item_date")?,
+                    document_id: r.try_get("document_id")?,
+                    document_title: r.try_get("document_title")?,
+                    author: r.try_get("author")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds an item the patient declares ("déclaré par le patient").
+    pub async fn declare_profile_item(
+        &self,
+        patient_id: i64,
+        item: &NewProfileItem,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        insert_item(&mut conn, patient_id, None, item, now()).await
+    }
+
+    /// The indexing outcomes recorded for a message.
+    pub async fn indexing_outcomes(
+        &self,
+        message_id: i64,
+    ) -> Result<Vec<IndexingOutcome>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT recipient, outcome, detail FROM indexing_outcomes WHERE message_id = $1 ORDER BY id",
+        )
+        .bind(message_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(IndexingOutcome {
+                    recipient: r.try_get("recipient")?,
+                    outcome: r.try_get("outcome")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+}
