@@ -56,6 +56,7 @@ fn message(body: &str, mailbox: i64, rcpt: &str) -> NewMessage {
         bodystructure: None,
         flags: String::new(),
         thread: None,
+        dossier: None,
     }
 }
 

@@ -65,14 +65,22 @@ impl MessageFacts {
             message_id: msg.message_id().map(str::to_string),
             has_date: msg.date().is_some(),
             notify_to: msg
-                .header("Disposition-Notification-To")
-                .and_then(|h| h.as_address())
-                .and_then(|a| a.first())
-                .and_then(|a| a.address())
-                .map(|a| a.trim().to_lowercase()),
+                .header_raw("Disposition-Notification-To")
+                .and_then(notify_address),
             parsed: true,
         }
     }
+}
+
+/// The address of a `Disposition-Notification-To` value (`Name <a@b>` or `a@b`).
+fn notify_address(raw: &str) -> Option<String> {
+    let inner = match (raw.rfind('<'), raw.rfind('>')) {
+        (Some(start), Some(end)) if start < end => &raw[start + 1..end],
+        _ => raw,
+    };
+    crate::identity::address::Address::parse(inner.trim())
+        .ok()
+        .map(|a| a.to_string())
 }
 
 #[cfg(test)]
@@ -92,6 +100,10 @@ mod tests {
         assert!(f.ends_thread);
         assert_eq!(f.references, vec!["p@q", "o@q", "p@q"]);
         assert!(MessageFacts::read(b"From: a@b\r\nSubject: [FIN]\r\n\r\nx").ends_thread);
+        let f = MessageFacts::read(
+            b"From: a@b.test\r\nDisposition-Notification-To: \"Dr A\" <A@B.test>\r\n\r\nx",
+        );
+        assert_eq!(f.notify_to.as_deref(), Some("a@b.test"));
     }
 
     #[test]

@@ -596,12 +596,12 @@ mod tests {
 
     /// CRC-32 of a run of zeros, computed bytewise (no dependency needed).
     mod crc32fast_like {
-        pub struct Crc(u32);
+        pub(super) struct Crc(u32);
         impl Crc {
-            pub fn new() -> Self {
+            pub(super) fn new() -> Self {
                 Crc(0xFFFF_FFFF)
             }
-            pub fn zeros(&mut self, n: u64) {
+            pub(super) fn zeros(&mut self, n: u64) {
                 // Only 1 MiB is hashed for real; the test bombs do not need a
                 // correct CRC because they must be refused before the end.
                 for _ in 0..n.min(1024 * 1024) {
@@ -616,7 +616,7 @@ mod tests {
                     self.0 = c ^ (self.0 >> 8);
                 }
             }
-            pub fn finish(&self) -> u32 {
+            pub(super) fn finish(&self) -> u32 {
                 !self.0
             }
         }

@@ -1,0 +1,470 @@
+//! The dossier médical end to end: the ANS XDM samples sent over SMTP to their
+//! patient are indexed (category, title, author, profile items, as in
+//! tests/fixtures/dossier); hostile or foreign packages are refused at the end
+//! of DATA with their own reason and leave nothing behind; MDNs (RFC 8098)
+//! report success and failure; the patient reads and hides documents via the API.
+
+mod common;
+
+use std::io::{Cursor, Read, Write};
+
+use base64::Engine;
+use common::{Db, Instance, Server, api, api_login, inbox, open_store, submit};
+use mail_parser::{MessageParser, MimeHeaders};
+use serde_json::Value;
+use sha1::Digest;
+
+const PW: &str = "correct horse battery staple";
+const JEAN: &str = "jean.dupont@hopital-a.mes.test";
+const PATIENT: &str = "279035121518989@patient.mes.test";
+const OTHER: &str = "184127645108946@patient.mes.test";
+const PATIENT_PW: &str = "jardin des plantes 7";
+const SAMPLES: [&str; 4] = [
+    "VSM_1.4_2022.01",
+    "LDL-SES_2022.01",
+    "BIO-CR-BIO_2024.01_TSH_1",
+    "DOC_NON_STRUCTURE_CDA-R2-N1",
+];
+
+fn sample(name: &str) -> Vec<u8> {
+    let p = format!(
+        "{}/../shared/corpus/xdm/ans-interop-exemples-xdm/{name}/IHE_XDM.ZIP",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+fn fixture(name: &str) -> Value {
+    let p = format!(
+        "{}/tests/fixtures/dossier/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+}
+
+async fn setup(db: Db) -> (Instance, Server) {
+    let instance = Instance::new(db).await;
+    instance.run(
+        &[
+            "user", "add", JEAN, "--kind", "professional", "--name", "Dr Jean Dupont",
+            "--password-stdin",
+        ],
+        Some(&format!("{PW}\n")),
+    );
+    instance.add_user(PATIENT, "patient", PATIENT_PW);
+    instance.add_user(OTHER, "patient", PATIENT_PW);
+    let server = instance.start();
+    (instance, server)
+}
+
+/// Dr Dupont sends `zip` as IHE_XDM.ZIP to `to`; returns the SMTP code.
+async fn send_package(
+    instance: &Instance,
+    server: &Server,
+    to: &str,
+    zip: &[u8],
+    extra_headers: &str,
+) -> u16 {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(zip);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let data = format!(
+        "From: \"Dr Jean Dupont\" <{JEAN}>\r\nTo: <{to}>\r\nSubject: Envoi de document XDM/1.0/DDM\r\n\
+         Message-ID: <xdm-{}@hopital-a.mes.test>\r\n{extra_headers}\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n\
+         --sep\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nVeuillez trouver le document.\r\n\
+         --sep\r\nContent-Type: application/zip; name=\"IHE_XDM.ZIP\"\r\n\
+         Content-Disposition: attachment; filename=\"IHE_XDM.ZIP\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--sep--\r\n",
+        common::random_hex(8),
+        lines.join("\r\n")
+    );
+    submit(
+        server.addr("submissions"),
+        &instance.cert("ca.pem"),
+        JEAN,
+        PW,
+        "",
+        to,
+        &data,
+    )
+    .await
+}
+
+/// Rewrites a package: `edit` changes entries by name; METADATA.XML's hash and
+/// size of DOC0001.XML are recomputed unless `keep_metadata` is set.
+fn rewrite(zip: &[u8], edit: impl Fn(&str, Vec<u8>) -> Vec<u8>, keep_metadata: bool) -> Vec<u8> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).unwrap();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).unwrap();
+        if f.is_dir() {
+            continue;
+        }
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).unwrap();
+        let name = f.name().to_string();
+        files.push((name.clone(), edit(&name, data)));
+    }
+    if !keep_metadata {
+        let doc = files
+            .iter()
+            .find(|(n, _)| n.ends_with("DOC0001.XML"))
+            .map(|(_, d)| d.clone())
+            .unwrap();
+        let hash = hex::encode_upper(sha1::Sha1::digest(&doc));
+        for (name, data) in &mut files {
+            if name.ends_with("METADATA.XML") {
+                let text = String::from_utf8(data.clone()).unwrap();
+                let text = replace_slot(&text, "hash", &hash);
+                let text = replace_slot(&text, "size", &doc.len().to_string());
+                *data = text.into_bytes();
+            }
+        }
+    }
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, data) in files {
+        w.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(&data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+fn replace_slot(text: &str, slot: &str, value: &str) -> String {
+    let start = text.find(&format!("Slot name=\"{slot}\"")).unwrap();
+    let v = start + text[start..].find("Value>").unwrap() + 6;
+    let end = v + text[v..].find('<').unwrap();
+    format!("{}{value}{}", &text[..v], &text[end..])
+}
+
+async fn indexed_as_the_fixtures(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    for name in SAMPLES {
+        assert_eq!(send_package(&instance, &server, PATIENT, &sample(name), "").await, 250, "{name}");
+    }
+    let token = api_login(&server, &ca, "279035121518989", PATIENT_PW);
+    let (status, body) = api(&server, &ca, "GET", "/api/v1/documents", Some(&token), None);
+    assert_eq!(status, 200);
+    let docs = body["documents"].as_array().unwrap();
+    assert_eq!(docs.len(), SAMPLES.len(), "{body}");
+    for name in SAMPLES {
+        let want = fixture(name);
+        let d = docs
+            .iter()
+            .find(|d| d["title"] == want["title"] && d["author"] == want["author"])
+            .unwrap_or_else(|| panic!("{name}: no document titled {} by {}: {body}", want["title"], want["author"]));
+        assert_eq!(d["category"], want["category"], "{name}");
+        assert!(
+            d["type_code"].as_str().unwrap().starts_with(want["type_code"].as_str().unwrap()),
+            "{name}: {d}"
+        );
+        assert_eq!(d["hidden"], false);
+        assert_eq!(d["version"], 1);
+    }
+    // The profile holds every item of the fixtures, with its provenance.
+    let (_, profile) = api(&server, &ca, "GET", "/api/v1/profile", Some(&token), None);
+    let entries = profile["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 13, "12 entries plus Vaccinations");
+    let items: Vec<&Value> = entries
+        .iter()
+        .flat_map(|e| e["items"].as_array().unwrap())
+        .collect();
+    for name in SAMPLES {
+        let want = fixture(name);
+        for item in want["items"].as_array().unwrap() {
+            let found = items.iter().find(|i| {
+                i["label"] == item["label"] && i["code"] == item["code"] && i["value"] == item["value"]
+            });
+            let found = found.unwrap_or_else(|| panic!("{name}: {item} missing from {profile}"));
+            assert_eq!(found["date"], item["date"]);
+            assert!(found["document_title"].is_string(), "provenance: {found}");
+        }
+    }
+    // Document content comes back byte for byte; another patient sees none of it.
+    let vsm = docs.iter().find(|d| d["category"] == "SYNTHESE").unwrap();
+    let id = vsm["id"].as_i64().unwrap();
+    let store = open_store(&instance).await;
+    let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
+    let row = store.document_of(patient.id, id).await.unwrap().unwrap();
+    assert_eq!(store.blob(&row.blob_hash).await.unwrap().len(), 63805);
+    let other = api_login(&server, &ca, "184127645108946", PATIENT_PW);
+    let (status, _) = api(&server, &ca, "GET", &format!("/api/v1/documents/{id}"), Some(&other), None);
+    assert_eq!(status, 404);
+    // Hide from professionals, then show again; both audited.
+    let (status, d) = api(
+        &server,
+        &ca,
+        "PUT",
+        &format!("/api/v1/documents/{id}/hidden"),
+        Some(&token),
+        Some(r#"{"hidden": true}"#),
+    );
+    assert_eq!((status, &d["hidden"]), (200, &Value::Bool(true)));
+    let (_, d) = api(
+        &server,
+        &ca,
+        "PUT",
+        &format!("/api/v1/documents/{id}/hidden"),
+        Some(&token),
+        Some(r#"{"hidden": false}"#),
+    );
+    assert_eq!(d["hidden"], false);
+    let trail = mes::audit::entries_for(&store, PATIENT).await.unwrap();
+    assert!(trail.iter().any(|e| e.action == "document.hide"));
+    assert!(trail.iter().any(|e| e.action == "document.show"));
+}
+
+/// An MDN in `address`'s INBOX, as (disposition, error) fields of its report.
+async fn mdn_fields(store: &mes::store::Store, address: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in inbox(store, address).await {
+        let msg = MessageParser::default().parse(&m.data).unwrap();
+        let is_mdn = msg.content_type().is_some_and(|ct| {
+            ct.ctype() == "multipart"
+                && ct.subtype() == Some("report")
+                && ct.attribute("report-type") == Some("disposition-notification")
+        });
+        if !is_mdn {
+            continue;
+        }
+        let part = msg
+            .parts
+            .iter()
+            .find(|p| {
+                p.content_type()
+                    .is_some_and(|ct| ct.subtype() == Some("disposition-notification"))
+            })
+            .expect("report part");
+        out.push(String::from_utf8_lossy(part.contents()).into_owned());
+    }
+    out
+}
+
+async fn mdn_reports_success_and_failure(db: Db) {
+    let (instance, server) = setup(db).await;
+    let dnt = format!("Disposition-Notification-To: <{JEAN}>\r\n");
+    assert_eq!(send_package(&instance, &server, PATIENT, &sample("VSM_1.4_2022.01"), &dnt).await, 250);
+    // Wrong patient: refused, and an error MDN.
+    assert_eq!(send_package(&instance, &server, OTHER, &sample("LDL-SES_2022.01"), &dnt).await, 550);
+    let store = open_store(&instance).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let fields = loop {
+        let f = mdn_fields(&store, JEAN).await;
+        if f.len() >= 2 || std::time::Instant::now() > deadline {
+            break f;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(fields.len(), 2, "{fields:?}");
+    let ok = fields.iter().find(|f| f.contains(PATIENT)).expect("MDN for the patient");
+    assert!(ok.contains("Disposition: automatic-action/MDN-sent-automatically; processed\r\n"), "{ok}");
+    assert!(ok.contains("Original-Message-ID: <xdm-"), "{ok}");
+    let err = fields.iter().find(|f| f.contains(OTHER)).expect("MDN for the other");
+    assert!(err.contains("; processed/error"), "{err}");
+    assert!(err.contains("Error: 902"), "{err}");
+}
+
+/// A minimal package around one document, with its metadata.
+fn package(doc_name: &str, doc: &[u8], metadata: &str) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    w.start_file("IHE_XDM/SUBSET01/METADATA.XML", opts).unwrap();
+    w.write_all(metadata.as_bytes()).unwrap();
+    w.start_file(doc_name, opts).unwrap();
+    w.write_all(doc).unwrap();
+    w.finish().unwrap().into_inner()
+}
+
+/// A package whose document inflates to `mib` MiB of zeros (written in 1 MiB
+/// steps: the test never holds it whole).
+fn bomb(mib: usize) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    let vsm = sample("VSM_1.4_2022.01");
+    let mut archive = zip::ZipArchive::new(Cursor::new(&vsm[..])).unwrap();
+    let mut meta = Vec::new();
+    archive
+        .by_name("IHE_XDM/SUBSET01/METADATA.XML")
+        .unwrap()
+        .read_to_end(&mut meta)
+        .unwrap();
+    w.start_file("IHE_XDM/SUBSET01/METADATA.XML", opts).unwrap();
+    w.write_all(&meta).unwrap();
+    w.start_file("IHE_XDM/SUBSET01/DOC0001.XML", opts).unwrap();
+    let chunk = vec![0u8; 1024 * 1024];
+    for _ in 0..mib {
+        w.write_all(&chunk).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+async fn hostile_packages_are_refused(db: Db) {
+    let (instance, server) = setup(db).await;
+    let vsm = sample("VSM_1.4_2022.01");
+    let no_ins = rewrite(
+        &vsm,
+        |name, data| {
+            let text = String::from_utf8(data).unwrap();
+            if name.ends_with("METADATA.XML") {
+                text.replace("&amp;1.2.250.1.213.1.4.10&amp;ISO^NH", "&amp;1.2.250.1.71.4.2.1&amp;ISO^PI")
+                    .into_bytes()
+            } else if name.ends_with("DOC0001.XML") {
+                text.replace("root=\"1.2.250.1.213.1.4.10\"", "root=\"1.2.250.1.71.4.2.1\"")
+                    .into_bytes()
+            } else {
+                text.into_bytes()
+            }
+        },
+        false,
+    );
+    let incomplete = rewrite(
+        &vsm,
+        |name, data| {
+            let text = String::from_utf8(data).unwrap();
+            if name.ends_with("DOC0001.XML") {
+                let start = text.find("<birthTime").unwrap();
+                let end = start + text[start..].find("/>").unwrap() + 2;
+                format!("{}{}", &text[..start], &text[end..]).into_bytes()
+            } else {
+                text.into_bytes()
+            }
+        },
+        false,
+    );
+    let wrong_hash = rewrite(
+        &vsm,
+        |name, data| {
+            if name.ends_with("DOC0001.XML") {
+                // Same size, one letter changed.
+                String::from_utf8(data).unwrap().replacen("INS-NIR de test", "INS-NIR de TEST", 1).into_bytes()
+            } else {
+                data
+            }
+        },
+        true,
+    );
+    let truncated = vsm[..vsm.len() / 2].to_vec();
+    let traversal = package("IHE_XDM/SUBSET01/../../evil.txt", b"x", "<x/>");
+    let laughs = package(
+        "IHE_XDM/SUBSET01/DOC0001.XML",
+        b"<x/>",
+        "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">]>\
+         <SubmitObjectsRequest>&lol2;</SubmitObjectsRequest>",
+    );
+    let external = package(
+        "IHE_XDM/SUBSET01/DOC0001.XML",
+        b"<x/>",
+        "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><SubmitObjectsRequest>&xxe;</SubmitObjectsRequest>",
+    );
+    let bomb = bomb(200);
+    assert!(bomb.len() < 2 * 1024 * 1024, "a small zip: {}", bomb.len());
+    let cases: [(&str, &str, &[u8], &str); 9] = [
+        ("another patient", OTHER, &vsm, "[902]"),
+        ("no INS", PATIENT, &no_ins, "[903]"),
+        ("incomplete INS", PATIENT, &incomplete, "[905]"),
+        ("wrong hash", PATIENT, &wrong_hash, "SHA-1"),
+        ("truncated", PATIENT, &truncated, "[900]"),
+        ("path traversal", PATIENT, &traversal, "unsafe path"),
+        ("billion laughs", PATIENT, &laughs, "DOCTYPE"),
+        ("external entity", PATIENT, &external, "DOCTYPE"),
+        ("zip bomb", PATIENT, &bomb, "[900]"),
+    ];
+    let store = open_store(&instance).await;
+    for (what, to, zip, reason) in cases {
+        // The refusal text, read on a scripted session.
+        let mut s = common::connect_tls(server.addr("submissions"), common::client_tls(&instance.cert("ca.pem"), None))
+            .await
+            .unwrap();
+        s.expect("EHLO client.test", 250).await;
+        s.expect(&format!("AUTH PLAIN {}", common::plain(JEAN, PW)), 235).await;
+        s.expect(&format!("MAIL FROM:<{JEAN}>"), 250).await;
+        s.expect(&format!("RCPT TO:<{to}>"), 250).await;
+        s.expect("DATA", 354).await;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(zip);
+        let body: String = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
+            .collect();
+        s.send(&format!(
+            "From: <{JEAN}>\r\nTo: <{to}>\r\nSubject: XDM/1.0/DDM\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+             Content-Type: application/zip\r\nContent-Disposition: attachment; filename=\"IHE_XDM.ZIP\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{body}--b--\r\n.\r\n"
+        ))
+        .await;
+        let reply = s.read_reply().await;
+        assert_eq!(reply.code, 550, "{what}: {}", reply.text());
+        assert!(reply.text().contains("5.7.1"), "{what}: {}", reply.text());
+        assert!(
+            reply.text().to_lowercase().contains(&reason.to_lowercase()),
+            "{what}: expected {reason} in {}",
+            reply.text()
+        );
+        // The session goes on.
+        s.expect("RSET", 250).await;
+        s.expect("QUIT", 221).await;
+    }
+    // Nothing half-indexed, nothing delivered.
+    for address in [PATIENT, OTHER] {
+        let account = store.account_by_address(address).await.unwrap().unwrap();
+        assert!(store.documents_of(account.id).await.unwrap().is_empty());
+        assert!(store.profile_of(account.id).await.unwrap().is_empty());
+        assert!(inbox(&store, address).await.is_empty(), "{address}");
+    }
+    // Memory stayed bounded through the 200 MiB bomb, and the server still serves.
+    let peak = peak_rss_kib(server.pid());
+    assert!(peak < 400 * 1024, "peak RSS {peak} KiB");
+    assert_eq!(send_package(&instance, &server, PATIENT, &vsm, "").await, 250);
+    let account = store.account_by_address(PATIENT).await.unwrap().unwrap();
+    assert_eq!(store.documents_of(account.id).await.unwrap().len(), 1);
+}
+
+async fn professionals_get_the_package_and_an_outcome(db: Db) {
+    let (instance, server) = setup(db).await;
+    instance.run(
+        &["user", "add", "marie.curie@hopital-a.mes.test", "--kind", "professional", "--password-stdin"],
+        Some(&format!("{PW}\n")),
+    );
+    let truncated = sample("VSM_1.4_2022.01")[..5000].to_vec();
+    assert_eq!(
+        send_package(&instance, &server, "marie.curie@hopital-a.mes.test", &truncated, "").await,
+        250,
+        "a professional receives the mail whatever its attachments"
+    );
+    let store = open_store(&instance).await;
+    let mail = inbox(&store, "marie.curie@hopital-a.mes.test").await;
+    assert_eq!(mail.len(), 1);
+    let outcomes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT outcome, detail FROM indexing_outcomes WHERE recipient = 'marie.curie@hopital-a.mes.test'",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].0, "invalid", "{outcomes:?}");
+}
+
+both_backends!(
+    indexed_as_the_fixtures,
+    mdn_reports_success_and_failure,
+    hostile_packages_are_refused,
+    professionals_get_the_package_and_an_outcome,
+);
