@@ -27,11 +27,7 @@ const SAMPLES: [&str; 4] = [
 ];
 
 fn sample(name: &str) -> Vec<u8> {
-    let p = format!(
-        "{}/../shared/corpus/xdm/ans-interop-exemples-xdm/{name}/IHE_XDM.ZIP",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    common::xdm_sample(name)
 }
 
 fn fixture(name: &str) -> Value {
@@ -46,7 +42,13 @@ async fn setup(db: Db) -> (Instance, Server) {
     let instance = Instance::new(db).await;
     instance.run(
         &[
-            "user", "add", JEAN, "--kind", "professional", "--name", "Dr Jean Dupont",
+            "user",
+            "add",
+            JEAN,
+            "--kind",
+            "professional",
+            "--name",
+            "Dr Jean Dupont",
             "--password-stdin",
         ],
         Some(&format!("{PW}\n")),
@@ -65,33 +67,7 @@ async fn send_package(
     zip: &[u8],
     extra_headers: &str,
 ) -> u16 {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(zip);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(76)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    let data = format!(
-        "From: \"Dr Jean Dupont\" <{JEAN}>\r\nTo: <{to}>\r\nSubject: Envoi de document XDM/1.0/DDM\r\n\
-         Message-ID: <xdm-{}@hopital-a.mes.test>\r\n{extra_headers}\
-         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n\
-         --sep\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nVeuillez trouver le document.\r\n\
-         --sep\r\nContent-Type: application/zip; name=\"IHE_XDM.ZIP\"\r\n\
-         Content-Disposition: attachment; filename=\"IHE_XDM.ZIP\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--sep--\r\n",
-        common::random_hex(8),
-        lines.join("\r\n")
-    );
-    submit(
-        server.addr("submissions"),
-        &instance.cert("ca.pem"),
-        JEAN,
-        PW,
-        "",
-        to,
-        &data,
-    )
-    .await
+    common::send_xdm(instance, server, (JEAN, PW), to, zip, extra_headers).await
 }
 
 /// Rewrites a package: `edit` changes entries by name; METADATA.XML's hash and
@@ -145,7 +121,11 @@ async fn indexed_as_the_fixtures(db: Db) {
     let (instance, server) = setup(db).await;
     let ca = instance.cert("ca.pem");
     for name in SAMPLES {
-        assert_eq!(send_package(&instance, &server, PATIENT, &sample(name), "").await, 250, "{name}");
+        assert_eq!(
+            send_package(&instance, &server, PATIENT, &sample(name), "").await,
+            250,
+            "{name}"
+        );
     }
     let token = api_login(&server, &ca, "279035121518989", PATIENT_PW);
     let (status, body) = api(&server, &ca, "GET", "/api/v1/documents", Some(&token), None);
@@ -157,10 +137,18 @@ async fn indexed_as_the_fixtures(db: Db) {
         let d = docs
             .iter()
             .find(|d| d["title"] == want["title"] && d["author"] == want["author"])
-            .unwrap_or_else(|| panic!("{name}: no document titled {} by {}: {body}", want["title"], want["author"]));
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name}: no document titled {} by {}: {body}",
+                    want["title"], want["author"]
+                )
+            });
         assert_eq!(d["category"], want["category"], "{name}");
         assert!(
-            d["type_code"].as_str().unwrap().starts_with(want["type_code"].as_str().unwrap()),
+            d["type_code"]
+                .as_str()
+                .unwrap()
+                .starts_with(want["type_code"].as_str().unwrap()),
             "{name}: {d}"
         );
         assert_eq!(d["hidden"], false);
@@ -178,7 +166,9 @@ async fn indexed_as_the_fixtures(db: Db) {
         let want = fixture(name);
         for item in want["items"].as_array().unwrap() {
             let found = items.iter().find(|i| {
-                i["label"] == item["label"] && i["code"] == item["code"] && i["value"] == item["value"]
+                i["label"] == item["label"]
+                    && i["code"] == item["code"]
+                    && i["value"] == item["value"]
             });
             let found = found.unwrap_or_else(|| panic!("{name}: {item} missing from {profile}"));
             assert_eq!(found["date"], item["date"]);
@@ -193,7 +183,14 @@ async fn indexed_as_the_fixtures(db: Db) {
     let row = store.document_of(patient.id, id).await.unwrap().unwrap();
     assert_eq!(store.blob(&row.blob_hash).await.unwrap().len(), 63805);
     let other = api_login(&server, &ca, "184127645108946", PATIENT_PW);
-    let (status, _) = api(&server, &ca, "GET", &format!("/api/v1/documents/{id}"), Some(&other), None);
+    let (status, _) = api(
+        &server,
+        &ca,
+        "GET",
+        &format!("/api/v1/documents/{id}"),
+        Some(&other),
+        None,
+    );
     assert_eq!(status, 404);
     // Hide from professionals, then show again; both audited.
     let (status, d) = api(
@@ -248,9 +245,22 @@ async fn mdn_fields(store: &mes::store::Store, address: &str) -> Vec<String> {
 async fn mdn_reports_success_and_failure(db: Db) {
     let (instance, server) = setup(db).await;
     let dnt = format!("Disposition-Notification-To: <{JEAN}>\r\n");
-    assert_eq!(send_package(&instance, &server, PATIENT, &sample("VSM_1.4_2022.01"), &dnt).await, 250);
+    assert_eq!(
+        send_package(
+            &instance,
+            &server,
+            PATIENT,
+            &sample("VSM_1.4_2022.01"),
+            &dnt
+        )
+        .await,
+        250
+    );
     // Wrong patient: refused, and an error MDN.
-    assert_eq!(send_package(&instance, &server, OTHER, &sample("LDL-SES_2022.01"), &dnt).await, 550);
+    assert_eq!(
+        send_package(&instance, &server, OTHER, &sample("LDL-SES_2022.01"), &dnt).await,
+        550
+    );
     let store = open_store(&instance).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let fields = loop {
@@ -261,10 +271,19 @@ async fn mdn_reports_success_and_failure(db: Db) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     assert_eq!(fields.len(), 2, "{fields:?}");
-    let ok = fields.iter().find(|f| f.contains(PATIENT)).expect("MDN for the patient");
-    assert!(ok.contains("Disposition: automatic-action/MDN-sent-automatically; processed\r\n"), "{ok}");
+    let ok = fields
+        .iter()
+        .find(|f| f.contains(PATIENT))
+        .expect("MDN for the patient");
+    assert!(
+        ok.contains("Disposition: automatic-action/MDN-sent-automatically; processed\r\n"),
+        "{ok}"
+    );
     assert!(ok.contains("Original-Message-ID: <xdm-"), "{ok}");
-    let err = fields.iter().find(|f| f.contains(OTHER)).expect("MDN for the other");
+    let err = fields
+        .iter()
+        .find(|f| f.contains(OTHER))
+        .expect("MDN for the other");
     assert!(err.contains("; processed/error"), "{err}");
     assert!(err.contains("Error: 902"), "{err}");
 }
@@ -323,11 +342,17 @@ async fn hostile_packages_are_refused(db: Db) {
         |name, data| {
             let text = String::from_utf8(data).unwrap();
             if name.ends_with("METADATA.XML") {
-                text.replace("&amp;1.2.250.1.213.1.4.10&amp;ISO^NH", "&amp;1.2.250.1.71.4.2.1&amp;ISO^PI")
-                    .into_bytes()
+                text.replace(
+                    "&amp;1.2.250.1.213.1.4.10&amp;ISO^NH",
+                    "&amp;1.2.250.1.71.4.2.1&amp;ISO^PI",
+                )
+                .into_bytes()
             } else if name.ends_with("DOC0001.XML") {
-                text.replace("root=\"1.2.250.1.213.1.4.10\"", "root=\"1.2.250.1.71.4.2.1\"")
-                    .into_bytes()
+                text.replace(
+                    "root=\"1.2.250.1.213.1.4.10\"",
+                    "root=\"1.2.250.1.71.4.2.1\"",
+                )
+                .into_bytes()
             } else {
                 text.into_bytes()
             }
@@ -353,7 +378,10 @@ async fn hostile_packages_are_refused(db: Db) {
         |name, data| {
             if name.ends_with("DOC0001.XML") {
                 // Same size, one letter changed.
-                String::from_utf8(data).unwrap().replacen("INS-NIR de test", "INS-NIR de TEST", 1).into_bytes()
+                String::from_utf8(data)
+                    .unwrap()
+                    .replacen("INS-NIR de test", "INS-NIR de TEST", 1)
+                    .into_bytes()
             } else {
                 data
             }
@@ -389,11 +417,15 @@ async fn hostile_packages_are_refused(db: Db) {
     let store = open_store(&instance).await;
     for (what, to, zip, reason) in cases {
         // The refusal text, read on a scripted session.
-        let mut s = common::connect_tls(server.addr("submissions"), common::client_tls(&instance.cert("ca.pem"), None))
-            .await
-            .unwrap();
+        let mut s = common::connect_tls(
+            server.addr("submissions"),
+            common::client_tls(&instance.cert("ca.pem"), None),
+        )
+        .await
+        .unwrap();
         s.expect("EHLO client.test", 250).await;
-        s.expect(&format!("AUTH PLAIN {}", common::plain(JEAN, PW)), 235).await;
+        s.expect(&format!("AUTH PLAIN {}", common::plain(JEAN, PW)), 235)
+            .await;
         s.expect(&format!("MAIL FROM:<{JEAN}>"), 250).await;
         s.expect(&format!("RCPT TO:<{to}>"), 250).await;
         s.expect("DATA", 354).await;
@@ -432,7 +464,10 @@ async fn hostile_packages_are_refused(db: Db) {
     // Memory stayed bounded through the 200 MiB bomb, and the server still serves.
     let peak = peak_rss_kib(server.pid());
     assert!(peak < 400 * 1024, "peak RSS {peak} KiB");
-    assert_eq!(send_package(&instance, &server, PATIENT, &vsm, "").await, 250);
+    assert_eq!(
+        send_package(&instance, &server, PATIENT, &vsm, "").await,
+        250
+    );
     let account = store.account_by_address(PATIENT).await.unwrap().unwrap();
     assert_eq!(store.documents_of(account.id).await.unwrap().len(), 1);
 }
@@ -440,12 +475,26 @@ async fn hostile_packages_are_refused(db: Db) {
 async fn professionals_get_the_package_and_an_outcome(db: Db) {
     let (instance, server) = setup(db).await;
     instance.run(
-        &["user", "add", "marie.curie@hopital-a.mes.test", "--kind", "professional", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "marie.curie@hopital-a.mes.test",
+            "--kind",
+            "professional",
+            "--password-stdin",
+        ],
         Some(&format!("{PW}\n")),
     );
     let truncated = sample("VSM_1.4_2022.01")[..5000].to_vec();
     assert_eq!(
-        send_package(&instance, &server, "marie.curie@hopital-a.mes.test", &truncated, "").await,
+        send_package(
+            &instance,
+            &server,
+            "marie.curie@hopital-a.mes.test",
+            &truncated,
+            ""
+        )
+        .await,
         250,
         "a professional receives the mail whatever its attachments"
     );

@@ -769,3 +769,120 @@ async fn hostile_html_mail_is_inert_in_the_browser() {
     b.screenshot("html-hostile").await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dossier_in_the_browser() {
+    let (instance, server) = setup_with_passwords(|c| c).await;
+    for name in ["VSM_1.4_2022.01", "BIO-CR-BIO_2024.01_TSH_1"] {
+        let code = common::send_xdm(
+            &instance,
+            &server,
+            (JEAN, PW),
+            PATIENT,
+            &common::xdm_sample(name),
+            "",
+        )
+        .await;
+        assert_eq!(code, 250, "{name}");
+    }
+    let b = Browser::start(&instance.cert("ca.pem"), Viewport::Desktop).await;
+    let url = base(&server);
+    b.goto(&format!("{url}/connexion")).await;
+    b.fill("#login", INS).await;
+    b.fill("#password", PATIENT_PW).await;
+    b.navigate_by("main button[type=submit]").await;
+
+    // Documents under their category.
+    b.navigate_by("nav a[href='/dossier']").await;
+    let page = b.main_text().await;
+    for needle in [
+        "Synthèses",
+        "Synthèse Médicale",
+        "Biologie",
+        "Compte rendu d'examens biologiques",
+        "Stéphane MEDIONI",
+    ] {
+        assert!(page.contains(needle), "{needle} missing: {page}");
+    }
+    check_page(&b, "dossier").await;
+
+    // The synthesis, readable: header and section narratives.
+    b.navigate_by("a[href^='/dossier/']:not([href='/dossier/ajouter'])")
+        .await;
+    let doc_path = b.path().await;
+    let page = b.main_text().await;
+    assert!(page.contains("Synthèse Médicale"), "{page}");
+    assert!(
+        page.contains("PLAVIX"),
+        "the treatments section is shown: {page}"
+    );
+    assert_eq!(b.count(".section-cda script, .section-cda img").await, 0);
+    check_page(&b, "document").await;
+
+    // Hidden from professionals, with the state shown on the page and the list.
+    b.navigate_by("form[action$='/masquer'] button").await;
+    assert_eq!(b.path().await, format!("{doc_path}?etat=masque"));
+    assert!(
+        b.main_text()
+            .await
+            .contains("masqué aux professionnels de santé")
+    );
+    let store = open_store(&instance).await;
+    let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
+    let id: i64 = doc_path.rsplit('/').next().unwrap().parse().unwrap();
+    assert!(
+        store
+            .document_of(patient.id, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .hidden
+    );
+    b.goto(&format!("{url}/dossier")).await;
+    assert!(b.main_text().await.contains("Masqué aux professionnels"));
+
+    // The profile shows the synthesis' items with their provenance; the patient adds one.
+    b.navigate_by("nav a[href='/profil']").await;
+    let page = b.main_text().await;
+    assert!(page.contains("PLAVIX 75 mg, comprimé pelliculé"), "{page}");
+    assert!(page.contains("Source : Synthèse Médicale"), "{page}");
+    check_page(&b, "profil").await;
+    b.fill("#label", "Pollen de bouleau").await;
+    b.client
+        .find(fantoccini::Locator::Css(
+            "#category option[value='allergies']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.navigate_by("form[action='/profil'] button").await;
+    let page = b.main_text().await;
+    assert!(
+        page.contains("Pollen de bouleau") && page.contains("Déclaré par vous"),
+        "{page}"
+    );
+
+    // The patient adds a document of their own.
+    b.goto(&format!("{url}/dossier/ajouter")).await;
+    check_page(&b, "ajouter-document").await;
+    let upload = b.dir.path().join("bilan.pdf");
+    std::fs::write(&upload, PDF).unwrap();
+    b.fill("#title", "Bilan sanguin de ville").await;
+    b.client
+        .find(fantoccini::Locator::Css("#fichier"))
+        .await
+        .unwrap()
+        .send_keys(upload.to_str().unwrap())
+        .await
+        .unwrap();
+    b.navigate_by("main button[type=submit]").await;
+    assert_eq!(b.path().await, "/dossier?etat=ajoute");
+    let page = b.main_text().await;
+    assert!(
+        page.contains("Bilan sanguin de ville") && page.contains("Ajouté par vous"),
+        "{page}"
+    );
+    b.close().await;
+}

@@ -3,7 +3,7 @@
 //! the null reverse-path, so no report is ever sent about a report.
 
 use super::prepare::Incoming;
-use super::{DeliveryError, Deliverer, NewRecipient, Stored};
+use super::{Deliverer, DeliveryError, NewRecipient, Stored};
 use crate::store::{Store, now};
 
 /// Delivers `report` (a complete message) to `to`; `origin` says what it is (`dsn`, `mdn`).

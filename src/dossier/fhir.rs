@@ -362,7 +362,9 @@ mod tests {
             Some("urn:oid:1.2.250.1.213.1.4.8")
         );
         // The sample's NIR key is documented as invalid.
-        assert!(!crate::dossier::identity::nir_key_is_valid("123456789012244"));
+        assert!(!crate::dossier::identity::nir_key_is_valid(
+            "123456789012244"
+        ));
     }
 
     #[test]

@@ -107,9 +107,12 @@ fn documents_of(indexed: &Indexed, message_title: &str) -> Vec<NewDocument> {
     for d in &indexed.documents {
         let entry = d.entry.as_ref();
         let author = entry.and_then(|e| e.authors.first());
-        let person = author
-            .and_then(|a| a.person.clone())
-            .or_else(|| d.cda.as_ref().and_then(|c| c.author.as_ref()).and_then(|a| a.person.clone()));
+        let person = author.and_then(|a| a.person.clone()).or_else(|| {
+            d.cda
+                .as_ref()
+                .and_then(|c| c.author.as_ref())
+                .and_then(|a| a.person.clone())
+        });
         let unique_id = entry.map(|e| e.unique_id.clone()).unwrap_or_default();
         let replaces = indexed
             .replaces
@@ -237,7 +240,10 @@ pub fn examine(
                 "invalid".into()
             },
             detail: if problems.is_empty() {
-                format!("{} structured attachment(s), professional recipient", found.len())
+                format!(
+                    "{} structured attachment(s), professional recipient",
+                    found.len()
+                )
             } else {
                 problems.join("; ")
             },
@@ -287,7 +293,10 @@ pub fn patient_document(
     use crate::threads::compose::{AttachmentKind, check_attachment};
     let kind = check_attachment(file_name, &data, PATIENT_DOCUMENT_MAX)
         .map_err(|_| DocumentRefusal::Type)?;
-    if !matches!(kind, AttachmentKind::Pdf | AttachmentKind::Jpeg | AttachmentKind::Png) {
+    if !matches!(
+        kind,
+        AttachmentKind::Pdf | AttachmentKind::Jpeg | AttachmentKind::Png
+    ) {
         return Err(DocumentRefusal::Type);
     }
     let unique_id = format!("patient.{}", {

@@ -81,14 +81,20 @@ pub fn check_identity(
     check_ids(
         expected_ins,
         package.metadata.submission_set.patient_id.as_ref(),
-        package.documents.iter().map(|d| d.entry.patient_id.as_ref()),
+        package
+            .documents
+            .iter()
+            .map(|d| d.entry.patient_id.as_ref()),
         cdas.iter(),
     )
 }
 
 /// The same check over what [`crate::dossier::index_attachment`] found (XDM
 /// documents and their CDAs, or a FHIR bundle's Patient).
-pub fn check_indexed(expected_ins: &str, indexed: &crate::dossier::Indexed) -> Result<(), IdentityProblem> {
+pub fn check_indexed(
+    expected_ins: &str,
+    indexed: &crate::dossier::Indexed,
+) -> Result<(), IdentityProblem> {
     if let Some(b) = &indexed.fhir {
         let oid = b
             .patient_ins_system
@@ -96,7 +102,14 @@ pub fn check_indexed(expected_ins: &str, indexed: &crate::dossier::Indexed) -> R
             .map(|s| s.trim_start_matches("urn:oid:").to_string());
         return check_pid(
             expected_ins,
-            b.patient_ins.as_ref().zip(oid).map(|(id, oid)| PatientId { id: id.clone(), oid }).as_ref(),
+            b.patient_ins
+                .as_ref()
+                .zip(oid)
+                .map(|(id, oid)| PatientId {
+                    id: id.clone(),
+                    oid,
+                })
+                .as_ref(),
         );
     }
     check_ids(
@@ -192,7 +205,8 @@ mod tests {
         );
         let zip = std::fs::read(p).unwrap();
         let pkg = crate::dossier::xdm::read_package(&zip, &Limits::default()).unwrap();
-        let cda = crate::dossier::cda::parse_cda(&pkg.documents[0].data, &Limits::default()).unwrap();
+        let cda =
+            crate::dossier::cda::parse_cda(&pkg.documents[0].data, &Limits::default()).unwrap();
         (pkg, vec![cda])
     }
 

@@ -89,7 +89,11 @@ pub fn build(
             "Auto-Submitted",
             HeaderType::Text(Text::new("auto-replied")),
         )
-        .message_id(format!("mdn.{}.{}@{hostname}", crate::store::now(), rand::random::<u32>()))
+        .message_id(format!(
+            "mdn.{}.{}@{hostname}",
+            crate::store::now(),
+            rand::random::<u32>()
+        ))
         .body(body);
     if let Some(id) = original.message_id {
         builder = builder
@@ -138,7 +142,9 @@ mod tests {
         assert!(fields.contains("Reporting-UA: mes.test; MES"), "{fields}");
         assert!(fields.contains("Final-Recipient: rfc822; 279035121518989@patient.test"));
         assert!(fields.contains("Original-Message-ID: <m1@hopital.test>"));
-        assert!(fields.contains("Disposition: automatic-action/MDN-sent-automatically; processed\r\n"));
+        assert!(
+            fields.contains("Disposition: automatic-action/MDN-sent-automatically; processed\r\n")
+        );
 
         let err = build(
             "mes.test",

@@ -8,12 +8,12 @@
 //! and gets back what to store, or why to refuse.
 
 pub mod category;
-pub mod filing;
-pub mod mdn;
 pub mod cda;
 pub mod fhir;
+pub mod filing;
 pub mod identity;
 pub mod limits;
+pub mod mdn;
 pub mod metadata;
 pub mod profile;
 pub mod safexml;
@@ -220,7 +220,8 @@ mod tests {
             "DOC_NON_STRUCTURE_CDA-R2-N1",
         ] {
             let fx: Fixture =
-                serde_json::from_slice(&read(&format!("tests/fixtures/dossier/{sample}.json"))).unwrap();
+                serde_json::from_slice(&read(&format!("tests/fixtures/dossier/{sample}.json")))
+                    .unwrap();
             let zip = read(&format!(
                 "../shared/corpus/xdm/ans-interop-exemples-xdm/{sample}/IHE_XDM.ZIP"
             ));

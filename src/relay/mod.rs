@@ -444,7 +444,15 @@ impl Relay {
         let Ok(report) = dsn::build(&self.hostname, &original, &rcpts) else {
             return false;
         };
-        match report::send(&self.store, &self.deliverer, &message.mail_from, report, "dsn").await {
+        match report::send(
+            &self.store,
+            &self.deliverer,
+            &message.mail_from,
+            report,
+            "dsn",
+        )
+        .await
+        {
             Ok(_) => {
                 tracing::info!(
                     message = first.message_id,

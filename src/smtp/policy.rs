@@ -9,18 +9,18 @@ use rand::Rng;
 use super::Mode;
 use super::reply::{self, Reply};
 use super::session::{AuthOutcome, Authenticated, Backend, Envelope, RcptTarget, SessionView};
+use crate::delivery::facts::MessageFacts;
+use crate::delivery::prepare::Incoming;
+use crate::delivery::report;
+use crate::delivery::trace::{self, TraceInfo};
+use crate::delivery::{Deliverer, NewRecipient};
 use crate::dossier::filing::{self, PatientRecipient};
 use crate::dossier::limits::Limits;
 use crate::dossier::mdn::{self, Disposition};
-use crate::delivery::report;
-use crate::store::dossier::DossierFiling;
-use crate::delivery::facts::MessageFacts;
-use crate::delivery::prepare::Incoming;
-use crate::delivery::trace::{self, TraceInfo};
-use crate::delivery::{Deliverer, NewRecipient};
 use crate::identity::address::Address;
 use crate::identity::auth::{Authenticator, LoginResult};
 use crate::identity::sasl::Credentials;
+use crate::store::dossier::DossierFiling;
 use crate::store::{Store, now};
 use crate::threads::{self, ThreadLink};
 use crate::trust::{TrustError, TrustSpace};
@@ -474,7 +474,8 @@ impl Backend for ServerBackend {
             Ok(found) => found,
             Err(refusal) => return refusal,
         };
-        let mdn_content = (facts.notify_to.is_some() && !filed_for.is_empty()).then(|| content.clone());
+        let mdn_content =
+            (facts.notify_to.is_some() && !filed_for.is_empty()).then(|| content.clone());
         let message = Incoming {
             thread,
             dossier,
@@ -507,7 +508,13 @@ impl Backend for ServerBackend {
                     tokio::spawn(async move {
                         for patient in filed_for {
                             services
-                                .send_mdn(&to, &patient, message_id.as_deref(), &content, Disposition::Processed)
+                                .send_mdn(
+                                    &to,
+                                    &patient,
+                                    message_id.as_deref(),
+                                    &content,
+                                    Disposition::Processed,
+                                )
                                 .await;
                         }
                     });

@@ -262,11 +262,13 @@ pub(super) async fn file_on(
         .await?;
         let id: i64 = row.try_get("id")?;
         if let Some(old) = replaced {
-            sqlx::query("UPDATE documents SET status = 'superseded', replaced_by = $1 WHERE id = $2")
-                .bind(id)
-                .bind(old)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "UPDATE documents SET status = 'superseded', replaced_by = $1 WHERE id = $2",
+            )
+            .bind(id)
+            .bind(old)
+            .execute(&mut *conn)
+            .await?;
             // The profile follows the current version.
             sqlx::query("DELETE FROM profile_items WHERE document_id = $1")
                 .bind(old)
@@ -355,12 +357,13 @@ impl Store {
         id: i64,
         hidden: bool,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE documents SET hidden = $1 WHERE id = $2 AND patient_id = $3")
-            .bind(i64::from(hidden))
-            .bind(id)
-            .bind(patient_id)
-            .execute(self.pool())
-            .await?;
+        let done =
+            sqlx::query("UPDATE documents SET hidden = $1 WHERE id = $2 AND patient_id = $3")
+                .bind(i64::from(hidden))
+                .bind(id)
+                .bind(patient_id)
+                .execute(self.pool())
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

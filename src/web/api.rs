@@ -455,7 +455,11 @@ async fn document_hidden(
         &s.store,
         &crate::audit::AuditEntry::new(
             &p.address,
-            if body.hidden { "document.hide" } else { "document.show" },
+            if body.hidden {
+                "document.hide"
+            } else {
+                "document.show"
+            },
             &p.address,
             &format!("document {id}"),
         ),
@@ -517,8 +521,14 @@ async fn declare(
     Patient(p, _): Patient,
     Json(body): Json<DeclareBody>,
 ) -> Result<StatusCode, ApiError> {
-    let item = crate::dossier::declared_item(&body.category, &body.label, &body.value)
-        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "Rubrique ou information invalide.".into()))?;
+    let item = crate::dossier::declared_item(&body.category, &body.label, &body.value).ok_or_else(
+        || {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                "Rubrique ou information invalide.".into(),
+            )
+        },
+    )?;
     s.store
         .declare_profile_item(p.id, &item)
         .await

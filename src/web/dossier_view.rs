@@ -130,12 +130,6 @@ pub fn document_view(d: &Document, raw: &[u8]) -> DocumentView {
             p.birth_name.clone().unwrap_or_default()
         );
         v.header.push(("Patient".into(), name.trim().to_string()));
-        if let Some(t) = &doc.effective_time {
-            v.header.push(("Date du document".into(), hl7_date_fr(t)));
-        }
-        if let Some(a) = doc.author.as_ref().and_then(|a| a.person.clone()) {
-            v.header.push(("Auteur".into(), a));
-        }
         if let Some(c) = &doc.custodian {
             v.header.push(("Établissement".into(), c.clone()));
         }

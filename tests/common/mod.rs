@@ -794,3 +794,52 @@ pub async fn submit(
     s.send(&format!("{data}.\r\n")).await;
     s.read_reply().await.code
 }
+
+/// `from` (address, password) sends `zip` as an IHE_XDM.ZIP attachment to `to`
+/// over submission (subject `XDM/1.0/DDM`); returns the final SMTP code.
+pub async fn send_xdm(
+    instance: &Instance,
+    server: &Server,
+    from: (&str, &str),
+    to: &str,
+    zip: &[u8],
+    extra_headers: &str,
+) -> u16 {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(zip);
+    let body: String = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| format!("{}\r\n", String::from_utf8_lossy(c)))
+        .collect();
+    let data = format!(
+        "From: <{sender}>\r\nTo: <{to}>\r\nSubject: Envoi de document XDM/1.0/DDM\r\n\
+         Message-ID: <xdm-{id}@hopital-a.mes.test>\r\n{extra_headers}\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n\
+         --sep\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nVeuillez trouver le document.\r\n\
+         --sep\r\nContent-Type: application/zip; name=\"IHE_XDM.ZIP\"\r\n\
+         Content-Disposition: attachment; filename=\"IHE_XDM.ZIP\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{body}--sep--\r\n",
+        sender = from.0,
+        id = random_hex(8),
+    );
+    submit(
+        server.addr("submissions"),
+        &instance.cert("ca.pem"),
+        from.0,
+        from.1,
+        "",
+        to,
+        &data,
+    )
+    .await
+}
+
+/// A sample of ../shared/corpus/xdm/ans-interop-exemples-xdm.
+pub fn xdm_sample(name: &str) -> Vec<u8> {
+    let p = format!(
+        "{}/../shared/corpus/xdm/ans-interop-exemples-xdm/{name}/IHE_XDM.ZIP",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}

@@ -150,7 +150,11 @@ async fn set_hidden(
         &s.store,
         &crate::audit::AuditEntry::new(
             &p.address,
-            if hidden { "document.hide" } else { "document.show" },
+            if hidden {
+                "document.hide"
+            } else {
+                "document.show"
+            },
             &p.address,
             &format!("document {id}"),
         ),
@@ -242,7 +246,12 @@ pub(super) async fn add(
     if !csrf.accepts(upload.csrf.as_deref()) {
         return Err(PageError::Forbidden);
     }
-    match dossier::patient_document(&upload.category, &upload.title, &upload.file_name, upload.data) {
+    match dossier::patient_document(
+        &upload.category,
+        &upload.title,
+        &upload.file_name,
+        upload.data,
+    ) {
         Ok(doc) => {
             let p = &session.account;
             s.store.add_document(p.id, doc).await?;
@@ -358,7 +367,9 @@ pub(super) async fn declare(
     }
     match dossier::declared_item(&f.category, &f.label, &f.value) {
         Some(item) => {
-            s.store.declare_profile_item(session.account.id, &item).await?;
+            s.store
+                .declare_profile_item(session.account.id, &item)
+                .await?;
             Ok(Redirect::to("/profil?etat=declare").into_response())
         }
         None => {

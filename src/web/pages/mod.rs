@@ -52,7 +52,10 @@ pub(super) fn routes() -> axum::Router<Shared> {
             get(messagerie::download),
         )
         .route("/dossier", get(dossier::list))
-        .route("/dossier/ajouter", get(dossier::add_form).post(dossier::add))
+        .route(
+            "/dossier/ajouter",
+            get(dossier::add_form).post(dossier::add),
+        )
         .route("/dossier/{id}", get(dossier::show))
         .route("/dossier/{id}/contenu", get(dossier::content))
         .route("/dossier/{id}/masquer", post(dossier::hide))
