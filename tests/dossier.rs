@@ -38,6 +38,31 @@ fn fixture(name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
 }
 
+/// Validates `value` against a JSON Schema of `schemas/api/` (Python's jsonschema,
+/// which ./scripts/test installs when missing).
+fn validate(value: &Value, schema: &str) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), value.to_string()).unwrap();
+    let schema = format!("{}/schemas/api/{schema}", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, jsonschema\n\
+             s = json.load(open(sys.argv[1]))\n\
+             jsonschema.Draft202012Validator.check_schema(s)\n\
+             jsonschema.Draft202012Validator(s).validate(json.load(open(sys.argv[2])))",
+            &schema,
+            file.path().to_str().unwrap(),
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{schema}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 async fn setup(db: Db) -> (Instance, Server) {
     let instance = Instance::new(db).await;
     instance.run(
@@ -132,6 +157,7 @@ async fn indexed_as_the_fixtures(db: Db) {
     assert_eq!(status, 200);
     let docs = body["documents"].as_array().unwrap();
     assert_eq!(docs.len(), SAMPLES.len(), "{body}");
+    validate(&body, "documents.schema.json");
     for name in SAMPLES {
         let want = fixture(name);
         let d = docs
@@ -154,8 +180,24 @@ async fn indexed_as_the_fixtures(db: Db) {
         assert_eq!(d["hidden"], false);
         assert_eq!(d["version"], 1);
     }
-    // The profile holds every item of the fixtures, with its provenance.
+    // The profile holds every item of the fixtures, with its provenance, and
+    // what the patient declares.
+    let (status, _) = api(
+        &server,
+        &ca,
+        "POST",
+        "/api/v1/profile",
+        Some(&token),
+        Some(r#"{"category": "allergies", "label": "Pollen de bouleau"}"#),
+    );
+    assert_eq!(status, 201);
     let (_, profile) = api(&server, &ca, "GET", "/api/v1/profile", Some(&token), None);
+    validate(&profile, "profile.schema.json");
+    assert!(profile["entries"][5]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["label"] == "Pollen de bouleau" && i["document_id"].is_null()));
     let entries = profile["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 13, "12 entries plus Vaccinations");
     let items: Vec<&Value> = entries
