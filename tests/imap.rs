@@ -701,3 +701,88 @@ async fn idle_hears_deliveries_made_by_another_node() {
     c.send_raw(b"DONE\r\n").await;
     assert!(c.read_until_tagged(&tag).await.ok());
 }
+
+/// `imap.max_command_line` (64 KiB by default) bounds each line outside
+/// literals: over it, tagged BAD [TOOBIG] and the session goes on; the rest of
+/// the command (including a LITERAL+ payload that looks like commands) is dropped.
+#[tokio::test]
+async fn command_lines_longer_than_the_limit_are_refused_and_the_session_continues() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let ca = instance.cert("ca.pem");
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    c.append("INBOX", "", &mail("long", "x")).await;
+    c.expect("SELECT INBOX", "OK").await;
+
+    // Just under the limit: served.
+    let set = vec!["1"; 32_000].join(",");
+    let ok = c.expect(&format!("UID SEARCH UID {set}"), "OK").await;
+    assert_eq!(ok.untagged, vec!["* SEARCH 1".to_string()]);
+
+    // Over it, on the first line of a command: tagged BAD [TOOBIG].
+    let tag = c.tag();
+    let long = "x".repeat(70_000);
+    c.send_raw(format!("{tag} NOOP {long}\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(
+        r.status.starts_with(&format!("{tag} BAD [TOOBIG]")),
+        "{r:?}"
+    );
+    c.expect("NOOP", "OK").await;
+
+    // A megabyte of line: still one BAD, and the next command is read.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} NOOP ").as_bytes()).await;
+    for _ in 0..16 {
+        c.send_raw("y".repeat(64 * 1024).as_bytes()).await;
+    }
+    c.send_raw(b"\r\n").await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(
+        r.status.starts_with(&format!("{tag} BAD [TOOBIG]")),
+        "{r:?}"
+    );
+    c.expect("NOOP", "OK").await;
+
+    // Over it after a literal: the command (here an APPEND) is dropped whole.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} APPEND INBOX {{5+}}\r\nhello {long}\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(
+        r.status.starts_with(&format!("{tag} BAD [TOOBIG]")),
+        "{r:?}"
+    );
+    let st = c.expect("STATUS INBOX (MESSAGES)", "OK").await;
+    assert!(st.untagged[0].contains("MESSAGES 1"), "{st:?}");
+
+    // An over-long line announcing a LITERAL+: its data is dropped, never run as commands.
+    let tag = c.tag();
+    let payload = b"z1 DELETE Archive\r\nz2 LOGOUT\r\n";
+    c.send_raw(format!("{tag} NOOP {long} {{{}+}}\r\n", payload.len()).as_bytes())
+        .await;
+    c.send_raw(payload).await;
+    c.send_raw(b"\r\n").await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(
+        r.status.starts_with(&format!("{tag} BAD [TOOBIG]")),
+        "{r:?}"
+    );
+    let after = c.expect("LIST \"\" Archive", "OK").await;
+    assert_eq!(after.untagged.len(), 1, "Archive still there: {after:?}");
+
+    // A synchronising literal announced by an over-long line is not asked for.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} NOOP {long} {{10}}\r\n").as_bytes())
+        .await;
+    let r = c.read_line().await;
+    assert!(r.starts_with(&format!("{tag} BAD [TOOBIG]")), "{r}");
+    c.expect("NOOP", "OK").await;
+    c.expect("LOGOUT", "OK").await;
+
+    // No tag to answer: BYE.
+    let mut d = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    d.send_raw(format!("({long}\r\n").as_bytes()).await;
+    let bye = d.read_line().await;
+    assert!(bye.starts_with("* BYE [TOOBIG]"), "{bye}");
+}

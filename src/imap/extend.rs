@@ -12,7 +12,6 @@ use imap_codec::decode::Decoder;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::Command;
 use imap_codec::imap_types::core::Tag;
-use imap_codec::imap_types::response::Data;
 
 use super::sequence;
 use super::session::ImapSession;
@@ -141,7 +140,6 @@ impl ImapSession {
             }
         }
         line.push_str("\r\n");
-        self.pending_raw = Some(line.into_bytes());
-        self.data(Data::Search(Vec::new(), None));
+        self.raw(line.into_bytes());
     }
 }

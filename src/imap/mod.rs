@@ -6,6 +6,7 @@
 
 pub mod extend;
 pub mod fetch;
+pub mod line;
 pub mod listener;
 pub mod mailbox;
 pub mod message;
@@ -36,6 +37,8 @@ pub struct ImapServices {
     pub deliverer: Deliverer,
     /// Largest literal (message) accepted: APPENDLIMIT.
     pub max_message_size: usize,
+    /// Longest command line outside literals, CRLF included.
+    pub max_command_line: usize,
 }
 
 /// The capabilities announced in the current state.
