@@ -786,3 +786,91 @@ async fn command_lines_longer_than_the_limit_are_refused_and_the_session_continu
     let bye = d.read_line().await;
     assert!(bye.starts_with("* BYE [TOOBIG]"), "{bye}");
 }
+
+/// FETCH BINARY, BINARY.PEEK and BINARY.SIZE (RFC 3516): content with its
+/// transfer encoding undone, partial fetches counted in decoded octets.
+#[tokio::test]
+async fn fetch_binary() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let ca = instance.cert("ca.pem");
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    let caps = c.expect("CAPABILITY", "OK").await;
+    assert!(caps.untagged[0].contains(" BINARY"), "{caps:?}");
+    let message = b"From: marie.curie@hopital-a.mes.test\r\nSubject: binary\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n\
+--sep\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+Hello=20world, caf=C3=A9=\r\n!\r\n\
+--sep\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+AAECA/9B\r\n\
+--sep\r\nContent-Type: application/x-old\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n\
+begin 644 x\r\n\
+--sep--\r\n";
+    c.append("INBOX", "", message).await;
+    c.expect("SELECT INBOX", "OK").await;
+
+    let f = c.expect("FETCH 1 (BINARY.PEEK[1])", "OK").await;
+    assert_eq!(
+        f.untagged,
+        vec!["* 1 FETCH (BINARY[1] {19}\nHello world, café!)".to_string()],
+        "{f:?}"
+    );
+    let f = c
+        .expect("FETCH 1 (BINARY.SIZE[1] BINARY.SIZE[2])", "OK")
+        .await;
+    assert_eq!(
+        f.untagged,
+        vec!["* 1 FETCH (BINARY.SIZE[1] 19 BINARY.SIZE[2] 6)".to_string()]
+    );
+    // Content with NUL is sent as literal8.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} FETCH 1 (BINARY.PEEK[2])\r\n").as_bytes())
+        .await;
+    let mut line = Vec::new();
+    use tokio::io::AsyncBufReadExt;
+    c.stream.read_until(b'\n', &mut line).await.unwrap();
+    assert_eq!(line, b"* 1 FETCH (BINARY[2] ~{6}\r\n");
+    let mut data = [0u8; 6];
+    use tokio::io::AsyncReadExt;
+    c.stream.read_exact(&mut data).await.unwrap();
+    assert_eq!(data, [0, 1, 2, 3, 255, b'A']);
+    assert!(c.read_until_tagged(&tag).await.ok());
+
+    // Partial: origin and length in decoded octets; the origin is in the response.
+    let f = c
+        .expect("UID FETCH 1 (BINARY.PEEK[1]<6.5> FLAGS)", "OK")
+        .await;
+    assert_eq!(
+        f.untagged,
+        vec!["* 1 FETCH (UID 1 BINARY[1]<6> \"world\" FLAGS (\\Recent))".to_string()]
+    );
+    let f = c.expect("FETCH 1 (BINARY.PEEK[2]<4.100>)", "OK").await;
+    assert_eq!(
+        f.untagged,
+        vec!["* 1 FETCH (BINARY[2]<4> {2}\n\u{FFFD}A)".to_string()]
+    );
+
+    // An encoding we cannot undo: NO [UNKNOWN-CTE].
+    let r = c.expect("FETCH 1 (BINARY.PEEK[3])", "NO").await;
+    assert!(r.status.contains("[UNKNOWN-CTE]"), "{r:?}");
+    c.expect("FETCH 1 (BINARY.SIZE[3])", "NO").await;
+    // The whole message as stored, and a part that does not exist.
+    let f = c
+        .expect("FETCH 1 (BINARY.SIZE[] BINARY.PEEK[4])", "OK")
+        .await;
+    assert_eq!(
+        f.untagged,
+        vec![format!(
+            "* 1 FETCH (BINARY.SIZE[] {} BINARY[4] \"\")",
+            message.len()
+        )]
+    );
+
+    // BINARY (not PEEK) sets \Seen, and says so; the peeks above did not.
+    let f = c.expect("FETCH 1 (FLAGS)", "OK").await;
+    assert!(!f.untagged[0].contains("\\Seen"), "{f:?}");
+    let f = c.expect("FETCH 1 (BINARY[1]<0.5>)", "OK").await;
+    assert_eq!(
+        f.untagged,
+        vec!["* 1 FETCH (BINARY[1]<0> \"Hello\" FLAGS (\\Seen \\Recent))".to_string()]
+    );
+}

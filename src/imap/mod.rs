@@ -69,6 +69,7 @@ pub fn capabilities(
         Capability::Move,
         Capability::Namespace,
         Capability::Id,
+        Capability::Binary,
     ]);
     if authenticated {
         caps.push(Capability::CondStore);
