@@ -874,3 +874,109 @@ begin 644 x\r\n\
         vec!["* 1 FETCH (BINARY[1]<0> \"Hello\" FLAGS (\\Seen \\Recent))".to_string()]
     );
 }
+
+/// IMAP4rev2 (RFC 9051) for a session that ENABLEs it: no \Recent, ESEARCH
+/// replies to SEARCH, CLOSED and LIST in SELECT, STATUS DELETED and SIZE. A
+/// session that does not enable it keeps IMAP4rev1 answers.
+#[tokio::test]
+async fn imap4rev2_when_enabled() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let ca = instance.cert("ca.pem");
+    let addr = server.addr("imaps");
+    let mut c = imap_login(addr, &ca, JEAN, PW).await;
+    let caps = c.expect("CAPABILITY", "OK").await;
+    assert!(
+        caps.untagged[0]
+            .to_ascii_uppercase()
+            .starts_with("* CAPABILITY IMAP4REV1 IMAP4REV2 ")
+            && caps.untagged[0].contains(" STATUS=SIZE"),
+        "{caps:?}"
+    );
+    let m1 = mail("rev2-un", "premier");
+    c.append("INBOX", "\\Seen", &m1).await;
+    c.append("INBOX", "", &mail("rev2-deux", "second")).await;
+    c.append("INBOX", "\\Deleted", &mail("rev2-trois", "troisieme"))
+        .await;
+
+    let e = c.expect("ENABLE IMAP4rev2", "OK").await;
+    assert_eq!(e.untagged, vec!["* ENABLED IMAP4rev2".to_string()]);
+
+    let sel = c.expect("SELECT INBOX", "OK").await;
+    let all = sel.all();
+    assert!(all.contains("* 3 EXISTS"), "{all}");
+    assert!(!all.contains("RECENT") && !all.contains("[UNSEEN"), "{all}");
+    assert!(
+        sel.untagged
+            .iter()
+            .any(|l| l == "* LIST (\\HasNoChildren) \"/\" INBOX"),
+        "{all}"
+    );
+    let f = c.expect("FETCH 1:* (FLAGS)", "OK").await;
+    assert_eq!(
+        f.untagged,
+        vec![
+            "* 1 FETCH (FLAGS (\\Seen))".to_string(),
+            "* 2 FETCH (FLAGS ())".to_string(),
+            "* 3 FETCH (FLAGS (\\Deleted))".to_string(),
+        ]
+    );
+
+    // SEARCH answers with ESEARCH.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} SEARCH ALL\r\n").as_bytes()).await;
+    let r = c.read_until_tagged(&tag).await;
+    assert_eq!(
+        r.untagged,
+        vec![format!("* ESEARCH (TAG \"{tag}\") ALL 1:3")]
+    );
+    let tag = c.tag();
+    c.send_raw(format!("{tag} UID SEARCH UNSEEN UNDELETED\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert_eq!(
+        r.untagged,
+        vec![format!("* ESEARCH (TAG \"{tag}\") UID ALL 2")]
+    );
+    let tag = c.tag();
+    c.send_raw(format!("{tag} SEARCH SUBJECT nowhere\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert_eq!(r.untagged, vec![format!("* ESEARCH (TAG \"{tag}\")")]);
+
+    // STATUS DELETED, DELETED-STORAGE and SIZE count what is there.
+    let size = |subject: &str, body: &str| mail(subject, body).len();
+    let st = c.expect("STATUS INBOX (MESSAGES DELETED SIZE)", "OK").await;
+    let total = m1.len() + size("rev2-deux", "second") + size("rev2-trois", "troisieme");
+    assert_eq!(
+        st.untagged,
+        vec![format!(
+            "* STATUS INBOX (MESSAGES 3 DELETED 1 SIZE {total})"
+        )]
+    );
+
+    // A second SELECT says the first mailbox was closed before anything else.
+    let sel = c.expect("EXAMINE Archive", "OK").await;
+    assert!(sel.untagged[0].starts_with("* OK [CLOSED]"), "{sel:?}");
+    assert!(
+        sel.untagged
+            .iter()
+            .any(|l| l == "* LIST (\\HasNoChildren \\Archive) \"/\" Archive"),
+        "{sel:?}"
+    );
+
+    // Deliveries seen by NOOP/IDLE: EXISTS without RECENT.
+    c.expect("SELECT INBOX", "OK").await;
+    let mut other = imap_login(addr, &ca, JEAN, PW).await;
+    other.append("INBOX", "", &mail("rev2-quatre", "x")).await;
+    let n = c.expect("NOOP", "OK").await;
+    assert_eq!(n.untagged, vec!["* 4 EXISTS".to_string()]);
+
+    // A session that did not enable IMAP4rev2 keeps IMAP4rev1 answers.
+    let sel = other.expect("SELECT INBOX", "OK").await.all();
+    assert!(
+        sel.contains("* 0 RECENT") && sel.contains("[UNSEEN 2]"),
+        "{sel}"
+    );
+    let s = other.expect("SEARCH UNSEEN", "OK").await;
+    assert_eq!(s.untagged, vec!["* SEARCH 2 3 4".to_string()]);
+}

@@ -120,6 +120,7 @@ impl ImapSession {
         uid: bool,
         options: &[String],
         hits: &[std::num::NonZeroU32],
+        modseq: Option<std::num::NonZeroU64>,
     ) {
         let mut line = format!("* ESEARCH (TAG \"{}\")", tag.as_ref());
         if uid {
@@ -138,6 +139,10 @@ impl ImapSession {
                 }
                 _ => {}
             }
+        }
+        // RFC 7162 §3.1.5: the highest MODSEQ of the results, after the others.
+        if let Some(m) = modseq {
+            line.push_str(&format!(" MODSEQ {m}"));
         }
         line.push_str("\r\n");
         self.raw(line.into_bytes());

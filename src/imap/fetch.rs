@@ -224,7 +224,7 @@ impl ImapSession {
                 seen_now.push(entry.uid);
                 flags = crate::store::entries::normalize_flags(flags.split(' ').chain(["\\Seen"]));
             }
-            let recent = sel.recent.contains(&entry.uid);
+            let recent = !self.rev2 && sel.recent.contains(&entry.uid);
             let parsed = names
                 .iter()
                 .any(|n| {

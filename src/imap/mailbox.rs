@@ -50,6 +50,23 @@ fn wire_mailbox(name: &str) -> Option<Mailbox<'static>> {
     Mailbox::try_from(names::encode(name)).ok()
 }
 
+/// The attributes every LIST response carries for `folder`: children
+/// (RFC 3348) and special use (RFC 6154).
+fn list_attributes(folder: &Folder, all: &[Folder]) -> Vec<FlagNameAttribute<'static>> {
+    let mut attrs = Vec::new();
+    let prefix = format!("{}{DELIMITER}", folder.name);
+    let has_children = all.iter().any(|o| o.name.starts_with(&prefix));
+    attrs.extend(attr(if has_children {
+        "\\HasChildren"
+    } else {
+        "\\HasNoChildren"
+    }));
+    if let Some(special) = &folder.special_use {
+        attrs.extend(attr(special));
+    }
+    attrs
+}
+
 impl ImapSession {
     fn account(&self) -> i64 {
         self.user.as_ref().map(|u| u.account_id).unwrap_or_default()
@@ -88,8 +105,11 @@ impl ImapSession {
         read_only: bool,
         parameters: Vec<SelectParameter>,
     ) {
-        // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
-        self.selected = None;
+        // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1). IMAP4rev2
+        // says so first (RFC 9051 §6.3.2, the CLOSED code of RFC 7162 §3.2.11).
+        if self.selected.take().is_some() && self.rev2 {
+            self.untagged_ok(code("CLOSED"), "Previous mailbox closed");
+        }
         let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
             return;
         };
@@ -132,11 +152,29 @@ impl ImapSession {
                 }
             }
         }
+        // IMAP4rev2 has neither RECENT nor the UNSEEN code, and wants the
+        // mailbox's LIST response (RFC 9051 §6.3.2).
+        let list = if self.rev2 {
+            match store.folders(self.account()).await {
+                Ok(all) => Some(Data::List {
+                    items: list_attributes(&folder, &all),
+                    delimiter: QuotedChar::try_from(DELIMITER).ok(),
+                    mailbox: wire_mailbox(&folder.name).unwrap_or_else(|| mailbox.clone()),
+                }),
+                Err(e) => return self.store_failed(tag, e),
+            }
+        } else {
+            None
+        };
         self.data(Data::Flags(keywords.clone()));
         self.data(Data::Exists(uids.len() as u32));
-        self.data(Data::Recent(recent.len() as u32));
-        if let Some(i) = first_unseen {
-            self.untagged_ok(Code::Unseen(nz(i as i64 + 1)), "First unseen");
+        if let Some(list) = list {
+            self.data(list);
+        } else {
+            self.data(Data::Recent(recent.len() as u32));
+            if let Some(i) = first_unseen {
+                self.untagged_ok(Code::Unseen(nz(i as i64 + 1)), "First unseen");
+            }
         }
         let mut perm: Vec<FlagPerm<'static>> = keywords.into_iter().map(FlagPerm::Flag).collect();
         perm.push(FlagPerm::Asterisk);
@@ -314,17 +352,7 @@ impl ImapSession {
                 // With `%`, a parent of a matching child shows as \Noselect in LSUB (RFC 3501 §6.3.9).
                 continue;
             }
-            let mut attrs = Vec::new();
-            let prefix = format!("{}{DELIMITER}", f.name);
-            let has_children = folders.iter().any(|o| o.name.starts_with(&prefix));
-            attrs.extend(attr(if has_children {
-                "\\HasChildren"
-            } else {
-                "\\HasNoChildren"
-            }));
-            if let Some(special) = &f.special_use {
-                attrs.extend(attr(special));
-            }
+            let mut attrs = list_attributes(f, &folders);
             if (ext.return_subscribed || ext.select_subscribed) && f.subscribed {
                 attrs.extend(attr("\\Subscribed"));
             }
@@ -386,8 +414,11 @@ impl ImapSession {
                     StatusDataItem::UidValidity(nz(folder.uidvalidity))
                 }
                 StatusDataItemName::Unseen => StatusDataItem::Unseen(counts.unseen as u32),
-                StatusDataItemName::Deleted => StatusDataItem::Deleted(0),
-                StatusDataItemName::DeletedStorage => StatusDataItem::DeletedStorage(0),
+                StatusDataItemName::Deleted => StatusDataItem::Deleted(counts.deleted as u32),
+                StatusDataItemName::DeletedStorage => {
+                    StatusDataItem::DeletedStorage(counts.deleted_size as u64)
+                }
+                StatusDataItemName::Size => StatusDataItem::Size(counts.size as u64),
                 StatusDataItemName::HighestModSeq => {
                     StatusDataItem::HighestModSeq(folder.highestmodseq as u64)
                 }

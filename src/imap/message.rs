@@ -118,7 +118,7 @@ impl ImapSession {
                 let Some(seq) = sel.seq_of(*u) else { continue };
                 let mut items = vec![MessageDataItem::Flags(flag_fetch(
                     flags,
-                    sel.recent.contains(u),
+                    !self.rev2 && sel.recent.contains(u),
                 ))];
                 if uid {
                     items.push(MessageDataItem::Uid(nz(*u)));

@@ -3,6 +3,38 @@
 //! into bytes (literals, continuation requests, IDLE, AUTHENTICATE); the
 //! [`session::ImapSession`] decides, over the shared store; the listener only
 //! moves bytes and does TLS.
+//!
+//! # IMAP4rev2
+//!
+//! The server announces `IMAP4rev1 IMAP4rev2`; a session is IMAP4rev1 until
+//! the client sends `ENABLE IMAP4rev2` (RFC 9051 §2.3, Appendix E). Then:
+//!
+//! * no `\Recent` in FLAGS, no `* n RECENT` (SELECT, NOOP, IDLE), no
+//!   `[UNSEEN n]` in SELECT;
+//! * SEARCH is answered with ESEARCH (`ALL` when no RETURN is given), with
+//!   `MODSEQ` when a MODSEQ key was used;
+//! * SELECT/EXAMINE says `* OK [CLOSED]` first when a mailbox was selected,
+//!   and gives the mailbox's LIST response.
+//!
+//! For every session: BINARY (RFC 3516), STATUS DELETED, DELETED-STORAGE and
+//! SIZE (RFC 8438), CHILDREN, SPECIAL-USE, ESEARCH, LIST-EXTENDED, MOVE,
+//! UIDPLUS, UNSELECT, NAMESPACE, ENABLE, IDLE, SASL-IR and LITERAL+ (which
+//! covers LITERAL-).
+//!
+//! Not done, so an IMAP4rev2 client may meet IMAP4rev1 behaviour there:
+//!
+//! * SEARCHRES (RFC 5182: `RETURN (SAVE)` and `$`): imap-codec 2.0-alpha parses
+//!   no `$` sequence set, so every command taking one would need rewriting
+//!   around it; `SAVE` is not honoured and `$` is a syntax error (BAD).
+//! * LIST-STATUS (RFC 5819: `LIST … RETURN (STATUS (…))`): refused with BAD
+//!   (`extend.rs` does not parse the nested list yet).
+//! * UTF-8 mailbox names (RFC 9051 §5.1, `OLDNAME`): names stay modified
+//!   UTF-7 on the wire, as in IMAP4rev1; imap-types' mailbox type takes UTF-8
+//!   only with its `ext_utf8` feature, not enabled.
+//! * RECENT/NEW/OLD search keys and STATUS RECENT, gone from IMAP4rev2, are
+//!   still answered (from the session's \Recent set) rather than refused.
+//! * `\NonExistent` is never returned (LIST never shows a name that does not
+//!   exist, except the root of `LIST "" ""`, which is `\Noselect`).
 
 pub mod extend;
 pub mod fetch;
@@ -48,8 +80,11 @@ pub fn capabilities(
     external: bool,
     max_message_size: usize,
 ) -> Vec1<Capability<'static>> {
-    let mut caps = vec![Capability::Imap4Rev1];
     let other = |s: &str| Capability::try_from(s.to_string()).ok();
+    // IMAP4rev2 is for sessions that ENABLE it (RFC 9051 §2.3); others stay IMAP4rev1.
+    let mut caps: Vec<Capability<'static>> = std::iter::once(Capability::Imap4Rev1)
+        .chain(other("IMAP4rev2"))
+        .collect();
     if !tls {
         caps.push(Capability::StartTls);
         caps.push(Capability::LoginDisabled);
@@ -75,9 +110,15 @@ pub fn capabilities(
         caps.push(Capability::CondStore);
     }
     caps.extend(
-        ["SPECIAL-USE", "CHILDREN", "ESEARCH", "LIST-EXTENDED"]
-            .into_iter()
-            .filter_map(other),
+        [
+            "SPECIAL-USE",
+            "CHILDREN",
+            "ESEARCH",
+            "LIST-EXTENDED",
+            "STATUS=SIZE",
+        ]
+        .into_iter()
+        .filter_map(other),
     );
     caps.extend(other(&format!("APPENDLIMIT={max_message_size}")));
     Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))

@@ -214,7 +214,11 @@ impl ImapSession {
         criteria: Vec1<SearchKey<'static>>,
         uid: bool,
     ) {
-        let esearch = self.esearch.take();
+        // IMAP4rev2 answers every SEARCH with ESEARCH, ALL by default (RFC 9051 §6.4.4).
+        let esearch = self
+            .esearch
+            .take()
+            .or_else(|| self.rev2.then(|| vec!["ALL".to_string()]));
         if let Some(cs) = &charset {
             let name = cs.as_ref().to_ascii_uppercase();
             if name != "UTF-8" && name != "US-ASCII" {
@@ -279,14 +283,14 @@ impl ImapSession {
                 highest = highest.max(entry.modseq);
             }
         }
-        if let Some(options) = esearch {
-            self.esearch_result(&tag, uid, &options, &hits);
+        let modseq = if modseq_key && !hits.is_empty() {
+            std::num::NonZeroU64::new(highest as u64)
         } else {
-            let modseq = if modseq_key && !hits.is_empty() {
-                std::num::NonZeroU64::new(highest as u64)
-            } else {
-                None
-            };
+            None
+        };
+        if let Some(options) = esearch {
+            self.esearch_result(&tag, uid, &options, &hits, modseq);
+        } else {
             self.data(Data::Search(hits, modseq));
         }
         self.sync_selected(false).await;

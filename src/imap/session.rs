@@ -91,6 +91,9 @@ pub struct ImapSession {
     pub(super) user: Option<User>,
     pub(super) selected: Option<Selected>,
     pub(super) condstore: bool,
+    /// The client enabled IMAP4rev2 (RFC 9051): no \Recent, ESEARCH replies to
+    /// SEARCH, CLOSED and LIST in SELECT.
+    pub(super) rev2: bool,
     auth_flow: Option<AuthFlow>,
     idle_tag: Option<Tag<'static>>,
     starttls_handle: Option<ResponseHandle>,
@@ -164,6 +167,7 @@ impl ImapSession {
             user: None,
             selected: None,
             condstore: false,
+            rev2: false,
             auth_flow: None,
             idle_tag: None,
             starttls_handle: None,
@@ -550,6 +554,9 @@ impl ImapSession {
                     if matches!(c, CapabilityEnable::CondStore) {
                         self.condstore = true;
                         enabled.push(c.clone());
+                    } else if c.to_string().eq_ignore_ascii_case("IMAP4rev2") {
+                        self.rev2 = true;
+                        enabled.push(c.clone());
                     }
                 }
                 self.data(Data::Enabled {
@@ -833,6 +840,7 @@ impl ImapSession {
             return;
         };
         let id = sel.id;
+        let rev2 = self.rev2;
         let store = self.services.store.clone();
         // Every change to a folder (delivery, flags, copy, move, expunge) bumps its HIGHESTMODSEQ.
         let counters = match store.folder_by_id(id).await {
@@ -874,7 +882,9 @@ impl ImapSession {
             }
             uids.extend(&new);
             responses.push(Data::Exists(uids.len() as u32));
-            responses.push(Data::Recent(sel.recent.len() as u32));
+            if !rev2 {
+                responses.push(Data::Recent(sel.recent.len() as u32));
+            }
         }
         sel.uids = super::sequence::UidMap::from_sorted(&uids);
         drop(uids);
@@ -890,7 +900,7 @@ impl ImapSession {
                 }
                 let Some(seq) = sel.seq_of(uid) else { continue };
                 let mut items = vec![
-                    MessageDataItem::Flags(flag_fetch(&flags, sel.recent.contains(&uid))),
+                    MessageDataItem::Flags(flag_fetch(&flags, !rev2 && sel.recent.contains(&uid))),
                     MessageDataItem::Uid(NonZeroU32::new(uid as u32).unwrap_or(NonZeroU32::MIN)),
                 ];
                 if self.condstore
