@@ -971,6 +971,39 @@ async fn imap4rev2_when_enabled() {
     let n = c.expect("NOOP", "OK").await;
     assert_eq!(n.untagged, vec!["* 4 EXISTS".to_string()]);
 
+    // LIST-STATUS: each LIST response is followed by the mailbox's STATUS.
+    let l = c
+        .expect(
+            "LIST \"\" \"*\" RETURN (SUBSCRIBED STATUS (MESSAGES UNSEEN DELETED))",
+            "OK",
+        )
+        .await;
+    let inbox = l
+        .untagged
+        .iter()
+        .position(|x| x.ends_with("\"/\" INBOX"))
+        .expect("INBOX listed");
+    assert!(l.untagged[inbox].contains("\\Subscribed"), "{l:?}");
+    assert_eq!(
+        l.untagged[inbox + 1],
+        "* STATUS INBOX (MESSAGES 4 UNSEEN 3 DELETED 1)"
+    );
+    assert_eq!(
+        l.untagged.len(),
+        12,
+        "6 mailboxes, LIST and STATUS each: {l:?}"
+    );
+    assert!(
+        l.untagged
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .all(|x| x.starts_with("* STATUS ")),
+        "{l:?}"
+    );
+    c.expect("LIST \"\" \"*\" RETURN (STATUS (NONSENSE))", "BAD")
+        .await;
+
     // A session that did not enable IMAP4rev2 keeps IMAP4rev1 answers.
     let sel = other.expect("SELECT INBOX", "OK").await.all();
     assert!(

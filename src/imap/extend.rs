@@ -1,6 +1,7 @@
 //! Extensions imap-codec 2.0-alpha does not parse: ESEARCH (RFC 4731: `SEARCH
-//! RETURN (…)`) and the LIST-EXTENDED options clients send (RFC 5258: selection
-//! options `(SUBSCRIBED SPECIAL-USE)` and `RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)`).
+//! RETURN (…)`), the LIST-EXTENDED options clients send (RFC 5258: selection
+//! options `(SUBSCRIBED SPECIAL-USE)` and `RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)`)
+//! and LIST-STATUS (RFC 5819: `RETURN (STATUS (MESSAGES UNSEEN …))`).
 //!
 //! When imap-next reports a command it could not parse, [`rewrite`] recognises
 //! these forms, removes the extension syntax, remembers the options on the
@@ -12,6 +13,7 @@ use imap_codec::decode::Decoder;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::Command;
 use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::status::StatusDataItemName;
 
 use super::sequence;
 use super::session::ImapSession;
@@ -25,6 +27,66 @@ pub struct ListOptions {
     pub select_special_use: bool,
     /// Return the \Subscribed attribute.
     pub return_subscribed: bool,
+    /// LIST-STATUS: a STATUS response with these items after each selectable mailbox.
+    pub return_status: Option<Vec<StatusDataItemName>>,
+}
+
+/// Index of the `)` closing a list whose `(` is just before `s`.
+fn closing_paren(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => return Some(i),
+            ')' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A STATUS item name (RFC 9051 `status-att`, RFC 8438 SIZE).
+fn status_item(name: &str) -> Option<StatusDataItemName> {
+    Some(match name {
+        "MESSAGES" => StatusDataItemName::Messages,
+        "RECENT" => StatusDataItemName::Recent,
+        "UIDNEXT" => StatusDataItemName::UidNext,
+        "UIDVALIDITY" => StatusDataItemName::UidValidity,
+        "UNSEEN" => StatusDataItemName::Unseen,
+        "DELETED" => StatusDataItemName::Deleted,
+        "DELETED-STORAGE" => StatusDataItemName::DeletedStorage,
+        "SIZE" => StatusDataItemName::Size,
+        "HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
+        _ => return None,
+    })
+}
+
+/// The LIST return options inside `RETURN (…)`.
+fn return_options(inner: &str, options: &mut ListOptions) -> Option<()> {
+    let mut s = inner.trim_start();
+    while !s.is_empty() {
+        let end = s.find([' ', '(']).unwrap_or(s.len());
+        let word = s[..end].to_ascii_uppercase();
+        s = s[end..].trim_start();
+        match word.as_str() {
+            "SUBSCRIBED" => options.return_subscribed = true,
+            "CHILDREN" | "SPECIAL-USE" => {}
+            "STATUS" => {
+                let (items, after) = paren_list(s)?;
+                let items = items
+                    .iter()
+                    .map(|i| status_item(i))
+                    .collect::<Option<Vec<_>>>()?;
+                if items.is_empty() {
+                    return None;
+                }
+                options.return_status = Some(items);
+                s = after.trim_start();
+            }
+            _ => return None,
+        }
+    }
+    Some(())
 }
 
 /// Splits `(A B C)` at the start of `s`: (upper-cased words, rest after the parenthesis).
@@ -94,14 +156,12 @@ fn rewrite_list(session: &mut ImapSession, tag: &str, args: &str) -> Option<Comm
     let upper = rest.to_ascii_uppercase();
     let plain_args = match upper.find(" RETURN (") {
         Some(pos) => {
-            let (words, _) = paren_list(&rest[pos + " RETURN ".len()..])?;
-            for w in words {
-                match w.as_str() {
-                    "SUBSCRIBED" => options.return_subscribed = true,
-                    "CHILDREN" | "SPECIAL-USE" => {}
-                    _ => return None,
-                }
+            let inner = &rest[pos + " RETURN (".len()..];
+            let close = closing_paren(inner)?;
+            if !inner[close + 1..].trim().is_empty() {
+                return None;
             }
+            return_options(&inner[..close], &mut options)?;
             &rest[..pos]
         }
         None => rest,

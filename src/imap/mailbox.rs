@@ -21,7 +21,7 @@ use crate::delivery::NewRecipient;
 use crate::delivery::prepare::Incoming;
 use crate::store::StoreError;
 use crate::store::entries::normalize_flags;
-use crate::store::folders::Folder;
+use crate::store::folders::{Folder, FolderCounts};
 
 fn nz(n: i64) -> NonZeroU32 {
     NonZeroU32::new(n.clamp(1, u32::MAX as i64) as u32).unwrap_or(NonZeroU32::MIN)
@@ -65,6 +65,32 @@ fn list_attributes(folder: &Folder, all: &[Folder]) -> Vec<FlagNameAttribute<'st
         attrs.extend(attr(special));
     }
     attrs
+}
+
+/// The STATUS items asked for (STATUS, LIST-STATUS).
+fn status_items(
+    folder: &Folder,
+    counts: &FolderCounts,
+    items: &[StatusDataItemName],
+) -> Vec<StatusDataItem> {
+    items
+        .iter()
+        .map(|item| match item {
+            StatusDataItemName::Messages => StatusDataItem::Messages(counts.messages as u32),
+            StatusDataItemName::Recent => StatusDataItem::Recent(counts.recent as u32),
+            StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(folder.uidnext)),
+            StatusDataItemName::UidValidity => StatusDataItem::UidValidity(nz(folder.uidvalidity)),
+            StatusDataItemName::Unseen => StatusDataItem::Unseen(counts.unseen as u32),
+            StatusDataItemName::Deleted => StatusDataItem::Deleted(counts.deleted as u32),
+            StatusDataItemName::DeletedStorage => {
+                StatusDataItem::DeletedStorage(counts.deleted_size as u64)
+            }
+            StatusDataItemName::Size => StatusDataItem::Size(counts.size as u64),
+            StatusDataItemName::HighestModSeq => {
+                StatusDataItem::HighestModSeq(folder.highestmodseq as u64)
+            }
+        })
+        .collect()
 }
 
 impl ImapSession {
@@ -340,7 +366,7 @@ impl ImapSession {
             Err(e) => return self.store_failed(tag, e),
         };
         let names: HashSet<&str> = folders.iter().map(|f| f.name.as_str()).collect();
-        let mut shown: Vec<(String, Vec<FlagNameAttribute<'static>>)> = Vec::new();
+        let mut shown: Vec<(&Folder, Vec<FlagNameAttribute<'static>>)> = Vec::new();
         for f in &folders {
             if (lsub || ext.select_subscribed) && !f.subscribed {
                 continue;
@@ -359,11 +385,22 @@ impl ImapSession {
             if lsub && !names.contains(f.name.as_str()) {
                 attrs.extend(attr("\\Noselect"));
             }
-            shown.push((f.name.clone(), attrs));
+            shown.push((f, attrs));
         }
-        for (name, items) in shown {
-            let Some(mailbox) = wire_mailbox(&name) else {
+        for (folder, items) in shown {
+            let Some(mailbox) = wire_mailbox(&folder.name) else {
                 continue;
+            };
+            // LIST-STATUS (RFC 5819): the STATUS response follows the LIST one.
+            let status = match (&ext.return_status, lsub) {
+                (Some(names), false) => match self.services.store.folder_counts(folder.id).await {
+                    Ok(counts) => Some(Data::Status {
+                        mailbox: mailbox.clone(),
+                        items: status_items(folder, &counts, names).into(),
+                    }),
+                    Err(e) => return self.store_failed(tag, e),
+                },
+                _ => None,
             };
             let data = if lsub {
                 Data::Lsub {
@@ -379,6 +416,9 @@ impl ImapSession {
                 }
             };
             self.data(data);
+            if let Some(status) = status {
+                self.data(status);
+            }
         }
         self.ok(
             tag,
@@ -404,26 +444,7 @@ impl ImapSession {
             Ok(c) => c,
             Err(e) => return self.store_failed(tag, e),
         };
-        let mut out = Vec::new();
-        for item in items {
-            out.push(match item {
-                StatusDataItemName::Messages => StatusDataItem::Messages(counts.messages as u32),
-                StatusDataItemName::Recent => StatusDataItem::Recent(counts.recent as u32),
-                StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(folder.uidnext)),
-                StatusDataItemName::UidValidity => {
-                    StatusDataItem::UidValidity(nz(folder.uidvalidity))
-                }
-                StatusDataItemName::Unseen => StatusDataItem::Unseen(counts.unseen as u32),
-                StatusDataItemName::Deleted => StatusDataItem::Deleted(counts.deleted as u32),
-                StatusDataItemName::DeletedStorage => {
-                    StatusDataItem::DeletedStorage(counts.deleted_size as u64)
-                }
-                StatusDataItemName::Size => StatusDataItem::Size(counts.size as u64),
-                StatusDataItemName::HighestModSeq => {
-                    StatusDataItem::HighestModSeq(folder.highestmodseq as u64)
-                }
-            });
-        }
+        let out = status_items(&folder, &counts, items);
         if let Some(mailbox) = wire_mailbox(&folder.name) {
             self.data(Data::Status {
                 mailbox,

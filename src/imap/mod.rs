@@ -17,7 +17,7 @@
 //!   and gives the mailbox's LIST response.
 //!
 //! For every session: BINARY (RFC 3516), STATUS DELETED, DELETED-STORAGE and
-//! SIZE (RFC 8438), CHILDREN, SPECIAL-USE, ESEARCH, LIST-EXTENDED, MOVE,
+//! SIZE (RFC 8438), LIST-STATUS (RFC 5819), CHILDREN, SPECIAL-USE, ESEARCH, LIST-EXTENDED, MOVE,
 //! UIDPLUS, UNSELECT, NAMESPACE, ENABLE, IDLE, SASL-IR and LITERAL+ (which
 //! covers LITERAL-).
 //!
@@ -26,8 +26,6 @@
 //! * SEARCHRES (RFC 5182: `RETURN (SAVE)` and `$`): imap-codec 2.0-alpha parses
 //!   no `$` sequence set, so every command taking one would need rewriting
 //!   around it; `SAVE` is not honoured and `$` is a syntax error (BAD).
-//! * LIST-STATUS (RFC 5819: `LIST … RETURN (STATUS (…))`): refused with BAD
-//!   (`extend.rs` does not parse the nested list yet).
 //! * UTF-8 mailbox names (RFC 9051 §5.1, `OLDNAME`): names stay modified
 //!   UTF-7 on the wire, as in IMAP4rev1; imap-types' mailbox type takes UTF-8
 //!   only with its `ext_utf8` feature, not enabled.
@@ -115,6 +113,7 @@ pub fn capabilities(
             "CHILDREN",
             "ESEARCH",
             "LIST-EXTENDED",
+            "LIST-STATUS",
             "STATUS=SIZE",
         ]
         .into_iter()
