@@ -789,9 +789,8 @@ async fn command_lines_longer_than_the_limit_are_refused_and_the_session_continu
 
 /// FETCH BINARY, BINARY.PEEK and BINARY.SIZE (RFC 3516): content with its
 /// transfer encoding undone, partial fetches counted in decoded octets.
-#[tokio::test]
-async fn fetch_binary() {
-    let (instance, server) = setup(Db::Sqlite).await;
+async fn fetch_binary(db: Db) {
+    let (instance, server) = setup(db).await;
     let ca = instance.cert("ca.pem");
     let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
     let caps = c.expect("CAPABILITY", "OK").await;
@@ -878,9 +877,8 @@ begin 644 x\r\n\
 /// IMAP4rev2 (RFC 9051) for a session that ENABLEs it: no \Recent, ESEARCH
 /// replies to SEARCH, CLOSED and LIST in SELECT, STATUS DELETED and SIZE. A
 /// session that does not enable it keeps IMAP4rev1 answers.
-#[tokio::test]
-async fn imap4rev2_when_enabled() {
-    let (instance, server) = setup(Db::Sqlite).await;
+async fn imap4rev2_when_enabled(db: Db) {
+    let (instance, server) = setup(db).await;
     let ca = instance.cert("ca.pem");
     let addr = server.addr("imaps");
     let mut c = imap_login(addr, &ca, JEAN, PW).await;
@@ -1013,3 +1011,5 @@ async fn imap4rev2_when_enabled() {
     let s = other.expect("SEARCH UNSEEN", "OK").await;
     assert_eq!(s.untagged, vec!["* SEARCH 2 3 4".to_string()]);
 }
+
+both_backends!(fetch_binary, imap4rev2_when_enabled);
