@@ -778,6 +778,23 @@ async fn command_lines_longer_than_the_limit_are_refused_and_the_session_continu
     let r = c.read_line().await;
     assert!(r.starts_with(&format!("{tag} BAD [TOOBIG]")), "{r}");
     c.expect("NOOP", "OK").await;
+
+    // A literal over APPENDLIMIT is refused (by imap-next) before it is sent:
+    // the guard reads what follows as commands again.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} APPEND INBOX {{60000000}}\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert_eq!(r.kind(), "BAD", "{r:?}");
+    c.expect("NOOP", "OK").await;
+    let tag = c.tag();
+    c.send_raw(format!("{tag} NOOP {long}\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(
+        r.status.starts_with(&format!("{tag} BAD [TOOBIG]")),
+        "{r:?}"
+    );
     c.expect("LOGOUT", "OK").await;
 
     // No tag to answer: BYE.
