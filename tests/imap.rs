@@ -1030,3 +1030,72 @@ async fn imap4rev2_when_enabled(db: Db) {
 }
 
 both_backends!(fetch_binary, imap4rev2_when_enabled);
+
+/// SEARCHRES (RFC 5182): `SEARCH RETURN (SAVE)` keeps the result, `$` uses it.
+#[tokio::test]
+async fn search_result_reference() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let ca = instance.cert("ca.pem");
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    let caps = c.expect("CAPABILITY", "OK").await;
+    assert!(caps.untagged[0].contains(" SEARCHRES"), "{caps:?}");
+    for (i, flags) in ["\\Seen", "", "\\Seen", ""].iter().enumerate() {
+        c.append("INBOX", flags, &mail(&format!("res{i}"), "x"))
+            .await;
+    }
+    c.expect("SELECT INBOX", "OK").await;
+    // Before any SAVE, `$` is empty: nothing happens.
+    let f = c.expect("FETCH $ (UID)", "OK").await;
+    assert!(f.untagged.is_empty(), "{f:?}");
+
+    // SAVE alone: no ESEARCH response.
+    let s = c.expect("SEARCH RETURN (SAVE) UNSEEN", "OK").await;
+    assert!(s.untagged.is_empty(), "{s:?}");
+    let f = c.expect("FETCH $ (UID)", "OK").await;
+    assert_eq!(
+        f.untagged,
+        vec![
+            "* 2 FETCH (UID 2)".to_string(),
+            "* 4 FETCH (UID 4)".to_string()
+        ]
+    );
+    let st = c
+        .expect("UID STORE $ +FLAGS.SILENT (\\Flagged)", "OK")
+        .await;
+    assert!(st.untagged.is_empty(), "{st:?}");
+    let s = c.expect("SEARCH FLAGGED", "OK").await;
+    assert_eq!(s.untagged, vec!["* SEARCH 2 4".to_string()]);
+    // `$` as a search key, as messages or after UID; a quoted "$" is only text.
+    let s = c.expect("SEARCH $ UID 4", "OK").await;
+    assert_eq!(s.untagged, vec!["* SEARCH 4".to_string()]);
+    let s = c.expect("UID SEARCH OR UID $ SEEN", "OK").await;
+    assert_eq!(s.untagged, vec!["* SEARCH 1 2 3 4".to_string()]);
+    let s = c.expect("SEARCH SUBJECT \"$\"", "OK").await;
+    assert_eq!(s.untagged, vec!["* SEARCH".to_string()]);
+
+    // With MIN alone, `$` holds only the first message; the ESEARCH is sent.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} SEARCH RETURN (SAVE MIN) UNSEEN\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert_eq!(r.untagged, vec![format!("* ESEARCH (TAG \"{tag}\") MIN 2")]);
+    let f = c.expect("UID FETCH $ (FLAGS)", "OK").await;
+    assert_eq!(f.untagged.len(), 1, "{f:?}");
+    assert!(f.untagged[0].starts_with("* 2 FETCH (UID 2 FLAGS"), "{f:?}");
+    c.expect("COPY $ Archive", "OK").await;
+    let st = c.expect("STATUS Archive (MESSAGES)", "OK").await;
+    assert!(st.untagged[0].contains("MESSAGES 1"), "{st:?}");
+
+    // Expunged messages leave `$`; SELECT empties it.
+    c.expect("STORE $ +FLAGS.SILENT (\\Deleted)", "OK").await;
+    c.expect("EXPUNGE", "OK").await;
+    let f = c.expect("FETCH $ (UID)", "OK").await;
+    assert!(f.untagged.is_empty(), "{f:?}");
+    c.expect("SEARCH RETURN (SAVE) ALL", "OK").await;
+    c.expect("SELECT INBOX", "OK").await;
+    let f = c.expect("FETCH $ (UID)", "OK").await;
+    assert!(f.untagged.is_empty(), "{f:?}");
+    // No mailbox: BAD.
+    c.expect("UNSELECT", "OK").await;
+    c.expect("FETCH $ (UID)", "BAD").await;
+}

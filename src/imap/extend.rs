@@ -1,7 +1,9 @@
 //! Extensions imap-codec 2.0-alpha does not parse: ESEARCH (RFC 4731: `SEARCH
 //! RETURN (…)`), the LIST-EXTENDED options clients send (RFC 5258: selection
 //! options `(SUBSCRIBED SPECIAL-USE)` and `RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)`)
-//! and LIST-STATUS (RFC 5819: `RETURN (STATUS (MESSAGES UNSEEN …))`).
+//! LIST-STATUS (RFC 5819: `RETURN (STATUS (MESSAGES UNSEEN …))`) and the
+//! SEARCHRES marker `$` (RFC 5182), which is replaced by the numbers it stands
+//! for before the command is parsed again.
 //!
 //! When imap-next reports a command it could not parse, [`rewrite`] recognises
 //! these forms, removes the extension syntax, remembers the options on the
@@ -101,9 +103,100 @@ fn paren_list(s: &str) -> Option<(Vec<String>, &str)> {
     Some((words, &inner[end + 1..]))
 }
 
+/// What [`rewrite`] made of a command imap-codec could not parse.
+#[derive(Debug)]
+pub enum Rewrite {
+    /// The plain command to run.
+    Command(Command<'static>),
+    /// Already answered (a command on an empty `$`).
+    Answered,
+}
+
+/// Where `$` stands for a whole sequence set (RFC 5182 `seq-last-command`):
+/// after a space or `(`, before a space, `)` or the end, outside quoted strings.
+fn saved_marker(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        if quoted {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                quoted = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => quoted = true,
+            b'$' if i > 0
+                && matches!(bytes[i - 1], b' ' | b'(')
+                && matches!(bytes.get(i + 1), None | Some(b' ' | b')')) =>
+            {
+                return Some(i);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `rest` (the command after its tag) with every `$` replaced by the saved
+/// result: UIDs in UID commands and after the `UID` search key, sequence
+/// numbers elsewhere. `Err(())` when `$` is empty in a command other than
+/// SEARCH (nothing to do); `Ok(None)` when there is no `$`.
+fn replace_saved(session: &ImapSession, rest: &str) -> Result<Option<String>, ()> {
+    if saved_marker(rest).is_none() {
+        return Ok(None);
+    }
+    let Some(sel) = session.selected.as_ref() else {
+        // No mailbox: let the plain parse fail (BAD).
+        return Ok(None);
+    };
+    let upper = rest.to_ascii_uppercase();
+    let uid_command = upper.starts_with("UID ");
+    let search = upper.starts_with("SEARCH ") || upper.starts_with("UID SEARCH ");
+    let uids: Vec<i64> = sel
+        .saved
+        .iter()
+        .copied()
+        .filter(|&u| sel.uids.seq_of(u).is_some())
+        .collect();
+    let seqs: Vec<i64> = uids.iter().filter_map(|&u| sel.uids.seq_of(u)).collect();
+    let mut out = String::with_capacity(rest.len());
+    let mut s = rest;
+    while let Some(i) = saved_marker(s) {
+        out.push_str(&s[..i]);
+        let as_uids = if search {
+            out.to_ascii_uppercase().ends_with(" UID ")
+        } else {
+            uid_command
+        };
+        let numbers = if as_uids { &uids } else { &seqs };
+        if numbers.is_empty() {
+            if !search {
+                return Err(());
+            }
+            // A number no message of the session has.
+            let none = if as_uids {
+                sel.uids.last().unwrap_or(0) + 1
+            } else {
+                sel.uids.len() as i64 + 1
+            };
+            out.push_str(&none.to_string());
+        } else {
+            out.push_str(&sequence::compact(numbers));
+        }
+        s = &s[i + 1..];
+    }
+    out.push_str(s);
+    Ok(Some(out))
+}
+
 /// Recognises an extended command in `raw`, records its options on `session`, and
 /// returns the plain command to run.
-pub fn rewrite(session: &mut ImapSession, raw: &[u8]) -> Option<Command<'static>> {
+pub fn rewrite(session: &mut ImapSession, raw: &[u8]) -> Option<Rewrite> {
     let text = std::str::from_utf8(raw).ok()?;
     let line = text.strip_suffix("\r\n").unwrap_or(text);
     if line.contains('{') {
@@ -111,13 +204,31 @@ pub fn rewrite(session: &mut ImapSession, raw: &[u8]) -> Option<Command<'static>
         return None;
     }
     let (tag, rest) = line.split_once(' ')?;
+    let replaced = match replace_saved(session, rest) {
+        Ok(r) => r,
+        Err(()) => {
+            let tag = Tag::try_from(tag.to_string()).ok()?;
+            session.ok(tag, None, "Completed: the saved search result is empty");
+            return Some(Rewrite::Answered);
+        }
+    };
+    let rest = match &replaced {
+        Some(r) => {
+            let plain = format!("{tag} {r}\r\n");
+            if let Ok((_, command)) = CommandCodec::default().decode(plain.as_bytes()) {
+                return Some(Rewrite::Command(command.into_static()));
+            }
+            r.as_str()
+        }
+        None => rest,
+    };
     let upper = rest.to_ascii_uppercase();
     let (uid, after) = if upper.starts_with("UID SEARCH ") {
         (true, &rest["UID SEARCH ".len()..])
     } else if upper.starts_with("SEARCH ") {
         (false, &rest["SEARCH ".len()..])
     } else if upper.starts_with("LIST ") {
-        return rewrite_list(session, tag, &rest["LIST ".len()..]);
+        return rewrite_list(session, tag, &rest["LIST ".len()..]).map(Rewrite::Command);
     } else {
         return None;
     };
@@ -135,7 +246,7 @@ pub fn rewrite(session: &mut ImapSession, raw: &[u8]) -> Option<Command<'static>
     );
     let (_, command) = CommandCodec::default().decode(plain.as_bytes()).ok()?;
     session.esearch = Some(options);
-    Some(command.into_static())
+    Some(Rewrite::Command(command.into_static()))
 }
 
 fn rewrite_list(session: &mut ImapSession, tag: &str, args: &str) -> Option<Command<'static>> {

@@ -222,6 +222,7 @@ impl ImapSession {
             recent,
             modseq: folder.highestmodseq,
             checked: (folder.highestmodseq, folder.uidnext),
+            saved: Vec::new(),
         });
         if read_only {
             self.ok(tag, Some(Code::ReadOnly), "EXAMINE completed");

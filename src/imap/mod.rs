@@ -17,15 +17,14 @@
 //!   and gives the mailbox's LIST response.
 //!
 //! For every session: BINARY (RFC 3516), STATUS DELETED, DELETED-STORAGE and
-//! SIZE (RFC 8438), LIST-STATUS (RFC 5819), CHILDREN, SPECIAL-USE, ESEARCH, LIST-EXTENDED, MOVE,
+//! SIZE (RFC 8438), LIST-STATUS (RFC 5819), SEARCHRES (RFC 5182: `$` is
+//! rewritten into the saved numbers before imap-codec parses the command),
+//! CHILDREN, SPECIAL-USE, ESEARCH, LIST-EXTENDED, MOVE,
 //! UIDPLUS, UNSELECT, NAMESPACE, ENABLE, IDLE, SASL-IR and LITERAL+ (which
 //! covers LITERAL-).
 //!
 //! Not done, so an IMAP4rev2 client may meet IMAP4rev1 behaviour there:
 //!
-//! * SEARCHRES (RFC 5182: `RETURN (SAVE)` and `$`): imap-codec 2.0-alpha parses
-//!   no `$` sequence set, so every command taking one would need rewriting
-//!   around it; `SAVE` is not honoured and `$` is a syntax error (BAD).
 //! * UTF-8 mailbox names (RFC 9051 §5.1, `OLDNAME`): names stay modified
 //!   UTF-7 on the wire, as in IMAP4rev1; imap-types' mailbox type takes UTF-8
 //!   only with its `ext_utf8` feature, not enabled.
@@ -114,6 +113,7 @@ pub fn capabilities(
             "ESEARCH",
             "LIST-EXTENDED",
             "LIST-STATUS",
+            "SEARCHRES",
             "STATUS=SIZE",
         ]
         .into_iter()

@@ -66,6 +66,9 @@ pub struct Selected {
     /// The folder's (HIGHESTMODSEQ, UIDNEXT) at the last full check: unchanged means
     /// nothing to report, without reading the folder's rows.
     pub checked: (i64, i64),
+    /// UIDs of the last `SEARCH RETURN (SAVE)` result, what `$` stands for
+    /// (RFC 5182); empty after SELECT. Expunged UIDs are skipped when used.
+    pub saved: Vec<i64>,
 }
 
 impl Selected {
@@ -407,12 +410,16 @@ impl ImapSession {
             return;
         };
         let raw = bytes.declassify().to_vec();
-        // Extensions imap-codec does not parse (ESEARCH, LIST-EXTENDED) are rewritten and retried.
-        if !self.line_dropped
-            && let Some(command) = super::extend::rewrite(self, &raw)
-        {
-            self.command(command).await;
-            return;
+        // Extensions imap-codec does not parse (ESEARCH, LIST-EXTENDED, `$`) are rewritten and retried.
+        if !self.line_dropped {
+            match super::extend::rewrite(self, &raw) {
+                Some(super::extend::Rewrite::Command(command)) => {
+                    self.command(command).await;
+                    return;
+                }
+                Some(super::extend::Rewrite::Answered) => return,
+                None => {}
+            }
         }
         let tag = raw
             .split(|&b| b == b' ')
