@@ -1099,3 +1099,120 @@ async fn search_result_reference() {
     c.expect("UNSELECT", "OK").await;
     c.expect("FETCH $ (UID)", "BAD").await;
 }
+
+/// QRESYNC (RFC 7162): VANISHED instead of EXPUNGE once enabled, and what
+/// changed since a MODSEQ on SELECT (QRESYNC …) and UID FETCH (… VANISHED).
+async fn qresync(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let addr = server.addr("imaps");
+    let mut a = imap_login(addr, &ca, JEAN, PW).await;
+    let caps = a.expect("CAPABILITY", "OK").await;
+    assert!(caps.untagged[0].contains(" QRESYNC"), "{caps:?}");
+    for i in 1..=5 {
+        a.append("INBOX", "", &mail(&format!("q{i}"), "x")).await;
+    }
+    // Without ENABLE QRESYNC, its SELECT parameter is refused.
+    a.expect("SELECT INBOX (QRESYNC (1 1))", "BAD").await;
+    let e = a.expect("ENABLE QRESYNC", "OK").await;
+    assert_eq!(e.untagged, vec!["* ENABLED QRESYNC".to_string()]);
+    let sel = a.expect("SELECT INBOX", "OK").await.all();
+    let number = |text: &str, key: &str| -> u64 {
+        let at = text.find(key).unwrap_or_else(|| panic!("{key} in {text}")) + key.len();
+        text[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let validity = number(&sel, "[UIDVALIDITY ");
+    let before = number(&sel, "[HIGHESTMODSEQ ");
+
+    // Expunges are reported as VANISHED, in the session that made them too.
+    a.expect("STORE 2,4 +FLAGS.SILENT (\\Deleted)", "OK").await;
+    let ex = a.expect("EXPUNGE", "OK").await;
+    assert_eq!(ex.untagged, vec!["* VANISHED 2,4".to_string()]);
+    a.expect("UID STORE 1 +FLAGS.SILENT (\\Flagged)", "OK")
+        .await;
+    a.expect("CREATE Dossiers", "OK").await;
+    a.expect("UID MOVE 5 Dossiers", "OK").await;
+
+    // Another client resynchronises from `before`.
+    let mut b = imap_login(addr, &ca, JEAN, PW).await;
+    b.expect("ENABLE QRESYNC", "OK").await;
+    let sel = b
+        .expect(
+            &format!("SELECT INBOX (QRESYNC ({validity} {before}))"),
+            "OK",
+        )
+        .await;
+    let vanished: Vec<&String> = sel
+        .untagged
+        .iter()
+        .filter(|l| l.starts_with("* VANISHED"))
+        .collect();
+    assert_eq!(vanished, vec!["* VANISHED (EARLIER) 2,4:5"], "{sel:?}");
+    let fetches: Vec<&String> = sel
+        .untagged
+        .iter()
+        .filter(|l| l.contains("FETCH"))
+        .collect();
+    assert_eq!(fetches.len(), 1, "{sel:?}");
+    assert!(
+        fetches[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ ("),
+        "{sel:?}"
+    );
+    // Known UIDs narrow VANISHED; a stale UIDVALIDITY gets no resync data.
+    let sel = b
+        .expect(
+            &format!("EXAMINE INBOX (QRESYNC ({validity} {before} 3:5))"),
+            "OK",
+        )
+        .await;
+    assert!(sel.untagged[0].starts_with("* OK [CLOSED]"), "{sel:?}");
+    assert!(
+        sel.untagged.iter().any(|l| l == "* VANISHED (EARLIER) 4:5"),
+        "{sel:?}"
+    );
+    let sel = b
+        .expect(
+            &format!("SELECT INBOX (QRESYNC ({} {before}))", validity + 1),
+            "OK",
+        )
+        .await;
+    assert!(
+        !sel.all().contains("VANISHED") && !sel.all().contains("FETCH"),
+        "{sel:?}"
+    );
+
+    // UID FETCH … (CHANGEDSINCE m VANISHED).
+    let f = b
+        .expect(
+            &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {before} VANISHED)"),
+            "OK",
+        )
+        .await;
+    assert_eq!(f.untagged[0], "* VANISHED (EARLIER) 2,4:5", "{f:?}");
+    assert_eq!(f.untagged.len(), 2, "{f:?}");
+    assert!(f.untagged[1].contains("UID 1"), "{f:?}");
+    b.expect(
+        &format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {before} VANISHED)"),
+        "BAD",
+    )
+    .await;
+
+    // A session without QRESYNC still gets EXPUNGE.
+    let mut c = imap_login(addr, &ca, JEAN, PW).await;
+    c.expect("SELECT INBOX", "OK").await;
+    c.expect("STORE 1 +FLAGS.SILENT (\\Deleted)", "OK").await;
+    let ex = c.expect("EXPUNGE", "OK").await;
+    assert_eq!(ex.untagged, vec!["* 1 EXPUNGE".to_string()]);
+    // …and B hears it as VANISHED.
+    let n = b.expect("NOOP", "OK").await;
+    assert!(n.untagged.contains(&"* VANISHED 1".to_string()), "{n:?}");
+    // Deleting a mailbox takes its VANISHED records along.
+    c.expect("DELETE Dossiers", "OK").await;
+}
+
+both_backends!(qresync);

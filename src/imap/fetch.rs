@@ -156,6 +156,21 @@ impl ImapSession {
             FetchModifier::ChangedSince(v) => Some(v.get() as i64),
             _ => None,
         });
+        // VANISHED (RFC 7162 §3.2.6): UID FETCH only, with CHANGEDSINCE, after ENABLE QRESYNC.
+        let vanished = modifiers.contains(&FetchModifier::Vanished);
+        if vanished && !(uid && self.qresync && changed_since.is_some()) {
+            return self.bad(
+                tag,
+                "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC",
+            );
+        }
+        if let Some(since) = changed_since.filter(|_| vanished) {
+            // `*` covers UIDs past the highest remaining one: they may have vanished.
+            let in_set = |u: i64| sequence::contains(&set, u, i64::from(u32::MAX));
+            if let Err(e) = self.report_vanished(sel.id, since, in_set).await {
+                return self.store_failed(tag, e);
+            }
+        }
         if changed_since.is_some() || names.contains(&MessageDataItemName::ModSeq) {
             self.condstore = true;
         }

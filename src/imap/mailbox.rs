@@ -16,6 +16,7 @@ use imap_codec::imap_types::response::{Code, Data};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::names::{self, DELIMITER};
+use super::sequence;
 use super::session::{ImapSession, Selected, code};
 use crate::delivery::NewRecipient;
 use crate::delivery::prepare::Incoming;
@@ -131,10 +132,23 @@ impl ImapSession {
         read_only: bool,
         parameters: Vec<SelectParameter>,
     ) {
-        // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1). IMAP4rev2
-        // says so first (RFC 9051 §6.3.2, the CLOSED code of RFC 7162 §3.2.11).
-        if self.selected.take().is_some() && self.rev2 {
-            self.untagged_ok(code("CLOSED"), "Previous mailbox closed");
+        let qresync = parameters.iter().find_map(|p| match p {
+            SelectParameter::QResync {
+                uid_validity,
+                mod_sequence_value,
+                known_uids,
+                ..
+            } => Some((*uid_validity, *mod_sequence_value, known_uids.clone())),
+            _ => None,
+        });
+        if qresync.is_some() && !self.qresync {
+            // RFC 7162 §3.2.5: QRESYNC parameters need ENABLE QRESYNC first.
+            return self.bad(tag, "ENABLE QRESYNC first");
+        }
+        // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1). A server
+        // with CONDSTORE says so first (RFC 7162 §3.2.11, RFC 9051 §6.3.2).
+        if self.selected.take().is_some() {
+            self.untagged_ok(Code::Closed, "Previous mailbox closed");
         }
         let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
             return;
@@ -224,6 +238,27 @@ impl ImapSession {
             checked: (folder.highestmodseq, folder.uidnext),
             saved: Vec::new(),
         });
+        // QRESYNC (RFC 7162 §3.2.5.1): what changed since the client's MODSEQ,
+        // when its UIDVALIDITY is still right.
+        if let Some((validity, since, known)) = qresync
+            && i64::from(validity.get()) == folder.uidvalidity
+        {
+            let since = i64::try_from(since.get()).unwrap_or(i64::MAX);
+            let max = uids.last().copied().unwrap_or(0);
+            let keep = |uid: i64| {
+                known
+                    .as_ref()
+                    .is_none_or(|set| sequence::contains(set, uid, max))
+            };
+            if let Err(e) = self.report_vanished(folder.id, since, keep).await {
+                self.selected = None;
+                return self.store_failed(tag, e);
+            }
+            if let Err(e) = self.report_changed(folder.id, since).await {
+                self.selected = None;
+                return self.store_failed(tag, e);
+            }
+        }
         if read_only {
             self.ok(tag, Some(Code::ReadOnly), "EXAMINE completed");
         } else {

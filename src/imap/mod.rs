@@ -13,8 +13,16 @@
 //!   `[UNSEEN n]` in SELECT;
 //! * SEARCH is answered with ESEARCH (`ALL` when no RETURN is given), with
 //!   `MODSEQ` when a MODSEQ key was used;
-//! * SELECT/EXAMINE says `* OK [CLOSED]` first when a mailbox was selected,
-//!   and gives the mailbox's LIST response.
+//! * SELECT/EXAMINE gives the mailbox's LIST response.
+//!
+//! QRESYNC (RFC 7162) after `ENABLE QRESYNC`: VANISHED instead of EXPUNGE,
+//! `SELECT … (QRESYNC (uidvalidity modseq [known-uids]))` and `UID FETCH …
+//! (CHANGEDSINCE m VANISHED)`. Expunged UIDs are kept per mailbox
+//! (`imap_vanished`, written in the expunge's transaction) for as long as the
+//! mailbox exists, so any MODSEQ a client kept can be answered exactly; the
+//! optional sequence-match data of SELECT is accepted and not used (RFC 7162
+//! lets the server ignore it). Every session gets `[CLOSED]` when a SELECT
+//! leaves a mailbox (RFC 7162 §3.2.11, as the server announces CONDSTORE).
 //!
 //! For every session: BINARY (RFC 3516), STATUS DELETED, DELETED-STORAGE and
 //! SIZE (RFC 8438), LIST-STATUS (RFC 5819), SEARCHRES (RFC 5182: `$` is
@@ -105,6 +113,7 @@ pub fn capabilities(
     ]);
     if authenticated {
         caps.push(Capability::CondStore);
+        caps.push(Capability::QResync);
     }
     caps.extend(
         [

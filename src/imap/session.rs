@@ -16,6 +16,7 @@ use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::response::{
     Code, CommandContinuationRequest, Data, Greeting, GreetingKind, Status,
 };
+use imap_codec::imap_types::sequence::SequenceSet;
 use imap_next::server::{Error as NextError, Event, Options, ResponseHandle, Server};
 use imap_next::{Interrupt, Io, State};
 
@@ -97,6 +98,8 @@ pub struct ImapSession {
     /// The client enabled IMAP4rev2 (RFC 9051): no \Recent, ESEARCH replies to
     /// SEARCH, CLOSED and LIST in SELECT.
     pub(super) rev2: bool,
+    /// The client enabled QRESYNC (RFC 7162): VANISHED instead of EXPUNGE.
+    pub(super) qresync: bool,
     auth_flow: Option<AuthFlow>,
     idle_tag: Option<Tag<'static>>,
     starttls_handle: Option<ResponseHandle>,
@@ -171,6 +174,7 @@ impl ImapSession {
             selected: None,
             condstore: false,
             rev2: false,
+            qresync: false,
             auth_flow: None,
             idle_tag: None,
             starttls_handle: None,
@@ -564,6 +568,11 @@ impl ImapSession {
                     } else if c.to_string().eq_ignore_ascii_case("IMAP4rev2") {
                         self.rev2 = true;
                         enabled.push(c.clone());
+                    } else if c.to_string().eq_ignore_ascii_case("QRESYNC") {
+                        // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+                        self.qresync = true;
+                        self.condstore = true;
+                        enabled.push(c.clone());
                     }
                 }
                 self.data(Data::Enabled {
@@ -848,6 +857,7 @@ impl ImapSession {
         };
         let id = sel.id;
         let rev2 = self.rev2;
+        let qresync = self.qresync;
         let store = self.services.store.clone();
         // Every change to a folder (delivery, flags, copy, move, expunge) bumps its HIGHESTMODSEQ.
         let counters = match store.folder_by_id(id).await {
@@ -867,16 +877,27 @@ impl ImapSession {
         let mut responses = Vec::new();
         let mut uids = sel.uids.to_vec();
         if expunges {
+            let mut vanished = Vec::new();
             let mut i = uids.len();
             while i > 0 {
                 i -= 1;
                 if !current_set.contains(&uids[i]) {
                     let uid = uids.remove(i);
                     sel.recent.remove(&uid);
-                    if let Some(seq) = NonZeroU32::new(i as u32 + 1) {
+                    if qresync {
+                        vanished.push(uid);
+                    } else if let Some(seq) = NonZeroU32::new(i as u32 + 1) {
                         responses.push(Data::Expunge(seq));
                     }
                 }
+            }
+            // With QRESYNC, one VANISHED instead of EXPUNGEs (RFC 7162 §3.2.10).
+            vanished.reverse();
+            if let Some(known_uids) = uid_set(&vanished) {
+                responses.push(Data::Vanished {
+                    earlier: false,
+                    known_uids,
+                });
             }
         }
         let max_known = uids.last().copied().unwrap_or(0);
@@ -923,6 +944,71 @@ impl ImapSession {
         for r in responses {
             self.data(r);
         }
+    }
+}
+
+/// A UID set in compact form, `None` when empty.
+pub(super) fn uid_set(uids: &[i64]) -> Option<SequenceSet> {
+    if uids.is_empty() {
+        return None;
+    }
+    SequenceSet::try_from(super::sequence::compact(uids).as_str()).ok()
+}
+
+impl ImapSession {
+    /// `* VANISHED (EARLIER)` for the UIDs expunged from `folder_id` after
+    /// `since` that `keep` accepts (RFC 7162 §3.2.5.1, §3.2.6).
+    pub(super) async fn report_vanished(
+        &mut self,
+        folder_id: i64,
+        since: i64,
+        keep: impl Fn(i64) -> bool,
+    ) -> Result<(), StoreError> {
+        let gone: Vec<i64> = self
+            .services
+            .store
+            .vanished_since(folder_id, since)
+            .await?
+            .into_iter()
+            .filter(|&u| keep(u))
+            .collect();
+        if let Some(known_uids) = uid_set(&gone) {
+            self.data(Data::Vanished {
+                earlier: true,
+                known_uids,
+            });
+        }
+        Ok(())
+    }
+
+    /// FETCH (UID FLAGS MODSEQ) of the selected folder's messages changed after `since`.
+    pub(super) async fn report_changed(
+        &mut self,
+        folder_id: i64,
+        since: i64,
+    ) -> Result<(), StoreError> {
+        let changes = self.services.store.changed_since(folder_id, since).await?;
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        for (uid, flags, modseq) in changes {
+            let Some(seq) = sel.seq_of(uid) else { continue };
+            let items = vec![
+                MessageDataItem::Uid(NonZeroU32::new(uid as u32).unwrap_or(NonZeroU32::MIN)),
+                MessageDataItem::Flags(flag_fetch(&flags, !self.rev2 && sel.recent.contains(&uid))),
+                MessageDataItem::ModSeq(
+                    std::num::NonZeroU64::new(modseq as u64).unwrap_or(std::num::NonZeroU64::MIN),
+                ),
+            ];
+            if let Ok(items) = items.try_into() {
+                out.push(Data::Fetch { seq, items });
+            }
+        }
+        for d in out {
+            self.data(d);
+        }
+        Ok(())
     }
 }
 

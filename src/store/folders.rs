@@ -136,6 +136,10 @@ impl Store {
             .bind(folder_id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM imap_vanished WHERE mailbox_id = $1")
+            .bind(folder_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM mailboxes WHERE id = $1")
             .bind(folder_id)
             .execute(&mut *tx)
