@@ -83,7 +83,13 @@ async fn protocol_suite(db: Db) {
     assert_eq!(l.untagged.len(), 2, "children follow a RENAME: {l:?}");
     c.expect("DELETE Archives-Projets/2026/Cardio", "OK").await;
     c.expect("DELETE INBOX", "NO").await;
-    c.expect("DELETE Nothing", "NO").await;
+    let r = c.expect("DELETE Nothing", "NO").await;
+    assert!(r.status.contains("[NONEXISTENT]"), "{r:?}");
+    let r = c.expect("COPY 1 Nothing", "BAD").await;
+    assert!(
+        !r.status.contains("TRYCREATE"),
+        "no mailbox selected yet: {r:?}"
+    );
     c.expect("SUBSCRIBE R&AOk-sultats", "OK").await;
     c.expect("UNSUBSCRIBE Junk", "OK").await;
     let lsub = c.expect("LSUB \"\" \"*\"", "OK").await.all();
@@ -249,6 +255,8 @@ async fn protocol_suite(db: Db) {
     assert!(st.status.contains("[MODIFIED 2]"), "{st:?}");
 
     // COPY, MOVE, EXPUNGE.
+    let r = c.expect("COPY 1 Nowhere", "NO").await;
+    assert!(r.status.contains("[TRYCREATE]"), "{r:?}");
     let cp = c.expect("COPY 1:2 Archive", "OK").await;
     assert!(
         cp.status.contains("[COPYUID ") && cp.status.contains(" 1:2 1:2]"),

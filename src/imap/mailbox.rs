@@ -100,10 +100,31 @@ impl ImapSession {
     }
 
     /// Resolves a mailbox argument to an existing folder, answering NO/BAD itself.
+    /// A missing mailbox is `NO [NONEXISTENT]` (RFC 5530, RFC 9051 §7.1).
     pub(super) async fn resolve_folder(
         &mut self,
         tag: &Tag<'static>,
         mailbox: &Mailbox<'_>,
+    ) -> Option<Folder> {
+        self.resolve_folder_or(tag, mailbox, code("NONEXISTENT"))
+            .await
+    }
+
+    /// [`ImapSession::resolve_folder`] for the target of APPEND, COPY and MOVE,
+    /// where a missing mailbox is `NO [TRYCREATE]` (RFC 3501 §6.3.11, §6.4.7).
+    pub(super) async fn resolve_target(
+        &mut self,
+        tag: &Tag<'static>,
+        mailbox: &Mailbox<'_>,
+    ) -> Option<Folder> {
+        self.resolve_folder_or(tag, mailbox, Code::TryCreate).await
+    }
+
+    async fn resolve_folder_or(
+        &mut self,
+        tag: &Tag<'static>,
+        mailbox: &Mailbox<'_>,
+        missing: Code<'static>,
     ) -> Option<Folder> {
         let name = match names::decode(mailbox) {
             Ok(n) => n,
@@ -115,7 +136,7 @@ impl ImapSession {
         match self.services.store.folder(self.account(), &name).await {
             Ok(Some(f)) => Some(f),
             Ok(None) => {
-                self.no(tag.clone(), Some(Code::TryCreate), "No such mailbox");
+                self.no(tag.clone(), Some(missing), "No such mailbox");
                 None
             }
             Err(e) => {
@@ -498,7 +519,7 @@ impl ImapSession {
         date: Option<DateTime>,
         message: LiteralOrLiteral8<'static>,
     ) {
-        let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
+        let Some(folder) = self.resolve_target(&tag, &mailbox).await else {
             return;
         };
         let content: Vec<u8> = match message {

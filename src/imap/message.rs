@@ -170,7 +170,7 @@ impl ImapSession {
         if !uid && sequence::out_of_range(&set, sel.uids.len()) {
             return self.bad(tag, "Invalid message sequence number");
         }
-        let Some(target) = self.resolve_folder(&tag, &mailbox).await else {
+        let Some(target) = self.resolve_target(&tag, &mailbox).await else {
             return;
         };
         let uids = sequence::resolve(&set, &sel.uids.to_vec(), uid);

@@ -38,8 +38,9 @@
 //!   only with its `ext_utf8` feature, not enabled.
 //! * RECENT/NEW/OLD search keys and STATUS RECENT, gone from IMAP4rev2, are
 //!   still answered (from the session's \Recent set) rather than refused.
-//! * `\NonExistent` is never returned (LIST never shows a name that does not
-//!   exist, except the root of `LIST "" ""`, which is `\Noselect`).
+//! * `\NonExistent` is never returned: subscriptions live on mailbox rows, so
+//!   LIST never has a name without its mailbox (the root of `LIST "" ""` is
+//!   `\Noselect`).
 
 pub mod extend;
 pub mod fetch;
