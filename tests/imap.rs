@@ -884,6 +884,27 @@ begin 644 x\r\n\
         )]
     );
 
+    // APPEND takes a literal8 (RFC 3516 §4.4): content with NUL, sent and read back as is.
+    let raw = b"From: marie.curie@hopital-a.mes.test\r\nSubject: nul\r\n\
+MIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: binary\r\n\r\n\x00\x01zz\x00\r\n";
+    let tag = c.tag();
+    c.send_raw(format!("{tag} APPEND INBOX ~{{{}}}\r\n", raw.len()).as_bytes())
+        .await;
+    assert!(c.read_line().await.starts_with('+'));
+    c.send_raw(raw).await;
+    c.send_raw(b"\r\n").await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(r.ok(), "{r:?}");
+    let f = c.expect("FETCH 2 (BINARY.SIZE[1] RFC822.SIZE)", "OK").await;
+    assert_eq!(
+        f.untagged,
+        vec![format!(
+            "* 2 FETCH (BINARY.SIZE[1] 7 RFC822.SIZE {})",
+            raw.len()
+        )]
+    );
+
     // BINARY (not PEEK) sets \Seen, and says so; the peeks above did not.
     let f = c.expect("FETCH 1 (FLAGS)", "OK").await;
     assert!(!f.untagged[0].contains("\\Seen"), "{f:?}");
