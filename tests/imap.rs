@@ -802,9 +802,17 @@ async fn command_lines_longer_than_the_limit_are_refused_and_the_session_continu
 
     // No tag to answer: BYE.
     let mut d = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
-    d.send_raw(format!("({long}\r\n").as_bytes()).await;
+    d.send_raw(format!("({long}\r\nz1 NOOP\r\n").as_bytes())
+        .await;
     let bye = d.read_line().await;
     assert!(bye.starts_with("* BYE [TOOBIG]"), "{bye}");
+    // …and nothing after it is answered: the connection closes.
+    let mut rest = String::new();
+    use tokio::io::AsyncReadExt;
+    let _ = tokio::time::timeout(Duration::from_secs(10), d.stream.read_to_string(&mut rest))
+        .await
+        .expect("closed after BYE");
+    assert!(!rest.contains("z1 "), "{rest}");
 }
 
 /// FETCH BINARY, BINARY.PEEK and BINARY.SIZE (RFC 3516): content with its

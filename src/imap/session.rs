@@ -201,6 +201,7 @@ impl ImapSession {
         }
         self.server = server;
         self.guard.reset();
+        self.raw_queue.clear();
         self.tls = Some(info);
         self.starttls_handle = None;
     }
@@ -257,6 +258,11 @@ impl ImapSession {
                 }
                 Piece::TooLong { tag, continuation } => {
                     Box::pin(self.line_too_long(tag, continuation)).await;
+                    if self.closing {
+                        // BYE sent: nothing after it is read.
+                        self.guard.reset();
+                        break;
+                    }
                 }
             }
         }
