@@ -173,13 +173,20 @@ pub struct ImapSettings {
     pub max_connections_per_ip: usize,
     /// Most simultaneous IMAP connections in all.
     pub max_connections: usize,
+    /// Longest command line outside literals, in octets with its CRLF (RFC 7162 §4:
+    /// at least 8192). Literals are bounded by `smtp.max_message_size`.
+    pub max_command_line: usize,
 }
+
+/// The smallest `imap.max_command_line` accepted (RFC 7162 §4).
+pub const MIN_IMAP_COMMAND_LINE: usize = 8192;
 
 impl Default for ImapSettings {
     fn default() -> Self {
         Self {
             max_connections_per_ip: 100,
             max_connections: 10_000,
+            max_command_line: 64 * 1024,
         }
     }
 }
@@ -557,6 +564,13 @@ impl Config {
                 return Err(invalid(Some("smtp"), key, "must be at least 1".into()));
             }
         }
+        if raw.imap.max_command_line < MIN_IMAP_COMMAND_LINE {
+            return Err(invalid(
+                Some("imap"),
+                "max_command_line",
+                format!("must be at least {MIN_IMAP_COMMAND_LINE} (RFC 7162)"),
+            ));
+        }
         for item in &raw.trust.whitelist {
             if crate::identity::address::normalize_domain(&item.domain).is_err() {
                 return Err(invalid(
@@ -698,6 +712,7 @@ https = "127.0.0.1:8443"
 [imap]
 # max_connections_per_ip = 100
 # max_connections = 10000
+# max_command_line = 65536           # octets per line outside literals, CRLF included (>= 8192)
 
 [relay]
 # Delivery to the other operators: MX lookup, STARTTLS required, our operator certificate.
@@ -804,6 +819,28 @@ mod tests {
         assert!(err.contains("listen.submission"), "{err}");
         let line = text.lines().position(|l| l.contains("99999")).unwrap() + 1;
         assert!(err.contains(&format!(":{line}:")), "{err}");
+    }
+
+    #[test]
+    fn imap_command_line_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        write_certs(dir.path());
+        let path = dir.path().join("mes.toml");
+        assert_eq!(
+            Config::parse(&path, &sample())
+                .unwrap()
+                .imap
+                .max_command_line,
+            65536
+        );
+        let text = sample().replace("# max_command_line = 65536", "max_command_line = 100000 #");
+        assert_eq!(
+            Config::parse(&path, &text).unwrap().imap.max_command_line,
+            100000
+        );
+        let text = sample().replace("# max_command_line = 65536", "max_command_line = 100 #");
+        let err = Config::parse(&path, &text).unwrap_err().to_string();
+        assert!(err.contains("imap.max_command_line"), "{err}");
     }
 
     #[test]

@@ -83,7 +83,8 @@ async fn protocol_suite(db: Db) {
     assert_eq!(l.untagged.len(), 2, "children follow a RENAME: {l:?}");
     c.expect("DELETE Archives-Projets/2026/Cardio", "OK").await;
     c.expect("DELETE INBOX", "NO").await;
-    c.expect("DELETE Nothing", "NO").await;
+    let r = c.expect("DELETE Nothing", "NO").await;
+    assert!(r.status.contains("[NONEXISTENT]"), "{r:?}");
     c.expect("SUBSCRIBE R&AOk-sultats", "OK").await;
     c.expect("UNSUBSCRIBE Junk", "OK").await;
     let lsub = c.expect("LSUB \"\" \"*\"", "OK").await.all();
@@ -249,6 +250,8 @@ async fn protocol_suite(db: Db) {
     assert!(st.status.contains("[MODIFIED 2]"), "{st:?}");
 
     // COPY, MOVE, EXPUNGE.
+    let r = c.expect("COPY 1 Nowhere", "NO").await;
+    assert!(r.status.contains("[TRYCREATE]"), "{r:?}");
     let cp = c.expect("COPY 1:2 Archive", "OK").await;
     assert!(
         cp.status.contains("[COPYUID ") && cp.status.contains(" 1:2 1:2]"),
@@ -701,3 +704,547 @@ async fn idle_hears_deliveries_made_by_another_node() {
     c.send_raw(b"DONE\r\n").await;
     assert!(c.read_until_tagged(&tag).await.ok());
 }
+
+/// `imap.max_command_line` (64 KiB by default) bounds each line outside
+/// literals: over it, tagged BAD [TOOBIG] and the session goes on; the rest of
+/// the command (including a LITERAL+ payload that looks like commands) is dropped.
+#[tokio::test]
+async fn command_lines_longer_than_the_limit_are_refused_and_the_session_continues() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let ca = instance.cert("ca.pem");
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    c.append("INBOX", "", &mail("long", "x")).await;
+    c.expect("SELECT INBOX", "OK").await;
+
+    // Just under the limit: served.
+    let set = vec!["1"; 32_000].join(",");
+    let ok = c.expect(&format!("UID SEARCH UID {set}"), "OK").await;
+    assert_eq!(ok.untagged, vec!["* SEARCH 1".to_string()]);
+
+    // Over it, on the first line of a command: tagged BAD [TOOBIG].
+    let tag = c.tag();
+    let long = "x".repeat(70_000);
+    c.send_raw(format!("{tag} NOOP {long}\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(
+        r.status.starts_with(&format!("{tag} BAD [TOOBIG]")),
+        "{r:?}"
+    );
+    c.expect("NOOP", "OK").await;
+
+    // A megabyte of line: still one BAD, and the next command is read.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} NOOP ").as_bytes()).await;
+    for _ in 0..16 {
+        c.send_raw("y".repeat(64 * 1024).as_bytes()).await;
+    }
+    c.send_raw(b"\r\n").await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(
+        r.status.starts_with(&format!("{tag} BAD [TOOBIG]")),
+        "{r:?}"
+    );
+    c.expect("NOOP", "OK").await;
+
+    // Over it after a literal: the command (here an APPEND) is dropped whole.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} APPEND INBOX {{5+}}\r\nhello {long}\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(
+        r.status.starts_with(&format!("{tag} BAD [TOOBIG]")),
+        "{r:?}"
+    );
+    let st = c.expect("STATUS INBOX (MESSAGES)", "OK").await;
+    assert!(st.untagged[0].contains("MESSAGES 1"), "{st:?}");
+
+    // An over-long line announcing a LITERAL+: its data is dropped, never run as commands.
+    let tag = c.tag();
+    let payload = b"z1 DELETE Archive\r\nz2 LOGOUT\r\n";
+    c.send_raw(format!("{tag} NOOP {long} {{{}+}}\r\n", payload.len()).as_bytes())
+        .await;
+    c.send_raw(payload).await;
+    c.send_raw(b"\r\n").await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(
+        r.status.starts_with(&format!("{tag} BAD [TOOBIG]")),
+        "{r:?}"
+    );
+    let after = c.expect("LIST \"\" Archive", "OK").await;
+    assert_eq!(after.untagged.len(), 1, "Archive still there: {after:?}");
+
+    // A synchronising literal announced by an over-long line is not asked for.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} NOOP {long} {{10}}\r\n").as_bytes())
+        .await;
+    let r = c.read_line().await;
+    assert!(r.starts_with(&format!("{tag} BAD [TOOBIG]")), "{r}");
+    c.expect("NOOP", "OK").await;
+
+    // A literal over APPENDLIMIT is refused (by imap-next) before it is sent:
+    // the guard reads what follows as commands again.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} APPEND INBOX {{60000000}}\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert_eq!(r.kind(), "BAD", "{r:?}");
+    c.expect("NOOP", "OK").await;
+    let tag = c.tag();
+    c.send_raw(format!("{tag} NOOP {long}\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(
+        r.status.starts_with(&format!("{tag} BAD [TOOBIG]")),
+        "{r:?}"
+    );
+    c.expect("LOGOUT", "OK").await;
+
+    // No tag to answer: BYE.
+    let mut d = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    d.send_raw(format!("({long}\r\nz1 NOOP\r\n").as_bytes())
+        .await;
+    let bye = d.read_line().await;
+    assert!(bye.starts_with("* BYE [TOOBIG]"), "{bye}");
+    // …and nothing after it is answered: the connection closes.
+    let mut rest = String::new();
+    use tokio::io::AsyncReadExt;
+    let _ = tokio::time::timeout(Duration::from_secs(10), d.stream.read_to_string(&mut rest))
+        .await
+        .expect("closed after BYE");
+    assert!(!rest.contains("z1 "), "{rest}");
+}
+
+/// FETCH BINARY, BINARY.PEEK and BINARY.SIZE (RFC 3516): content with its
+/// transfer encoding undone, partial fetches counted in decoded octets.
+async fn fetch_binary(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    let caps = c.expect("CAPABILITY", "OK").await;
+    assert!(caps.untagged[0].contains(" BINARY"), "{caps:?}");
+    let message = b"From: marie.curie@hopital-a.mes.test\r\nSubject: binary\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n\
+--sep\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+Hello=20world, caf=C3=A9=\r\n!\r\n\
+--sep\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+AAECA/9B\r\n\
+--sep\r\nContent-Type: application/x-old\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n\
+begin 644 x\r\n\
+--sep--\r\n";
+    c.append("INBOX", "", message).await;
+    c.expect("SELECT INBOX", "OK").await;
+
+    let f = c.expect("FETCH 1 (BINARY.PEEK[1])", "OK").await;
+    assert_eq!(
+        f.untagged,
+        vec!["* 1 FETCH (BINARY[1] {19}\nHello world, café!)".to_string()],
+        "{f:?}"
+    );
+    let f = c
+        .expect("FETCH 1 (BINARY.SIZE[1] BINARY.SIZE[2])", "OK")
+        .await;
+    assert_eq!(
+        f.untagged,
+        vec!["* 1 FETCH (BINARY.SIZE[1] 19 BINARY.SIZE[2] 6)".to_string()]
+    );
+    // Content with NUL is sent as literal8.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} FETCH 1 (BINARY.PEEK[2])\r\n").as_bytes())
+        .await;
+    let mut line = Vec::new();
+    use tokio::io::AsyncBufReadExt;
+    c.stream.read_until(b'\n', &mut line).await.unwrap();
+    assert_eq!(line, b"* 1 FETCH (BINARY[2] ~{6}\r\n");
+    let mut data = [0u8; 6];
+    use tokio::io::AsyncReadExt;
+    c.stream.read_exact(&mut data).await.unwrap();
+    assert_eq!(data, [0, 1, 2, 3, 255, b'A']);
+    assert!(c.read_until_tagged(&tag).await.ok());
+
+    // Partial: origin and length in decoded octets; the origin is in the response.
+    let f = c
+        .expect("UID FETCH 1 (BINARY.PEEK[1]<6.5> FLAGS)", "OK")
+        .await;
+    assert_eq!(
+        f.untagged,
+        vec!["* 1 FETCH (UID 1 BINARY[1]<6> \"world\" FLAGS (\\Recent))".to_string()]
+    );
+    let f = c.expect("FETCH 1 (BINARY.PEEK[2]<4.100>)", "OK").await;
+    assert_eq!(
+        f.untagged,
+        vec!["* 1 FETCH (BINARY[2]<4> {2}\n\u{FFFD}A)".to_string()]
+    );
+
+    // An encoding we cannot undo: NO [UNKNOWN-CTE].
+    let r = c.expect("FETCH 1 (BINARY.PEEK[3])", "NO").await;
+    assert!(r.status.contains("[UNKNOWN-CTE]"), "{r:?}");
+    c.expect("FETCH 1 (BINARY.SIZE[3])", "NO").await;
+    // The whole message as stored, and a part that does not exist.
+    let f = c
+        .expect("FETCH 1 (BINARY.SIZE[] BINARY.PEEK[4])", "OK")
+        .await;
+    assert_eq!(
+        f.untagged,
+        vec![format!(
+            "* 1 FETCH (BINARY.SIZE[] {} BINARY[4] \"\")",
+            message.len()
+        )]
+    );
+
+    // APPEND takes a literal8 (RFC 3516 §4.4): content with NUL, sent and read back as is.
+    let raw = b"From: marie.curie@hopital-a.mes.test\r\nSubject: nul\r\n\
+MIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: binary\r\n\r\n\x00\x01zz\x00\r\n";
+    let tag = c.tag();
+    c.send_raw(format!("{tag} APPEND INBOX ~{{{}}}\r\n", raw.len()).as_bytes())
+        .await;
+    assert!(c.read_line().await.starts_with('+'));
+    c.send_raw(raw).await;
+    c.send_raw(b"\r\n").await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(r.ok(), "{r:?}");
+    let f = c.expect("FETCH 2 (BINARY.SIZE[1] RFC822.SIZE)", "OK").await;
+    assert_eq!(
+        f.untagged,
+        vec![format!(
+            "* 2 FETCH (BINARY.SIZE[1] 7 RFC822.SIZE {})",
+            raw.len()
+        )]
+    );
+
+    // BINARY (not PEEK) sets \Seen, and says so; the peeks above did not.
+    let f = c.expect("FETCH 1 (FLAGS)", "OK").await;
+    assert!(!f.untagged[0].contains("\\Seen"), "{f:?}");
+    let f = c.expect("FETCH 1 (BINARY[1]<0.5>)", "OK").await;
+    assert_eq!(
+        f.untagged,
+        vec!["* 1 FETCH (BINARY[1]<0> \"Hello\" FLAGS (\\Seen \\Recent))".to_string()]
+    );
+}
+
+/// IMAP4rev2 (RFC 9051) for a session that ENABLEs it: no \Recent, ESEARCH
+/// replies to SEARCH, CLOSED and LIST in SELECT, STATUS DELETED and SIZE. A
+/// session that does not enable it keeps IMAP4rev1 answers.
+async fn imap4rev2_when_enabled(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let addr = server.addr("imaps");
+    let mut c = imap_login(addr, &ca, JEAN, PW).await;
+    let caps = c.expect("CAPABILITY", "OK").await;
+    assert!(
+        caps.untagged[0]
+            .to_ascii_uppercase()
+            .starts_with("* CAPABILITY IMAP4REV1 IMAP4REV2 ")
+            && caps.untagged[0].contains(" STATUS=SIZE"),
+        "{caps:?}"
+    );
+    let m1 = mail("rev2-un", "premier");
+    c.append("INBOX", "\\Seen", &m1).await;
+    c.append("INBOX", "", &mail("rev2-deux", "second")).await;
+    c.append("INBOX", "\\Deleted", &mail("rev2-trois", "troisieme"))
+        .await;
+
+    let e = c.expect("ENABLE IMAP4rev2", "OK").await;
+    assert_eq!(e.untagged, vec!["* ENABLED IMAP4rev2".to_string()]);
+
+    let sel = c.expect("SELECT INBOX", "OK").await;
+    let all = sel.all();
+    assert!(all.contains("* 3 EXISTS"), "{all}");
+    assert!(!all.contains("RECENT") && !all.contains("[UNSEEN"), "{all}");
+    assert!(
+        sel.untagged
+            .iter()
+            .any(|l| l == "* LIST (\\HasNoChildren) \"/\" INBOX"),
+        "{all}"
+    );
+    let f = c.expect("FETCH 1:* (FLAGS)", "OK").await;
+    assert_eq!(
+        f.untagged,
+        vec![
+            "* 1 FETCH (FLAGS (\\Seen))".to_string(),
+            "* 2 FETCH (FLAGS ())".to_string(),
+            "* 3 FETCH (FLAGS (\\Deleted))".to_string(),
+        ]
+    );
+
+    // SEARCH answers with ESEARCH.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} SEARCH ALL\r\n").as_bytes()).await;
+    let r = c.read_until_tagged(&tag).await;
+    assert_eq!(
+        r.untagged,
+        vec![format!("* ESEARCH (TAG \"{tag}\") ALL 1:3")]
+    );
+    let tag = c.tag();
+    c.send_raw(format!("{tag} UID SEARCH UNSEEN UNDELETED\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert_eq!(
+        r.untagged,
+        vec![format!("* ESEARCH (TAG \"{tag}\") UID ALL 2")]
+    );
+    let tag = c.tag();
+    c.send_raw(format!("{tag} SEARCH SUBJECT nowhere\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert_eq!(r.untagged, vec![format!("* ESEARCH (TAG \"{tag}\")")]);
+
+    // STATUS DELETED, DELETED-STORAGE and SIZE count what is there.
+    let size = |subject: &str, body: &str| mail(subject, body).len();
+    let st = c.expect("STATUS INBOX (MESSAGES DELETED SIZE)", "OK").await;
+    let total = m1.len() + size("rev2-deux", "second") + size("rev2-trois", "troisieme");
+    assert_eq!(
+        st.untagged,
+        vec![format!(
+            "* STATUS INBOX (MESSAGES 3 DELETED 1 SIZE {total})"
+        )]
+    );
+
+    // A second SELECT says the first mailbox was closed before anything else.
+    let sel = c.expect("EXAMINE Archive", "OK").await;
+    assert!(sel.untagged[0].starts_with("* OK [CLOSED]"), "{sel:?}");
+    assert!(
+        sel.untagged
+            .iter()
+            .any(|l| l == "* LIST (\\HasNoChildren \\Archive) \"/\" Archive"),
+        "{sel:?}"
+    );
+
+    // Deliveries seen by NOOP/IDLE: EXISTS without RECENT.
+    c.expect("SELECT INBOX", "OK").await;
+    let mut other = imap_login(addr, &ca, JEAN, PW).await;
+    other.append("INBOX", "", &mail("rev2-quatre", "x")).await;
+    let n = c.expect("NOOP", "OK").await;
+    assert_eq!(n.untagged, vec!["* 4 EXISTS".to_string()]);
+
+    // LIST-STATUS: each LIST response is followed by the mailbox's STATUS.
+    let l = c
+        .expect(
+            "LIST \"\" \"*\" RETURN (SUBSCRIBED STATUS (MESSAGES UNSEEN DELETED))",
+            "OK",
+        )
+        .await;
+    let inbox = l
+        .untagged
+        .iter()
+        .position(|x| x.ends_with("\"/\" INBOX"))
+        .expect("INBOX listed");
+    assert!(l.untagged[inbox].contains("\\Subscribed"), "{l:?}");
+    assert_eq!(
+        l.untagged[inbox + 1],
+        "* STATUS INBOX (MESSAGES 4 UNSEEN 3 DELETED 1)"
+    );
+    assert_eq!(
+        l.untagged.len(),
+        12,
+        "6 mailboxes, LIST and STATUS each: {l:?}"
+    );
+    assert!(
+        l.untagged
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .all(|x| x.starts_with("* STATUS ")),
+        "{l:?}"
+    );
+    c.expect("LIST \"\" \"*\" RETURN (STATUS (NONSENSE))", "BAD")
+        .await;
+
+    // A session that did not enable IMAP4rev2 keeps IMAP4rev1 answers.
+    let sel = other.expect("SELECT INBOX", "OK").await.all();
+    assert!(
+        sel.contains("* 0 RECENT") && sel.contains("[UNSEEN 2]"),
+        "{sel}"
+    );
+    let s = other.expect("SEARCH UNSEEN", "OK").await;
+    assert_eq!(s.untagged, vec!["* SEARCH 2 3 4".to_string()]);
+}
+
+both_backends!(fetch_binary, imap4rev2_when_enabled);
+
+/// SEARCHRES (RFC 5182): `SEARCH RETURN (SAVE)` keeps the result, `$` uses it.
+#[tokio::test]
+async fn search_result_reference() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let ca = instance.cert("ca.pem");
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    let caps = c.expect("CAPABILITY", "OK").await;
+    assert!(caps.untagged[0].contains(" SEARCHRES"), "{caps:?}");
+    for (i, flags) in ["\\Seen", "", "\\Seen", ""].iter().enumerate() {
+        c.append("INBOX", flags, &mail(&format!("res{i}"), "x"))
+            .await;
+    }
+    c.expect("SELECT INBOX", "OK").await;
+    // Before any SAVE, `$` is empty: nothing happens.
+    let f = c.expect("FETCH $ (UID)", "OK").await;
+    assert!(f.untagged.is_empty(), "{f:?}");
+
+    // SAVE alone: no ESEARCH response.
+    let s = c.expect("SEARCH RETURN (SAVE) UNSEEN", "OK").await;
+    assert!(s.untagged.is_empty(), "{s:?}");
+    let f = c.expect("FETCH $ (UID)", "OK").await;
+    assert_eq!(
+        f.untagged,
+        vec![
+            "* 2 FETCH (UID 2)".to_string(),
+            "* 4 FETCH (UID 4)".to_string()
+        ]
+    );
+    let st = c
+        .expect("UID STORE $ +FLAGS.SILENT (\\Flagged)", "OK")
+        .await;
+    assert!(st.untagged.is_empty(), "{st:?}");
+    let s = c.expect("SEARCH FLAGGED", "OK").await;
+    assert_eq!(s.untagged, vec!["* SEARCH 2 4".to_string()]);
+    // `$` as a search key, as messages or after UID; a quoted "$" is only text.
+    let s = c.expect("SEARCH $ UID 4", "OK").await;
+    assert_eq!(s.untagged, vec!["* SEARCH 4".to_string()]);
+    let s = c.expect("UID SEARCH OR UID $ SEEN", "OK").await;
+    assert_eq!(s.untagged, vec!["* SEARCH 1 2 3 4".to_string()]);
+    let s = c.expect("SEARCH SUBJECT \"$\"", "OK").await;
+    assert_eq!(s.untagged, vec!["* SEARCH".to_string()]);
+
+    // With MIN alone, `$` holds only the first message; the ESEARCH is sent.
+    let tag = c.tag();
+    c.send_raw(format!("{tag} SEARCH RETURN (SAVE MIN) UNSEEN\r\n").as_bytes())
+        .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert_eq!(r.untagged, vec![format!("* ESEARCH (TAG \"{tag}\") MIN 2")]);
+    let f = c.expect("UID FETCH $ (FLAGS)", "OK").await;
+    assert_eq!(f.untagged.len(), 1, "{f:?}");
+    assert!(f.untagged[0].starts_with("* 2 FETCH (UID 2 FLAGS"), "{f:?}");
+    c.expect("COPY $ Archive", "OK").await;
+    let st = c.expect("STATUS Archive (MESSAGES)", "OK").await;
+    assert!(st.untagged[0].contains("MESSAGES 1"), "{st:?}");
+
+    // Expunged messages leave `$`; SELECT empties it.
+    c.expect("STORE $ +FLAGS.SILENT (\\Deleted)", "OK").await;
+    c.expect("EXPUNGE", "OK").await;
+    let f = c.expect("FETCH $ (UID)", "OK").await;
+    assert!(f.untagged.is_empty(), "{f:?}");
+    c.expect("SEARCH RETURN (SAVE) ALL", "OK").await;
+    c.expect("SELECT INBOX", "OK").await;
+    let f = c.expect("FETCH $ (UID)", "OK").await;
+    assert!(f.untagged.is_empty(), "{f:?}");
+    // No mailbox: BAD.
+    c.expect("UNSELECT", "OK").await;
+    c.expect("FETCH $ (UID)", "BAD").await;
+}
+
+/// QRESYNC (RFC 7162): VANISHED instead of EXPUNGE once enabled, and what
+/// changed since a MODSEQ on SELECT (QRESYNC …) and UID FETCH (… VANISHED).
+async fn qresync(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let addr = server.addr("imaps");
+    let mut a = imap_login(addr, &ca, JEAN, PW).await;
+    let caps = a.expect("CAPABILITY", "OK").await;
+    assert!(caps.untagged[0].contains(" QRESYNC"), "{caps:?}");
+    for i in 1..=5 {
+        a.append("INBOX", "", &mail(&format!("q{i}"), "x")).await;
+    }
+    // Without ENABLE QRESYNC, its SELECT parameter is refused.
+    a.expect("SELECT INBOX (QRESYNC (1 1))", "BAD").await;
+    let e = a.expect("ENABLE QRESYNC", "OK").await;
+    assert_eq!(e.untagged, vec!["* ENABLED QRESYNC".to_string()]);
+    let sel = a.expect("SELECT INBOX", "OK").await.all();
+    let number = |text: &str, key: &str| -> u64 {
+        let at = text.find(key).unwrap_or_else(|| panic!("{key} in {text}")) + key.len();
+        text[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let validity = number(&sel, "[UIDVALIDITY ");
+    let before = number(&sel, "[HIGHESTMODSEQ ");
+
+    // Expunges are reported as VANISHED, in the session that made them too.
+    a.expect("STORE 2,4 +FLAGS.SILENT (\\Deleted)", "OK").await;
+    let ex = a.expect("EXPUNGE", "OK").await;
+    assert_eq!(ex.untagged, vec!["* VANISHED 2,4".to_string()]);
+    a.expect("UID STORE 1 +FLAGS.SILENT (\\Flagged)", "OK")
+        .await;
+    a.expect("CREATE Dossiers", "OK").await;
+    a.expect("UID MOVE 5 Dossiers", "OK").await;
+
+    // Another client resynchronises from `before`.
+    let mut b = imap_login(addr, &ca, JEAN, PW).await;
+    b.expect("ENABLE QRESYNC", "OK").await;
+    let sel = b
+        .expect(
+            &format!("SELECT INBOX (QRESYNC ({validity} {before}))"),
+            "OK",
+        )
+        .await;
+    let vanished: Vec<&String> = sel
+        .untagged
+        .iter()
+        .filter(|l| l.starts_with("* VANISHED"))
+        .collect();
+    assert_eq!(vanished, vec!["* VANISHED (EARLIER) 2,4:5"], "{sel:?}");
+    let fetches: Vec<&String> = sel
+        .untagged
+        .iter()
+        .filter(|l| l.contains("FETCH"))
+        .collect();
+    assert_eq!(fetches.len(), 1, "{sel:?}");
+    assert!(
+        fetches[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ ("),
+        "{sel:?}"
+    );
+    // Known UIDs narrow VANISHED; a stale UIDVALIDITY gets no resync data.
+    let sel = b
+        .expect(
+            &format!("EXAMINE INBOX (QRESYNC ({validity} {before} 3:5))"),
+            "OK",
+        )
+        .await;
+    assert!(sel.untagged[0].starts_with("* OK [CLOSED]"), "{sel:?}");
+    assert!(
+        sel.untagged.iter().any(|l| l == "* VANISHED (EARLIER) 4:5"),
+        "{sel:?}"
+    );
+    let sel = b
+        .expect(
+            &format!("SELECT INBOX (QRESYNC ({} {before}))", validity + 1),
+            "OK",
+        )
+        .await;
+    assert!(
+        !sel.all().contains("VANISHED") && !sel.all().contains("FETCH"),
+        "{sel:?}"
+    );
+
+    // UID FETCH … (CHANGEDSINCE m VANISHED).
+    let f = b
+        .expect(
+            &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {before} VANISHED)"),
+            "OK",
+        )
+        .await;
+    assert_eq!(f.untagged[0], "* VANISHED (EARLIER) 2,4:5", "{f:?}");
+    assert_eq!(f.untagged.len(), 2, "{f:?}");
+    assert!(f.untagged[1].contains("UID 1"), "{f:?}");
+    b.expect(
+        &format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {before} VANISHED)"),
+        "BAD",
+    )
+    .await;
+
+    // A session without QRESYNC still gets EXPUNGE.
+    let mut c = imap_login(addr, &ca, JEAN, PW).await;
+    c.expect("SELECT INBOX", "OK").await;
+    c.expect("STORE 1 +FLAGS.SILENT (\\Deleted)", "OK").await;
+    let ex = c.expect("EXPUNGE", "OK").await;
+    assert_eq!(ex.untagged, vec!["* 1 EXPUNGE".to_string()]);
+    // …and B hears it as VANISHED.
+    let n = b.expect("NOOP", "OK").await;
+    assert!(n.untagged.contains(&"* VANISHED 1".to_string()), "{n:?}");
+    // Deleting a mailbox takes its VANISHED records along.
+    c.expect("DELETE Dossiers", "OK").await;
+}
+
+both_backends!(qresync);

@@ -1,23 +1,31 @@
-//! FETCH (RFC 3501 §6.4.5, RFC 7162 MODSEQ/CHANGEDSINCE): metadata from the
-//! stored rows, ENVELOPE and BODYSTRUCTURE from what delivery computed, content
-//! read only when a body item asks for it.
+//! FETCH (RFC 3501 §6.4.5, RFC 7162 MODSEQ/CHANGEDSINCE, RFC 3516 BINARY):
+//! metadata from the stored rows, ENVELOPE and BODYSTRUCTURE from what delivery
+//! computed, content read only when a body item asks for it.
+//!
+//! imap-codec parses BINARY, BINARY.PEEK and BINARY.SIZE and writes their
+//! responses, literal8 included, but its `MessageDataItem::Binary` has no
+//! origin: a FETCH response with a partial BINARY item is encoded here
+//! ([`encode_fetch`]) and sent through the session's raw-response queue.
 
 use std::num::{NonZeroU32, NonZeroU64};
 
+use imap_codec::ResponseCodec;
+use imap_codec::encode::Encoder;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::body::BodyStructure;
 use imap_codec::imap_types::command::FetchModifier;
-use imap_codec::imap_types::core::{NString, Tag, Vec1};
+use imap_codec::imap_types::core::{LiteralMode, NString, NString8, Tag, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::envelope::Envelope;
+use imap_codec::imap_types::extensions::binary::Literal8;
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
-use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::sequence;
-use super::session::{ImapSession, flag_fetch};
+use super::session::{ImapSession, code, flag_fetch};
 use super::structure;
 use crate::store::entries::{Entry, FlagOp};
 
@@ -27,6 +35,49 @@ fn nstring(bytes: Vec<u8>) -> NString<'static> {
             imap_codec::imap_types::core::Literal::try_from(bytes).map(|l| NString(Some(l.into())))
         })
         .unwrap_or(NString(None))
+}
+
+/// BINARY content (RFC 3516 §4.2): a literal8 when it holds NUL, else a string.
+fn nstring8(bytes: Vec<u8>) -> NString8<'static> {
+    if bytes.contains(&0) {
+        NString8::Literal8(Literal8 {
+            data: bytes.into(),
+            mode: LiteralMode::Sync,
+        })
+    } else {
+        NString8::NString(nstring(bytes))
+    }
+}
+
+/// One FETCH response whose BINARY items carry the origin of a partial fetch
+/// (`BINARY[1]<0>`, RFC 3516 §4.2), which imap-types has no field for: each
+/// item is encoded by imap-codec and the origin put in after its section.
+fn encode_fetch(seq: NonZeroU32, items: Vec<(MessageDataItem<'static>, Option<u32>)>) -> Vec<u8> {
+    let prefix = format!("* {seq} FETCH (");
+    let mut out = prefix.clone().into_bytes();
+    for (i, (item, origin)) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        let one = Response::Data(Data::Fetch {
+            seq,
+            items: Vec1::from(item),
+        });
+        let encoded = ResponseCodec::default().encode(&one).dump();
+        let inner = encoded
+            .get(prefix.len()..encoded.len().saturating_sub(3))
+            .unwrap_or_default();
+        match (origin, inner.iter().position(|&b| b == b']')) {
+            (Some(origin), Some(close)) => {
+                out.extend_from_slice(&inner[..=close]);
+                out.extend_from_slice(format!("<{origin}>").as_bytes());
+                out.extend_from_slice(&inner[close + 1..]);
+            }
+            _ => out.extend_from_slice(inner),
+        }
+    }
+    out.extend_from_slice(b")\r\n");
+    out
 }
 
 fn internal_date(secs: i64) -> Option<DateTime> {
@@ -105,6 +156,21 @@ impl ImapSession {
             FetchModifier::ChangedSince(v) => Some(v.get() as i64),
             _ => None,
         });
+        // VANISHED (RFC 7162 §3.2.6): UID FETCH only, with CHANGEDSINCE, after ENABLE QRESYNC.
+        let vanished = modifiers.contains(&FetchModifier::Vanished);
+        if vanished && !(uid && self.qresync && changed_since.is_some()) {
+            return self.bad(
+                tag,
+                "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC",
+            );
+        }
+        if let Some(since) = changed_since.filter(|_| vanished) {
+            // `*` covers UIDs past the highest remaining one: they may have vanished.
+            let in_set = |u: i64| sequence::contains(&set, u, i64::from(u32::MAX));
+            if let Err(e) = self.report_vanished(sel.id, since, in_set).await {
+                return self.store_failed(tag, e);
+            }
+        }
         if changed_since.is_some() || names.contains(&MessageDataItemName::ModSeq) {
             self.condstore = true;
         }
@@ -139,14 +205,18 @@ impl ImapSession {
         let wanted_set: std::collections::HashSet<i64> = wanted.iter().copied().collect();
         let sets_seen = !sel.read_only
             && names.iter().any(|n| {
-                matches!(n, MessageDataItemName::BodyExt { peek: false, .. })
-                    || matches!(
-                        n,
-                        MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text
-                    )
+                matches!(
+                    n,
+                    MessageDataItemName::BodyExt { peek: false, .. }
+                        | MessageDataItemName::Binary { peek: false, .. }
+                ) || matches!(
+                    n,
+                    MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text
+                )
             });
         let mut seen_now: Vec<i64> = Vec::new();
-        for entry in entries {
+        let mut failure: Option<(&'static str, &'static str)> = None;
+        'entries: for entry in entries {
             if !wanted_set.contains(&entry.uid) {
                 continue;
             }
@@ -169,8 +239,19 @@ impl ImapSession {
                 seen_now.push(entry.uid);
                 flags = crate::store::entries::normalize_flags(flags.split(' ').chain(["\\Seen"]));
             }
-            let recent = sel.recent.contains(&entry.uid);
+            let recent = !self.rev2 && sel.recent.contains(&entry.uid);
+            let parsed = names
+                .iter()
+                .any(|n| {
+                    matches!(
+                        n,
+                        MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
+                    )
+                })
+                .then(|| structure::ParsedMessage::parse(content.as_deref().unwrap_or_default()));
             let mut items: Vec<MessageDataItem<'static>> = Vec::with_capacity(names.len());
+            // Origins of partial BINARY items, by index in `items`.
+            let mut origins: Vec<(usize, u32)> = Vec::new();
             let mut flags_sent = false;
             for name in &names {
                 let item = match name {
@@ -230,8 +311,42 @@ impl ImapSession {
                             data: nstring(partial(bytes, range.to_owned())),
                         }
                     }
-                    MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
-                        continue;
+                    MessageDataItemName::Binary {
+                        section,
+                        partial: range,
+                        ..
+                    } => {
+                        let decoded = match parsed.as_ref().map(|p| p.binary(section)) {
+                            Some(Ok(d)) => d.into_owned(),
+                            Some(Err(e)) => {
+                                failure = Some(binary_failure(e));
+                                seen_now.retain(|&u| u != entry.uid);
+                                break 'entries;
+                            }
+                            None => Vec::new(),
+                        };
+                        if let Some((start, _)) = range {
+                            origins.push((items.len(), *start));
+                        }
+                        MessageDataItem::Binary {
+                            section: section.clone(),
+                            value: nstring8(partial(decoded, range.to_owned())),
+                        }
+                    }
+                    MessageDataItemName::BinarySize { section } => {
+                        let size = match parsed.as_ref().map(|p| p.binary(section)) {
+                            Some(Ok(d)) => d.len(),
+                            Some(Err(e)) => {
+                                failure = Some(binary_failure(e));
+                                seen_now.retain(|&u| u != entry.uid);
+                                break 'entries;
+                            }
+                            None => 0,
+                        };
+                        MessageDataItem::BinarySize {
+                            section: section.clone(),
+                            size: u32::try_from(size).unwrap_or(u32::MAX),
+                        }
                     }
                 };
                 items.push(item);
@@ -239,7 +354,17 @@ impl ImapSession {
             if seen_now.last() == Some(&entry.uid) && !flags_sent {
                 items.push(MessageDataItem::Flags(flag_fetch(&flags, recent)));
             }
-            if let Ok(items) = Vec1::try_from(items) {
+            if !origins.is_empty() {
+                let items = items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let origin = origins.iter().find(|(at, _)| *at == i).map(|(_, o)| *o);
+                        (item, origin)
+                    })
+                    .collect();
+                self.raw(encode_fetch(seq, items));
+            } else if let Ok(items) = Vec1::try_from(items) {
                 self.data(Data::Fetch { seq, items });
             }
         }
@@ -263,6 +388,23 @@ impl ImapSession {
             }
         }
         self.sync_selected(false).await;
-        self.ok(tag, None, "FETCH completed");
+        match failure {
+            Some((name, text)) => self.no(tag, Some(code(name)), text),
+            None => self.ok(tag, None, "FETCH completed"),
+        }
+    }
+}
+
+/// The tagged NO for a BINARY item that cannot be given (RFC 3516 §4.3).
+fn binary_failure(e: structure::BinaryError) -> (&'static str, &'static str) {
+    match e {
+        structure::BinaryError::UnknownCte => (
+            "UNKNOWN-CTE",
+            "Cannot decode the part's Content-Transfer-Encoding",
+        ),
+        structure::BinaryError::Corrupt => (
+            "PARSE",
+            "The part is not valid in its Content-Transfer-Encoding",
+        ),
     }
 }

@@ -16,12 +16,13 @@ use imap_codec::imap_types::response::{Code, Data};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::names::{self, DELIMITER};
+use super::sequence;
 use super::session::{ImapSession, Selected, code};
 use crate::delivery::NewRecipient;
 use crate::delivery::prepare::Incoming;
 use crate::store::StoreError;
 use crate::store::entries::normalize_flags;
-use crate::store::folders::Folder;
+use crate::store::folders::{Folder, FolderCounts};
 
 fn nz(n: i64) -> NonZeroU32 {
     NonZeroU32::new(n.clamp(1, u32::MAX as i64) as u32).unwrap_or(NonZeroU32::MIN)
@@ -50,16 +51,80 @@ fn wire_mailbox(name: &str) -> Option<Mailbox<'static>> {
     Mailbox::try_from(names::encode(name)).ok()
 }
 
+/// The attributes every LIST response carries for `folder`: children
+/// (RFC 3348) and special use (RFC 6154).
+fn list_attributes(folder: &Folder, all: &[Folder]) -> Vec<FlagNameAttribute<'static>> {
+    let mut attrs = Vec::new();
+    let prefix = format!("{}{DELIMITER}", folder.name);
+    let has_children = all.iter().any(|o| o.name.starts_with(&prefix));
+    attrs.extend(attr(if has_children {
+        "\\HasChildren"
+    } else {
+        "\\HasNoChildren"
+    }));
+    if let Some(special) = &folder.special_use {
+        attrs.extend(attr(special));
+    }
+    attrs
+}
+
+/// The STATUS items asked for (STATUS, LIST-STATUS).
+fn status_items(
+    folder: &Folder,
+    counts: &FolderCounts,
+    items: &[StatusDataItemName],
+) -> Vec<StatusDataItem> {
+    items
+        .iter()
+        .map(|item| match item {
+            StatusDataItemName::Messages => StatusDataItem::Messages(counts.messages as u32),
+            StatusDataItemName::Recent => StatusDataItem::Recent(counts.recent as u32),
+            StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(folder.uidnext)),
+            StatusDataItemName::UidValidity => StatusDataItem::UidValidity(nz(folder.uidvalidity)),
+            StatusDataItemName::Unseen => StatusDataItem::Unseen(counts.unseen as u32),
+            StatusDataItemName::Deleted => StatusDataItem::Deleted(counts.deleted as u32),
+            StatusDataItemName::DeletedStorage => {
+                StatusDataItem::DeletedStorage(counts.deleted_size as u64)
+            }
+            StatusDataItemName::Size => StatusDataItem::Size(counts.size as u64),
+            StatusDataItemName::HighestModSeq => {
+                StatusDataItem::HighestModSeq(folder.highestmodseq as u64)
+            }
+        })
+        .collect()
+}
+
 impl ImapSession {
     fn account(&self) -> i64 {
         self.user.as_ref().map(|u| u.account_id).unwrap_or_default()
     }
 
     /// Resolves a mailbox argument to an existing folder, answering NO/BAD itself.
+    /// A missing mailbox is `NO [NONEXISTENT]` (RFC 5530, RFC 9051 §7.1).
     pub(super) async fn resolve_folder(
         &mut self,
         tag: &Tag<'static>,
         mailbox: &Mailbox<'_>,
+    ) -> Option<Folder> {
+        self.resolve_folder_or(tag, mailbox, code("NONEXISTENT"))
+            .await
+    }
+
+    /// [`ImapSession::resolve_folder`] for the target of APPEND, COPY and MOVE,
+    /// where a missing mailbox is `NO [TRYCREATE]` (RFC 3501 §6.3.11, §6.4.7).
+    pub(super) async fn resolve_target(
+        &mut self,
+        tag: &Tag<'static>,
+        mailbox: &Mailbox<'_>,
+    ) -> Option<Folder> {
+        self.resolve_folder_or(tag, mailbox, Code::TryCreate).await
+    }
+
+    async fn resolve_folder_or(
+        &mut self,
+        tag: &Tag<'static>,
+        mailbox: &Mailbox<'_>,
+        missing: Code<'static>,
     ) -> Option<Folder> {
         let name = match names::decode(mailbox) {
             Ok(n) => n,
@@ -71,7 +136,7 @@ impl ImapSession {
         match self.services.store.folder(self.account(), &name).await {
             Ok(Some(f)) => Some(f),
             Ok(None) => {
-                self.no(tag.clone(), Some(Code::TryCreate), "No such mailbox");
+                self.no(tag.clone(), Some(missing), "No such mailbox");
                 None
             }
             Err(e) => {
@@ -88,8 +153,24 @@ impl ImapSession {
         read_only: bool,
         parameters: Vec<SelectParameter>,
     ) {
-        // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
-        self.selected = None;
+        let qresync = parameters.iter().find_map(|p| match p {
+            SelectParameter::QResync {
+                uid_validity,
+                mod_sequence_value,
+                known_uids,
+                ..
+            } => Some((*uid_validity, *mod_sequence_value, known_uids.clone())),
+            _ => None,
+        });
+        if qresync.is_some() && !self.qresync {
+            // RFC 7162 §3.2.5: QRESYNC parameters need ENABLE QRESYNC first.
+            return self.bad(tag, "ENABLE QRESYNC first");
+        }
+        // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1). A server
+        // with CONDSTORE says so first (RFC 7162 §3.2.11, RFC 9051 §6.3.2).
+        if self.selected.take().is_some() {
+            self.untagged_ok(Code::Closed, "Previous mailbox closed");
+        }
         let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
             return;
         };
@@ -132,11 +213,29 @@ impl ImapSession {
                 }
             }
         }
+        // IMAP4rev2 has neither RECENT nor the UNSEEN code, and wants the
+        // mailbox's LIST response (RFC 9051 §6.3.2).
+        let list = if self.rev2 {
+            match store.folders(self.account()).await {
+                Ok(all) => Some(Data::List {
+                    items: list_attributes(&folder, &all),
+                    delimiter: QuotedChar::try_from(DELIMITER).ok(),
+                    mailbox: wire_mailbox(&folder.name).unwrap_or_else(|| mailbox.clone()),
+                }),
+                Err(e) => return self.store_failed(tag, e),
+            }
+        } else {
+            None
+        };
         self.data(Data::Flags(keywords.clone()));
         self.data(Data::Exists(uids.len() as u32));
-        self.data(Data::Recent(recent.len() as u32));
-        if let Some(i) = first_unseen {
-            self.untagged_ok(Code::Unseen(nz(i as i64 + 1)), "First unseen");
+        if let Some(list) = list {
+            self.data(list);
+        } else {
+            self.data(Data::Recent(recent.len() as u32));
+            if let Some(i) = first_unseen {
+                self.untagged_ok(Code::Unseen(nz(i as i64 + 1)), "First unseen");
+            }
         }
         let mut perm: Vec<FlagPerm<'static>> = keywords.into_iter().map(FlagPerm::Flag).collect();
         perm.push(FlagPerm::Asterisk);
@@ -158,7 +257,29 @@ impl ImapSession {
             recent,
             modseq: folder.highestmodseq,
             checked: (folder.highestmodseq, folder.uidnext),
+            saved: Vec::new(),
         });
+        // QRESYNC (RFC 7162 §3.2.5.1): what changed since the client's MODSEQ,
+        // when its UIDVALIDITY is still right.
+        if let Some((validity, since, known)) = qresync
+            && i64::from(validity.get()) == folder.uidvalidity
+        {
+            let since = i64::try_from(since.get()).unwrap_or(i64::MAX);
+            let max = uids.last().copied().unwrap_or(0);
+            let keep = |uid: i64| {
+                known
+                    .as_ref()
+                    .is_none_or(|set| sequence::contains(set, uid, max))
+            };
+            if let Err(e) = self.report_vanished(folder.id, since, keep).await {
+                self.selected = None;
+                return self.store_failed(tag, e);
+            }
+            if let Err(e) = self.report_changed(folder.id, since).await {
+                self.selected = None;
+                return self.store_failed(tag, e);
+            }
+        }
         if read_only {
             self.ok(tag, Some(Code::ReadOnly), "EXAMINE completed");
         } else {
@@ -302,7 +423,7 @@ impl ImapSession {
             Err(e) => return self.store_failed(tag, e),
         };
         let names: HashSet<&str> = folders.iter().map(|f| f.name.as_str()).collect();
-        let mut shown: Vec<(String, Vec<FlagNameAttribute<'static>>)> = Vec::new();
+        let mut shown: Vec<(&Folder, Vec<FlagNameAttribute<'static>>)> = Vec::new();
         for f in &folders {
             if (lsub || ext.select_subscribed) && !f.subscribed {
                 continue;
@@ -314,28 +435,29 @@ impl ImapSession {
                 // With `%`, a parent of a matching child shows as \Noselect in LSUB (RFC 3501 §6.3.9).
                 continue;
             }
-            let mut attrs = Vec::new();
-            let prefix = format!("{}{DELIMITER}", f.name);
-            let has_children = folders.iter().any(|o| o.name.starts_with(&prefix));
-            attrs.extend(attr(if has_children {
-                "\\HasChildren"
-            } else {
-                "\\HasNoChildren"
-            }));
-            if let Some(special) = &f.special_use {
-                attrs.extend(attr(special));
-            }
+            let mut attrs = list_attributes(f, &folders);
             if (ext.return_subscribed || ext.select_subscribed) && f.subscribed {
                 attrs.extend(attr("\\Subscribed"));
             }
             if lsub && !names.contains(f.name.as_str()) {
                 attrs.extend(attr("\\Noselect"));
             }
-            shown.push((f.name.clone(), attrs));
+            shown.push((f, attrs));
         }
-        for (name, items) in shown {
-            let Some(mailbox) = wire_mailbox(&name) else {
+        for (folder, items) in shown {
+            let Some(mailbox) = wire_mailbox(&folder.name) else {
                 continue;
+            };
+            // LIST-STATUS (RFC 5819): the STATUS response follows the LIST one.
+            let status = match (&ext.return_status, lsub) {
+                (Some(names), false) => match self.services.store.folder_counts(folder.id).await {
+                    Ok(counts) => Some(Data::Status {
+                        mailbox: mailbox.clone(),
+                        items: status_items(folder, &counts, names).into(),
+                    }),
+                    Err(e) => return self.store_failed(tag, e),
+                },
+                _ => None,
             };
             let data = if lsub {
                 Data::Lsub {
@@ -351,6 +473,9 @@ impl ImapSession {
                 }
             };
             self.data(data);
+            if let Some(status) = status {
+                self.data(status);
+            }
         }
         self.ok(
             tag,
@@ -376,23 +501,7 @@ impl ImapSession {
             Ok(c) => c,
             Err(e) => return self.store_failed(tag, e),
         };
-        let mut out = Vec::new();
-        for item in items {
-            out.push(match item {
-                StatusDataItemName::Messages => StatusDataItem::Messages(counts.messages as u32),
-                StatusDataItemName::Recent => StatusDataItem::Recent(counts.recent as u32),
-                StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(folder.uidnext)),
-                StatusDataItemName::UidValidity => {
-                    StatusDataItem::UidValidity(nz(folder.uidvalidity))
-                }
-                StatusDataItemName::Unseen => StatusDataItem::Unseen(counts.unseen as u32),
-                StatusDataItemName::Deleted => StatusDataItem::Deleted(0),
-                StatusDataItemName::DeletedStorage => StatusDataItem::DeletedStorage(0),
-                StatusDataItemName::HighestModSeq => {
-                    StatusDataItem::HighestModSeq(folder.highestmodseq as u64)
-                }
-            });
-        }
+        let out = status_items(&folder, &counts, items);
         if let Some(mailbox) = wire_mailbox(&folder.name) {
             self.data(Data::Status {
                 mailbox,
@@ -410,7 +519,7 @@ impl ImapSession {
         date: Option<DateTime>,
         message: LiteralOrLiteral8<'static>,
     ) {
-        let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
+        let Some(folder) = self.resolve_target(&tag, &mailbox).await else {
             return;
         };
         let content: Vec<u8> = match message {

@@ -118,7 +118,7 @@ impl ImapSession {
                 let Some(seq) = sel.seq_of(*u) else { continue };
                 let mut items = vec![MessageDataItem::Flags(flag_fetch(
                     flags,
-                    sel.recent.contains(u),
+                    !self.rev2 && sel.recent.contains(u),
                 ))];
                 if uid {
                     items.push(MessageDataItem::Uid(nz(*u)));
@@ -170,7 +170,7 @@ impl ImapSession {
         if !uid && sequence::out_of_range(&set, sel.uids.len()) {
             return self.bad(tag, "Invalid message sequence number");
         }
-        let Some(target) = self.resolve_folder(&tag, &mailbox).await else {
+        let Some(target) = self.resolve_target(&tag, &mailbox).await else {
             return;
         };
         let uids = sequence::resolve(&set, &sel.uids.to_vec(), uid);

@@ -3,9 +3,48 @@
 //! into bytes (literals, continuation requests, IDLE, AUTHENTICATE); the
 //! [`session::ImapSession`] decides, over the shared store; the listener only
 //! moves bytes and does TLS.
+//!
+//! # IMAP4rev2
+//!
+//! The server announces `IMAP4rev1 IMAP4rev2`; a session is IMAP4rev1 until
+//! the client sends `ENABLE IMAP4rev2` (RFC 9051 §2.3, Appendix E). Then:
+//!
+//! * no `\Recent` in FLAGS, no `* n RECENT` (SELECT, NOOP, IDLE), no
+//!   `[UNSEEN n]` in SELECT;
+//! * SEARCH is answered with ESEARCH (`ALL` when no RETURN is given), with
+//!   `MODSEQ` when a MODSEQ key was used;
+//! * SELECT/EXAMINE gives the mailbox's LIST response.
+//!
+//! QRESYNC (RFC 7162) after `ENABLE QRESYNC`: VANISHED instead of EXPUNGE,
+//! `SELECT … (QRESYNC (uidvalidity modseq [known-uids]))` and `UID FETCH …
+//! (CHANGEDSINCE m VANISHED)`. Expunged UIDs are kept per mailbox
+//! (`imap_vanished`, written in the expunge's transaction) for as long as the
+//! mailbox exists, so any MODSEQ a client kept can be answered exactly; the
+//! optional sequence-match data of SELECT is accepted and not used (RFC 7162
+//! lets the server ignore it). Every session gets `[CLOSED]` when a SELECT
+//! leaves a mailbox (RFC 7162 §3.2.11, as the server announces CONDSTORE).
+//!
+//! For every session: BINARY (RFC 3516), STATUS DELETED, DELETED-STORAGE and
+//! SIZE (RFC 8438), LIST-STATUS (RFC 5819), SEARCHRES (RFC 5182: `$` is
+//! rewritten into the saved numbers before imap-codec parses the command),
+//! CHILDREN, SPECIAL-USE, ESEARCH, LIST-EXTENDED, MOVE,
+//! UIDPLUS, UNSELECT, NAMESPACE, ENABLE, IDLE, SASL-IR and LITERAL+ (which
+//! covers LITERAL-).
+//!
+//! Not done, so an IMAP4rev2 client may meet IMAP4rev1 behaviour there:
+//!
+//! * UTF-8 mailbox names (RFC 9051 §5.1, `OLDNAME`): names stay modified
+//!   UTF-7 on the wire, as in IMAP4rev1; imap-types' mailbox type takes UTF-8
+//!   only with its `ext_utf8` feature, not enabled.
+//! * RECENT/NEW/OLD search keys and STATUS RECENT, gone from IMAP4rev2, are
+//!   still answered (from the session's \Recent set) rather than refused.
+//! * `\NonExistent` is never returned: subscriptions live on mailbox rows, so
+//!   LIST never has a name without its mailbox (the root of `LIST "" ""` is
+//!   `\Noselect`).
 
 pub mod extend;
 pub mod fetch;
+pub mod line;
 pub mod listener;
 pub mod mailbox;
 pub mod message;
@@ -36,6 +75,8 @@ pub struct ImapServices {
     pub deliverer: Deliverer,
     /// Largest literal (message) accepted: APPENDLIMIT.
     pub max_message_size: usize,
+    /// Longest command line outside literals, CRLF included.
+    pub max_command_line: usize,
 }
 
 /// The capabilities announced in the current state.
@@ -45,8 +86,11 @@ pub fn capabilities(
     external: bool,
     max_message_size: usize,
 ) -> Vec1<Capability<'static>> {
-    let mut caps = vec![Capability::Imap4Rev1];
     let other = |s: &str| Capability::try_from(s.to_string()).ok();
+    // IMAP4rev2 is for sessions that ENABLE it (RFC 9051 §2.3); others stay IMAP4rev1.
+    let mut caps: Vec<Capability<'static>> = std::iter::once(Capability::Imap4Rev1)
+        .chain(other("IMAP4rev2"))
+        .collect();
     if !tls {
         caps.push(Capability::StartTls);
         caps.push(Capability::LoginDisabled);
@@ -66,14 +110,24 @@ pub fn capabilities(
         Capability::Move,
         Capability::Namespace,
         Capability::Id,
+        Capability::Binary,
     ]);
     if authenticated {
         caps.push(Capability::CondStore);
+        caps.push(Capability::QResync);
     }
     caps.extend(
-        ["SPECIAL-USE", "CHILDREN", "ESEARCH", "LIST-EXTENDED"]
-            .into_iter()
-            .filter_map(other),
+        [
+            "SPECIAL-USE",
+            "CHILDREN",
+            "ESEARCH",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "SEARCHRES",
+            "STATUS=SIZE",
+        ]
+        .into_iter()
+        .filter_map(other),
     );
     caps.extend(other(&format!("APPENDLIMIT={max_message_size}")));
     Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))

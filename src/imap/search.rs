@@ -214,7 +214,20 @@ impl ImapSession {
         criteria: Vec1<SearchKey<'static>>,
         uid: bool,
     ) {
-        let esearch = self.esearch.take();
+        // IMAP4rev2 answers every SEARCH with ESEARCH, ALL by default (RFC 9051 §6.4.4).
+        let mut esearch = self
+            .esearch
+            .take()
+            .or_else(|| self.rev2.then(|| vec!["ALL".to_string()]));
+        // SEARCHRES (RFC 5182): SAVE keeps the result for `$`; a failed SEARCH saves nothing.
+        let save = esearch.as_mut().is_some_and(|o| {
+            let asked = o.iter().any(|x| x == "SAVE");
+            o.retain(|x| x != "SAVE");
+            asked
+        });
+        if save && let Some(sel) = self.selected.as_mut() {
+            sel.saved.clear();
+        }
         if let Some(cs) = &charset {
             let name = cs.as_ref().to_ascii_uppercase();
             if name != "UTF-8" && name != "US-ASCII" {
@@ -244,6 +257,7 @@ impl ImapSession {
         }
         let mut highest = 0i64;
         let mut hits = Vec::new();
+        let mut hit_uids = Vec::new();
         let mut contents = Box::pin(store.stream_contents(sel.id));
         let mut next_content: Option<(i64, Vec<u8>)> = None;
         for entry in &entries {
@@ -276,17 +290,39 @@ impl ImapSession {
             if matches(&key, &ctx) {
                 let n = if uid { entry.uid as u32 } else { seq.get() };
                 hits.extend(NonZeroU32::new(n));
+                hit_uids.push(entry.uid);
                 highest = highest.max(entry.modseq);
             }
         }
-        if let Some(options) = esearch {
-            self.esearch_result(&tag, uid, &options, &hits);
+        let modseq = if modseq_key && !hits.is_empty() {
+            std::num::NonZeroU64::new(highest as u64)
         } else {
-            let modseq = if modseq_key && !hits.is_empty() {
-                std::num::NonZeroU64::new(highest as u64)
+            None
+        };
+        if save && let Some(sel) = self.selected.as_mut() {
+            let options = esearch.as_deref().unwrap_or_default();
+            let has = |o: &str| options.iter().any(|x| x == o);
+            sel.saved = if !has("ALL") && !has("COUNT") && (has("MIN") || has("MAX")) {
+                // With MIN and/or MAX alone, `$` holds just those (RFC 5182 §2.1).
+                let mut ends = Vec::new();
+                if has("MIN") {
+                    ends.extend(hit_uids.first());
+                }
+                if has("MAX") {
+                    ends.extend(hit_uids.last());
+                }
+                ends.dedup();
+                ends
             } else {
-                None
+                hit_uids
             };
+        }
+        if let Some(options) = esearch {
+            // SAVE alone: no ESEARCH response (RFC 5182 §2.1).
+            if !(save && options.is_empty()) {
+                self.esearch_result(&tag, uid, &options, &hits, modseq);
+            }
+        } else {
             self.data(Data::Search(hits, modseq));
         }
         self.sync_selected(false).await;

@@ -1,7 +1,7 @@
 //! One IMAP session: imap-next's server state machine fed with bytes, commands
 //! dispatched by state, responses enqueued back. No sockets here.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -16,10 +16,12 @@ use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::response::{
     Code, CommandContinuationRequest, Data, Greeting, GreetingKind, Status,
 };
+use imap_codec::imap_types::sequence::SequenceSet;
 use imap_next::server::{Error as NextError, Event, Options, ResponseHandle, Server};
 use imap_next::{Interrupt, Io, State};
 
 use super::ImapServices;
+use super::line::{LineGuard, Piece};
 use crate::identity::auth::LoginResult;
 use crate::identity::sasl::{self, Credentials};
 use crate::store::StoreError;
@@ -65,6 +67,9 @@ pub struct Selected {
     /// The folder's (HIGHESTMODSEQ, UIDNEXT) at the last full check: unchanged means
     /// nothing to report, without reading the folder's rows.
     pub checked: (i64, i64),
+    /// UIDs of the last `SEARCH RETURN (SAVE)` result, what `$` stands for
+    /// (RFC 5182); empty after SELECT. Expunged UIDs are skipped when used.
+    pub saved: Vec<i64>,
 }
 
 impl Selected {
@@ -90,23 +95,48 @@ pub struct ImapSession {
     pub(super) user: Option<User>,
     pub(super) selected: Option<Selected>,
     pub(super) condstore: bool,
+    /// The client enabled IMAP4rev2 (RFC 9051): no \Recent, ESEARCH replies to
+    /// SEARCH, CLOSED and LIST in SELECT.
+    pub(super) rev2: bool,
+    /// The client enabled QRESYNC (RFC 7162): VANISHED instead of EXPUNGE.
+    pub(super) qresync: bool,
     auth_flow: Option<AuthFlow>,
     idle_tag: Option<Tag<'static>>,
     starttls_handle: Option<ResponseHandle>,
     closing: bool,
     out: Vec<u8>,
+    /// Cuts the input into lines and literals and bounds the lines (see `line.rs`).
+    guard: LineGuard,
+    /// imap-next refused the literal of the line just handed to it.
+    literal_refused: bool,
+    /// The command imap-next is about to report as malformed is one we made
+    /// malformed on purpose (its line was too long).
+    line_dropped: bool,
     /// RETURN options of an ESEARCH being answered (see `extend.rs`).
     pub(super) esearch: Option<Vec<String>>,
     /// LIST-EXTENDED options of a LIST being answered.
     pub(super) list_options: Option<super::extend::ListOptions>,
-    /// The ESEARCH line to put in place of the placeholder SEARCH response.
-    pub(super) pending_raw: Option<Vec<u8>>,
+    /// Responses imap-types cannot express, written in place of placeholders (see [`ImapSession::raw`]).
+    raw_queue: VecDeque<Vec<u8>>,
 }
 
-fn options(max_literal: usize) -> Options {
+/// The text of the placeholder response [`ImapSession::raw`] enqueues.
+const RAW_PLACEHOLDER: &[u8] = b"* OK [X-MES-RAW] placeholder\r\n";
+
+/// A line imap-next is handed in place of one dropped for its length, after a
+/// literal: no IMAP syntax allows NUL there, so the command fails to parse and
+/// imap-next drops it whole.
+const POISON_LINE: &[u8] = b"\x00\r\n";
+
+fn options(max_literal: usize, max_line: usize) -> Options {
     let mut o = Options::default();
-    o.max_literal_size = max_literal.min(u32::MAX as usize - 128 * 1024) as u32;
-    o.max_command_size = o.max_literal_size + 64 * 1024;
+    let max_line = u32::try_from(max_line)
+        .unwrap_or(u32::MAX / 2)
+        .min(u32::MAX / 2);
+    o.max_literal_size = u32::try_from(max_literal)
+        .unwrap_or(u32::MAX)
+        .min(u32::MAX - max_line);
+    o.max_command_size = o.max_literal_size + max_line;
     let _ = o.set_literal_accept_text("Ready for literal data".into());
     let _ = o.set_literal_reject_text("Literal too large".into());
     o
@@ -130,13 +160,21 @@ impl ImapSession {
         .map(IntoStatic::into_static)
         .unwrap_or_else(|_| Greeting::ok(None, "MES ready").expect("static greeting"));
         ImapSession {
-            server: Server::new(options(services.max_message_size), greeting),
+            server: Server::new(
+                options(services.max_message_size, services.max_command_line),
+                greeting,
+            ),
+            guard: LineGuard::new(services.max_command_line),
+            literal_refused: false,
+            line_dropped: false,
             services,
             peer_ip,
             tls,
             user: None,
             selected: None,
             condstore: false,
+            rev2: false,
+            qresync: false,
             auth_flow: None,
             idle_tag: None,
             starttls_handle: None,
@@ -144,14 +182,17 @@ impl ImapSession {
             out: Vec::new(),
             esearch: None,
             list_options: None,
-            pending_raw: None,
+            raw_queue: VecDeque::new(),
         }
     }
 
     /// After a STARTTLS handshake: a fresh protocol state, no second greeting (RFC 3501 §6.2.1).
     pub fn tls_started(&mut self, info: TlsInfo) {
         let mut server = Server::new(
-            options(self.services.max_message_size),
+            options(
+                self.services.max_message_size,
+                self.services.max_command_line,
+            ),
             Greeting::ok(None, "unused").expect("static greeting"),
         );
         // Consume the greeting the new state machine wants to send: the client already had one.
@@ -159,6 +200,8 @@ impl ImapSession {
         {
         }
         self.server = server;
+        self.guard.reset();
+        self.raw_queue.clear();
         self.tls = Some(info);
         self.starttls_handle = None;
     }
@@ -184,11 +227,94 @@ impl ImapSession {
     }
 
     /// Processes input bytes (or none, to flush pending output).
+    ///
+    /// The input goes through the line guard and reaches imap-next one line or
+    /// literal at a time, so that the guard knows, before it reads on, whether
+    /// imap-next took the literal a line announced. Input after a STARTTLS or a
+    /// closing command is dropped.
     pub async fn feed(&mut self, input: &[u8]) -> Action {
-        if !input.is_empty() {
-            self.server.enqueue_input(input);
+        self.guard.push(input);
+        while let Some(piece) = self.guard.next_piece() {
+            match piece {
+                Piece::Line { bytes, literal } => {
+                    self.literal_refused = false;
+                    self.server.enqueue_input(&bytes);
+                    let action = self.pump().await;
+                    if action != Action::Continue || self.closing {
+                        self.guard.reset();
+                        return action;
+                    }
+                    if literal.is_some() && self.literal_refused {
+                        self.guard.literal_refused();
+                    }
+                }
+                Piece::Literal(bytes) => {
+                    self.server.enqueue_input(&bytes);
+                    let action = self.pump().await;
+                    if action != Action::Continue || self.closing {
+                        self.guard.reset();
+                        return action;
+                    }
+                }
+                Piece::TooLong { tag, continuation } => {
+                    Box::pin(self.line_too_long(tag, continuation)).await;
+                    if self.closing {
+                        // BYE sent: nothing after it is read.
+                        self.guard.reset();
+                        break;
+                    }
+                }
+            }
         }
         self.pump().await
+    }
+
+    /// A command line passed `imap.max_command_line`: tagged BAD [TOOBIG] when
+    /// the command's tag is known, else (and during IDLE) BYE.
+    async fn line_too_long(&mut self, tag: Option<Tag<'static>>, continuation: bool) {
+        let limit = self.guard.max_line();
+        tracing::debug!(limit, "IMAP command line too long");
+        let text = format!("Command line longer than {limit} octets");
+        if self.idle_tag.is_some() {
+            // Only DONE is expected: there is no command to answer.
+            self.bye_too_long(&text);
+        } else if let Some(flow) = self.auth_flow.take() {
+            if continuation {
+                self.bye_too_long(&text);
+            } else if let Ok(s) = Status::bad(Some(flow.tag), Some(code("TOOBIG")), text) {
+                let _ = self.server.authenticate_finish(s);
+            }
+        } else if continuation {
+            // imap-next holds the command's start (tag, literals): make it drop it;
+            // `protocol_error` answers with the tag it finds there.
+            self.line_dropped = true;
+            self.server.enqueue_input(POISON_LINE);
+            self.pump().await;
+            self.line_dropped = false;
+        } else if let Some(tag) = tag {
+            if let Ok(s) = Status::bad(Some(tag), Some(code("TOOBIG")), text) {
+                self.server.enqueue_status(s);
+            }
+        } else {
+            self.bye_too_long(&text);
+        }
+    }
+
+    fn bye_too_long(&mut self, text: &str) {
+        if let Ok(s) = Status::bye(Some(code("TOOBIG")), text.to_string()) {
+            self.server.enqueue_status(s);
+        }
+        self.closing = true;
+    }
+
+    /// Sends `bytes` (whole responses, CRLF included) at this point of the
+    /// response stream: for responses imap-types has no form for (ESEARCH,
+    /// BINARY partial origins). A placeholder keeps the order.
+    pub(super) fn raw(&mut self, bytes: Vec<u8>) {
+        self.raw_queue.push_back(bytes);
+        if let Ok(s) = Status::ok(None, Some(code("X-MES-RAW")), "placeholder") {
+            self.server.enqueue_status(s);
+        }
     }
 
     /// While idling: report changes of the selected folder now.
@@ -252,9 +378,9 @@ impl ImapSession {
                     }
                 }
                 Err(Interrupt::Io(Io::Output(bytes))) => {
-                    // imap-types has no ESEARCH response: its placeholder is replaced here.
-                    if bytes == b"* SEARCH\r\n"
-                        && let Some(raw) = self.pending_raw.take()
+                    // Responses imap-types cannot express replace their placeholders here.
+                    if bytes == RAW_PLACEHOLDER
+                        && let Some(raw) = self.raw_queue.pop_front()
                     {
                         self.out.extend_from_slice(&raw);
                     } else {
@@ -281,7 +407,10 @@ impl ImapSession {
             NextError::MalformedMessage { discarded_bytes } => {
                 (Some(discarded_bytes), "Syntax error")
             }
-            NextError::LiteralTooLong { .. } => (None, ""),
+            NextError::LiteralTooLong { .. } => {
+                self.literal_refused = true;
+                (None, "")
+            }
             NextError::CommandTooLong { discarded_bytes } => {
                 (Some(discarded_bytes), "Command too long")
             }
@@ -291,16 +420,34 @@ impl ImapSession {
             return;
         };
         let raw = bytes.declassify().to_vec();
-        // Extensions imap-codec does not parse (ESEARCH, LIST-EXTENDED) are rewritten and retried.
-        if let Some(command) = super::extend::rewrite(self, &raw) {
-            self.command(command).await;
-            return;
+        // Extensions imap-codec does not parse (ESEARCH, LIST-EXTENDED, `$`) are rewritten and retried.
+        if !self.line_dropped {
+            match super::extend::rewrite(self, &raw) {
+                Some(super::extend::Rewrite::Command(command)) => {
+                    self.command(command).await;
+                    return;
+                }
+                Some(super::extend::Rewrite::Answered) => return,
+                None => {}
+            }
         }
         let tag = raw
             .split(|&b| b == b' ')
             .next()
             .and_then(|t| std::str::from_utf8(t).ok())
             .and_then(|t| Tag::try_from(t.to_string()).ok());
+        if self.line_dropped {
+            let text = format!("Command line longer than {} octets", self.guard.max_line());
+            match tag {
+                Some(tag) => {
+                    if let Ok(s) = Status::bad(Some(tag), Some(code("TOOBIG")), text) {
+                        self.server.enqueue_status(s);
+                    }
+                }
+                None => self.bye_too_long(&text),
+            }
+            return;
+        }
         tracing::debug!(reason = text, "IMAP command refused");
         if let Ok(status) = Status::bad(tag, None, text.to_string()) {
             self.server.enqueue_status(status);
@@ -422,6 +569,14 @@ impl ImapSession {
                 let mut enabled = Vec::new();
                 for c in capabilities.as_ref() {
                     if matches!(c, CapabilityEnable::CondStore) {
+                        self.condstore = true;
+                        enabled.push(c.clone());
+                    } else if c.to_string().eq_ignore_ascii_case("IMAP4rev2") {
+                        self.rev2 = true;
+                        enabled.push(c.clone());
+                    } else if c.to_string().eq_ignore_ascii_case("QRESYNC") {
+                        // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+                        self.qresync = true;
                         self.condstore = true;
                         enabled.push(c.clone());
                     }
@@ -707,6 +862,8 @@ impl ImapSession {
             return;
         };
         let id = sel.id;
+        let rev2 = self.rev2;
+        let qresync = self.qresync;
         let store = self.services.store.clone();
         // Every change to a folder (delivery, flags, copy, move, expunge) bumps its HIGHESTMODSEQ.
         let counters = match store.folder_by_id(id).await {
@@ -726,16 +883,27 @@ impl ImapSession {
         let mut responses = Vec::new();
         let mut uids = sel.uids.to_vec();
         if expunges {
+            let mut vanished = Vec::new();
             let mut i = uids.len();
             while i > 0 {
                 i -= 1;
                 if !current_set.contains(&uids[i]) {
                     let uid = uids.remove(i);
                     sel.recent.remove(&uid);
-                    if let Some(seq) = NonZeroU32::new(i as u32 + 1) {
+                    if qresync {
+                        vanished.push(uid);
+                    } else if let Some(seq) = NonZeroU32::new(i as u32 + 1) {
                         responses.push(Data::Expunge(seq));
                     }
                 }
+            }
+            // With QRESYNC, one VANISHED instead of EXPUNGEs (RFC 7162 §3.2.10).
+            vanished.reverse();
+            if let Some(known_uids) = uid_set(&vanished) {
+                responses.push(Data::Vanished {
+                    earlier: false,
+                    known_uids,
+                });
             }
         }
         let max_known = uids.last().copied().unwrap_or(0);
@@ -748,7 +916,9 @@ impl ImapSession {
             }
             uids.extend(&new);
             responses.push(Data::Exists(uids.len() as u32));
-            responses.push(Data::Recent(sel.recent.len() as u32));
+            if !rev2 {
+                responses.push(Data::Recent(sel.recent.len() as u32));
+            }
         }
         sel.uids = super::sequence::UidMap::from_sorted(&uids);
         drop(uids);
@@ -764,7 +934,7 @@ impl ImapSession {
                 }
                 let Some(seq) = sel.seq_of(uid) else { continue };
                 let mut items = vec![
-                    MessageDataItem::Flags(flag_fetch(&flags, sel.recent.contains(&uid))),
+                    MessageDataItem::Flags(flag_fetch(&flags, !rev2 && sel.recent.contains(&uid))),
                     MessageDataItem::Uid(NonZeroU32::new(uid as u32).unwrap_or(NonZeroU32::MIN)),
                 ];
                 if self.condstore
@@ -780,6 +950,71 @@ impl ImapSession {
         for r in responses {
             self.data(r);
         }
+    }
+}
+
+/// A UID set in compact form, `None` when empty.
+pub(super) fn uid_set(uids: &[i64]) -> Option<SequenceSet> {
+    if uids.is_empty() {
+        return None;
+    }
+    SequenceSet::try_from(super::sequence::compact(uids).as_str()).ok()
+}
+
+impl ImapSession {
+    /// `* VANISHED (EARLIER)` for the UIDs expunged from `folder_id` after
+    /// `since` that `keep` accepts (RFC 7162 §3.2.5.1, §3.2.6).
+    pub(super) async fn report_vanished(
+        &mut self,
+        folder_id: i64,
+        since: i64,
+        keep: impl Fn(i64) -> bool,
+    ) -> Result<(), StoreError> {
+        let gone: Vec<i64> = self
+            .services
+            .store
+            .vanished_since(folder_id, since)
+            .await?
+            .into_iter()
+            .filter(|&u| keep(u))
+            .collect();
+        if let Some(known_uids) = uid_set(&gone) {
+            self.data(Data::Vanished {
+                earlier: true,
+                known_uids,
+            });
+        }
+        Ok(())
+    }
+
+    /// FETCH (UID FLAGS MODSEQ) of the selected folder's messages changed after `since`.
+    pub(super) async fn report_changed(
+        &mut self,
+        folder_id: i64,
+        since: i64,
+    ) -> Result<(), StoreError> {
+        let changes = self.services.store.changed_since(folder_id, since).await?;
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        for (uid, flags, modseq) in changes {
+            let Some(seq) = sel.seq_of(uid) else { continue };
+            let items = vec![
+                MessageDataItem::Uid(NonZeroU32::new(uid as u32).unwrap_or(NonZeroU32::MIN)),
+                MessageDataItem::Flags(flag_fetch(&flags, !self.rev2 && sel.recent.contains(&uid))),
+                MessageDataItem::ModSeq(
+                    std::num::NonZeroU64::new(modseq as u64).unwrap_or(std::num::NonZeroU64::MIN),
+                ),
+            ];
+            if let Ok(items) = items.try_into() {
+                out.push(Data::Fetch { seq, items });
+            }
+        }
+        for d in out {
+            self.data(d);
+        }
+        Ok(())
     }
 }
 

@@ -172,6 +172,26 @@ impl<'a> ParsedMessage<'a> {
         }
     }
 
+    /// The content of `BINARY[part]` (RFC 3516): the part's body with its
+    /// Content-Transfer-Encoding undone. An empty `part` is the whole message
+    /// as stored; a part that does not exist is empty, as for `BODY[part]`.
+    /// `<partial>` is up to the caller and counts decoded octets.
+    pub fn binary(&self, part: &[std::num::NonZeroU32]) -> Result<Cow<'a, [u8]>, BinaryError> {
+        if part.is_empty() {
+            return Ok(Cow::Borrowed(self.raw));
+        }
+        let Some(node) = resolve(&self.root, part.iter().map(|n| n.get()).collect()) else {
+            return Ok(Cow::Borrowed(&[]));
+        };
+        let encoding = if node.mime {
+            PartData::from_header(self.slice(&node.header)).encoding
+        } else {
+            // Content-* headers do not count here (see `Node::mime`): 7bit.
+            None
+        };
+        decode_transfer(self.slice(&node.body), encoding.as_deref())
+    }
+
     fn slice(&self, range: &Range<usize>) -> &'a [u8] {
         self.raw.get(range.clone()).unwrap_or_default()
     }
@@ -361,6 +381,51 @@ fn strip_at(bs: BodyStructure<'static>, depth: usize) -> BodyStructure<'static> 
                 extension_data: None,
             }
         }
+    }
+}
+
+/// Why `BINARY[part]` cannot be given (RFC 3516 §4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BinaryError {
+    /// A Content-Transfer-Encoding we cannot undo (`NO [UNKNOWN-CTE]`).
+    #[error("unknown Content-Transfer-Encoding")]
+    UnknownCte,
+    /// Content that is not valid in its encoding.
+    #[error("content not valid in its Content-Transfer-Encoding")]
+    Corrupt,
+}
+
+/// Undoes a Content-Transfer-Encoding (RFC 2045 §6): 7bit, 8bit and binary
+/// (or none) are the bytes as they are; base64 ignores characters outside its
+/// alphabet, as §6.8 says; quoted-printable leaves a `=` that starts no escape
+/// as it is (§6.7, note 1). Decoding is mail-parser's.
+pub fn decode_transfer<'b>(
+    body: &'b [u8],
+    encoding: Option<&[u8]>,
+) -> Result<Cow<'b, [u8]>, BinaryError> {
+    let Some(encoding) = encoding else {
+        return Ok(Cow::Borrowed(body));
+    };
+    let is = |name: &str| encoding.eq_ignore_ascii_case(name.as_bytes());
+    if is("7bit") || is("8bit") || is("binary") {
+        Ok(Cow::Borrowed(body))
+    } else if is("base64") {
+        let alphabet: Vec<u8> = body
+            .iter()
+            .copied()
+            .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+            .collect();
+        mail_parser::decoders::base64::base64_decode(&alphabet)
+            .map(Cow::Owned)
+            .ok_or(BinaryError::Corrupt)
+    } else if is("quoted-printable") {
+        let mut stream = mail_parser::parsers::MessageStream::new(body);
+        match stream.decode_quoted_printable_mime(b"") {
+            (usize::MAX, _) => Err(BinaryError::Corrupt),
+            (_, decoded) => Ok(Cow::Owned(decoded.into_owned())),
+        }
+    } else {
+        Err(BinaryError::UnknownCte)
     }
 }
 
@@ -2544,5 +2609,38 @@ To: g: ;, h <@r1,@r2:m@d>\r\nCc: <bad\r\nMessage-ID: <id@x>\r\n\r\n";
                 exercise(&m);
             }
         }
+    }
+
+    #[test]
+    fn binary_undoes_the_transfer_encoding() {
+        let raw = b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+caf=C3=A9 soft=\r\nbreak =ZZ\r\n\
+--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: BASE64\r\n\r\n\
+AAEC/w\r\n==\r\n\
+--b\r\nContent-Type: application/x-thing\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nplain\r\n\
+--b--\r\n";
+        let m = ParsedMessage::parse(raw);
+        let part = |n: &[u32]| -> Vec<NonZeroU32> {
+            n.iter().map(|&x| NonZeroU32::new(x).unwrap()).collect()
+        };
+        assert_eq!(
+            m.binary(&part(&[1])).unwrap().as_ref(),
+            "café softbreak =ZZ".as_bytes()
+        );
+        assert_eq!(m.binary(&part(&[2])).unwrap().as_ref(), &[0, 1, 2, 255]);
+        assert_eq!(m.binary(&part(&[3])), Err(BinaryError::UnknownCte));
+        assert_eq!(m.binary(&part(&[4])).unwrap().as_ref(), b"plain");
+        assert_eq!(m.binary(&part(&[9])).unwrap().as_ref(), b"");
+        assert_eq!(m.binary(&[]).unwrap().as_ref(), &raw[..]);
+        // Without MIME-Version and Content-Type, Content-Transfer-Encoding does not count.
+        let plain = b"Subject: x\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n";
+        let m = ParsedMessage::parse(plain);
+        assert_eq!(m.binary(&part(&[1])).unwrap().as_ref(), b"AAAA\r\n");
+        assert_eq!(
+            decode_transfer(b"a==b", Some(b"quoted-printable")),
+            Err(BinaryError::Corrupt)
+        );
     }
 }

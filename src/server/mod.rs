@@ -145,6 +145,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         auth: services.auth.clone(),
         deliverer: services.deliverer.clone(),
         max_message_size: config.smtp.max_message_size,
+        max_command_line: config.imap.max_command_line,
     });
     let imap_limits = ConnectionLimits::new(
         config.imap.max_connections,

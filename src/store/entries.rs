@@ -218,6 +218,22 @@ impl Store {
             .collect()
     }
 
+    /// UIDs expunged from a folder after `modseq` (QRESYNC tombstones), ascending.
+    pub async fn vanished_since(
+        &self,
+        folder_id: i64,
+        modseq: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT uid FROM imap_vanished WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+        )
+        .bind(folder_id)
+        .bind(modseq)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("uid")?)).collect()
+    }
+
     /// (uid, content) of every entry, streamed in UID order: one query instead of
     /// one per message, without holding the folder in memory.
     pub fn stream_contents(
@@ -352,14 +368,15 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let pairs = copy_on(&mut tx, from, uids, to).await?;
         if !pairs.is_empty() {
-            next_modseq(&mut tx, from).await?;
-        }
-        for (uid, _) in &pairs {
-            sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2")
-                .bind(from)
-                .bind(uid)
-                .execute(&mut *tx)
-                .await?;
+            let modseq = next_modseq(&mut tx, from).await?;
+            for (uid, _) in &pairs {
+                sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2")
+                    .bind(from)
+                    .bind(uid)
+                    .execute(&mut *tx)
+                    .await?;
+                remember_vanished(&mut tx, from, *uid, modseq).await?;
+            }
         }
         tx.commit().await?;
         self.announce_folder(from).await;
@@ -403,7 +420,10 @@ impl Store {
             removed.push(uid);
         }
         if !removed.is_empty() {
-            next_modseq(&mut tx, folder_id).await?;
+            let modseq = next_modseq(&mut tx, folder_id).await?;
+            for &uid in &removed {
+                remember_vanished(&mut tx, folder_id, uid, modseq).await?;
+            }
         }
         tx.commit().await?;
         if !removed.is_empty() {
@@ -411,6 +431,22 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+/// Records that `uid` left `folder_id` at `modseq` (QRESYNC VANISHED).
+async fn remember_vanished(
+    conn: &mut AnyConnection,
+    folder_id: i64,
+    uid: i64,
+    modseq: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO imap_vanished (mailbox_id, uid, modseq) VALUES ($1, $2, $3)")
+        .bind(folder_id)
+        .bind(uid)
+        .bind(modseq)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 async fn copy_on(

@@ -37,6 +37,10 @@ pub struct FolderCounts {
     pub unseen: i64,
     /// Octets in all.
     pub size: i64,
+    /// Messages with \Deleted.
+    pub deleted: i64,
+    /// Octets of the messages with \Deleted.
+    pub deleted_size: i64,
 }
 
 const COLUMNS: &str =
@@ -129,6 +133,10 @@ impl Store {
     pub async fn delete_folder(&self, folder_id: i64) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1")
+            .bind(folder_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM imap_vanished WHERE mailbox_id = $1")
             .bind(folder_id)
             .execute(&mut *tx)
             .await?;
@@ -247,7 +255,15 @@ impl Store {
             if !flags.split(' ').any(|f| f.eq_ignore_ascii_case("\\Seen")) {
                 c.unseen += 1;
             }
-            c.size += r.try_get::<i64, _>("size")?;
+            let size = r.try_get::<i64, _>("size")?;
+            c.size += size;
+            if flags
+                .split(' ')
+                .any(|f| f.eq_ignore_ascii_case("\\Deleted"))
+            {
+                c.deleted += 1;
+                c.deleted_size += size;
+            }
         }
         Ok(c)
     }
