@@ -9,7 +9,7 @@ mod common;
 use std::io::{Cursor, Read, Write};
 
 use base64::Engine;
-use common::{Db, Instance, Server, api, api_login, inbox, open_store, submit};
+use common::{Db, Instance, Server, api, api_login, inbox, open_store};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::Value;
 use sha1::Digest;
@@ -193,11 +193,13 @@ async fn indexed_as_the_fixtures(db: Db) {
     assert_eq!(status, 201);
     let (_, profile) = api(&server, &ca, "GET", "/api/v1/profile", Some(&token), None);
     validate(&profile, "profile.schema.json");
-    assert!(profile["entries"][5]["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|i| i["label"] == "Pollen de bouleau" && i["document_id"].is_null()));
+    assert!(
+        profile["entries"][5]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["label"] == "Pollen de bouleau" && i["document_id"].is_null())
+    );
     let entries = profile["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 13, "12 entries plus Vaccinations");
     let items: Vec<&Value> = entries

@@ -31,7 +31,7 @@ fn first_start_without_config_creates_demo_accounts() {
         .current_dir(tmp.path())
         .env_remove("MES_CONFIG")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("stderr")).unwrap())
         .spawn()
         .unwrap();
     use std::io::BufRead;
@@ -49,8 +49,12 @@ fn first_start_without_config_creates_demo_accounts() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let status = child.wait().unwrap();
-    assert!(status.success());
     let text = lines.join("\n");
+    assert!(
+        status.success(),
+        "{status}: {text}\n{}",
+        std::fs::read_to_string(tmp.path().join("stderr")).unwrap_or_default()
+    );
     assert!(
         text.contains("jean.dupont@hopital-a.mes.test  password: "),
         "{text}"

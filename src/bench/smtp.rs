@@ -16,7 +16,7 @@ use anyhow::Context;
 use clap::Args;
 use lettre::Message;
 use lettre::address::{Address as LettreAddress, Envelope};
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart, header::ContentType};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Identity, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
@@ -74,6 +74,10 @@ pub struct SmtpBenchArgs {
     /// A prefix making this run's tokens unique.
     #[arg(long, default_value = "bench")]
     pub run_id: String,
+    /// Attach this file to every message as `IHE_XDM.ZIP` (application/zip):
+    /// measures delivery with indexing of structured attachments.
+    #[arg(long)]
+    pub attach: Option<PathBuf>,
 }
 
 /// Result of one run.
@@ -203,20 +207,33 @@ impl tokio::io::AsyncWrite for TlsSocket {
     }
 }
 
-fn build_message(args: &SmtpBenchArgs, token: &str) -> anyhow::Result<Message> {
+fn build_message(
+    args: &SmtpBenchArgs,
+    token: &str,
+    attachment: Option<&[u8]>,
+) -> anyhow::Result<Message> {
     let line = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor\r\n";
     let mut body = String::with_capacity(args.size);
     body.push_str(&format!("token {token}\r\n"));
     while body.len() + line.len() < args.size.saturating_sub(300) {
         body.push_str(line);
     }
-    Ok(Message::builder()
+    let builder = Message::builder()
         .from(args.from.parse::<Mailbox>()?)
         .to(args.to.parse::<Mailbox>()?)
         .subject(format!("bench {token}"))
-        .message_id(Some(format!("<{token}@bench.mes.test>")))
-        .header(ContentType::TEXT_PLAIN)
-        .body(body)?)
+        .message_id(Some(format!("<{token}@bench.mes.test>")));
+    Ok(match attachment {
+        None => builder.header(ContentType::TEXT_PLAIN).body(body)?,
+        Some(zip) => builder.multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(body))
+                .singlepart(
+                    Attachment::new("IHE_XDM.ZIP".into())
+                        .body(zip.to_vec(), ContentType::parse("application/zip")?),
+                ),
+        )?,
+    })
 }
 
 /// Runs the load and returns the figures.
@@ -234,6 +251,12 @@ pub async fn run(args: SmtpBenchArgs) -> anyhow::Result<SmtpBenchReport> {
         ))),
         None => None,
     };
+    let attachment: Option<Arc<Vec<u8>>> = match &args.attach {
+        Some(p) => Some(Arc::new(
+            std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )),
+        None => None,
+    };
     let start = Instant::now();
     let stop_at = args.duration.map(|d| start + Duration::from_secs(d));
     let mut tasks = Vec::new();
@@ -243,6 +266,7 @@ pub async fn run(args: SmtpBenchArgs) -> anyhow::Result<SmtpBenchReport> {
         let errors = errors.clone();
         let latencies = latencies.clone();
         let log = log.clone();
+        let attachment = attachment.clone();
         tasks.push(tokio::spawn(async move {
             let mut conn: Option<AsyncSmtpConnection> = None;
             let envelope = Envelope::new(
@@ -258,7 +282,9 @@ pub async fn run(args: SmtpBenchArgs) -> anyhow::Result<SmtpBenchReport> {
                     return Ok(());
                 }
                 let token = format!("{}-{worker}-{n}", args.run_id);
-                let message = build_message(&args, &token)?.formatted();
+                let message =
+                    build_message(&args, &token, attachment.as_deref().map(Vec::as_slice))?
+                        .formatted();
                 let t0 = Instant::now();
                 let result = async {
                     if conn.is_none() {

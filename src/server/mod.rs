@@ -220,8 +220,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         })
     };
 
+    // Handlers first, then "ready": a supervisor (or a test) may signal at once.
+    let stop_signal = stop_signals();
     println!("mes: ready");
-    wait_for_signal().await;
+    stop_signal.await;
     tracing::info!("stopping: no new connections");
     let _ = stop_tx.send(true);
     for l in listeners {
@@ -249,20 +251,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM/SIGINT handlers now; the future resolves on the first signal.
+fn stop_signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    );
+    async move {
+        match handlers {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
