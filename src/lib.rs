@@ -4,6 +4,7 @@
 //! protocol sessions (`smtp`), policy (`trust`, `identity`), the one delivery path
 //! (`delivery`), and storage (`store`).
 
+pub mod access;
 pub mod audit;
 pub mod bench;
 pub mod cli;

@@ -255,6 +255,33 @@ pub fn examine(
     })
 }
 
+/// A package deposited through the professionals' API for `patient`: the same
+/// indexing and identity rules as by mail.
+pub fn deposit(
+    zip: &[u8],
+    patient: &PatientRecipient,
+    limits: &Limits,
+) -> Result<DossierFiling, Refusal> {
+    let indexed = match index_attachment(Some("IHE_XDM.ZIP"), "application/zip", zip, limits) {
+        Some(Ok(i)) => i,
+        Some(Err(e)) => return Err(Refusal::Unreadable(e.to_string())),
+        None => return Err(Refusal::Unreadable("not an IHE XDM package".into())),
+    };
+    identity::check_indexed(&patient.ins, &indexed).map_err(Refusal::Identity)?;
+    let documents: Vec<(i64, NewDocument)> = documents_of(&indexed, "")
+        .into_iter()
+        .map(|d| (patient.account_id, d))
+        .collect();
+    Ok(DossierFiling {
+        outcomes: vec![IndexingOutcome {
+            recipient: patient.address.clone(),
+            outcome: "indexed".into(),
+            detail: format!("{} document(s), deposited", documents.len()),
+        }],
+        documents,
+    })
+}
+
 /// Why a patient's own document is refused (French, shown to the patient).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DocumentRefusal {

@@ -41,7 +41,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("loading the whitelist")?;
     tracing::info!(domains = trust.len(), "trust space loaded");
     let notifier = crate::threads::notify::Notifier::new(store.clone(), config.notify.clone());
-    let (deliverer, writer) = Deliverer::start(store.clone(), notifier);
+    let (deliverer, writer) = Deliverer::start(store.clone(), notifier.clone());
     let throttle = Arc::new(Throttle::new(
         config.smtp.auth_failures_before_lockout,
         Duration::from_secs(config.smtp.auth_lockout_secs),
@@ -174,7 +174,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     if let Some(addr) = config.listen.https {
         let tls_config =
-            tls::server_config(&config.tls, ClientAuth::None).context("TLS for https")?;
+            // Optional client certificates: professionals' software authenticates
+            // with one on the professionals' API; browsers send none.
+            tls::server_config(&config.tls, ClientAuth::Optional).context("TLS for https")?;
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding https on {addr}"))?;
@@ -190,6 +192,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 max_attachment_size: config.patients.max_attachment_size,
             },
             settings: config.patients.clone(),
+            gate: crate::access::check::Gate {
+                store: store.clone(),
+                notifier: notifier.clone(),
+            },
         });
         let app = crate::web::router(web);
         println!("mes: listening https {local}");

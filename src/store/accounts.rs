@@ -41,6 +41,8 @@ pub struct Account {
     pub cert_subject: Option<String>,
     /// A disabled account neither logs in nor receives.
     pub disabled: bool,
+    /// A SAMU / Centre 15 regulating physician (emergency access to records).
+    pub emergency_regulator: bool,
 }
 
 impl std::fmt::Debug for Account {
@@ -78,7 +80,7 @@ pub struct NewAccount {
 }
 
 const ACCOUNT_COLUMNS: &str = "id, address, domain, kind, display_name, profession, rpps, ins, \
-     password_hash, cert_subject, disabled";
+     password_hash, cert_subject, disabled, emergency_regulator";
 
 fn account_from_row(r: &AnyRow) -> Result<Account, StoreError> {
     let kind: String = r.try_get("kind")?;
@@ -96,6 +98,7 @@ fn account_from_row(r: &AnyRow) -> Result<Account, StoreError> {
         password_hash: r.try_get("password_hash")?,
         cert_subject: r.try_get("cert_subject")?,
         disabled: r.try_get::<i64, _>("disabled")? != 0,
+        emergency_regulator: r.try_get::<i64, _>("emergency_regulator")? != 0,
     })
 }
 

@@ -383,6 +383,14 @@ impl Store {
         Ok(())
     }
 
+    /// Files documents outside any message (a deposit through the API).
+    pub async fn file(&self, filing: &DossierFiling) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        file_on(&mut tx, None, filing).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The patient's profile items, with the title of their source document.
     pub async fn profile_of(&self, patient_id: i64) -> Result<Vec<ProfileItem>, StoreError> {
         let rows = sqlx::query(

@@ -4,6 +4,7 @@
 //! BIGINT integers, Unix-second timestamps. The few differences (migrations,
 //! SQLite pragmas) are handled here and nowhere else. One file per aggregate.
 
+pub mod access;
 pub mod accounts;
 pub mod activation;
 pub mod changes;

@@ -18,6 +18,13 @@ pub const NOTICE_SUBJECT: &str = "Nouveau message dans votre espace santé";
 pub const NOTICE_BODY: &str = "Bonjour,\r\n\r\nVous avez reçu un nouveau message dans votre espace santé.\r\n\
 Connectez-vous à votre espace santé pour le lire.\r\n\r\nCe message est envoyé automatiquement, merci de ne pas y répondre.\r\n";
 
+/// The emergency-access notice (no name, no document: see the access history).
+pub const EMERGENCY_SUBJECT: &str = "Accès en urgence à votre dossier médical";
+/// Its body.
+pub const EMERGENCY_BODY: &str = "Bonjour,\r\n\r\nUn professionnel de santé a consulté votre dossier médical en situation d'urgence.\r\n\
+Connectez-vous à votre espace santé et ouvrez « Historique des accès » pour en savoir plus.\r\n\r\n\
+Ce message est envoyé automatiquement, merci de ne pas y répondre.\r\n";
+
 /// Sends notices; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Notifier {
@@ -49,13 +56,24 @@ impl Notifier {
                 return;
             }
         }
-        if let Err(e) = self.send(&email).await {
+        if let Err(e) = self.send(&email, NOTICE_SUBJECT, NOTICE_BODY).await {
             // The address is personal data: not logged.
             tracing::warn!(error = %e, "patient notice not sent");
         }
     }
 
-    async fn send(&self, to: &str) -> anyhow::Result<()> {
+    /// Someone read `patient_id`'s record in an emergency: always tell them
+    /// (no window: each emergency access is its own notice).
+    pub async fn emergency_access_for(&self, patient_id: i64) {
+        let Ok((Some(email), _, _)) = self.store.patient_settings(patient_id).await else {
+            return;
+        };
+        if let Err(e) = self.send(&email, EMERGENCY_SUBJECT, EMERGENCY_BODY).await {
+            tracing::warn!(error = %e, "emergency access notice not sent");
+        }
+    }
+
+    async fn send(&self, to: &str, subject: &str, body: &str) -> anyhow::Result<()> {
         let Some(host) = &self.settings.smarthost else {
             return Ok(());
         };
@@ -78,9 +96,9 @@ impl Notifier {
         let message = Message::builder()
             .from(self.settings.from.parse::<Mailbox>()?)
             .to(to.parse::<Mailbox>()?)
-            .subject(NOTICE_SUBJECT)
+            .subject(subject)
             .header(lettre::message::header::ContentType::TEXT_PLAIN)
-            .body(NOTICE_BODY.to_string())?;
+            .body(body.to_string())?;
         transport.send(message).await?;
         Ok(())
     }

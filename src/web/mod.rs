@@ -7,6 +7,7 @@ pub mod api;
 pub mod dossier_view;
 mod pages;
 pub mod patient;
+pub mod pro;
 pub mod render;
 pub mod security;
 
@@ -38,11 +39,14 @@ pub struct WebServices {
     pub sender: Sender,
     /// Patient space settings.
     pub settings: PatientSettings,
+    /// The access rules, for every read of a record by someone else.
+    pub gate: crate::access::check::Gate,
 }
 
 /// The application: every route.
 pub fn router(services: Arc<WebServices>) -> Router {
     api::routes()
+        .merge(pro::routes())
         .merge(pages::routes())
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(services)
@@ -63,7 +67,10 @@ pub async fn serve(
             let Ok(tls) = accept::handshake(&acceptor, tcp).await else {
                 return;
             };
-            let app = app.layer(axum::Extension(ClientAddr(peer)));
+            let subject = crate::tls::session_info(tls.get_ref().1).peer_subject;
+            let app = app
+                .layer(axum::Extension(ClientAddr(peer)))
+                .layer(axum::Extension(ClientCert(subject)));
             let service = TowerToHyperService::new(app);
             if let Err(e) = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), service)
@@ -75,6 +82,10 @@ pub async fn serve(
     })
     .await;
 }
+
+/// The subject DN of the client certificate verified on this connection, if any.
+#[derive(Debug, Clone)]
+pub struct ClientCert(pub Option<String>);
 
 /// The client's address, for throttling.
 #[derive(Debug, Clone, Copy)]

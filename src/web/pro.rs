@@ -1,0 +1,235 @@
+//! The professionals' API (`/api/pro/v1/`, the "DMP-compatible" side): a
+//! patient's documents and profile by INS, and deposit of an XDM package, for
+//! practice software authenticated by its client certificate (mutual TLS on
+//! the HTTPS listener; the certificate's subject is mapped to one professional
+//! account with `mes user add … --certificate-subject`). Every call goes
+//! through the access gate, which audits it.
+//!
+//! The way of asking is a query parameter: `?mode=regulation` for a SAMU /
+//! Centre 15 regulating physician, `?mode=break_glass&reason=…` to break the glass.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ClientCert, WebServices};
+use crate::access::{Denial, Mode};
+use crate::dossier::filing::{self, PatientRecipient};
+use crate::dossier::limits::Limits;
+use crate::identity::AccountKind;
+use crate::identity::ins::Ins;
+use crate::store::accounts::Account;
+
+type Shared = Arc<WebServices>;
+
+/// The routes of `/api/pro/v1/`.
+pub fn routes() -> axum::Router<Shared> {
+    axum::Router::new()
+        .route(
+            "/api/pro/v1/patients/{ins}/documents",
+            get(documents).post(deposit),
+        )
+        .route(
+            "/api/pro/v1/patients/{ins}/documents/{id}/content",
+            get(content),
+        )
+        .route("/api/pro/v1/patients/{ins}/profile", get(profile))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
+}
+
+/// An error of the professionals' API (English: it is read by software).
+#[derive(Debug)]
+pub struct ProError(StatusCode, String);
+
+impl IntoResponse for ProError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ProError {
+    tracing::error!(error = %e, "professional API failure");
+    ProError(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable".into())
+}
+
+fn refused(d: Denial) -> ProError {
+    ProError(StatusCode::FORBIDDEN, format!("access refused: {d}"))
+}
+
+/// The professional behind the client certificate of the connection.
+#[derive(Debug, Clone)]
+pub struct Professional(pub Account);
+
+impl FromRequestParts<Shared> for Professional {
+    type Rejection = ProError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &Shared) -> Result<Self, Self::Rejection> {
+        let unauthorized = || {
+            ProError(
+                StatusCode::UNAUTHORIZED,
+                "a professional client certificate is required".into(),
+            )
+        };
+        let subject = parts
+            .extensions
+            .get::<ClientCert>()
+            .and_then(|c| c.0.clone())
+            .ok_or_else(unauthorized)?;
+        let accounts = s
+            .store
+            .accounts_by_cert_subject(&subject)
+            .await
+            .map_err(unavailable)?;
+        let account = accounts
+            .into_iter()
+            .find(|a| {
+                matches!(
+                    a.kind,
+                    AccountKind::Professional | AccountKind::Organisation | AccountKind::Application
+                ) && !a.disabled
+            })
+            .ok_or_else(unauthorized)?;
+        Ok(Professional(account))
+    }
+}
+
+/// `?mode=…&reason=…`
+#[derive(Debug, Deserialize, Default)]
+pub struct How {
+    mode: Option<String>,
+    reason: Option<String>,
+}
+
+impl How {
+    fn mode(&self) -> Result<Mode<'_>, ProError> {
+        match self.mode.as_deref() {
+            None | Some("normal") => Ok(Mode::Normal),
+            Some("regulation") => Ok(Mode::Regulation),
+            Some("break_glass") => Ok(Mode::BreakGlass(self.reason.as_deref().unwrap_or(""))),
+            Some(other) => Err(ProError(
+                StatusCode::BAD_REQUEST,
+                format!("unknown mode {other}"),
+            )),
+        }
+    }
+}
+
+async fn patient_by_ins(s: &Shared, ins: &str) -> Result<Account, ProError> {
+    let not_found = || ProError(StatusCode::NOT_FOUND, "no such patient".into());
+    let ins = Ins::parse(ins).map_err(|_| not_found())?;
+    s.store
+        .account_by_ins(ins.as_str())
+        .await
+        .map_err(unavailable)?
+        .filter(|a| !a.disabled)
+        .ok_or_else(not_found)
+}
+
+async fn documents(
+    State(s): State<Shared>,
+    Professional(pro): Professional,
+    Path(ins): Path<String>,
+    Query(how): Query<How>,
+) -> Result<Json<serde_json::Value>, ProError> {
+    let patient = patient_by_ins(&s, &ins).await?;
+    let mode = how.mode()?;
+    s.gate
+        .check(&pro, &patient, mode, "documents", false)
+        .await
+        .map_err(unavailable)?
+        .map_err(refused)?;
+    // Hidden documents only where the rules allow them (no second audit row).
+    let who = s.gate.actor(&pro, &patient).await.map_err(unavailable)?;
+    let consents = s.store.consents(patient.id).await.map_err(unavailable)?;
+    let list: Vec<_> = s
+        .store
+        .documents_of(patient.id)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .filter(|d| crate::access::decide(who, mode, consents, d.hidden).is_ok())
+        .collect();
+    Ok(Json(json!({ "documents": list })))
+}
+
+async fn content(
+    State(s): State<Shared>,
+    Professional(pro): Professional,
+    Path((ins, id)): Path<(String, i64)>,
+    Query(how): Query<How>,
+) -> Result<Response, ProError> {
+    let patient = patient_by_ins(&s, &ins).await?;
+    let d = s
+        .store
+        .document_of(patient.id, id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| ProError(StatusCode::NOT_FOUND, "no such document".into()))?;
+    s.gate
+        .check(&pro, &patient, how.mode()?, &format!("document {id}"), d.hidden)
+        .await
+        .map_err(unavailable)?
+        .map_err(refused)?;
+    let raw = s.store.blob(&d.blob_hash).await.map_err(unavailable)?;
+    Ok(super::patient::file_download(
+        &super::dossier_view::file_name(&d),
+        raw,
+    ))
+}
+
+async fn profile(
+    State(s): State<Shared>,
+    Professional(pro): Professional,
+    Path(ins): Path<String>,
+    Query(how): Query<How>,
+) -> Result<Json<serde_json::Value>, ProError> {
+    let patient = patient_by_ins(&s, &ins).await?;
+    s.gate
+        .check(&pro, &patient, how.mode()?, "profile", false)
+        .await
+        .map_err(unavailable)?
+        .map_err(refused)?;
+    let items = s.store.profile_of(patient.id).await.map_err(unavailable)?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// POST an XDM zip (body): indexed exactly as by mail.
+async fn deposit(
+    State(s): State<Shared>,
+    Professional(pro): Professional,
+    Path(ins): Path<String>,
+    body: Bytes,
+) -> Result<Response, ProError> {
+    let patient = patient_by_ins(&s, &ins).await?;
+    s.gate
+        .check(&pro, &patient, Mode::Normal, "deposit", false)
+        .await
+        .map_err(unavailable)?
+        .map_err(refused)?;
+    let recipient = PatientRecipient {
+        account_id: patient.id,
+        address: patient.address.clone(),
+        ins: patient.ins.clone().unwrap_or_default(),
+    };
+    let zip = body.to_vec();
+    let filing = tokio::task::spawn_blocking(move || {
+        filing::deposit(&zip, &recipient, &Limits::default())
+    })
+    .await
+    .map_err(unavailable)?
+    .map_err(|r| ProError(StatusCode::UNPROCESSABLE_ENTITY, r.smtp_text()))?;
+    s.store.file(&filing).await.map_err(unavailable)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "documents": filing.documents.len() })),
+    )
+        .into_response())
+}
