@@ -110,6 +110,43 @@ pub async fn entries_for(store: &Store, target: &str) -> Result<Vec<AuditEntry>,
         .collect()
 }
 
+/// One entry with its place and time in the trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// Row id (chain order).
+    pub id: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// The entry.
+    pub entry: AuditEntry,
+}
+
+/// Entries about `target` written by anyone but `target` itself, newest first
+/// (a patient's access history).
+pub async fn by_others(store: &Store, target: &str) -> Result<Vec<Recorded>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, at, actor, action, target, detail FROM audit_log \
+         WHERE target = $1 AND actor <> $1 ORDER BY id DESC",
+    )
+    .bind(target)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Recorded {
+                id: r.try_get("id")?,
+                at: r.try_get("at")?,
+                entry: AuditEntry {
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                    detail: r.try_get("detail")?,
+                },
+            })
+        })
+        .collect()
+}
+
 /// Recomputes the chain; returns the id of the first broken entry, if any.
 pub async fn verify_chain(store: &Store) -> Result<Option<i64>, StoreError> {
     let rows = sqlx::query(

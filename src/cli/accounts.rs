@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 
-use super::{DomainCommand, TrustCommand, UserCommand, read_password_line};
+use super::{CareteamCommand, DomainCommand, TrustCommand, UserCommand, read_password_line};
 use crate::audit::{self, AuditEntry};
 use crate::config::Config;
 use crate::identity::address::{Address, normalize_domain};
@@ -158,6 +158,31 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
                 println!("password: {pw}  (shown once)");
             }
         }
+        UserCommand::Regulator { address, off } => {
+            let addr = Address::parse(&address)?.to_string();
+            let account = store
+                .account_by_address(&addr)
+                .await?
+                .with_context(|| format!("no account {addr}"))?;
+            if account.kind != AccountKind::Professional {
+                bail!("{addr} is not a professional");
+            }
+            store.set_emergency_regulator(&addr, !off).await?;
+            audit::append(
+                &store,
+                &AuditEntry::new(
+                    "operator",
+                    if off { "account.regulator_off" } else { "account.regulator" },
+                    &addr,
+                    "",
+                ),
+            )
+            .await?;
+            println!(
+                "{addr} is {}a regulating physician",
+                if off { "no longer " } else { "" }
+            );
+        }
         UserCommand::Activation { address } => {
             let addr = Address::parse(&address)?.to_string();
             let account = store
@@ -243,5 +268,59 @@ pub(super) async fn trust(config: &Config, cmd: TrustCommand) -> anyhow::Result<
         }
     }
     store.close().await;
+    Ok(())
+}
+
+/// Runs `mes audit verify`: exit 0 when the chain is intact, 1 naming the first bad entry.
+pub(super) async fn audit_verify(config: &Config) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+        .fetch_one(store.pool())
+        .await?;
+    match audit::verify_chain(&store).await? {
+        None => {
+            println!("audit log intact: {count} entries");
+            Ok(())
+        }
+        Some(id) => bail!("audit log broken at entry {id} (of {count}): altered, inserted or removed"),
+    }
+}
+
+/// Runs `mes careteam …`.
+pub(super) async fn careteam(config: &Config, cmd: CareteamCommand) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    match cmd {
+        CareteamCommand::Member {
+            establishment,
+            professional,
+        } => {
+            let addr = Address::parse(&professional)?.to_string();
+            store.add_care_team_member(&establishment, &addr).await?;
+            audit::append(
+                &store,
+                &AuditEntry::new("operator", "careteam.member", &addr, &establishment),
+            )
+            .await?;
+            println!("{addr} is in the care team of {establishment}");
+        }
+        CareteamCommand::Patient {
+            establishment,
+            patient,
+        } => {
+            let addr = Address::parse(&patient)?.to_string();
+            let account = store
+                .account_by_address(&addr)
+                .await?
+                .filter(|a| a.kind == AccountKind::Patient)
+                .with_context(|| format!("no patient {addr}"))?;
+            store.add_care_team_patient(&establishment, account.id).await?;
+            audit::append(
+                &store,
+                &AuditEntry::new("operator", "careteam.patient", &addr, &establishment),
+            )
+            .await?;
+            println!("{addr} is in the care of {establishment}");
+        }
+    }
     Ok(())
 }

@@ -54,6 +54,38 @@ pub enum Command {
     /// Load tools: measure a running server.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The audit trail: check its hash chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Care teams of establishments (who may read their patients' records).
+    #[command(subcommand)]
+    Careteam(CareteamCommand),
+}
+
+/// `mes audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; names the first altered or missing entry.
+    Verify,
+}
+
+/// `mes careteam …`
+#[derive(Debug, Subcommand)]
+pub enum CareteamCommand {
+    /// Add a professional to an establishment's care team.
+    Member {
+        /// The establishment (a name the operator chooses, e.g. its FINESS).
+        establishment: String,
+        /// The professional's address.
+        professional: String,
+    },
+    /// Put a patient in an establishment's care.
+    Patient {
+        /// The establishment.
+        establishment: String,
+        /// The patient's address.
+        patient: String,
+    },
 }
 
 /// `mes queue …`
@@ -127,6 +159,15 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Mark (or, with --off, unmark) a professional as a SAMU / Centre 15
+    /// regulating physician: emergency access to records unless the patient refused it.
+    Regulator {
+        /// The professional's address.
+        address: String,
+        /// Remove the mark.
+        #[arg(long)]
+        off: bool,
     },
     /// Issue a new activation code for a patient space (voids the previous one).
     Activation {
@@ -230,6 +271,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Trust(cmd) => accounts::trust(&load(cli.config)?, cmd).await,
+        Command::Audit(AuditCommand::Verify) => accounts::audit_verify(&load(cli.config)?).await,
+        Command::Careteam(cmd) => accounts::careteam(&load(cli.config)?, cmd).await,
         Command::Queue(cmd) => queue::run(&load(cli.config)?, cmd).await,
         Command::Bench(BenchCommand::Smtp(args)) => {
             let report = crate::bench::smtp::run(args).await?;

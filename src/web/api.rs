@@ -41,6 +41,9 @@ pub fn routes() -> axum::Router<Shared> {
         .route("/api/v1/documents/{id}/content", get(document_content))
         .route("/api/v1/documents/{id}/hidden", put(document_hidden))
         .route("/api/v1/profile", get(profile).post(declare))
+        .route("/api/v1/access-history", get(access_history))
+        .route("/api/v1/professionals", get(professionals).put(set_professional))
+        .route("/api/v1/consents", get(get_consents).put(put_consents))
         .route(
             "/api/v1/settings/notifications",
             get(get_settings).put(put_settings),
@@ -534,4 +537,87 @@ async fn declare(
         .await
         .map_err(unavailable)?;
     Ok(StatusCode::CREATED)
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    #[serde(rename = "type")]
+    actor_type: Option<String>,
+}
+
+/// Every access to the patient's record and messages by someone else, newest first.
+async fn access_history(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    axum::extract::Query(q): axum::extract::Query<HistoryQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let lines = super::history::history(&s, &p, q.actor_type.as_deref())
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(json!({ "entries": lines })))
+}
+
+async fn professionals(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = super::history::professionals(&s, &p)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(json!({ "professionals": list })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ProfessionalBody {
+    address: String,
+    /// `authorised`, `blocked` or `removed`.
+    status: String,
+}
+
+async fn set_professional(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Json(body): Json<ProfessionalBody>,
+) -> Result<StatusCode, ApiError> {
+    if super::history::set_professional(&s, &p, &body.address, &body.status)
+        .await
+        .map_err(unavailable)?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "Adresse ou choix invalide.".into(),
+        ))
+    }
+}
+
+async fn get_consents(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+) -> Result<Json<crate::store::access::Consents>, ApiError> {
+    Ok(Json(s.store.consents(p.id).await.map_err(unavailable)?))
+}
+
+async fn put_consents(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Json(c): Json<crate::store::access::Consents>,
+) -> Result<Json<crate::store::access::Consents>, ApiError> {
+    s.store.set_consents(p.id, c).await.map_err(unavailable)?;
+    crate::audit::append(
+        &s.store,
+        &crate::audit::AuditEntry::new(
+            &p.address,
+            "consents.set",
+            &p.address,
+            &format!(
+                "regulator={} break_glass={} masked={}",
+                c.regulator, c.break_glass, c.masked
+            ),
+        ),
+    )
+    .await
+    .map_err(unavailable)?;
+    Ok(Json(c))
 }

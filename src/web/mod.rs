@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod dossier_view;
+pub mod history;
 mod pages;
 pub mod patient;
 pub mod pro;

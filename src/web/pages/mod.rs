@@ -3,6 +3,7 @@
 //! holds its handlers; this file holds what they share: the layout, the logged-in
 //! session, page errors and the French formatting of dates and sizes.
 
+mod acces;
 mod auth;
 mod dossier;
 mod messagerie;
@@ -61,6 +62,12 @@ pub(super) fn routes() -> axum::Router<Shared> {
         .route("/dossier/{id}/masquer", post(dossier::hide))
         .route("/dossier/{id}/afficher", post(dossier::unhide))
         .route("/profil", get(dossier::profile).post(dossier::declare))
+        .route(
+            "/professionnels",
+            get(acces::professionals).post(acces::set_professional),
+        )
+        .route("/professionnels/consentements", post(acces::set_consents))
+        .route("/historique", get(acces::history_page))
         .route("/parametres", get(parametres::page))
         .route("/parametres/notifications", post(parametres::notifications))
         .route("/parametres/mot-de-passe", post(parametres::password))
@@ -267,6 +274,10 @@ impl Etat {
             "visible" => "Le document est de nouveau visible par les professionnels de santé.",
             "ajoute" => "Votre document a été ajouté à votre dossier.",
             "declare" => "L'information a été ajoutée à votre profil.",
+            "autorise" => "Le professionnel est autorisé à consulter votre dossier.",
+            "bloque" => "Le professionnel est bloqué : il ne peut plus consulter votre dossier.",
+            "debloque" => "Le professionnel est débloqué. Il devra être autorisé de nouveau pour consulter votre dossier.",
+            "consentements" => "Vos choix pour les situations d'urgence sont enregistrés.",
             _ => return None,
         })
     }

@@ -1,0 +1,276 @@
+//! Who may read a patient's record, end to end: practice software calls the
+//! professionals' API over mutual TLS (one client certificate per professional,
+//! issued by the dev CA), the access rules decide, every attempt lands in the
+//! audit trail; the trail is append-only and `mes audit verify` finds tampering.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{Db, Instance, Server, api, api_login, mes};
+use serde_json::Value;
+
+const PW: &str = "correct horse battery staple";
+const JEAN: &str = "jean.dupont@hopital-a.mes.test";
+const INS: &str = "279035121518989";
+const PATIENT: &str = "279035121518989@patient.mes.test";
+const PATIENT_PW: &str = "jardin des plantes 7";
+
+/// A professional and the client certificate their software presents.
+struct Pro {
+    address: String,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn professional(instance: &Instance, local: &str, name: &str) -> Pro {
+    let ca = mes::pki::Ca::load(&instance.cert("ca.pem"), &instance.cert("ca.key")).unwrap();
+    let issued = ca
+        .issue(&mes::pki::LeafSpec::new(name, "Cabinet de test"))
+        .unwrap();
+    let cert = instance.root().join(format!("{local}.pem"));
+    let key = instance.root().join(format!("{local}.key"));
+    std::fs::write(&cert, &issued.cert_pem).unwrap();
+    std::fs::write(&key, &issued.key_pem).unwrap();
+    let address = format!("{local}@hopital-a.mes.test");
+    instance.run(
+        &[
+            "user", "add", &address, "--kind", "professional", "--name", name,
+            "--certificate-subject", &issued.subject_dn, "--password-stdin",
+        ],
+        Some(&format!("{PW}\n")),
+    );
+    Pro { address, cert, key }
+}
+
+/// GET on the professionals' API with `pro`'s certificate; (status, body).
+fn pro_get(server: &Server, instance: &Instance, pro: &Pro, path: &str) -> (u16, Value) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--cacert",
+            instance.cert("ca.pem").to_str().unwrap(),
+            "--cert",
+            pro.cert.to_str().unwrap(),
+            "--key",
+            pro.key.to_str().unwrap(),
+            "-w",
+            "\n%{http_code}",
+            &format!("https://localhost:{}{path}", server.addr("https").port()),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (
+        code.trim().parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+fn audit_rows(instance: &Instance) -> usize {
+    // Through the binary's own store, as the operator would.
+    let out = mes(
+        &["--config", instance.config.to_str().unwrap(), "audit", "verify"],
+        None,
+    );
+    assert!(out.0, "{}", out.2);
+    out.1
+        .split_whitespace()
+        .rev()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
+async fn rules_hold_on_the_professionals_api(db: Db) {
+    let instance = Instance::new(db).await;
+    instance.run(
+        &["user", "add", JEAN, "--kind", "professional", "--name", "Dr Jean Dupont", "--password-stdin"],
+        Some(&format!("{PW}\n")),
+    );
+    instance.add_user(PATIENT, "patient", PATIENT_PW);
+    let authorised = professional(&instance, "traitant", "Dr Médecin Traitant");
+    let stranger = professional(&instance, "inconnu", "Dr Inconnu");
+    let blocked = professional(&instance, "bloque", "Dr Bloqué");
+    let care = professional(&instance, "equipe", "Dr Équipe");
+    let regulator = professional(&instance, "samu", "Dr Régulateur");
+    instance.run(&["user", "regulator", &regulator.address], None);
+    instance.run(&["careteam", "member", "CHU-TEST", &care.address], None);
+    instance.run(&["careteam", "patient", "CHU-TEST", PATIENT], None);
+    let server = instance.start();
+    let ca = instance.cert("ca.pem");
+    for name in ["VSM_1.4_2022.01", "BIO-CR-BIO_2024.01_TSH_1"] {
+        let code =
+            common::send_xdm(&instance, &server, (JEAN, PW), PATIENT, &common::xdm_sample(name), "").await;
+        assert_eq!(code, 250);
+    }
+    let token = api_login(&server, &ca, INS, PATIENT_PW);
+    let set = |address: &str, status: &str| {
+        let (code, body) = api(
+            &server,
+            &ca,
+            "PUT",
+            "/api/v1/professionals",
+            Some(&token),
+            Some(&serde_json::json!({"address": address, "status": status}).to_string()),
+        );
+        assert_eq!(code, 204, "{body}");
+    };
+    set(&authorised.address, "authorised");
+    set(&blocked.address, "authorised");
+    set(&blocked.address, "blocked");
+    // Hide the biology report from professionals.
+    let (_, docs) = api(&server, &ca, "GET", "/api/v1/documents", Some(&token), None);
+    let bio = docs["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["category"] == "BIOLOGIE")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (code, _) = api(
+        &server,
+        &ca,
+        "PUT",
+        &format!("/api/v1/documents/{bio}/hidden"),
+        Some(&token),
+        Some(r#"{"hidden": true}"#),
+    );
+    assert_eq!(code, 200);
+
+    let list = format!("/api/pro/v1/patients/{INS}/documents");
+    let bio_content = format!("/api/pro/v1/patients/{INS}/documents/{bio}/content");
+    let consents = |regulator: bool, break_glass: bool, masked: bool| {
+        let (code, _) = api(
+            &server,
+            &ca,
+            "PUT",
+            "/api/v1/consents",
+            Some(&token),
+            Some(&serde_json::json!({"regulator": regulator, "break_glass": break_glass, "masked": masked}).to_string()),
+        );
+        assert_eq!(code, 200);
+    };
+    // (who, consents allowed?, path, expected status, documents listed when 200)
+    let btg = "?mode=break_glass&reason=patient%20inconscient%20aux%20urgences";
+    let cases: Vec<(&str, &Pro, bool, String, u16, Option<usize>)> = vec![
+        ("authorised", &authorised, true, list.clone(), 200, Some(1)),
+        ("authorised, hidden document", &authorised, true, bio_content.clone(), 403, None),
+        ("unauthorised", &stranger, true, list.clone(), 403, None),
+        ("blocked", &blocked, true, list.clone(), 403, None),
+        ("blocked breaking the glass", &blocked, true, format!("{list}{btg}"), 403, None),
+        ("care team", &care, true, list.clone(), 200, Some(1)),
+        ("regulator", &regulator, true, format!("{list}?mode=regulation"), 200, Some(2)),
+        ("regulator refused", &regulator, false, format!("{list}?mode=regulation"), 403, None),
+        ("non-regulator regulating", &stranger, true, format!("{list}?mode=regulation"), 403, None),
+        ("break glass", &stranger, true, format!("{list}{btg}"), 200, Some(2)),
+        ("break glass, hidden document", &stranger, true, format!("{bio_content}{btg}"), 200, None),
+        ("break glass refused", &stranger, false, format!("{list}{btg}"), 403, None),
+        ("break glass without reason", &stranger, true, format!("{list}?mode=break_glass"), 403, None),
+        ("break glass, hidden, masked refused", &stranger, false, format!("{bio_content}{btg}"), 403, None),
+    ];
+    for (what, pro, allowed, path, status, listed) in cases {
+        // "allowed" sets every consent; otherwise every consent is refused.
+        consents(allowed, allowed, allowed);
+        let before = audit_rows(&instance);
+        let (code, body) = pro_get(&server, &instance, pro, &path);
+        assert_eq!(code, status, "{what}: {body}");
+        if let Some(n) = listed {
+            assert_eq!(body["documents"].as_array().unwrap().len(), n, "{what}: {body}");
+        }
+        assert_eq!(audit_rows(&instance), before + 1, "{what}: one audit row per attempt");
+    }
+    // Unblocking restores nothing by itself.
+    set(&blocked.address, "removed");
+    consents(true, true, false);
+    assert_eq!(pro_get(&server, &instance, &blocked, &list).0, 403);
+    // Without a certificate, no access at all.
+    let (code, _) = api(&server, &ca, "GET", &list, None, None);
+    assert_eq!(code, 401);
+
+    // The patient sees all of it, with the break-glass reason.
+    let (_, history) = api(&server, &ca, "GET", "/api/v1/access-history", Some(&token), None);
+    let entries = history["entries"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["action"] == "Accès en urgence (bris de glace)"
+        && e["reason"] == "patient inconscient aux urgences"
+        && e["actor"] == "Dr Inconnu"));
+    assert!(entries.iter().any(|e| e["refused"] == true && e["actor"] == "Dr Bloqué"));
+    let (_, only) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/access-history?type=systeme",
+        Some(&token),
+        None,
+    );
+    assert!(only["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["actor_type"] == "systeme"));
+
+    // Deposit through the API: same indexing as by mail, same rules.
+    let deposit = |pro: &Pro, zip: &[u8]| {
+        let file = instance.root().join("deposit.zip");
+        std::fs::write(&file, zip).unwrap();
+        let out = Command::new("curl")
+            .args([
+                "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                "--cacert", ca.to_str().unwrap(),
+                "--cert", pro.cert.to_str().unwrap(),
+                "--key", pro.key.to_str().unwrap(),
+                "-H", "content-type: application/zip",
+                "--data-binary", &format!("@{}", file.display()),
+                &format!("https://localhost:{}{list}", server.addr("https").port()),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).parse::<u16>().unwrap()
+    };
+    assert_eq!(deposit(&authorised, &common::xdm_sample("LDL-SES_2022.01")), 201);
+    assert_eq!(deposit(&stranger, &common::xdm_sample("LDL-SES_2022.01")), 403);
+    let (_, docs) = api(&server, &ca, "GET", "/api/v1/documents", Some(&token), None);
+    assert_eq!(docs["documents"].as_array().unwrap().len(), 3);
+}
+
+async fn audit_log_is_append_only_and_verified(db: Db) {
+    let instance = Instance::new(db).await;
+    instance.add_user(PATIENT, "patient", PATIENT_PW);
+    instance.run(&["user", "add", JEAN, "--kind", "professional", "--password-stdin"], Some(&format!("{PW}\n")));
+    let config = instance.config.to_str().unwrap().to_string();
+    let (ok, out, err) = mes(&["--config", &config, "audit", "verify"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("audit log intact: 2 entries"), "{out}");
+
+    let store = common::open_store(&instance).await;
+    for sql in [
+        "UPDATE audit_log SET detail = 'x' WHERE id = 1",
+        "DELETE FROM audit_log WHERE id = 1",
+    ] {
+        let refused = sqlx::query(sql).execute(store.pool()).await;
+        let e = refused.expect_err(sql).to_string();
+        assert!(e.contains("append-only"), "{sql}: {e}");
+    }
+    // Someone with the database's owner rights gets past the trigger...
+    let disable = match db {
+        Db::Sqlite => "DROP TRIGGER audit_log_no_update",
+        Db::Postgres => "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update",
+    };
+    sqlx::query(disable).execute(store.pool()).await.unwrap();
+    sqlx::query("UPDATE audit_log SET actor = 'quelqu''un' WHERE id = 2")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    // ...and the chain names the row.
+    let (ok, _, err) = mes(&["--config", &config, "audit", "verify"], None);
+    assert!(!ok);
+    assert!(err.contains("broken at entry 2"), "{err}");
+}
+
+both_backends!(
+    rules_hold_on_the_professionals_api,
+    audit_log_is_append_only_and_verified
+);
