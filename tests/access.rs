@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Db, Instance, Server, api, api_login, mes};
-use serde_json::Value;
+use common::{Db, Instance, Pro, api, api_login, mes, pro_get, professional};
 
 const PW: &str = "correct horse battery staple";
 const JEAN: &str = "jean.dupont@hopital-a.mes.test";
@@ -17,62 +15,15 @@ const INS: &str = "279035121518989";
 const PATIENT: &str = "279035121518989@patient.mes.test";
 const PATIENT_PW: &str = "jardin des plantes 7";
 
-/// A professional and the client certificate their software presents.
-struct Pro {
-    address: String,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn professional(instance: &Instance, local: &str, name: &str) -> Pro {
-    let ca = mes::pki::Ca::load(&instance.cert("ca.pem"), &instance.cert("ca.key")).unwrap();
-    let issued = ca
-        .issue(&mes::pki::LeafSpec::new(name, "Cabinet de test"))
-        .unwrap();
-    let cert = instance.root().join(format!("{local}.pem"));
-    let key = instance.root().join(format!("{local}.key"));
-    std::fs::write(&cert, &issued.cert_pem).unwrap();
-    std::fs::write(&key, &issued.key_pem).unwrap();
-    let address = format!("{local}@hopital-a.mes.test");
-    instance.run(
-        &[
-            "user", "add", &address, "--kind", "professional", "--name", name,
-            "--certificate-subject", &issued.subject_dn, "--password-stdin",
-        ],
-        Some(&format!("{PW}\n")),
-    );
-    Pro { address, cert, key }
-}
-
-/// GET on the professionals' API with `pro`'s certificate; (status, body).
-fn pro_get(server: &Server, instance: &Instance, pro: &Pro, path: &str) -> (u16, Value) {
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--cacert",
-            instance.cert("ca.pem").to_str().unwrap(),
-            "--cert",
-            pro.cert.to_str().unwrap(),
-            "--key",
-            pro.key.to_str().unwrap(),
-            "-w",
-            "\n%{http_code}",
-            &format!("https://localhost:{}{path}", server.addr("https").port()),
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (
-        code.trim().parse().unwrap(),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
-}
-
 fn audit_rows(instance: &Instance) -> usize {
     // Through the binary's own store, as the operator would.
     let out = mes(
-        &["--config", instance.config.to_str().unwrap(), "audit", "verify"],
+        &[
+            "--config",
+            instance.config.to_str().unwrap(),
+            "audit",
+            "verify",
+        ],
         None,
     );
     assert!(out.0, "{}", out.2);
@@ -84,10 +35,22 @@ fn audit_rows(instance: &Instance) -> usize {
         .unwrap()
 }
 
+/// (what, who, consents all allowed?, path, expected status, documents listed when 200)
+type Case<'a> = (&'a str, &'a Pro, bool, String, u16, Option<usize>);
+
 async fn rules_hold_on_the_professionals_api(db: Db) {
     let instance = Instance::new(db).await;
     instance.run(
-        &["user", "add", JEAN, "--kind", "professional", "--name", "Dr Jean Dupont", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            JEAN,
+            "--kind",
+            "professional",
+            "--name",
+            "Dr Jean Dupont",
+            "--password-stdin",
+        ],
         Some(&format!("{PW}\n")),
     );
     instance.add_user(PATIENT, "patient", PATIENT_PW);
@@ -102,8 +65,15 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
     let server = instance.start();
     let ca = instance.cert("ca.pem");
     for name in ["VSM_1.4_2022.01", "BIO-CR-BIO_2024.01_TSH_1"] {
-        let code =
-            common::send_xdm(&instance, &server, (JEAN, PW), PATIENT, &common::xdm_sample(name), "").await;
+        let code = common::send_xdm(
+            &instance,
+            &server,
+            (JEAN, PW),
+            PATIENT,
+            &common::xdm_sample(name),
+            "",
+        )
+        .await;
         assert_eq!(code, 250);
     }
     let token = api_login(&server, &ca, INS, PATIENT_PW);
@@ -156,21 +126,91 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
     };
     // (who, consents allowed?, path, expected status, documents listed when 200)
     let btg = "?mode=break_glass&reason=patient%20inconscient%20aux%20urgences";
-    let cases: Vec<(&str, &Pro, bool, String, u16, Option<usize>)> = vec![
+    let cases: Vec<Case> = vec![
         ("authorised", &authorised, true, list.clone(), 200, Some(1)),
-        ("authorised, hidden document", &authorised, true, bio_content.clone(), 403, None),
+        (
+            "authorised, hidden document",
+            &authorised,
+            true,
+            bio_content.clone(),
+            403,
+            None,
+        ),
         ("unauthorised", &stranger, true, list.clone(), 403, None),
         ("blocked", &blocked, true, list.clone(), 403, None),
-        ("blocked breaking the glass", &blocked, true, format!("{list}{btg}"), 403, None),
+        (
+            "blocked breaking the glass",
+            &blocked,
+            true,
+            format!("{list}{btg}"),
+            403,
+            None,
+        ),
         ("care team", &care, true, list.clone(), 200, Some(1)),
-        ("regulator", &regulator, true, format!("{list}?mode=regulation"), 200, Some(2)),
-        ("regulator refused", &regulator, false, format!("{list}?mode=regulation"), 403, None),
-        ("non-regulator regulating", &stranger, true, format!("{list}?mode=regulation"), 403, None),
-        ("break glass", &stranger, true, format!("{list}{btg}"), 200, Some(2)),
-        ("break glass, hidden document", &stranger, true, format!("{bio_content}{btg}"), 200, None),
-        ("break glass refused", &stranger, false, format!("{list}{btg}"), 403, None),
-        ("break glass without reason", &stranger, true, format!("{list}?mode=break_glass"), 403, None),
-        ("break glass, hidden, masked refused", &stranger, false, format!("{bio_content}{btg}"), 403, None),
+        (
+            "regulator",
+            &regulator,
+            true,
+            format!("{list}?mode=regulation"),
+            200,
+            Some(2),
+        ),
+        (
+            "regulator refused",
+            &regulator,
+            false,
+            format!("{list}?mode=regulation"),
+            403,
+            None,
+        ),
+        (
+            "non-regulator regulating",
+            &stranger,
+            true,
+            format!("{list}?mode=regulation"),
+            403,
+            None,
+        ),
+        (
+            "break glass",
+            &stranger,
+            true,
+            format!("{list}{btg}"),
+            200,
+            Some(2),
+        ),
+        (
+            "break glass, hidden document",
+            &stranger,
+            true,
+            format!("{bio_content}{btg}"),
+            200,
+            None,
+        ),
+        (
+            "break glass refused",
+            &stranger,
+            false,
+            format!("{list}{btg}"),
+            403,
+            None,
+        ),
+        (
+            "break glass without reason",
+            &stranger,
+            true,
+            format!("{list}?mode=break_glass"),
+            403,
+            None,
+        ),
+        (
+            "break glass, hidden, masked refused",
+            &stranger,
+            false,
+            format!("{bio_content}{btg}"),
+            403,
+            None,
+        ),
     ];
     for (what, pro, allowed, path, status, listed) in cases {
         // "allowed" sets every consent; otherwise every consent is refused.
@@ -179,9 +219,17 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
         let (code, body) = pro_get(&server, &instance, pro, &path);
         assert_eq!(code, status, "{what}: {body}");
         if let Some(n) = listed {
-            assert_eq!(body["documents"].as_array().unwrap().len(), n, "{what}: {body}");
+            assert_eq!(
+                body["documents"].as_array().unwrap().len(),
+                n,
+                "{what}: {body}"
+            );
         }
-        assert_eq!(audit_rows(&instance), before + 1, "{what}: one audit row per attempt");
+        assert_eq!(
+            audit_rows(&instance),
+            before + 1,
+            "{what}: one audit row per attempt"
+        );
     }
     // Unblocking restores nothing by itself.
     set(&blocked.address, "removed");
@@ -192,12 +240,27 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
     assert_eq!(code, 401);
 
     // The patient sees all of it, with the break-glass reason.
-    let (_, history) = api(&server, &ca, "GET", "/api/v1/access-history", Some(&token), None);
+    let (_, history) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/access-history",
+        Some(&token),
+        None,
+    );
     let entries = history["entries"].as_array().unwrap();
-    assert!(entries.iter().any(|e| e["action"] == "Accès en urgence (bris de glace)"
-        && e["reason"] == "patient inconscient aux urgences"
-        && e["actor"] == "Dr Inconnu"));
-    assert!(entries.iter().any(|e| e["refused"] == true && e["actor"] == "Dr Bloqué"));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "Accès en urgence (bris de glace)"
+                && e["reason"] == "patient inconscient aux urgences"
+                && e["actor"] == "Dr Inconnu")
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["refused"] == true && e["actor"] == "Dr Bloqué")
+    );
     let (_, only) = api(
         &server,
         &ca,
@@ -206,11 +269,13 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
         Some(&token),
         None,
     );
-    assert!(only["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| e["actor_type"] == "systeme"));
+    assert!(
+        only["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor_type"] == "systeme")
+    );
 
     // Deposit through the API: same indexing as by mail, same rules.
     let deposit = |pro: &Pro, zip: &[u8]| {
@@ -218,20 +283,35 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
         std::fs::write(&file, zip).unwrap();
         let out = Command::new("curl")
             .args([
-                "-sS", "-o", "/dev/null", "-w", "%{http_code}",
-                "--cacert", ca.to_str().unwrap(),
-                "--cert", pro.cert.to_str().unwrap(),
-                "--key", pro.key.to_str().unwrap(),
-                "-H", "content-type: application/zip",
-                "--data-binary", &format!("@{}", file.display()),
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+                ca.to_str().unwrap(),
+                "--cert",
+                pro.cert.to_str().unwrap(),
+                "--key",
+                pro.key.to_str().unwrap(),
+                "-H",
+                "content-type: application/zip",
+                "--data-binary",
+                &format!("@{}", file.display()),
                 &format!("https://localhost:{}{list}", server.addr("https").port()),
             ])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).parse::<u16>().unwrap()
     };
-    assert_eq!(deposit(&authorised, &common::xdm_sample("LDL-SES_2022.01")), 201);
-    assert_eq!(deposit(&stranger, &common::xdm_sample("LDL-SES_2022.01")), 403);
+    assert_eq!(
+        deposit(&authorised, &common::xdm_sample("LDL-SES_2022.01")),
+        201
+    );
+    assert_eq!(
+        deposit(&stranger, &common::xdm_sample("LDL-SES_2022.01")),
+        403
+    );
     let (_, docs) = api(&server, &ca, "GET", "/api/v1/documents", Some(&token), None);
     assert_eq!(docs["documents"].as_array().unwrap().len(), 3);
 }
@@ -239,7 +319,17 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
 async fn audit_log_is_append_only_and_verified(db: Db) {
     let instance = Instance::new(db).await;
     instance.add_user(PATIENT, "patient", PATIENT_PW);
-    instance.run(&["user", "add", JEAN, "--kind", "professional", "--password-stdin"], Some(&format!("{PW}\n")));
+    instance.run(
+        &[
+            "user",
+            "add",
+            JEAN,
+            "--kind",
+            "professional",
+            "--password-stdin",
+        ],
+        Some(&format!("{PW}\n")),
+    );
     let config = instance.config.to_str().unwrap().to_string();
     let (ok, out, err) = mes(&["--config", &config, "audit", "verify"], None);
     assert!(ok, "{err}");

@@ -886,3 +886,98 @@ async fn dossier_in_the_browser() {
     );
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_a_professional_in_the_browser() {
+    let instance = Instance::new(Db::Sqlite).await;
+    instance.run(
+        &[
+            "user",
+            "add",
+            JEAN,
+            "--kind",
+            "professional",
+            "--name",
+            "Dr Jean Dupont",
+            "--password-stdin",
+        ],
+        Some(&format!("{PW}\n")),
+    );
+    instance.add_user(PATIENT, "patient", PATIENT_PW);
+    let traitant = common::professional(&instance, "traitant", "Dr Claire Traitant");
+    let server = instance.start();
+    let code = common::send_xdm(
+        &instance,
+        &server,
+        (JEAN, PW),
+        PATIENT,
+        &common::xdm_sample("VSM_1.4_2022.01"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 250);
+    let list = format!("/api/pro/v1/patients/{INS}/documents");
+
+    let b = Browser::start(&instance.cert("ca.pem"), Viewport::Desktop).await;
+    let url = base(&server);
+    b.goto(&format!("{url}/connexion")).await;
+    b.fill("#login", INS).await;
+    b.fill("#password", PATIENT_PW).await;
+    b.navigate_by("main button[type=submit]").await;
+
+    // The patient authorises Dr Traitant; the practice software reads the record.
+    b.navigate_by("nav a[href='/professionnels']").await;
+    check_page(&b, "professionnels").await;
+    b.fill("#address", &traitant.address).await;
+    b.navigate_by("form[action='/professionnels'] button[type=submit]")
+        .await;
+    assert!(b.main_text().await.contains("Dr Claire Traitant"));
+    assert_eq!(common::pro_get(&server, &instance, &traitant, &list).0, 200);
+
+    // Blocked from the page: the very next read is refused.
+    b.navigate_by(".professionnel form button").await;
+    assert_eq!(b.path().await, "/professionnels?etat=bloque");
+    assert!(b.main_text().await.contains("Bloqué"));
+    let (code, body) = common::pro_get(&server, &instance, &traitant, &list);
+    assert_eq!(code, 403, "{body}");
+
+    // Both the read and the refusal are in the history, newest first.
+    b.navigate_by("nav a[href='/historique']").await;
+    check_page(&b, "historique").await;
+    let items = b
+        .js("return [...document.querySelectorAll('.historique li')].map(li => li.innerText);")
+        .await;
+    let items: Vec<String> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let refused = items
+        .iter()
+        .position(|t| {
+            t.contains("Accès à votre dossier refusé") && t.contains("Dr Claire Traitant")
+        })
+        .unwrap_or_else(|| panic!("refusal not in {items:?}"));
+    let read = items
+        .iter()
+        .position(|t| {
+            t.contains("Consultation de votre dossier") && t.contains("Dr Claire Traitant")
+        })
+        .unwrap_or_else(|| panic!("read not in {items:?}"));
+    assert!(refused < read, "newest first: {items:?}");
+    // Filter by type.
+    b.goto(&format!("{url}/historique?type=systeme")).await;
+    assert!(!b.main_text().await.contains("Dr Claire Traitant"));
+
+    // The emergency consents are set on the same page.
+    b.goto(&format!("{url}/professionnels")).await;
+    b.click("#btg-refuse").await;
+    b.navigate_by("form[action='/professionnels/consentements'] button")
+        .await;
+    assert_eq!(b.path().await, "/professionnels?etat=consentements");
+    let store = open_store(&instance).await;
+    let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
+    assert!(!store.consents(patient.id).await.unwrap().break_glass);
+    b.close().await;
+}

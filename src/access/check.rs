@@ -89,7 +89,12 @@ impl Gate {
         };
         let detail = AccessDetail {
             what: what.to_string(),
-            outcome: if decision.is_ok() { "allowed" } else { "refused" }.into(),
+            outcome: if decision.is_ok() {
+                "allowed"
+            } else {
+                "refused"
+            }
+            .into(),
             basis: match decision {
                 Ok(g) => grant_name(g).into(),
                 Err(d) => format!("{d:?}"),

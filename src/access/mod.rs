@@ -173,18 +173,38 @@ mod tests {
         };
         use Denial::*;
         use Grant as G;
-        type Row = (&'static str, Actor, Mode<'static>, [Result<Grant, Denial>; 4]);
+        type Row = (
+            &'static str,
+            Actor,
+            Mode<'static>,
+            [Result<Grant, Denial>; 4],
+        );
         // Columns: (allowed, normal), (allowed, hidden), (refused, normal), (refused, hidden).
         let table: Vec<Row> = vec![
             ("patient", Actor::Owner, Mode::Normal, [Ok(G::Owner); 4]),
-            ("other patient", Actor::OtherPatient, Mode::Normal, [Err(OtherPatient); 4]),
+            (
+                "other patient",
+                Actor::OtherPatient,
+                Mode::Normal,
+                [Err(OtherPatient); 4],
+            ),
             (
                 "authorised professional",
                 pro(true, false, false, false),
                 Mode::Normal,
-                [Ok(G::Authorised), Err(Hidden), Ok(G::Authorised), Err(Hidden)],
+                [
+                    Ok(G::Authorised),
+                    Err(Hidden),
+                    Ok(G::Authorised),
+                    Err(Hidden),
+                ],
             ),
-            ("unauthorised professional", PRO, Mode::Normal, [Err(NotAuthorised); 4]),
+            (
+                "unauthorised professional",
+                PRO,
+                Mode::Normal,
+                [Err(NotAuthorised); 4],
+            ),
             (
                 "blocked professional",
                 pro(true, true, false, false),
@@ -201,13 +221,23 @@ mod tests {
                 "care-team member",
                 pro(false, false, true, false),
                 Mode::Normal,
-                [Ok(G::Authorised), Err(Hidden), Ok(G::Authorised), Err(Hidden)],
+                [
+                    Ok(G::Authorised),
+                    Err(Hidden),
+                    Ok(G::Authorised),
+                    Err(Hidden),
+                ],
             ),
             (
                 "regulator",
                 pro(false, false, false, true),
                 Mode::Regulation,
-                [Ok(G::Regulation), Ok(G::Regulation), Err(RegulationRefused), Err(RegulationRefused)],
+                [
+                    Ok(G::Regulation),
+                    Ok(G::Regulation),
+                    Err(RegulationRefused),
+                    Err(RegulationRefused),
+                ],
             ),
             (
                 "regulator without emergency",
@@ -215,14 +245,29 @@ mod tests {
                 Mode::Normal,
                 [Err(NotAuthorised); 4],
             ),
-            ("non-regulator asking regulation", PRO, Mode::Regulation, [Err(NotRegulator); 4]),
+            (
+                "non-regulator asking regulation",
+                PRO,
+                Mode::Regulation,
+                [Err(NotRegulator); 4],
+            ),
             (
                 "break-glass with reason",
                 PRO,
                 Mode::BreakGlass("patient inconscient aux urgences"),
-                [Ok(G::BreakGlass), Ok(G::BreakGlass), Err(BreakGlassRefused), Err(BreakGlassRefused)],
+                [
+                    Ok(G::BreakGlass),
+                    Ok(G::BreakGlass),
+                    Err(BreakGlassRefused),
+                    Err(BreakGlassRefused),
+                ],
             ),
-            ("break-glass without reason", PRO, Mode::BreakGlass("  "), [Err(ReasonRequired); 4]),
+            (
+                "break-glass without reason",
+                PRO,
+                Mode::BreakGlass("  "),
+                [Err(ReasonRequired); 4],
+            ),
         ];
         for (name, actor, mode, expected) in table {
             let got = [

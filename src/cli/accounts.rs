@@ -172,7 +172,11 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
                 &store,
                 &AuditEntry::new(
                     "operator",
-                    if off { "account.regulator_off" } else { "account.regulator" },
+                    if off {
+                        "account.regulator_off"
+                    } else {
+                        "account.regulator"
+                    },
                     &addr,
                     "",
                 ),
@@ -282,7 +286,9 @@ pub(super) async fn audit_verify(config: &Config) -> anyhow::Result<()> {
             println!("audit log intact: {count} entries");
             Ok(())
         }
-        Some(id) => bail!("audit log broken at entry {id} (of {count}): altered, inserted or removed"),
+        Some(id) => {
+            bail!("audit log broken at entry {id} (of {count}): altered, inserted or removed")
+        }
     }
 }
 
@@ -313,7 +319,9 @@ pub(super) async fn careteam(config: &Config, cmd: CareteamCommand) -> anyhow::R
                 .await?
                 .filter(|a| a.kind == AccountKind::Patient)
                 .with_context(|| format!("no patient {addr}"))?;
-            store.add_care_team_patient(&establishment, account.id).await?;
+            store
+                .add_care_team_patient(&establishment, account.id)
+                .await?;
             audit::append(
                 &store,
                 &AuditEntry::new("operator", "careteam.patient", &addr, &establishment),

@@ -105,11 +105,13 @@ impl Store {
         patient_id: i64,
         professional: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM patient_professionals WHERE patient_id = $1 AND professional = $2")
-            .bind(patient_id)
-            .bind(professional)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "DELETE FROM patient_professionals WHERE patient_id = $1 AND professional = $2",
+        )
+        .bind(patient_id)
+        .bind(professional)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 

@@ -42,7 +42,10 @@ pub fn routes() -> axum::Router<Shared> {
         .route("/api/v1/documents/{id}/hidden", put(document_hidden))
         .route("/api/v1/profile", get(profile).post(declare))
         .route("/api/v1/access-history", get(access_history))
-        .route("/api/v1/professionals", get(professionals).put(set_professional))
+        .route(
+            "/api/v1/professionals",
+            get(professionals).put(set_professional),
+        )
         .route("/api/v1/consents", get(get_consents).put(put_consents))
         .route(
             "/api/v1/settings/notifications",

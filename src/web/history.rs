@@ -77,7 +77,11 @@ pub async fn history(
                         AccountKind::Application => "service",
                         AccountKind::Patient => "patient",
                     },
-                    if a.display_name.is_empty() { a.address } else { a.display_name },
+                    if a.display_name.is_empty() {
+                        a.address
+                    } else {
+                        a.display_name
+                    },
                 ),
                 None if actor == "operator" || actor == "system" => {
                     ("systeme", "Opérateur du service".to_string())

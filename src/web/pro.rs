@@ -57,7 +57,10 @@ impl IntoResponse for ProError {
 
 fn unavailable(e: impl std::fmt::Display) -> ProError {
     tracing::error!(error = %e, "professional API failure");
-    ProError(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable".into())
+    ProError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily unavailable".into(),
+    )
 }
 
 fn refused(d: Denial) -> ProError {
@@ -93,7 +96,9 @@ impl FromRequestParts<Shared> for Professional {
             .find(|a| {
                 matches!(
                     a.kind,
-                    AccountKind::Professional | AccountKind::Organisation | AccountKind::Application
+                    AccountKind::Professional
+                        | AccountKind::Organisation
+                        | AccountKind::Application
                 ) && !a.disabled
             })
             .ok_or_else(unauthorized)?;
@@ -174,7 +179,13 @@ async fn content(
         .map_err(unavailable)?
         .ok_or_else(|| ProError(StatusCode::NOT_FOUND, "no such document".into()))?;
     s.gate
-        .check(&pro, &patient, how.mode()?, &format!("document {id}"), d.hidden)
+        .check(
+            &pro,
+            &patient,
+            how.mode()?,
+            &format!("document {id}"),
+            d.hidden,
+        )
         .await
         .map_err(unavailable)?
         .map_err(refused)?;
@@ -220,12 +231,11 @@ async fn deposit(
         ins: patient.ins.clone().unwrap_or_default(),
     };
     let zip = body.to_vec();
-    let filing = tokio::task::spawn_blocking(move || {
-        filing::deposit(&zip, &recipient, &Limits::default())
-    })
-    .await
-    .map_err(unavailable)?
-    .map_err(|r| ProError(StatusCode::UNPROCESSABLE_ENTITY, r.smtp_text()))?;
+    let filing =
+        tokio::task::spawn_blocking(move || filing::deposit(&zip, &recipient, &Limits::default()))
+            .await
+            .map_err(unavailable)?
+            .map_err(|r| ProError(StatusCode::UNPROCESSABLE_ENTITY, r.smtp_text()))?;
     s.store.file(&filing).await.map_err(unavailable)?;
     Ok((
         StatusCode::CREATED,

@@ -843,3 +843,69 @@ pub fn xdm_sample(name: &str) -> Vec<u8> {
     );
     std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
 }
+
+/// A professional and the client certificate their software presents
+/// (password: correct horse battery staple).
+pub struct Pro {
+    pub address: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn professional(instance: &Instance, local: &str, name: &str) -> Pro {
+    let ca = mes::pki::Ca::load(&instance.cert("ca.pem"), &instance.cert("ca.key")).unwrap();
+    let issued = ca
+        .issue(&mes::pki::LeafSpec::new(name, "Cabinet de test"))
+        .unwrap();
+    let cert = instance.root().join(format!("{local}.pem"));
+    let key = instance.root().join(format!("{local}.key"));
+    std::fs::write(&cert, &issued.cert_pem).unwrap();
+    std::fs::write(&key, &issued.key_pem).unwrap();
+    let address = format!("{local}@hopital-a.mes.test");
+    instance.run(
+        &[
+            "user",
+            "add",
+            &address,
+            "--kind",
+            "professional",
+            "--name",
+            name,
+            "--certificate-subject",
+            &issued.subject_dn,
+            "--password-stdin",
+        ],
+        Some("correct horse battery staple\n"),
+    );
+    Pro { address, cert, key }
+}
+
+/// GET on the professionals' API with `pro`'s certificate; (status, body).
+pub fn pro_get(
+    server: &Server,
+    instance: &Instance,
+    pro: &Pro,
+    path: &str,
+) -> (u16, serde_json::Value) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--cacert",
+            instance.cert("ca.pem").to_str().unwrap(),
+            "--cert",
+            pro.cert.to_str().unwrap(),
+            "--key",
+            pro.key.to_str().unwrap(),
+            "-w",
+            "\n%{http_code}",
+            &format!("https://localhost:{}{path}", server.addr("https").port()),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (
+        code.trim().parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}

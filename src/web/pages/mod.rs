@@ -276,7 +276,9 @@ impl Etat {
             "declare" => "L'information a été ajoutée à votre profil.",
             "autorise" => "Le professionnel est autorisé à consulter votre dossier.",
             "bloque" => "Le professionnel est bloqué : il ne peut plus consulter votre dossier.",
-            "debloque" => "Le professionnel est débloqué. Il devra être autorisé de nouveau pour consulter votre dossier.",
+            "debloque" => {
+                "Le professionnel est débloqué. Il devra être autorisé de nouveau pour consulter votre dossier."
+            }
             "consentements" => "Vos choix pour les situations d'urgence sont enregistrés.",
             _ => return None,
         })
