@@ -364,3 +364,106 @@ both_backends!(
     rules_hold_on_the_professionals_api,
     audit_log_is_append_only_and_verified
 );
+
+/// A bearer token needs the password and a current TOTP code; an emergency
+/// access through it sends the patient one content-free notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_factor_tokens_and_emergency_notice() {
+    let (port, notices) = common::smtp_sink().await;
+    let instance = Instance::new(Db::Sqlite).await;
+    instance.edit_config(|t| {
+        t.replacen(
+            "[notify]\n",
+            &format!("[notify]\nsmarthost = \"127.0.0.1:{port}\"\nstarttls = false\n"),
+            1,
+        )
+    });
+    instance.add_user(PATIENT, "patient", PATIENT_PW);
+    let urgentiste = professional(&instance, "urgences", "Dr Urgentiste");
+    let out = instance.run(&["user", "totp", &urgentiste.address], None);
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("TOTP secret: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(out.contains("otpauth://totp/MES:"), "{out}");
+    let server = instance.start();
+    let ca = instance.cert("ca.pem");
+    let token = api_login(&server, &ca, INS, PATIENT_PW);
+    let (code, _) = api(
+        &server,
+        &ca,
+        "PUT",
+        "/api/v1/settings/notifications",
+        Some(&token),
+        Some(r#"{"email": "marie@exemple.fr", "enabled": true}"#),
+    );
+    assert_eq!(code, 200);
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let good = mes::identity::totp::code_at(&secret, now).unwrap();
+    let wrong = format!("{:06}", (good.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let ask = |code: &str, password: &str| {
+        api(
+            &server,
+            &ca,
+            "POST",
+            "/api/pro/v1/token",
+            None,
+            Some(&serde_json::json!({"address": urgentiste.address, "password": password, "code": code}).to_string()),
+        )
+    };
+    assert_eq!(ask(&wrong, PW).0, 401, "a wrong code");
+    assert_eq!(ask(&good, "not the password").0, 401, "a wrong password");
+    let (code, body) = ask(&good, PW);
+    assert_eq!(code, 200, "{body}");
+    let bearer = body["token"].as_str().unwrap().to_string();
+
+    let list = format!("/api/pro/v1/patients/{INS}/documents");
+    let (code, _) = api(&server, &ca, "GET", &list, Some(&bearer), None);
+    assert_eq!(code, 403, "not authorised by the patient");
+    let (code, body) = api(
+        &server,
+        &ca,
+        "GET",
+        &format!("{list}?mode=break_glass&reason=d%C3%A9tresse%20respiratoire"),
+        Some(&bearer),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    // A patient's token is no professional token.
+    assert_eq!(api(&server, &ca, "GET", &list, Some(&token), None).0, 401);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while notices.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let got = notices.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("urgence"), "{}", got[0]);
+    assert!(
+        !got[0].contains("Urgentiste") && !got[0].contains("respiratoire"),
+        "content-free: {}",
+        got[0]
+    );
+    // The audit row names the professional's RPPS/profession fields and the reason.
+    let (_, history) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/access-history",
+        Some(&token),
+        None,
+    );
+    assert!(
+        history["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "détresse respiratoire" && e["actor"] == "Dr Urgentiste")
+    );
+}

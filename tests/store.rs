@@ -234,10 +234,16 @@ async fn audit_chain_detects_tampering(db: Db) {
         audit::entries_for(&store, "u3@a.test").await.unwrap().len(),
         1
     );
-    sqlx::query("UPDATE audit_log SET actor = 'someone else' WHERE target = 'u2@a.test'")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    let tamper = "UPDATE audit_log SET actor = 'someone else' WHERE target = 'u2@a.test'";
+    // The application cannot: a trigger refuses updates...
+    assert!(sqlx::query(tamper).execute(store.pool()).await.is_err());
+    // ...someone with the database owner's rights can, and the chain tells.
+    let disable = match db {
+        Db::Sqlite => "DROP TRIGGER audit_log_no_update",
+        Db::Postgres => "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update",
+    };
+    sqlx::query(disable).execute(store.pool()).await.unwrap();
+    sqlx::query(tamper).execute(store.pool()).await.unwrap();
     assert!(audit::verify_chain(&store).await.unwrap().is_some());
     store.close().await;
 }

@@ -37,6 +37,9 @@ CREATE TABLE patient_consents (
 -- SAMU / Centre 15 regulating physicians.
 ALTER TABLE accounts ADD COLUMN emergency_regulator BIGINT NOT NULL DEFAULT 0;
 
+-- The professionals' second factor (TOTP secret, base32), for API tokens.
+ALTER TABLE accounts ADD COLUMN totp_secret TEXT;
+
 -- The audit trail is append-only for the application.
 CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -24,6 +24,12 @@ pub struct AccessDetail {
     pub basis: String,
     /// The reason typed for a break-glass access.
     pub reason: Option<String>,
+    /// The acting professional's profession.
+    #[serde(default)]
+    pub profession: Option<String>,
+    /// Their RPPS number.
+    #[serde(default)]
+    pub rpps: Option<String>,
 }
 
 /// Audit action of an allowed access.
@@ -100,6 +106,8 @@ impl Gate {
                 Err(d) => format!("{d:?}"),
             },
             reason,
+            profession: actor.profession.clone(),
+            rpps: actor.rpps.clone(),
         };
         if decision != Ok(Grant::Owner) {
             let entry = AuditEntry::new(

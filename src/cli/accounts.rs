@@ -187,6 +187,28 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
                 if off { "no longer " } else { "" }
             );
         }
+        UserCommand::Totp { address } => {
+            let addr = Address::parse(&address)?.to_string();
+            let account = store
+                .account_by_address(&addr)
+                .await?
+                .with_context(|| format!("no account {addr}"))?;
+            if account.kind == AccountKind::Patient {
+                bail!("{addr} is a patient: the second factor is for professionals' API tokens");
+            }
+            let secret = crate::identity::totp::generate_secret();
+            store.set_totp_secret(&addr, Some(&secret)).await?;
+            audit::append(
+                &store,
+                &AuditEntry::new("operator", "account.totp", &addr, ""),
+            )
+            .await?;
+            println!("TOTP secret: {secret}  (shown once)");
+            println!(
+                "{}",
+                crate::identity::totp::provisioning_uri(&secret, &addr, "MES")
+            );
+        }
         UserCommand::Activation { address } => {
             let addr = Address::parse(&address)?.to_string();
             let account = store

@@ -169,6 +169,12 @@ pub enum UserCommand {
         #[arg(long)]
         off: bool,
     },
+    /// Give a professional a second factor (TOTP) for API tokens; prints the
+    /// secret and its otpauth:// URI once (a new one voids the old).
+    Totp {
+        /// The professional's address.
+        address: String,
+    },
     /// Issue a new activation code for a patient space (voids the previous one).
     Activation {
         /// The patient's address.

@@ -7,6 +7,7 @@ pub mod ins;
 pub mod password;
 pub mod sasl;
 pub mod throttle;
+pub mod totp;
 
 use std::fmt;
 use std::str::FromStr;

@@ -43,6 +43,8 @@ pub struct Account {
     pub disabled: bool,
     /// A SAMU / Centre 15 regulating physician (emergency access to records).
     pub emergency_regulator: bool,
+    /// Base32 TOTP secret of the professional's second factor: never logged.
+    pub totp_secret: Option<String>,
 }
 
 impl std::fmt::Debug for Account {
@@ -80,7 +82,7 @@ pub struct NewAccount {
 }
 
 const ACCOUNT_COLUMNS: &str = "id, address, domain, kind, display_name, profession, rpps, ins, \
-     password_hash, cert_subject, disabled, emergency_regulator";
+     password_hash, cert_subject, disabled, emergency_regulator, totp_secret";
 
 fn account_from_row(r: &AnyRow) -> Result<Account, StoreError> {
     let kind: String = r.try_get("kind")?;
@@ -99,6 +101,7 @@ fn account_from_row(r: &AnyRow) -> Result<Account, StoreError> {
         cert_subject: r.try_get("cert_subject")?,
         disabled: r.try_get::<i64, _>("disabled")? != 0,
         emergency_regulator: r.try_get::<i64, _>("emergency_regulator")? != 0,
+        totp_secret: r.try_get("totp_secret")?,
     })
 }
 
@@ -217,6 +220,20 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("account {address}")));
         }
+        Ok(())
+    }
+
+    /// Sets (or removes) the TOTP secret of `address`.
+    pub async fn set_totp_secret(
+        &self,
+        address: &str,
+        secret: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET totp_secret = $1 WHERE address = $2")
+            .bind(secret)
+            .bind(address)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 

@@ -1,9 +1,11 @@
 //! The professionals' API (`/api/pro/v1/`, the "DMP-compatible" side): a
 //! patient's documents and profile by INS, and deposit of an XDM package, for
-//! practice software authenticated by its client certificate (mutual TLS on
-//! the HTTPS listener; the certificate's subject is mapped to one professional
-//! account with `mes user add … --certificate-subject`). Every call goes
-//! through the access gate, which audits it.
+//! practice software authenticated either by its client certificate (mutual
+//! TLS on the HTTPS listener; the subject is mapped to one professional with
+//! `mes user add … --certificate-subject`) or by a bearer token from
+//! `POST /api/pro/v1/token` (password + TOTP code, `mes user totp`). Every
+//! call goes through the access gate, which audits it with the professional's
+//! profession and RPPS.
 //!
 //! The way of asking is a query parameter: `?mode=regulation` for a SAMU /
 //! Centre 15 regulating physician, `?mode=break_glass&reason=…` to break the glass.
@@ -20,7 +22,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ClientCert, WebServices};
+use super::{ClientAddr, ClientCert, WebServices, security};
 use crate::access::{Denial, Mode};
 use crate::dossier::filing::{self, PatientRecipient};
 use crate::dossier::limits::Limits;
@@ -42,6 +44,7 @@ pub fn routes() -> axum::Router<Shared> {
             get(content),
         )
         .route("/api/pro/v1/patients/{ins}/profile", get(profile))
+        .route("/api/pro/v1/token", axum::routing::post(token))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
 }
 
@@ -54,6 +57,9 @@ impl IntoResponse for ProError {
         (self.0, Json(json!({ "error": self.1 }))).into_response()
     }
 }
+
+/// Seconds a professional's token lives without use.
+const TOKEN_IDLE_SECS: i64 = 3600;
 
 fn unavailable(e: impl std::fmt::Display) -> ProError {
     tracing::error!(error = %e, "professional API failure");
@@ -81,6 +87,33 @@ impl FromRequestParts<Shared> for Professional {
                 "a professional client certificate is required".into(),
             )
         };
+        let is_professional = |a: &Account| {
+            matches!(
+                a.kind,
+                AccountKind::Professional | AccountKind::Organisation | AccountKind::Application
+            ) && !a.disabled
+        };
+        if let Some(token) = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
+            let id = s
+                .store
+                .session_account(&security::token_hash(token), TOKEN_IDLE_SECS)
+                .await
+                .map_err(unavailable)?
+                .ok_or_else(unauthorized)?;
+            let account = s
+                .store
+                .account_by_id(id)
+                .await
+                .map_err(unavailable)?
+                .filter(is_professional)
+                .ok_or_else(unauthorized)?;
+            return Ok(Professional(account));
+        }
         let subject = parts
             .extensions
             .get::<ClientCert>()
@@ -242,4 +275,51 @@ async fn deposit(
         Json(json!({ "documents": filing.documents.len() })),
     )
         .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenBody {
+    address: String,
+    password: String,
+    code: String,
+}
+
+/// Password + TOTP code → a bearer token for this API (stored hashed).
+async fn token(
+    State(s): State<Shared>,
+    axum::Extension(ClientAddr(peer)): axum::Extension<ClientAddr>,
+    Json(body): Json<TokenBody>,
+) -> Result<Response, ProError> {
+    let credentials = crate::identity::sasl::Credentials {
+        username: body.address.trim().to_string(),
+        password: body.password,
+    };
+    match s
+        .auth
+        .login_with_totp(peer.ip(), credentials, &body.code)
+        .await
+    {
+        crate::identity::auth::LoginResult::Success(account)
+            if account.kind != AccountKind::Patient =>
+        {
+            let token = security::random_token();
+            s.store
+                .create_session(&security::token_hash(&token), account.id)
+                .await
+                .map_err(unavailable)?;
+            Ok(
+                Json(json!({ "token": token, "idle_timeout_secs": TOKEN_IDLE_SECS }))
+                    .into_response(),
+            )
+        }
+        crate::identity::auth::LoginResult::Throttled => Err(ProError(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failures, try again later".into(),
+        )),
+        crate::identity::auth::LoginResult::Unavailable => Err(unavailable("login")),
+        _ => Err(ProError(
+            StatusCode::UNAUTHORIZED,
+            "wrong address, password or code".into(),
+        )),
+    }
 }

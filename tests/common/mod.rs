@@ -909,3 +909,55 @@ pub fn pro_get(
         serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// A minimal SMTP sink: accepts every message and keeps it.
+pub async fn smtp_sink() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let mut r = BufReader::new(r);
+                let _ = w.write_all(b"220 sink ESMTP\r\n").await;
+                let mut data = false;
+                let mut message = String::new();
+                let mut line = String::new();
+                while r.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    if data {
+                        if line == ".\r\n" {
+                            data = false;
+                            store.lock().unwrap().push(std::mem::take(&mut message));
+                            let _ = w.write_all(b"250 queued\r\n").await;
+                        } else {
+                            message.push_str(&line);
+                        }
+                    } else {
+                        let cmd = line.to_ascii_uppercase();
+                        let reply: &[u8] = if cmd.starts_with("EHLO") {
+                            b"250-sink\r\n250 8BITMIME\r\n"
+                        } else if cmd.starts_with("DATA") {
+                            data = true;
+                            b"354 go\r\n"
+                        } else if cmd.starts_with("QUIT") {
+                            let _ = w.write_all(b"221 bye\r\n").await;
+                            return;
+                        } else {
+                            b"250 ok\r\n"
+                        };
+                        let _ = w.write_all(reply).await;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    (port, got)
+}
