@@ -555,7 +555,124 @@ async fn professionals_get_the_package_and_an_outcome(db: Db) {
     assert_eq!(outcomes[0].0, "invalid", "{outcomes:?}");
 }
 
+/// A new version of the VSM that replaces the first (RPLC association): the old
+/// one is superseded and stays in the history; the profile follows the new one.
+async fn replacement_supersedes(db: Db) {
+    let (instance, server) = setup(db).await;
+    let vsm = sample("VSM_1.4_2022.01");
+    assert_eq!(send_package(&instance, &server, PATIENT, &vsm, "").await, 250);
+    const OLD: &str = "urn:uuid:2496b350-4390-4fda-b90f-83fd576b5032";
+    const NEW: &str = "urn:uuid:2496b350-4390-4fda-b90f-83fd576b9999";
+    let v2 = rewrite(
+        &vsm,
+        |name, data| {
+            if !name.ends_with("METADATA.XML") {
+                return data;
+            }
+            let text = String::from_utf8(data).unwrap();
+            let rplc = format!(
+                "<rim:Association xmlns:rim=\"urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0\" \
+                 id=\"urn:uuid:0b6e3d5c-0000-4000-8000-000000000001\" \
+                 associationType=\"urn:ihe:iti:2007:AssociationType:RPLC\" \
+                 sourceObject=\"{NEW}\" targetObject=\"{OLD}\"/></RegistryObjectList>"
+            );
+            text.replace(OLD, NEW)
+                .replace(
+                    "value=\"1.2.250.1.213.1.1.1.13.2022.1.1\"",
+                    "value=\"1.2.250.1.213.1.1.1.13.2022.1.2\"",
+                )
+                .replace("</RegistryObjectList>", &rplc)
+                .into_bytes()
+        },
+        false,
+    );
+    assert_eq!(send_package(&instance, &server, PATIENT, &v2, "").await, 250);
+    let store = open_store(&instance).await;
+    let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
+    let docs = store.documents_of(patient.id).await.unwrap();
+    assert_eq!(docs.len(), 2, "{docs:?}");
+    let old = docs.iter().find(|d| d.version == 1).expect("version 1");
+    let new = docs.iter().find(|d| d.version == 2).expect("version 2");
+    assert_eq!(old.status, "superseded");
+    assert_eq!(new.status, "current");
+    assert_eq!(new.unique_id, "1.2.250.1.213.1.1.1.13.2022.1.2");
+    // The profile holds one copy of the items, from the current version.
+    let profile = store.profile_of(patient.id).await.unwrap();
+    let plavix: Vec<_> = profile
+        .iter()
+        .filter(|i| i.label.starts_with("PLAVIX"))
+        .collect();
+    assert_eq!(plavix.len(), 1, "{plavix:?}");
+    assert_eq!(plavix[0].document_id, Some(new.id));
+}
+
+/// A FHIR R4 bundle (application/fhir+json) for the patient feeds the profile.
+async fn fhir_bundle_feeds_the_profile(db: Db) {
+    let (instance, server) = setup(db).await;
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"resource": {"resourceType": "Patient", "identifier": [
+                {"system": "urn:oid:1.2.250.1.213.1.4.10", "value": "279035121518989"}]}},
+            {"resource": {"resourceType": "AllergyIntolerance",
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "91936005", "display": "Allergie à la pénicilline"}]}}},
+            {"resource": {"resourceType": "Immunization", "occurrenceDateTime": "2024-10-02",
+                "vaccineCode": {"coding": [{"code": "J07BB02", "display": "Vaccin grippal"}]}}}
+        ]
+    })
+    .to_string();
+    let data = format!(
+        "From: <{JEAN}>\r\nTo: <{PATIENT}>\r\nSubject: Profil\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+         Content-Type: text/plain\r\n\r\nDonnees de sante.\r\n--b\r\n\
+         Content-Type: application/fhir+json\r\nContent-Disposition: attachment; filename=\"bundle.json\"\r\n\r\n\
+         {bundle}\r\n--b--\r\n"
+    );
+    let code = common::submit(
+        server.addr("submissions"),
+        &instance.cert("ca.pem"),
+        JEAN,
+        PW,
+        "",
+        PATIENT,
+        &data,
+    )
+    .await;
+    assert_eq!(code, 250);
+    let store = open_store(&instance).await;
+    let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
+    let profile = store.profile_of(patient.id).await.unwrap();
+    assert!(
+        profile
+            .iter()
+            .any(|i| i.category == "allergies" && i.label.contains("pénicilline")),
+        "{profile:?}"
+    );
+    assert!(
+        profile
+            .iter()
+            .any(|i| i.category == "vaccinations" && i.label.contains("grippal")),
+        "{profile:?}"
+    );
+    // A bundle about someone else is refused like an XDM package.
+    let other = data.replace("279035121518989", "184127645108946");
+    let code = common::submit(
+        server.addr("submissions"),
+        &instance.cert("ca.pem"),
+        JEAN,
+        PW,
+        "",
+        PATIENT,
+        &other,
+    )
+    .await;
+    assert_eq!(code, 550);
+}
+
 both_backends!(
+    replacement_supersedes,
+    fhir_bundle_feeds_the_profile,
     indexed_as_the_fixtures,
     mdn_reports_success_and_failure,
     hostile_packages_are_refused,
