@@ -432,6 +432,20 @@ async fn hostile_packages_are_refused(db: Db) {
         },
         true,
     );
+    let disagreeing = rewrite(
+        &vsm,
+        |name, data| {
+            if name.ends_with("DOC0001.XML") {
+                String::from_utf8(data)
+                    .unwrap()
+                    .replacen("<code code=\"SYNTH\"", "<code code=\"11488-4\"", 1)
+                    .into_bytes()
+            } else {
+                data
+            }
+        },
+        false,
+    );
     let truncated = vsm[..vsm.len() / 2].to_vec();
     let traversal = package("IHE_XDM/SUBSET01/../../evil.txt", b"x", "<x/>");
     let laughs = package(
@@ -447,7 +461,8 @@ async fn hostile_packages_are_refused(db: Db) {
     );
     let bomb = bomb(200);
     assert!(bomb.len() < 2 * 1024 * 1024, "a small zip: {}", bomb.len());
-    let cases: [(&str, &str, &[u8], &str); 9] = [
+    let cases: [(&str, &str, &[u8], &str); 10] = [
+        ("header disagrees with metadata", PATIENT, &disagreeing, "disagrees"),
         ("another patient", OTHER, &vsm, "[902]"),
         ("no INS", PATIENT, &no_ins, "[903]"),
         ("incomplete INS", PATIENT, &incomplete, "[905]"),

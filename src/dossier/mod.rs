@@ -42,6 +42,18 @@ pub enum IndexError {
         /// Why.
         error: CdaError,
     },
+    /// A CDA's header says something else than its metadata.
+    #[error("document {path}: CDA {field} {document} disagrees with METADATA.XML ({metadata})")]
+    Disagreement {
+        /// Zip path of the document.
+        path: String,
+        /// Which field (`typeCode`).
+        field: &'static str,
+        /// Value in the metadata.
+        metadata: String,
+        /// Value in the CDA header.
+        document: String,
+    },
     /// The FHIR attachment was refused.
     #[error(transparent)]
     Fhir(#[from] FhirError),
@@ -137,6 +149,19 @@ fn index_package(data: &[u8], limits: &Limits) -> Result<Indexed, IndexError> {
         } else {
             None
         };
+        // The header must tell the same story as the metadata it came with.
+        if let (Some(c), Some(t)) = (
+            cda.as_ref().and_then(|c| c.code.as_ref()),
+            d.entry.type_code.as_ref(),
+        ) && c.code.trim() != t.code.trim()
+        {
+            return Err(IndexError::Disagreement {
+                path: d.path,
+                field: "typeCode",
+                metadata: t.code.clone(),
+                document: c.code.clone(),
+            });
+        }
         let category =
             category::category_for(d.entry.type_code.as_ref(), d.entry.class_code.as_ref());
         let title = d
