@@ -462,7 +462,12 @@ async fn hostile_packages_are_refused(db: Db) {
     let bomb = bomb(200);
     assert!(bomb.len() < 2 * 1024 * 1024, "a small zip: {}", bomb.len());
     let cases: [(&str, &str, &[u8], &str); 10] = [
-        ("header disagrees with metadata", PATIENT, &disagreeing, "disagrees"),
+        (
+            "header disagrees with metadata",
+            PATIENT,
+            &disagreeing,
+            "disagrees",
+        ),
         ("another patient", OTHER, &vsm, "[902]"),
         ("no INS", PATIENT, &no_ins, "[903]"),
         ("incomplete INS", PATIENT, &incomplete, "[905]"),
@@ -575,7 +580,10 @@ async fn professionals_get_the_package_and_an_outcome(db: Db) {
 async fn replacement_supersedes(db: Db) {
     let (instance, server) = setup(db).await;
     let vsm = sample("VSM_1.4_2022.01");
-    assert_eq!(send_package(&instance, &server, PATIENT, &vsm, "").await, 250);
+    assert_eq!(
+        send_package(&instance, &server, PATIENT, &vsm, "").await,
+        250
+    );
     const OLD: &str = "urn:uuid:2496b350-4390-4fda-b90f-83fd576b5032";
     const NEW: &str = "urn:uuid:2496b350-4390-4fda-b90f-83fd576b9999";
     let v2 = rewrite(
@@ -601,7 +609,10 @@ async fn replacement_supersedes(db: Db) {
         },
         false,
     );
-    assert_eq!(send_package(&instance, &server, PATIENT, &v2, "").await, 250);
+    assert_eq!(
+        send_package(&instance, &server, PATIENT, &v2, "").await,
+        250
+    );
     let store = open_store(&instance).await;
     let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
     let docs = store.documents_of(patient.id).await.unwrap();

@@ -607,20 +607,8 @@ async fn put_consents(
     Patient(p, _): Patient,
     Json(c): Json<crate::store::access::Consents>,
 ) -> Result<Json<crate::store::access::Consents>, ApiError> {
-    s.store.set_consents(p.id, c).await.map_err(unavailable)?;
-    crate::audit::append(
-        &s.store,
-        &crate::audit::AuditEntry::new(
-            &p.address,
-            "consents.set",
-            &p.address,
-            &format!(
-                "regulator={} break_glass={} masked={}",
-                c.regulator, c.break_glass, c.masked
-            ),
-        ),
-    )
-    .await
-    .map_err(unavailable)?;
+    super::history::set_consents(&s, &p, c)
+        .await
+        .map_err(unavailable)?;
     Ok(Json(c))
 }

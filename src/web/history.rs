@@ -171,3 +171,25 @@ pub async fn set_professional(
     .await?;
     Ok(true)
 }
+
+/// Records the patient's emergency consents (ETREAT, BTG, MASKED), audited.
+pub async fn set_consents(
+    s: &WebServices,
+    p: &Account,
+    c: crate::store::access::Consents,
+) -> Result<(), StoreError> {
+    s.store.set_consents(p.id, c).await?;
+    crate::audit::append(
+        &s.store,
+        &crate::audit::AuditEntry::new(
+            &p.address,
+            "consents.set",
+            &p.address,
+            &format!(
+                "regulator={} break_glass={} masked={}",
+                c.regulator, c.break_glass, c.masked
+            ),
+        ),
+    )
+    .await
+}

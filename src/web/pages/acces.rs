@@ -114,21 +114,7 @@ pub(super) async fn set_consents(
         break_glass: f.break_glass == "allow",
         masked: f.masked == "allow",
     };
-    let p = &session.account;
-    s.store.set_consents(p.id, c).await?;
-    crate::audit::append(
-        &s.store,
-        &crate::audit::AuditEntry::new(
-            &p.address,
-            "consents.set",
-            &p.address,
-            &format!(
-                "regulator={} break_glass={} masked={}",
-                c.regulator, c.break_glass, c.masked
-            ),
-        ),
-    )
-    .await?;
+    history::set_consents(&s, &session.account, c).await?;
     Ok(Redirect::to("/professionnels?etat=consentements").into_response())
 }
 
