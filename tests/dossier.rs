@@ -236,6 +236,16 @@ async fn indexed_as_the_fixtures(db: Db) {
         None,
     );
     assert_eq!(status, 404);
+    let refusals = mes::audit::entries_for(&store, PATIENT)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "record.refused" && e.actor == OTHER)
+        .count();
+    assert_eq!(
+        refusals, 1,
+        "another patient's attempt is on the owner's trail"
+    );
     // Hide from professionals, then show again; both audited.
     let (status, d) = api(
         &server,

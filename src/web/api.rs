@@ -412,11 +412,12 @@ async fn own_document(
     p: &Account,
     id: i64,
 ) -> Result<crate::store::dossier::Document, ApiError> {
-    s.store
-        .document_of(p.id, id)
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "Ce document n'existe pas.".into()))
+    patient::own_document(s, p, id).await.map_err(|e| match e {
+        PatientError::NotFound => {
+            ApiError(StatusCode::NOT_FOUND, "Ce document n'existe pas.".into())
+        }
+        other => other.into(),
+    })
 }
 
 async fn document(

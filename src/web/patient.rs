@@ -69,6 +69,39 @@ pub async fn own_thread(s: &WebServices, p: &Account, id: i64) -> Result<Thread,
     Err(PatientError::NotFound)
 }
 
+/// Loads a document of the patient's record. Another patient's document is
+/// [`PatientError::NotFound`], and the attempt goes through the access gate,
+/// which refuses it and writes it on the owner's trail.
+pub async fn own_document(
+    s: &WebServices,
+    p: &Account,
+    id: i64,
+) -> Result<crate::store::dossier::Document, PatientError> {
+    if let Some(d) = s.store.document_of(p.id, id).await? {
+        return Ok(d);
+    }
+    let owner: Option<i64> = sqlx::query_scalar("SELECT patient_id FROM documents WHERE id = $1")
+        .bind(id)
+        .fetch_optional(s.store.pool())
+        .await
+        .map_err(|e| PatientError::Unavailable(e.to_string()))?;
+    if let Some(owner) = owner
+        && let Some(owner) = s.store.account_by_id(owner).await?
+    {
+        let _refused = s
+            .gate
+            .check(
+                p,
+                &owner,
+                crate::access::Mode::Normal,
+                &format!("document {id}"),
+                false,
+            )
+            .await?;
+    }
+    Err(PatientError::NotFound)
+}
+
 /// A message of a thread as the patient sees it.
 #[derive(Debug, Serialize)]
 pub struct MessageView {

@@ -94,11 +94,7 @@ pub(super) async fn show(
     Path(id): Path<i64>,
     q: Query<Etat>,
 ) -> Result<Response, PageError> {
-    let d = s
-        .store
-        .document_of(session.account.id, id)
-        .await?
-        .ok_or(PageError::NotFound)?;
+    let d = patient::own_document(&s, &session.account, id).await?;
     let raw = s.store.blob(&d.blob_hash).await?;
     let size = size_fr(raw.len());
     let v = view::document_view(&d, &raw);
@@ -117,11 +113,7 @@ pub(super) async fn content(
     session: Session,
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
-    let d = s
-        .store
-        .document_of(session.account.id, id)
-        .await?
-        .ok_or(PageError::NotFound)?;
+    let d = patient::own_document(&s, &session.account, id).await?;
     let raw = s.store.blob(&d.blob_hash).await?;
     Ok(patient::file_download(&view::file_name(&d), raw))
 }
@@ -143,6 +135,7 @@ async fn set_hidden(
         return Err(PageError::Forbidden);
     }
     let p = &session.account;
+    patient::own_document(s, p, id).await?;
     if !s.store.set_document_hidden(p.id, id, hidden).await? {
         return Err(PageError::NotFound);
     }
