@@ -956,7 +956,8 @@ async fn blocking_a_professional_in_the_browser() {
     let refused = items
         .iter()
         .position(|t| {
-            t.contains("Accès à votre dossier refusé") && t.contains("Dr Claire Traitant")
+            t.contains("Accès à votre dossier refusé")
+                && t.contains("Dr Claire Traitant (Médecin, CHU de Test)")
         })
         .unwrap_or_else(|| panic!("refusal not in {items:?}"));
     let read = items

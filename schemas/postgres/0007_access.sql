@@ -37,6 +37,9 @@ CREATE TABLE patient_consents (
 -- SAMU / Centre 15 regulating physicians.
 ALTER TABLE accounts ADD COLUMN emergency_regulator BIGINT NOT NULL DEFAULT 0;
 
+-- The establishment a professional acts for (shown in the patient's access history).
+ALTER TABLE accounts ADD COLUMN establishment TEXT;
+
 -- The professionals' second factor (TOTP secret, base32), for API tokens.
 ALTER TABLE accounts ADD COLUMN totp_secret TEXT;
 

@@ -30,6 +30,9 @@ pub struct AccessDetail {
     /// Their RPPS number.
     #[serde(default)]
     pub rpps: Option<String>,
+    /// The establishment they act for.
+    #[serde(default)]
+    pub establishment: Option<String>,
 }
 
 /// Audit action of an allowed access.
@@ -108,6 +111,7 @@ impl Gate {
             reason,
             profession: actor.profession.clone(),
             rpps: actor.rpps.clone(),
+            establishment: actor.establishment.clone(),
         };
         if decision != Ok(Grant::Owner) {
             let entry = AuditEntry::new(

@@ -56,6 +56,7 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
             profession,
             rpps,
             certificate_subject,
+            establishment,
             password_stdin,
         } => {
             let addr = Address::parse(&address)?;
@@ -121,6 +122,9 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
                 ),
             )
             .await?;
+            if let Some(e) = &establishment {
+                store.set_establishment(&account.address, Some(e)).await?;
+            }
             println!("created {} ({kind})", account.address);
             if generated {
                 println!("password: {pw}  (shown once)");

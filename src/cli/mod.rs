@@ -146,6 +146,9 @@ pub enum UserCommand {
         /// Subject DN of a client certificate mapped to this account (SASL EXTERNAL, relaying systems).
         #[arg(long, value_name = "DN")]
         certificate_subject: Option<String>,
+        /// The establishment a professional acts for (e.g. "CHU de Test").
+        #[arg(long)]
+        establishment: Option<String>,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,

@@ -45,6 +45,8 @@ pub struct Account {
     pub emergency_regulator: bool,
     /// Base32 TOTP secret of the professional's second factor: never logged.
     pub totp_secret: Option<String>,
+    /// The establishment a professional acts for.
+    pub establishment: Option<String>,
 }
 
 impl std::fmt::Debug for Account {
@@ -82,7 +84,7 @@ pub struct NewAccount {
 }
 
 const ACCOUNT_COLUMNS: &str = "id, address, domain, kind, display_name, profession, rpps, ins, \
-     password_hash, cert_subject, disabled, emergency_regulator, totp_secret";
+     password_hash, cert_subject, disabled, emergency_regulator, totp_secret, establishment";
 
 fn account_from_row(r: &AnyRow) -> Result<Account, StoreError> {
     let kind: String = r.try_get("kind")?;
@@ -102,6 +104,7 @@ fn account_from_row(r: &AnyRow) -> Result<Account, StoreError> {
         disabled: r.try_get::<i64, _>("disabled")? != 0,
         emergency_regulator: r.try_get::<i64, _>("emergency_regulator")? != 0,
         totp_secret: r.try_get("totp_secret")?,
+        establishment: r.try_get("establishment")?,
     })
 }
 
@@ -220,6 +223,20 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("account {address}")));
         }
+        Ok(())
+    }
+
+    /// Sets the establishment `address` acts for.
+    pub async fn set_establishment(
+        &self,
+        address: &str,
+        establishment: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET establishment = $1 WHERE address = $2")
+            .bind(establishment)
+            .bind(address)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 

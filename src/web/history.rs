@@ -28,6 +28,8 @@ pub struct HistoryLine {
     pub actor_type: &'static str,
     /// Who (name, else address).
     pub actor: String,
+    /// Their profession and establishment, when known ("Médecin, CHU de Test").
+    pub actor_details: Option<String>,
     /// What, in French.
     pub action: String,
     /// Why (the reason typed for a break-glass access) or on what.
@@ -99,6 +101,13 @@ pub async fn history(
             at: r.at,
             actor_type,
             actor: name,
+            actor_details: detail.as_ref().and_then(|d| {
+                let parts: Vec<&str> = [d.profession.as_deref(), d.establishment.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                (!parts.is_empty()).then(|| parts.join(", "))
+            }),
             action: action_fr(&r.entry.action, &detail),
             reason: detail.as_ref().and_then(|d| d.reason.clone()),
             refused: r.entry.action == ACCESS_REFUSED || r.entry.action.ends_with("_denied"),
