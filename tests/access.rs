@@ -231,6 +231,42 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
             "{what}: one audit row per attempt"
         );
     }
+    // Profile items read from a hidden document are hidden with it.
+    let profile = format!("/api/pro/v1/patients/{INS}/profile");
+    let has_plavix = |body: &serde_json::Value| {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["label"].as_str().unwrap_or("").starts_with("PLAVIX"))
+    };
+    let (code, body) = pro_get(&server, &instance, &authorised, &profile);
+    assert_eq!(code, 200);
+    assert!(has_plavix(&body), "{body}");
+    let vsm = docs["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["category"] == "SYNTHESE")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let hide = |id: i64, hidden: bool| {
+        let (code, _) = api(
+            &server,
+            &ca,
+            "PUT",
+            &format!("/api/v1/documents/{id}/hidden"),
+            Some(&token),
+            Some(&serde_json::json!({ "hidden": hidden }).to_string()),
+        );
+        assert_eq!(code, 200);
+    };
+    hide(vsm, true);
+    let (_, body) = pro_get(&server, &instance, &authorised, &profile);
+    assert!(!has_plavix(&body), "hidden with its document: {body}");
+    hide(vsm, false);
+
     // Unblocking restores nothing by itself.
     set(&blocked.address, "removed");
     consents(true, true, false);
@@ -422,6 +458,7 @@ async fn second_factor_tokens_and_emergency_notice() {
     let (code, body) = ask(&good, PW);
     assert_eq!(code, 200, "{body}");
     let bearer = body["token"].as_str().unwrap().to_string();
+    assert_eq!(ask(&good, PW).0, 401, "a code is accepted once");
 
     let list = format!("/api/pro/v1/patients/{INS}/documents");
     let (code, _) = api(&server, &ca, "GET", &list, Some(&bearer), None);

@@ -619,18 +619,30 @@ async fn replacement_supersedes(db: Db) {
         },
         false,
     );
+    // The patient hid the first version; the replacement stays hidden.
+    let store = open_store(&instance).await;
+    let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
+    let first = store.documents_of(patient.id).await.unwrap()[0].id;
+    assert!(
+        store
+            .set_document_hidden(patient.id, first, true)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         send_package(&instance, &server, PATIENT, &v2, "").await,
         250
     );
-    let store = open_store(&instance).await;
-    let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
     let docs = store.documents_of(patient.id).await.unwrap();
     assert_eq!(docs.len(), 2, "{docs:?}");
     let old = docs.iter().find(|d| d.version == 1).expect("version 1");
     let new = docs.iter().find(|d| d.version == 2).expect("version 2");
     assert_eq!(old.status, "superseded");
     assert_eq!(new.status, "current");
+    assert!(
+        new.hidden,
+        "what the patient hid stays hidden in its new version"
+    );
     assert_eq!(new.unique_id, "1.2.250.1.213.1.1.1.13.2022.1.2");
     // The profile holds one copy of the items, from the current version.
     let profile = store.profile_of(patient.id).await.unwrap();

@@ -479,6 +479,10 @@ async fn every_form_needs_its_csrf_token() {
     let r = web.post("/connexion", &[("login", INS), ("password", PATIENT_PW)]);
     assert_eq!(r.status, 403);
     assert!(r.body.contains("Formulaire expiré"), "{}", r.body);
+    // Anonymous forms take small bodies only.
+    let big = "x".repeat(100 * 1024);
+    let r = web.post("/connexion", &[("login", &big), ("password", "x")]);
+    assert_eq!(r.status, 413, "a 100 KiB login form is refused");
     let stranger = Web::new(&instance, &server);
     let csrf = web.csrf("/connexion");
     let r = stranger.post(

@@ -42,6 +42,8 @@ ALTER TABLE accounts ADD COLUMN establishment TEXT;
 
 -- The professionals' second factor (TOTP secret, base32), for API tokens.
 ALTER TABLE accounts ADD COLUMN totp_secret TEXT;
+-- The last time step accepted: a code is never accepted twice.
+ALTER TABLE accounts ADD COLUMN totp_last_step BIGINT NOT NULL DEFAULT 0;
 
 -- The audit trail is append-only for the application.
 CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -52,6 +52,17 @@ impl Authenticator {
 
     /// Verifies a password login from `ip`. Failures are delayed and counted.
     pub async fn login(&self, ip: IpAddr, credentials: Credentials) -> LoginResult {
+        self.check_password(ip, credentials, true).await
+    }
+
+    /// The password check; `forgive` clears the account's failure count on
+    /// success (not when a second factor is still to come).
+    pub(super) async fn check_password(
+        &self,
+        ip: IpAddr,
+        credentials: Credentials,
+        forgive: bool,
+    ) -> LoginResult {
         let ip_key = format!("ip:{ip}");
         let address = Address::parse(&credentials.username)
             .map(|a| a.to_string())
@@ -83,14 +94,25 @@ impl Authenticator {
             .unwrap_or(false);
         match account {
             Some(acc) if valid && !acc.disabled => {
-                self.throttle.success(&account_key);
+                if forgive {
+                    self.throttle.success(&account_key);
+                }
                 if acc.kind == AccountKind::Patient {
                     return LoginResult::Patient(Box::new(acc));
                 }
                 LoginResult::Success(Box::new(acc))
             }
             _ => {
-                tracing::warn!(%ip, user = %account_key, "authentication failed");
+                // A patient's address carries their INS: never in the logs.
+                let patient = account
+                    .as_ref()
+                    .is_some_and(|a| a.kind == AccountKind::Patient)
+                    || address.is_none();
+                if patient {
+                    tracing::warn!(%ip, "authentication failed");
+                } else {
+                    tracing::warn!(%ip, user = %account_key, "authentication failed");
+                }
                 let locked_ip = self.throttle.failure(&ip_key);
                 let locked_account = self.throttle.failure(&account_key);
                 tokio::time::sleep(self.failure_delay).await;

@@ -49,7 +49,8 @@ impl Throttle {
             let lockout = self.lockout;
             map.retain(|_, e| now.duration_since(e.last) < lockout);
             if map.len() >= MAX_KEYS {
-                map.clear();
+                // Full of recent keys: forget the ones not locked, never a lockout.
+                map.retain(|_, e| e.locked_until.is_some_and(|until| until > now));
             }
         }
         let e = map.entry(key.to_string()).or_insert(Entry {

@@ -45,35 +45,64 @@ pub fn code_at(secret: &str, unix: u64) -> Option<String> {
     Some(format!("{:06}", value % 1_000_000))
 }
 
-/// Accepts the current code and the ones just before and after (clock drift).
-pub fn verify(secret: &str, code: &str, unix: u64) -> bool {
+/// Accepts the current code and the ones just before and after (clock drift);
+/// returns the time step it belongs to (so that it is never accepted twice).
+pub fn matching_step(secret: &str, code: &str, unix: u64) -> Option<u64> {
     let code = code.trim();
-    code.len() == 6
-        && [unix.saturating_sub(STEP), unix, unix + STEP]
-            .iter()
-            .any(|t| code_at(secret, *t).is_some_and(|c| c == code))
+    if code.len() != 6 {
+        return None;
+    }
+    [unix.saturating_sub(STEP), unix, unix + STEP]
+        .into_iter()
+        .find(|t| {
+            code_at(secret, *t).is_some_and(|c| {
+                c.bytes()
+                    .zip(code.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+            })
+        })
+        .map(|t| t / STEP)
+}
+
+/// True when `code` is valid at `unix` (see [`matching_step`]).
+pub fn verify(secret: &str, code: &str, unix: u64) -> bool {
+    matching_step(secret, code, unix).is_some()
 }
 
 impl Authenticator {
     /// Password then one-time code. Only accounts with a second factor pass;
-    /// a wrong code counts as a failed login.
+    /// a wrong or reused code counts as a failed login, and the account's
+    /// failures are forgiven only when both factors are right.
     pub async fn login_with_totp(
         &self,
         ip: IpAddr,
         credentials: Credentials,
         code: &str,
     ) -> LoginResult {
-        let account = match self.login(ip, credentials).await {
+        let account = match self.check_password(ip, credentials, false).await {
             LoginResult::Success(a) => a,
             other => return other,
         };
         let now = crate::store::now().max(0) as u64;
-        if account
+        let step = account
             .totp_secret
             .as_deref()
-            .is_some_and(|s| verify(s, code, now))
-        {
-            return LoginResult::Success(account);
+            .and_then(|s| matching_step(s, code, now));
+        if let Some(step) = step {
+            match self
+                .store
+                .take_totp_step(&account.address, step as i64)
+                .await
+            {
+                Ok(true) => {
+                    self.throttle
+                        .success(&format!("account:{}", account.address));
+                    return LoginResult::Success(account);
+                }
+                Ok(false) => tracing::warn!(%ip, "one-time code used twice"),
+                Err(_) => return LoginResult::Unavailable,
+            }
         }
         tracing::warn!(%ip, "second factor refused");
         self.throttle.failure(&format!("ip:{ip}"));

@@ -132,10 +132,10 @@ impl SmtpServices {
             Ok(e) => Ok((e.filing.map(Box::new), e.filed_for)),
             Err(refusal) => {
                 tracing::warn!(code = refusal.mdn_code(), "structured attachments refused");
-                if let Some(to) = &facts.notify_to {
+                if let Some(to) = mdn_address(facts, envelope) {
                     for p in &patients {
                         self.send_mdn(
-                            to,
+                            &to,
                             &p.address,
                             facts.message_id.as_deref(),
                             content,
@@ -158,6 +158,12 @@ impl SmtpServices {
         content: &[u8],
         disposition: Disposition,
     ) {
+        // Reports go to senders, never into a patient's mailbox.
+        if let Ok(Some(a)) = self.store.account_by_address(to).await
+            && a.kind == crate::identity::AccountKind::Patient
+        {
+            return;
+        }
         let end = content
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
@@ -187,6 +193,16 @@ impl SmtpServices {
                 .get(address)
                 .is_some_and(|names| names.iter().any(|n| n.eq_ignore_ascii_case(account)))
     }
+}
+
+/// Where an MDN may go: the `Disposition-Notification-To` address only when it
+/// is the envelope sender (RFC 8098 §2.1: no reports to third parties), never
+/// for the null sender.
+fn mdn_address(facts: &MessageFacts, envelope: &Envelope) -> Option<String> {
+    facts
+        .notify_to
+        .clone()
+        .filter(|to| !envelope.mail_from.is_empty() && to.eq_ignore_ascii_case(&envelope.mail_from))
 }
 
 fn outcome(result: LoginResult) -> AuthOutcome {
@@ -474,8 +490,8 @@ impl Backend for ServerBackend {
             Ok(found) => found,
             Err(refusal) => return refusal,
         };
-        let mdn_content =
-            (facts.notify_to.is_some() && !filed_for.is_empty()).then(|| content.clone());
+        let mdn_to = mdn_address(&facts, envelope);
+        let mdn_content = (mdn_to.is_some() && !filed_for.is_empty()).then(|| content.clone());
         let message = Incoming {
             thread,
             dossier,
@@ -501,7 +517,7 @@ impl Backend for ServerBackend {
                     message = stored.message_id,
                     "message accepted"
                 );
-                if let (Some(to), Some(content)) = (facts.notify_to.clone(), mdn_content) {
+                if let (Some(to), Some(content)) = (mdn_to, mdn_content) {
                     // After the commit: tell the sender its documents were filed.
                     let services = self.0.clone();
                     let message_id = facts.message_id.clone();

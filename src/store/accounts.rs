@@ -240,6 +240,19 @@ impl Store {
         Ok(())
     }
 
+    /// Accepts TOTP time step `step` for `address` once: false if it (or a later
+    /// one) was already used.
+    pub async fn take_totp_step(&self, address: &str, step: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE accounts SET totp_last_step = $1 WHERE address = $2 AND totp_last_step < $1",
+        )
+        .bind(step)
+        .bind(address)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Sets (or removes) the TOTP secret of `address`.
     pub async fn set_totp_secret(
         &self,

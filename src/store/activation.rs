@@ -79,6 +79,12 @@ impl Store {
             .bind(account_id)
             .execute(&mut *tx)
             .await?;
+        // A new first password ends whatever sessions existed (a reissued code
+        // after a takeover must lock the intruder out).
+        sqlx::query("DELETE FROM api_sessions WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -189,6 +189,9 @@ pub struct ProfileItem {
     pub author: Option<String>,
     /// When it was filed.
     pub created_at: i64,
+    /// Its source document is hidden from professionals (MASQUE_PS).
+    #[serde(skip)]
+    pub source_hidden: bool,
 }
 
 /// Writes the documents and outcomes of one message, on the delivery's connection.
@@ -214,9 +217,10 @@ pub(super) async fn file_on(
         // A replacement takes the next version number and supersedes the old one.
         let mut version = 1i64;
         let mut replaced: Option<i64> = None;
+        let mut hidden = 0i64;
         if let Some(old) = &d.replaces {
             let row = sqlx::query(
-                "SELECT id, version FROM documents WHERE patient_id = $1 \
+                "SELECT id, version, hidden FROM documents WHERE patient_id = $1 \
                  AND (unique_id = $2 OR entry_uuid = $2) ORDER BY version DESC LIMIT 1",
             )
             .bind(patient_id)
@@ -226,13 +230,15 @@ pub(super) async fn file_on(
             if let Some(r) = row {
                 replaced = Some(r.try_get("id")?);
                 version = r.try_get::<i64, _>("version")? + 1;
+                // What the patient hid stays hidden in its new version.
+                hidden = r.try_get("hidden")?;
             }
         }
         let row = sqlx::query(
             "INSERT INTO documents (patient_id, message_id, unique_id, entry_uuid, category, title, type_code, class_code, \
              format_code, creation_time, service_start, service_stop, author, author_institution, author_role, \
-             author_specialty, confidentiality, mime_type, blob_hash, size, version, source, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
+             author_specialty, confidentiality, mime_type, blob_hash, size, version, source, created_at, hidden) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
              RETURNING id",
         )
         .bind(patient_id)
@@ -258,6 +264,7 @@ pub(super) async fn file_on(
         .bind(version)
         .bind(d.source)
         .bind(t)
+        .bind(hidden)
         .fetch_one(&mut *conn)
         .await?;
         let id: i64 = row.try_get("id")?;
@@ -395,7 +402,8 @@ impl Store {
     pub async fn profile_of(&self, patient_id: i64) -> Result<Vec<ProfileItem>, StoreError> {
         let rows = sqlx::query(
             "SELECT p.id, p.category, p.label, p.code, p.value, p.item_date, p.document_id, p.author, \
-             p.created_at, d.title AS document_title FROM profile_items p \
+             p.created_at, d.title AS document_title, COALESCE(d.hidden, 0) AS source_hidden \
+             FROM profile_items p \
              LEFT JOIN documents d ON d.id = p.document_id WHERE p.patient_id = $1 \
              ORDER BY p.category, p.id",
         )
@@ -415,6 +423,7 @@ impl Store {
                     document_title: r.try_get("document_title")?,
                     author: r.try_get("author")?,
                     created_at: r.try_get("created_at")?,
+                    source_hidden: r.try_get::<i64, _>("source_hidden")? != 0,
                 })
             })
             .collect()

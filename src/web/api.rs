@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -30,13 +30,24 @@ pub fn routes() -> axum::Router<Shared> {
         .route("/api/v1/threads", get(threads))
         .route("/api/v1/threads/{id}", get(thread))
         .route("/api/v1/threads/{id}/read", post(mark_read))
-        .route("/api/v1/threads/{id}/reply", post(reply))
+        .route(
+            "/api/v1/threads/{id}/reply",
+            post(reply).layer(DefaultBodyLimit::max(super::UPLOAD_LIMIT)),
+        )
         .route(
             "/api/v1/threads/{id}/messages/{message}/attachments/{index}",
             get(download),
         )
-        .route("/api/v1/messages", post(new_message))
-        .route("/api/v1/documents", get(documents).post(add_document))
+        .route(
+            "/api/v1/messages",
+            post(new_message).layer(DefaultBodyLimit::max(super::UPLOAD_LIMIT)),
+        )
+        .route(
+            "/api/v1/documents",
+            get(documents)
+                .post(add_document)
+                .layer(DefaultBodyLimit::max(super::UPLOAD_LIMIT)),
+        )
         .route("/api/v1/documents/{id}", get(document))
         .route("/api/v1/documents/{id}/content", get(document_content))
         .route("/api/v1/documents/{id}/hidden", put(document_hidden))
@@ -51,7 +62,7 @@ pub fn routes() -> axum::Router<Shared> {
             "/api/v1/settings/notifications",
             get(get_settings).put(put_settings),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
+        .layer(DefaultBodyLimit::max(super::FORM_LIMIT))
 }
 
 /// An API error: status and a French message for the patient.

@@ -29,6 +29,11 @@ use crate::server::accept;
 use crate::store::Store;
 use crate::threads::send::Sender;
 
+/// Largest body of a form or JSON request (logins, settings…).
+const FORM_LIMIT: usize = 64 * 1024;
+/// Largest body of a request that carries files (replies, documents, deposits).
+const UPLOAD_LIMIT: usize = 64 * 1024 * 1024;
+
 /// What every HTTP request shares.
 #[derive(Debug)]
 pub struct WebServices {

@@ -22,13 +22,14 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ClientAddr, ClientCert, WebServices, security};
+use super::{ClientAddr, ClientCert, FORM_LIMIT, UPLOAD_LIMIT, WebServices, security};
 use crate::access::{Denial, Mode};
 use crate::dossier::filing::{self, PatientRecipient};
 use crate::dossier::limits::Limits;
 use crate::identity::AccountKind;
 use crate::identity::ins::Ins;
 use crate::store::accounts::Account;
+use axum::extract::DefaultBodyLimit;
 
 type Shared = Arc<WebServices>;
 
@@ -37,7 +38,9 @@ pub fn routes() -> axum::Router<Shared> {
     axum::Router::new()
         .route(
             "/api/pro/v1/patients/{ins}/documents",
-            get(documents).post(deposit),
+            get(documents)
+                .post(deposit)
+                .layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
         )
         .route(
             "/api/pro/v1/patients/{ins}/documents/{id}/content",
@@ -45,7 +48,7 @@ pub fn routes() -> axum::Router<Shared> {
         )
         .route("/api/pro/v1/patients/{ins}/profile", get(profile))
         .route("/api/pro/v1/token", axum::routing::post(token))
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
+        .layer(DefaultBodyLimit::max(FORM_LIMIT))
 }
 
 /// An error of the professionals' API (English: it is read by software).
@@ -236,12 +239,23 @@ async fn profile(
     Query(how): Query<How>,
 ) -> Result<Json<serde_json::Value>, ProError> {
     let patient = patient_by_ins(&s, &ins).await?;
+    let mode = how.mode()?;
     s.gate
-        .check(&pro, &patient, how.mode()?, "profile", false)
+        .check(&pro, &patient, mode, "profile", false)
         .await
         .map_err(unavailable)?
         .map_err(refused)?;
-    let items = s.store.profile_of(patient.id).await.map_err(unavailable)?;
+    // Items read from a hidden document are as hidden as the document.
+    let who = s.gate.actor(&pro, &patient).await.map_err(unavailable)?;
+    let consents = s.store.consents(patient.id).await.map_err(unavailable)?;
+    let items: Vec<_> = s
+        .store
+        .profile_of(patient.id)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .filter(|i| crate::access::decide(who, mode, consents, i.source_hidden).is_ok())
+        .collect();
     Ok(Json(json!({ "items": items })))
 }
 

@@ -12,7 +12,7 @@ mod parametres;
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -44,10 +44,15 @@ pub(super) fn routes() -> axum::Router<Shared> {
         .route("/messagerie", get(messagerie::list))
         .route(
             "/messagerie/nouveau",
-            get(messagerie::new_page).post(messagerie::new_message),
+            get(messagerie::new_page)
+                .post(messagerie::new_message)
+                .layer(DefaultBodyLimit::max(super::UPLOAD_LIMIT)),
         )
         .route("/messagerie/{id}", get(messagerie::thread))
-        .route("/messagerie/{id}/repondre", post(messagerie::reply))
+        .route(
+            "/messagerie/{id}/repondre",
+            post(messagerie::reply).layer(DefaultBodyLimit::max(super::UPLOAD_LIMIT)),
+        )
         .route(
             "/messagerie/{id}/messages/{message}/pieces-jointes/{index}",
             get(messagerie::download),
@@ -72,7 +77,7 @@ pub(super) fn routes() -> axum::Router<Shared> {
         .route("/parametres/notifications", post(parametres::notifications))
         .route("/parametres/mot-de-passe", post(parametres::password))
         .route("/static/mes.css", get(stylesheet))
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
+        .layer(DefaultBodyLimit::max(super::FORM_LIMIT))
         .layer(axum::middleware::from_fn(security::csrf_cookie))
 }
 
