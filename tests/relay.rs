@@ -251,7 +251,8 @@ async fn mx_resolution_with_preference_and_implicit_mx() {
         250
     );
     assert_eq!(
-        wait_inbox(&b, MARIE_B, 1, 30).await.len(),
+        // Generous: a loaded CI machine can make the first DNS answers time out.
+        wait_inbox(&b, MARIE_B, 1, 90).await.len(),
         1,
         "{}",
         a_server.log()

@@ -482,7 +482,14 @@ async fn every_form_needs_its_csrf_token() {
     // Anonymous forms take small bodies only.
     let big = "x".repeat(100 * 1024);
     let r = web.post("/connexion", &[("login", &big), ("password", "x")]);
-    assert_eq!(r.status, 413, "a 100 KiB login form is refused");
+    // 413, or (when the server answers and closes before curl has sent it all)
+    // a connection reset, which curl reports as 0: either way it was not read.
+    assert!(
+        r.status == 413 || r.status == 0,
+        "a 100 KiB login form is refused: {}",
+        r.status
+    );
+    assert_eq!(web.get("/connexion").status, 200, "and the server goes on");
     let stranger = Web::new(&instance, &server);
     let csrf = web.csrf("/connexion");
     let r = stranger.post(
