@@ -1248,3 +1248,149 @@ async fn qresync(db: Db) {
 }
 
 both_backends!(qresync);
+
+/// Mailbox names in UTF-8 for a session that enabled IMAP4rev2 (RFC 9051 §5.1,
+/// Appendix E), in modified UTF-7 for the others, over the same mailboxes; the
+/// LIST response with `OLDNAME` when the server normalised a created or
+/// renamed name.
+async fn utf8_mailbox_names(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let addr = server.addr("imaps");
+    let mut v2 = imap_login(addr, &ca, JEAN, PW).await;
+    let mut v1 = imap_login(addr, &ca, JEAN, PW).await;
+    v2.expect("ENABLE IMAP4rev2", "OK").await;
+
+    // Before ENABLE and in an IMAP4rev1 session, UTF-8 is not a mailbox name.
+    v1.expect("CREATE \"Résultats\"", "BAD").await;
+    v1.expect("SELECT \"R&AOk\"", "BAD").await;
+
+    let c = v2.expect("CREATE \"Résultats/Été 2026\"", "OK").await;
+    assert!(c.untagged.is_empty(), "not normalised: no LIST {c:?}");
+    let l = v2.expect("LIST \"\" \"Résultats/*\"", "OK").await;
+    assert_eq!(
+        l.untagged,
+        vec!["* LIST (\\HasNoChildren) \"/\" \"Résultats/Été 2026\"".to_string()]
+    );
+    // The IMAP4rev1 session sees the same mailbox in modified UTF-7, and its
+    // patterns are modified UTF-7 too.
+    let l = v1.expect("LIST \"\" \"R&AOk-sultats/*\"", "OK").await;
+    assert_eq!(
+        l.untagged,
+        vec!["* LIST (\\HasNoChildren) \"/\" \"R&AOk-sultats/&AMk-t&AOk- 2026\"".to_string()]
+    );
+    let l = v1.expect("LIST \"\" \"*\"", "OK").await.all();
+    assert!(!l.contains("Résultats"), "{l}");
+
+    // APPEND from both sides, each in its own form.
+    let r = v2
+        .append("\"Résultats/Été 2026\"", "", &mail("utf8-un", "un"))
+        .await;
+    assert!(r.status.contains("OK [APPENDUID "), "{r:?}");
+    let r = v1
+        .append(
+            "\"R&AOk-sultats/&AMk-t&AOk- 2026\"",
+            "\\Seen",
+            &mail("utf8-deux", "deux"),
+        )
+        .await;
+    assert!(r.status.contains("OK [APPENDUID "), "{r:?}");
+    let r = v1
+        .append("\"Résultats/Été 2026\"", "", &mail("x", "x"))
+        .await;
+    assert_eq!(r.kind(), "BAD", "{r:?}");
+
+    // STATUS and SELECT name the mailbox in the session's form.
+    let s = v2
+        .expect("STATUS \"Résultats/Été 2026\" (MESSAGES)", "OK")
+        .await;
+    assert_eq!(
+        s.untagged,
+        vec!["* STATUS \"Résultats/Été 2026\" (MESSAGES 2)".to_string()]
+    );
+    let s = v1
+        .expect("STATUS \"R&AOk-sultats/&AMk-t&AOk- 2026\" (MESSAGES)", "OK")
+        .await;
+    assert_eq!(
+        s.untagged,
+        vec!["* STATUS \"R&AOk-sultats/&AMk-t&AOk- 2026\" (MESSAGES 2)".to_string()]
+    );
+    let sel = v2.expect("SELECT \"Résultats/Été 2026\"", "OK").await;
+    assert!(
+        sel.untagged
+            .iter()
+            .any(|l| l == "* LIST (\\HasNoChildren) \"/\" \"Résultats/Été 2026\""),
+        "{sel:?}"
+    );
+    assert!(sel.untagged.iter().any(|l| l == "* 2 EXISTS"), "{sel:?}");
+    let sel = v1
+        .expect("EXAMINE \"R&AOk-sultats/&AMk-t&AOk- 2026\"", "OK")
+        .await;
+    assert!(sel.untagged.iter().any(|l| l == "* 2 EXISTS"), "{sel:?}");
+
+    // COPY and MOVE into a UTF-8 name; the other session counts them.
+    v2.expect("CREATE \"Archivé\"", "OK").await;
+    v2.expect("COPY 1:2 \"Archivé\"", "OK").await;
+    v2.expect("MOVE 1 \"Archivé\"", "OK").await;
+    let s = v1.expect("STATUS \"Archiv&AOk-\" (MESSAGES)", "OK").await;
+    assert_eq!(
+        s.untagged,
+        vec!["* STATUS Archiv&AOk- (MESSAGES 3)".to_string()]
+    );
+    v2.expect("COPY 1 \"Archiv&AOk-\"", "NO").await;
+
+    // SUBSCRIBE/LSUB.
+    v2.expect("SUBSCRIBE \"Archivé\"", "OK").await;
+    let l = v2.expect("LSUB \"\" \"Arch*\"", "OK").await.all();
+    assert!(l.contains(" \"/\" \"Archivé\""), "{l}");
+    let l = v1.expect("LSUB \"\" \"Arch*\"", "OK").await.all();
+    assert!(l.contains(" \"/\" Archiv&AOk-"), "{l}");
+
+    // RENAME: a name the server normalises comes back with OLDNAME; one it
+    // keeps as given does not.
+    let r = v2
+        .expect("RENAME \"Archivé\" \"Archivé 2026/\"", "OK")
+        .await;
+    assert_eq!(
+        r.untagged,
+        vec![
+            "* LIST (\\HasNoChildren) \"/\" \"Archivé 2026\" (\"OLDNAME\" (\"Archivé 2026/\"))"
+                .to_string()
+        ]
+    );
+    let r = v2.expect("RENAME \"Archivé 2026\" \"Archivé\"", "OK").await;
+    assert!(r.untagged.is_empty(), "{r:?}");
+    let c = v2.expect("CREATE \"inbox/Été\"", "OK").await;
+    assert_eq!(
+        c.untagged,
+        vec![
+            "* LIST (\\HasNoChildren) \"/\" \"INBOX/Été\" (\"OLDNAME\" (\"inbox/Été\"))"
+                .to_string()
+        ]
+    );
+    // An IMAP4rev1 session gets no LIST there.
+    let c = v1.expect("CREATE \"Dossier&AOk-/\"", "OK").await;
+    assert!(c.untagged.is_empty(), "{c:?}");
+    let l = v2.expect("LIST \"\" \"Dossier*\"", "OK").await;
+    assert_eq!(
+        l.untagged,
+        vec!["* LIST (\\HasNoChildren) \"/\" \"Dossieré\"".to_string()]
+    );
+
+    // Invalid UTF-8 and control characters are refused in an IMAP4rev2 session.
+    let tag = v2.tag();
+    v2.send_raw(format!("{tag} CREATE {{2+}}\r\nR\t").as_bytes())
+        .await;
+    v2.send_raw(b"\r\n").await;
+    let r = v2.read_until_tagged(&tag).await;
+    assert_eq!(r.kind(), "BAD", "{r:?}");
+    let tag = v2.tag();
+    v2.send_raw(format!("{tag} CREATE {{2+}}\r\n").as_bytes())
+        .await;
+    v2.send_raw(&[b'R', 0xff, b'\r', b'\n']).await;
+    let r = v2.read_until_tagged(&tag).await;
+    assert_eq!(r.kind(), "BAD", "{r:?}");
+    v2.expect("NOOP", "OK").await;
+}
+
+both_backends!(utf8_mailbox_names);

@@ -4,6 +4,8 @@
 use std::collections::HashSet;
 use std::num::{NonZeroU32, NonZeroU64};
 
+use imap_codec::ResponseCodec;
+use imap_codec::encode::Encoder;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::core::{Atom, QuotedChar, Tag};
@@ -12,10 +14,10 @@ use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::extensions::namespace::{Namespace, NamespaceResponseExtension};
 use imap_codec::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
-use imap_codec::imap_types::response::{Code, Data};
+use imap_codec::imap_types::response::{Code, Data, Response};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
-use super::names::{self, DELIMITER};
+use super::names::{self, DELIMITER, Wire};
 use super::sequence;
 use super::session::{ImapSession, Selected, code};
 use crate::delivery::NewRecipient;
@@ -44,11 +46,22 @@ fn attr(name: &str) -> Option<FlagNameAttribute<'static>> {
         .map(FlagNameAttribute::from)
 }
 
-fn wire_mailbox(name: &str) -> Option<Mailbox<'static>> {
-    if name == "INBOX" {
-        return Some(Mailbox::Inbox);
+/// `text` as an IMAP string: quoted UTF-8, or a literal when it holds CR, LF or NUL.
+fn quoted_or_literal(text: &str) -> Vec<u8> {
+    if text.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n')) {
+        let mut out = format!("{{{}}}\r\n", text.len()).into_bytes();
+        out.extend_from_slice(text.as_bytes());
+        return out;
     }
-    Mailbox::try_from(names::encode(name)).ok()
+    let mut out = vec![b'"'];
+    for b in text.bytes() {
+        if matches!(b, b'"' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+    out
 }
 
 /// The attributes every LIST response carries for `folder`: children
@@ -99,6 +112,47 @@ impl ImapSession {
         self.user.as_ref().map(|u| u.account_id).unwrap_or_default()
     }
 
+    /// How this session's mailbox names travel: UTF-8 after `ENABLE IMAP4rev2`.
+    pub(super) fn name_wire(&self) -> Wire {
+        if self.rev2 { Wire::Utf8 } else { Wire::Utf7 }
+    }
+
+    fn wire_mailbox(&self, name: &str) -> Option<Mailbox<'static>> {
+        names::wire(name, self.name_wire())
+    }
+
+    /// After CREATE or RENAME of `supplied` into `name`: when the server
+    /// normalised the name (trailing delimiter, INBOX's case), an IMAP4rev2
+    /// session gets the mailbox's LIST response with `OLDNAME` (RFC 9051 §6.3.4,
+    /// §6.3.6), which imap-types cannot express.
+    async fn report_normalised(&mut self, supplied: Option<String>, name: &str) {
+        if !self.rev2 || supplied.as_deref().is_none_or(|s| s == name) {
+            return;
+        }
+        let (Some(old), Some(mailbox)) = (supplied, self.wire_mailbox(name)) else {
+            return;
+        };
+        let Ok(all) = self.services.store.folders(self.account()).await else {
+            return;
+        };
+        let Some(folder) = all.iter().find(|f| f.name == name) else {
+            return;
+        };
+        let list = Response::Data(Data::List {
+            items: list_attributes(folder, &all),
+            delimiter: QuotedChar::try_from(DELIMITER).ok(),
+            mailbox,
+        });
+        let mut bytes = ResponseCodec::default().encode(&list).dump();
+        if bytes.ends_with(b"\r\n") {
+            bytes.truncate(bytes.len() - 2);
+        }
+        bytes.extend_from_slice(b" (\"OLDNAME\" (");
+        bytes.extend_from_slice(&quoted_or_literal(&old));
+        bytes.extend_from_slice(b"))\r\n");
+        self.raw(bytes);
+    }
+
     /// Resolves a mailbox argument to an existing folder, answering NO/BAD itself.
     /// A missing mailbox is `NO [NONEXISTENT]` (RFC 5530, RFC 9051 §7.1).
     pub(super) async fn resolve_folder(
@@ -126,7 +180,7 @@ impl ImapSession {
         mailbox: &Mailbox<'_>,
         missing: Code<'static>,
     ) -> Option<Folder> {
-        let name = match names::decode(mailbox) {
+        let name = match names::decode(mailbox, self.name_wire()) {
             Ok(n) => n,
             Err(e) => {
                 self.bad(tag.clone(), &e.to_string());
@@ -220,7 +274,9 @@ impl ImapSession {
                 Ok(all) => Some(Data::List {
                     items: list_attributes(&folder, &all),
                     delimiter: QuotedChar::try_from(DELIMITER).ok(),
-                    mailbox: wire_mailbox(&folder.name).unwrap_or_else(|| mailbox.clone()),
+                    mailbox: self
+                        .wire_mailbox(&folder.name)
+                        .unwrap_or_else(|| mailbox.clone()),
                 }),
                 Err(e) => return self.store_failed(tag, e),
             }
@@ -288,7 +344,7 @@ impl ImapSession {
     }
 
     pub(super) async fn create(&mut self, tag: Tag<'static>, mailbox: Mailbox<'static>) {
-        let name = match names::decode(&mailbox) {
+        let name = match names::decode(&mailbox, self.name_wire()) {
             Ok(n) => n,
             Err(e) => return self.bad(tag, &e.to_string()),
         };
@@ -301,7 +357,11 @@ impl ImapSession {
             .create_folder(self.account(), &name)
             .await
         {
-            Ok(()) => self.ok(tag, None, "CREATE completed"),
+            Ok(()) => {
+                let supplied = names::supplied(&mailbox, self.name_wire());
+                self.report_normalised(supplied, &name).await;
+                self.ok(tag, None, "CREATE completed")
+            }
             Err(StoreError::Conflict(_)) => {
                 self.no(tag, Some(code("ALREADYEXISTS")), "Mailbox already exists")
             }
@@ -341,7 +401,7 @@ impl ImapSession {
         let Some(folder) = self.resolve_folder(&tag, &from).await else {
             return;
         };
-        let to_name = match names::decode(&to) {
+        let to_name = match names::decode(&to, self.name_wire()) {
             Ok(n) => n,
             Err(e) => return self.bad(tag, &e.to_string()),
         };
@@ -359,7 +419,11 @@ impl ImapSession {
                 .await
         };
         match result {
-            Ok(()) => self.ok(tag, None, "RENAME completed"),
+            Ok(()) => {
+                let supplied = names::supplied(&to, self.name_wire());
+                self.report_normalised(supplied, &to_name).await;
+                self.ok(tag, None, "RENAME completed")
+            }
             Err(StoreError::Conflict(_)) => {
                 self.no(tag, Some(code("ALREADYEXISTS")), "Target mailbox exists")
             }
@@ -398,7 +462,7 @@ impl ImapSession {
         lsub: bool,
     ) {
         let ext = self.list_options.take().unwrap_or_default();
-        let pattern = match names::pattern_text(&pattern) {
+        let pattern = match names::pattern_text(&pattern, self.name_wire()) {
             Ok(p) => p,
             Err(e) => return self.bad(tag, &e.to_string()),
         };
@@ -445,7 +509,7 @@ impl ImapSession {
             shown.push((f, attrs));
         }
         for (folder, items) in shown {
-            let Some(mailbox) = wire_mailbox(&folder.name) else {
+            let Some(mailbox) = self.wire_mailbox(&folder.name) else {
                 continue;
             };
             // LIST-STATUS (RFC 5819): the STATUS response follows the LIST one.
@@ -502,7 +566,7 @@ impl ImapSession {
             Err(e) => return self.store_failed(tag, e),
         };
         let out = status_items(&folder, &counts, items);
-        if let Some(mailbox) = wire_mailbox(&folder.name) {
+        if let Some(mailbox) = self.wire_mailbox(&folder.name) {
             self.data(Data::Status {
                 mailbox,
                 items: out.into(),

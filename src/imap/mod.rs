@@ -13,7 +13,14 @@
 //!   `[UNSEEN n]` in SELECT;
 //! * SEARCH is answered with ESEARCH (`ALL` when no RETURN is given), with
 //!   `MODSEQ` when a MODSEQ key was used;
-//! * SELECT/EXAMINE gives the mailbox's LIST response.
+//! * SELECT/EXAMINE gives the mailbox's LIST response;
+//! * mailbox names are UTF-8 on the wire in both directions (RFC 9051 §5.1,
+//!   Appendix E; `names.rs`), quoted when they are not atoms, instead of
+//!   modified UTF-7; an IMAP4rev1 session sees the same mailboxes in modified
+//!   UTF-7, and UTF-8 from it stays a syntax error (BAD). Names with control
+//!   characters are refused. When CREATE or RENAME normalises the name given
+//!   (trailing delimiter, INBOX's case), the session gets the mailbox's LIST
+//!   response with `OLDNAME` (RFC 9051 §6.3.4, §6.3.6).
 //!
 //! QRESYNC (RFC 7162) after `ENABLE QRESYNC`: VANISHED instead of EXPUNGE,
 //! `SELECT … (QRESYNC (uidvalidity modseq [known-uids]))` and `UID FETCH …
@@ -33,9 +40,9 @@
 //!
 //! Not done, so an IMAP4rev2 client may meet IMAP4rev1 behaviour there:
 //!
-//! * UTF-8 mailbox names (RFC 9051 §5.1, `OLDNAME`): names stay modified
-//!   UTF-7 on the wire, as in IMAP4rev1; imap-types' mailbox type takes UTF-8
-//!   only with its `ext_utf8` feature, not enabled.
+//! * `UTF8=ACCEPT` (RFC 6855) is neither announced nor enabled: imap-codec
+//!   does not parse APPEND's `UTF8 (literal8)` data item, which it requires.
+//!   Names are not normalised to NFC.
 //! * RECENT/NEW/OLD search keys and STATUS RECENT, gone from IMAP4rev2, are
 //!   still answered (from the session's \Recent set) rather than refused.
 //! * `\NonExistent` is never returned: subscriptions live on mailbox rows, so
