@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn every_cisis_type_code_is_mapped() {
         let p = format!(
-            "{}/../shared/corpus/cda/JDV_J07_XdsTypeCode_CISIS.xml",
+            "{}/tests/fixtures/corpus/cda/JDV_J07_XdsTypeCode_CISIS.xml",
             env!("CARGO_MANIFEST_DIR")
         );
         let xml = std::fs::read_to_string(p).unwrap();

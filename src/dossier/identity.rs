@@ -200,7 +200,7 @@ mod tests {
 
     fn vsm() -> (Package, Vec<CdaDocument>) {
         let p = format!(
-            "{}/../shared/corpus/xdm/ans-interop-exemples-xdm/VSM_1.4_2022.01/IHE_XDM.ZIP",
+            "{}/tests/fixtures/corpus/xdm/ans-interop-exemples-xdm/VSM_1.4_2022.01/IHE_XDM.ZIP",
             env!("CARGO_MANIFEST_DIR")
         );
         let zip = std::fs::read(p).unwrap();

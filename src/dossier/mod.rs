@@ -248,7 +248,7 @@ mod tests {
                 serde_json::from_slice(&read(&format!("tests/fixtures/dossier/{sample}.json")))
                     .unwrap();
             let zip = read(&format!(
-                "../shared/corpus/xdm/ans-interop-exemples-xdm/{sample}/IHE_XDM.ZIP"
+                "tests/fixtures/corpus/xdm/ans-interop-exemples-xdm/{sample}/IHE_XDM.ZIP"
             ));
             let idx = index_attachment(
                 Some("IHE_XDM.ZIP"),
@@ -330,7 +330,7 @@ mod tests {
 
     #[test]
     fn fhir_part_is_indexed() {
-        let json = read("../shared/corpus/fhir/Bundle-bundle-example.json");
+        let json = read("tests/fixtures/corpus/fhir/Bundle-bundle-example.json");
         let idx = index_attachment(
             None,
             "application/fhir+json; charset=utf-8",
@@ -346,14 +346,14 @@ mod tests {
     #[test]
     fn nist_and_directproject_are_indexed() {
         let l = Limits::default();
-        let zip = read("../shared/corpus/xdm/nist-iheos-toolkit2/xdm_minimal.zip");
+        let zip = read("tests/fixtures/corpus/xdm/nist-iheos-toolkit2/xdm_minimal.zip");
         let idx = index_attachment(Some("xdm_minimal.zip"), "application/zip", &zip, &l)
             .unwrap()
             .unwrap();
         assert_eq!(idx.documents[0].category, "AUTR_DOC");
         assert_eq!(idx.documents[0].title, "Document");
         assert!(idx.documents[0].cda.is_none());
-        let zip = read("../shared/corpus/xdm/directproject-xd-common/samplexdm.zip");
+        let zip = read("tests/fixtures/corpus/xdm/directproject-xd-common/samplexdm.zip");
         let idx = index_attachment(None, "application/octet-stream", &zip, &l)
             .unwrap()
             .unwrap();

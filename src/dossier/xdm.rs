@@ -377,7 +377,7 @@ mod tests {
     use zip::write::SimpleFileOptions;
 
     fn corpus(rel: &str) -> Vec<u8> {
-        let p = format!("{}/../shared/corpus/{rel}", env!("CARGO_MANIFEST_DIR"));
+        let p = format!("{}/tests/fixtures/corpus/{rel}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
     }
 

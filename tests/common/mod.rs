@@ -835,10 +835,10 @@ pub async fn send_xdm(
     .await
 }
 
-/// A sample of ../shared/corpus/xdm/ans-interop-exemples-xdm.
+/// A sample of tests/fixtures/corpus/xdm/ans-interop-exemples-xdm (copied from ../shared/corpus).
 pub fn xdm_sample(name: &str) -> Vec<u8> {
     let p = format!(
-        "{}/../shared/corpus/xdm/ans-interop-exemples-xdm/{name}/IHE_XDM.ZIP",
+        "{}/tests/fixtures/corpus/xdm/ans-interop-exemples-xdm/{name}/IHE_XDM.ZIP",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
