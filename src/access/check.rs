@@ -35,6 +35,25 @@ pub struct AccessDetail {
     pub establishment: Option<String>,
 }
 
+/// An access the gate allowed, with what it decided on: listing a record
+/// then asks [`Access::shows`] for each hidden item without another query or
+/// another audit row.
+#[derive(Debug, Clone, Copy)]
+pub struct Access {
+    /// Why it was allowed.
+    pub grant: Grant,
+    who: Actor,
+    consents: crate::store::access::Consents,
+    mode: Mode<'static>,
+}
+
+impl Access {
+    /// May this access see an item whose document is hidden (`hidden`) or not?
+    pub fn shows(&self, hidden: bool) -> bool {
+        decide(self.who, self.mode, self.consents, hidden).is_ok()
+    }
+}
+
 /// Audit action of an allowed access.
 pub const ACCESS_ALLOWED: &str = "record.access";
 /// Audit action of a refused access.
@@ -88,7 +107,7 @@ impl Gate {
         mode: Mode<'_>,
         what: &str,
         hidden: bool,
-    ) -> Result<Result<Grant, Denial>, StoreError> {
+    ) -> Result<Result<Access, Denial>, StoreError> {
         let who = self.actor(actor, patient).await?;
         let consents = self.store.consents(patient.id).await?;
         let decision = decide(who, mode, consents, hidden);
@@ -133,6 +152,17 @@ impl Gate {
             let patient_id = patient.id;
             tokio::spawn(async move { n.emergency_access_for(patient_id).await });
         }
-        Ok(decision)
+        Ok(decision.map(|grant| Access {
+            grant,
+            who,
+            consents,
+            mode: match mode {
+                Mode::Normal => Mode::Normal,
+                Mode::Regulation => Mode::Regulation,
+                // The reason was checked and audited above; decide() only asks
+                // that one was given.
+                Mode::BreakGlass(_) => Mode::BreakGlass("reason given"),
+            },
+        }))
     }
 }

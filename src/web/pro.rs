@@ -181,22 +181,20 @@ async fn documents(
     Query(how): Query<How>,
 ) -> Result<Json<serde_json::Value>, ProError> {
     let patient = patient_by_ins(&s, &ins).await?;
-    let mode = how.mode()?;
-    s.gate
-        .check(&pro, &patient, mode, "documents", false)
+    let access = s
+        .gate
+        .check(&pro, &patient, how.mode()?, "documents", false)
         .await
         .map_err(unavailable)?
         .map_err(refused)?;
-    // Hidden documents only where the rules allow them (no second audit row).
-    let who = s.gate.actor(&pro, &patient).await.map_err(unavailable)?;
-    let consents = s.store.consents(patient.id).await.map_err(unavailable)?;
+    // Hidden documents only where the rules allow them.
     let list: Vec<_> = s
         .store
         .documents_of(patient.id)
         .await
         .map_err(unavailable)?
         .into_iter()
-        .filter(|d| crate::access::decide(who, mode, consents, d.hidden).is_ok())
+        .filter(|d| access.shows(d.hidden))
         .collect();
     Ok(Json(json!({ "documents": list })))
 }
@@ -212,19 +210,21 @@ async fn content(
         .store
         .document_of(patient.id, id)
         .await
-        .map_err(unavailable)?
-        .ok_or_else(|| ProError(StatusCode::NOT_FOUND, "no such document".into()))?;
+        .map_err(unavailable)?;
+    // The gate first (audited): whether the document exists is itself record data.
+    let hidden = d.as_ref().is_some_and(|d| d.hidden);
     s.gate
         .check(
             &pro,
             &patient,
             how.mode()?,
             &format!("document {id}"),
-            d.hidden,
+            hidden,
         )
         .await
         .map_err(unavailable)?
         .map_err(refused)?;
+    let d = d.ok_or_else(|| ProError(StatusCode::NOT_FOUND, "no such document".into()))?;
     let raw = s.store.blob(&d.blob_hash).await.map_err(unavailable)?;
     Ok(super::patient::file_download(
         &super::dossier_view::file_name(&d),
@@ -239,22 +239,20 @@ async fn profile(
     Query(how): Query<How>,
 ) -> Result<Json<serde_json::Value>, ProError> {
     let patient = patient_by_ins(&s, &ins).await?;
-    let mode = how.mode()?;
-    s.gate
-        .check(&pro, &patient, mode, "profile", false)
+    let access = s
+        .gate
+        .check(&pro, &patient, how.mode()?, "profile", false)
         .await
         .map_err(unavailable)?
         .map_err(refused)?;
     // Items read from a hidden document are as hidden as the document.
-    let who = s.gate.actor(&pro, &patient).await.map_err(unavailable)?;
-    let consents = s.store.consents(patient.id).await.map_err(unavailable)?;
     let items: Vec<_> = s
         .store
         .profile_of(patient.id)
         .await
         .map_err(unavailable)?
         .into_iter()
-        .filter(|i| crate::access::decide(who, mode, consents, i.source_hidden).is_ok())
+        .filter(|i| access.shows(i.source_hidden))
         .collect();
     Ok(Json(json!({ "items": items })))
 }
