@@ -1394,3 +1394,105 @@ async fn utf8_mailbox_names(db: Db) {
 }
 
 both_backends!(utf8_mailbox_names);
+
+/// A header FETCH of a large folder is answered from the shared folder
+/// listing (`imap/listing.rs`, written by `imap/wire.rs`): byte for byte what
+/// the row-by-row path gives, and up to date with other sessions' changes.
+async fn header_fetch_of_a_large_folder(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let addr = server.addr("imaps");
+    let mut a = imap_login(addr, &ca, JEAN, PW).await;
+    let mut b = imap_login(addr, &ca, JEAN, PW).await;
+    // 150 messages with varied headers, APPENDs pipelined with LITERAL+.
+    let mut batch = Vec::new();
+    let mut last = String::new();
+    for i in 1..=150 {
+        let message = match i % 4 {
+            0 => mail(&format!("m{i}"), "plain"),
+            1 => format!(
+                "From: =?utf-8?q?=C3=89lo=C3=AFse?= <eloise@hopital-a.mes.test>\r\n\
+                 To: Equipe: a@x.test, b@x.test;\r\nSubject: =?utf-8?b?UsOpc3VsdGF0cw==?= {i} \"q\" \\\r\n\
+                 Message-ID: <m{i}@test>\r\n\r\nx\r\n"
+            )
+            .into_bytes(),
+            2 => format!("Subject: sans date {i}\r\n\r\n").into_bytes(),
+            _ => format!("Subject: {{5}}\r\n folded {i}\r\nIn-Reply-To: <m1@test>\r\n\r\nbody\r\n")
+                .into_bytes(),
+        };
+        let flags = ["", "\\Seen", "\\Answered $Label1", "\\Flagged \\Draft"][i % 4];
+        last = a.tag();
+        batch.extend_from_slice(
+            format!("{last} APPEND INBOX ({flags}) {{{}+}}\r\n", message.len()).as_bytes(),
+        );
+        batch.extend_from_slice(&message);
+        batch.extend_from_slice(b"\r\n");
+    }
+    a.send_raw(&batch).await;
+    let appended = a.read_until_tagged(&last).await;
+    assert!(appended.ok(), "{}", appended.all());
+    let items = "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)";
+    a.expect("SELECT INBOX", "OK").await;
+    // Fewer than 100 messages of a folder without a listing: the row path.
+    let by_rows = a.expect(&format!("FETCH 1:99 {items}"), "OK").await;
+    assert_eq!(by_rows.untagged.len(), 99, "{}", by_rows.all());
+    // The whole folder: from the listing, the same bytes for the same messages.
+    let listed = a.expect(&format!("FETCH 1:* {items}"), "OK").await;
+    assert_eq!(listed.untagged.len(), 150, "{}", listed.all());
+    assert_eq!(listed.untagged[..99], by_rows.untagged[..]);
+
+    // Another session changes flags, expunges, and a message arrives.
+    b.expect("SELECT INBOX", "OK").await;
+    b.expect("STORE 10 +FLAGS (\\Flagged $Suivi)", "OK").await;
+    b.expect("STORE 1:3 +FLAGS.SILENT (\\Deleted)", "OK").await;
+    b.expect("EXPUNGE", "OK").await;
+    b.append("INBOX", "", &mail("nouveau", "z")).await;
+    let fetches = |r: &common::ImapReply| {
+        r.untagged
+            .iter()
+            .filter(|l| l.contains(" ENVELOPE (") || l.contains(" MODSEQ ("))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    // Before A has heard of them, its FETCH leaves out the expunged messages
+    // and the new one.
+    let stale = a.expect(&format!("UID FETCH 1:* {items}"), "OK").await;
+    assert_eq!(fetches(&stale).len(), 147, "{}", stale.all());
+    a.expect("NOOP", "OK").await;
+    let now = a.expect(&format!("FETCH 1:* {items}"), "OK").await;
+    let lines = fetches(&now);
+    assert_eq!(lines.len(), 148, "{}", now.all());
+    assert!(lines[0].starts_with("* 1 FETCH (UID 4 "), "{}", lines[0]);
+    assert!(
+        lines[6].starts_with("* 7 FETCH (UID 10 FLAGS (\\Answered \\Flagged $Label1 $Suivi"),
+        "{}",
+        lines[6]
+    );
+    assert!(
+        lines[147].starts_with("* 148 FETCH (UID 151 FLAGS (")
+            && lines[147].contains("\"nouveau\""),
+        "{}",
+        lines[147]
+    );
+    // CHANGEDSINCE from the listing: only the changed messages.
+    let sel = b.expect("SELECT INBOX", "OK").await.all();
+    let at = sel.find("[HIGHESTMODSEQ ").expect("HIGHESTMODSEQ") + 15;
+    let modseq: u64 = sel[at..].split(']').next().unwrap().parse().unwrap();
+    b.expect("STORE 100 +FLAGS (\\Seen)", "OK").await;
+    let changed = b
+        .expect(
+            &format!("FETCH 1:* (UID FLAGS) (CHANGEDSINCE {modseq})"),
+            "OK",
+        )
+        .await;
+    let lines = fetches(&changed);
+    assert_eq!(lines.len(), 1, "{}", changed.all());
+    assert!(
+        lines[0].starts_with("* 100 FETCH (UID 103 FLAGS ("),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains(" MODSEQ ("), "{}", lines[0]);
+}
+
+both_backends!(header_fetch_of_a_large_folder);

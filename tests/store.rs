@@ -53,6 +53,7 @@ fn message(body: &str, mailbox: i64, rcpt: &str) -> NewMessage {
             patient_id: None,
         }],
         envelope: None,
+        imap_envelope: None,
         bodystructure: None,
         flags: String::new(),
         thread: None,

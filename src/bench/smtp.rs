@@ -75,7 +75,9 @@ pub struct SmtpBenchArgs {
     #[arg(long, default_value = "bench")]
     pub run_id: String,
     /// Attach this file to every message as `IHE_XDM.ZIP` (application/zip):
-    /// measures delivery with indexing of structured attachments.
+    /// measures delivery with indexing of structured attachments. A folder:
+    /// its files in name order, one per message, round robin (distinct
+    /// packages, so that no document is stored only once for all messages).
     #[arg(long)]
     pub attach: Option<PathBuf>,
 }
@@ -236,6 +238,56 @@ fn build_message(
     })
 }
 
+/// A message's token: unique in the run, and of the same width for every
+/// message of a run (see [`Template`]).
+fn token_of(run_id: &str, worker: usize, n: u64) -> String {
+    format!("{run_id}-{worker:04}-{n:010}")
+}
+
+/// A message built by lettre once per worker around a placeholder as wide as
+/// the tokens, then copied with each token put in: base64-encoding a large
+/// attachment for every message would make the load tool, which shares the
+/// machine with the server, a large part of what is measured.
+struct Template {
+    bytes: Vec<u8>,
+    spots: Vec<usize>,
+    width: usize,
+}
+
+impl Template {
+    fn new(
+        args: &SmtpBenchArgs,
+        width: usize,
+        attachment: Option<&[u8]>,
+    ) -> anyhow::Result<Template> {
+        // `~` is in neither the base64 alphabet nor the filler text.
+        let placeholder = "~".repeat(width);
+        let bytes = build_message(args, &placeholder, attachment)?.formatted();
+        let spots: Vec<usize> = memchr::memmem::find_iter(&bytes, placeholder.as_bytes()).collect();
+        anyhow::ensure!(!spots.is_empty(), "the token is missing from the message");
+        Ok(Template {
+            bytes,
+            spots,
+            width,
+        })
+    }
+
+    fn with_token(&self, token: &str) -> anyhow::Result<Vec<u8>> {
+        anyhow::ensure!(
+            token.len() == self.width,
+            "token {token} is not {} wide",
+            self.width
+        );
+        let mut out = self.bytes.clone();
+        for &at in &self.spots {
+            if let Some(spot) = out.get_mut(at..at + self.width) {
+                spot.copy_from_slice(token.as_bytes());
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Runs the load and returns the figures.
 pub async fn run(args: SmtpBenchArgs) -> anyhow::Result<SmtpBenchReport> {
     let next = Arc::new(AtomicU64::new(0));
@@ -251,12 +303,23 @@ pub async fn run(args: SmtpBenchArgs) -> anyhow::Result<SmtpBenchReport> {
         ))),
         None => None,
     };
-    let attachment: Option<Arc<Vec<u8>>> = match &args.attach {
-        Some(p) => Some(Arc::new(
-            std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        )),
-        None => None,
-    };
+    let attachments: Arc<Vec<Vec<u8>>> = Arc::new(match &args.attach {
+        Some(p) if p.is_dir() => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            anyhow::ensure!(!files.is_empty(), "{} holds no file", p.display());
+            files
+                .iter()
+                .map(|f| std::fs::read(f).with_context(|| format!("reading {}", f.display())))
+                .collect::<anyhow::Result<_>>()?
+        }
+        Some(p) => vec![std::fs::read(p).with_context(|| format!("reading {}", p.display()))?],
+        None => Vec::new(),
+    });
     let start = Instant::now();
     let stop_at = args.duration.map(|d| start + Duration::from_secs(d));
     let mut tasks = Vec::new();
@@ -266,9 +329,10 @@ pub async fn run(args: SmtpBenchArgs) -> anyhow::Result<SmtpBenchReport> {
         let errors = errors.clone();
         let latencies = latencies.clone();
         let log = log.clone();
-        let attachment = attachment.clone();
+        let attachments = attachments.clone();
         tasks.push(tokio::spawn(async move {
             let mut conn: Option<AsyncSmtpConnection> = None;
+            let mut template: Option<Template> = None;
             let envelope = Envelope::new(
                 Some(args.from.parse::<LettreAddress>()?),
                 vec![args.to.parse::<LettreAddress>()?],
@@ -281,10 +345,24 @@ pub async fn run(args: SmtpBenchArgs) -> anyhow::Result<SmtpBenchReport> {
                 if n >= args.messages {
                     return Ok(());
                 }
-                let token = format!("{}-{worker}-{n}", args.run_id);
-                let message =
-                    build_message(&args, &token, attachment.as_deref().map(Vec::as_slice))?
-                        .formatted();
+                let token = token_of(&args.run_id, worker, n);
+                let message = match attachments.len() {
+                    0 | 1 => {
+                        let template = match &template {
+                            Some(t) => t,
+                            None => template.insert(Template::new(
+                                &args,
+                                token.len(),
+                                attachments.first().map(Vec::as_slice),
+                            )?),
+                        };
+                        template.with_token(&token)?
+                    }
+                    count => {
+                        let attachment = attachments.get(n as usize % count).map(Vec::as_slice);
+                        build_message(&args, &token, attachment)?.formatted()
+                    }
+                };
                 let t0 = Instant::now();
                 let result = async {
                     if conn.is_none() {

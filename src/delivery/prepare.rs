@@ -32,18 +32,54 @@ pub struct Incoming {
     /// What it files in patients' records (indexed before the transaction,
     /// written inside it).
     pub dossier: Option<Box<crate::store::dossier::DossierFiling>>,
+    /// What [`Analysis`] computes from `content`, when the caller already has
+    /// it (None: [`Incoming::prepare`] computes it).
+    pub analysis: Option<Analysis>,
+}
+
+/// What the store keeps alongside a message's content, computed from it once.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// Lower-case hex SHA-256 of the content.
+    pub hash: String,
+    /// IMAP ENVELOPE in wire form.
+    pub imap_envelope: Vec<u8>,
+    /// IMAP BODYSTRUCTURE as JSON.
+    pub bodystructure: Option<String>,
+}
+
+impl Analysis {
+    /// Parses `content` and computes everything.
+    pub fn of(content: &[u8]) -> Analysis {
+        Analysis::of_parsed(
+            content,
+            &crate::imap::structure::ParsedMessage::parse(content),
+        )
+    }
+
+    /// From a parse the caller already made of `content`.
+    pub fn of_parsed(
+        content: &[u8],
+        parsed: &crate::imap::structure::ParsedMessage<'_>,
+    ) -> Analysis {
+        Analysis {
+            hash: hex::encode(sha2::Sha256::digest(content)),
+            imap_envelope: crate::imap::wire::envelope(&parsed.envelope()),
+            bodystructure: serde_json::to_string(&parsed.body_structure()).ok(),
+        }
+    }
 }
 
 impl Incoming {
     /// Computes what the store keeps alongside the content.
-    pub fn prepare(self) -> NewMessage {
-        let hash = hex::encode(sha2::Sha256::digest(&self.content));
-        let envelope = serde_json::to_string(&crate::imap::structure::envelope(&self.content)).ok();
-        let bodystructure =
-            serde_json::to_string(&crate::imap::structure::body_structure(&self.content)).ok();
+    pub fn prepare(mut self) -> NewMessage {
+        let analysis = self
+            .analysis
+            .take()
+            .unwrap_or_else(|| Analysis::of(&self.content));
         NewMessage {
             data: self.content,
-            hash,
+            hash: analysis.hash,
             mail_from: self.mail_from,
             header_message_id: self.message_id,
             dsn_envid: self.dsn_envid,
@@ -51,8 +87,9 @@ impl Incoming {
             origin: self.origin,
             received_at: self.received_at,
             recipients: self.recipients,
-            envelope,
-            bodystructure,
+            envelope: None,
+            imap_envelope: Some(analysis.imap_envelope),
+            bodystructure: analysis.bodystructure,
             flags: self.flags,
             thread: self.thread,
             dossier: self.dossier,

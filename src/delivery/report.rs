@@ -46,6 +46,7 @@ pub async fn send(
         flags: String::new(),
         thread: None,
         dossier: None,
+        analysis: None,
     }
     .prepare();
     deliverer.deliver(message).await

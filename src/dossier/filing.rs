@@ -4,7 +4,7 @@
 //! professionals receive such mail, with the outcome recorded. Also the
 //! patient's own documents and declared profile items.
 
-use mail_parser::{MessageParser, MimeHeaders};
+use mail_parser::{Message, MessageParser, MimeHeaders};
 
 use super::identity::{self, IdentityProblem};
 use super::limits::Limits;
@@ -148,6 +148,7 @@ fn documents_of(indexed: &Indexed, message_title: &str) -> Vec<NewDocument> {
                 .filter(|c| !c.is_empty()),
             mime_type: d.mime_type.clone(),
             data: d.data.clone(),
+            hash: String::new(),
             source: "xdm",
             replaces,
             items,
@@ -179,9 +180,20 @@ pub fn examine(
     professionals: &[String],
     limits: &Limits,
 ) -> Result<Examination, Refusal> {
-    let Some(msg) = MessageParser::default().parse(raw) else {
-        return Ok(Examination::default());
-    };
+    match MessageParser::default().parse(raw) {
+        Some(msg) => examine_parsed(&msg, patients, professionals, limits),
+        None => Ok(Examination::default()),
+    }
+}
+
+/// [`examine`] on a message mail-parser has already parsed (delivery shares
+/// the parse that computes the IMAP structure: `ParsedMessage::parse_sharing`).
+pub fn examine_parsed(
+    msg: &Message<'_>,
+    patients: &[PatientRecipient],
+    professionals: &[String],
+    limits: &Limits,
+) -> Result<Examination, Refusal> {
     let mut found: Vec<(Result<Indexed, String>, Vec<u8>)> = Vec::new();
     for part in msg.attachments() {
         let content_type = part
@@ -216,6 +228,7 @@ pub fn examine(
                 if d.source == "fhir" {
                     d.data = fhir_raw.clone();
                 }
+                d.hash_content();
                 filing.documents.push((p.account_id, d));
                 count += 1;
             }

@@ -27,6 +27,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use super::sequence;
 use super::session::{ImapSession, code, flag_fetch};
 use super::structure;
+use super::wire;
 use crate::store::entries::{Entry, FlagOp};
 
 fn nstring(bytes: Vec<u8>) -> NString<'static> {
@@ -88,9 +89,15 @@ fn internal_date(secs: i64) -> Option<DateTime> {
 
 fn envelope_of(entry: &Entry, content: Option<&[u8]>) -> Envelope<'static> {
     entry
-        .envelope
+        .imap_envelope
         .as_deref()
-        .and_then(|j| serde_json::from_str(j).ok())
+        .and_then(wire::parse_envelope)
+        .or_else(|| {
+            entry
+                .envelope
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok())
+        })
         .or_else(|| content.map(structure::envelope))
         .unwrap_or_else(|| structure::envelope(b""))
 }
@@ -112,7 +119,7 @@ fn needs_content(names: &[MessageDataItemName<'_>], entry: &Entry) -> bool {
         | MessageDataItemName::Rfc822Text
         | MessageDataItemName::Binary { .. }
         | MessageDataItemName::BinarySize { .. } => true,
-        MessageDataItemName::Envelope => entry.envelope.is_none(),
+        MessageDataItemName::Envelope => entry.envelope.is_none() && entry.imap_envelope.is_none(),
         MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
             entry.bodystructure.is_none()
         }
@@ -187,6 +194,24 @@ impl ImapSession {
         let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
             return self.ok(tag, None, "FETCH completed");
         };
+        if wire::is_metadata_only(&names)
+            && self.services.listings.worth_using(sel.id, wanted.len())
+        {
+            match self
+                .fetch_listed(&sel, &wanted, &names, changed_since)
+                .await
+            {
+                Ok(Some(out)) => {
+                    if !out.is_empty() {
+                        self.raw(out);
+                    }
+                    self.sync_selected(false).await;
+                    return self.ok(tag, None, "FETCH completed");
+                }
+                Ok(None) => {}
+                Err(e) => return self.store_failed(tag, e),
+            }
+        }
         let store = self.services.store.clone();
         let want_envelope = names.contains(&MessageDataItemName::Envelope);
         let want_structure = names.iter().any(|n| {
@@ -226,6 +251,7 @@ impl ImapSession {
             let Some(seq) = sel.seq_of(entry.uid) else {
                 continue;
             };
+            let recent = !self.rev2 && sel.recent.contains(&entry.uid);
             let content = if needs_content(&names, &entry) {
                 match store.blob(&entry.blob_hash).await {
                     Ok(c) => Some(c),
@@ -239,7 +265,6 @@ impl ImapSession {
                 seen_now.push(entry.uid);
                 flags = crate::store::entries::normalize_flags(flags.split(' ').chain(["\\Seen"]));
             }
-            let recent = !self.rev2 && sel.recent.contains(&entry.uid);
             let parsed = names
                 .iter()
                 .any(|n| {
@@ -392,6 +417,42 @@ impl ImapSession {
             Some((name, text)) => self.no(tag, Some(code(name)), text),
             None => self.ok(tag, None, "FETCH completed"),
         }
+    }
+}
+
+impl ImapSession {
+    /// A metadata FETCH answered from the folder's shared listing
+    /// (`listing.rs`), written straight into bytes (`wire.rs`). None when a
+    /// message cannot be written that way: the caller reads the rows instead.
+    async fn fetch_listed(
+        &self,
+        sel: &super::session::Selected,
+        wanted: &[i64],
+        names: &[MessageDataItemName<'static>],
+        changed_since: Option<i64>,
+    ) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
+        let services = &self.services;
+        let listing = services
+            .listings
+            .get(&services.store, sel.id, sel.uidvalidity)
+            .await?;
+        let mut out = Vec::with_capacity(wanted.len().min(listing.len()).saturating_mul(192));
+        for &uid in wanted {
+            let Some(entry) = listing.get(uid) else {
+                continue;
+            };
+            if changed_since.is_some_and(|c| entry.modseq <= c) {
+                continue;
+            }
+            let Some(seq) = sel.seq_of(uid) else {
+                continue;
+            };
+            let recent = !self.rev2 && sel.recent.contains(&uid);
+            if !wire::metadata_response(&mut out, seq, uid, entry, names, recent) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(out))
     }
 }
 

@@ -625,6 +625,7 @@ impl ImapSession {
             flags: normalize_flags(flag_texts.iter().map(String::as_str)),
             thread: None,
             dossier: None,
+            analysis: None,
         }
         .prepare();
         match self.services.deliverer.deliver(message).await {

@@ -53,6 +53,7 @@ pub mod extend;
 pub mod fetch;
 pub mod line;
 pub mod listener;
+pub mod listing;
 pub mod mailbox;
 pub mod message;
 pub mod names;
@@ -60,6 +61,7 @@ pub mod search;
 pub mod sequence;
 pub mod session;
 pub mod structure;
+pub mod wire;
 
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::core::Vec1;
@@ -84,6 +86,8 @@ pub struct ImapServices {
     pub max_message_size: usize,
     /// Longest command line outside literals, CRLF included.
     pub max_command_line: usize,
+    /// Folder listings shared by the sessions (header FETCH of large folders).
+    pub listings: listing::Listings,
 }
 
 /// The capabilities announced in the current state.

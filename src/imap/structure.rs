@@ -110,8 +110,37 @@ impl<'a> ParsedMessage<'a> {
             bytes: raw.len().saturating_mul(4).saturating_add(1 << 20),
             parts: MAX_PARTS,
         };
-        let root = build_message(raw, 0..raw.len(), 0, &mut limits);
+        let root = build_message(raw, 0..raw.len(), 0, &mut limits, &mut |_| {});
         ParsedMessage { raw, root }
+    }
+
+    /// Parses `raw` as [`ParsedMessage::parse`] does and lends mail-parser's
+    /// parse of the whole message to `with`, so that a caller who also needs
+    /// its decoded parts (the dossier's attachments) does not decode them a
+    /// second time. `with` gets None when that parse is not the message as
+    /// stored (hostile nesting made us respell it, or limits were reached).
+    pub fn parse_sharing<T>(
+        raw: &'a [u8],
+        with: impl FnOnce(Option<&Message<'_>>) -> T,
+    ) -> (Self, T) {
+        let mut limits = Limits {
+            bytes: raw.len().saturating_mul(4).saturating_add(1 << 20),
+            parts: MAX_PARTS,
+        };
+        let mut with = Some(with);
+        let mut out = None;
+        let root = build_message(raw, 0..raw.len(), 0, &mut limits, &mut |message| {
+            if let Some(with) = with.take() {
+                out = Some(with(message));
+            }
+        });
+        let out = match (out, with) {
+            (Some(out), _) => out,
+            (None, Some(with)) => with(None),
+            // `with` was taken only to produce `out`.
+            (None, None) => unreachable!("parse_sharing: result lost"),
+        };
+        (ParsedMessage { raw, root }, out)
     }
 
     /// The ENVELOPE of the message (RFC 3501 §7.4.2).
@@ -470,14 +499,26 @@ struct Limits {
 }
 
 /// Builds the tree of the message stored at `raw[range]` (the whole message,
-/// or the body of a message/rfc822 part).
-fn build_message(raw: &[u8], range: Range<usize>, depth: usize, limits: &mut Limits) -> Node {
+/// or the body of a message/rfc822 part). `share` sees mail-parser's parse of
+/// exactly these bytes, or None (see [`ParsedMessage::parse_sharing`]).
+fn build_message(
+    raw: &[u8],
+    range: Range<usize>,
+    depth: usize,
+    limits: &mut Limits,
+    share: &mut dyn FnMut(Option<&Message<'_>>),
+) -> Node {
     let range = clamp(raw, range);
     let bytes = raw.get(range.clone()).unwrap_or_default();
     if depth < MAX_DEPTH && limits.bytes >= bytes.len() {
         limits.bytes -= bytes.len();
         let input = parser_input(bytes);
-        if let Some(message) = MessageParser::new().parse(input.as_ref())
+        let parsed = MessageParser::new().parse(input.as_ref());
+        share(match input {
+            Cow::Borrowed(_) => parsed.as_ref(),
+            Cow::Owned(_) => None,
+        });
+        if let Some(message) = parsed
             && !message.parts.is_empty()
         {
             let mut ctx = BuildCtx {
@@ -493,6 +534,7 @@ fn build_message(raw: &[u8], range: Range<usize>, depth: usize, limits: &mut Lim
             return root;
         }
     }
+    share(None);
     // Not parseable as a message (no header at all, or limits reached): the
     // header runs to the first blank line, as Dovecot would read it.
     let header_end = find_header_end(bytes) + range.start;
@@ -521,28 +563,28 @@ const MAX_TYPE_WORDS: usize = 256;
 /// are then read by us (depth-bounded) or shown as leaves.
 fn parser_input(bytes: &[u8]) -> Cow<'_, [u8]> {
     const WORDS: [&[u8; 6]; 3] = [b"rfc822", b"global", b"digest"];
-    let mut counts = [0usize; 3];
-    let mut copy: Option<Vec<u8>> = None;
-    for (i, window) in bytes.windows(6).enumerate() {
-        if !matches!(window[0], b'r' | b'R' | b'g' | b'G' | b'd' | b'D') {
-            continue;
-        }
-        for (count, word) in counts.iter_mut().zip(WORDS) {
-            if window.eq_ignore_ascii_case(word) {
-                *count += 1;
-                if *count > MAX_TYPE_WORDS {
-                    let copy = copy.get_or_insert_with(|| bytes.to_vec());
-                    if let Some(b) = copy.get_mut(i + 5) {
-                        *b = b'_';
-                    }
-                }
-            }
+    // Case-insensitive search as an exact search in a lower-cased copy: memmem
+    // scans a large message (a base64 attachment) in microseconds, where a
+    // byte-by-byte comparison took milliseconds.
+    let lower = bytes.to_ascii_lowercase();
+    let mut spoil: Vec<usize> = Vec::new();
+    for word in WORDS {
+        spoil.extend(
+            memchr::memmem::find_iter(&lower, word)
+                .skip(MAX_TYPE_WORDS)
+                .map(|at| at + 5),
+        );
+    }
+    if spoil.is_empty() {
+        return Cow::Borrowed(bytes);
+    }
+    let mut copy = bytes.to_vec();
+    for at in spoil {
+        if let Some(b) = copy.get_mut(at) {
+            *b = b'_';
         }
     }
-    match copy {
-        Some(copy) => Cow::Owned(copy),
-        None => Cow::Borrowed(bytes),
-    }
+    Cow::Owned(copy)
 }
 
 struct BuildCtx<'r, 'l> {
@@ -612,9 +654,10 @@ impl BuildCtx<'_, '_> {
                     body.clone(),
                     depth + 1,
                     self.limits,
+                    &mut |_| {},
                 ))),
                 _ if mime && is_message_rfc822(header_bytes) => Kind::Message(Box::new(
-                    build_message(self.raw, body.clone(), depth + 1, self.limits),
+                    build_message(self.raw, body.clone(), depth + 1, self.limits, &mut |_| {}),
                 )),
                 _ => Kind::Leaf,
             }

@@ -10,7 +10,7 @@ use super::Mode;
 use super::reply::{self, Reply};
 use super::session::{AuthOutcome, Authenticated, Backend, Envelope, RcptTarget, SessionView};
 use crate::delivery::facts::MessageFacts;
-use crate::delivery::prepare::Incoming;
+use crate::delivery::prepare::{Analysis, Incoming};
 use crate::delivery::report;
 use crate::delivery::trace::{self, TraceInfo};
 use crate::delivery::{Deliverer, NewRecipient};
@@ -20,6 +20,7 @@ use crate::dossier::mdn::{self, Disposition};
 use crate::identity::address::Address;
 use crate::identity::auth::{Authenticator, LoginResult};
 use crate::identity::sasl::Credentials;
+use crate::imap::structure::ParsedMessage;
 use crate::store::dossier::DossierFiling;
 use crate::store::{Store, now};
 use crate::threads::{self, ThreadLink};
@@ -91,7 +92,7 @@ impl SmtpServices {
         envelope: &Envelope,
         content: &[u8],
         facts: &MessageFacts,
-    ) -> Result<(Option<Box<DossierFiling>>, Vec<String>), Reply> {
+    ) -> Result<(Option<Box<DossierFiling>>, Vec<String>, Option<Analysis>), Reply> {
         let mut patients = Vec::new();
         let mut professionals = Vec::new();
         for r in &envelope.recipients {
@@ -119,17 +120,24 @@ impl SmtpServices {
             }
         }
         if patients.is_empty() && professionals.is_empty() {
-            return Ok((None, Vec::new()));
+            return Ok((None, Vec::new(), None));
         }
         let raw = content.to_vec();
         let (p, pros) = (patients.clone(), professionals);
-        let outcome = tokio::task::spawn_blocking(move || {
-            filing::examine(&raw, &p, &pros, &Limits::default())
+        // One parse for both: the IMAP structure the store keeps and the
+        // attachments to index (base64 decoding a large package is most of it).
+        let (analysis, outcome) = tokio::task::spawn_blocking(move || {
+            let limits = Limits::default();
+            let (parsed, outcome) = ParsedMessage::parse_sharing(&raw, |message| match message {
+                Some(m) => filing::examine_parsed(m, &p, &pros, &limits),
+                None => filing::examine(&raw, &p, &pros, &limits),
+            });
+            (Analysis::of_parsed(&raw, &parsed), outcome)
         })
         .await
         .map_err(|_| reply::temporary_failure())?;
         match outcome {
-            Ok(e) => Ok((e.filing.map(Box::new), e.filed_for)),
+            Ok(e) => Ok((e.filing.map(Box::new), e.filed_for, Some(analysis))),
             Err(refusal) => {
                 tracing::warn!(code = refusal.mdn_code(), "structured attachments refused");
                 if let Some(to) = mdn_address(facts, envelope) {
@@ -486,10 +494,11 @@ impl Backend for ServerBackend {
         } else {
             None
         };
-        let (dossier, filed_for) = match self.0.examine_dossier(envelope, &content, &facts).await {
-            Ok(found) => found,
-            Err(refusal) => return refusal,
-        };
+        let (dossier, filed_for, analysis) =
+            match self.0.examine_dossier(envelope, &content, &facts).await {
+                Ok(found) => found,
+                Err(refusal) => return refusal,
+            };
         let mdn_to = mdn_address(&facts, envelope);
         let mdn_content = (mdn_to.is_some() && !filed_for.is_empty()).then(|| content.clone());
         let message = Incoming {
@@ -504,6 +513,7 @@ impl Backend for ServerBackend {
             dsn_envid: envelope.env_id.clone(),
             dsn_ret: envelope.ret.map(str::to_string),
             flags: String::new(),
+            analysis,
         }
         .prepare();
         let size = message.data.len();

@@ -46,12 +46,24 @@ pub struct NewDocument {
     pub mime_type: String,
     /// Content.
     pub data: Vec<u8>,
+    /// Lower-case hex SHA-256 of `data`, when computed before the write
+    /// ([`NewDocument::hash_content`]); empty: computed by the writer.
+    pub hash: String,
     /// `xdm`, `fhir` or `patient`.
     pub source: &'static str,
     /// uniqueId (or entry id) of the document this one replaces (RPLC).
     pub replaces: Option<String>,
     /// Profile items read from it.
     pub items: Vec<NewProfileItem>,
+}
+
+impl NewDocument {
+    /// Computes the content hash now, on the caller's thread, so that the
+    /// single database writer does not spend its time on it.
+    pub fn hash_content(&mut self) {
+        use sha2::Digest;
+        self.hash = hex::encode(sha2::Sha256::digest(&self.data));
+    }
 }
 
 /// A profile item to file.
@@ -202,9 +214,11 @@ pub(super) async fn file_on(
 ) -> Result<(), StoreError> {
     let t = now();
     for (patient_id, d) in &filing.documents {
-        let hash = {
+        let hash = if d.hash.is_empty() {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(&d.data))
+        } else {
+            d.hash.clone()
         };
         sqlx::query(
             "INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",

@@ -25,10 +25,33 @@ pub struct Entry {
     pub size: i64,
     /// Content hash (to read the blob).
     pub blob_hash: String,
-    /// ENVELOPE as stored at delivery (JSON).
+    /// ENVELOPE as stored at delivery before the wire form existed (JSON).
     pub envelope: Option<String>,
+    /// ENVELOPE in IMAP wire form, as stored at delivery (`imap::wire`).
+    pub imap_envelope: Option<Vec<u8>>,
     /// BODYSTRUCTURE as stored at delivery (JSON).
     pub bodystructure: Option<String>,
+}
+
+/// One change of a folder, as [`Store::listing_since`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingChange {
+    /// UID in the folder.
+    pub uid: i64,
+    /// MODSEQ of the change.
+    pub modseq: i64,
+    /// Flags and keywords, space-separated (empty when gone).
+    pub flags: String,
+    /// INTERNALDATE, Unix seconds.
+    pub internal_date: i64,
+    /// RFC822.SIZE.
+    pub size: i64,
+    /// ENVELOPE in IMAP wire form.
+    pub imap_envelope: Option<Vec<u8>>,
+    /// ENVELOPE as JSON, for rows stored before the wire form.
+    pub envelope: Option<String>,
+    /// The entry was expunged (or moved away).
+    pub gone: bool,
 }
 
 /// How STORE changes flags.
@@ -52,7 +75,7 @@ pub struct FlagChange {
 }
 
 const ENTRY_COLUMNS: &str = "mm.uid, mm.message_id, mm.flags, mm.recent, mm.modseq, mm.internal_date, \
-     m.size, m.blob_hash, m.envelope, m.bodystructure";
+     m.size, m.blob_hash, m.envelope, m.imap_envelope, m.bodystructure";
 
 fn entry_from_row(r: &AnyRow) -> Result<Entry, StoreError> {
     Ok(Entry {
@@ -65,6 +88,7 @@ fn entry_from_row(r: &AnyRow) -> Result<Entry, StoreError> {
         size: r.try_get("size")?,
         blob_hash: r.try_get("blob_hash")?,
         envelope: r.try_get("envelope")?,
+        imap_envelope: r.try_get("imap_envelope")?,
         bodystructure: r.try_get("bodystructure")?,
     })
 }
@@ -114,13 +138,20 @@ impl Store {
         envelope: bool,
         bodystructure: bool,
     ) -> Result<Vec<Entry>, StoreError> {
+        let null_blob = match self.backend() {
+            super::Backend::Sqlite => "CAST(NULL AS BLOB)",
+            super::Backend::Postgres => "CAST(NULL AS BYTEA)",
+        };
         let columns = ENTRY_COLUMNS
             .replace(
-                "m.envelope",
-                if envelope {
-                    "m.envelope"
+                "m.envelope, m.imap_envelope",
+                &if envelope {
+                    // The JSON only matters for rows without the wire form.
+                    "CASE WHEN m.imap_envelope IS NULL THEN m.envelope END AS envelope, \
+                     m.imap_envelope"
+                        .to_string()
                 } else {
-                    "CAST(NULL AS TEXT) AS envelope"
+                    format!("CAST(NULL AS TEXT) AS envelope, {null_blob} AS imap_envelope")
                 },
             )
             .replace(
@@ -215,6 +246,45 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("uid")?, r.try_get("flags")?, r.try_get("modseq")?)))
+            .collect()
+    }
+
+    /// Every change of a folder after `modseq`, entries and expunges alike, in
+    /// one statement (one snapshot): what an in-memory folder listing needs to
+    /// catch up. Per folder, MODSEQs are taken under the folder row's lock and
+    /// committed in that order, so everything up to the highest MODSEQ
+    /// returned has been seen.
+    pub async fn listing_since(
+        &self,
+        folder_id: i64,
+        modseq: i64,
+    ) -> Result<Vec<ListingChange>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, m.size, m.imap_envelope, \
+             CASE WHEN m.imap_envelope IS NULL THEN m.envelope END AS envelope, 0 AS gone \
+             FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+             WHERE mm.mailbox_id = $1 AND mm.modseq > $2 \
+             UNION ALL \
+             SELECT uid, modseq, '', 0, 0, NULL, NULL, 1 FROM imap_vanished \
+             WHERE mailbox_id = $1 AND modseq > $2",
+        )
+        .bind(folder_id)
+        .bind(modseq)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ListingChange {
+                    uid: r.try_get(0)?,
+                    modseq: r.try_get(1)?,
+                    flags: r.try_get(2)?,
+                    internal_date: r.try_get(3)?,
+                    size: r.try_get(4)?,
+                    imap_envelope: r.try_get(5)?,
+                    envelope: r.try_get(6)?,
+                    gone: r.try_get::<i64, _>(7)? != 0,
+                })
+            })
             .collect()
     }
 

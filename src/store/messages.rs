@@ -44,8 +44,11 @@ pub struct NewMessage {
     pub received_at: i64,
     /// Envelope recipients.
     pub recipients: Vec<NewRecipient>,
-    /// IMAP ENVELOPE as JSON (computed once, here, at delivery).
+    /// IMAP ENVELOPE as JSON: only for rows written before the wire form
+    /// existed; new messages carry `imap_envelope` instead.
     pub envelope: Option<String>,
+    /// IMAP ENVELOPE in wire form (computed once, at delivery: `imap::wire`).
+    pub imap_envelope: Option<Vec<u8>>,
     /// IMAP BODYSTRUCTURE as JSON.
     pub bodystructure: Option<String>,
     /// Flags every filed copy starts with (APPEND), space-separated.
@@ -93,8 +96,8 @@ pub async fn insert_message(
     .await?;
     let row = sqlx::query(
         "INSERT INTO messages (blob_hash, size, received_at, mail_from, header_message_id, \
-         dsn_envid, dsn_ret, origin, envelope, bodystructure) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+         dsn_envid, dsn_ret, origin, envelope, imap_envelope, bodystructure) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(&m.hash)
     .bind(m.data.len() as i64)
@@ -105,6 +108,7 @@ pub async fn insert_message(
     .bind(&m.dsn_ret)
     .bind(m.origin)
     .bind(&m.envelope)
+    .bind(&m.imap_envelope)
     .bind(&m.bodystructure)
     .fetch_one(&mut *conn)
     .await?;
@@ -218,6 +222,7 @@ impl Store {
             }
         }
         tx.commit().await?;
+        self.wrote();
         for (stored, m) in results.iter().zip(batch) {
             let Ok(stored) = stored else { continue };
             for (folder, _) in &stored.placements {

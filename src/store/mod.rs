@@ -8,6 +8,7 @@ pub mod access;
 pub mod accounts;
 pub mod activation;
 pub mod changes;
+pub mod checkpoint;
 pub mod domains;
 pub mod dossier;
 pub mod entries;
@@ -64,6 +65,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     changes: changes::ChangeBus,
+    /// SQLite only: the background WAL checkpoint task.
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl Store {
@@ -98,8 +101,13 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // Durability first: a committed delivery must survive power loss.
                         conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            format!(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA wal_autocheckpoint = {};",
+                                checkpoint::BACKSTOP_PAGES
+                            )
+                            .as_str(),
                         )
                         .await?;
                     }
@@ -117,10 +125,13 @@ impl Store {
             // Other nodes on this database announce their changes with NOTIFY.
             changes::bridge_postgres(&url, changes.clone()).await?;
         }
+        let checkpointer =
+            (backend == Backend::Sqlite).then(|| checkpoint::Checkpointer::start(pool.clone()));
         Ok(Store {
             pool,
             backend,
             changes,
+            checkpointer,
         })
     }
 
@@ -157,6 +168,14 @@ impl Store {
                 tracing::warn!(error = %e, "change notification to other nodes failed");
             }
         });
+    }
+
+    /// After a large commit (deliveries): lets SQLite's WAL be checkpointed
+    /// soon, off the writer's path.
+    pub(crate) fn wrote(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.wrote();
+        }
     }
 
     /// The folder change bus of this process.

@@ -185,6 +185,7 @@ impl Sender {
                 thread_id: thread.id,
             }),
             dossier: None,
+            analysis: None,
         }
         .prepare();
         let stored = self

@@ -1,0 +1,297 @@
+//! Folder listings kept in memory and shared by every session of this process:
+//! what a header FETCH of a whole folder (UID FLAGS RFC822.SIZE ENVELOPE …)
+//! reads, with each ENVELOPE already in wire form, so that answering it copies
+//! bytes instead of reading and converting one database row per message
+//! (Dovecot keeps its index and cache files for the same reason).
+//!
+//! A listing is never staler than a direct read: each use first catches up
+//! with the database ([`Store::listing_since`] from the highest MODSEQ it has
+//! seen, expunges included), so changes made by other sessions, or by other
+//! nodes on the same PostgreSQL database, are in it. A new UIDVALIDITY starts
+//! it afresh. Memory is bounded by `imap.listing_cache_entries`: the least
+//! recently used folders are dropped first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OwnedMutexGuard;
+
+use crate::store::entries::ListingChange;
+use crate::store::{Store, StoreError};
+
+/// A FETCH of at least this many messages fills the listing of a folder that
+/// has none yet; smaller FETCHes use one only when it is already there.
+pub const FILL_THRESHOLD: usize = 100;
+
+/// What a header FETCH needs of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// MODSEQ of the last change.
+    pub modseq: i64,
+    /// INTERNALDATE, Unix seconds.
+    pub internal_date: i64,
+    /// RFC822.SIZE.
+    pub size: i64,
+    /// Flags and keywords as stored, space-separated.
+    pub flags: Box<str>,
+    /// ENVELOPE in wire form; None when the message has neither form stored.
+    pub envelope: Option<Box<[u8]>>,
+}
+
+impl Listed {
+    fn from_change(change: ListingChange) -> Listed {
+        let envelope = change.imap_envelope.or_else(|| {
+            // Stored before the wire form existed: convert the JSON once, here.
+            change
+                .envelope
+                .as_deref()
+                .and_then(|json| serde_json::from_str(json).ok())
+                .map(|e| super::wire::envelope(&e))
+        });
+        Listed {
+            modseq: change.modseq,
+            internal_date: change.internal_date,
+            size: change.size,
+            flags: change.flags.into_boxed_str(),
+            envelope: envelope.map(Vec::into_boxed_slice),
+        }
+    }
+}
+
+/// One folder's listing.
+#[derive(Debug)]
+pub struct Listing {
+    uidvalidity: i64,
+    /// Highest MODSEQ seen: everything up to it is in `entries`.
+    seen: i64,
+    entries: BTreeMap<i64, Listed>,
+}
+
+impl Listing {
+    fn empty(uidvalidity: i64) -> Listing {
+        Listing {
+            uidvalidity,
+            seen: 0,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// The message with this UID, if the folder holds it.
+    pub fn get(&self, uid: i64) -> Option<&Listed> {
+        self.entries.get(&uid)
+    }
+
+    /// Number of messages listed.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when the folder is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Applies changes read after `self.seen`, in any order.
+    fn apply(&mut self, changes: Vec<ListingChange>) {
+        for change in changes {
+            self.seen = self.seen.max(change.modseq);
+            if change.gone {
+                self.entries.remove(&change.uid);
+            } else {
+                let uid = change.uid;
+                self.entries.insert(uid, Listed::from_change(change));
+            }
+        }
+    }
+}
+
+struct Slot {
+    listing: Arc<tokio::sync::Mutex<Listing>>,
+    used: u64,
+    entries: usize,
+}
+
+#[derive(Default)]
+struct Folders {
+    slots: HashMap<i64, Slot>,
+    clock: u64,
+}
+
+/// The listings of this process.
+pub struct Listings {
+    max_entries: usize,
+    folders: Mutex<Folders>,
+}
+
+impl std::fmt::Debug for Listings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listings")
+            .field("max_entries", &self.max_entries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Listings {
+    /// Listings holding at most about `max_entries` messages in all (0: none).
+    pub fn new(max_entries: usize) -> Listings {
+        Listings {
+            max_entries,
+            folders: Mutex::new(Folders::default()),
+        }
+    }
+
+    fn folders(&self) -> std::sync::MutexGuard<'_, Folders> {
+        // The map stays consistent even if a holder panicked: keep using it.
+        self.folders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether to answer a metadata FETCH of `count` messages of this folder
+    /// from its listing.
+    pub fn worth_using(&self, folder_id: i64, count: usize) -> bool {
+        self.max_entries > 0
+            && (count >= FILL_THRESHOLD || self.folders().slots.contains_key(&folder_id))
+    }
+
+    /// The listing of a folder, caught up with the database and locked for the
+    /// caller (other sessions of the folder wait for it, briefly).
+    pub async fn get(
+        &self,
+        store: &Store,
+        folder_id: i64,
+        uidvalidity: i64,
+    ) -> Result<OwnedMutexGuard<Listing>, StoreError> {
+        let shared = {
+            let mut folders = self.folders();
+            folders.clock += 1;
+            let clock = folders.clock;
+            let slot = folders.slots.entry(folder_id).or_insert_with(|| Slot {
+                listing: Arc::new(tokio::sync::Mutex::new(Listing::empty(uidvalidity))),
+                used: clock,
+                entries: 0,
+            });
+            slot.used = clock;
+            slot.listing.clone()
+        };
+        let mut listing = shared.lock_owned().await;
+        if listing.uidvalidity != uidvalidity {
+            *listing = Listing::empty(uidvalidity);
+        }
+        let changes = store.listing_since(folder_id, listing.seen).await?;
+        listing.apply(changes);
+        self.account(folder_id, listing.len());
+        Ok(listing)
+    }
+
+    /// Records a folder's size and drops the least recently used folders
+    /// while the total is over the bound (this one last).
+    fn account(&self, folder_id: i64, entries: usize) {
+        let mut folders = self.folders();
+        if let Some(slot) = folders.slots.get_mut(&folder_id) {
+            slot.entries = entries;
+        }
+        let mut total: usize = folders.slots.values().map(|s| s.entries).sum();
+        while total > self.max_entries {
+            let victim = folders
+                .slots
+                .iter()
+                .filter(|(id, _)| **id != folder_id)
+                .min_by_key(|(_, s)| s.used)
+                .map(|(id, _)| *id)
+                .unwrap_or(folder_id);
+            let Some(dropped) = folders.slots.remove(&victim) else {
+                break;
+            };
+            total = total.saturating_sub(dropped.entries);
+        }
+    }
+
+    /// Number of folders held (for tests and diagnostics).
+    pub fn folders_held(&self) -> usize {
+        self.folders().slots.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(uid: i64, modseq: i64, flags: &str, gone: bool) -> ListingChange {
+        ListingChange {
+            uid,
+            modseq,
+            flags: flags.to_string(),
+            internal_date: 1_700_000_000,
+            size: 100,
+            imap_envelope: (!gone).then(|| b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)".to_vec()),
+            envelope: None,
+            gone,
+        }
+    }
+
+    #[test]
+    fn changes_apply_in_any_order_and_raise_the_mark() {
+        let mut l = Listing::empty(1);
+        l.apply(vec![change(2, 5, "", false), change(1, 3, "\\Seen", false)]);
+        assert_eq!(l.seen, 5);
+        assert_eq!(l.len(), 2);
+        l.apply(vec![
+            change(1, 7, "", true),
+            change(2, 6, "\\Flagged", false),
+        ]);
+        assert_eq!(l.seen, 7);
+        assert!(l.get(1).is_none());
+        assert_eq!(l.get(2).map(|e| &*e.flags), Some("\\Flagged"));
+    }
+
+    #[test]
+    fn old_rows_get_their_json_envelope_converted() {
+        let env = crate::imap::structure::envelope(b"Subject: Bonjour\r\n\r\n");
+        let mut c = change(1, 1, "", false);
+        c.imap_envelope = None;
+        c.envelope = serde_json::to_string(&env).ok();
+        let listed = Listed::from_change(c);
+        assert_eq!(
+            listed.envelope.as_deref(),
+            Some(&crate::imap::wire::envelope(&env)[..])
+        );
+        let mut c = change(2, 2, "", false);
+        c.imap_envelope = None;
+        assert_eq!(Listed::from_change(c).envelope, None);
+    }
+
+    #[test]
+    fn least_recently_used_folders_go_first() {
+        let listings = Listings::new(10);
+        for id in 1..=3 {
+            let mut f = listings.folders();
+            f.clock += 1;
+            let used = f.clock;
+            f.slots.insert(
+                id,
+                Slot {
+                    listing: Arc::new(tokio::sync::Mutex::new(Listing::empty(1))),
+                    used,
+                    entries: 0,
+                },
+            );
+        }
+        listings.account(1, 4);
+        listings.account(2, 4);
+        assert_eq!(listings.folders_held(), 3);
+        // Folder 3 grows to 6: 14 > 10, folder 1 (least recently used) goes.
+        listings.account(3, 6);
+        let held: Vec<i64> = {
+            let f = listings.folders();
+            let mut ids: Vec<i64> = f.slots.keys().copied().collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(held, vec![2, 3]);
+        // A folder alone over the bound is not kept either.
+        listings.account(3, 11);
+        assert_eq!(listings.folders_held(), 0);
+        assert!(!Listings::new(0).worth_using(1, 10_000));
+    }
+}
