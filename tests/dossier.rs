@@ -158,6 +158,48 @@ async fn indexed_as_the_fixtures(db: Db) {
     let docs = body["documents"].as_array().unwrap();
     assert_eq!(docs.len(), SAMPLES.len(), "{body}");
     validate(&body, "documents.schema.json");
+    assert_eq!(body["next"], serde_json::Value::Null, "{body}");
+    // Pages of two, newest first, until `next` is null: every document once.
+    let mut all: Vec<i64> = docs.iter().map(|d| d["id"].as_i64().unwrap()).collect();
+    all.sort_unstable_by(|a, b| b.cmp(a));
+    let mut paged = Vec::new();
+    let mut path = "/api/v1/documents?limit=2".to_string();
+    loop {
+        let (status, page) = api(&server, &ca, "GET", &path, Some(&token), None);
+        assert_eq!(status, 200, "{page}");
+        validate(&page, "documents.schema.json");
+        let ids: Vec<i64> = page["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_i64().unwrap())
+            .collect();
+        assert!(ids.len() <= 2, "{page}");
+        paged.extend(ids);
+        match page["next"].as_i64() {
+            Some(before) => path = format!("/api/v1/documents?limit=2&before={before}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    let category = docs[0]["category"].as_str().unwrap();
+    let (_, one) = api(
+        &server,
+        &ca,
+        "GET",
+        &format!("/api/v1/documents?category={category}"),
+        Some(&token),
+        None,
+    );
+    let in_category = one["documents"].as_array().unwrap();
+    assert!(
+        !in_category.is_empty() && in_category.iter().all(|d| d["category"] == category),
+        "{one}"
+    );
+    assert_eq!(
+        in_category.len(),
+        docs.iter().filter(|d| d["category"] == category).count()
+    );
     for name in SAMPLES {
         let want = fixture(name);
         let d = docs
@@ -225,7 +267,38 @@ async fn indexed_as_the_fixtures(db: Db) {
     let store = open_store(&instance).await;
     let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
     let row = store.document_of(patient.id, id).await.unwrap().unwrap();
-    assert_eq!(store.blob(&row.blob_hash).await.unwrap().len(), 63805);
+    // Not stored a second time: read back from the message that brought it.
+    let at = row
+        .reference
+        .clone()
+        .expect("filed as a reference into its message");
+    let message = store.blob(&row.blob_hash).await.unwrap();
+    let want =
+        mes::dossier::filing::extract(&message, &at, &mes::dossier::limits::Limits::default())
+            .expect("in its message");
+    assert_eq!(want.len(), 63805);
+    let package = mes::dossier::xdm::read_package(
+        &sample("VSM_1.4_2022.01"),
+        &mes::dossier::limits::Limits::default(),
+    )
+    .unwrap();
+    assert!(package.documents.iter().any(|d| d.data == want));
+    let url = format!(
+        "https://localhost:{}/api/v1/documents/{id}/content",
+        server.addr("https").port()
+    );
+    let got = std::process::Command::new("curl")
+        .args(["-sSf", "--cacert", ca.to_str().unwrap(), "-H"])
+        .arg(format!("authorization: Bearer {token}"))
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert_eq!(got.stdout, want, "content comes back byte for byte");
     let other = api_login(&server, &ca, "184127645108946", PATIENT_PW);
     let (status, _) = api(
         &server,

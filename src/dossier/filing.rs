@@ -10,7 +10,9 @@ use super::identity::{self, IdentityProblem};
 use super::limits::Limits;
 use super::metadata::Code;
 use super::{Indexed, IndexedDocument, ProfileCategory, index_attachment};
-use crate::store::dossier::{DossierFiling, IndexingOutcome, NewDocument, NewProfileItem};
+use crate::store::dossier::{
+    DocumentRef, DossierFiling, IndexingOutcome, NewDocument, NewProfileItem,
+};
 
 /// Largest document a patient may add (5 MB, as for attachments).
 pub const PATIENT_DOCUMENT_MAX: usize = 5 * 1024 * 1024;
@@ -102,7 +104,9 @@ fn profile_row(i: &super::profile::ProfileItem, author: Option<&str>) -> NewProf
 }
 
 /// The rows of one indexed attachment for one patient.
-fn documents_of(indexed: &Indexed, message_title: &str) -> Vec<NewDocument> {
+/// `part` is the attachment's index in its message, when there is one: its
+/// package's documents are then filed as references into the message.
+fn documents_of(indexed: &Indexed, message_title: &str, part: Option<usize>) -> Vec<NewDocument> {
     let mut out = Vec::new();
     for d in &indexed.documents {
         let entry = d.entry.as_ref();
@@ -149,6 +153,9 @@ fn documents_of(indexed: &Indexed, message_title: &str) -> Vec<NewDocument> {
             mime_type: d.mime_type.clone(),
             data: d.data.clone(),
             hash: String::new(),
+            reference: part
+                .zip(d.path.clone())
+                .map(|(part, entry)| DocumentRef { part, entry }),
             source: "xdm",
             replaces,
             items,
@@ -170,6 +177,21 @@ fn documents_of(indexed: &Indexed, message_title: &str) -> Vec<NewDocument> {
         });
     }
     out
+}
+
+/// Reads back a document filed as a reference into its message
+/// ([`DocumentRef`]): the attachment, then the package with every check of
+/// delivery (limits, sizes, SHA-1), then the entry. None when the message does
+/// not hold it (which a stored reference never should).
+pub fn extract(message: &[u8], at: &DocumentRef, limits: &Limits) -> Option<Vec<u8>> {
+    let msg = MessageParser::default().parse(message)?;
+    let part = msg.attachments().nth(at.part)?;
+    let package = super::xdm::read_package(part.contents(), limits).ok()?;
+    package
+        .documents
+        .into_iter()
+        .find(|d| d.path == at.entry)
+        .map(|d| d.data)
 }
 
 /// Examines a message's attachments for its recipients. `Err` refuses the
@@ -194,8 +216,9 @@ pub fn examine_parsed(
     professionals: &[String],
     limits: &Limits,
 ) -> Result<Examination, Refusal> {
-    let mut found: Vec<(Result<Indexed, String>, Vec<u8>)> = Vec::new();
-    for part in msg.attachments() {
+    // (what was found, FHIR content, index of the attachment)
+    let mut found: Vec<(Result<Indexed, String>, Vec<u8>, usize)> = Vec::new();
+    for (index, part) in msg.attachments().enumerate() {
         let content_type = part
             .content_type()
             .map(|ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default()))
@@ -207,7 +230,7 @@ pub fn examine_parsed(
             } else {
                 Vec::new()
             };
-            found.push((r.map_err(|e| e.to_string()), keep));
+            found.push((r.map_err(|e| e.to_string()), keep, index));
         }
     }
     if found.is_empty() {
@@ -217,18 +240,20 @@ pub fn examine_parsed(
     let mut filing = DossierFiling::default();
     let mut filed_for = Vec::new();
     for p in patients {
-        for (r, _) in &found {
+        for (r, _, _) in &found {
             let indexed = r.as_ref().map_err(|e| Refusal::Unreadable(e.clone()))?;
             identity::check_indexed(&p.ins, indexed).map_err(Refusal::Identity)?;
         }
         let mut count = 0;
-        for (r, fhir_raw) in &found {
+        for (r, fhir_raw, index) in &found {
             let Ok(indexed) = r else { continue };
-            for mut d in documents_of(indexed, &subject) {
+            for mut d in documents_of(indexed, &subject, Some(*index)) {
                 if d.source == "fhir" {
                     d.data = fhir_raw.clone();
                 }
-                d.hash_content();
+                if d.reference.is_none() {
+                    d.hash_content();
+                }
                 filing.documents.push((p.account_id, d));
                 count += 1;
             }
@@ -243,7 +268,7 @@ pub fn examine_parsed(
     for address in professionals {
         let problems: Vec<&str> = found
             .iter()
-            .filter_map(|(r, _)| r.as_ref().err().map(String::as_str))
+            .filter_map(|(r, _, _)| r.as_ref().err().map(String::as_str))
             .collect();
         filing.outcomes.push(IndexingOutcome {
             recipient: address.clone(),
@@ -281,7 +306,7 @@ pub fn deposit(
         None => return Err(Refusal::Unreadable("not an IHE XDM package".into())),
     };
     identity::check_indexed(&patient.ins, &indexed).map_err(Refusal::Identity)?;
-    let documents: Vec<(i64, NewDocument)> = documents_of(&indexed, "")
+    let documents: Vec<(i64, NewDocument)> = documents_of(&indexed, "", None)
         .into_iter()
         .map(|d| (patient.account_id, d))
         .collect();

@@ -68,6 +68,8 @@ pub struct IndexedDocument {
     pub cda: Option<CdaDocument>,
     /// The document as received (verified against the metadata).
     pub data: Vec<u8>,
+    /// Path of its zip entry, when it came in a package.
+    pub path: Option<String>,
     /// MIME type from the metadata (`application/octet-stream` if absent).
     pub mime_type: String,
     /// Dossier category (see [`category::category_for`]).
@@ -174,6 +176,7 @@ fn index_package(data: &[u8], limits: &Limits) -> Result<Indexed, IndexError> {
             entry: Some(d.entry),
             cda,
             data: d.data,
+            path: Some(d.path),
             mime_type,
             category,
             title,

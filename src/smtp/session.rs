@@ -856,14 +856,23 @@ impl<B: Backend> Session<B> {
         };
         let rest = iter.as_slice();
         let consumed = &input[..input.len() - rest.len()];
-        for &b in consumed {
-            if b == b'\n' {
-                state.line_len = 0;
-            } else {
-                state.line_len += 1;
-                if state.line_len + 2 > MAX_TEXT_LINE {
-                    state.long_line = true;
+        // Line lengths, a line at a time (memchr: messages carry large base64 parts).
+        let mut tail = consumed;
+        loop {
+            let (line, next) = match memchr::memchr(b'\n', tail) {
+                Some(at) => (&tail[..at], Some(&tail[at + 1..])),
+                None => (tail, None),
+            };
+            state.line_len += line.len();
+            if state.line_len + 2 > MAX_TEXT_LINE {
+                state.long_line = true;
+            }
+            match next {
+                Some(rest) => {
+                    state.line_len = 0;
+                    tail = rest;
                 }
+                None => break,
             }
         }
         if done {

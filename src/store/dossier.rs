@@ -1,6 +1,7 @@
 //! The dossier médical and profil médical as stored: documents (one row per
-//! version, content in `blobs`), profile items with their provenance, and the
-//! indexing outcome of each delivery. Rows that come with a message are written
+//! version; content in `blobs`, or inside the message that brought it),
+//! profile items with their provenance, and the indexing outcome of each
+//! delivery. Rows that come with a message are written
 //! inside that message's transaction (`insert_message`), so a document is
 //! indexed with its message or not at all. The rules are in `crate::dossier`.
 
@@ -49,12 +50,25 @@ pub struct NewDocument {
     /// Lower-case hex SHA-256 of `data`, when computed before the write
     /// ([`NewDocument::hash_content`]); empty: computed by the writer.
     pub hash: String,
+    /// Where the document is in the message that brings it: then it is not
+    /// stored a second time (`data` only gives its size).
+    pub reference: Option<DocumentRef>,
     /// `xdm`, `fhir` or `patient`.
     pub source: &'static str,
     /// uniqueId (or entry id) of the document this one replaces (RPLC).
     pub replaces: Option<String>,
     /// Profile items read from it.
     pub items: Vec<NewProfileItem>,
+}
+
+/// Where a document is inside its message: an XDM package's zip entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentRef {
+    /// Index of the attachment among the message's attachments (mail-parser's
+    /// `attachments()` order).
+    pub part: usize,
+    /// Path of the zip entry.
+    pub entry: String,
 }
 
 impl NewDocument {
@@ -134,9 +148,13 @@ pub struct Document {
     pub confidentiality: Option<String>,
     /// MIME type.
     pub mime_type: String,
-    /// Content hash.
+    /// Content hash; the message's when the document is read from it
+    /// (`reference`).
     #[serde(skip)]
     pub blob_hash: String,
+    /// Where in its message the document is, when it is not stored on its own.
+    #[serde(skip)]
+    pub reference: Option<DocumentRef>,
     /// Octets.
     pub size: i64,
     /// Version (1, then 2 for its replacement, …).
@@ -152,7 +170,8 @@ pub struct Document {
 }
 
 const DOCUMENT_COLUMNS: &str = "id, patient_id, message_id, unique_id, category, title, type_code, creation_time, \
-     author, author_institution, confidentiality, mime_type, blob_hash, size, version, status, hidden, source, created_at";
+     author, author_institution, confidentiality, mime_type, blob_hash, source_part, source_entry, size, version, \
+     status, hidden, source, created_at";
 
 fn document(r: &AnyRow) -> Result<Document, StoreError> {
     Ok(Document {
@@ -169,6 +188,16 @@ fn document(r: &AnyRow) -> Result<Document, StoreError> {
         confidentiality: r.try_get("confidentiality")?,
         mime_type: r.try_get("mime_type")?,
         blob_hash: r.try_get("blob_hash")?,
+        reference: match (
+            r.try_get::<Option<i64>, _>("source_part")?,
+            r.try_get::<Option<String>, _>("source_entry")?,
+        ) {
+            (Some(part), Some(entry)) => Some(DocumentRef {
+                part: usize::try_from(part).unwrap_or(usize::MAX),
+                entry,
+            }),
+            _ => None,
+        },
         size: r.try_get("size")?,
         version: r.try_get("version")?,
         status: r.try_get("status")?,
@@ -209,25 +238,32 @@ pub struct ProfileItem {
 /// Writes the documents and outcomes of one message, on the delivery's connection.
 pub(super) async fn file_on(
     conn: &mut AnyConnection,
-    message_id: Option<i64>,
+    message: Option<(i64, &str)>,
     filing: &DossierFiling,
 ) -> Result<(), StoreError> {
     let t = now();
+    let message_id = message.map(|(id, _)| id);
     for (patient_id, d) in &filing.documents {
-        let hash = if d.hash.is_empty() {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&d.data))
-        } else {
-            d.hash.clone()
+        // A document inside the message is read from the message's blob.
+        let reference = d.reference.as_ref().zip(message.map(|(_, hash)| hash));
+        let hash = match reference {
+            Some((_, message_hash)) => message_hash.to_string(),
+            None if d.hash.is_empty() => {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(&d.data))
+            }
+            None => d.hash.clone(),
         };
-        sqlx::query(
-            "INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
-        )
-        .bind(&hash)
-        .bind(d.data.len() as i64)
-        .bind(&d.data)
-        .execute(&mut *conn)
-        .await?;
+        if reference.is_none() {
+            sqlx::query(
+                "INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
+            )
+            .bind(&hash)
+            .bind(d.data.len() as i64)
+            .bind(&d.data)
+            .execute(&mut *conn)
+            .await?;
+        }
         // A replacement takes the next version number and supersedes the old one.
         let mut version = 1i64;
         let mut replaced: Option<i64> = None;
@@ -251,9 +287,10 @@ pub(super) async fn file_on(
         let row = sqlx::query(
             "INSERT INTO documents (patient_id, message_id, unique_id, entry_uuid, category, title, type_code, class_code, \
              format_code, creation_time, service_start, service_stop, author, author_institution, author_role, \
-             author_specialty, confidentiality, mime_type, blob_hash, size, version, source, created_at, hidden) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
-             RETURNING id",
+             author_specialty, confidentiality, mime_type, blob_hash, size, version, source, created_at, hidden, \
+             source_part, source_entry) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
+             $25, $26) RETURNING id",
         )
         .bind(patient_id)
         .bind(message_id)
@@ -279,6 +316,8 @@ pub(super) async fn file_on(
         .bind(d.source)
         .bind(t)
         .bind(hidden)
+        .bind(reference.map(|(r, _)| i64::try_from(r.part).unwrap_or(i64::MAX)))
+        .bind(reference.map(|(r, _)| r.entry.as_str()))
         .fetch_one(&mut *conn)
         .await?;
         let id: i64 = row.try_get("id")?;
@@ -350,6 +389,28 @@ impl Store {
              ORDER BY category, created_at DESC, id DESC"
         ))
         .bind(patient_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(document).collect()
+    }
+
+    /// A page of the patient's documents, newest first: those with an id
+    /// below `before` (all when None), in `category` when given.
+    pub async fn documents_page(
+        &self,
+        patient_id: i64,
+        category: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Document>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE patient_id = $1 \
+             AND ($2 IS NULL OR category = $2) AND id < $3 ORDER BY id DESC LIMIT $4"
+        ))
+        .bind(patient_id)
+        .bind(category)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(document).collect()

@@ -188,7 +188,7 @@ pub async fn insert_message(
         None => {}
     }
     if let Some(filing) = &m.dossier {
-        super::dossier::file_on(&mut *conn, Some(message_id), filing).await?;
+        super::dossier::file_on(&mut *conn, Some((message_id, m.hash.as_str())), filing).await?;
     }
     Ok(Stored {
         message_id,

@@ -420,22 +420,40 @@ impl Store {
     }
 
     /// The account of a live session (idle less than `idle_secs`), refreshing it.
+    ///
+    /// The refresh is a write, and on SQLite a write waits for the single
+    /// writer, behind whole batches of deliveries: it is written only when the
+    /// recorded time is older than a tenth of the idle time (at most a
+    /// minute), so reading the dossier does not queue behind the deliveries
+    /// that feed it. A session may thus end up to that much before `idle_secs`.
     pub async fn session_account(
         &self,
         token_hash: &str,
         idle_secs: i64,
     ) -> Result<Option<i64>, StoreError> {
         let t = now();
-        let row = sqlx::query("UPDATE api_sessions SET last_seen = $1 WHERE token_hash = $2 AND last_seen > $3 RETURNING account_id")
+        let row = sqlx::query(
+            "SELECT account_id, last_seen FROM api_sessions WHERE token_hash = $1 AND last_seen > $2",
+        )
+        .bind(token_hash)
+        .bind(t - idle_secs)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let account_id: i64 = row.try_get("account_id")?;
+        let last_seen: i64 = row.try_get("last_seen")?;
+        if t - last_seen >= (idle_secs / 10).clamp(0, 60) {
+            sqlx::query(
+                "UPDATE api_sessions SET last_seen = $1 WHERE token_hash = $2 AND last_seen < $1",
+            )
             .bind(t)
             .bind(token_hash)
-            .bind(t - idle_secs)
-            .fetch_optional(self.pool())
+            .execute(self.pool())
             .await?;
-        Ok(match row {
-            Some(r) => Some(r.try_get("account_id")?),
-            None => None,
-        })
+        }
+        Ok(Some(account_id))
     }
 
     /// Ends a session.

@@ -402,20 +402,42 @@ fn document_json(d: crate::store::dossier::Document) -> DocumentJson {
     }
 }
 
-/// The patient's documents (schema: `schemas/api/documents.schema.json`).
+/// Default and largest page of `GET /api/v1/documents`.
+const DOCUMENTS_PAGE: (i64, i64) = (100, 500);
+
+#[derive(Debug, Deserialize)]
+struct DocumentsQuery {
+    category: Option<String>,
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The patient's documents, newest first, a page at a time: `next` is the
+/// `before` of the following page, null on the last one (schema:
+/// `schemas/api/documents.schema.json`).
 async fn documents(
     State(s): State<Shared>,
     Patient(p, _): Patient,
+    axum::extract::Query(q): axum::extract::Query<DocumentsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let list: Vec<DocumentJson> = s
+    let limit = q
+        .limit
+        .unwrap_or(DOCUMENTS_PAGE.0)
+        .clamp(1, DOCUMENTS_PAGE.1);
+    // One more than asked, to know whether another page follows.
+    let mut page = s
         .store
-        .documents_of(p.id)
+        .documents_page(p.id, q.category.as_deref(), q.before, limit + 1)
         .await
-        .map_err(unavailable)?
-        .into_iter()
-        .map(document_json)
-        .collect();
-    Ok(Json(json!({ "documents": list })))
+        .map_err(unavailable)?;
+    let next = (page.len() as i64 > limit)
+        .then(|| {
+            page.truncate(limit as usize);
+            page.last().map(|d| d.id)
+        })
+        .flatten();
+    let list: Vec<DocumentJson> = page.into_iter().map(document_json).collect();
+    Ok(Json(json!({ "documents": list, "next": next })))
 }
 
 async fn own_document(
@@ -445,7 +467,9 @@ async fn document_content(
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
     let d = own_document(&s, &p, id).await?;
-    let raw = s.store.blob(&d.blob_hash).await.map_err(unavailable)?;
+    let raw = super::patient::document_bytes(&s.store, &d)
+        .await
+        .map_err(unavailable)?;
     Ok(patient::file_download(
         &super::dossier_view::file_name(&d),
         raw,

@@ -324,3 +324,22 @@ pub async fn read_document_upload(
     }
     Ok(u)
 }
+
+/// A document's bytes: its own blob, or read back from the message that
+/// brought it (`DocumentRef`), through the checks of delivery.
+pub(super) async fn document_bytes(
+    store: &crate::store::Store,
+    d: &crate::store::dossier::Document,
+) -> Result<Vec<u8>, crate::store::StoreError> {
+    let raw = store.blob(&d.blob_hash).await?;
+    let Some(at) = d.reference.clone() else {
+        return Ok(raw);
+    };
+    tokio::task::spawn_blocking(move || {
+        crate::dossier::filing::extract(&raw, &at, &crate::dossier::limits::Limits::default())
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| crate::store::StoreError::NotFound(format!("document {} in its message", d.id)))
+}

@@ -225,7 +225,9 @@ async fn content(
         .map_err(unavailable)?
         .map_err(refused)?;
     let d = d.ok_or_else(|| ProError(StatusCode::NOT_FOUND, "no such document".into()))?;
-    let raw = s.store.blob(&d.blob_hash).await.map_err(unavailable)?;
+    let raw = super::patient::document_bytes(&s.store, &d)
+        .await
+        .map_err(unavailable)?;
     Ok(super::patient::file_download(
         &super::dossier_view::file_name(&d),
         raw,

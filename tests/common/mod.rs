@@ -291,7 +291,24 @@ pub struct Server {
 }
 
 impl Server {
+    /// Starts `mes serve` with `config`. A configuration with fixed ports (a
+    /// restart after `pin_ports`) can find one of them taken for a moment by
+    /// another test's outgoing connection: that start is tried again.
     pub fn start(config: &Path) -> Server {
+        let mut attempt = 0;
+        loop {
+            match Server::try_start(config) {
+                Ok(server) => return server,
+                Err(log) if log.contains("Address already in use") && attempt < 40 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(log) => panic!("mes serve did not become ready:\n{log}"),
+            }
+        }
+    }
+
+    fn try_start(config: &Path) -> Result<Server, String> {
         let stderr_dir = tempfile::tempdir().expect("tempdir");
         let stderr_path = stderr_dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
@@ -327,17 +344,17 @@ impl Server {
                 }
                 Err(_) => {
                     let _ = child.kill();
-                    let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                    panic!("mes serve did not become ready:\n{log}");
+                    let _ = child.wait();
+                    return Err(std::fs::read_to_string(&stderr_path).unwrap_or_default());
                 }
             }
         }
-        Server {
+        Ok(Server {
             child: Some(child),
             addrs,
             stderr_path,
             _stderr_dir: stderr_dir,
-        }
+        })
     }
 
     pub fn addr(&self, name: &str) -> SocketAddr {

@@ -95,7 +95,7 @@ pub(super) async fn show(
     q: Query<Etat>,
 ) -> Result<Response, PageError> {
     let d = patient::own_document(&s, &session.account, id).await?;
-    let raw = s.store.blob(&d.blob_hash).await?;
+    let raw = crate::web::patient::document_bytes(&s.store, &d).await?;
     let size = size_fr(raw.len());
     let v = view::document_view(&d, &raw);
     let page = DocumentPage {
@@ -114,7 +114,7 @@ pub(super) async fn content(
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
     let d = patient::own_document(&s, &session.account, id).await?;
-    let raw = s.store.blob(&d.blob_hash).await?;
+    let raw = crate::web::patient::document_bytes(&s.store, &d).await?;
     Ok(patient::file_download(&view::file_name(&d), raw))
 }
 
