@@ -240,8 +240,8 @@ fn build_message(
 
 /// A message's token: unique in the run, and of the same width for every
 /// message of a run (see [`Template`]).
-fn token_of(run_id: &str, worker: usize, n: u64) -> String {
-    format!("{run_id}-{worker:04}-{n:010}")
+fn token_of(run_id: &str, n: u64) -> String {
+    format!("{run_id}-{n:010}")
 }
 
 /// A message built by lettre once per worker around a placeholder as wide as
@@ -320,16 +320,39 @@ pub async fn run(args: SmtpBenchArgs) -> anyhow::Result<SmtpBenchReport> {
         Some(p) => vec![std::fs::read(p).with_context(|| format!("reading {}", p.display()))?],
         None => Vec::new(),
     });
+    // Distinct packages: every message is built before the clock starts (the
+    // load tool shares the machine; base64-encoding each package while
+    // sending would be measured as the server's time), when they fit in 2 GiB.
+    let prebuilt: Arc<Vec<Vec<u8>>> = Arc::new({
+        let average = attachments.iter().map(Vec::len).sum::<usize>() / attachments.len().max(1);
+        let total = (average * 4 / 3).saturating_mul(args.messages as usize);
+        if attachments.len() > 1 && total < 2 << 30 {
+            (0..args.messages)
+                .map(|n| {
+                    let attachment = attachments.get(n as usize % attachments.len());
+                    build_message(
+                        &args,
+                        &token_of(&args.run_id, n),
+                        attachment.map(Vec::as_slice),
+                    )
+                    .map(|m| m.formatted())
+                })
+                .collect::<anyhow::Result<_>>()?
+        } else {
+            Vec::new()
+        }
+    });
     let start = Instant::now();
     let stop_at = args.duration.map(|d| start + Duration::from_secs(d));
     let mut tasks = Vec::new();
-    for worker in 0..args.connections.max(1) {
+    for _ in 0..args.connections.max(1) {
         let args = args.clone();
         let next = next.clone();
         let errors = errors.clone();
         let latencies = latencies.clone();
         let log = log.clone();
         let attachments = attachments.clone();
+        let prebuilt = prebuilt.clone();
         tasks.push(tokio::spawn(async move {
             let mut conn: Option<AsyncSmtpConnection> = None;
             let mut template: Option<Template> = None;
@@ -345,7 +368,7 @@ pub async fn run(args: SmtpBenchArgs) -> anyhow::Result<SmtpBenchReport> {
                 if n >= args.messages {
                     return Ok(());
                 }
-                let token = token_of(&args.run_id, worker, n);
+                let token = token_of(&args.run_id, n);
                 let message = match attachments.len() {
                     0 | 1 => {
                         let template = match &template {
@@ -358,10 +381,13 @@ pub async fn run(args: SmtpBenchArgs) -> anyhow::Result<SmtpBenchReport> {
                         };
                         template.with_token(&token)?
                     }
-                    count => {
-                        let attachment = attachments.get(n as usize % count).map(Vec::as_slice);
-                        build_message(&args, &token, attachment)?.formatted()
-                    }
+                    count => match prebuilt.get(n as usize) {
+                        Some(message) => message.clone(),
+                        None => {
+                            let attachment = attachments.get(n as usize % count).map(Vec::as_slice);
+                            build_message(&args, &token, attachment)?.formatted()
+                        }
+                    },
                 };
                 let t0 = Instant::now();
                 let result = async {
