@@ -176,9 +176,9 @@ pub struct ImapSettings {
     /// Longest command line outside literals, in octets with its CRLF (RFC 7162 §4:
     /// at least 8192). Literals are bounded by `smtp.max_message_size`.
     pub max_command_line: usize,
-    /// Messages kept in memory, in all folders, for header FETCHes of large
-    /// folders (`imap::listing`; about 300 octets each); 0 turns it off.
-    pub listing_cache_entries: usize,
+    /// MiB of memory, in all folders, for header FETCHes of large folders
+    /// (`imap::listing`; about 300 octets per message); 0 turns it off.
+    pub listing_cache_mb: usize,
 }
 
 /// The smallest `imap.max_command_line` accepted (RFC 7162 §4).
@@ -190,7 +190,7 @@ impl Default for ImapSettings {
             max_connections_per_ip: 100,
             max_connections: 10_000,
             max_command_line: 64 * 1024,
-            listing_cache_entries: 200_000,
+            listing_cache_mb: 64,
         }
     }
 }
@@ -717,7 +717,7 @@ https = "127.0.0.1:8443"
 # max_connections_per_ip = 100
 # max_connections = 10000
 # max_command_line = 65536           # octets per line outside literals, CRLF included (>= 8192)
-# listing_cache_entries = 200000     # messages whose FETCH metadata stays in memory (~300 octets each); 0: off
+# listing_cache_mb = 64             # memory for header FETCHes of large folders (~300 octets a message); 0: off
 
 [relay]
 # Delivery to the other operators: MX lookup, STARTTLS required, our operator certificate.

@@ -200,6 +200,29 @@ async fn indexed_as_the_fixtures(db: Db) {
         in_category.len(),
         docs.iter().filter(|d| d["category"] == category).count()
     );
+    // Empty parameters count as absent; a malformed number is refused.
+    let (status, empty) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/documents?category=&limit=&before=",
+        Some(&token),
+        None,
+    );
+    assert_eq!(
+        (status, empty["documents"].as_array().map(Vec::len)),
+        (200, Some(docs.len())),
+        "{empty}"
+    );
+    let (status, _) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/documents?limit=beaucoup",
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 400);
     for name in SAMPLES {
         let want = fixture(name);
         let d = docs
@@ -273,9 +296,11 @@ async fn indexed_as_the_fixtures(db: Db) {
         .clone()
         .expect("filed as a reference into its message");
     let message = store.blob(&row.blob_hash).await.unwrap();
-    let want =
-        mes::dossier::filing::extract(&message, &at, &mes::dossier::limits::Limits::default())
-            .expect("in its message");
+    let limits = mes::dossier::limits::Limits::default();
+    let want = mes::dossier::filing::extract(&message, &at, &row.unique_id, &limits)
+        .expect("in its message");
+    // Another uniqueId at the same place is not this document.
+    assert!(mes::dossier::filing::extract(&message, &at, "1.2.3.4", &limits).is_none());
     assert_eq!(want.len(), 63805);
     let package = mes::dossier::xdm::read_package(
         &sample("VSM_1.4_2022.01"),

@@ -181,17 +181,38 @@ fn documents_of(indexed: &Indexed, message_title: &str, part: Option<usize>) -> 
 
 /// Reads back a document filed as a reference into its message
 /// ([`DocumentRef`]): the attachment, then the package with every check of
-/// delivery (limits, sizes, SHA-1), then the entry. None when the message does
-/// not hold it (which a stored reference never should).
-pub fn extract(message: &[u8], at: &DocumentRef, limits: &Limits) -> Option<Vec<u8>> {
+/// delivery (limits, sizes, SHA-1), then the entry, which must also carry the
+/// document's XDS uniqueId. If the attachment at that index does not hold it
+/// (another mail-parser version ordering attachments differently), the one
+/// package of the message that does. None when the message does not hold it
+/// (which a stored reference never should).
+pub fn extract(
+    message: &[u8],
+    at: &DocumentRef,
+    unique_id: &str,
+    limits: &Limits,
+) -> Option<Vec<u8>> {
     let msg = MessageParser::default().parse(message)?;
-    let part = msg.attachments().nth(at.part)?;
-    let package = super::xdm::read_package(part.contents(), limits).ok()?;
-    package
-        .documents
-        .into_iter()
-        .find(|d| d.path == at.entry)
-        .map(|d| d.data)
+    let from = |contents: &[u8]| {
+        super::xdm::read_package(contents, limits)
+            .ok()?
+            .documents
+            .into_iter()
+            .find(|d| d.path == at.entry && d.entry.unique_id == unique_id)
+            .map(|d| d.data)
+    };
+    if let Some(data) = msg
+        .attachments()
+        .nth(at.part)
+        .and_then(|p| from(p.contents()))
+    {
+        return Some(data);
+    }
+    let mut found = msg.attachments().filter_map(|p| from(p.contents()));
+    match (found.next(), found.next()) {
+        (Some(data), None) => Some(data),
+        _ => None,
+    }
 }
 
 /// Examines a message's attachments for its recipients. `Err` refuses the

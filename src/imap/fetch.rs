@@ -195,7 +195,10 @@ impl ImapSession {
             return self.ok(tag, None, "FETCH completed");
         };
         if wire::is_metadata_only(&names)
-            && self.services.listings.worth_using(sel.id, wanted.len())
+            && self
+                .services
+                .listings
+                .worth_using(sel.id, sel.uids.len(), wanted.len())
         {
             match self
                 .fetch_listed(&sel, &wanted, &names, changed_since)

@@ -8,8 +8,10 @@
 //! with the database ([`Store::listing_since`] from the highest MODSEQ it has
 //! seen, expunges included), so changes made by other sessions, or by other
 //! nodes on the same PostgreSQL database, are in it. A new UIDVALIDITY starts
-//! it afresh. Memory is bounded by `imap.listing_cache_entries`: the least
-//! recently used folders are dropped first.
+//! it afresh; a deleted folder's listing is dropped. Memory is bounded by
+//! `imap.listing_cache_mb`, counted in octets held: the least recently used
+//! folders are dropped first, and a folder estimated at more than half the
+//! bound is never filled (its FETCHes read the rows).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,13 @@ use crate::store::{Store, StoreError};
 /// A FETCH of at least this many messages fills the listing of a folder that
 /// has none yet; smaller FETCHes use one only when it is already there.
 pub const FILL_THRESHOLD: usize = 100;
+
+/// Octets a listed message is assumed to take before its listing is read
+/// (flags, envelope, map node), to decide whether a folder is worth filling.
+const ESTIMATE_PER_MESSAGE: usize = 320;
+
+/// Octets one listed message holds beyond its flags and envelope.
+const OVERHEAD_PER_MESSAGE: usize = 64;
 
 /// What a header FETCH needs of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +48,11 @@ pub struct Listed {
 }
 
 impl Listed {
+    /// Octets held for this message.
+    fn weight(&self) -> usize {
+        OVERHEAD_PER_MESSAGE + self.flags.len() + self.envelope.as_ref().map_or(0, |e| e.len())
+    }
+
     fn from_change(change: ListingChange) -> Listed {
         let envelope = change.imap_envelope.or_else(|| {
             // Stored before the wire form existed: convert the JSON once, here.
@@ -65,6 +79,8 @@ pub struct Listing {
     /// Highest MODSEQ seen: everything up to it is in `entries`.
     seen: i64,
     entries: BTreeMap<i64, Listed>,
+    /// Octets held by `entries`.
+    weight: usize,
 }
 
 impl Listing {
@@ -73,6 +89,7 @@ impl Listing {
             uidvalidity,
             seen: 0,
             entries: BTreeMap::new(),
+            weight: 0,
         }
     }
 
@@ -95,11 +112,16 @@ impl Listing {
     fn apply(&mut self, changes: Vec<ListingChange>) {
         for change in changes {
             self.seen = self.seen.max(change.modseq);
-            if change.gone {
-                self.entries.remove(&change.uid);
+            let uid = change.uid;
+            let old = if change.gone {
+                self.entries.remove(&uid)
             } else {
-                let uid = change.uid;
-                self.entries.insert(uid, Listed::from_change(change));
+                let listed = Listed::from_change(change);
+                self.weight += listed.weight();
+                self.entries.insert(uid, listed)
+            };
+            if let Some(old) = old {
+                self.weight = self.weight.saturating_sub(old.weight());
             }
         }
     }
@@ -108,7 +130,8 @@ impl Listing {
 struct Slot {
     listing: Arc<tokio::sync::Mutex<Listing>>,
     used: u64,
-    entries: usize,
+    /// Octets held, as of its last use.
+    weight: usize,
 }
 
 #[derive(Default)]
@@ -119,23 +142,23 @@ struct Folders {
 
 /// The listings of this process.
 pub struct Listings {
-    max_entries: usize,
+    max_bytes: usize,
     folders: Mutex<Folders>,
 }
 
 impl std::fmt::Debug for Listings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Listings")
-            .field("max_entries", &self.max_entries)
+            .field("max_bytes", &self.max_bytes)
             .finish_non_exhaustive()
     }
 }
 
 impl Listings {
-    /// Listings holding at most about `max_entries` messages in all (0: none).
-    pub fn new(max_entries: usize) -> Listings {
+    /// Listings holding at most about `max_bytes` octets in all (0: none).
+    pub fn new(max_bytes: usize) -> Listings {
         Listings {
-            max_entries,
+            max_bytes,
             folders: Mutex::new(Folders::default()),
         }
     }
@@ -147,11 +170,14 @@ impl Listings {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether to answer a metadata FETCH of `count` messages of this folder
-    /// from its listing.
-    pub fn worth_using(&self, folder_id: i64, count: usize) -> bool {
-        self.max_entries > 0
-            && (count >= FILL_THRESHOLD || self.folders().slots.contains_key(&folder_id))
+    /// Whether to answer a metadata FETCH of `count` of the `folder_len`
+    /// messages of this folder from its listing.
+    pub fn worth_using(&self, folder_id: i64, folder_len: usize, count: usize) -> bool {
+        let held = self.folders().slots.contains_key(&folder_id);
+        self.max_bytes > 0
+            && (held
+                || (count >= FILL_THRESHOLD
+                    && folder_len.saturating_mul(ESTIMATE_PER_MESSAGE) <= self.max_bytes / 2))
     }
 
     /// The listing of a folder, caught up with the database and locked for the
@@ -169,30 +195,37 @@ impl Listings {
             let slot = folders.slots.entry(folder_id).or_insert_with(|| Slot {
                 listing: Arc::new(tokio::sync::Mutex::new(Listing::empty(uidvalidity))),
                 used: clock,
-                entries: 0,
+                weight: 0,
             });
             slot.used = clock;
             slot.listing.clone()
         };
         let mut listing = shared.lock_owned().await;
+        // A folder deleted (its rows go without tombstones) or recreated.
+        let current = store.folder_by_id(folder_id).await?.map(|f| f.uidvalidity);
+        if current != Some(uidvalidity) {
+            self.folders().slots.remove(&folder_id);
+            *listing = Listing::empty(uidvalidity);
+            return Ok(listing);
+        }
         if listing.uidvalidity != uidvalidity {
             *listing = Listing::empty(uidvalidity);
         }
         let changes = store.listing_since(folder_id, listing.seen).await?;
         listing.apply(changes);
-        self.account(folder_id, listing.len());
+        self.account(folder_id, listing.weight);
         Ok(listing)
     }
 
     /// Records a folder's size and drops the least recently used folders
     /// while the total is over the bound (this one last).
-    fn account(&self, folder_id: i64, entries: usize) {
+    fn account(&self, folder_id: i64, weight: usize) {
         let mut folders = self.folders();
         if let Some(slot) = folders.slots.get_mut(&folder_id) {
-            slot.entries = entries;
+            slot.weight = weight;
         }
-        let mut total: usize = folders.slots.values().map(|s| s.entries).sum();
-        while total > self.max_entries {
+        let mut total: usize = folders.slots.values().map(|s| s.weight).sum();
+        while total > self.max_bytes {
             let victim = folders
                 .slots
                 .iter()
@@ -203,7 +236,7 @@ impl Listings {
             let Some(dropped) = folders.slots.remove(&victim) else {
                 break;
             };
-            total = total.saturating_sub(dropped.entries);
+            total = total.saturating_sub(dropped.weight);
         }
     }
 
@@ -236,6 +269,11 @@ mod tests {
         l.apply(vec![change(2, 5, "", false), change(1, 3, "\\Seen", false)]);
         assert_eq!(l.seen, 5);
         assert_eq!(l.len(), 2);
+        let weight = l.weight;
+        assert_eq!(
+            weight,
+            l.entries.values().map(Listed::weight).sum::<usize>()
+        );
         l.apply(vec![
             change(1, 7, "", true),
             change(2, 6, "\\Flagged", false),
@@ -243,6 +281,11 @@ mod tests {
         assert_eq!(l.seen, 7);
         assert!(l.get(1).is_none());
         assert_eq!(l.get(2).map(|e| &*e.flags), Some("\\Flagged"));
+        assert_eq!(
+            l.weight,
+            l.entries.values().map(Listed::weight).sum::<usize>()
+        );
+        assert!(l.weight < weight);
     }
 
     #[test]
@@ -273,7 +316,7 @@ mod tests {
                 Slot {
                     listing: Arc::new(tokio::sync::Mutex::new(Listing::empty(1))),
                     used,
-                    entries: 0,
+                    weight: 0,
                 },
             );
         }
@@ -292,6 +335,12 @@ mod tests {
         // A folder alone over the bound is not kept either.
         listings.account(3, 11);
         assert_eq!(listings.folders_held(), 0);
-        assert!(!Listings::new(0).worth_using(1, 10_000));
+        assert!(!Listings::new(0).worth_using(1, 10_000, 10_000));
+        // A folder estimated over half the bound is not filled; a small FETCH
+        // of a folder not held uses the rows.
+        let listings = Listings::new(ESTIMATE_PER_MESSAGE * 1000);
+        assert!(listings.worth_using(9, 500, 500));
+        assert!(!listings.worth_using(9, 501, 501));
+        assert!(!listings.worth_using(9, 500, FILL_THRESHOLD - 1));
     }
 }

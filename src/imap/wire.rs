@@ -150,7 +150,9 @@ fn write_metadata(
                 out.push(b')');
             }
             MessageDataItemName::InternalDate => {
-                let date = chrono::DateTime::from_timestamp(entry.internal_date, 0)?;
+                // Four-digit years only, as imap-types accepts (else the general path).
+                let date = chrono::DateTime::from_timestamp(entry.internal_date, 0)
+                    .filter(|d| (0..=9999).contains(&chrono::Datelike::year(d)))?;
                 write!(
                     out,
                     "INTERNALDATE \"{}\"",
@@ -271,6 +273,16 @@ mod tests {
             false
         ));
         let e = entry(raw, "bad\"flag");
+        assert!(!metadata_response(
+            &mut out,
+            NonZeroU32::MIN,
+            UID,
+            &e,
+            &NAMES,
+            false
+        ));
+        let mut e = entry(raw, "\\Seen");
+        e.internal_date = -62_167_222_800; // 31-Dec--0001 in UTC
         assert!(!metadata_response(
             &mut out,
             NonZeroU32::MIN,

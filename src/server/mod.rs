@@ -146,7 +146,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         deliverer: services.deliverer.clone(),
         max_message_size: config.smtp.max_message_size,
         max_command_line: config.imap.max_command_line,
-        listings: crate::imap::listing::Listings::new(config.imap.listing_cache_entries),
+        listings: crate::imap::listing::Listings::new(
+            config.imap.listing_cache_mb.saturating_mul(1024 * 1024),
+        ),
     });
     let imap_limits = ConnectionLimits::new(
         config.imap.max_connections,

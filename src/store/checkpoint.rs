@@ -35,16 +35,21 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the task for `pool`; it ends when the pool is closed.
+    /// Starts the task for `pool`; it ends when the pool is closed or every
+    /// `Checkpointer` (every `Store` clone) is gone.
     pub fn start(pool: AnyPool) -> Checkpointer {
         let wake = Arc::new(Notify::new());
-        let task_wake = wake.clone();
+        let task_wake = Arc::downgrade(&wake);
         tokio::spawn(async move {
             loop {
+                let Some(wake) = task_wake.upgrade() else {
+                    return;
+                };
                 tokio::select! {
-                    _ = task_wake.notified() => {}
+                    _ = wake.notified() => {}
                     _ = tokio::time::sleep(IDLE) => {}
                 }
+                drop(wake);
                 if pool.is_closed() {
                     return;
                 }

@@ -114,6 +114,23 @@ async fn next_modseq(conn: &mut AnyConnection, folder_id: i64) -> Result<i64, St
     Ok(row.try_get("highestmodseq")?)
 }
 
+/// Takes the row locks of these folders (in id order, so that two
+/// transactions over the same folders never wait for each other in a cycle)
+/// before anything is read: what the transaction then reads of them is what it
+/// changes. On SQLite this takes the database's write lock up front.
+async fn lock_folders(conn: &mut AnyConnection, folders: &[i64]) -> Result<(), StoreError> {
+    let mut ids = folders.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        sqlx::query("UPDATE mailboxes SET highestmodseq = highestmodseq WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Every entry of a folder, by UID.
     pub async fn entries(&self, folder_id: i64) -> Result<Vec<Entry>, StoreError> {
@@ -422,6 +439,7 @@ impl Store {
         to: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         let mut tx = self.pool().begin().await?;
+        lock_folders(&mut tx, &[from, to]).await?;
         let pairs = copy_on(&mut tx, from, uids, to).await?;
         tx.commit().await?;
         self.announce_folder(to).await;
@@ -436,6 +454,7 @@ impl Store {
         to: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         let mut tx = self.pool().begin().await?;
+        lock_folders(&mut tx, &[from, to]).await?;
         let pairs = copy_on(&mut tx, from, uids, to).await?;
         if !pairs.is_empty() {
             let modseq = next_modseq(&mut tx, from).await?;
@@ -461,6 +480,9 @@ impl Store {
         uids: Option<&[i64]>,
     ) -> Result<Vec<i64>, StoreError> {
         let mut tx = self.pool().begin().await?;
+        // Under the folder's lock: a concurrent STORE -FLAGS \Deleted or
+        // EXPUNGE has committed before these flags are read.
+        lock_folders(&mut tx, &[folder_id]).await?;
         let rows = sqlx::query(
             "SELECT uid, flags FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
         )

@@ -405,11 +405,23 @@ fn document_json(d: crate::store::dossier::Document) -> DocumentJson {
 /// Default and largest page of `GET /api/v1/documents`.
 const DOCUMENTS_PAGE: (i64, i64) = (100, 500);
 
+/// Query of `GET /api/v1/documents`; empty values count as absent.
 #[derive(Debug, Deserialize)]
 struct DocumentsQuery {
     category: Option<String>,
-    before: Option<i64>,
-    limit: Option<i64>,
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+/// A number from the query: absent or empty gives None, anything else must parse.
+fn query_number(value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "Paramètre invalide.".into())),
+    }
 }
 
 /// The patient's documents, newest first, a page at a time: `next` is the
@@ -420,14 +432,19 @@ async fn documents(
     Patient(p, _): Patient,
     axum::extract::Query(q): axum::extract::Query<DocumentsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let limit = q
-        .limit
+    let limit = query_number(q.limit.as_deref())?
         .unwrap_or(DOCUMENTS_PAGE.0)
         .clamp(1, DOCUMENTS_PAGE.1);
+    let before = query_number(q.before.as_deref())?;
+    let category = q
+        .category
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
     // One more than asked, to know whether another page follows.
     let mut page = s
         .store
-        .documents_page(p.id, q.category.as_deref(), q.before, limit + 1)
+        .documents_page(p.id, category, before, limit + 1)
         .await
         .map_err(unavailable)?;
     let next = (page.len() as i64 > limit)

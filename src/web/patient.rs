@@ -335,8 +335,10 @@ pub(super) async fn document_bytes(
     let Some(at) = d.reference.clone() else {
         return Ok(raw);
     };
+    let unique_id = d.unique_id.clone();
     tokio::task::spawn_blocking(move || {
-        crate::dossier::filing::extract(&raw, &at, &crate::dossier::limits::Limits::default())
+        let limits = crate::dossier::limits::Limits::default();
+        crate::dossier::filing::extract(&raw, &at, &unique_id, &limits)
     })
     .await
     .ok()
