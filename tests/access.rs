@@ -40,19 +40,7 @@ type Case<'a> = (&'a str, &'a Pro, bool, String, u16, Option<usize>);
 
 async fn rules_hold_on_the_professionals_api(db: Db) {
     let instance = Instance::new(db).await;
-    instance.run(
-        &[
-            "user",
-            "add",
-            JEAN,
-            "--kind",
-            "professional",
-            "--name",
-            "Dr Jean Dupont",
-            "--password-stdin",
-        ],
-        Some(&format!("{PW}\n")),
-    );
+    instance.add_named_user(JEAN, "professional", "Dr Jean Dupont", PW);
     instance.add_user(PATIENT, "patient", PATIENT_PW);
     let authorised = professional(&instance, "traitant", "Dr Médecin Traitant");
     let stranger = professional(&instance, "inconnu", "Dr Inconnu");
@@ -355,17 +343,7 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
 async fn audit_log_is_append_only_and_verified(db: Db) {
     let instance = Instance::new(db).await;
     instance.add_user(PATIENT, "patient", PATIENT_PW);
-    instance.run(
-        &[
-            "user",
-            "add",
-            JEAN,
-            "--kind",
-            "professional",
-            "--password-stdin",
-        ],
-        Some(&format!("{PW}\n")),
-    );
+    instance.add_user(JEAN, "professional", PW);
     let config = instance.config.to_str().unwrap().to_string();
     let (ok, out, err) = mes(&["--config", &config, "audit", "verify"], None);
     assert!(ok, "{err}");

@@ -65,19 +65,7 @@ fn validate(value: &Value, schema: &str) {
 
 async fn setup(db: Db) -> (Instance, Server) {
     let instance = Instance::new(db).await;
-    instance.run(
-        &[
-            "user",
-            "add",
-            JEAN,
-            "--kind",
-            "professional",
-            "--name",
-            "Dr Jean Dupont",
-            "--password-stdin",
-        ],
-        Some(&format!("{PW}\n")),
-    );
+    instance.add_named_user(JEAN, "professional", "Dr Jean Dupont", PW);
     instance.add_user(PATIENT, "patient", PATIENT_PW);
     instance.add_user(OTHER, "patient", PATIENT_PW);
     let server = instance.start();
@@ -646,17 +634,7 @@ async fn hostile_packages_are_refused(db: Db) {
 
 async fn professionals_get_the_package_and_an_outcome(db: Db) {
     let (instance, server) = setup(db).await;
-    instance.run(
-        &[
-            "user",
-            "add",
-            "marie.curie@hopital-a.mes.test",
-            "--kind",
-            "professional",
-            "--password-stdin",
-        ],
-        Some(&format!("{PW}\n")),
-    );
+    instance.add_user("marie.curie@hopital-a.mes.test", "professional", PW);
     let truncated = sample("VSM_1.4_2022.01")[..5000].to_vec();
     assert_eq!(
         send_package(

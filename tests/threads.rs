@@ -35,19 +35,7 @@ async fn setup(db: Db) -> (Instance, Server) {
         ],
         Some(&format!("{PW}\n")),
     );
-    instance.run(
-        &[
-            "user",
-            "add",
-            PATIENT,
-            "--kind",
-            "patient",
-            "--name",
-            "Dominique Pat-Trois",
-            "--password-stdin",
-        ],
-        Some(&format!("{PATIENT_PW}\n")),
-    );
+    instance.add_named_user(PATIENT, "patient", "Dominique Pat-Trois", PATIENT_PW);
     let server = instance.start();
     (instance, server)
 }
@@ -227,16 +215,10 @@ both_backends!(local_professional_thread);
 async fn keyword_ends_the_thread_and_other_patients_get_404() {
     let (instance, server) = setup(Db::Sqlite).await;
     let ca = instance.cert("ca.pem");
-    instance.run(
-        &[
-            "user",
-            "add",
-            "184127645108946@patient.mes.test",
-            "--kind",
-            "patient",
-            "--password-stdin",
-        ],
-        Some("autre mot de passe long\n"),
+    instance.add_user(
+        "184127645108946@patient.mes.test",
+        "patient",
+        "autre mot de passe long",
     );
     pro_writes(&instance, &server, "Ordonnance", None).await;
     let token = api_login(&server, &ca, PATIENT, PATIENT_PW);
@@ -329,30 +311,8 @@ async fn one_content_free_notice_for_a_burst() {
             1,
         )
     });
-    instance.run(
-        &[
-            "user",
-            "add",
-            JEAN,
-            "--kind",
-            "professional",
-            "--name",
-            "Dr Jean Dupont",
-            "--password-stdin",
-        ],
-        Some(&format!("{PW}\n")),
-    );
-    instance.run(
-        &[
-            "user",
-            "add",
-            PATIENT,
-            "--kind",
-            "patient",
-            "--password-stdin",
-        ],
-        Some(&format!("{PATIENT_PW}\n")),
-    );
+    instance.add_named_user(JEAN, "professional", "Dr Jean Dupont", PW);
+    instance.add_user(PATIENT, "patient", PATIENT_PW);
     let server = instance.start();
     let ca = instance.cert("ca.pem");
     let token = api_login(&server, &ca, PATIENT, PATIENT_PW);
@@ -399,32 +359,8 @@ async fn remote_professional_thread_closed_by_header() {
     let a = Instance::new(Db::Sqlite).await;
     let b = Instance::with(Db::Sqlite, "hopital-b.mes.test", Some(&a.root()), "").await;
     const MARIE: &str = "marie.curie@hopital-b.mes.test";
-    b.run(
-        &[
-            "user",
-            "add",
-            MARIE,
-            "--kind",
-            "professional",
-            "--name",
-            "Dr Marie Curie",
-            "--password-stdin",
-        ],
-        Some(&format!("{PW}\n")),
-    );
-    a.run(
-        &[
-            "user",
-            "add",
-            PATIENT,
-            "--kind",
-            "patient",
-            "--name",
-            "Dominique Pat-Trois",
-            "--password-stdin",
-        ],
-        Some(&format!("{PATIENT_PW}\n")),
-    );
+    b.add_named_user(MARIE, "professional", "Dr Marie Curie", PW);
+    a.add_named_user(PATIENT, "patient", "Dominique Pat-Trois", PATIENT_PW);
     a.whitelist("hopital-b.mes.test", &b.cert("server.pem"));
     b.whitelist("patient.mes.test", &a.cert("server.pem"));
     b.whitelist("hopital-a.mes.test", &a.cert("server.pem"));

@@ -114,6 +114,17 @@ async fn pro_sends_results(instance: &Instance, server: &Server, to: &str) {
 }
 
 /// Checks a page: screenshot, axe-core, no horizontal scrolling.
+/// A desktop browser where the patient has logged in with a password; and the base URL.
+async fn logged_in(instance: &Instance, server: &Server) -> (Browser, String) {
+    let b = Browser::start(&instance.cert("ca.pem"), Viewport::Desktop).await;
+    let url = base(server);
+    b.goto(&format!("{url}/connexion")).await;
+    b.fill("#login", INS).await;
+    b.fill("#password", PATIENT_PW).await;
+    b.navigate_by("main button[type=submit]").await;
+    (b, url)
+}
+
 async fn check_page(b: &Browser, name: &str) {
     b.screenshot(name).await;
     b.check_accessibility(name).await;
@@ -433,19 +444,7 @@ impl Web {
 async fn setup_with_passwords(config: impl FnOnce(String) -> String) -> (Instance, Server) {
     let instance = Instance::new(Db::Sqlite).await;
     instance.edit_config(config);
-    instance.run(
-        &[
-            "user",
-            "add",
-            JEAN,
-            "--kind",
-            "professional",
-            "--name",
-            "Dr Jean Dupont",
-            "--password-stdin",
-        ],
-        Some(&format!("{PW}\n")),
-    );
+    instance.add_named_user(JEAN, "professional", "Dr Jean Dupont", PW);
     instance.add_user(PATIENT, "patient", PATIENT_PW);
     instance.add_user(OTHER, "patient", PATIENT_PW);
     let server = instance.start();
@@ -715,12 +714,7 @@ async fn hostile_html_mail_is_inert_in_the_browser() {
     )
     .await;
 
-    let b = Browser::start(&instance.cert("ca.pem"), Viewport::Desktop).await;
-    let url = base(&server);
-    b.goto(&format!("{url}/connexion")).await;
-    b.fill("#login", INS).await;
-    b.fill("#password", PATIENT_PW).await;
-    b.navigate_by("main button[type=submit]").await;
+    let (b, _) = logged_in(&instance, &server).await;
     b.navigate_by(".fils a").await;
     let page = b.main_text().await;
     assert!(page.contains("Bonjour, voici le compte rendu."), "{page}");
@@ -796,12 +790,7 @@ async fn dossier_in_the_browser() {
         .await;
         assert_eq!(code, 250, "{name}");
     }
-    let b = Browser::start(&instance.cert("ca.pem"), Viewport::Desktop).await;
-    let url = base(&server);
-    b.goto(&format!("{url}/connexion")).await;
-    b.fill("#login", INS).await;
-    b.fill("#password", PATIENT_PW).await;
-    b.navigate_by("main button[type=submit]").await;
+    let (b, url) = logged_in(&instance, &server).await;
 
     // Documents under their category.
     b.navigate_by("nav a[href='/dossier']").await;
@@ -901,19 +890,7 @@ async fn dossier_in_the_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_a_professional_in_the_browser() {
     let instance = Instance::new(Db::Sqlite).await;
-    instance.run(
-        &[
-            "user",
-            "add",
-            JEAN,
-            "--kind",
-            "professional",
-            "--name",
-            "Dr Jean Dupont",
-            "--password-stdin",
-        ],
-        Some(&format!("{PW}\n")),
-    );
+    instance.add_named_user(JEAN, "professional", "Dr Jean Dupont", PW);
     instance.add_user(PATIENT, "patient", PATIENT_PW);
     let traitant = common::professional(&instance, "traitant", "Dr Claire Traitant");
     let server = instance.start();
@@ -929,12 +906,7 @@ async fn blocking_a_professional_in_the_browser() {
     assert_eq!(code, 250);
     let list = format!("/api/pro/v1/patients/{INS}/documents");
 
-    let b = Browser::start(&instance.cert("ca.pem"), Viewport::Desktop).await;
-    let url = base(&server);
-    b.goto(&format!("{url}/connexion")).await;
-    b.fill("#login", INS).await;
-    b.fill("#password", PATIENT_PW).await;
-    b.navigate_by("main button[type=submit]").await;
+    let (b, url) = logged_in(&instance, &server).await;
 
     // The patient authorises Dr Traitant; the practice software reads the record.
     b.navigate_by("nav a[href='/professionnels']").await;

@@ -369,7 +369,7 @@ pub async fn run(args: SmtpBenchArgs) -> anyhow::Result<SmtpBenchReport> {
                     return Ok(());
                 }
                 let token = token_of(&args.run_id, n);
-                let message = match attachments.len() {
+                let message: std::borrow::Cow<'_, [u8]> = match attachments.len() {
                     0 | 1 => {
                         let template = match &template {
                             Some(t) => t,
@@ -379,13 +379,13 @@ pub async fn run(args: SmtpBenchArgs) -> anyhow::Result<SmtpBenchReport> {
                                 attachments.first().map(Vec::as_slice),
                             )?),
                         };
-                        template.with_token(&token)?
+                        template.with_token(&token)?.into()
                     }
                     count => match prebuilt.get(n as usize) {
-                        Some(message) => message.clone(),
+                        Some(message) => message.as_slice().into(),
                         None => {
                             let attachment = attachments.get(n as usize % count).map(Vec::as_slice);
-                            build_message(&args, &token, attachment)?.formatted()
+                            build_message(&args, &token, attachment)?.formatted().into()
                         }
                     },
                 };

@@ -240,8 +240,9 @@ impl Listings {
         }
     }
 
-    /// Number of folders held (for tests and diagnostics).
-    pub fn folders_held(&self) -> usize {
+    /// Number of folders held.
+    #[cfg(test)]
+    fn folders_held(&self) -> usize {
         self.folders().slots.len()
     }
 }

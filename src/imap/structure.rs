@@ -110,7 +110,7 @@ impl<'a> ParsedMessage<'a> {
             bytes: raw.len().saturating_mul(4).saturating_add(1 << 20),
             parts: MAX_PARTS,
         };
-        let root = build_message(raw, 0..raw.len(), 0, &mut limits, &mut |_| {});
+        let root = build_message(raw, 0..raw.len(), 0, &mut limits);
         ParsedMessage { raw, root }
     }
 
@@ -124,22 +124,17 @@ impl<'a> ParsedMessage<'a> {
         with: impl FnOnce(Option<&Message<'_>>) -> T,
     ) -> (Self, T) {
         let mut limits = Limits {
-            bytes: raw.len().saturating_mul(4).saturating_add(1 << 20),
+            // What `parse` allows, less the whole message parsed here.
+            bytes: raw.len().saturating_mul(3).saturating_add(1 << 20),
             parts: MAX_PARTS,
         };
-        let mut with = Some(with);
-        let mut out = None;
-        let root = build_message(raw, 0..raw.len(), 0, &mut limits, &mut |message| {
-            if let Some(with) = with.take() {
-                out = Some(with(message));
-            }
+        let input = parser_input(raw);
+        let parsed = MessageParser::new().parse(input.as_ref());
+        let out = with(match input {
+            Cow::Borrowed(_) => parsed.as_ref(),
+            Cow::Owned(_) => None,
         });
-        let out = match (out, with) {
-            (Some(out), _) => out,
-            (None, Some(with)) => with(None),
-            // `with` was taken only to produce `out`.
-            (None, None) => unreachable!("parse_sharing: result lost"),
-        };
+        let root = build_from(raw, 0..raw.len(), 0, &mut limits, parsed.as_ref());
         (ParsedMessage { raw, root }, out)
     }
 
@@ -499,44 +494,45 @@ struct Limits {
 }
 
 /// Builds the tree of the message stored at `raw[range]` (the whole message,
-/// or the body of a message/rfc822 part). `share` sees mail-parser's parse of
-/// exactly these bytes, or None (see [`ParsedMessage::parse_sharing`]).
-fn build_message(
+/// or the body of a message/rfc822 part).
+fn build_message(raw: &[u8], range: Range<usize>, depth: usize, limits: &mut Limits) -> Node {
+    let range = clamp(raw, range);
+    let len = range.len();
+    if depth < MAX_DEPTH && limits.bytes >= len {
+        limits.bytes -= len;
+        let input = parser_input(raw.get(range.clone()).unwrap_or_default());
+        let parsed = MessageParser::new().parse(input.as_ref());
+        return build_from(raw, range, depth, limits, parsed.as_ref());
+    }
+    build_from(raw, range, depth, limits, None)
+}
+
+/// The tree of `raw[range]` from mail-parser's parse of those bytes (None:
+/// not parsed, because of the depth or the byte budget).
+fn build_from(
     raw: &[u8],
     range: Range<usize>,
     depth: usize,
     limits: &mut Limits,
-    share: &mut dyn FnMut(Option<&Message<'_>>),
+    parsed: Option<&Message<'_>>,
 ) -> Node {
     let range = clamp(raw, range);
-    let bytes = raw.get(range.clone()).unwrap_or_default();
-    if depth < MAX_DEPTH && limits.bytes >= bytes.len() {
-        limits.bytes -= bytes.len();
-        let input = parser_input(bytes);
-        let parsed = MessageParser::new().parse(input.as_ref());
-        share(match input {
-            Cow::Borrowed(_) => parsed.as_ref(),
-            Cow::Owned(_) => None,
-        });
-        if let Some(message) = parsed
-            && !message.parts.is_empty()
-        {
-            let mut ctx = BuildCtx {
-                raw,
-                base: range.start,
-                end: range.end,
-                limits,
-            };
-            let mut root = ctx.part(&message, 0, depth, true);
-            // The top part always spans to the end of the message.
-            root.body.end = range.end;
-            root.header.start = range.start;
-            return root;
-        }
+    if let Some(message) = parsed.filter(|m| !m.parts.is_empty()) {
+        let mut ctx = BuildCtx {
+            raw,
+            base: range.start,
+            end: range.end,
+            limits,
+        };
+        let mut root = ctx.part(message, 0, depth, true);
+        // The top part always spans to the end of the message.
+        root.body.end = range.end;
+        root.header.start = range.start;
+        return root;
     }
-    share(None);
     // Not parseable as a message (no header at all, or limits reached): the
     // header runs to the first blank line, as Dovecot would read it.
+    let bytes = raw.get(range.clone()).unwrap_or_default();
     let header_end = find_header_end(bytes) + range.start;
     let header = range.start..header_end;
     let mime = is_mime_message(raw.get(header.clone()).unwrap_or_default());
@@ -654,10 +650,9 @@ impl BuildCtx<'_, '_> {
                     body.clone(),
                     depth + 1,
                     self.limits,
-                    &mut |_| {},
                 ))),
                 _ if mime && is_message_rfc822(header_bytes) => Kind::Message(Box::new(
-                    build_message(self.raw, body.clone(), depth + 1, self.limits, &mut |_| {}),
+                    build_message(self.raw, body.clone(), depth + 1, self.limits),
                 )),
                 _ => Kind::Leaf,
             }

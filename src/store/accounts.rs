@@ -49,6 +49,17 @@ pub struct Account {
     pub establishment: Option<String>,
 }
 
+impl Account {
+    /// The name to show: the display name, else the address.
+    pub fn shown_name(&self) -> String {
+        if self.display_name.is_empty() {
+            self.address.clone()
+        } else {
+            self.display_name.clone()
+        }
+    }
+}
+
 impl std::fmt::Debug for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Account")

@@ -75,8 +75,17 @@ impl NewDocument {
     /// Computes the content hash now, on the caller's thread, so that the
     /// single database writer does not spend its time on it.
     pub fn hash_content(&mut self) {
-        use sha2::Digest;
-        self.hash = hex::encode(sha2::Sha256::digest(&self.data));
+        self.hash = self.content_hash();
+    }
+
+    /// Lower-case hex SHA-256 of the content: the one computed beforehand, if any.
+    fn content_hash(&self) -> String {
+        if self.hash.is_empty() {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&self.data))
+        } else {
+            self.hash.clone()
+        }
     }
 }
 
@@ -248,11 +257,7 @@ pub(super) async fn file_on(
         let reference = d.reference.as_ref().zip(message.map(|(_, hash)| hash));
         let hash = match reference {
             Some((_, message_hash)) => message_hash.to_string(),
-            None if d.hash.is_empty() => {
-                use sha2::Digest;
-                hex::encode(sha2::Sha256::digest(&d.data))
-            }
-            None => d.hash.clone(),
+            None => d.content_hash(),
         };
         if reference.is_none() {
             sqlx::query(

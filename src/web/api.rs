@@ -111,25 +111,12 @@ impl FromRequestParts<Shared> for Patient {
         state: &Shared,
     ) -> Result<Self, Self::Rejection> {
         let unauthorized = || ApiError(StatusCode::UNAUTHORIZED, "Veuillez vous connecter.".into());
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(unauthorized)?;
-        let hash = security::token_hash(token.trim());
-        let account_id = state
-            .store
-            .session_account(&hash, state.settings.session_idle_secs as i64)
+        let token = security::bearer_token(&parts.headers).ok_or_else(unauthorized)?;
+        let idle = state.settings.session_idle_secs as i64;
+        let (account, hash) = security::token_account(&state.store, token, idle)
             .await
             .map_err(unavailable)?
-            .ok_or_else(unauthorized)?;
-        let account = state
-            .store
-            .account_by_id(account_id)
-            .await
-            .map_err(unavailable)?
-            .filter(|a| a.kind == AccountKind::Patient && !a.disabled)
+            .filter(|(a, _)| a.kind == AccountKind::Patient && !a.disabled)
             .ok_or_else(unauthorized)?;
         Ok(Patient(account, hash))
     }

@@ -79,11 +79,7 @@ pub async fn history(
                         AccountKind::Application => "service",
                         AccountKind::Patient => "patient",
                     },
-                    if a.display_name.is_empty() {
-                        a.address
-                    } else {
-                        a.display_name
-                    },
+                    a.shown_name(),
                 ),
                 None if actor == "operator" || actor == "system" => {
                     ("systeme", "Opérateur du service".to_string())
@@ -140,9 +136,7 @@ pub async fn professionals(
         out.push(ProfessionalLine {
             name: account
                 .as_ref()
-                .map(|a| a.display_name.clone())
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| row.professional.clone()),
+                .map_or_else(|| row.professional.clone(), Account::shown_name),
             profession: account.and_then(|a| a.profession),
             address: row.professional,
             status: row.status,

@@ -96,23 +96,11 @@ impl FromRequestParts<Shared> for Professional {
                 AccountKind::Professional | AccountKind::Organisation | AccountKind::Application
             ) && !a.disabled
         };
-        if let Some(token) = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        {
-            let id = s
-                .store
-                .session_account(&security::token_hash(token), TOKEN_IDLE_SECS)
+        if let Some(token) = security::bearer_token(&parts.headers) {
+            let account = security::token_account(&s.store, token, TOKEN_IDLE_SECS)
                 .await
                 .map_err(unavailable)?
-                .ok_or_else(unauthorized)?;
-            let account = s
-                .store
-                .account_by_id(id)
-                .await
-                .map_err(unavailable)?
+                .map(|(a, _)| a)
                 .filter(is_professional)
                 .ok_or_else(unauthorized)?;
             return Ok(Professional(account));
@@ -129,14 +117,7 @@ impl FromRequestParts<Shared> for Professional {
             .map_err(unavailable)?;
         let account = accounts
             .into_iter()
-            .find(|a| {
-                matches!(
-                    a.kind,
-                    AccountKind::Professional
-                        | AccountKind::Organisation
-                        | AccountKind::Application
-                ) && !a.disabled
-            })
+            .find(is_professional)
             .ok_or_else(unauthorized)?;
         Ok(Professional(account))
     }

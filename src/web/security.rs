@@ -111,6 +111,28 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.trim().as_bytes()))
 }
 
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// The account of the live API session of `token`, with the token's hash;
+/// None when no session is live. Callers check the account's kind.
+pub async fn token_account(
+    store: &crate::store::Store,
+    token: &str,
+    idle_secs: i64,
+) -> Result<Option<(crate::store::accounts::Account, String)>, crate::store::StoreError> {
+    let hash = token_hash(token);
+    let Some(id) = store.session_account(&hash, idle_secs).await? else {
+        return Ok(None);
+    };
+    Ok(store.account_by_id(id).await?.map(|a| (a, hash)))
+}
+
 /// The value of cookie `name` in a request's headers.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers

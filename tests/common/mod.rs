@@ -209,6 +209,11 @@ impl Instance {
 
     /// Creates an account with a known password.
     pub fn add_user(&self, address: &str, kind: &str, password: &str) {
+        self.add_named_user(address, kind, "Test User", password);
+    }
+
+    /// `mes user add ADDRESS --kind KIND --name NAME --password-stdin`.
+    pub fn add_named_user(&self, address: &str, kind: &str, name: &str, password: &str) {
         self.run(
             &[
                 "user",
@@ -217,7 +222,7 @@ impl Instance {
                 "--kind",
                 kind,
                 "--name",
-                "Test User",
+                name,
                 "--password-stdin",
             ],
             Some(&format!("{password}\n")),

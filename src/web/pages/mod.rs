@@ -119,11 +119,7 @@ impl Layout {
         Layout {
             title: title.to_string(),
             csrf: csrf.token.clone(),
-            patient: Some(if p.display_name.is_empty() {
-                p.address.clone()
-            } else {
-                p.display_name.clone()
-            }),
+            patient: Some(p.shown_name()),
             nav,
         }
     }
