@@ -695,8 +695,36 @@ async fn replacement_supersedes(db: Db) {
         },
         false,
     );
-    // The patient hid the first version; the replacement stays hidden.
+    // Another professional may not replace Dr Dupont's document: 550 and an
+    // error MDN (906), the first version unchanged.
+    const PIERRE: &str = "pierre.martin@hopital-a.mes.test";
+    instance.add_named_user(PIERRE, "professional", "Dr Pierre Martin", PW);
+    let dnt = format!("Disposition-Notification-To: <{PIERRE}>\r\n");
+    assert_eq!(
+        common::send_xdm(&instance, &server, (PIERRE, PW), PATIENT, &v2, &dnt).await,
+        550
+    );
     let store = open_store(&instance).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let fields = loop {
+        let f = mdn_fields(&store, PIERRE).await;
+        if !f.is_empty() || std::time::Instant::now() > deadline {
+            break f;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(fields.len(), 1, "{fields:?}");
+    assert!(fields[0].contains("Error: 906 "), "{}", fields[0]);
+    let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
+    let docs = store.documents_of(patient.id).await.unwrap();
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    assert_eq!((docs[0].version, docs[0].status.as_str()), (1, "current"));
+    assert!(
+        server.log().contains("Replacement refused") || server.log().contains("code=906"),
+        "the refusal is logged"
+    );
+
+    // The patient hid the first version; the replacement stays hidden.
     let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
     let first = store.documents_of(patient.id).await.unwrap()[0].id;
     assert!(

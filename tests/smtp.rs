@@ -126,7 +126,7 @@ async fn lettre_mx_with_operator_certificate(db: Db) {
         .send(message("forged@hopital-a.mes.test", JEAN, "forged"))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("not the operator"), "{err}");
+    assert!(err.to_string().contains("is hosted here"), "{err}");
     let store = open_store(&instance).await;
     let mails = inbox(&store, JEAN).await;
     assert_eq!(mails.len(), 1);
@@ -140,7 +140,7 @@ async fn lettre_mx_with_operator_certificate(db: Db) {
     assert!(
         server
             .log()
-            .contains("is not the operator of hopital-a.mes.test"),
+            .contains("forged@hopital-a.mes.test is hosted here"),
         "reason logged"
     );
 }
@@ -465,13 +465,14 @@ async fn pipelining_dsn_parameters_and_hostile_mime() {
     for expected in [250, 250, 250, 354] {
         assert_eq!(s.read_reply().await.code, expected);
     }
-    // Hostile MIME from the corpus is still mail: stored as received.
+    // Hostile MIME from the corpus is still mail: stored as received. (Its
+    // own From line is mangled: a From that proves the author goes first.)
     let hostile = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/mime/malformed-019.eml"
     ))
     .unwrap();
-    let mut data = Vec::new();
+    let mut data = b"From: <dr@operateur2.mes.test>\r\n".to_vec();
     for line in hostile.split_inclusive(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -578,7 +579,11 @@ async fn auth_external_and_relaying_system_certificate() {
     s.expect("MAIL FROM:<jean.dupont@hopital-a.mes.test>", 550)
         .await;
     let r = s.expect("MAIL FROM:<x@elsewhere.test>", 550).await;
-    assert!(r.text().contains("not in the trust space"), "{r:?}");
+    assert!(
+        r.text()
+            .contains("mapped to dpi@hopital-a.mes.test, which may not send as x@elsewhere.test"),
+        "{r:?}"
+    );
     s.expect("MAIL FROM:<dpi@hopital-a.mes.test>", 250).await;
     let r = s.expect("RCPT TO:<someone@operateur2.mes.test>", 550).await;
     assert!(

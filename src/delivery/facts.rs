@@ -1,12 +1,22 @@
 //! What the delivery path needs to know of a message's content, read in one parse.
 
-use mail_parser::MessageParser;
+use mail_parser::{HeaderName, MessageParser, MimeHeaders};
 
 /// Header facts used by policy (sender checks) and by trace header assembly.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MessageFacts {
     /// Addresses of the From header, lower-cased.
     pub from: Vec<String>,
+    /// How many From header fields the message has (RFC 5322 allows one).
+    pub from_fields: usize,
+    /// Addresses of the Sender header(s), lower-cased.
+    pub sender: Vec<String>,
+    /// How many Sender header fields the message has (RFC 5322 allows at most one).
+    pub sender_fields: usize,
+    /// A delivery or disposition report (`multipart/report` with
+    /// `report-type=delivery-status` or `disposition-notification`): what the
+    /// null sender may carry.
+    pub report: bool,
     /// The Message-ID header, without angle brackets.
     pub message_id: Option<String>,
     /// A Date header is present.
@@ -48,17 +58,46 @@ impl MessageFacts {
                 references.push(t.to_string());
             }
         }
-        let subject = msg.subject().map(|s| s.trim().to_string());
+        let subject = msg.subject().map(|s| clean_text(s.trim()));
+        let count = |name: HeaderName<'_>| msg.headers().iter().filter(|h| h.name == name).count();
+        let addresses = |name: HeaderName<'_>| -> Vec<String> {
+            msg.headers()
+                .iter()
+                .filter(|h| h.name == name)
+                .filter_map(|h| h.value.as_address())
+                .flat_map(|a| {
+                    a.iter()
+                        .filter_map(|addr| addr.address())
+                        .map(|s| s.trim().to_lowercase())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let report = msg.content_type().is_some_and(|ct| {
+            ct.ctype().eq_ignore_ascii_case("multipart")
+                && ct
+                    .subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+                && ct.attribute("report-type").is_some_and(|t| {
+                    t.eq_ignore_ascii_case("delivery-status")
+                        || t.eq_ignore_ascii_case("disposition-notification")
+                })
+        });
         let fin_header = msg
             .header_raw("X-MSS-MES")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("FIN"));
         MessageFacts {
             from,
+            from_fields: count(HeaderName::From),
+            sender: addresses(HeaderName::Sender),
+            sender_fields: count(HeaderName::Sender),
+            report,
             from_name: msg
                 .from()
                 .and_then(|a| a.first())
                 .and_then(|a| a.name())
-                .map(|n| n.trim().to_string()),
+                .map(|n| clean_text(n.trim()))
+                .filter(|n| !n.is_empty()),
             ends_thread: fin_header || subject.as_deref() == Some("[FIN]"),
             subject,
             references,
@@ -70,6 +109,21 @@ impl MessageFacts {
             parsed: true,
         }
     }
+}
+
+/// Text taken from a header for reuse (a subject, a display name, a file
+/// name): control characters (CR and LF among them) become spaces, so that
+/// nothing read from incoming mail can start a header or a body part in a
+/// message we build from it.
+pub fn clean_text(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let spaced: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The address of a `Disposition-Notification-To` value (`Name <a@b>` or `a@b`).
@@ -104,6 +158,35 @@ mod tests {
             b"From: a@b.test\r\nDisposition-Notification-To: \"Dr A\" <A@B.test>\r\n\r\nx",
         );
         assert_eq!(f.notify_to.as_deref(), Some("a@b.test"));
+    }
+
+    #[test]
+    fn counts_from_and_sender_fields_and_knows_reports() {
+        let f = MessageFacts::read(
+            b"From: a@b.test\r\nFrom: c@d.test\r\nSender: S <s@b.test>\r\n\r\nx",
+        );
+        assert_eq!(f.from_fields, 2);
+        assert_eq!(f.sender, vec!["s@b.test".to_string()]);
+        assert_eq!(f.sender_fields, 1);
+        assert!(!f.report);
+        let f = MessageFacts::read(
+            b"From: MAILER-DAEMON@b.test\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=x\r\n\r\n--x--\r\n",
+        );
+        assert!(f.report);
+        let f = MessageFacts::read(
+            b"From: a@b.test\r\nContent-Type: multipart/report; report-type=other; boundary=x\r\n\r\n--x--\r\n",
+        );
+        assert!(!f.report);
+    }
+
+    #[test]
+    fn header_text_loses_control_characters() {
+        let f = MessageFacts::read(
+            b"From: =?utf-8?B?RHIgQQ0KQmNjOiB4QHk=?= <a@b.test>\r\nSubject: =?utf-8?B?Qm9uam91cg0KDQpmb3JnZWQ=?=\r\n\r\nx",
+        );
+        assert_eq!(f.subject.as_deref(), Some("Bonjour forged"));
+        assert_eq!(f.from_name.as_deref(), Some("Dr A Bcc: x@y"));
+        assert_eq!(clean_text("plain"), "plain");
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum Refusal {
     /// A structured attachment could not be read (unsafe, corrupt, over a limit).
     #[error("Pièce jointe structurée illisible : {0}")]
     Unreadable(String),
+    /// A replacement (RPLC) of a document deposited by someone else.
+    #[error("Remplacement refusé : le document {0} a été déposé par un autre auteur")]
+    NotAuthor(String),
 }
 
 impl Refusal {
@@ -52,6 +55,10 @@ impl Refusal {
             Refusal::Identity(IdentityProblem::IncompleteIns) => {
                 "Documents refused: incomplete INS identity (birth name, given name, birth date and sex required) [905]".into()
             }
+            Refusal::NotAuthor(id) => format!(
+                "Replacement refused: document {} was deposited by another author [906]",
+                id.chars().filter(|c| c.is_ascii_graphic()).take(128).collect::<String>()
+            ),
             Refusal::Unreadable(why) => format!(
                 "Structured attachment refused: {} [900]",
                 why.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).take(200).collect::<String>()
@@ -59,12 +66,76 @@ impl Refusal {
         }
     }
 
-    /// Integration error code for the MDN (900 invalid content, 902, 903, 905).
+    /// Integration error code for the MDN (900 invalid content, 902, 903,
+    /// 905; 906 for a replacement by another author than the document's).
     pub fn mdn_code(&self) -> u16 {
         match self {
             Refusal::Identity(p) => p.mdn_code(),
             Refusal::Unreadable(_) => 900,
+            Refusal::NotAuthor(_) => 906,
         }
+    }
+}
+
+/// Who deposits documents: the proven author of the message (or of the API
+/// call), recorded on each document so that only they may replace it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Depositor {
+    /// The author's address.
+    pub address: String,
+    /// The establishment the author belongs to, when known (our accounts).
+    pub establishment: Option<String>,
+    /// The author is an establishment's own mailbox (organisation or
+    /// application account): its documents may be replaced by anyone of
+    /// the same establishment.
+    pub is_establishment: bool,
+}
+
+impl Depositor {
+    /// The depositor for a local account or a proven author of that kind.
+    pub fn new(
+        address: &str,
+        kind: Option<crate::identity::AccountKind>,
+        establishment: Option<&str>,
+    ) -> Depositor {
+        use crate::identity::AccountKind;
+        let is_establishment = matches!(
+            kind,
+            Some(AccountKind::Organisation | AccountKind::Application)
+        );
+        let establishment = establishment
+            .filter(|e| !e.trim().is_empty())
+            .map(str::to_string)
+            // An establishment's mailbox without a registered establishment stands for itself.
+            .or_else(|| is_establishment.then(|| address.to_string()));
+        Depositor {
+            address: address.to_string(),
+            establishment,
+            is_establishment,
+        }
+    }
+
+    /// Records this depositor on every document of `filing`.
+    pub fn sign(&self, filing: &mut DossierFiling) {
+        for (_, d) in &mut filing.documents {
+            d.deposited_by = Some(self.address.clone());
+            d.deposited_establishment = self
+                .is_establishment
+                .then(|| self.establishment.clone())
+                .flatten();
+        }
+    }
+
+    /// May this depositor replace a document deposited by `by` (for the
+    /// establishment `establishment`, when an establishment's mailbox
+    /// deposited it)? Only the same author, or anyone of the depositing
+    /// establishment. A document with no recorded depositor is replaced by
+    /// nobody.
+    pub fn may_replace(&self, by: Option<&str>, establishment: Option<&str>) -> bool {
+        by.is_some_and(|b| b.eq_ignore_ascii_case(&self.address))
+            || establishment
+                .zip(self.establishment.as_deref())
+                .is_some_and(|(original, mine)| original == mine)
     }
 }
 
@@ -159,6 +230,8 @@ fn documents_of(indexed: &Indexed, message_title: &str, part: Option<usize>) -> 
             source: "xdm",
             replaces,
             items,
+            deposited_by: None,
+            deposited_establishment: None,
         });
     }
     if let Some(b) = &indexed.fhir {

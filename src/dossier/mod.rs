@@ -7,6 +7,7 @@
 //! The parsers touch neither network, disk nor clock: delivery hands over bytes
 //! and gets back what to store, or why to refuse.
 
+pub mod authorship;
 pub mod category;
 pub mod cda;
 pub mod fhir;

@@ -3,6 +3,7 @@
 pub mod activation;
 pub mod address;
 pub mod auth;
+pub mod author;
 pub mod ins;
 pub mod password;
 pub mod sasl;

@@ -1,7 +1,6 @@
 //! Inbound SMTP policy: who may log in, send as whom and to whom, and the hand-over
 //! of accepted messages to the delivery path. The session asks; this decides.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use rand::Rng;
@@ -14,17 +13,18 @@ use crate::delivery::prepare::{Analysis, Incoming};
 use crate::delivery::report;
 use crate::delivery::trace::{self, TraceInfo};
 use crate::delivery::{Deliverer, NewRecipient};
-use crate::dossier::filing::{self, PatientRecipient};
+use crate::dossier::authorship;
+use crate::dossier::filing::{self, Depositor, PatientRecipient};
 use crate::dossier::limits::Limits;
 use crate::dossier::mdn::{self, Disposition};
-use crate::identity::address::Address;
 use crate::identity::auth::{Authenticator, LoginResult};
+use crate::identity::author::{Author, AuthorRule, Delegations, Peer, Refusal as AuthorRefusal};
 use crate::identity::sasl::Credentials;
 use crate::imap::structure::ParsedMessage;
 use crate::store::dossier::DossierFiling;
 use crate::store::{Store, now};
 use crate::threads::{self, ThreadLink};
-use crate::trust::{TrustError, TrustSpace};
+use crate::trust::TrustSpace;
 
 /// What every SMTP session of the server shares.
 #[derive(Debug)]
@@ -40,7 +40,7 @@ pub struct SmtpServices {
     /// The delivery path.
     pub deliverer: Deliverer,
     /// Organisation mailbox -> accounts allowed to send as it.
-    pub delegations: BTreeMap<String, Vec<String>>,
+    pub delegations: Delegations,
 }
 
 /// The [`Backend`] of real sessions: a cheap handle on [`SmtpServices`].
@@ -52,38 +52,6 @@ impl SmtpServices {
         self.trust.read().map(|t| t.clone()).unwrap_or_default()
     }
 
-    /// Who the patient sees as the correspondent: the From address, named from
-    /// the account when local, else from the From display name.
-    async fn thread_facts(
-        &self,
-        envelope: &Envelope,
-        facts: &MessageFacts,
-        message_id: Option<String>,
-    ) -> threads::Incoming {
-        let sender = facts
-            .from
-            .first()
-            .and_then(|f| Address::parse(f).ok())
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| envelope.mail_from.clone());
-        let account = self.store.account_by_address(&sender).await.ok().flatten();
-        let sender_name = account
-            .as_ref()
-            .map(|a| a.display_name.clone())
-            .filter(|n| !n.is_empty())
-            .or_else(|| facts.from_name.clone().filter(|n| !n.is_empty()))
-            .unwrap_or_else(|| sender.clone());
-        threads::Incoming {
-            sender_name,
-            sender_profession: account.and_then(|a| a.profession),
-            subject: facts.subject.clone().unwrap_or_default(),
-            references: facts.references.clone(),
-            ends: facts.ends_thread,
-            message_id,
-            sender,
-        }
-    }
-
     /// Indexes structured attachments for local recipients. `Err` is the 550
     /// that refuses a message whose documents do not concern its patient
     /// recipient (the sender also gets an error MDN when it asked for one).
@@ -92,7 +60,12 @@ impl SmtpServices {
         envelope: &Envelope,
         content: &[u8],
         facts: &MessageFacts,
+        author: Option<&Author>,
     ) -> Result<(Option<Box<DossierFiling>>, Vec<String>, Option<Analysis>), Reply> {
+        // Reports (null sender) file nothing, even when they return a package.
+        let Some(author) = author else {
+            return Ok((None, Vec::new(), None));
+        };
         let mut patients = Vec::new();
         let mut professionals = Vec::new();
         for r in &envelope.recipients {
@@ -136,6 +109,27 @@ impl SmtpServices {
         })
         .await
         .map_err(|_| reply::temporary_failure())?;
+        // Only a document's author replaces it.
+        let outcome = match outcome {
+            Ok(mut e) => match e.filing.as_mut() {
+                Some(filing) => {
+                    let depositor = Depositor::new(
+                        &author.address,
+                        author.kind,
+                        author.establishment.as_deref(),
+                    );
+                    authorship::sign_and_check(&self.store, filing, &depositor)
+                        .await
+                        .map_err(|err| {
+                            tracing::error!(error = %err, "depositor lookup failed");
+                            reply::temporary_failure()
+                        })?
+                        .map(|()| e)
+                }
+                None => Ok(e),
+            },
+            Err(refusal) => Err(refusal),
+        };
         match outcome {
             Ok(e) => Ok((e.filing.map(Box::new), e.filed_for, Some(analysis))),
             Err(refusal) => {
@@ -193,13 +187,73 @@ impl SmtpServices {
         }
     }
 
-    /// May the logged-in `account` use `address` as sender (its own, or a delegated organisation mailbox)?
-    fn may_send_as(&self, account: &str, address: &str) -> bool {
-        account == address
-            || self
-                .delegations
-                .get(address)
-                .is_some_and(|names| names.iter().any(|n| n.eq_ignore_ascii_case(account)))
+    /// The author rule over the whitelist in force.
+    fn rule<'a>(&'a self, trust: &'a TrustSpace) -> AuthorRule<'a> {
+        AuthorRule {
+            store: &self.store,
+            trust,
+            delegations: &self.delegations,
+        }
+    }
+}
+
+/// What authentication proved about the session's peer.
+fn peer_of(view: &SessionView) -> Peer<'_> {
+    match (view.mode, &view.auth) {
+        (Mode::Submission, Some(auth)) => Peer::Account(&auth.address),
+        (Mode::Submission, None) => Peer::Anonymous,
+        (Mode::Mx, _) => view
+            .tls
+            .as_ref()
+            .and_then(|t| t.peer_subject.as_deref())
+            .map_or(Peer::Anonymous, Peer::Certificate),
+    }
+}
+
+/// A peer as the logs name it: the account or the certificate, nothing else.
+struct PeerLog<'a>(Peer<'a>);
+
+impl std::fmt::Display for PeerLog<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Peer::Account(a) => write!(f, "account {a}"),
+            Peer::Certificate(s) => write!(f, "certificate {s}"),
+            Peer::Anonymous => f.write_str("unauthenticated"),
+        }
+    }
+}
+
+/// The SMTP reply for a refused sender or author.
+fn refusal_reply(refusal: &AuthorRefusal, mode: Mode) -> Reply {
+    match refusal {
+        AuthorRefusal::Unavailable => reply::temporary_failure(),
+        AuthorRefusal::NoCertificate if mode == Mode::Submission => {
+            Reply::new(530, "5.7.0", "Authentication required")
+        }
+        AuthorRefusal::NoCertificate => Reply::new(530, "5.7.0", refusal.to_string()),
+        AuthorRefusal::NullOnSubmission | AuthorRefusal::NotOwned { .. } => {
+            Reply::new(553, "5.7.1", refusal.to_string())
+        }
+        _ => Reply::new(550, "5.7.1", refusal.to_string()),
+    }
+}
+
+/// The facts of a message to a patient that decide its thread, from its proven author.
+fn thread_incoming(
+    author: &Author,
+    facts: &MessageFacts,
+    message_id: Option<String>,
+) -> threads::Incoming {
+    threads::Incoming {
+        sender: author.address.clone(),
+        sender_name: author.name.clone(),
+        sender_profession: author.profession.clone(),
+        via: author.via.clone(),
+        other_operator: author.other_operator,
+        subject: facts.subject.clone().unwrap_or_default(),
+        references: facts.references.clone(),
+        ends: facts.ends_thread,
+        message_id,
     }
 }
 
@@ -255,105 +309,18 @@ impl Backend for ServerBackend {
     }
 
     async fn check_sender(&self, view: &SessionView, mail_from: &str) -> Result<(), Reply> {
-        match view.mode {
-            Mode::Submission => {
-                let Some(auth) = &view.auth else {
-                    return Err(Reply::new(530, "5.7.0", "Authentication required"));
-                };
-                if mail_from.is_empty() {
-                    return Err(Reply::new(
-                        553,
-                        "5.7.1",
-                        "The null sender is not accepted on submission",
-                    ));
-                }
-                if self.0.may_send_as(&auth.address, mail_from) {
-                    Ok(())
-                } else {
-                    tracing::warn!(account = %auth.address, sender = %mail_from, "sender address refused on submission");
-                    Err(Reply::new(
-                        553,
-                        "5.7.1",
-                        format!("Sender address rejected: not owned by {}", auth.address),
-                    ))
-                }
-            }
-            Mode::Mx => {
-                let Some(subject) = view.tls.as_ref().and_then(|t| t.peer_subject.clone()) else {
-                    tracing::warn!(ip = %view.peer_ip, "MX peer without client certificate");
-                    return Err(Reply::new(
-                        530,
-                        "5.7.0",
-                        "A client certificate of the trust space is required",
-                    ));
-                };
-                let trust = self.0.trust();
-                let mapped = self
-                    .0
-                    .store
-                    .accounts_by_cert_subject(&subject)
-                    .await
-                    .map_err(|e| {
-                        tracing::error!(error = %e, "account lookup failed");
-                        reply::temporary_failure()
-                    })?;
-                if mail_from.is_empty() {
-                    // Bounces and MDNs: any operator of the trust space, or a mapped system.
-                    if trust.is_operator(&subject) || !mapped.is_empty() {
-                        return Ok(());
-                    }
-                    tracing::warn!(%subject, "null sender from a certificate outside the trust space");
-                    return Err(Reply::new(
-                        550,
-                        "5.7.1",
-                        "Certificate is not an operator of the trust space",
-                    ));
-                }
-                // Patients write from the patient space only, never over SMTP.
-                let sender_domain = mail_from
-                    .rsplit_once('@')
-                    .map(|(_, d)| d)
-                    .unwrap_or_default();
-                if let Ok(Some(crate::identity::DomainKind::Patient)) =
-                    self.0.store.domain_kind(sender_domain).await
-                {
-                    tracing::warn!(%subject, "patient address as SMTP sender refused");
-                    return Err(Reply::new(
-                        550,
-                        "5.7.1",
-                        "Patient messages are sent from the patient space only",
-                    ));
-                }
-                // A hospital system relaying for its own mailbox (certificate mapped to the account).
-                if mapped
-                    .iter()
-                    .any(|a| self.0.may_send_as(&a.address, mail_from))
-                {
-                    return Ok(());
-                }
-                let domain = mail_from
-                    .rsplit_once('@')
-                    .map(|(_, d)| d)
-                    .unwrap_or_default();
-                match trust.operator_may_send(&subject, domain) {
-                    Ok(()) => Ok(()),
-                    Err(e @ TrustError::NotWhitelisted(_)) => {
-                        tracing::warn!(%subject, %domain, reason = %e, "MX sender refused");
-                        Err(Reply::new(
-                            550,
-                            "5.7.1",
-                            format!("Sender domain {domain} is not in the trust space"),
-                        ))
-                    }
-                    Err(e @ TrustError::WrongOperator { .. }) => {
-                        tracing::warn!(%subject, %domain, reason = %e, "MX sender refused");
-                        Err(Reply::new(
-                            550,
-                            "5.7.1",
-                            format!("Your certificate is not the operator of {domain}"),
-                        ))
-                    }
-                }
+        let trust = self.0.trust();
+        let peer = peer_of(view);
+        match self.0.rule(&trust).check_envelope(peer, mail_from).await {
+            Ok(()) => Ok(()),
+            Err(refusal) => {
+                tracing::warn!(
+                    mode = view.mode.as_str(),
+                    peer = %PeerLog(peer),
+                    reason = %refusal,
+                    "envelope sender refused"
+                );
+                Err(refusal_reply(&refusal, view.mode))
             }
         }
     }
@@ -414,20 +381,28 @@ impl Backend for ServerBackend {
 
     async fn deliver(&self, view: &SessionView, envelope: &Envelope, data: Vec<u8>) -> Reply {
         let facts = MessageFacts::read(&data);
-        if view.mode == Mode::Submission
-            && let Some(auth) = &view.auth
+        let trust = self.0.trust();
+        let peer = peer_of(view);
+        let authored = match self
+            .0
+            .rule(&trust)
+            .establish(peer, &envelope.mail_from, &facts)
+            .await
         {
-            let own = !facts.from.is_empty()
-                && facts.from.iter().all(|f| {
-                    Address::parse(f)
-                        .map(|a| self.0.may_send_as(&auth.address, &a.to_string()))
-                        .unwrap_or(false)
-                });
-            if !own {
-                tracing::warn!(account = %auth.address, "From header refused on submission");
-                return Reply::new(550, "5.7.1", "The From header must be your own address");
+            Ok(authored) => authored,
+            Err(refusal) => {
+                tracing::warn!(
+                    mode = view.mode.as_str(),
+                    peer = %PeerLog(peer),
+                    reason = %refusal,
+                    "message refused: author not proven"
+                );
+                return match refusal {
+                    AuthorRefusal::Unavailable => reply::temporary_failure(),
+                    _ => Reply::new(550, "5.7.1", refusal.to_string()),
+                };
             }
-        }
+        };
         let id: String = {
             let mut rng = rand::rng();
             (0..16)
@@ -485,20 +460,23 @@ impl Backend for ServerBackend {
             .recipients
             .iter()
             .any(|r| matches!(r.target, RcptTarget::Local { patient: true, .. }));
-        let thread = if to_patient {
-            Some(ThreadLink::ToPatient(
-                self.0
-                    .thread_facts(envelope, &facts, message_id.clone())
-                    .await,
-            ))
-        } else {
-            None
+        // Reports never join a patient thread; the author is the proven one.
+        let thread = match authored.author() {
+            Some(author) if to_patient => Some(ThreadLink::ToPatient(thread_incoming(
+                author,
+                &facts,
+                message_id.clone(),
+            ))),
+            _ => None,
         };
-        let (dossier, filed_for, analysis) =
-            match self.0.examine_dossier(envelope, &content, &facts).await {
-                Ok(found) => found,
-                Err(refusal) => return refusal,
-            };
+        let (dossier, filed_for, analysis) = match self
+            .0
+            .examine_dossier(envelope, &content, &facts, authored.author())
+            .await
+        {
+            Ok(found) => found,
+            Err(refusal) => return refusal,
+        };
         let mdn_to = mdn_address(&facts, envelope);
         let mdn_content = (mdn_to.is_some() && !filed_for.is_empty()).then(|| content.clone());
         let message = Incoming {
@@ -519,14 +497,28 @@ impl Backend for ServerBackend {
         let size = message.data.len();
         match self.0.deliverer.deliver(message).await {
             Ok(stored) => {
-                tracing::info!(
-                    id = %id,
-                    mode = view.mode.as_str(),
-                    size,
-                    recipients = envelope.recipients.len(),
-                    message = stored.message_id,
-                    "message accepted"
-                );
+                match authored.author() {
+                    Some(author) => tracing::info!(
+                        id = %id,
+                        mode = view.mode.as_str(),
+                        author = %author.address,
+                        proof = %author.proof,
+                        size,
+                        recipients = envelope.recipients.len(),
+                        stored_id = stored.message_id,
+                        "message accepted"
+                    ),
+                    None => tracing::info!(
+                        id = %id,
+                        mode = view.mode.as_str(),
+                        author = "report (null sender)",
+                        peer = %PeerLog(peer),
+                        size,
+                        recipients = envelope.recipients.len(),
+                        stored_id = stored.message_id,
+                        "message accepted"
+                    ),
+                }
                 if let (Some(to), Some(content)) = (mdn_to, mdn_content) {
                     // After the commit: tell the sender its documents were filed.
                     let services = self.0.clone();

@@ -59,6 +59,10 @@ pub struct NewDocument {
     pub replaces: Option<String>,
     /// Profile items read from it.
     pub items: Vec<NewProfileItem>,
+    /// The proven author who deposited it (`dossier::filing::Depositor`).
+    pub deposited_by: Option<String>,
+    /// The establishment that deposited it, when an establishment's mailbox did.
+    pub deposited_establishment: Option<String>,
 }
 
 /// Where a document is inside its message: an XDM package's zip entry.
@@ -293,9 +297,9 @@ pub(super) async fn file_on(
             "INSERT INTO documents (patient_id, message_id, unique_id, entry_uuid, category, title, type_code, class_code, \
              format_code, creation_time, service_start, service_stop, author, author_institution, author_role, \
              author_specialty, confidentiality, mime_type, blob_hash, size, version, source, created_at, hidden, \
-             source_part, source_entry) \
+             source_part, source_entry, deposited_by, deposited_establishment) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
-             $25, $26) RETURNING id",
+             $25, $26, $27, $28) RETURNING id",
         )
         .bind(patient_id)
         .bind(message_id)
@@ -323,6 +327,8 @@ pub(super) async fn file_on(
         .bind(hidden)
         .bind(reference.map(|(r, _)| i64::try_from(r.part).unwrap_or(i64::MAX)))
         .bind(reference.map(|(r, _)| r.entry.as_str()))
+        .bind(&d.deposited_by)
+        .bind(&d.deposited_establishment)
         .fetch_one(&mut *conn)
         .await?;
         let id: i64 = row.try_get("id")?;
@@ -468,6 +474,31 @@ impl Store {
         file_on(&mut tx, None, &filing).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Who deposited the current version of the patient's document `id`
+    /// (uniqueId or entryUUID): (depositor address, depositing
+    /// establishment); None when there is no such document.
+    pub async fn document_depositor(
+        &self,
+        patient_id: i64,
+        id: &str,
+    ) -> Result<Option<(Option<String>, Option<String>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT deposited_by, deposited_establishment FROM documents WHERE patient_id = $1 \
+             AND (unique_id = $2 OR entry_uuid = $2) ORDER BY version DESC LIMIT 1",
+        )
+        .bind(patient_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("deposited_by")?,
+                r.try_get("deposited_establishment")?,
+            ))
+        })
+        .transpose()
     }
 
     /// Files documents outside any message (a deposit through the API).

@@ -21,6 +21,10 @@ pub struct Thread {
     pub correspondent_name: String,
     /// The correspondent's profession.
     pub correspondent_profession: Option<String>,
+    /// Who wrote for the correspondent (a hospital system, a delegate), by name.
+    pub correspondent_via: Option<String>,
+    /// The correspondent belongs to another operator of the trust space.
+    pub correspondent_other_operator: bool,
     /// Subject of the first message.
     pub subject: String,
     /// `open` or `ended`.
@@ -55,7 +59,7 @@ pub struct ThreadMessage {
 }
 
 const THREAD_COLUMNS: &str = "t.id, t.patient_id, t.correspondent, t.correspondent_name, t.correspondent_profession, \
-     t.subject, t.status, t.ended_by, t.ended_at, t.created_at, t.last_message_at, \
+     t.correspondent_via, t.correspondent_other_operator, t.subject, t.status, t.ended_by, t.ended_at, t.created_at, t.last_message_at, \
      (SELECT COUNT(*) FROM thread_messages u WHERE u.thread_id = t.id AND u.direction = 'in' AND u.is_read = 0) AS unread";
 
 fn thread(r: &AnyRow) -> Result<Thread, StoreError> {
@@ -65,6 +69,8 @@ fn thread(r: &AnyRow) -> Result<Thread, StoreError> {
         correspondent: r.try_get("correspondent")?,
         correspondent_name: r.try_get("correspondent_name")?,
         correspondent_profession: r.try_get("correspondent_profession")?,
+        correspondent_via: r.try_get("correspondent_via")?,
+        correspondent_other_operator: r.try_get::<i64, _>("correspondent_other_operator")? != 0,
         subject: r.try_get("subject")?,
         status: r.try_get("status")?,
         ended_by: r.try_get("ended_by")?,
@@ -139,7 +145,8 @@ pub(super) async fn on_delivery(
         None => {
             let r = sqlx::query(
                 "INSERT INTO threads (patient_id, correspondent, correspondent_name, correspondent_profession, subject, \
-                 status, created_at, last_message_at) VALUES ($1, $2, $3, $4, $5, 'open', $6, $6) RETURNING id",
+                 status, created_at, last_message_at, correspondent_via, correspondent_other_operator) \
+                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8) RETURNING id",
             )
             .bind(patient_id)
             .bind(&m.sender)
@@ -147,6 +154,8 @@ pub(super) async fn on_delivery(
             .bind(&m.sender_profession)
             .bind(&m.subject)
             .bind(at)
+            .bind(&m.via)
+            .bind(i64::from(m.other_operator))
             .fetch_one(&mut *conn)
             .await?;
             let id: i64 = r.try_get("id")?;

@@ -114,15 +114,21 @@ pub struct PatientMessage {
 }
 
 /// Builds the message; returns (content, Message-ID without brackets).
+/// Names, subject and file names may come from incoming mail: they lose any
+/// control character here too, so none can start a header or a part.
 pub fn build(m: PatientMessage) -> std::io::Result<(Vec<u8>, String)> {
+    use crate::delivery::facts::clean_text;
     let id = format!("{:016x}.patient@{}", rand::random::<u64>(), m.hostname);
     let mut b = MessageBuilder::new()
         .from(Address::new_address(
-            Some(m.from_name.clone()),
+            Some(clean_text(&m.from_name)),
             m.from.clone(),
         ))
-        .to(Address::new_address(Some(m.to_name.clone()), m.to.clone()))
-        .subject(m.subject.clone())
+        .to(Address::new_address(
+            Some(clean_text(&m.to_name)),
+            m.to.clone(),
+        ))
+        .subject(clean_text(&m.subject))
         .message_id(id.clone())
         .date(mail_builder::headers::date::Date::new(crate::store::now()))
         .text_body(m.text.clone());
@@ -133,7 +139,7 @@ pub fn build(m: PatientMessage) -> std::io::Result<(Vec<u8>, String)> {
         b = b.references(m.references.clone());
     }
     for (name, kind, data) in m.attachments {
-        b = b.attachment(kind.mime(), name, data);
+        b = b.attachment(kind.mime(), clean_text(&name), data);
     }
     Ok((b.write_to_vec()?, id))
 }
@@ -173,7 +179,7 @@ mod tests {
             from: "279035121518989@patient.mes.test".into(),
             to_name: "Dr Jean Dupont".into(),
             to: "jean.dupont@hopital-a.mes.test".into(),
-            subject: "Re: Résultats".into(),
+            subject: "Re: Résultats\r\nBcc: x@y.test\r\n\r\nforged".into(),
             text: "Merci docteur".into(),
             in_reply_to: Some("abc@hopital-a.mes.test".into()),
             references: vec!["abc@hopital-a.mes.test".into()],
@@ -195,5 +201,13 @@ mod tests {
             text.contains("\"Dominique Pat-Trois\" <279035121518989@patient.mes.test>"),
             "{text}"
         );
+        // A subject carried over from incoming mail never adds a header or a part.
+        let parsed = mail_parser::MessageParser::default()
+            .parse(text.as_bytes())
+            .unwrap();
+        assert_eq!(parsed.subject(), Some("Re: Résultats Bcc: x@y.test forged"));
+        assert_eq!(parsed.header_values("Bcc").count(), 0, "{text}");
+        assert_eq!(parsed.header_values("Subject").count(), 1, "{text}");
+        assert_eq!(parsed.body_text(0).as_deref(), Some("Merci docteur"));
     }
 }

@@ -25,7 +25,8 @@ pub enum ThreadLink {
     },
 }
 
-/// The facts of a message to a patient that decide its thread.
+/// The facts of a message to a patient that decide its thread. The sender is
+/// the proven author (`identity::author`), never a header alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incoming {
     /// Normalised sender address (the correspondent).
@@ -34,6 +35,10 @@ pub struct Incoming {
     pub sender_name: String,
     /// The sender's profession, when known.
     pub sender_profession: Option<String>,
+    /// Who wrote for the sender (a hospital system, a delegate), by name.
+    pub via: Option<String>,
+    /// The sender belongs to another operator of the trust space.
+    pub other_operator: bool,
     /// Subject.
     pub subject: String,
     /// In-Reply-To and References ids.
@@ -111,6 +116,8 @@ mod tests {
             correspondent: "a@b.test".into(),
             correspondent_name: "Dr A".into(),
             correspondent_profession: None,
+            correspondent_via: None,
+            correspondent_other_operator: false,
             subject: "s".into(),
             status: status.into(),
             ended_by: Some("Dr A".into()),

@@ -189,6 +189,10 @@ struct Correspondent {
     name: String,
     profession: Option<String>,
     address: String,
+    /// Who wrote on the correspondent's behalf (a hospital system), by name.
+    via: Option<String>,
+    /// The correspondent belongs to another operator of the trust space.
+    other_operator: bool,
 }
 
 fn summary(t: &crate::store::threads::Thread) -> ThreadSummary {
@@ -198,6 +202,8 @@ fn summary(t: &crate::store::threads::Thread) -> ThreadSummary {
             name: t.correspondent_name.clone(),
             profession: t.correspondent_profession.clone(),
             address: t.correspondent.clone(),
+            via: t.correspondent_via.clone(),
+            other_operator: t.correspondent_other_operator,
         },
         subject: t.subject.clone(),
         last_message_at: t.last_message_at,

@@ -259,11 +259,19 @@ async fn deposit(
         ins: patient.ins.clone().unwrap_or_default(),
     };
     let zip = body.to_vec();
-    let filing =
+    let mut filing =
         tokio::task::spawn_blocking(move || filing::deposit(&zip, &recipient, &Limits::default()))
             .await
             .map_err(unavailable)?
             .map_err(|r| ProError(StatusCode::UNPROCESSABLE_ENTITY, r.smtp_text()))?;
+    // The professional is the author: only they (or their establishment's
+    // system's documents) may be replaced this way.
+    let depositor =
+        filing::Depositor::new(&pro.address, Some(pro.kind), pro.establishment.as_deref());
+    crate::dossier::authorship::sign_and_check(&s.store, &mut filing, &depositor)
+        .await
+        .map_err(unavailable)?
+        .map_err(|r| ProError(StatusCode::FORBIDDEN, r.smtp_text()))?;
     s.store.file(&filing).await.map_err(unavailable)?;
     Ok((
         StatusCode::CREATED,

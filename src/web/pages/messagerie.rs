@@ -21,6 +21,7 @@ struct ThreadRow {
     id: i64,
     name: String,
     profession: Option<String>,
+    provenance: Option<String>,
     subject: String,
     date: String,
     unread: i64,
@@ -43,6 +44,20 @@ fn subject_or_default(subject: &str) -> String {
     }
 }
 
+/// What the patient must know of where the correspondent's messages come
+/// from: the system that writes for them, and whether their name was given
+/// by another operator rather than checked here.
+fn provenance(t: &crate::store::threads::Thread) -> Option<String> {
+    let via = t.correspondent_via.as_ref().map(|v| format!("via {v}"));
+    let other = t
+        .correspondent_other_operator
+        .then(|| "messagerie d'un autre opérateur de santé".to_string());
+    match (via, other) {
+        (Some(v), Some(o)) => Some(format!("{v} — {o}")),
+        (v, o) => v.or(o),
+    }
+}
+
 /// GET /messagerie
 pub(super) async fn list(
     State(s): State<Shared>,
@@ -59,6 +74,7 @@ pub(super) async fn list(
             id: t.id,
             name: t.correspondent_name.clone(),
             profession: t.correspondent_profession.clone(),
+            provenance: provenance(&t),
             subject: subject_or_default(&t.subject),
             date: date_fr(t.last_message_at),
             unread: t.unread,
@@ -94,6 +110,7 @@ struct ThreadHead {
     id: i64,
     name: String,
     profession: Option<String>,
+    provenance: Option<String>,
     subject: String,
     ended_notice: Option<String>,
 }
@@ -158,6 +175,7 @@ async fn thread_page(
             id: t.id,
             name: t.correspondent_name.clone(),
             profession: t.correspondent_profession.clone(),
+            provenance: provenance(t),
             subject: subject_or_default(&t.subject),
             ended_notice: crate::threads::may_reply(t).err().map(|e| e.to_string()),
         },
