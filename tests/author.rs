@@ -289,15 +289,13 @@ async fn only_the_correspondent_ends_a_thread(db: Db) {
         "{r:?}"
     );
     // A real report under the null sender, even with FIN: delivered, no thread effect.
-    let report = concat!(
-        "From: MAILER-DAEMON@mx.operateur2.mes.test (Mail Delivery System)\r\n\
+    let report = "From: MAILER-DAEMON@mx.operateur2.mes.test (Mail Delivery System)\r\n\
          Subject: Undelivered Mail\r\nX-MSS-MES: FIN\r\nIn-Reply-To: <first@hopital-a.mes.test>\r\n\
          MIME-Version: 1.0\r\n\
          Content-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\r\n\r\n\
          --r\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n\
          --r\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.operateur2.mes.test\r\n\r\n\
-         Final-Recipient: rfc822; x@operateur2.mes.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--r--\r\n"
-    );
+         Final-Recipient: rfc822; x@operateur2.mes.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--r--\r\n";
     let r = mx(&instance, &server, "operator2", "", PATIENT, report).await;
     assert_eq!(r.code, 250, "{r:?}");
     // Another professional ends "the thread": it has no effect on Jean's.
