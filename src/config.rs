@@ -179,6 +179,8 @@ pub struct ImapSettings {
     /// MiB of memory, in all folders, for header FETCHes of large folders
     /// (`imap::listing`; about 300 octets per message); 0 turns it off.
     pub listing_cache_mb: usize,
+    /// Seconds from connection to login, however the client trickles its bytes.
+    pub login_timeout_secs: u64,
 }
 
 /// The smallest `imap.max_command_line` accepted (RFC 7162 §4).
@@ -191,6 +193,7 @@ impl Default for ImapSettings {
             max_connections: 10_000,
             max_command_line: 64 * 1024,
             listing_cache_mb: 64,
+            login_timeout_secs: 60,
         }
     }
 }
@@ -718,6 +721,7 @@ https = "127.0.0.1:8443"
 # max_connections = 10000
 # max_command_line = 65536           # octets per line outside literals, CRLF included (>= 8192)
 # listing_cache_mb = 64             # memory for header FETCHes of large folders (~300 octets a message); 0: off
+# login_timeout_secs = 60           # from connection to login, however slowly the client sends
 
 [relay]
 # Delivery to the other operators: MX lookup, STARTTLS required, our operator certificate.

@@ -50,6 +50,18 @@ pub enum Piece {
     },
     /// Literal data for imap-next.
     Literal(Vec<u8>),
+    /// The line announces a literal over the literal limit in force (before
+    /// login, [`LineGuard::set_max_literal`]): nothing of it was or will be
+    /// handed over; the rest of its command is dropped (a synchronising
+    /// literal is never asked for, a non-synchronising one is read and dropped).
+    LiteralTooLarge {
+        /// The tag the line starts with, when it is the first line of a command.
+        tag: Option<Tag<'static>>,
+        /// The line follows a literal: imap-next holds the command's first part.
+        continuation: bool,
+        /// The limit, in octets.
+        limit: u32,
+    },
     /// The current line is longer than the limit. Nothing of it was or will be
     /// handed over; the rest of its command is dropped.
     TooLong {
@@ -77,6 +89,7 @@ enum State {
 #[derive(Debug, Clone)]
 pub struct LineGuard {
     max_line: usize,
+    max_literal: Option<u32>,
     pending: Vec<u8>,
     pos: usize,
     state: State,
@@ -89,6 +102,7 @@ impl LineGuard {
     pub fn new(max_line: usize) -> Self {
         LineGuard {
             max_line: max_line.max(3),
+            max_literal: None,
             pending: Vec::new(),
             pos: 0,
             state: State::Line,
@@ -111,9 +125,18 @@ impl LineGuard {
         self.pending.extend_from_slice(input);
     }
 
+    /// Bounds literals (`None`: only imap-next's own limit applies). Before
+    /// login a few KiB are enough for LOGIN and AUTHENTICATE; the message
+    /// size limit is for APPEND after login.
+    pub fn set_max_literal(&mut self, limit: Option<u32>) {
+        self.max_literal = limit;
+    }
+
     /// Forgets everything (input pipelined before a TLS handshake, or after LOGOUT).
     pub fn reset(&mut self) {
+        let max_literal = self.max_literal;
         *self = LineGuard::new(self.max_line);
+        self.max_literal = max_literal;
     }
 
     /// imap-next refused the literal the last line announced: it dropped the
@@ -145,6 +168,29 @@ impl LineGuard {
                         self.pos += i + 1;
                         let bytes = std::mem::take(&mut self.line);
                         let literal = announcement(&bytes);
+                        if let (Some(a), Some(limit)) = (literal, self.max_literal)
+                            && a.length > limit
+                        {
+                            let continuation = self.continuation;
+                            let tag = if continuation {
+                                None
+                            } else {
+                                parse_tag(&bytes)
+                            };
+                            self.state = if a.non_sync {
+                                State::DropLiteral {
+                                    remaining: u64::from(a.length),
+                                }
+                            } else {
+                                self.continuation = false;
+                                State::Line
+                            };
+                            return Some(Piece::LiteralTooLarge {
+                                tag,
+                                continuation,
+                                limit,
+                            });
+                        }
                         match literal {
                             Some(a) => {
                                 self.state = State::Literal {
@@ -254,6 +300,60 @@ fn parse_tag(line: &[u8]) -> Option<Tag<'static>> {
     let end = line.iter().position(|&b| b == b' ')?;
     let text = std::str::from_utf8(&line[..end]).ok()?;
     Tag::try_from(text.to_string()).ok()
+}
+
+#[cfg(test)]
+mod literal_limit_tests {
+    use super::*;
+
+    #[test]
+    fn large_literals_refused_when_bounded() {
+        let mut g = LineGuard::new(1024);
+        g.set_max_literal(Some(16));
+        g.push(b"a LOGIN {52428800}\r\nb NOOP\r\n");
+        assert!(matches!(
+            g.next_piece(),
+            Some(Piece::LiteralTooLarge {
+                tag: Some(_),
+                continuation: false,
+                limit: 16
+            })
+        ));
+        // The client was never asked for the data: the next command is read.
+        assert!(
+            matches!(g.next_piece(), Some(Piece::Line { bytes, .. }) if bytes == b"b NOOP\r\n")
+        );
+        // A non-synchronising literal is read and dropped with its command.
+        g.push(b"c LOGIN {20+}\r\n01234567890123456789 x\r\nd NOOP\r\n");
+        assert!(matches!(
+            g.next_piece(),
+            Some(Piece::LiteralTooLarge { .. })
+        ));
+        assert!(
+            matches!(g.next_piece(), Some(Piece::Line { bytes, .. }) if bytes == b"d NOOP\r\n")
+        );
+        // Small literals pass, and lifting the bound lets large ones through.
+        g.push(b"e LOGIN {3}\r\n");
+        assert!(matches!(
+            g.next_piece(),
+            Some(Piece::Line {
+                literal: Some(_),
+                ..
+            })
+        ));
+        g.push(b"abc x\r\n");
+        assert!(matches!(g.next_piece(), Some(Piece::Literal(d)) if d == b"abc"));
+        assert!(matches!(g.next_piece(), Some(Piece::Line { .. })));
+        g.set_max_literal(None);
+        g.push(b"f APPEND INBOX {100000}\r\n");
+        assert!(matches!(
+            g.next_piece(),
+            Some(Piece::Line {
+                literal: Some(_),
+                ..
+            })
+        ));
+    }
 }
 
 #[cfg(test)]

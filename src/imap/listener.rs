@@ -1,9 +1,14 @@
 //! The IMAP listeners: accept, limits, TLS (implicit or STARTTLS), timeouts, and
 //! IDLE wake-ups from the store's change bus. Only bytes move here.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -16,8 +21,6 @@ use crate::server::accept;
 use crate::server::limits::ConnectionLimits;
 use crate::tls;
 
-/// Silence allowed before login.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Silence allowed after login, and the longest IDLE (RFC 3501 §5.4: at least 30 minutes).
 const AUTO_LOGOUT: Duration = Duration::from_secs(31 * 60);
 
@@ -75,23 +78,66 @@ impl ImapListener {
         peer: SocketAddr,
         mut shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<()> {
+        // From connection to login, however the client trickles its bytes: a
+        // slow client cannot hold a connection slot before authenticating.
+        let deadline = Instant::now() + self.services.login_timeout;
         if self.implicit_tls {
             let mut tls = accept::handshake(&self.acceptor, stream).await?;
             let info = tls::session_info(tls.get_ref().1);
             let mut session = ImapSession::new(self.services.clone(), peer.ip(), Some(info));
-            drive(&mut tls, &mut session, &self.services, &mut shutdown).await?;
+            drive(
+                &mut tls,
+                &mut session,
+                &self.services,
+                &mut shutdown,
+                deadline,
+            )
+            .await?;
             return Ok(());
         }
         let mut session = ImapSession::new(self.services.clone(), peer.ip(), None);
         let mut plain = stream;
-        if drive(&mut plain, &mut session, &self.services, &mut shutdown).await? != Action::StartTls
+        if drive(
+            &mut plain,
+            &mut session,
+            &self.services,
+            &mut shutdown,
+            deadline,
+        )
+        .await?
+            != Action::StartTls
         {
             return Ok(());
         }
         let mut tls = accept::handshake(&self.acceptor, plain).await?;
         session.tls_started(tls::session_info(tls.get_ref().1));
-        drive(&mut tls, &mut session, &self.services, &mut shutdown).await?;
+        drive(
+            &mut tls,
+            &mut session,
+            &self.services,
+            &mut shutdown,
+            deadline,
+        )
+        .await?;
         Ok(())
+    }
+}
+
+/// Runs one step of the session; a panic inside it (a bug, whatever the
+/// input) ends this session only, with `* BYE [SERVERBUG]`, and is logged.
+async fn step(session_output: &mut Vec<u8>, fut: impl Future<Output = Action>) -> Action {
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(action) => action,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, "IMAP session failed: closing it");
+            session_output.extend_from_slice(b"* BYE [SERVERBUG] Internal server error\r\n");
+            Action::Close
+        }
     }
 }
 
@@ -100,15 +146,22 @@ async fn drive<S>(
     session: &mut ImapSession,
     services: &ImapServices,
     shutdown: &mut watch::Receiver<bool>,
+    login_deadline: Instant,
 ) -> std::io::Result<Action>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut changes = services.store.changes().subscribe();
     let mut buf = vec![0u8; 8 * 1024];
-    let mut action = session.feed(&[]).await;
+    let mut failed = Vec::new();
+    let mut action = step(&mut failed, session.feed(&[])).await;
     loop {
-        let out = session.take_output();
+        // After a panic the session's state is not trusted: only the BYE goes out.
+        let out = if failed.is_empty() {
+            session.take_output()
+        } else {
+            std::mem::take(&mut failed)
+        };
         if !out.is_empty() {
             stream.write_all(&out).await?;
             stream.flush().await?;
@@ -117,18 +170,21 @@ where
             Action::Continue => {}
             Action::StartTls | Action::Close => return Ok(action),
         }
-        let timeout = if session.is_authenticated() {
-            AUTO_LOGOUT
+        let deadline = if session.is_authenticated() {
+            Instant::now() + AUTO_LOGOUT
         } else {
-            LOGIN_TIMEOUT
+            login_deadline
         };
         tokio::select! {
-            read = tokio::time::timeout(timeout, stream.read(&mut buf)) => {
+            read = tokio::time::timeout_at(deadline, stream.read(&mut buf)) => {
                 action = match read {
                     Ok(Ok(0)) => return Ok(Action::Close),
-                    Ok(Ok(n)) => session.feed(&buf[..n]).await,
+                    Ok(Ok(n)) => step(&mut failed, session.feed(&buf[..n])).await,
                     Ok(Err(e)) => return Err(e),
-                    Err(_) => session.shutdown("Autologout; idle for too long").await,
+                    Err(_) if session.is_authenticated() => {
+                        step(&mut failed, session.shutdown("Autologout; idle for too long")).await
+                    }
+                    Err(_) => step(&mut failed, session.shutdown("Login timed out")).await,
                 };
             }
             changed = changes.recv(), if session.is_idling() => {
@@ -137,10 +193,14 @@ where
                     Err(broadcast::error::RecvError::Lagged(_)) => true,
                     Err(broadcast::error::RecvError::Closed) => false,
                 };
-                action = if relevant { session.idle_changes().await } else { Action::Continue };
+                action = if relevant {
+                    step(&mut failed, session.idle_changes()).await
+                } else {
+                    Action::Continue
+                };
             }
             _ = shutdown.changed() => {
-                action = session.shutdown("Server shutting down").await;
+                action = step(&mut failed, session.shutdown("Server shutting down")).await;
             }
         }
     }

@@ -61,6 +61,7 @@ pub mod search;
 pub mod sequence;
 pub mod session;
 pub mod structure;
+pub mod utf7;
 pub mod wire;
 
 use imap_codec::imap_types::auth::AuthMechanism;
@@ -86,6 +87,8 @@ pub struct ImapServices {
     pub max_message_size: usize,
     /// Longest command line outside literals, CRLF included.
     pub max_command_line: usize,
+    /// Time from connection to login (`imap.login_timeout_secs`).
+    pub login_timeout: std::time::Duration,
     /// Folder listings shared by the sessions (header FETCH of large folders).
     pub listings: listing::Listings,
 }

@@ -50,7 +50,7 @@ pub fn supplied(mailbox: &Mailbox<'_>, wire: Wire) -> Option<String> {
     let text = std::str::from_utf8(other.as_ref()).ok()?;
     Some(match wire {
         Wire::Utf8 => text.to_string(),
-        Wire::Utf7 => utf7_imap::decode_utf7_imap(text.to_string()),
+        Wire::Utf7 => super::utf7::decode(text.as_bytes()).ok()?,
     })
 }
 
@@ -59,12 +59,9 @@ pub fn supplied(mailbox: &Mailbox<'_>, wire: Wire) -> Option<String> {
 pub fn decode_bytes(raw: &[u8], wire: Wire) -> Result<String, NameError> {
     let decoded = match wire {
         Wire::Utf7 => {
-            let text = std::str::from_utf8(raw).map_err(|_| NameError::Utf7)?;
-            if !text.is_ascii() {
-                return Err(NameError::Utf7);
-            }
-            let decoded = utf7_imap::decode_utf7_imap(text.to_string());
-            if utf7_imap::encode_utf7_imap(decoded.clone()) != text {
+            let decoded = super::utf7::decode(raw).map_err(|_| NameError::Utf7)?;
+            // Whatever decodes must encode back to the same bytes (one name, one spelling).
+            if super::utf7::encode(&decoded).as_bytes() != raw {
                 return Err(NameError::Utf7);
             }
             decoded
@@ -95,7 +92,7 @@ pub fn decode_bytes(raw: &[u8], wire: Wire) -> Result<String, NameError> {
 
 /// The modified UTF-7 form of a UTF-8 name.
 pub fn encode(name: &str) -> String {
-    utf7_imap::encode_utf7_imap(name.to_string())
+    super::utf7::encode(name)
 }
 
 /// The wire form of a stored (UTF-8) name: modified UTF-7, or UTF-8 as a
@@ -124,10 +121,7 @@ pub fn pattern_text(pattern: &ListMailbox<'_>, wire: Wire) -> Result<String, Nam
         ListMailbox::String(s) => s.as_ref(),
     };
     match wire {
-        Wire::Utf7 => {
-            let text = std::str::from_utf8(raw).map_err(|_| NameError::Utf7)?;
-            Ok(utf7_imap::decode_utf7_imap(text.to_string()))
-        }
+        Wire::Utf7 => super::utf7::decode(raw).map_err(|_| NameError::Utf7),
         Wire::Utf8 => std::str::from_utf8(raw)
             .map(str::to_string)
             .map_err(|_| NameError::Utf8),

@@ -120,6 +120,10 @@ pub struct ImapSession {
     raw_queue: VecDeque<Vec<u8>>,
 }
 
+/// Largest literal before login: enough for LOGIN and AUTHENTICATE, so
+/// that an unauthenticated client cannot make the server buffer megabytes.
+pub const PRE_LOGIN_LITERAL: u32 = 8 * 1024;
+
 /// The text of the placeholder response [`ImapSession::raw`] enqueues.
 const RAW_PLACEHOLDER: &[u8] = b"* OK [X-MES-RAW] placeholder\r\n";
 
@@ -164,7 +168,11 @@ impl ImapSession {
                 options(services.max_message_size, services.max_command_line),
                 greeting,
             ),
-            guard: LineGuard::new(services.max_command_line),
+            guard: {
+                let mut guard = LineGuard::new(services.max_command_line);
+                guard.set_max_literal(Some(PRE_LOGIN_LITERAL));
+                guard
+            },
             literal_refused: false,
             line_dropped: false,
             services,
@@ -254,6 +262,27 @@ impl ImapSession {
                     if action != Action::Continue || self.closing {
                         self.guard.reset();
                         return action;
+                    }
+                }
+                Piece::LiteralTooLarge {
+                    tag,
+                    continuation,
+                    limit,
+                } => {
+                    let text = format!("Literal larger than {limit} octets before login");
+                    match tag {
+                        Some(tag) if !continuation && self.auth_flow.is_none() => {
+                            if let Ok(s) = Status::bad(Some(tag), Some(code("TOOBIG")), text) {
+                                self.server.enqueue_status(s);
+                            }
+                        }
+                        // imap-next holds part of the command, or an AUTHENTICATE
+                        // exchange is going on: end the session.
+                        _ => {
+                            self.bye_too_long(&text);
+                            self.guard.reset();
+                            break;
+                        }
                     }
                 }
                 Piece::TooLong { tag, continuation } => {
@@ -691,6 +720,8 @@ impl ImapSession {
         match result {
             LoginResult::Success(account) => {
                 tracing::info!(account = %account.address, "IMAP login");
+                // After login, APPEND may send messages up to the size limit.
+                self.guard.set_max_literal(None);
                 self.user = Some(User {
                     account_id: account.id,
                     address: account.address,
@@ -814,6 +845,8 @@ impl ImapSession {
         match result {
             LoginResult::Success(account) => {
                 tracing::info!(account = %account.address, "IMAP authenticate");
+                // After login, APPEND may send messages up to the size limit.
+                self.guard.set_max_literal(None);
                 self.user = Some(User {
                     account_id: account.id,
                     address: account.address,

@@ -146,6 +146,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         deliverer: services.deliverer.clone(),
         max_message_size: config.smtp.max_message_size,
         max_command_line: config.imap.max_command_line,
+        login_timeout: std::time::Duration::from_secs(config.imap.login_timeout_secs),
         listings: crate::imap::listing::Listings::new(
             config.imap.listing_cache_mb.saturating_mul(1024 * 1024),
         ),
