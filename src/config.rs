@@ -761,9 +761,15 @@ whitelist = [
         operator = v.operator,
         domain = v.domain,
         patient_domain = v.patient_domain,
-        own_dn = v.own_dn,
-        operator2_dn = v.operator2_dn,
+        // DNs may hold RFC 4514 escapes (`\,`): written as TOML basic strings.
+        own_dn = toml_basic(v.own_dn),
+        operator2_dn = toml_basic(v.operator2_dn),
     )
+}
+
+/// `text` escaped for the inside of a TOML basic string (`"…"`).
+fn toml_basic(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 #[cfg(test)]
