@@ -36,6 +36,9 @@
 //!   **or one is the other reversed**; any other reordering is a different DN.
 //!   (Two certificates whose subjects are exact reverses of each other would
 //!   match; both would have to be issued by a CA of the trust space.)
+//! - A value in RFC 4514's `#hex` form (a non-string DER value) is compared as
+//!   that hex text; it never equals a string value, even one spelling the
+//!   same characters.
 //! - An empty DN matches nothing.
 //!
 //! # Forms
@@ -78,16 +81,19 @@ pub struct Attribute {
     kind: String,
     value: String,
     folded: String,
+    /// The value is RFC 4514's `#` and hex form (a non-string DER value), not text.
+    hex: bool,
 }
 
 impl Attribute {
-    fn new(kind: String, value: String) -> Attribute {
+    fn new(kind: String, (value, hex): (String, bool)) -> Attribute {
         let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
         let folded = value.to_lowercase();
         Attribute {
             kind,
             value,
             folded,
+            hex,
         }
     }
 
@@ -122,7 +128,7 @@ impl Rdn {
     fn key(&self) -> String {
         self.attributes
             .iter()
-            .map(|a| format!("{}={}", a.kind, escape_value(&a.folded)))
+            .map(|a| format!("{}={}", a.kind, escape_value(&a.folded, a.hex)))
             .collect::<Vec<_>>()
             .join("+")
     }
@@ -164,7 +170,12 @@ impl fmt::Display for DistinguishedName {
                     f.write_str(" + ")?;
                 }
                 first = false;
-                write!(f, "{}={}", attribute.kind, escape_value(&attribute.value))?;
+                write!(
+                    f,
+                    "{}={}",
+                    attribute.kind,
+                    escape_value(&attribute.value, attribute.hex)
+                )?;
             }
         }
         Ok(())
@@ -320,8 +331,8 @@ pub fn same_dn(a: &str, b: &str) -> bool {
 }
 
 /// A DER attribute value as text: the string types decoded, anything else as
-/// `#` and the hex of its DER encoding (RFC 4514 section 2.4).
-fn der_value(attribute: &AttributeTypeAndValue<'_>) -> String {
+/// `#` and the hex of its DER encoding (RFC 4514 section 2.4, flagged `true`).
+fn der_value(attribute: &AttributeTypeAndValue<'_>) -> (String, bool) {
     let any = attribute.attr_value();
     let data = any.data;
     let text = if any.header.is_universal() {
@@ -348,7 +359,10 @@ fn der_value(attribute: &AttributeTypeAndValue<'_>) -> String {
     } else {
         None
     };
-    text.unwrap_or_else(|| {
+    if let Some(text) = text {
+        return (text, false);
+    }
+    {
         let tag = u8::try_from(any.header.tag().0).unwrap_or(0x1f);
         let mut der = vec![tag];
         let len = data.len();
@@ -365,8 +379,8 @@ fn der_value(attribute: &AttributeTypeAndValue<'_>) -> String {
         }
         der.extend_from_slice(data);
         let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
-        format!("#{hex}")
-    })
+        (format!("#{hex}"), true)
+    }
 }
 
 /// Splits `body` on unescaped separators (and `+`) outside a quoted value.
@@ -466,11 +480,12 @@ fn canonical_type(raw: &str) -> String {
 
 /// Canonical form of a raw textual value: trimmed, unquoted, unescaped
 /// (whitespace is collapsed by [`Attribute::new`]). A value starting with an
-/// unescaped `#` (RFC 4514 hex form) is kept as written, in lower case.
-fn canonical_value(raw: &str) -> String {
+/// unescaped `#` (RFC 4514 hex form) is kept as written, in lower case, and
+/// flagged `true`.
+fn canonical_value(raw: &str) -> (String, bool) {
     let trimmed = raw.trim();
     if trimmed.starts_with('#') {
-        return trimmed.to_ascii_lowercase();
+        return (trimmed.to_ascii_lowercase(), true);
     }
     let unquoted = match trimmed
         .strip_prefix('"')
@@ -479,7 +494,7 @@ fn canonical_value(raw: &str) -> String {
         Some(inner) if !ends_with_escape(inner) => inner,
         _ => trimmed,
     };
-    unescape(unquoted)
+    (unescape(unquoted), false)
 }
 
 /// Whether `text` ends with an odd number of backslashes, i.e. the character
@@ -522,11 +537,8 @@ fn unescape(text: &str) -> String {
 
 /// RFC 4514 escaping of a value (plus `=`, which RFC 4514 allows escaping, so
 /// that no reading of the text can split the value).
-fn escape_value(value: &str) -> String {
-    if value.starts_with('#')
-        && value.len() > 1
-        && value[1..].bytes().all(|b| b.is_ascii_hexdigit())
-    {
+fn escape_value(value: &str, hex: bool) -> String {
+    if hex {
         // The hex form of a non-string value: written as is.
         return value.to_owned();
     }
@@ -617,7 +629,11 @@ mod tests {
         assert_eq!(dn(r"O=Op\C3\A9rateur"), dn("O=Opérateur"));
         assert_eq!(dn("O=Opérateur"), dn("O=OPÉRATEUR"));
         assert_eq!(dn(r"CN=a\\b").rdns()[0].attributes()[0].value(), r"a\b");
-        assert_eq!(dn("CN=#0c0161").key(), "CN=#0c0161");
+        assert_eq!(dn("CN=#0C0161").key(), "CN=#0c0161");
+        // A text value that starts with `#` is not the hex form.
+        assert_ne!(dn(r"CN=\#0c0161"), dn("CN=#0c0161"));
+        assert_eq!(dn(r"CN=\#0c0161").key(), r"CN=\#0c0161");
+        assert_eq!(dn(dn(r"CN=\#0c0161").key()), dn(r"CN=\#0c0161"));
     }
 
     #[test]
