@@ -586,6 +586,13 @@ impl Config {
                     format!("`{}` is not a domain name", item.domain),
                 ));
             }
+            if let Err(e) = crate::pki::dn::DistinguishedName::parse(&item.operator_dn) {
+                return Err(invalid(
+                    Some("trust"),
+                    "whitelist",
+                    format!("operator_dn `{}` of {}: {e}", item.operator_dn, item.domain),
+                ));
+            }
         }
         if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
             return Err(invalid(
@@ -765,9 +772,15 @@ whitelist = [
         operator = v.operator,
         domain = v.domain,
         patient_domain = v.patient_domain,
-        own_dn = v.own_dn,
-        operator2_dn = v.operator2_dn,
+        // DNs may hold RFC 4514 escapes (`\,`): written as TOML basic strings.
+        own_dn = toml_basic(v.own_dn),
+        operator2_dn = toml_basic(v.operator2_dn),
     )
+}
+
+/// `text` escaped for the inside of a TOML basic string (`"…"`).
+fn toml_basic(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 #[cfg(test)]
@@ -803,6 +816,34 @@ mod tests {
         assert!(cfg.database_url.starts_with("sqlite://"));
         assert!(cfg.tls.certificate.is_absolute());
         assert_eq!(cfg.trust.whitelist.len(), 3);
+    }
+
+    #[test]
+    fn whitelist_dns_are_checked_and_escapes_survive_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        write_certs(dir.path());
+        let path = dir.path().join("mes.toml");
+        let text = sample().replace("operator_dn = \"CN=b\"", "operator_dn = \"mx.b\"");
+        let err = Config::parse(&path, &text).unwrap_err().to_string();
+        assert!(
+            err.contains("trust.whitelist") && err.contains("mx.b"),
+            "{err}"
+        );
+        let text = render_example(&ExampleValues {
+            hostname: "mx.mes.test",
+            operator: "Op",
+            domain: "a.mes.test",
+            patient_domain: "patient.mes.test",
+            operator2_dn: r#"CN=b, O=Dupont\, "Durand""#,
+            own_dn: "CN=a",
+        });
+        let cfg = Config::parse(&path, &text).unwrap();
+        assert!(
+            cfg.trust
+                .whitelist
+                .iter()
+                .any(|w| w.operator_dn == r#"CN=b, O=Dupont\, "Durand""#)
+        );
     }
 
     #[test]

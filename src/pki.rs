@@ -7,14 +7,15 @@
 //! extra leaf a test wants ([`LeafSpec`], [`Ca::issue`]): expired ones, ones
 //! for another operator, ones from another CA.
 //!
-//! Subject DNs are rendered by one function, [`subject_dn_of_der`], which MES
-//! uses wherever a certificate's subject is compared with the whitelist's
-//! `DNCertificatOperateur`. The format is x509-parser's: the attributes in the
-//! order they appear in the certificate (not reversed as RFC 4514 would),
-//! short names (`CN`, `O`, `OU`, `C`, `L`, `ST`…), `", "` between RDNs,
-//! `" + "` inside a multi-valued RDN, values as they are, without RFC 4514
-//! escaping, e.g. `CN=mx.hopital-b.mes.test, O=Hopital B, C=FR`. Certificates
-//! made here put CN first, then O, then C.
+//! Subject DNs are read by [`dn::DistinguishedName`], the one DN rule of MES
+//! (see [`dn`]): comparisons with the whitelist's `DNCertificatOperateur` and
+//! certificate-to-account mappings go through its parsed RDNs, never through a
+//! rendered string. [`subject_dn_of_der`] renders it for people and logs: the
+//! attributes in the order they appear in the certificate (not reversed as
+//! RFC 4514 would), short names (`CN`, `O`, `OU`, `C`, `L`, `ST`…), `", "`
+//! between RDNs, `" + "` inside a multi-valued RDN, RFC 4514 escapes only where
+//! a value needs them, e.g. `CN=mx.hopital-b.mes.test, O=Hopital B, C=FR`.
+//! Certificates made here put CN first, then O, then C.
 //!
 //! All keys are ECDSA P-256 with SHA-256 (rcgen's default). Private keys are
 //! PKCS#8 PEM files written with mode 0600.
@@ -33,6 +34,8 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::x509::X509Name;
+
+pub mod dn;
 
 /// Organisation (O) of the development CA, so that no one mistakes it for the IGC-Santé.
 pub const DEV_CA_ORGANISATION: &str = "MES Development PKI";
@@ -507,8 +510,8 @@ pub fn subject_dn_of_pem(cert_pem: &str) -> Result<String, PkiError> {
     subject_dn_of_der_named(&der, "certificate PEM")
 }
 
-/// Subject DN of a DER certificate (e.g. a TLS peer's), in MES's format: the one function
-/// every comparison with the whitelist's `DNCertificatOperateur` goes through.
+/// Subject DN of a DER certificate (e.g. a TLS peer's), rendered for people and logs
+/// (see the module documentation); the rendering parses back to the same DN.
 pub fn subject_dn_of_der(der: &[u8]) -> Result<String, PkiError> {
     subject_dn_of_der_named(der, "DER certificate")
 }
@@ -525,14 +528,32 @@ fn subject_dn_of_der_named(der: &[u8], origin: &str) -> Result<String, PkiError>
     name_to_string(cert.subject(), origin)
 }
 
-/// Renders a name as x509-parser's `Display` does, but reports failure instead of
-/// printing a placeholder that could be compared by mistake.
+/// Renders a name for people and logs (see the module documentation), from its
+/// parsed RDNs; a name that cannot be read is an error, not a placeholder.
 fn name_to_string(name: &X509Name<'_>, origin: &str) -> Result<String, PkiError> {
-    name.to_string_with_registry(x509_parser::objects::oid_registry())
-        .map_err(|e| PkiError::Parse {
-            origin: origin.to_owned(),
-            reason: format!("subject cannot be rendered: {e}"),
-        })
+    name_to_dn(name, origin).map(|dn| dn.to_string())
+}
+
+fn name_to_dn(name: &X509Name<'_>, origin: &str) -> Result<dn::DistinguishedName, PkiError> {
+    dn::DistinguishedName::from_x509_name(name).map_err(|e| PkiError::Parse {
+        origin: origin.to_owned(),
+        reason: format!("subject cannot be read: {e}"),
+    })
+}
+
+/// Subject of the first certificate in a PEM file, parsed (the DN rule), with
+/// errors naming the file.
+pub fn subject_of_file(path: &Path) -> Result<dn::DistinguishedName, PkiError> {
+    let origin = path.display().to_string();
+    let der = certificate_der_of_pem(&read_to_string(path)?, &origin)?;
+    let cert = parse_der(&der, &origin)?;
+    name_to_dn(cert.subject(), &origin)
+}
+
+/// Subject of a DER certificate (e.g. a TLS peer's), parsed (the DN rule).
+pub fn subject_of_der(der: &[u8]) -> Result<dn::DistinguishedName, PkiError> {
+    let cert = parse_der(der, "DER certificate")?;
+    name_to_dn(cert.subject(), "DER certificate")
 }
 
 fn parse_der<'a>(der: &'a [u8], origin: &str) -> Result<X509Certificate<'a>, PkiError> {
@@ -1002,13 +1023,18 @@ mod tests {
             subject_dn_of_der(&der_of(&issued.cert_pem)).unwrap(),
             issued.subject_dn
         );
-        // Values are not escaped (RFC 4514 would write "\,"), and accents are kept.
+        // Special characters are escaped as RFC 4514 says, so the rendering
+        // parses back to the same RDNs; accents are kept.
         let odd = ca
             .issue(&LeafSpec::new("mx.c.mes.test", "Hôpital C, site Nord"))
             .unwrap();
         assert_eq!(
             odd.subject_dn,
-            "CN=mx.c.mes.test, O=Hôpital C, site Nord, C=FR"
+            r"CN=mx.c.mes.test, O=Hôpital C\, site Nord, C=FR"
+        );
+        assert_eq!(
+            dn::DistinguishedName::parse(&odd.subject_dn).unwrap(),
+            subject_of_der(&der_of(&odd.cert_pem)).unwrap()
         );
         // No organisation: O is left out.
         let bare = ca.issue(&LeafSpec::new("app.mes.test", "")).unwrap();

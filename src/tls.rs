@@ -12,6 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::TlsSettings;
+use crate::pki::dn::DistinguishedName;
 
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +51,13 @@ pub struct TlsInfo {
     pub version: String,
     /// The negotiated suite, e.g. `TLS13_AES_256_GCM_SHA384`.
     pub cipher: String,
-    /// Subject DN of the verified client certificate, if one was presented.
+    /// Subject DN of the verified client certificate, if one was presented,
+    /// rendered for people and logs ([`crate::pki::subject_dn_of_der`]'s form:
+    /// RFC 4514 escapes where needed, so it parses back to [`TlsInfo::peer_dn`]).
     pub peer_subject: Option<String>,
+    /// The same subject as parsed RDNs: what comparisons use (the DN rule,
+    /// [`crate::pki::dn`]).
+    pub peer_dn: Option<DistinguishedName>,
 }
 
 /// The crypto provider with only the protocol versions and suites we allow.
@@ -163,13 +169,14 @@ pub fn session_info(conn: &rustls::ServerConnection) -> TlsInfo {
         .negotiated_cipher_suite()
         .map(|s| format!("{:?}", s.suite()))
         .unwrap_or_else(|| "unknown".into());
-    let peer_subject = conn
+    let peer_dn = conn
         .peer_certificates()
         .and_then(|chain| chain.first())
-        .and_then(|leaf| crate::pki::subject_dn_of_der(leaf.as_ref()).ok());
+        .and_then(|leaf| DistinguishedName::from_der_certificate(leaf.as_ref()).ok());
     TlsInfo {
         version,
         cipher,
-        peer_subject,
+        peer_subject: peer_dn.as_ref().map(ToString::to_string),
+        peer_dn,
     }
 }

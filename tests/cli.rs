@@ -272,6 +272,7 @@ fn every_command_has_help() {
         vec!["user", "list", "--help"],
         vec!["user", "passwd", "--help"],
         vec!["user", "disable", "--help"],
+        vec!["user", "certificate", "--help"],
         vec!["domain", "add", "--help"],
         vec!["domain", "list", "--help"],
         vec!["config", "check", "--help"],
@@ -326,4 +327,209 @@ fn trust_import_reads_the_published_whitelist() {
     );
     assert!(!ok, "a DOCTYPE is refused");
     assert!(err.to_lowercase().contains("doctype"), "{err}");
+}
+
+/// The subject of `cert` as `openssl x509 -subject -nameopt RFC2253` prints it.
+fn openssl_subject(cert: &std::path::Path, nameopt: &str) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-nameopt", nameopt, "-in"])
+        .arg(cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Whether AUTH EXTERNAL with the dev client certificate logs in on submission.
+async fn external_login(server: &common::Server, instance: &common::Instance) -> u16 {
+    let config = common::client_tls(
+        &instance.cert("ca.pem"),
+        Some((&instance.cert("client.pem"), &instance.cert("client.key"))),
+    );
+    let mut s = common::connect_starttls(server.addr("submission"), config)
+        .await
+        .unwrap();
+    s.expect("EHLO dpi.test", 250).await;
+    let code = s.cmd("AUTH EXTERNAL =").await.code;
+    s.cmd("QUIT").await;
+    code
+}
+
+#[tokio::test]
+async fn certificate_subject_in_openssl_rfc2253_form_maps_the_account() {
+    let instance = common::Instance::new(common::Db::Sqlite).await;
+    let printed = openssl_subject(&instance.cert("client.pem"), "RFC2253");
+    // Reversed order, no spaces: what `mes` used to store as typed and never match.
+    let dn = printed.strip_prefix("subject=").unwrap();
+    assert!(dn.starts_with("C=FR,O="), "{dn}");
+    let out = instance.run(
+        &[
+            "user",
+            "add",
+            "dpi@hopital-a.mes.test",
+            "--kind",
+            "application",
+            "--name",
+            "DPI",
+            "--certificate-subject",
+            dn,
+        ],
+        None,
+    );
+    assert!(out.contains("certificate subject: "), "{out}");
+    let list = instance.run(&["user", "list"], None);
+    assert!(
+        list.contains("dpi@hopital-a.mes.test\tapplication\tDPI\t\tcertificate: ")
+            && list.contains("dpi.hopital.mes.test"),
+        "{list}"
+    );
+    instance.add_user(
+        "jean.dupont@hopital-a.mes.test",
+        "professional",
+        "correct horse battery staple",
+    );
+    let server = instance.start();
+
+    // SASL EXTERNAL on submission, and the same certificate relaying on MX.
+    assert_eq!(external_login(&server, &instance).await, 235);
+    let config = common::client_tls(
+        &instance.cert("ca.pem"),
+        Some((&instance.cert("client.pem"), &instance.cert("client.key"))),
+    );
+    let mut s = common::connect_starttls(server.addr("mx"), config)
+        .await
+        .unwrap();
+    s.expect("MAIL FROM:<dpi@hopital-a.mes.test>", 250).await;
+    s.expect("RCPT TO:<jean.dupont@hopital-a.mes.test>", 250)
+        .await;
+    s.expect("QUIT", 221).await;
+
+    // Removed: the certificate maps to nothing any more.
+    let out = instance.run(
+        &["user", "certificate", "dpi@hopital-a.mes.test", "--remove"],
+        None,
+    );
+    assert!(out.contains("mapped to no certificate"), "{out}");
+    let list = instance.run(&["user", "list"], None);
+    assert!(!list.contains("certificate: "), "{list}");
+    assert_ne!(external_login(&server, &instance).await, 235);
+
+    // Mapped again from the PEM file.
+    let pem = instance.cert("client.pem");
+    let out = instance.run(
+        &[
+            "user",
+            "certificate",
+            "dpi@hopital-a.mes.test",
+            pem.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.contains("mapped to certificate subject"), "{out}");
+    assert_eq!(external_login(&server, &instance).await, 235);
+
+    // And from OpenSSL's default one-line form, `subject=` included.
+    let oneline = openssl_subject(&pem, "oneline");
+    assert!(oneline.contains(" = "), "{oneline}");
+    instance.run(
+        &["user", "certificate", "dpi@hopital-a.mes.test", "--remove"],
+        None,
+    );
+    instance.run(
+        &[
+            "user",
+            "certificate",
+            "dpi@hopital-a.mes.test",
+            "--subject",
+            &oneline,
+        ],
+        None,
+    );
+    assert_eq!(external_login(&server, &instance).await, 235);
+
+    // Another certificate's subject (the server's) does not log the client in.
+    let other = instance.cert("server.pem");
+    instance.run(
+        &[
+            "user",
+            "certificate",
+            "dpi@hopital-a.mes.test",
+            other.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_ne!(external_login(&server, &instance).await, 235);
+}
+
+#[test]
+fn certificate_subject_is_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = init(&tmp.path().join("a"));
+    let c = config.to_str().unwrap();
+    let (ok, _, err) = mes(
+        &[
+            "--config",
+            c,
+            "user",
+            "add",
+            "dpi@hopital-a.mes.test",
+            "--kind",
+            "application",
+            "--certificate-subject",
+            "dpi.hopital.mes.test",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("is not a distinguished name"), "{err}");
+    let list = mes_ok(&["--config", c, "user", "list"], None);
+    assert!(!list.contains("dpi@"), "nothing created: {list}");
+    // A CN holding ", O=…" stays one CN.
+    mes_ok(
+        &[
+            "--config",
+            c,
+            "user",
+            "add",
+            "dpi@hopital-a.mes.test",
+            "--kind",
+            "application",
+            "--certificate-subject",
+            r"CN=dpi\, O=Hopital A",
+        ],
+        None,
+    );
+    let list = mes_ok(&["--config", c, "user", "list"], None);
+    assert!(
+        list.contains(r"certificate: CN=dpi\, o\=hopital a"),
+        "{list}"
+    );
+    let (ok, _, err) = mes(
+        &[
+            "--config",
+            c,
+            "user",
+            "certificate",
+            "dpi@hopital-a.mes.test",
+            "/nonexistent.pem",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("/nonexistent.pem"), "{err}");
+    let (ok, _, err) = mes(
+        &[
+            "--config",
+            c,
+            "user",
+            "certificate",
+            "dpi@hopital-a.mes.test",
+        ],
+        None,
+    );
+    assert!(!ok, "a file, --subject or --remove is required: {err}");
 }

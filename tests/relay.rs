@@ -168,6 +168,51 @@ async fn certificate_from_another_ca_is_retried_then_returned() {
     assert!(out.contains("\tfailed\t"), "{out}");
 }
 
+/// B's MX holds a valid certificate of the same CA, whose name matches, and
+/// which is whitelisted, but for another domain: A's whitelist names another
+/// operator for hopital-b. A must not hand the message over; it retries, then
+/// returns it with the reason.
+async fn server_certificate_of_another_operator_is_retried_then_returned(db: Db) {
+    let (a, b) = pair(db, false, &[]).await;
+    // B's certificate now operates autre.mes.test; hopital-b is operator 2's.
+    a.edit_config(|t| {
+        t.replacen(
+            "domain = \"hopital-b.mes.test\"",
+            "domain = \"autre.mes.test\"",
+            1,
+        )
+    });
+    a.whitelist("hopital-b.mes.test", &a.cert("operator2.pem"));
+    let b_server = b.start();
+    route_to(&a, &b_server);
+    a.relay("expire_secs = 4");
+    let a_server = a.start();
+    assert_eq!(submit(&a, &a_server, MARIE_B, "detour").await, 250);
+    let mails = wait_inbox(&a, JEAN_A, 1, 30).await;
+    assert_eq!(mails.len(), 1, "{}", a_server.log());
+    let text = String::from_utf8_lossy(&mails[0].data);
+    assert!(text.contains("Action: failed"), "{text}");
+    let unfolded = text.replace("\r\n ", " ").replace("\r\n\t", " ");
+    assert!(
+        unfolded.contains("TLS: certificate CN=mx.hopital-b.mes.test")
+            && unfolded.contains("is not the operator of domain hopital-b.mes.test"),
+        "the operator reason in the DSN: {text}"
+    );
+    let log = a_server.log();
+    assert!(
+        log.contains("relay deferred") && log.contains("is not the operator of domain"),
+        "retried on the schedule first: {log}"
+    );
+    assert!(
+        wait_inbox(&b, MARIE_B, 1, 0).await.is_empty(),
+        "nothing reached B"
+    );
+    let out = a.run(&["queue", "list", "--all"], None);
+    assert!(out.contains("\tfailed\t"), "{out}");
+}
+
+both_backends!(server_certificate_of_another_operator_is_retried_then_returned);
+
 /// A dnsmasq on a loopback port serving MX and A records for the test domains.
 struct Dns {
     child: std::process::Child,

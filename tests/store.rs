@@ -270,3 +270,88 @@ async fn sqlite_is_durable_wal() {
         .unwrap();
     assert_eq!(sync.0, 2, "synchronous=FULL");
 }
+
+/// Certificate subjects are stored as canonical keys (the DN rule), matched in
+/// any usual form, and rows written as typed before are canonicalised when the
+/// store opens.
+async fn certificate_subjects_are_canonical(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match db {
+        Db::Sqlite => format!("sqlite://{}", dir.path().join("mes.db").display()),
+        Db::Postgres => common::fresh_pg_database().await,
+    };
+    let store = Store::open(&url, 4).await.unwrap();
+    store
+        .add_domain("a.test", DomainKind::Professional)
+        .await
+        .unwrap();
+    let mut new = account("dpi@a.test", AccountKind::Application);
+    new.cert_subject = Some("C=FR,O=Hopital A,CN=dpi.a.test".into());
+    store.create_account(&new).await.unwrap();
+    let stored = store
+        .account_by_address("dpi@a.test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.cert_subject.as_deref(),
+        Some("C=fr,O=hopital a,CN=dpi.a.test")
+    );
+    for form in [
+        "CN=dpi.a.test, O=Hopital A, C=FR",
+        "/C=FR/O=Hopital A/CN=dpi.a.test",
+        "C = FR, O = HOPITAL A, CN = dpi.a.test",
+    ] {
+        assert_eq!(
+            store.accounts_by_cert_subject(form).await.unwrap().len(),
+            1,
+            "{form}"
+        );
+    }
+    for other in [
+        "CN=dpi.a.test, O=Hopital A",
+        r"CN=dpi.a.test\, O=Hopital A\, C=FR",
+        "junk",
+    ] {
+        assert!(
+            store
+                .accounts_by_cert_subject(other)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{other}"
+        );
+    }
+    assert!(matches!(
+        store.set_cert_subject("dpi@a.test", Some("no dn")).await,
+        Err(StoreError::InvalidDn(_))
+    ));
+    // A row written as typed by an older version.
+    sqlx::query("UPDATE accounts SET cert_subject = $1 WHERE address = $2")
+        .bind("CN=dpi.a.test, O=Hopital A, C=FR")
+        .bind("dpi@a.test")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.close().await;
+    let store = Store::open(&url, 4).await.unwrap();
+    let stored = store
+        .account_by_address("dpi@a.test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.cert_subject.as_deref(),
+        Some("C=fr,O=hopital a,CN=dpi.a.test")
+    );
+    store.set_cert_subject("dpi@a.test", None).await.unwrap();
+    assert!(
+        store
+            .accounts_by_cert_subject("CN=dpi.a.test, O=Hopital A, C=FR")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+both_backends!(certificate_subjects_are_canonical);

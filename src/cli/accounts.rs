@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::identity::address::{Address, normalize_domain};
 use crate::identity::ins::Ins;
 use crate::identity::{AccountKind, DomainKind, activation, password};
+use crate::pki::dn::DistinguishedName;
 use crate::store::Store;
 use crate::store::accounts::NewAccount;
 use crate::trust::{TrustSpace, whitelist};
@@ -56,10 +57,12 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
             profession,
             rpps,
             certificate_subject,
+            certificate,
             establishment,
             password_stdin,
         } => {
             let addr = Address::parse(&address)?;
+            let cert_dn = certificate_dn(certificate_subject.as_deref(), certificate.as_deref())?;
             let Some(domain_kind) = store.domain_kind(addr.domain()).await? else {
                 bail!(
                     "domain {} is not hosted here (mes domain add)",
@@ -109,7 +112,7 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
                     rpps,
                     ins,
                     password_hash: hash,
-                    cert_subject: certificate_subject,
+                    cert_subject: cert_dn.as_ref().map(|dn| dn.key().to_owned()),
                 })
                 .await?;
             audit::append(
@@ -126,6 +129,9 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
                 store.set_establishment(&account.address, Some(e)).await?;
             }
             println!("created {} ({kind})", account.address);
+            if let Some(dn) = &cert_dn {
+                println!("certificate subject: {dn}");
+            }
             if generated {
                 println!("password: {pw}  (shown once)");
             }
@@ -136,11 +142,15 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
         UserCommand::List => {
             for a in store.list_accounts().await? {
                 println!(
-                    "{}\t{}\t{}\t{}{}",
+                    "{}\t{}\t{}\t{}{}{}",
                     a.address,
                     a.kind,
                     a.display_name,
                     a.profession.as_deref().unwrap_or(""),
+                    a.cert_subject
+                        .as_deref()
+                        .map(|key| format!("\tcertificate: {}", shown_dn(key)))
+                        .unwrap_or_default(),
                     if a.disabled { "\tdisabled" } else { "" }
                 );
             }
@@ -231,9 +241,66 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
             .await?;
             println!("disabled {addr}");
         }
+        UserCommand::Certificate {
+            address,
+            file,
+            subject,
+            remove,
+        } => {
+            let addr = Address::parse(&address)?.to_string();
+            let dn = if remove {
+                None
+            } else {
+                certificate_dn(subject.as_deref(), file.as_deref())?
+            };
+            store
+                .set_cert_subject(&addr, dn.as_ref().map(|d| d.key()))
+                .await?;
+            audit::append(
+                &store,
+                &AuditEntry::new(
+                    "operator",
+                    if dn.is_some() {
+                        "account.certificate"
+                    } else {
+                        "account.certificate_removed"
+                    },
+                    &addr,
+                    dn.as_ref().map(|d| d.key()).unwrap_or(""),
+                ),
+            )
+            .await?;
+            match &dn {
+                Some(dn) => println!("{addr} is mapped to certificate subject {dn}"),
+                None => println!("{addr} is mapped to no certificate"),
+            }
+        }
     }
     store.close().await;
     Ok(())
+}
+
+/// The certificate subject to map, from `--certificate-subject DN` (any usual
+/// form, checked) or a PEM certificate file.
+fn certificate_dn(
+    subject: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<DistinguishedName>> {
+    match (subject, file) {
+        (Some(_), Some(_)) => bail!("give either a certificate subject or a certificate file"),
+        (Some(text), None) => DistinguishedName::parse(text)
+            .map(Some)
+            .with_context(|| format!("certificate subject {text:?} is not a distinguished name")),
+        (None, Some(path)) => Ok(Some(crate::pki::subject_of_file(path)?)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A stored certificate subject key, as `mes user list` shows it.
+fn shown_dn(key: &str) -> String {
+    DistinguishedName::parse(key)
+        .map(|dn| dn.to_string())
+        .unwrap_or_else(|_| key.to_owned())
 }
 
 /// Runs `mes domain …`.

@@ -143,9 +143,14 @@ pub enum UserCommand {
         /// RPPS number (professionals).
         #[arg(long)]
         rpps: Option<String>,
-        /// Subject DN of a client certificate mapped to this account (SASL EXTERNAL, relaying systems).
-        #[arg(long, value_name = "DN")]
+        /// Subject DN of a client certificate mapped to this account (SASL EXTERNAL,
+        /// relaying systems, professional API), in any usual form: `CN=a, O=b, C=FR`,
+        /// OpenSSL's `C=FR,O=b,CN=a` (-nameopt RFC2253), `C = FR, O = b, CN = a` or `/C=FR/O=b/CN=a`.
+        #[arg(long, value_name = "DN", conflicts_with = "certificate")]
         certificate_subject: Option<String>,
+        /// A PEM certificate whose subject is mapped to this account (instead of --certificate-subject).
+        #[arg(long, value_name = "FILE.pem")]
+        certificate: Option<PathBuf>,
         /// The establishment a professional acts for (e.g. "CHU de Test").
         #[arg(long)]
         establishment: Option<String>,
@@ -187,6 +192,22 @@ pub enum UserCommand {
     Disable {
         /// The account.
         address: String,
+    },
+    /// Map a client certificate to an account (replacing any previous mapping),
+    /// or remove the mapping: `mes user certificate ADDRESS FILE.pem`,
+    /// `… ADDRESS --subject DN`, `… ADDRESS --remove`.
+    Certificate {
+        /// The account.
+        address: String,
+        /// A PEM certificate whose subject is mapped.
+        #[arg(value_name = "FILE.pem", required_unless_present_any = ["subject", "remove"], conflicts_with_all = ["subject", "remove"])]
+        file: Option<PathBuf>,
+        /// The subject DN, in any usual form (see `mes user add --certificate-subject`).
+        #[arg(long, value_name = "DN", conflicts_with = "remove")]
+        subject: Option<String>,
+        /// Remove the mapping.
+        #[arg(long)]
+        remove: bool,
     },
 }
 

@@ -1,7 +1,8 @@
 //! One outbound SMTP connection (mail-send, on smtp-proto like our server side):
-//! STARTTLS required with the trust anchors and our operator certificate, then
-//! several messages on the same connection, MAIL/RCPT pipelined when offered,
-//! each recipient's answer kept apart.
+//! STARTTLS required with the trust anchors and our operator certificate, the
+//! server's certificate subject checked by the caller (the destination domain's
+//! whitelisted operator, under the DN rule), then several messages on the same
+//! connection, MAIL/RCPT pipelined when offered, each recipient's answer kept apart.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use smtp_proto::{EXT_DSN, EXT_PIPELINING, EXT_START_TLS};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+use crate::pki::dn::DistinguishedName;
 
 /// The remote's answer about one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,13 +64,19 @@ fn reply_text(r: &smtp_proto::Response<String>) -> String {
 }
 
 impl Connection {
-    /// Connects to `addr`, requires STARTTLS, verifies the certificate for `tls_name`.
+    /// Connects to `addr`, requires STARTTLS, verifies the certificate for
+    /// `tls_name` (rustls: chain to the trust anchors, name), then hands the
+    /// certificate's subject, read from its parsed RDNs, to `check_peer`, which
+    /// says why it is not acceptable (e.g. not the whitelisted operator of the
+    /// recipient's domain). Any failure, that one included, is a [`ConnectError`]:
+    /// the caller tries the next address and otherwise retries later.
     pub async fn open(
         addr: SocketAddr,
         tls_name: &str,
         helo: &str,
         tls: Arc<rustls::ClientConfig>,
         timeout: Duration,
+        check_peer: impl FnOnce(&DistinguishedName) -> Result<(), String>,
     ) -> Result<Connection, ConnectError> {
         let remote = format!("{tls_name} [{}]:{}", addr.ip(), addr.port());
         let err =
@@ -96,6 +105,22 @@ impl Connection {
             .start_tls(&connector, tls_name)
             .await
             .map_err(|e| err("TLS", &e))?;
+        let subject = client
+            .stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|leaf| DistinguishedName::from_der_certificate(leaf.as_ref()));
+        match subject {
+            Some(Ok(dn)) => check_peer(&dn).map_err(|reason| err("TLS", &reason))?,
+            Some(Err(e)) => return Err(err("TLS: server certificate subject", &e)),
+            None => {
+                return Err(ConnectError(format!(
+                    "{remote}: TLS: no server certificate"
+                )));
+            }
+        }
         let ehlo = client
             .ehlo(helo)
             .await

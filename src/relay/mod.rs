@@ -219,6 +219,22 @@ impl Relay {
             }
         };
         let timeout = Duration::from_secs(self.settings.timeout_secs);
+        // The server must hold the certificate the whitelist names as the
+        // operator of this domain (the DN rule), not only one valid for the
+        // MX host's name: DNS spoofing plus any trust-space certificate must
+        // not divert mail.
+        let trust = &trust;
+        let domain_name = domain.as_str();
+        let check_peer = move |subject: &crate::pki::dn::DistinguishedName| {
+            trust
+                .operator_may_send_dn(subject, domain_name)
+                .map_err(|e| match e {
+                    crate::trust::TrustError::WrongOperator { subject, domain } => {
+                        format!("certificate {subject} is not the operator of domain {domain}")
+                    }
+                    other => other.to_string(),
+                })
+        };
         let mut conn = None;
         let mut last_error = String::new();
         'outer: for d in &destinations {
@@ -229,6 +245,7 @@ impl Relay {
                     &self.hostname,
                     self.tls.clone(),
                     timeout,
+                    check_peer,
                 )
                 .await
                 {

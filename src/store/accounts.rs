@@ -37,7 +37,8 @@ pub struct Account {
     pub ins: Option<String>,
     /// Argon2 PHC string: never logged.
     pub password_hash: Option<String>,
-    /// Subject DN of a client certificate mapped to this account (SASL EXTERNAL, MX relaying).
+    /// Canonical key ([`crate::pki::dn::DistinguishedName::key`]) of the subject DN of a
+    /// client certificate mapped to this account (SASL EXTERNAL, MX relaying, professional API).
     pub cert_subject: Option<String>,
     /// A disabled account neither logs in nor receives.
     pub disabled: bool,
@@ -119,7 +120,48 @@ fn account_from_row(r: &AnyRow) -> Result<Account, StoreError> {
     })
 }
 
+/// The canonical key stored in `accounts.cert_subject` for a DN in any usual form.
+fn cert_subject_key(dn: &str) -> Result<String, StoreError> {
+    crate::pki::dn::DistinguishedName::parse(dn)
+        .map(|parsed| parsed.key().to_owned())
+        .map_err(|e| StoreError::InvalidDn(format!("{dn:?}: {e}")))
+}
+
 impl Store {
+    /// Rewrites every `accounts.cert_subject` into its canonical key (the DN
+    /// rule): the data migration for rows written when the DN was stored as
+    /// typed. Idempotent, so it runs at every open; a DN that cannot be
+    /// parsed is left as it is (it matches no certificate) and logged.
+    pub(crate) async fn canonicalize_cert_subjects(&self) -> Result<(), StoreError> {
+        let rows = sqlx::query(
+            "SELECT address, cert_subject FROM accounts WHERE cert_subject IS NOT NULL",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        for row in rows {
+            let address: String = row.try_get("address")?;
+            let stored: String = row.try_get("cert_subject")?;
+            match crate::pki::dn::key_of(&stored) {
+                Some(key) if key != stored => {
+                    sqlx::query(
+                        "UPDATE accounts SET cert_subject = $1 WHERE address = $2 AND cert_subject = $3",
+                    )
+                    .bind(&key)
+                    .bind(&address)
+                    .bind(&stored)
+                    .execute(self.pool())
+                    .await?;
+                }
+                Some(_) => {}
+                None => tracing::warn!(
+                    %address,
+                    "certificate subject mapped to this account cannot be parsed as a DN; it matches no certificate"
+                ),
+            }
+        }
+        Ok(())
+    }
+
     /// Creates an account and its default folders in one transaction.
     pub async fn create_account(&self, new: &NewAccount) -> Result<Account, StoreError> {
         let mut tx = self.pool().begin().await?;
@@ -137,7 +179,12 @@ impl Store {
         .bind(&new.rpps)
         .bind(&new.ins)
         .bind(&new.password_hash)
-        .bind(&new.cert_subject)
+        .bind(
+            new.cert_subject
+                .as_deref()
+                .map(cert_subject_key)
+                .transpose()?,
+        )
         .bind(created)
         .fetch_one(&mut *tx)
         .await
@@ -200,15 +247,21 @@ impl Store {
         row.as_ref().map(account_from_row).transpose()
     }
 
-    /// The enabled accounts mapped to a client certificate subject.
+    /// The enabled accounts mapped to a client certificate subject, given in
+    /// any usual textual form (e.g. [`crate::tls::TlsInfo::peer_subject`]) and
+    /// compared under the DN rule, by canonical key. A subject that cannot be
+    /// parsed is mapped to no account.
     pub async fn accounts_by_cert_subject(
         &self,
         subject: &str,
     ) -> Result<Vec<Account>, StoreError> {
+        let Some(key) = crate::pki::dn::key_of(subject) else {
+            return Ok(Vec::new());
+        };
         let rows = sqlx::query(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE cert_subject = $1 AND disabled = 0"
         ))
-        .bind(subject)
+        .bind(key)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(account_from_row).collect()
@@ -278,14 +331,16 @@ impl Store {
         Ok(())
     }
 
-    /// Maps a client certificate subject DN to `address` (None removes the mapping).
+    /// Maps a client certificate subject DN (any usual textual form; stored as
+    /// its canonical key) to `address` (None removes the mapping).
     pub async fn set_cert_subject(
         &self,
         address: &str,
         dn: Option<&str>,
     ) -> Result<(), StoreError> {
+        let key = dn.map(cert_subject_key).transpose()?;
         let done = sqlx::query("UPDATE accounts SET cert_subject = $1 WHERE address = $2")
-            .bind(dn.map(str::to_string))
+            .bind(key)
             .bind(address)
             .execute(self.pool())
             .await?;

@@ -54,6 +54,9 @@ pub enum StoreError {
     /// A stored value does not parse.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A certificate subject DN that cannot be parsed (see `pki::dn`).
+    #[error("invalid certificate subject DN: {0}")]
+    InvalidDn(String),
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./schemas/sqlite");
@@ -127,12 +130,14 @@ impl Store {
         }
         let checkpointer =
             (backend == Backend::Sqlite).then(|| checkpoint::Checkpointer::start(pool.clone()));
-        Ok(Store {
+        let store = Store {
             pool,
             backend,
             changes,
             checkpointer,
-        })
+        };
+        store.canonicalize_cert_subjects().await?;
+        Ok(store)
     }
 
     /// The connection pool, for the aggregate modules.

@@ -7,12 +7,23 @@ pub mod whitelist;
 use std::collections::HashMap;
 
 use crate::config::Config;
+use crate::pki::dn::DistinguishedName;
 use crate::store::{Store, StoreError};
 
 /// The whitelist in force: configured entries plus the last imported XML.
+///
+/// Operator DNs are compared under the one DN rule ([`crate::pki::dn`]): each
+/// listed DN is parsed once, here, and a certificate subject is compared by
+/// canonical key. A listed DN that cannot be parsed matches nothing.
 #[derive(Debug, Clone, Default)]
 pub struct TrustSpace {
-    domains: HashMap<String, Vec<String>>,
+    domains: HashMap<String, Vec<OperatorDn>>,
+}
+
+/// One `DNCertificatOperateur`: its canonical key, when it parses.
+#[derive(Debug, Clone)]
+struct OperatorDn {
+    key: Option<String>,
 }
 
 /// Why a peer may not send as a domain.
@@ -34,12 +45,19 @@ pub enum TrustError {
 impl TrustSpace {
     /// Builds the trust space from (domain, operator DNs) pairs.
     pub fn from_entries(entries: impl IntoIterator<Item = (String, Vec<String>)>) -> TrustSpace {
-        let mut domains: HashMap<String, Vec<String>> = HashMap::new();
+        let mut domains: HashMap<String, Vec<OperatorDn>> = HashMap::new();
         for (domain, dns) in entries {
+            let keys = dns.iter().map(|dn| {
+                let key = crate::pki::dn::key_of(dn);
+                if key.is_none() {
+                    tracing::warn!(%domain, dn = %dn, "whitelisted operator DN cannot be parsed; it matches no certificate");
+                }
+                OperatorDn { key }
+            });
             domains
                 .entry(domain.to_ascii_lowercase())
                 .or_default()
-                .extend(dns);
+                .extend(keys);
         }
         TrustSpace { domains }
     }
@@ -62,20 +80,49 @@ impl TrustSpace {
         self.domains.contains_key(&domain.to_ascii_lowercase())
     }
 
-    /// True if `subject` is the certificate of some operator of the trust space.
+    /// True if `subject` (a DN in any usual textual form, e.g. [`crate::tls::TlsInfo::peer_subject`])
+    /// is the certificate of some operator of the trust space.
     pub fn is_operator(&self, subject: &str) -> bool {
+        DistinguishedName::parse(subject).is_ok_and(|dn| self.is_operator_dn(&dn))
+    }
+
+    /// True if the certificate subject `subject` is that of some operator of the trust space.
+    pub fn is_operator_dn(&self, subject: &DistinguishedName) -> bool {
         self.domains
             .values()
             .flatten()
-            .any(|dn| whitelist::dn_matches(dn, subject))
+            .any(|op| op.key.as_deref() == Some(subject.key()))
     }
 
-    /// May the operator whose certificate is `subject` send as `domain`?
+    /// May the operator whose certificate is `subject` (a DN in any usual
+    /// textual form) send as `domain`? A subject that cannot be parsed is no
+    /// operator's.
     pub fn operator_may_send(&self, subject: &str, domain: &str) -> Result<(), TrustError> {
-        let Some(dns) = self.domains.get(&domain.to_ascii_lowercase()) else {
-            return Err(TrustError::NotWhitelisted(domain.to_string()));
-        };
-        if dns.iter().any(|dn| whitelist::dn_matches(dn, subject)) {
+        match DistinguishedName::parse(subject) {
+            Ok(dn) => self.operator_may_send_dn(&dn, domain),
+            Err(_) => {
+                self.operator_keys(domain)?;
+                Err(TrustError::WrongOperator {
+                    subject: subject.to_string(),
+                    domain: domain.to_string(),
+                })
+            }
+        }
+    }
+
+    /// May the operator whose certificate subject is `subject` send as, or
+    /// receive for, `domain`? The same check serves inbound (MX: the peer's
+    /// client certificate) and outbound (relay: the destination server's certificate).
+    pub fn operator_may_send_dn(
+        &self,
+        subject: &DistinguishedName,
+        domain: &str,
+    ) -> Result<(), TrustError> {
+        if self
+            .operator_keys(domain)?
+            .iter()
+            .any(|op| op.key.as_deref() == Some(subject.key()))
+        {
             Ok(())
         } else {
             Err(TrustError::WrongOperator {
@@ -83,6 +130,13 @@ impl TrustSpace {
                 domain: domain.to_string(),
             })
         }
+    }
+
+    fn operator_keys(&self, domain: &str) -> Result<&[OperatorDn], TrustError> {
+        self.domains
+            .get(&domain.to_ascii_lowercase())
+            .map(Vec::as_slice)
+            .ok_or_else(|| TrustError::NotWhitelisted(domain.to_string()))
     }
 
     /// Number of whitelisted domains (for logs).
@@ -128,6 +182,20 @@ mod tests {
             Err(TrustError::NotWhitelisted("c.test".into()))
         );
         assert!(t.is_operator("CN=mx.b, O=Op B, C=FR"));
+        assert!(t.is_operator("C=FR,O=Op B,CN=mx.b"));
         assert!(!t.is_operator("CN=evil"));
+        assert!(!t.is_operator(""));
+        // A CN that holds ", O=Op A" is not Op A's certificate.
+        assert!(!t.is_operator(r"CN=mx.a\, O=Op A\, C=FR"));
+        assert!(
+            t.operator_may_send(r"CN=mx.a\, O=Op A, C=FR", "a.test")
+                .is_err()
+        );
+        let dn = DistinguishedName::parse("/C=FR/O=op a/CN=MX.A").unwrap();
+        assert!(t.operator_may_send_dn(&dn, "a.test").is_ok());
+        assert!(matches!(
+            t.operator_may_send_dn(&dn, "b.test"),
+            Err(TrustError::WrongOperator { .. })
+        ));
     }
 }

@@ -75,8 +75,8 @@
 //! - Dates are kept as the text found; they are not interpreted here.
 //!
 //! DNs written by humans in the whitelist must be compared with the DN read
-//! from a certificate with [`dn_matches`], never with `==`; see
-//! [`normalize_dn`] for the canonical form.
+//! from a certificate with [`dn_matches`] (or [`crate::pki::dn`] directly),
+//! never with `==`; see [`crate::pki::dn`] for the rule.
 
 #![forbid(unsafe_code)]
 
@@ -701,7 +701,7 @@ impl ParseState {
             return Ok(());
         };
         for dn in builder.operator_dns {
-            let key = normalize_dn(&dn).to_ascii_lowercase();
+            let key = normalize_dn(&dn);
             if !key.is_empty() && keys.insert(key) {
                 entry.operator_dns.push(dn);
             }
@@ -774,236 +774,20 @@ fn is_dns_name(name: &str) -> bool {
     labels >= 2 && !last.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Canonical form of a distinguished name, for comparing the DN a human wrote
-/// in the whitelist with the DN read from a certificate.
-///
-/// The two rarely agree byte for byte: the whitelist may use the RFC 4514 form
-/// (`CN=x, O=y, C=FR`, most specific first), the OpenSSL one-line form
-/// (`/C=FR/O=y/CN=x`, least specific first), other spellings of attribute
-/// types, extra spaces, quotes or escapes, while x509-parser prints
-/// `C=FR, O=y, CN=x` in certificate order without escaping. So:
-///
-/// 1. A DN starting with `/` is split on unescaped `/`; any other DN on
-///    unescaped `,`, `;` (RFC 1779) and `+` (multi-valued RDNs are flattened).
-///    A separator inside a double-quoted value does not split. A piece that
-///    does not start with `type=` is glued back to the previous value, so that
-///    `O=Dupont, Durand` from an unescaping printer keeps its comma.
-/// 2. Each attribute type is trimmed and upper-cased, `OID.n.n` and `OID(n.n)`
-///    become `n.n`, and well-known types and their OIDs are mapped to one name:
-///    `E`/`EMAIL`/`EMAILADDRESS` → `EMAILADDRESS`, `S`/`ST` → `ST`,
-///    `2.5.4.3` → `CN`, `COMMONNAME` → `CN`, etc.
-/// 3. Each value is trimmed, unquoted, unescaped (`\,` and `\2C` style, hex
-///    pairs forming UTF-8), and runs of whitespace are collapsed to one space.
-///    Case is kept here; [`dn_matches`] ignores ASCII case.
-/// 4. The attributes are **sorted** (by type, then value ignoring ASCII case)
-///    and joined with `,`, with `\` and `,` in values escaped.
-///
-/// Sorting makes the comparison independent of RDN order, which is exactly
-/// what differs between human and certificate spellings. The price is that two
-/// DNs holding the same attributes in a different order compare equal; X.500
-/// tells them apart, but both would have to be issued by a CA of the trust
-/// space, so this is not a way in. An empty or blank DN normalises to `""`.
+/// Canonical key of a distinguished name ([`crate::pki::dn`], the one DN rule
+/// of MES), for comparing the DN a human wrote in the whitelist with the DN
+/// read from a certificate: RDNs parsed from any usual textual form, types and
+/// values canonicalised, certificate and reversed order the same. A DN that
+/// cannot be parsed (blank, no `type=`) normalises to `""`.
 pub fn normalize_dn(dn: &str) -> String {
-    let trimmed = dn.trim();
-    let (body, separators): (&str, &[char]) = match trimmed.strip_prefix('/') {
-        Some(rest) => (rest, &['/']),
-        None => (trimmed, &[',', ';', '+']),
-    };
-    let mut attributes: Vec<(String, String)> = Vec::new();
-    for (separator, piece) in split_unescaped(body, separators) {
-        if piece.trim().is_empty() {
-            continue;
-        }
-        let typed = piece
-            .split_once('=')
-            .filter(|(attr_type, _)| is_attribute_type(attr_type.trim()));
-        match (typed, attributes.last_mut(), separator) {
-            (Some((attr_type, value)), _, _) => {
-                attributes.push((attr_type.to_owned(), value.to_owned()));
-            }
-            (None, Some((_, value)), Some(separator)) => {
-                value.push(separator);
-                value.push_str(piece);
-            }
-            (None, _, _) => attributes.push((String::new(), piece.to_owned())),
-        }
-    }
-    let mut canonical: Vec<(String, String, String)> = attributes
-        .iter()
-        .map(|(attr_type, value)| {
-            let value = canonical_value(value);
-            (canonical_type(attr_type), value.to_ascii_lowercase(), value)
-        })
-        .collect();
-    canonical.sort();
-    canonical
-        .iter()
-        .map(|(attr_type, _, value)| format!("{}={}", escape_dn(attr_type), escape_dn(value)))
-        .collect::<Vec<_>>()
-        .join(",")
+    crate::pki::dn::key_of(dn).unwrap_or_default()
 }
 
-/// Whether two DNs name the same subject: equal [`normalize_dn`] forms, ASCII
-/// case ignored (certificate values and hand-typed ones often differ in case
-/// only). A blank DN matches nothing, not even another blank DN.
+/// Whether two DNs name the same subject under the DN rule
+/// ([`crate::pki::dn::same_dn`]). A blank or unparsable DN matches nothing,
+/// not even another one.
 pub fn dn_matches(a: &str, b: &str) -> bool {
-    let a = normalize_dn(a);
-    let b = normalize_dn(b);
-    !a.is_empty() && a.eq_ignore_ascii_case(&b)
-}
-
-/// Splits `body` on unescaped separators outside a quoted value. Returns each
-/// piece with the separator that preceded it (`None` for the first).
-fn split_unescaped<'a>(body: &'a str, separators: &[char]) -> Vec<(Option<char>, &'a str)> {
-    let mut pieces = Vec::new();
-    let mut start = 0usize;
-    let mut previous_separator = None;
-    let mut escaped = false;
-    let mut in_quotes = false;
-    // Between the first `=` of a piece and the first non-blank character after
-    // it: where an opening quote is recognised.
-    let mut value_start = false;
-    let mut seen_equals = false;
-    for (index, ch) in body.char_indices() {
-        if escaped {
-            escaped = false;
-            value_start = false;
-            continue;
-        }
-        match ch {
-            '\\' => {
-                escaped = true;
-                value_start = false;
-            }
-            '"' if in_quotes => in_quotes = false,
-            '"' if value_start => {
-                in_quotes = true;
-                value_start = false;
-            }
-            _ if in_quotes => {}
-            _ if separators.contains(&ch) => {
-                pieces.push((previous_separator, &body[start..index]));
-                previous_separator = Some(ch);
-                start = index + ch.len_utf8();
-                seen_equals = false;
-                value_start = false;
-            }
-            '=' if !seen_equals => {
-                seen_equals = true;
-                value_start = true;
-            }
-            _ if ch.is_whitespace() => {}
-            _ => value_start = false,
-        }
-    }
-    pieces.push((previous_separator, &body[start..]));
-    pieces
-}
-
-/// Whether `text` can be an attribute type (`CN`, `2.5.4.3`, `OID.2.5.4.3`,
-/// `OID(2.5.4.97)`), as opposed to a piece of a value that held a separator.
-fn is_attribute_type(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 64
-        && text
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '.' | '(' | ')'))
-}
-
-/// Canonical spelling of an attribute type.
-fn canonical_type(raw: &str) -> String {
-    let upper = raw.trim().to_ascii_uppercase();
-    let oid = upper
-        .strip_prefix("OID(")
-        .and_then(|rest| rest.strip_suffix(')'))
-        .or_else(|| upper.strip_prefix("OID."))
-        .unwrap_or(&upper);
-    let name = match oid {
-        "CN" | "COMMONNAME" | "2.5.4.3" => "CN",
-        "SN" | "SURNAME" | "2.5.4.4" => "SN",
-        "SERIALNUMBER" | "2.5.4.5" => "SERIALNUMBER",
-        "C" | "COUNTRYNAME" | "2.5.4.6" => "C",
-        "L" | "LOCALITYNAME" | "2.5.4.7" => "L",
-        "ST" | "S" | "STATEORPROVINCENAME" | "2.5.4.8" => "ST",
-        "STREET" | "STREETADDRESS" | "2.5.4.9" => "STREET",
-        "O" | "ORGANIZATIONNAME" | "2.5.4.10" => "O",
-        "OU" | "ORGANIZATIONALUNIT" | "ORGANIZATIONALUNITNAME" | "2.5.4.11" => "OU",
-        "T" | "TITLE" | "2.5.4.12" => "TITLE",
-        "GN" | "G" | "GIVENNAME" | "2.5.4.42" => "GIVENNAME",
-        "ORGANIZATIONIDENTIFIER" | "2.5.4.97" => "ORGANIZATIONIDENTIFIER",
-        "DC" | "DOMAINCOMPONENT" | "0.9.2342.19200300.100.1.25" => "DC",
-        "UID" | "USERID" | "0.9.2342.19200300.100.1.1" => "UID",
-        "E" | "EMAIL" | "EMAILADDRESS" | "1.2.840.113549.1.9.1" => "EMAILADDRESS",
-        other => other,
-    };
-    name.to_owned()
-}
-
-/// Canonical form of an attribute value: trimmed, unquoted, unescaped,
-/// whitespace collapsed.
-fn canonical_value(raw: &str) -> String {
-    let trimmed = raw.trim();
-    let unquoted = match trimmed
-        .strip_prefix('"')
-        .and_then(|rest| rest.strip_suffix('"'))
-    {
-        Some(inner) if !ends_with_escape(inner) => inner,
-        _ => trimmed,
-    };
-    unescape_dn(unquoted)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Whether `text` ends with an odd number of backslashes, i.e. the character
-/// after it was escaped.
-fn ends_with_escape(text: &str) -> bool {
-    text.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 1
-}
-
-/// Resolves DN escapes: `\` followed by two hex digits is a byte (several
-/// forming UTF-8), `\` followed by any other character is that character.
-fn unescape_dn(text: &str) -> String {
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(ch) = chars.next() {
-        if ch != '\\' {
-            let mut buf = [0u8; 4];
-            bytes.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-            continue;
-        }
-        let mut lookahead = chars.clone();
-        let high = lookahead.next().and_then(|c| c.to_digit(16));
-        let low = lookahead.next().and_then(|c| c.to_digit(16));
-        if let (Some(high), Some(low)) = (high, low) {
-            // Both digits are below 16, so the byte fits.
-            bytes.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
-            chars.next();
-            chars.next();
-        } else if let Some(next) = chars.next() {
-            let mut buf = [0u8; 4];
-            bytes.extend_from_slice(next.encode_utf8(&mut buf).as_bytes());
-        } else {
-            bytes.push(b'\\');
-        }
-    }
-    match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
-    }
-}
-
-/// Escapes `\` and `,` so that the joined canonical form is unambiguous.
-fn escape_dn(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        if matches!(ch, '\\' | ',') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out
+    crate::pki::dn::same_dn(a, b)
 }
 
 #[cfg(test)]
@@ -1424,8 +1208,10 @@ mod tests {
         assert!(dn_matches("C=FR,O=B,CN=a", "/C=FR/O=B/CN=a"));
         assert!(!dn_matches("CN=a, O=B", "CN=a, O=C"));
         assert!(!dn_matches("CN=a, O=B", "CN=a, O=B, C=FR"));
-        assert_eq!(normalize_dn("CN=a, O=B, C=FR"), "C=FR,CN=a,O=B");
-        assert_eq!(normalize_dn("/C=FR/O=B/CN=a"), "C=FR,CN=a,O=B");
+        assert_eq!(normalize_dn("CN=a, O=B, C=FR"), "C=fr,O=b,CN=a");
+        assert_eq!(normalize_dn("/C=FR/O=B/CN=a"), "C=fr,O=b,CN=a");
+        // Certificate order or its reverse, nothing else.
+        assert!(!dn_matches("CN=a, O=B, C=FR", "O=B, CN=a, C=FR"));
     }
 
     #[test]
@@ -1457,7 +1243,7 @@ mod tests {
             "CN=MX.Operateur.TEST, O=op",
             "cn=mx.operateur.test, o=OP"
         ));
-        assert_eq!(normalize_dn("O=Opérateur Un"), "O=Opérateur Un");
+        assert_eq!(normalize_dn("O=Opérateur Un"), "O=opérateur un");
         // Escaped, quoted and (as printed by x509-parser) unescaped commas.
         let escaped = r"CN=a, O=Dupont\, Durand et Cie, C=FR";
         assert!(dn_matches(
@@ -1471,11 +1257,14 @@ mod tests {
         ));
         assert!(dn_matches(escaped, "/C=FR/O=Dupont, Durand et Cie/CN=a"));
         assert!(!dn_matches(escaped, "CN=a, O=Dupont, C=FR"));
-        assert_eq!(normalize_dn(escaped), r"C=FR,CN=a,O=Dupont\, Durand et Cie");
+        assert_eq!(normalize_dn(escaped), r"C=fr,O=dupont\, durand et cie,CN=a");
+        // A CN holding ", O=Evil" is not an O RDN.
+        assert!(!dn_matches(r"CN=x\, O=Evil", "CN=x, O=Evil"));
         // Hex-escaped UTF-8.
         assert!(dn_matches(r"O=Op\C3\A9rateur", "O=Opérateur"));
-        // Multi-valued RDNs are flattened.
-        assert!(dn_matches("CN=a + UID=7, O=B", "O=B, UID=7, CN=a"));
+        // Multi-valued RDNs are sets, not flattened.
+        assert!(dn_matches("CN=a + UID=7, O=B", "O=B, UID=7+CN=a"));
+        assert!(!dn_matches("CN=a + UID=7, O=B", "O=B, UID=7, CN=a"));
         // Repeated types sort the same whatever the case.
         assert!(dn_matches("OU=b, OU=A, CN=x", "CN=x, OU=a, OU=B"));
     }
