@@ -275,7 +275,15 @@ fn log_refusal(side: &str, end_entity: &CertificateDer<'_>, error: &rustls::Erro
         return;
     };
     let (subject, serial) = match X509Certificate::from_der(end_entity.as_ref()) {
-        Ok((_, cert)) => (cert.subject().to_string(), cert.raw_serial_as_string()),
+        // Printable only: a subject is peer-supplied text going into a log line.
+        Ok((_, cert)) => (
+            cert.subject()
+                .to_string()
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect(),
+            cert.raw_serial_as_string(),
+        ),
         Err(_) => ("(unparsable)".to_string(), String::new()),
     };
     match reason {
