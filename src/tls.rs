@@ -33,9 +33,6 @@ pub enum TlsError {
     /// A certificate verifier could not be built.
     #[error("certificate verifier: {0}")]
     Verifier(String),
-    /// The revocation lists could not be loaded.
-    #[error("revocation lists: {0}")]
-    Revocation(#[from] revocation::RevocationError),
 }
 
 /// Whether a server asks for client certificates.
