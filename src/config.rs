@@ -99,6 +99,17 @@ pub struct TlsSettings {
     pub private_key: PathBuf,
     /// PEM files of the certification authorities whose certificates we accept.
     pub trust_anchors: Vec<PathBuf>,
+    /// Certificate revocation lists (PEM or DER): client certificates and the
+    /// servers we relay to are refused when listed. Empty: no revocation check.
+    #[serde(default)]
+    pub crl_files: Vec<PathBuf>,
+    /// Seconds between re-reads of `crl_files` (also re-read on SIGHUP).
+    #[serde(default = "default_crl_reload_secs")]
+    pub crl_reload_secs: u64,
+}
+
+fn default_crl_reload_secs() -> u64 {
+    300
 }
 
 /// `[listen]`: one `"ADDR:PORT"` per listener; an absent key is a listener that is off.
@@ -482,6 +493,7 @@ impl Config {
         tls.certificate = base.join(&tls.certificate);
         tls.private_key = base.join(&tls.private_key);
         tls.trust_anchors = tls.trust_anchors.iter().map(|p| base.join(p)).collect();
+        tls.crl_files = tls.crl_files.iter().map(|p| base.join(p)).collect();
         for (key, file) in [
             ("certificate", &tls.certificate),
             ("private_key", &tls.private_key),
@@ -509,6 +521,21 @@ impl Config {
                     format!("file {} does not exist", file.display()),
                 ));
             }
+        }
+
+        for file in &tls.crl_files {
+            // A list that does not load is fatal at startup (on reload, the
+            // previous lists stay in force).
+            if let Err(e) = crate::tls::revocation::load_crl_file(file) {
+                return Err(invalid(Some("tls"), "crl_files", e.to_string()));
+            }
+        }
+        if tls.crl_reload_secs == 0 {
+            return Err(invalid(
+                Some("tls"),
+                "crl_reload_secs",
+                "must be at least 1".into(),
+            ));
         }
 
         let addr = |key: &str, value: &Option<String>| -> Result<Option<SocketAddr>, ConfigError> {
@@ -697,6 +724,15 @@ certificate = "certs/server.pem"
 private_key = "certs/server.key"
 # Certification authorities of the trust space (IGC-Santé in production).
 trust_anchors = ["certs/ca.pem"]
+# Certificate revocation lists, PEM or DER, one or more per issuing CA (in
+# production the IGC-Santé CRLs, fetched by a scheduled job). A listed client
+# certificate (MX, SASL EXTERNAL, professionals' API) or relay destination is
+# refused at the handshake. With any list here, a certificate whose issuer has
+# no list is refused too. Re-read every crl_reload_secs and on SIGHUP; a list
+# that does not load keeps the previous ones (at startup it is an error).
+# `mes pki revoke CERT.pem` adds a certificate to the development CA's list.
+crl_files = ["certs/crl.pem"]
+# crl_reload_secs = 300
 
 [listen]
 # One "ADDR:PORT" per listener; a listener whose key is absent is off.
@@ -792,6 +828,12 @@ mod tests {
         for f in ["server.pem", "server.key", "ca.pem"] {
             std::fs::write(dir.join("certs").join(f), "x").unwrap();
         }
+        let ca = crate::pki::Ca::generate("Test CA").unwrap();
+        std::fs::write(
+            dir.join("certs/crl.pem"),
+            crate::tls::revocation::empty_crl(&ca).unwrap(),
+        )
+        .unwrap();
     }
 
     fn sample() -> String {
@@ -891,6 +933,31 @@ mod tests {
         let text = sample().replace("# max_command_line = 65536", "max_command_line = 100 #");
         let err = Config::parse(&path, &text).unwrap_err().to_string();
         assert!(err.contains("imap.max_command_line"), "{err}");
+    }
+
+    #[test]
+    fn revocation_lists_are_checked_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        write_certs(dir.path());
+        let path = dir.path().join("mes.toml");
+        let cfg = Config::parse(&path, &sample()).unwrap();
+        assert_eq!(cfg.tls.crl_files, vec![dir.path().join("certs/crl.pem")]);
+        assert_eq!(cfg.tls.crl_reload_secs, 300);
+        std::fs::write(dir.path().join("certs/crl.pem"), "not a list").unwrap();
+        let err = Config::parse(&path, &sample()).unwrap_err().to_string();
+        let line = sample()
+            .lines()
+            .position(|l| l.starts_with("crl_files"))
+            .unwrap()
+            + 1;
+        assert!(err.contains("tls.crl_files"), "{err}");
+        assert!(err.contains(&format!(":{line}:")), "{err}");
+        assert!(err.contains("crl.pem"), "{err}");
+        let text = sample()
+            .replace("crl_files = [\"certs/crl.pem\"]", "crl_files = []")
+            .replace("# crl_reload_secs = 300", "crl_reload_secs = 0");
+        let err = Config::parse(&path, &text).unwrap_err().to_string();
+        assert!(err.contains("tls.crl_reload_secs"), "{err}");
     }
 
     #[test]

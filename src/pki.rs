@@ -257,6 +257,19 @@ impl Ca {
         &self.subject_dn
     }
 
+    /// Signs a certificate revocation list with the CA key (see `tls::revocation`).
+    pub fn sign_crl(
+        &self,
+        params: &rcgen::CertificateRevocationListParams,
+    ) -> Result<rcgen::CertificateRevocationList, PkiError> {
+        params
+            .signed_by(&self.issuer)
+            .map_err(|source| PkiError::Generate {
+                what: format!("revocation list of {}", self.subject_dn),
+                source,
+            })
+    }
+
     /// Issues a leaf certificate, with a fresh key, as `spec` describes.
     pub fn issue(&self, spec: &LeafSpec) -> Result<IssuedCert, PkiError> {
         let subject = format!("CN={}, O={}", spec.common_name, spec.organisation);

@@ -1,18 +1,21 @@
 //! rustls configurations shared by every listener and client: TLS 1.2 and 1.3
 //! only, AEAD suites only (ring's suites are all AEAD), client certificates
-//! verified against the configured trust anchors.
+//! verified against the configured trust anchors and the revocation lists
+//! (`tls.crl_files`, see [`revocation`]).
+
+pub mod revocation;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::TlsSettings;
 use crate::pki::dn::DistinguishedName;
+use revocation::{CrlClientVerifier, CrlServerVerifier, Revocation};
 
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +31,8 @@ pub enum TlsError {
     /// rustls refused the material.
     #[error("TLS: {0}")]
     Rustls(#[from] rustls::Error),
-    /// The client verifier could not be built.
-    #[error("client certificate verifier: {0}")]
+    /// A certificate verifier could not be built.
+    #[error("certificate verifier: {0}")]
     Verifier(String),
 }
 
@@ -109,10 +112,12 @@ pub fn root_store(anchors: &[impl AsRef<Path>]) -> Result<RootCertStore, TlsErro
     Ok(roots)
 }
 
-/// A server configuration for our listeners.
+/// A server configuration for our listeners; client certificates are checked
+/// against `revocation`'s lists in force at each handshake.
 pub fn server_config(
     settings: &TlsSettings,
     client_auth: ClientAuth,
+    revocation: &Arc<Revocation>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs = load_certs(&settings.certificate)?;
     let key = load_key(&settings.private_key)?;
@@ -122,17 +127,13 @@ pub fn server_config(
         ClientAuth::None => builder.with_no_client_auth(),
         ClientAuth::Optional | ClientAuth::Required => {
             let roots = Arc::new(root_store(&settings.trust_anchors)?);
-            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider());
-            let verifier = if client_auth == ClientAuth::Optional {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
-            };
-            builder.with_client_cert_verifier(
-                verifier
-                    .build()
-                    .map_err(|e| TlsError::Verifier(e.to_string()))?,
+            let verifier = CrlClientVerifier::new(
+                roots,
+                client_auth == ClientAuth::Optional,
+                revocation.clone(),
             )
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
         }
     };
     let mut config = builder.with_single_cert(certs, key)?;
@@ -141,15 +142,30 @@ pub fn server_config(
 }
 
 /// A client configuration that verifies servers against `anchors` and, when
-/// given, presents `client` (certificate chain file, key file) — our operator certificate.
+/// given, presents `client` (certificate chain file, key file) — our operator
+/// certificate. Revocation is not checked (tools, tests); the relay uses
+/// [`client_config_with_crls`].
 pub fn client_config(
     anchors: &[impl AsRef<Path>],
     client: Option<(&Path, &Path)>,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let roots = root_store(anchors)?;
+    client_config_with_crls(anchors, client, &Revocation::none())
+}
+
+/// Like [`client_config`], and server certificates are checked against
+/// `revocation`'s lists in force at each handshake (the relay).
+pub fn client_config_with_crls(
+    anchors: &[impl AsRef<Path>],
+    client: Option<(&Path, &Path)>,
+    revocation: &Arc<Revocation>,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let roots = Arc::new(root_store(anchors)?);
+    let verifier = CrlServerVerifier::new(roots, revocation.clone())
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)?
-        .with_root_certificates(roots);
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
     let config = match client {
         Some((cert, key)) => builder.with_client_auth_cert(load_certs(cert)?, load_key(key)?)?,
         None => builder.with_no_client_auth(),

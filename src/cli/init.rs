@@ -1,4 +1,5 @@
-//! `mes init`: a configuration file, a development PKI and an empty store; and
+//! `mes init`: a configuration file, a development PKI (with an empty revocation
+//! list) and an empty store; and
 //! the first start of `mes serve` without `--config`, which adds demo accounts.
 
 use std::path::{Path, PathBuf};
@@ -85,6 +86,12 @@ fn write(args: &InitArgs) -> anyhow::Result<PathBuf> {
         &args.operator,
         args.ca.as_deref(),
     )?;
+    // An empty revocation list of the CA, which `tls.crl_files` names and
+    // `mes pki revoke` extends.
+    let ca = crate::pki::Ca::load(&pki.ca_pem, &pki.ca_key)?;
+    let crl = dir.join("certs").join(super::pki::DEV_CRL_FILE);
+    std::fs::write(&crl, crate::tls::revocation::empty_crl(&ca)?)
+        .with_context(|| format!("writing {}", crl.display()))?;
     let text = render_example(&ExampleValues {
         hostname: &hostnames[0],
         operator: &args.operator,

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod init;
+mod pki;
 mod queue;
 
 use std::io::BufRead;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Care teams of establishments (who may read their patients' records).
     #[command(subcommand)]
     Careteam(CareteamCommand),
+    /// The development PKI: revoke a certificate.
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
 }
 
 /// `mes audit …`
@@ -294,7 +298,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Domain(cmd) => accounts::domain(&load(cli.config)?, cmd).await,
         Command::Config(ConfigCommand::Check) => {
             let config = load(cli.config)?;
-            crate::tls::server_config(&config.tls, crate::tls::ClientAuth::Required)?;
+            let revocation = crate::tls::revocation::Revocation::load(
+                &config.tls.crl_files,
+                &config.tls.trust_anchors,
+            )?;
+            crate::tls::server_config(&config.tls, crate::tls::ClientAuth::Required, &revocation)?;
             let store = crate::store::Store::open(&config.database_url, 1).await?;
             store.close().await;
             println!("{}: OK", config.path.display());
@@ -304,6 +312,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Verify) => accounts::audit_verify(&load(cli.config)?).await,
         Command::Careteam(cmd) => accounts::careteam(&load(cli.config)?, cmd).await,
         Command::Queue(cmd) => queue::run(&load(cli.config)?, cmd).await,
+        Command::Pki(cmd) => pki::run(&load(cli.config)?, cmd),
         Command::Bench(BenchCommand::Smtp(args)) => {
             let report = crate::bench::smtp::run(args).await?;
             println!("{report}");

@@ -1,6 +1,8 @@
 //! `mes serve`: opens the store, starts every enabled listener, and stops
 //! gracefully on SIGTERM/SIGINT (stop accepting, let sessions finish within
-//! the grace period, drain the delivery writers, close the store).
+//! the grace period, drain the delivery writers, close the store). The
+//! certificate revocation lists are re-read every `tls.crl_reload_secs`, the
+//! whitelist every minute, and both on SIGHUP.
 
 pub mod accept;
 pub mod limits;
@@ -24,6 +26,7 @@ use crate::smtp::listener::SmtpListener;
 use crate::smtp::policy::SmtpServices;
 use crate::smtp::{Mode, SessionConfig};
 use crate::store::Store;
+use crate::tls::revocation::Revocation;
 use crate::tls::{self, ClientAuth};
 use crate::trust::TrustSpace;
 use limits::ConnectionLimits;
@@ -66,12 +69,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .collect(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let relay_tls = tls::client_config(
+    let revocation = Revocation::load(&config.tls.crl_files, &config.tls.trust_anchors)
+        .context("loading the certificate revocation lists")?;
+    tracing::info!(
+        lists = revocation.len(),
+        "certificate revocation lists loaded"
+    );
+    let relay_tls = tls::client_config_with_crls(
         &config.tls.trust_anchors,
         Some((
             config.tls.certificate.as_path(),
             config.tls.private_key.as_path(),
         )),
+        &revocation,
     )
     .context("TLS for the relay")?;
     let relay = Relay::new(
@@ -112,7 +122,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ];
     for (name, addr, mode, implicit_tls, client_auth) in smtp {
         let Some(addr) = addr else { continue };
-        let tls_config = tls::server_config(&config.tls, client_auth)
+        let tls_config = tls::server_config(&config.tls, client_auth, &revocation)
             .with_context(|| format!("TLS for {name}"))?;
         let listener = TcpListener::bind(addr)
             .await
@@ -160,7 +170,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ("imaps", config.listen.imaps, true),
     ] {
         let Some(addr) = addr else { continue };
-        let tls_config = tls::server_config(&config.tls, ClientAuth::Optional)
+        let tls_config = tls::server_config(&config.tls, ClientAuth::Optional, &revocation)
             .with_context(|| format!("TLS for {name}"))?;
         let listener = TcpListener::bind(addr)
             .await
@@ -180,7 +190,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let tls_config =
             // Optional client certificates: professionals' software authenticates
             // with one on the professionals' API; browsers send none.
-            tls::server_config(&config.tls, ClientAuth::Optional).context("TLS for https")?;
+            tls::server_config(&config.tls, ClientAuth::Optional, &revocation)
+                .context("TLS for https")?;
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding https on {addr}"))?;
@@ -215,16 +226,27 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let reload = {
         let services = services.clone();
         let config = config.clone();
+        let revocation = revocation.clone();
+        // Installed before "ready": SIGHUP's default action would end the process.
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        let every = |period: Duration| {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick
+        };
+        let mut trust_tick = every(TRUST_RELOAD);
+        let mut crl_tick = every(Duration::from_secs(config.tls.crl_reload_secs));
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(TRUST_RELOAD).await;
-                match TrustSpace::load(&config, &services.store).await {
-                    Ok(t) => {
-                        if let Ok(mut slot) = services.trust.write() {
-                            *slot = Arc::new(t);
-                        }
+                tokio::select! {
+                    _ = trust_tick.tick() => reload_trust(&config, &services).await,
+                    _ = crl_tick.tick() => reload_crls(&revocation),
+                    Some(()) = hangup.recv() => {
+                        tracing::info!("SIGHUP: reloading the revocation lists and the whitelist");
+                        reload_crls(&revocation);
+                        reload_trust(&config, &services).await;
                     }
-                    Err(e) => tracing::error!(error = %e, "whitelist reload failed"),
                 }
             }
         })
@@ -259,6 +281,33 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the whitelist again; on error the one in force stays.
+async fn reload_trust(config: &Config, services: &SmtpServices) {
+    match TrustSpace::load(config, &services.store).await {
+        Ok(t) => {
+            if let Ok(mut slot) = services.trust.write() {
+                *slot = Arc::new(t);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "whitelist reload failed"),
+    }
+}
+
+/// Reads the revocation lists again; on error the ones in force stay.
+fn reload_crls(revocation: &Revocation) {
+    match revocation.reload() {
+        Ok(true) => tracing::info!(
+            lists = revocation.len(),
+            "certificate revocation lists reloaded"
+        ),
+        Ok(false) => tracing::debug!("certificate revocation lists unchanged"),
+        Err(e) => tracing::error!(
+            error = %e,
+            "certificate revocation lists not reloaded; the previous ones stay in force"
+        ),
+    }
 }
 
 /// Installs the SIGTERM/SIGINT handlers now; the future resolves on the first signal.
