@@ -67,7 +67,7 @@ fn postfix_program(name: &str) -> PathBuf {
     );
 }
 
-/// The numeric id of a system user (Postfix's own `postfix`, or `nobody` for mailboxes).
+/// The numeric id of a system user (`nobody` owns the hospital's local mailboxes).
 fn uid_of(user: &str) -> u32 {
     let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
     passwd
@@ -109,6 +109,17 @@ struct Postfix {
 impl Postfix {
     /// Writes the configuration and starts Postfix; a port taken meanwhile is retried.
     fn start(relay: &Relay) -> Postfix {
+        // `postfix start` is for the superuser only; say so rather than fail obscurely.
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        let euid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1));
+        assert_eq!(
+            euid,
+            Some("0"),
+            "the Postfix tests run a Postfix instance, which needs root (as ./scripts/test does)"
+        );
         let mut attempt = 0;
         loop {
             let postfix = Postfix::configure(relay);
@@ -133,9 +144,13 @@ impl Postfix {
 
     /// A fresh folder with main.cf and master.cf; nothing started yet.
     fn configure(relay: &Relay) -> Postfix {
-        let dir = tempfile::tempdir().expect("tempdir");
         // Postfix's daemons run as the `postfix` user and the local mailboxes as
-        // `nobody`: both must reach the folders below.
+        // `nobody`: both must reach the folders below, so under /tmp whatever
+        // TMPDIR says (a private temp folder would stop them), and readable.
+        let dir = tempfile::Builder::new()
+            .prefix("mes-postfix.")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
         set_mode(dir.path(), 0o755);
         let postfix = Postfix {
             dir,
