@@ -657,7 +657,7 @@ async fn with_an_optional_certificate_mes_refuses_at_mail_from_and_postfix_bounc
     );
     postfix.wait_queue_empty().await;
 
-    mes_logged(&server, "MX peer without client certificate").await;
+    mes_logged(&server, "envelope sender refused mode=\"mx\" peer=unauthenticated").await;
     let store = open_store(&instance).await;
     assert!(inbox(&store, JEAN).await.is_empty());
     assert!(inbox(&store, DPI).await.is_empty());
@@ -705,7 +705,7 @@ async fn senders_not_mapped_to_the_certificate_are_refused(db: Db) {
     assert!(report.contains("report-type=delivery-status"), "{report}");
     assert!(report.contains("Subject: Au nom de Jean"), "{report}");
 
-    mes_logged(&server, "MX sender refused").await;
+    mes_logged(&server, "which may not send as").await;
     let store = open_store(&instance).await;
     assert!(
         inbox(&store, PATIENT).await.is_empty(),
