@@ -209,6 +209,32 @@ impl Default for ImapSettings {
     }
 }
 
+/// `[https]`: limits of the HTTPS listener (webmail and APIs), the same kind
+/// as SMTP's and IMAP's, so that idle or slow clients cannot exhaust it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpsSettings {
+    /// Most simultaneous HTTPS connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Most simultaneous HTTPS connections in all.
+    pub max_connections: usize,
+    /// Seconds to receive a request's headers, and the longest idle keep-alive.
+    pub header_read_timeout_secs: u64,
+    /// Seconds for a whole request, body included, and its answer.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for HttpsSettings {
+    fn default() -> Self {
+        Self {
+            max_connections_per_ip: 100,
+            max_connections: 10_000,
+            header_read_timeout_secs: 30,
+            request_timeout_secs: 300,
+        }
+    }
+}
+
 /// `[relay]`: delivery to the other operators of the trust space.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -358,6 +384,8 @@ struct RawConfig {
     #[serde(default)]
     imap: ImapSettings,
     #[serde(default)]
+    https: HttpsSettings,
+    #[serde(default)]
     relay: RelaySettings,
     #[serde(default)]
     notify: NotifySettings,
@@ -419,6 +447,8 @@ pub struct Config {
     pub smtp: SmtpSettings,
     /// IMAP settings.
     pub imap: ImapSettings,
+    /// Limits of the HTTPS listener.
+    pub https: HttpsSettings,
     /// Outbound relay settings.
     pub relay: RelaySettings,
     /// Patient notices.
@@ -598,6 +628,22 @@ impl Config {
                 return Err(invalid(Some("smtp"), key, "must be at least 1".into()));
             }
         }
+        for (key, value) in [
+            (
+                "max_connections_per_ip",
+                raw.https.max_connections_per_ip as u64,
+            ),
+            ("max_connections", raw.https.max_connections as u64),
+            (
+                "header_read_timeout_secs",
+                raw.https.header_read_timeout_secs,
+            ),
+            ("request_timeout_secs", raw.https.request_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(Some("https"), key, "must be at least 1".into()));
+            }
+        }
         if raw.imap.max_command_line < MIN_IMAP_COMMAND_LINE {
             return Err(invalid(
                 Some("imap"),
@@ -641,6 +687,7 @@ impl Config {
             listen,
             smtp,
             imap: raw.imap,
+            https: raw.https,
             relay: raw.relay,
             notify: raw.notify,
             patients: raw.patients,
@@ -765,6 +812,12 @@ https = "127.0.0.1:8443"
 # max_command_line = 65536           # octets per line outside literals, CRLF included (>= 8192)
 # listing_cache_mb = 64             # memory for header FETCHes of large folders (~300 octets a message); 0: off
 # login_timeout_secs = 60           # from connection to login, however slowly the client sends
+
+[https]
+# max_connections_per_ip = 100
+# max_connections = 10000
+# header_read_timeout_secs = 30     # to receive a request's headers; also the longest idle keep-alive
+# request_timeout_secs = 300        # a whole request, upload included, and its answer
 
 [relay]
 # Delivery to the other operators: MX lookup, STARTTLS required, our operator certificate.

@@ -174,3 +174,130 @@ async fn imap_slowloris_from_one_address() {
     assert!(idle.len() >= 100, "only {} connections opened", idle.len());
     drop(idle);
 }
+
+/// A TLS connection to the HTTPS listener from the loopback address `from`.
+async fn https_from(
+    instance: &Instance,
+    server: &Server,
+    from: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = connect_from(from, server.addr("https")).await?;
+    let connector =
+        tokio_rustls::TlsConnector::from(common::client_tls(&instance.cert("ca.pem"), None));
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await
+}
+
+/// Reads until the server closes (or `limit` passes); returns what came and
+/// whether the connection was closed by then.
+async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    limit: Duration,
+) -> (String, bool) {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let end = Instant::now() + limit;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+/// HTTPS bounds idle and slow clients: silent connections and idle
+/// keep-alives are closed, a slow body hits the request deadline, and 500
+/// connections from one address leave another address served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_limits_and_timeouts() {
+    let instance = Instance::new(Db::Sqlite).await;
+    instance.edit_config(|t| {
+        t.replacen(
+            "[https]\n",
+            "[https]\nheader_read_timeout_secs = 2\nrequest_timeout_secs = 3\n",
+            1,
+        )
+    });
+    let server = instance.start();
+
+    // Silent after the handshake: closed by the header deadline.
+    let mut silent = https_from(&instance, &server, "127.0.0.1").await.unwrap();
+    let (_, closed) = read_until_closed(&mut silent, Duration::from_secs(15)).await;
+    assert!(closed, "a silent connection stays open");
+
+    // One request, then idle keep-alive: answered, then closed.
+    let mut keep = https_from(&instance, &server, "127.0.0.1").await.unwrap();
+    keep.write_all(b"GET /connexion HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let (text, closed) = read_until_closed(&mut keep, Duration::from_secs(15)).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(closed, "an idle keep-alive connection stays open");
+
+    // A body trickled slower than the request deadline.
+    let mut slow = https_from(&instance, &server, "127.0.0.1").await.unwrap();
+    slow.write_all(
+        b"POST /api/v1/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    let mut answer = String::new();
+    while start.elapsed() < Duration::from_secs(15) {
+        if slow.write_all(b" ").await.is_err() {
+            break;
+        }
+        let (text, closed) = read_until_closed(&mut slow, Duration::from_millis(500)).await;
+        answer.push_str(&text);
+        if closed || !text.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        answer.starts_with("HTTP/1.1 408") || answer.is_empty(),
+        "{answer}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "slow body never cut off"
+    );
+
+    // Slowloris: 500 plain TCP connections from 127.0.0.1, none saying anything.
+    let addr = server.addr("https");
+    let mut idle = Vec::new();
+    for _ in 0..500 {
+        if let Ok(s) = connect_from("127.0.0.1", addr).await {
+            idle.push(s);
+        }
+    }
+    let mut other = https_from(&instance, &server, "127.0.0.2").await.unwrap();
+    other
+        .write_all(b"GET /connexion HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (text, _) = read_until_closed(&mut other, Duration::from_secs(15)).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    drop(idle);
+}
+
+/// SMTP: 500 idle connections from one address leave another address served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_slowloris_from_one_address() {
+    let (_instance, server) = setup("").await;
+    for listener in ["mx", "submission"] {
+        let addr = server.addr(listener);
+        let mut idle = Vec::new();
+        for _ in 0..500 {
+            if let Ok(s) = connect_from("127.0.0.1", addr).await {
+                idle.push(s);
+            }
+        }
+        let mut s = common::Smtp::new(connect_from("127.0.0.2", addr).await.unwrap());
+        assert_eq!(s.read_reply().await.code, 220, "{listener}");
+        s.expect("EHLO client.test", 250).await;
+        s.expect("QUIT", 221).await;
+        drop(idle);
+    }
+}

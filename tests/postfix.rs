@@ -657,7 +657,11 @@ async fn with_an_optional_certificate_mes_refuses_at_mail_from_and_postfix_bounc
     );
     postfix.wait_queue_empty().await;
 
-    mes_logged(&server, "envelope sender refused mode=\"mx\" peer=unauthenticated").await;
+    mes_logged(
+        &server,
+        "envelope sender refused mode=\"mx\" peer=unauthenticated",
+    )
+    .await;
     let store = open_store(&instance).await;
     assert!(inbox(&store, JEAN).await.is_empty());
     assert!(inbox(&store, DPI).await.is_empty());

@@ -219,6 +219,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             listener,
             TlsAcceptor::from(tls_config),
             app,
+            crate::web::Limits::of(&config.https),
             stop_rx.clone(),
         )));
     }

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod dossier_view;
 pub mod history;
+mod idle;
 mod pages;
 pub mod patient;
 pub mod pro;
@@ -14,18 +15,21 @@ pub mod security;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use axum::response::IntoResponse;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::PatientSettings;
+use crate::config::{HttpsSettings, PatientSettings};
 use crate::identity::auth::Authenticator;
 use crate::server::accept;
+use crate::server::limits::ConnectionLimits;
 use crate::store::Store;
 use crate::threads::send::Sender;
 
@@ -58,18 +62,66 @@ pub fn router(services: Arc<WebServices>) -> Router {
         .with_state(services)
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown`.
+/// What bounds the HTTPS listener before and after authentication: the same
+/// connection limits as SMTP and IMAP (`server::limits`), the TLS handshake
+/// deadline (`server::accept`), and hyper's header-read timer, which also
+/// ends idle keep-alive connections; a whole request has its own deadline.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections in all and per client address.
+    pub connections: Arc<ConnectionLimits>,
+    /// To receive a request's headers, and the longest idle keep-alive.
+    pub header_read: Duration,
+    /// A whole request (body included) and its answer.
+    pub request: Duration,
+}
+
+impl Limits {
+    /// The limits of `[https]`.
+    pub fn of(settings: &HttpsSettings) -> Limits {
+        Limits {
+            connections: ConnectionLimits::new(
+                settings.max_connections,
+                settings.max_connections_per_ip,
+            ),
+            header_read: Duration::from_secs(settings.header_read_timeout_secs),
+            request: Duration::from_secs(settings.request_timeout_secs),
+        }
+    }
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown`, then lets requests
+/// in flight finish and closes idle keep-alive connections.
 pub async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
+    limits: Limits,
     shutdown: watch::Receiver<bool>,
 ) {
     let span = |peer: &SocketAddr| tracing::info_span!("https", peer = %peer);
-    accept::accept_loop(listener, shutdown, span, move |tcp, peer, _| {
+    let request = limits.request;
+    let app = app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+            match tokio::time::timeout(request, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::info!("HTTP request timed out");
+                    axum::http::StatusCode::REQUEST_TIMEOUT.into_response()
+                }
+            }
+        },
+    ));
+    accept::accept_loop(listener, shutdown, span, move |tcp, peer, mut shutdown| {
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let limits = limits.clone();
         async move {
+            // Over the limits the connection is closed before any TLS work.
+            let Some(_slot) = limits.connections.acquire(peer.ip()) else {
+                tracing::debug!("HTTPS connection refused: too many connections");
+                return;
+            };
             let Ok(tls) = accept::handshake(&acceptor, tcp).await else {
                 return;
             };
@@ -78,10 +130,35 @@ pub async fn serve(
                 .layer(axum::Extension(ClientAddr(peer)))
                 .layer(axum::Extension(ClientCert(subject)));
             let service = TowerToHyperService::new(app);
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), service)
-                .await
-            {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read);
+            let activity = idle::Activity::new();
+            let io = TokioIo::new(idle::Watched::new(tls, activity.clone()));
+            let connection = builder.serve_connection(io, service);
+            tokio::pin!(connection);
+            let mut tick =
+                tokio::time::interval((limits.header_read / 4).max(Duration::from_millis(250)));
+            let ended = loop {
+                tokio::select! {
+                    ended = connection.as_mut() => break ended,
+                    _ = shutdown.changed() => {
+                        connection.as_mut().graceful_shutdown();
+                        break connection.await;
+                    }
+                    _ = tick.tick() => {
+                        // Silent since the handshake or since the last answer:
+                        // closed (a request in progress still finishes).
+                        if activity.idle_for() >= limits.header_read {
+                            connection.as_mut().graceful_shutdown();
+                            break connection.await;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "HTTP connection ended");
             }
         }
