@@ -301,3 +301,100 @@ async fn smtp_slowloris_from_one_address() {
         drop(idle);
     }
 }
+
+/// A multipart message from Jean with `zips` as IHE_XDM.ZIP attachments.
+fn packages_message(to: &str, zips: &[Vec<u8>]) -> String {
+    use base64::Engine;
+    let mut data = format!(
+        "From: <{JEAN}>\r\nTo: <{to}>\r\nSubject: XDM/1.0/DDM\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n--sep\r\n\
+         Content-Type: text/plain\r\n\r\nDocuments.\r\n"
+    );
+    for zip in zips {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(zip);
+        data.push_str(
+            "--sep\r\nContent-Type: application/zip\r\n\
+             Content-Disposition: attachment; filename=\"IHE_XDM.ZIP\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n",
+        );
+        for chunk in b64.as_bytes().chunks(76) {
+            data.push_str(std::str::from_utf8(chunk).unwrap());
+            data.push_str("\r\n");
+        }
+    }
+    data.push_str("--sep--\r\n");
+    data
+}
+
+/// Hostile structured attachments: an XML element with a million attributes
+/// is refused at once with its reason, and a message carrying thirty
+/// packages is indexed only up to the per-message bound, in bounded memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_packages_are_bounded() {
+    use std::io::Write;
+    const PATIENT: &str = "279035121518989@patient.mes.test";
+    let (instance, server) = setup("").await;
+    instance.add_user(PATIENT, "patient", "mot de passe du patient");
+    let ca = instance.cert("ca.pem");
+
+    let mut metadata = String::from("<SubmitObjectsRequest");
+    for i in 0..1_000_000 {
+        metadata.push_str(&format!(" a{i}=\"\""));
+    }
+    metadata.push_str("/>");
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    w.start_file(
+        "IHE_XDM/SUBSET01/METADATA.XML",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    w.write_all(metadata.as_bytes()).unwrap();
+    let bomb = w.finish().unwrap().into_inner();
+    let code = common::submit(
+        server.addr("submissions"),
+        &ca,
+        JEAN,
+        PW,
+        "",
+        PATIENT,
+        &packages_message(PATIENT, &[bomb]),
+    )
+    .await;
+    assert_eq!(code, 550);
+    let log = server.log();
+    assert!(log.contains("structured attachments refused"), "{log}");
+
+    let before = rss_kib(&server);
+    let sample = common::xdm_sample("VSM_1.4_2022.01");
+    let zips = vec![sample; 30];
+    let code = common::submit(
+        server.addr("submissions"),
+        &ca,
+        JEAN,
+        PW,
+        "",
+        JEAN,
+        &packages_message(JEAN, &zips),
+    )
+    .await;
+    assert_eq!(code, 250);
+    let store = common::open_store(&instance).await;
+    let detail: (String,) =
+        sqlx::query_as("SELECT detail FROM indexing_outcomes ORDER BY id DESC LIMIT 1")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(
+        detail.0.contains("more than 20 structured attachments"),
+        "{}",
+        detail.0
+    );
+    let after = rss_kib(&server);
+    assert!(
+        after < before + 200 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    // Still serving.
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    c.expect("SELECT INBOX", "OK").await;
+}

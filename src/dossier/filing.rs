@@ -312,18 +312,43 @@ pub fn examine_parsed(
 ) -> Result<Examination, Refusal> {
     // (what was found, FHIR content, index of the attachment)
     let mut found: Vec<(Result<Indexed, String>, Vec<u8>, usize)> = Vec::new();
+    // What the message's structured attachments hold once read, all together.
+    let mut held: u64 = 0;
     for (index, part) in msg.attachments().enumerate() {
         let content_type = part
             .content_type()
             .map(|ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default()))
             .unwrap_or_default();
         let data = part.contents();
-        if let Some(r) = index_attachment(part.attachment_name(), &content_type, data, limits) {
+        let remaining = limits.max_message_inflated.saturating_sub(held);
+        let part_limits = Limits {
+            max_total_size: limits.max_total_size.min(remaining),
+            max_entry_size: limits.max_entry_size.min(remaining),
+            ..*limits
+        };
+        if let Some(r) = index_attachment(part.attachment_name(), &content_type, data, &part_limits)
+        {
+            if found.len() >= limits.max_structured_per_message {
+                found.push((
+                    Err(format!(
+                        "more than {} structured attachments in one message",
+                        limits.max_structured_per_message
+                    )),
+                    Vec::new(),
+                    index,
+                ));
+                break;
+            }
             let keep = if content_type.eq_ignore_ascii_case("application/fhir+json") {
                 data.to_vec()
             } else {
                 Vec::new()
             };
+            held = held.saturating_add(keep.len() as u64);
+            if let Ok(indexed) = &r {
+                let bytes: usize = indexed.documents.iter().map(|d| d.data.len()).sum();
+                held = held.saturating_add(bytes as u64);
+            }
             found.push((r.map_err(|e| e.to_string()), keep, index));
         }
     }
@@ -487,4 +512,75 @@ pub fn declared_item(category: &str, label: &str, value: &str) -> Option<NewProf
         value: (!value.is_empty()).then(|| value.to_string()),
         ..NewProfileItem::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::AccountKind;
+
+    fn fhir_message(parts: usize) -> Vec<u8> {
+        let bundle = r#"{"resourceType":"Bundle","type":"collection","entry":[]}"#;
+        let mut m = String::from(
+            "From: <a@b.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n",
+        );
+        for i in 0..parts {
+            m.push_str(&format!(
+                "--b\r\nContent-Type: application/fhir+json\r\nContent-Disposition: attachment; filename=\"b{i}.json\"\r\n\r\n{bundle}\r\n"
+            ));
+        }
+        m.push_str("--b--\r\n");
+        m.into_bytes()
+    }
+
+    #[test]
+    fn structured_attachments_per_message_are_bounded() {
+        let limits = Limits {
+            max_structured_per_message: 3,
+            ..Limits::default()
+        };
+        let pros = vec!["pro@b.test".to_string()];
+        let detail = |raw: &[u8], limits: &Limits| {
+            let e = examine(raw, &[], &pros, limits).unwrap();
+            e.filing.unwrap().outcomes[0].detail.clone()
+        };
+        assert!(!detail(&fhir_message(3), &limits).contains("more than"));
+        assert!(
+            detail(&fhir_message(5), &limits).contains("more than 3 structured attachments"),
+            "{}",
+            detail(&fhir_message(5), &limits)
+        );
+        // One budget of inflated bytes for the whole message.
+        let tight = Limits {
+            max_message_inflated: 100,
+            ..Limits::default()
+        };
+        let d = detail(&fhir_message(3), &tight);
+        assert!(d.contains("large"), "{d}");
+    }
+
+    #[test]
+    fn only_the_author_or_its_establishment_replaces() {
+        let jean = Depositor::new(
+            "jean@a.test",
+            Some(AccountKind::Professional),
+            Some("FINESS 1"),
+        );
+        let dpi = Depositor::new(
+            "dpi@a.test",
+            Some(AccountKind::Application),
+            Some("FINESS 1"),
+        );
+        let remote = Depositor::new("marie@b.test", None, None);
+        assert!(jean.may_replace(Some("JEAN@a.test"), None));
+        assert!(!remote.may_replace(Some("jean@a.test"), None));
+        // A document deposited by the establishment's system: its professionals may replace it.
+        assert!(jean.may_replace(Some("dpi@a.test"), Some("FINESS 1")));
+        assert!(!remote.may_replace(Some("dpi@a.test"), Some("FINESS 1")));
+        // The system may not replace a professional's own document.
+        assert!(!dpi.may_replace(Some("jean@a.test"), None));
+        assert!(!jean.may_replace(None, None));
+        let bare = Depositor::new("org@a.test", Some(AccountKind::Organisation), None);
+        assert_eq!(bare.establishment.as_deref(), Some("org@a.test"));
+    }
 }

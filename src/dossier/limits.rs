@@ -22,6 +22,18 @@ pub struct Limits {
     /// Most XML nodes (elements and text runs) kept in memory for one document,
     /// so that a flood of tiny elements cannot amplify memory use.
     pub max_xml_nodes: usize,
+    /// Most attributes on one XML element (real documents have a handful;
+    /// the cap keeps the duplicate check and memory linear).
+    pub max_xml_attributes: usize,
+    /// Most bytes of attribute values on one XML element, after unescaping.
+    pub max_xml_attribute_bytes: usize,
+    /// Most structured attachments (packages, bundles) indexed in one message;
+    /// past it the message's other attachments are not read.
+    pub max_structured_per_message: usize,
+    /// Most bytes all the structured attachments of one message may hold
+    /// once inflated (the per-package bound alone would let one message carry
+    /// dozens of packages).
+    pub max_message_inflated: u64,
 }
 
 impl Default for Limits {
@@ -34,6 +46,10 @@ impl Default for Limits {
             ratio_floor: 1024 * 1024,
             max_xml_depth: 100,
             max_xml_nodes: 500_000,
+            max_xml_attributes: 256,
+            max_xml_attribute_bytes: 64 * 1024,
+            max_structured_per_message: 20,
+            max_message_inflated: 100 * 1024 * 1024,
         }
     }
 }

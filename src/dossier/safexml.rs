@@ -29,6 +29,15 @@ pub enum XmlError {
     /// A reference to an entity other than the five predefined ones.
     #[error("reference to undeclared entity &{0};")]
     Entity(String),
+    /// An element has more attributes than allowed.
+    #[error("XML element has more than {0} attributes")]
+    TooManyAttributes(usize),
+    /// An element's attribute values are larger than allowed.
+    #[error("XML element attributes are larger than {0} bytes")]
+    AttributesTooLarge(usize),
+    /// The same attribute twice on one element (not well-formed).
+    #[error("XML element has a duplicate attribute")]
+    DuplicateAttribute,
     /// No root element was found.
     #[error("XML document has no root element")]
     Empty,
@@ -166,14 +175,14 @@ pub fn parse(xml: &[u8], limits: &Limits) -> Result<Element, XmlError> {
                 if stack.len() + 1 > limits.max_xml_depth {
                     return Err(XmlError::TooDeep(limits.max_xml_depth));
                 }
-                stack.push(element_of(&reader, &s)?);
+                stack.push(element_of(&reader, &s, limits)?);
             }
             Event::Empty(s) => {
                 count(&mut nodes)?;
                 if stack.len() + 1 > limits.max_xml_depth {
                     return Err(XmlError::TooDeep(limits.max_xml_depth));
                 }
-                let e = element_of(&reader, &s)?;
+                let e = element_of(&reader, &s, limits)?;
                 attach(&mut stack, &mut root, e)?;
             }
             Event::End(_) => {
@@ -252,11 +261,26 @@ fn attach(stack: &mut [Element], root: &mut Option<Element>, e: Element) -> Resu
     }
 }
 
-fn element_of(reader: &Reader<&[u8]>, s: &BytesStart<'_>) -> Result<Element, XmlError> {
+/// An element with its attributes, bounded by [`Limits`]. quick-xml's own
+/// duplicate check compares each attribute with all earlier ones (quadratic in
+/// their number); it is off, and duplicates are found here with a set.
+fn element_of(
+    reader: &Reader<&[u8]>,
+    s: &BytesStart<'_>,
+    limits: &Limits,
+) -> Result<Element, XmlError> {
     let name = String::from_utf8_lossy(s.local_name().as_ref()).into_owned();
     let mut attrs = Vec::new();
-    for a in s.attributes() {
+    let mut seen = std::collections::HashSet::new();
+    let mut bytes = 0usize;
+    for (i, a) in s.attributes().with_checks(false).enumerate() {
+        if i >= limits.max_xml_attributes {
+            return Err(XmlError::TooManyAttributes(limits.max_xml_attributes));
+        }
         let a = a.map_err(|e| XmlError::Syntax(e.to_string()))?;
+        if !seen.insert(a.key.as_ref().to_vec()) {
+            return Err(XmlError::DuplicateAttribute);
+        }
         let key = a.key;
         if key.as_ref() == b"xmlns" || key.prefix().is_some_and(|p| p.as_ref() == b"xmlns") {
             continue;
@@ -270,6 +294,10 @@ fn element_of(reader: &Reader<&[u8]>, s: &BytesStart<'_>) -> Result<Element, Xml
                     ) => XmlError::Entity(n),
                     other => XmlError::Syntax(other.to_string()),
                 })?;
+        bytes = bytes.saturating_add(value.len());
+        if bytes > limits.max_xml_attribute_bytes {
+            return Err(XmlError::AttributesTooLarge(limits.max_xml_attribute_bytes));
+        }
         attrs.push((local, value.into_owned()));
     }
     Ok(Element {
@@ -327,6 +355,34 @@ mod tests {
             XmlError::TooManyNodes(5)
         );
         assert!(parse(b"<a><b><c/></b></a>", &l).is_ok());
+    }
+
+    #[test]
+    fn bounds_attributes_in_linear_time() {
+        let limits = Limits::default();
+        // 200,000 distinct attributes on one element: refused at once.
+        let mut xml = String::from("<r");
+        for i in 0..200_000 {
+            xml.push_str(&format!(" a{i}=\"\""));
+        }
+        xml.push_str("/>");
+        assert_eq!(
+            parse(xml.as_bytes(), &limits),
+            Err(XmlError::TooManyAttributes(limits.max_xml_attributes))
+        );
+        let big = format!("<r a=\"{}\"/>", "x".repeat(70 * 1024));
+        assert_eq!(
+            parse(big.as_bytes(), &limits),
+            Err(XmlError::AttributesTooLarge(limits.max_xml_attribute_bytes))
+        );
+        assert_eq!(
+            parse(b"<r a=\"1\" b=\"2\" a=\"3\"/>", &limits),
+            Err(XmlError::DuplicateAttribute)
+        );
+        // Namespace declarations and prefixed names still read as before.
+        let e = parse(b"<x:r xmlns:x=\"u\" x:a=\"1\" b=\"2\"/>", &limits).unwrap();
+        assert_eq!(e.attr("a"), Some("1"));
+        assert_eq!(e.attr("b"), Some("2"));
     }
 
     #[test]

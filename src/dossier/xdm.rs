@@ -19,6 +19,12 @@ use crate::dossier::metadata::{self, DocumentEntry, Metadata, MetadataError};
 
 const LOCAL_HEADER_MAGIC: &[u8] = b"PK\x03\x04";
 const EOCD_MAGIC: &[u8] = b"PK\x05\x06";
+/// The zip64 end-of-central-directory locator, just before the EOCD.
+const ZIP64_LOCATOR_MAGIC: &[u8] = b"PK\x06\x07";
+/// The zip64 end-of-central-directory record.
+const ZIP64_EOCD_MAGIC: &[u8] = b"PK\x06\x06";
+/// Smallest central directory record (a file header with empty fields).
+const CENTRAL_HEADER_MIN: u64 = 46;
 /// The EOCD record is 22 bytes plus a comment of at most 65535 bytes.
 const EOCD_SEARCH: usize = 22 + 65_535;
 
@@ -117,6 +123,11 @@ pub fn looks_like_xdm(filename: Option<&str>, data: &[u8]) -> bool {
         if base.eq_ignore_ascii_case("IHE_XDM.zip") {
             return true;
         }
+    }
+    // The directory is checked before the zip crate reads it, so that forged
+    // counts or offsets cannot make it reserve memory.
+    if check_eocd(data, &Limits::default()).is_err() {
+        return false;
     }
     match zip::ZipArchive::new(Cursor::new(data)) {
         Ok(archive) => archive.file_names().any(is_metadata_path),
@@ -292,21 +303,59 @@ fn check_path(name: &str) -> Result<(), XdmError> {
 /// Checks the end-of-central-directory record before the directory is parsed:
 /// its absence means a cut-off file, and its entry count is refused early.
 fn check_eocd(zip: &[u8], limits: &Limits) -> Result<(), XdmError> {
+    let le16 = |b: &[u8], at: usize| u64::from(u16::from_le_bytes([b[at], b[at + 1]]));
+    let le32 = |b: &[u8], at: usize| {
+        u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]))
+    };
+    let le64 = |b: &[u8], at: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(x)
+    };
     let start = zip.len().saturating_sub(EOCD_SEARCH);
     let tail = &zip[start..];
     let pos = tail
         .windows(EOCD_MAGIC.len())
         .rposition(|w| w == EOCD_MAGIC)
         .ok_or(XdmError::Truncated)?;
+    let eocd_at = start + pos;
     let rec = &tail[pos..];
     if rec.len() < 22 {
         return Err(XdmError::Truncated);
     }
-    let total = u16::from_le_bytes([rec[10], rec[11]]);
-    // 0xFFFF means the count lives in the zip64 record: the crate checks it, and
-    // we check `len()` again after parsing.
-    if total != u16::MAX && usize::from(total) > limits.max_entries {
-        return Err(XdmError::TooManyEntries(usize::from(total)));
+    let (mut total, mut cd_size, mut cd_offset) = (le16(rec, 10), le32(rec, 12), le32(rec, 16));
+    // Counts, size or offset at their maximum live in the zip64 record, found
+    // through the locator right before this record: read and check them too.
+    if total == u64::from(u16::MAX)
+        || cd_size == u64::from(u32::MAX)
+        || cd_offset == u64::from(u32::MAX)
+    {
+        let locator_at = eocd_at.checked_sub(20).ok_or(XdmError::Truncated)?;
+        let locator = &zip[locator_at..eocd_at];
+        if &locator[..4] != ZIP64_LOCATOR_MAGIC {
+            return Err(XdmError::Truncated);
+        }
+        let record_at = usize::try_from(le64(locator, 8)).map_err(|_| XdmError::Truncated)?;
+        let record = zip
+            .get(record_at..record_at.checked_add(56).ok_or(XdmError::Truncated)?)
+            .ok_or(XdmError::Truncated)?;
+        if record_at >= locator_at || &record[..4] != ZIP64_EOCD_MAGIC {
+            return Err(XdmError::Truncated);
+        }
+        total = le64(record, 32);
+        cd_size = le64(record, 40);
+        cd_offset = le64(record, 48);
+    }
+    if total > limits.max_entries as u64 {
+        return Err(XdmError::TooManyEntries(
+            usize::try_from(total).unwrap_or(usize::MAX),
+        ));
+    }
+    // The directory lies inside the file, and holds at least as many bytes
+    // as its entries need.
+    let end = cd_offset.checked_add(cd_size).ok_or(XdmError::Truncated)?;
+    if end > zip.len() as u64 || cd_size < total.saturating_mul(CENTRAL_HEADER_MIN) {
+        return Err(XdmError::Truncated);
     }
     Ok(())
 }
@@ -485,6 +534,49 @@ mod tests {
         assert_eq!(d.path, "IHE_XDM/SUBSET/doc.txt");
         assert_eq!(d.data, b"My Document");
         assert_eq!(d.entry.mime_type.as_deref(), Some("text/plain"));
+    }
+
+    #[test]
+    fn forged_directories_are_refused_before_the_zip_crate() {
+        let mut zip = build(&[("IHE_XDM/SUBSET01/METADATA.XML", b"<x/>")]);
+        assert!(check_eocd(&zip, &Limits::default()).is_ok());
+        let eocd = zip.len() - 22;
+        // A directory offset past the end of the file.
+        let mut bad = zip.clone();
+        bad[eocd + 16..eocd + 20].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+        assert!(matches!(
+            check_eocd(&bad, &Limits::default()),
+            Err(XdmError::Truncated)
+        ));
+        assert!(!looks_like_xdm(None, &bad));
+        // A zip64 marker without a zip64 record, and one claiming 2^60 entries.
+        let mut bad = zip.clone();
+        bad[eocd + 10..eocd + 12].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert!(check_eocd(&bad, &Limits::default()).is_err());
+        let mut record = Vec::new();
+        record.extend_from_slice(ZIP64_EOCD_MAGIC);
+        record.extend_from_slice(&44u64.to_le_bytes());
+        record.extend_from_slice(&[0u8; 12]);
+        record.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        record.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        record.extend_from_slice(&0u64.to_le_bytes());
+        record.extend_from_slice(&0u64.to_le_bytes());
+        let record_at = eocd as u64;
+        let mut locator = Vec::new();
+        locator.extend_from_slice(ZIP64_LOCATOR_MAGIC);
+        locator.extend_from_slice(&0u32.to_le_bytes());
+        locator.extend_from_slice(&record_at.to_le_bytes());
+        locator.extend_from_slice(&1u32.to_le_bytes());
+        let mut tail = zip.split_off(eocd);
+        tail[10..12].copy_from_slice(&u16::MAX.to_le_bytes());
+        zip.extend_from_slice(&record);
+        zip.extend_from_slice(&locator);
+        zip.extend_from_slice(&tail);
+        assert!(matches!(
+            check_eocd(&zip, &Limits::default()),
+            Err(XdmError::TooManyEntries(_))
+        ));
+        assert!(!looks_like_xdm(None, &zip));
     }
 
     #[test]
