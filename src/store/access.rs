@@ -215,4 +215,73 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Break-glass accesses `actor_id` opened since `since` (the rate limit).
+    pub async fn break_glass_count_since(
+        &self,
+        actor_id: i64,
+        since: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM break_glass WHERE actor_id = $1 AND opened_at > $2",
+        )
+        .bind(actor_id)
+        .bind(since)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Records a break-glass access until `expires_at`, and deletes the rows
+    /// that neither count for a rate limit (older than an hour) nor are open.
+    pub async fn open_break_glass(
+        &self,
+        actor_id: i64,
+        patient_id: i64,
+        reason: &str,
+        opened_at: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM break_glass WHERE opened_at < $1 AND expires_at < $2")
+            .bind(opened_at - 3600)
+            .bind(opened_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO break_glass (actor_id, patient_id, reason, opened_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(actor_id)
+        .bind(patient_id)
+        .bind(reason)
+        .bind(opened_at)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The reason of `actor_id`'s latest break-glass access to `patient_id`
+    /// still open, if any.
+    pub async fn open_break_glass_reason(
+        &self,
+        actor_id: i64,
+        patient_id: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT reason FROM break_glass WHERE actor_id = $1 AND patient_id = $2 \
+             AND expires_at > $3 ORDER BY opened_at DESC LIMIT 1",
+        )
+        .bind(actor_id)
+        .bind(patient_id)
+        .bind(super::now())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("reason")?),
+            None => None,
+        })
+    }
 }
