@@ -264,15 +264,6 @@ impl Store {
         Ok(())
     }
 
-    /// Ends every session and API token of `address` (patient web sessions,
-    /// patient and professional API tokens); returns how many.
-    pub async fn end_sessions(&self, address: &str) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let n = end_sessions(&mut tx, address, None).await?;
-        tx.commit().await?;
-        Ok(n)
-    }
-
     /// Sets the establishment `address` acts for.
     pub async fn set_establishment(
         &self,

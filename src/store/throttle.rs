@@ -57,8 +57,17 @@ impl Store {
         Ok(locked_until > t)
     }
 
-    /// Forgets the failures of `key_hash` (after a successful login).
+    /// Forgets the failures of `key_hash` (after a successful login). Most
+    /// logins have none: the row is looked for first, so that they do not
+    /// wait for SQLite's single writer.
     pub async fn throttle_forget(&self, key_hash: &str) -> Result<(), StoreError> {
+        let row = sqlx::query("SELECT failures FROM login_throttle WHERE key_hash = $1")
+            .bind(key_hash)
+            .fetch_optional(self.pool())
+            .await?;
+        if row.is_none() {
+            return Ok(());
+        }
         sqlx::query("DELETE FROM login_throttle WHERE key_hash = $1")
             .bind(key_hash)
             .execute(self.pool())

@@ -145,11 +145,11 @@ impl FromRequestParts<Shared> for Professional {
     }
 }
 
-/// `?mode=…&reason=…`
+/// `?mode=…` (a `reason` parameter is ignored: the reason is given when
+/// breaking the glass, with a POST).
 #[derive(Debug, Deserialize, Default)]
 pub struct How {
     mode: Option<String>,
-    reason: Option<String>,
 }
 
 impl How {
@@ -158,7 +158,7 @@ impl How {
             None | Some("normal") => Ok(Mode::Normal),
             Some("regulation") => Ok(Mode::Regulation),
             // The reason comes from the open break-glass access (the gate).
-            Some("break_glass") => Ok(Mode::BreakGlass(self.reason.as_deref().unwrap_or(""))),
+            Some("break_glass") => Ok(Mode::BreakGlass("")),
             Some(other) => Err(ProError(
                 StatusCode::BAD_REQUEST,
                 format!("unknown mode {other}"),
