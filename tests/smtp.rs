@@ -370,12 +370,18 @@ async fn auth_failures_are_throttled() {
 
 /// Failures for one account from one address lock that pair only: the same
 /// account logs in from another address; the lockout is in the database, so
-/// a restart keeps it.
+/// a restart keeps it. Enough failures from one address, whatever the
+/// accounts, lock that address only.
 async fn login_lockout_is_per_address_and_survives_restarts(db: Db) {
-    let (instance, mut server) = setup(db, "auth_failures_before_lockout = 3").await;
+    let (instance, mut server) = setup(
+        db,
+        "auth_failures_before_lockout = 3\nauth_ip_failures_before_lockout = 5",
+    )
+    .await;
     let config = client_tls(&instance.cert("ca.pem"), None);
     let stranger: std::net::IpAddr = "127.0.0.2".parse().unwrap();
     let auth = |password: &str| format!("AUTH PLAIN {}", plain(MARIE, password));
+    let jean = |password: &str| format!("AUTH PLAIN {}", plain(JEAN, password));
     let mut s = common::connect_tls_from(server.addr("submissions"), config.clone(), stranger)
         .await
         .unwrap();
@@ -389,6 +395,12 @@ async fn login_lockout_is_per_address_and_survives_restarts(db: Db) {
         .unwrap();
     s.expect("EHLO client.test", 250).await;
     assert_eq!(s.cmd(&auth(PW)).await.code, 421);
+    // Another account from that address is not.
+    let mut s = common::connect_tls_from(server.addr("submissions"), config.clone(), stranger)
+        .await
+        .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    s.expect(&jean(PW), 235).await;
     // Marie, from her own address, is not locked out.
     let mut s = connect_tls(server.addr("submissions"), config.clone())
         .await
@@ -407,11 +419,30 @@ async fn login_lockout_is_per_address_and_survives_restarts(db: Db) {
         421,
         "the lockout survives a restart"
     );
-    let mut s = connect_tls(server.addr("submissions"), config)
+    let mut s = connect_tls(server.addr("submissions"), config.clone())
         .await
         .unwrap();
     s.expect("EHLO client.test", 250).await;
     s.expect(&auth(PW), 235).await;
+
+    // Two more failures from the stranger's address (five in all) lock the
+    // address for every account; other addresses go on.
+    let mut s = common::connect_tls_from(server.addr("submissions"), config.clone(), stranger)
+        .await
+        .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    s.expect(&jean("wrong password 4"), 535).await;
+    assert_eq!(s.cmd(&jean("wrong password 5")).await.code, 421);
+    let mut s = common::connect_tls_from(server.addr("submissions"), config.clone(), stranger)
+        .await
+        .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    assert_eq!(s.cmd(&jean(PW)).await.code, 421);
+    let mut s = connect_tls(server.addr("submissions"), config)
+        .await
+        .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    s.expect(&jean(PW), 235).await;
 }
 
 both_backends!(login_lockout_is_per_address_and_survives_restarts);
