@@ -324,7 +324,58 @@ async fn login_throttle_rows(db: Db) {
     store.close().await;
 }
 
+/// The break-glass rate limit holds under concurrent openings.
+async fn break_glass_limit_is_exact(db: Db) {
+    let (store, _dir) = open(db).await;
+    store
+        .add_domain("a.test", DomainKind::Professional)
+        .await
+        .unwrap();
+    let pro = store
+        .create_account(&account("jean@a.test", AccountKind::Professional))
+        .await
+        .unwrap();
+    let patient = store
+        .create_account(&account("p@a.test", AccountKind::Patient))
+        .await
+        .unwrap();
+    let t = mes::store::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .open_break_glass(pro.id, patient.id, "urgence", t, t + 60, 3)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut opened = 0;
+    for task in tasks {
+        opened += usize::from(task.await.unwrap());
+    }
+    assert_eq!(opened, 3);
+    assert_eq!(
+        store
+            .break_glass_count_since(pro.id, t - 3600)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .open_break_glass_reason(pro.id, patient.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("urgence")
+    );
+    store.close().await;
+}
+
 both_backends!(
+    break_glass_limit_is_exact,
     account_changes_end_sessions,
     login_throttle_rows,
     domains_and_accounts,

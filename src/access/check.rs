@@ -137,7 +137,7 @@ impl Gate {
     ) -> Result<Result<i64, Denial>, StoreError> {
         let reason = reason.trim();
         let now = crate::store::now();
-        let decision = if !self.may_break_glass(actor) {
+        let mut decision = if !self.may_break_glass(actor) {
             Err(Denial::NotEligible)
         } else if self
             .store
@@ -157,6 +157,23 @@ impl Gate {
         let Some(patient) = patient else {
             return Ok(decision.map(|()| now));
         };
+        let expires = now + self.settings.break_glass_valid_secs as i64;
+        // The count above answers early; this one is exact under concurrency.
+        if decision.is_ok()
+            && !self
+                .store
+                .open_break_glass(
+                    actor.id,
+                    patient.id,
+                    reason,
+                    now,
+                    expires,
+                    i64::from(self.settings.break_glass_per_hour),
+                )
+                .await?
+        {
+            decision = Err(Denial::TooManyBreakGlass);
+        }
         self.audit(
             actor,
             patient,
@@ -168,10 +185,6 @@ impl Gate {
         if let Err(d) = decision {
             return Ok(Err(d));
         }
-        let expires = now + self.settings.break_glass_valid_secs as i64;
-        self.store
-            .open_break_glass(actor.id, patient.id, reason, now, expires)
-            .await?;
         self.notify_emergency(patient);
         Ok(Ok(expires))
     }

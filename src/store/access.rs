@@ -232,8 +232,12 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
-    /// Records a break-glass access until `expires_at`, and deletes the rows
-    /// that neither count for a rate limit (older than an hour) nor are open.
+    /// Records a break-glass access until `expires_at` unless `actor_id`
+    /// already opened `per_hour` in the hour before `opened_at` (false then,
+    /// nothing written). Exact with several nodes: the row is written before
+    /// counting (SQLite: one writer at a time) and, on PostgreSQL, under a
+    /// lock on the actor's account row. Rows that neither count for the limit
+    /// nor are open any more are deleted.
     pub async fn open_break_glass(
         &self,
         actor_id: i64,
@@ -241,13 +245,15 @@ impl Store {
         reason: &str,
         opened_at: i64,
         expires_at: i64,
-    ) -> Result<(), StoreError> {
+        per_hour: i64,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM break_glass WHERE opened_at < $1 AND expires_at < $2")
-            .bind(opened_at - 3600)
-            .bind(opened_at)
-            .execute(&mut *tx)
-            .await?;
+        if self.backend() == super::Backend::Postgres {
+            sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+                .bind(actor_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO break_glass (actor_id, patient_id, reason, opened_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -259,8 +265,25 @@ impl Store {
         .bind(expires_at)
         .execute(&mut *tx)
         .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM break_glass WHERE actor_id = $1 AND opened_at > $2",
+        )
+        .bind(actor_id)
+        .bind(opened_at - 3600)
+        .fetch_one(&mut *tx)
+        .await?;
+        let n: i64 = row.try_get("n")?;
+        if n > per_hour {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM break_glass WHERE opened_at < $1 AND expires_at < $2")
+            .bind(opened_at - 3600)
+            .bind(opened_at)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// The reason of `actor_id`'s latest break-glass access to `patient_id`
