@@ -150,9 +150,13 @@ pub struct SmtpSettings {
     pub data_timeout_secs: u64,
     /// Longest session, whatever the client does, in seconds.
     pub session_timeout_secs: u64,
-    /// Failed AUTH attempts per IP address or account before throttling.
+    /// Failed logins for one account from one IP address before that pair is
+    /// locked out (failures from other addresses never lock the account for
+    /// this one). Counted in the database: shared by nodes, kept across restarts.
     pub auth_failures_before_lockout: u32,
-    /// Seconds an IP address or account stays throttled.
+    /// Failed logins from one IP address, whatever the account, before the address is locked out.
+    pub auth_ip_failures_before_lockout: u32,
+    /// Seconds a failure is remembered and a locked pair or address stays locked.
     pub auth_lockout_secs: u64,
     /// Organisation mailboxes that named accounts may send as: mailbox -> accounts.
     pub delegations: BTreeMap<String, Vec<String>>,
@@ -170,6 +174,7 @@ impl Default for SmtpSettings {
             data_timeout_secs: 180,
             session_timeout_secs: 3600,
             auth_failures_before_lockout: 5,
+            auth_ip_failures_before_lockout: 20,
             auth_lockout_secs: 300,
             delegations: BTreeMap::new(),
         }
@@ -312,6 +317,8 @@ pub struct PatientSettings {
     pub max_attachment_size: usize,
     /// Seconds of inactivity after which a patient session ends.
     pub session_idle_secs: u64,
+    /// Seconds after login at which a patient session (web or API) ends, however active.
+    pub session_max_secs: u64,
     /// Days an activation code stays valid.
     pub activation_valid_days: u32,
 }
@@ -321,7 +328,38 @@ impl Default for PatientSettings {
         Self {
             max_attachment_size: 5 * 1024 * 1024,
             session_idle_secs: 900,
+            session_max_secs: 12 * 3600,
             activation_valid_days: 30,
+        }
+    }
+}
+
+/// `[access]`: emergency access to patients' records (`access/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessSettings {
+    /// Professions whose professionals may break the glass: each entry is a
+    /// profession name, matched as a prefix of the account's profession without
+    /// regard to case, accents, hyphens or spaces (`médecin` matches
+    /// "Médecin urgentiste", `infirmier` matches "Infirmière"), or a numeric
+    /// profession code (RPPS: 10 médecin, 21 pharmacien, 50 sage-femme,
+    /// 60 infirmier), matched exactly.
+    pub break_glass_professions: Vec<String>,
+    /// Break-glass accesses one professional may open per hour (all patients); 0: none.
+    pub break_glass_per_hour: u32,
+    /// Seconds a break-glass access stays open for reads of that patient's record.
+    pub break_glass_valid_secs: u64,
+}
+
+impl Default for AccessSettings {
+    fn default() -> Self {
+        Self {
+            break_glass_professions: ["médecin", "infirmier", "sage-femme", "pharmacien"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            break_glass_per_hour: 5,
+            break_glass_valid_secs: 3600,
         }
     }
 }
@@ -392,6 +430,8 @@ struct RawConfig {
     #[serde(default)]
     patients: PatientSettings,
     #[serde(default)]
+    access: AccessSettings,
+    #[serde(default)]
     trust: TrustSettings,
     #[serde(default)]
     log: LogSettings,
@@ -455,6 +495,8 @@ pub struct Config {
     pub notify: NotifySettings,
     /// The patient space.
     pub patients: PatientSettings,
+    /// Emergency access rules.
+    pub access: AccessSettings,
     /// Trust space entries from the file.
     pub trust: TrustSettings,
     /// Logging.
@@ -644,6 +686,13 @@ impl Config {
                 return Err(invalid(Some("https"), key, "must be at least 1".into()));
             }
         }
+        if raw.patients.session_max_secs == 0 {
+            return Err(invalid(
+                Some("patients"),
+                "session_max_secs",
+                "must be at least 1".into(),
+            ));
+        }
         if raw.imap.max_command_line < MIN_IMAP_COMMAND_LINE {
             return Err(invalid(
                 Some("imap"),
@@ -691,6 +740,7 @@ impl Config {
             relay: raw.relay,
             notify: raw.notify,
             patients: raw.patients,
+            access: raw.access,
             trust: raw.trust,
             log: raw.log,
         })
@@ -800,8 +850,9 @@ https = "127.0.0.1:8443"
 # command_timeout_secs = 300         # RFC 5321 4.5.3.2
 # data_timeout_secs = 180
 # session_timeout_secs = 3600
-# auth_failures_before_lockout = 5
-# auth_lockout_secs = 300
+# auth_failures_before_lockout = 5      # per account from one IP address (others are not locked out)
+# auth_ip_failures_before_lockout = 20  # per IP address, whatever the account
+# auth_lockout_secs = 300               # kept in the database: shared by nodes, survives restarts
 # Organisation mailboxes that named accounts may send as:
 # [smtp.delegations]
 # "secretariat@{domain}" = ["jean.dupont@{domain}"]
@@ -842,7 +893,15 @@ https = "127.0.0.1:8443"
 [patients]
 # max_attachment_size = 5242880          # PDF, JPEG, PNG, TIFF, TXT, RTF only
 # session_idle_secs = 900
+# session_max_secs = 43200                # absolute lifetime of a session (12 h), however active
 # activation_valid_days = 30              # `mes user activation ADDRESS` issues a new code
+
+[access]
+# Break the glass (emergency read of a record without the patient's authorisation):
+# professions allowed, as name prefixes (case, accents, hyphens ignored) or RPPS codes.
+# break_glass_professions = ["médecin", "infirmier", "sage-femme", "pharmacien"]
+# break_glass_per_hour = 5               # per professional, all patients; 0: nobody
+# break_glass_valid_secs = 3600          # reads allowed after one break-glass
 
 [trust]
 # Trust space domains and the subject DN of their operator certificate.

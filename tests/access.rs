@@ -35,8 +35,17 @@ fn audit_rows(instance: &Instance) -> usize {
         .unwrap()
 }
 
-/// (what, who, consents all allowed?, path, expected status, documents listed when 200)
-type Case<'a> = (&'a str, &'a Pro, bool, String, u16, Option<usize>);
+/// (what, who, consents all allowed?, path, JSON body of a POST (None: GET),
+/// expected status, documents listed when 200)
+type Case<'a> = (
+    &'a str,
+    &'a Pro,
+    bool,
+    String,
+    Option<&'a str>,
+    u16,
+    Option<usize>,
+);
 
 async fn rules_hold_on_the_professionals_api(db: Db) {
     let instance = Instance::new(db).await;
@@ -112,34 +121,55 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
         );
         assert_eq!(code, 200);
     };
-    // (who, consents allowed?, path, expected status, documents listed when 200)
-    let btg = "?mode=break_glass&reason=patient%20inconscient%20aux%20urgences";
+    // Breaking the glass is a POST; reads then say `?mode=break_glass`.
+    let open = format!("/api/pro/v1/patients/{INS}/break-glass");
+    let reason = Some(r#"{"reason": "patient inconscient aux urgences"}"#);
+    let btg = "?mode=break_glass";
     let cases: Vec<Case> = vec![
-        ("authorised", &authorised, true, list.clone(), 200, Some(1)),
+        (
+            "authorised",
+            &authorised,
+            true,
+            list.clone(),
+            None,
+            200,
+            Some(1),
+        ),
         (
             "authorised, hidden document",
             &authorised,
             true,
             bio_content.clone(),
+            None,
             403,
             None,
         ),
-        ("unauthorised", &stranger, true, list.clone(), 403, None),
-        ("blocked", &blocked, true, list.clone(), 403, None),
+        (
+            "unauthorised",
+            &stranger,
+            true,
+            list.clone(),
+            None,
+            403,
+            None,
+        ),
+        ("blocked", &blocked, true, list.clone(), None, 403, None),
         (
             "blocked breaking the glass",
             &blocked,
             true,
-            format!("{list}{btg}"),
+            open.clone(),
+            reason,
             403,
             None,
         ),
-        ("care team", &care, true, list.clone(), 200, Some(1)),
+        ("care team", &care, true, list.clone(), None, 200, Some(1)),
         (
             "regulator",
             &regulator,
             true,
             format!("{list}?mode=regulation"),
+            None,
             200,
             Some(2),
         ),
@@ -148,6 +178,7 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
             &regulator,
             false,
             format!("{list}?mode=regulation"),
+            None,
             403,
             None,
         ),
@@ -156,6 +187,34 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
             &stranger,
             true,
             format!("{list}?mode=regulation"),
+            None,
+            403,
+            None,
+        ),
+        (
+            "break-glass read before breaking the glass",
+            &stranger,
+            true,
+            format!("{list}{btg}"),
+            None,
+            403,
+            None,
+        ),
+        (
+            "a GET with a reason does not break the glass",
+            &stranger,
+            true,
+            format!("{list}{btg}&reason=patient%20inconscient"),
+            None,
+            403,
+            None,
+        ),
+        (
+            "break glass refused",
+            &stranger,
+            false,
+            open.clone(),
+            reason,
             403,
             None,
         ),
@@ -163,7 +222,17 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
             "break glass",
             &stranger,
             true,
+            open.clone(),
+            reason,
+            201,
+            None,
+        ),
+        (
+            "break-glass read",
+            &stranger,
+            true,
             format!("{list}{btg}"),
+            None,
             200,
             Some(2),
         ),
@@ -172,22 +241,16 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
             &stranger,
             true,
             format!("{bio_content}{btg}"),
+            None,
             200,
             None,
         ),
         (
-            "break glass refused",
+            "break-glass read, refused since",
             &stranger,
             false,
             format!("{list}{btg}"),
-            403,
             None,
-        ),
-        (
-            "break glass without reason",
-            &stranger,
-            true,
-            format!("{list}?mode=break_glass"),
             403,
             None,
         ),
@@ -196,15 +259,26 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
             &stranger,
             false,
             format!("{bio_content}{btg}"),
+            None,
             403,
             None,
         ),
     ];
-    for (what, pro, allowed, path, status, listed) in cases {
+    for (what, pro, allowed, path, json, status, listed) in cases {
         // "allowed" sets every consent; otherwise every consent is refused.
         consents(allowed, allowed, allowed);
         let before = audit_rows(&instance);
-        let (code, body) = pro_get(&server, &instance, pro, &path);
+        let (code, body) = match json {
+            Some(j) => {
+                let (code, text) =
+                    common::pro_request(&server, &instance, pro, "POST", &path, Some(j));
+                (
+                    code,
+                    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+                )
+            }
+            None => pro_get(&server, &instance, pro, &path),
+        };
         assert_eq!(code, status, "{what}: {body}");
         if let Some(n) = listed {
             assert_eq!(
@@ -219,6 +293,16 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
             "{what}: one audit row per attempt"
         );
     }
+    // Breaking the glass needs a written reason (asked before anything else).
+    let (code, _) = common::pro_request(
+        &server,
+        &instance,
+        &stranger,
+        "POST",
+        &open,
+        Some(r#"{"reason": "  "}"#),
+    );
+    assert_eq!(code, 422);
     // Profile items read from a hidden document are hidden with it.
     let profile = format!("/api/pro/v1/patients/{INS}/profile");
     let has_plavix = |body: &serde_json::Value| {
@@ -444,8 +528,17 @@ async fn second_factor_tokens_and_emergency_notice() {
     let (code, body) = api(
         &server,
         &ca,
+        "POST",
+        &format!("/api/pro/v1/patients/{INS}/break-glass"),
+        Some(&bearer),
+        Some(r#"{"reason": "détresse respiratoire"}"#),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = api(
+        &server,
+        &ca,
         "GET",
-        &format!("{list}?mode=break_glass&reason=d%C3%A9tresse%20respiratoire"),
+        &format!("{list}?mode=break_glass"),
         Some(&bearer),
         None,
     );
@@ -482,3 +575,289 @@ async fn second_factor_tokens_and_emergency_notice() {
             .any(|e| e["reason"] == "détresse respiratoire" && e["actor"] == "Dr Urgentiste")
     );
 }
+
+/// A valid INS (right key) that no account has.
+fn unknown_ins() -> String {
+    let nir: u64 = 1_850_575_123_456;
+    format!("{nir}{:02}", 97 - nir % 97)
+}
+
+/// Waits until `notices` holds something (at most 10 s), then a little more
+/// for any later one.
+async fn settled(notices: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while notices.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    notices.lock().unwrap().clone()
+}
+
+/// Break-glass: a POST, only by professionals whose profession may, at most
+/// `access.break_glass_per_hour`; two accesses in one window make one notice
+/// and two lines of history; unknown and refused INS answer alike.
+async fn break_glass_is_a_rate_limited_post_for_eligible_professions(db: Db) {
+    let (port, notices) = common::smtp_sink().await;
+    let instance = Instance::new(db).await;
+    instance.edit_config(|t| {
+        t.replacen(
+            "[notify]\n",
+            &format!("[notify]\nsmarthost = \"127.0.0.1:{port}\"\nstarttls = false\n"),
+            1,
+        )
+        .replacen("[access]\n", "[access]\nbreak_glass_per_hour = 2\n", 1)
+    });
+    instance.add_user(PATIENT, "patient", PATIENT_PW);
+    let medecin = professional(&instance, "urgentiste", "Dr Urgentiste");
+    let other = professional(&instance, "autre", "Dr Autre");
+    let infirmiere = common::professional_as(
+        &instance,
+        "ide",
+        "Mme Infirmière",
+        "professional",
+        Some("Infirmière anesthésiste"),
+    );
+    let kine = common::professional_as(
+        &instance,
+        "kine",
+        "M. Kiné",
+        "professional",
+        Some("Masseur-kinésithérapeute"),
+    );
+    let dpi = common::professional_as(
+        &instance,
+        "dpi",
+        "DPI Hôpital",
+        "application",
+        Some("Médecin"),
+    );
+    let server = instance.start();
+    let ca = instance.cert("ca.pem");
+    let token = api_login(&server, &ca, INS, PATIENT_PW);
+    let (code, _) = api(
+        &server,
+        &ca,
+        "PUT",
+        "/api/v1/settings/notifications",
+        Some(&token),
+        Some(r#"{"email": "marie@exemple.fr", "enabled": true}"#),
+    );
+    assert_eq!(code, 200);
+    let open_of = |ins: &str| format!("/api/pro/v1/patients/{ins}/break-glass");
+    let open = open_of(INS);
+    let unknown = open_of(&unknown_ins());
+    let call = |pro: &Pro, method: &str, path: &str| {
+        let json = (method == "POST").then_some(r#"{"reason": "patient inconscient"}"#);
+        common::pro_request(&server, &instance, pro, method, path, json)
+    };
+
+    // Not for an application account, nor for a profession that may not,
+    // whatever the INS.
+    for pro in [&dpi, &kine] {
+        let (code, body) = call(pro, "POST", &open);
+        assert_eq!(code, 403, "{body}");
+        assert!(body.contains("may not break the glass"), "{body}");
+        assert_eq!(call(pro, "POST", &unknown), (code, body));
+    }
+    // A GET never breaks the glass, with or without a reason.
+    let list = format!("/api/pro/v1/patients/{INS}/documents");
+    let (code, _) = call(
+        &medecin,
+        "GET",
+        &format!("{list}?mode=break_glass&reason=urgence"),
+    );
+    assert_eq!(code, 403);
+    assert_eq!(call(&medecin, "GET", &open).0, 405);
+    // An infirmière may.
+    assert_eq!(call(&infirmiere, "POST", &open).0, 201);
+    // A médecin breaks it twice within the notice window, and reads.
+    let (code, body) = call(&medecin, "POST", &open);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        call(&medecin, "GET", &format!("{list}?mode=break_glass")).0,
+        200
+    );
+    assert_eq!(call(&medecin, "POST", &open).0, 201);
+    // Then the hourly limit, told whatever the INS.
+    let (code, body) = call(&medecin, "POST", &open);
+    assert_eq!(code, 429, "{body}");
+    assert!(body.contains("too many break-glass accesses"), "{body}");
+    assert_eq!(call(&medecin, "POST", &unknown), (code, body));
+
+    // Three openings, one notice; every access in the history.
+    let got = settled(&notices).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (_, history) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/access-history",
+        Some(&token),
+        None,
+    );
+    let urgent = |actor: &str| {
+        history["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["action"] == "Accès en urgence (bris de glace)"
+                    && e["actor"] == actor
+                    && e["reason"] == "patient inconscient"
+            })
+            .count()
+    };
+    assert_eq!(
+        urgent("Dr Urgentiste"),
+        3,
+        "two openings and a read: {history}"
+    );
+    assert_eq!(urgent("Mme Infirmière"), 1, "{history}");
+    assert!(
+        history["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["refused"] == true && e["actor"] == "M. Kiné"),
+        "the refused attempt is on the patient's trail too: {history}"
+    );
+
+    // The patient refuses break-glass: refused and unknown INS, and a
+    // malformed one, answer byte for byte alike, for a read and for breaking
+    // the glass.
+    let (code, _) = api(
+        &server,
+        &ca,
+        "PUT",
+        "/api/v1/consents",
+        Some(&token),
+        Some(r#"{"regulator": true, "break_glass": false, "masked": false}"#),
+    );
+    assert_eq!(code, 200);
+    let refused = call(&other, "POST", &open);
+    assert_eq!(refused.0, 403, "{}", refused.1);
+    assert_eq!(call(&other, "POST", &unknown), refused);
+    assert_eq!(call(&other, "POST", &open_of("123")), refused);
+    let read = call(&other, "GET", &list);
+    assert_eq!(read, refused);
+    assert_eq!(
+        call(
+            &other,
+            "GET",
+            &format!("/api/pro/v1/patients/{}/documents", unknown_ins())
+        ),
+        read
+    );
+    assert_eq!(
+        call(
+            &other,
+            "GET",
+            &format!("/api/pro/v1/patients/{}/profile", unknown_ins())
+        ),
+        read
+    );
+}
+
+/// `mes user passwd` and `mes user disable` end the account's sessions and
+/// tokens at once; a session also ends `patients.session_max_secs` after login.
+async fn operator_changes_end_sessions(db: Db) {
+    let instance = Instance::new(db).await;
+    instance.add_user(PATIENT, "patient", PATIENT_PW);
+    let pro = professional(&instance, "urgences", "Dr Urgentiste");
+    let out = instance.run(&["user", "totp", &pro.address], None);
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("TOTP secret: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let mut server = instance.start();
+    let ca = instance.cert("ca.pem");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let pro_token = |server: &common::Server, password: &str, at: u64| {
+        let code = mes::identity::totp::code_at(&secret, at).unwrap();
+        let (status, body) = api(
+            server,
+            &ca,
+            "POST",
+            "/api/pro/v1/token",
+            None,
+            Some(
+                &serde_json::json!({"address": pro.address, "password": password, "code": code})
+                    .to_string(),
+            ),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    };
+    let pro_list = format!("/api/pro/v1/patients/{INS}/documents");
+    let threads = "/api/v1/threads";
+
+    // The patient's token ends with `mes user passwd`.
+    let patient = api_login(&server, &ca, INS, PATIENT_PW);
+    assert_eq!(
+        api(&server, &ca, "GET", threads, Some(&patient), None).0,
+        200
+    );
+    instance.run(
+        &["user", "passwd", PATIENT, "--password-stdin"],
+        Some("un autre mot de passe 8\n"),
+    );
+    assert_eq!(
+        api(&server, &ca, "GET", threads, Some(&patient), None).0,
+        401
+    );
+    api_login(&server, &ca, INS, "un autre mot de passe 8");
+
+    // A professional's token ends with `mes user passwd`, then `mes user disable`.
+    let bearer = pro_token(&server, PW, now);
+    assert_eq!(
+        api(&server, &ca, "GET", &pro_list, Some(&bearer), None).0,
+        403
+    );
+    instance.run(
+        &["user", "passwd", &pro.address, "--password-stdin"],
+        Some("nouveau mot de passe pro 9\n"),
+    );
+    assert_eq!(
+        api(&server, &ca, "GET", &pro_list, Some(&bearer), None).0,
+        401
+    );
+    // (the next time step: a code is accepted once)
+    let bearer = pro_token(&server, "nouveau mot de passe pro 9", now + 30);
+    assert_eq!(
+        api(&server, &ca, "GET", &pro_list, Some(&bearer), None).0,
+        403
+    );
+    instance.run(&["user", "disable", &pro.address], None);
+    assert_eq!(
+        api(&server, &ca, "GET", &pro_list, Some(&bearer), None).0,
+        401
+    );
+
+    // An absolute lifetime, however active the session.
+    server.terminate(std::time::Duration::from_secs(10));
+    instance.edit_config(|t| t.replacen("[patients]\n", "[patients]\nsession_max_secs = 3\n", 1));
+    let server = instance.start();
+    let patient = api_login(&server, &ca, INS, "un autre mot de passe 8");
+    for _ in 0..3 {
+        assert_eq!(
+            api(&server, &ca, "GET", threads, Some(&patient), None).0,
+            200
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        api(&server, &ca, "GET", threads, Some(&patient), None).0,
+        401
+    );
+}
+
+both_backends!(
+    break_glass_is_a_rate_limited_post_for_eligible_professions,
+    operator_changes_end_sessions
+);

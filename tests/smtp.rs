@@ -368,6 +368,85 @@ async fn auth_failures_are_throttled() {
     );
 }
 
+/// Failures for one account from one address lock that pair only: the same
+/// account logs in from another address; the lockout is in the database, so
+/// a restart keeps it. Enough failures from one address, whatever the
+/// accounts, lock that address only.
+async fn login_lockout_is_per_address_and_survives_restarts(db: Db) {
+    let (instance, mut server) = setup(
+        db,
+        "auth_failures_before_lockout = 3\nauth_ip_failures_before_lockout = 5",
+    )
+    .await;
+    let config = client_tls(&instance.cert("ca.pem"), None);
+    let stranger: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let auth = |password: &str| format!("AUTH PLAIN {}", plain(MARIE, password));
+    let jean = |password: &str| format!("AUTH PLAIN {}", plain(JEAN, password));
+    let mut s = common::connect_tls_from(server.addr("submissions"), config.clone(), stranger)
+        .await
+        .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    s.expect(&auth("wrong password 1"), 535).await;
+    s.expect(&auth("wrong password 2"), 535).await;
+    assert_eq!(s.cmd(&auth("wrong password 3")).await.code, 421);
+    // From the stranger's address, even the right password waits.
+    let mut s = common::connect_tls_from(server.addr("submissions"), config.clone(), stranger)
+        .await
+        .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    assert_eq!(s.cmd(&auth(PW)).await.code, 421);
+    // Another account from that address is not.
+    let mut s = common::connect_tls_from(server.addr("submissions"), config.clone(), stranger)
+        .await
+        .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    s.expect(&jean(PW), 235).await;
+    // Marie, from her own address, is not locked out.
+    let mut s = connect_tls(server.addr("submissions"), config.clone())
+        .await
+        .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    s.expect(&auth(PW), 235).await;
+
+    server.terminate(Duration::from_secs(10));
+    let server = instance.start();
+    let mut s = common::connect_tls_from(server.addr("submissions"), config.clone(), stranger)
+        .await
+        .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    assert_eq!(
+        s.cmd(&auth(PW)).await.code,
+        421,
+        "the lockout survives a restart"
+    );
+    let mut s = connect_tls(server.addr("submissions"), config.clone())
+        .await
+        .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    s.expect(&auth(PW), 235).await;
+
+    // Two more failures from the stranger's address (five in all) lock the
+    // address for every account; other addresses go on.
+    let mut s = common::connect_tls_from(server.addr("submissions"), config.clone(), stranger)
+        .await
+        .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    s.expect(&jean("wrong password 4"), 535).await;
+    assert_eq!(s.cmd(&jean("wrong password 5")).await.code, 421);
+    let mut s = common::connect_tls_from(server.addr("submissions"), config.clone(), stranger)
+        .await
+        .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    assert_eq!(s.cmd(&jean(PW)).await.code, 421);
+    let mut s = connect_tls(server.addr("submissions"), config)
+        .await
+        .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    s.expect(&jean(PW), 235).await;
+}
+
+both_backends!(login_lockout_is_per_address_and_survives_restarts);
+
 #[tokio::test]
 async fn size_limits_and_long_lines() {
     let (instance, server) = setup(Db::Sqlite, "max_message_size = 65536").await;

@@ -111,7 +111,7 @@ async fn domains_and_accounts(db: Db) {
         1
     );
     store
-        .set_password("jean@a.test", "$argon2id$fake")
+        .set_password("jean@a.test", "$argon2id$fake", None)
         .await
         .unwrap();
     store.disable_account("jean@a.test").await.unwrap();
@@ -131,7 +131,7 @@ async fn domains_and_accounts(db: Db) {
         "disabled accounts are not mapped"
     );
     assert!(matches!(
-        store.set_password("nobody@a.test", "x").await,
+        store.set_password("nobody@a.test", "x", None).await,
         Err(StoreError::NotFound(_))
     ));
     store.close().await;
@@ -249,7 +249,135 @@ async fn audit_chain_detects_tampering(db: Db) {
     store.close().await;
 }
 
+/// The operator's changes end every session of the account; a session has an
+/// absolute lifetime besides the idle one.
+async fn account_changes_end_sessions(db: Db) {
+    let (store, _dir) = open(db).await;
+    store
+        .add_domain("a.test", DomainKind::Professional)
+        .await
+        .unwrap();
+    let a = store
+        .create_account(&account("jean@a.test", AccountKind::Professional))
+        .await
+        .unwrap();
+    let live = |token: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .session_account(token, 900, 43_200)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    store.create_session("t1", a.id).await.unwrap();
+    store.create_session("t2", a.id).await.unwrap();
+    assert!(live("t1").await);
+    assert!(
+        store.session_account("t1", 900, 0).await.unwrap().is_none(),
+        "past the absolute lifetime"
+    );
+    // The session that changes its own password stays; the others end.
+    store
+        .set_password("jean@a.test", "$argon2id$fake", Some("t1"))
+        .await
+        .unwrap();
+    assert!(live("t1").await);
+    assert!(!live("t2").await);
+    store.create_session("t3", a.id).await.unwrap();
+    store
+        .set_totp_secret("jean@a.test", Some("JBSWY3DPEHPK3PXP"))
+        .await
+        .unwrap();
+    assert!(!live("t1").await && !live("t3").await);
+    store.create_session("t4", a.id).await.unwrap();
+    store.disable_account("jean@a.test").await.unwrap();
+    assert!(!live("t4").await);
+    store.close().await;
+}
+
+/// Login failures: the count, the lockout, forgiveness and the purge.
+async fn login_throttle_rows(db: Db) {
+    let (store, _dir) = open(db).await;
+    assert!(!store.throttle_failure("k", 3, 300).await.unwrap());
+    assert!(!store.throttle_failure("k", 3, 300).await.unwrap());
+    assert!(!store.throttle_locked(&["k", "other"]).await.unwrap());
+    assert!(store.throttle_failure("k", 3, 300).await.unwrap());
+    assert!(store.throttle_locked(&["other", "k"]).await.unwrap());
+    assert!(!store.throttle_locked(&["other"]).await.unwrap());
+    store.throttle_forget("k").await.unwrap();
+    assert!(!store.throttle_locked(&["k"]).await.unwrap());
+    // A failure older than the window starts the count again.
+    assert!(!store.throttle_failure("old", 2, 300).await.unwrap());
+    sqlx::query("UPDATE login_throttle SET last_at = last_at - 1000 WHERE key_hash = 'old'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(!store.throttle_failure("old", 2, 300).await.unwrap());
+    // Rows past the window and not locked are deleted.
+    sqlx::query("UPDATE login_throttle SET last_at = last_at - 1000 WHERE key_hash = 'old'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(store.throttle_purge(300).await.unwrap(), 1);
+    store.close().await;
+}
+
+/// The break-glass rate limit holds under concurrent openings.
+async fn break_glass_limit_is_exact(db: Db) {
+    let (store, _dir) = open(db).await;
+    store
+        .add_domain("a.test", DomainKind::Professional)
+        .await
+        .unwrap();
+    let pro = store
+        .create_account(&account("jean@a.test", AccountKind::Professional))
+        .await
+        .unwrap();
+    let patient = store
+        .create_account(&account("p@a.test", AccountKind::Patient))
+        .await
+        .unwrap();
+    let t = mes::store::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .open_break_glass(pro.id, patient.id, "urgence", t, t + 60, 3)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut opened = 0;
+    for task in tasks {
+        opened += usize::from(task.await.unwrap());
+    }
+    assert_eq!(opened, 3);
+    assert_eq!(
+        store
+            .break_glass_count_since(pro.id, t - 3600)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .open_break_glass_reason(pro.id, patient.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("urgence")
+    );
+    store.close().await;
+}
+
 both_backends!(
+    break_glass_limit_is_exact,
+    account_changes_end_sessions,
+    login_throttle_rows,
     domains_and_accounts,
     messages_get_increasing_uids_under_concurrency,
     one_bad_message_does_not_fail_its_batch,

@@ -1,12 +1,22 @@
 //! The gate every read or deposit of a patient's record goes through: it
 //! gathers what [`super::decide`] needs from the store, decides, writes one
 //! audit row per attempt (allowed or refused, with the reason typed for a
-//! break-glass access), and notifies the patient of emergency accesses.
+//! break-glass access), and notifies the patient of emergency accesses (at
+//! most one notice per patient per `notify.window_secs`; every access is in
+//! the history).
+//!
+//! Breaking the glass is [`Gate::break_glass`]: eligibility (kind and
+//! profession), the per-professional rate limit (`access.break_glass_per_hour`,
+//! counted in the database so every node agrees), the patient's consent, one
+//! audit row, and a break-glass access stored for `access.break_glass_valid_secs`;
+//! reads in break-glass mode ([`Gate::check`]) need that open access and carry
+//! its reason.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, Denial, Grant, Mode, decide};
+use super::{Actor, Denial, Grant, Mode, decide, profession_may_break_glass};
 use crate::audit::{self, AuditEntry};
+use crate::config::AccessSettings;
 use crate::identity::AccountKind;
 use crate::store::accounts::Account;
 use crate::store::{Store, StoreError};
@@ -59,6 +69,9 @@ pub const ACCESS_ALLOWED: &str = "record.access";
 /// Audit action of a refused access.
 pub const ACCESS_REFUSED: &str = "record.refused";
 
+/// Audit `what` of opening a break-glass access.
+pub const BREAK_GLASS_WHAT: &str = "break-glass";
+
 /// The store and notifier the gate needs.
 #[derive(Debug, Clone)]
 pub struct Gate {
@@ -66,6 +79,8 @@ pub struct Gate {
     pub store: Store,
     /// Patient notices (emergency accesses), when configured.
     pub notifier: Option<Notifier>,
+    /// Who may break the glass, how often, for how long.
+    pub settings: AccessSettings,
 }
 
 fn grant_name(g: Grant) -> &'static str {
@@ -95,26 +110,104 @@ impl Gate {
             blocked: status.as_deref() == Some("blocked"),
             care_team: self.store.in_care_team(patient.id, &actor.address).await?,
             regulator: actor.emergency_regulator,
+            may_break_glass: self.may_break_glass(actor),
         })
     }
 
-    /// Decides, audits and (for emergencies) notifies. `hidden` is the
-    /// document's MASQUE_PS flag (false for the record as a whole).
-    pub async fn check(
+    /// Whether `actor`'s kind and profession may break the glass at all.
+    pub fn may_break_glass(&self, actor: &Account) -> bool {
+        actor.kind == AccountKind::Professional
+            && profession_may_break_glass(
+                actor.profession.as_deref(),
+                &self.settings.break_glass_professions,
+            )
+    }
+
+    /// Opens a break-glass access of `actor` to `patient`'s record (None: no
+    /// such patient) with the typed `reason`. Eligibility and the rate limit
+    /// depend on the professional alone and are checked first, so their
+    /// answers say nothing of the patient; then the rules decide. Every
+    /// attempt on an existing patient is audited on their trail; an opened
+    /// access notifies them (grouped). Returns when the access ends.
+    pub async fn break_glass(
+        &self,
+        actor: &Account,
+        patient: Option<&Account>,
+        reason: &str,
+    ) -> Result<Result<i64, Denial>, StoreError> {
+        let reason = reason.trim();
+        let now = crate::store::now();
+        let mut decision = if !self.may_break_glass(actor) {
+            Err(Denial::NotEligible)
+        } else if self
+            .store
+            .break_glass_count_since(actor.id, now - 3600)
+            .await?
+            >= i64::from(self.settings.break_glass_per_hour)
+        {
+            Err(Denial::TooManyBreakGlass)
+        } else if let Some(patient) = patient {
+            let who = self.actor(actor, patient).await?;
+            let consents = self.store.consents(patient.id).await?;
+            decide(who, Mode::BreakGlass(reason), consents, false).map(|_| ())
+        } else {
+            // No record: the caller answers as for any refusal.
+            Err(Denial::BreakGlassNotOpen)
+        };
+        let Some(patient) = patient else {
+            return Ok(decision.map(|()| now));
+        };
+        let expires = now + self.settings.break_glass_valid_secs as i64;
+        // The count above answers early; this one is exact under concurrency.
+        if decision.is_ok()
+            && !self
+                .store
+                .open_break_glass(
+                    actor.id,
+                    patient.id,
+                    reason,
+                    now,
+                    expires,
+                    i64::from(self.settings.break_glass_per_hour),
+                )
+                .await?
+        {
+            decision = Err(Denial::TooManyBreakGlass);
+        }
+        self.audit(
+            actor,
+            patient,
+            BREAK_GLASS_WHAT,
+            decision.map(|()| Grant::BreakGlass),
+            (!reason.is_empty()).then(|| reason.to_string()),
+        )
+        .await?;
+        if let Err(d) = decision {
+            return Ok(Err(d));
+        }
+        self.notify_emergency(patient);
+        Ok(Ok(expires))
+    }
+
+    fn notify_emergency(&self, patient: &Account) {
+        if let Some(n) = &self.notifier {
+            let n = n.clone();
+            let patient_id = patient.id;
+            tokio::spawn(async move { n.emergency_access_for(patient_id).await });
+        }
+    }
+
+    async fn audit(
         &self,
         actor: &Account,
         patient: &Account,
-        mode: Mode<'_>,
         what: &str,
-        hidden: bool,
-    ) -> Result<Result<Access, Denial>, StoreError> {
-        let who = self.actor(actor, patient).await?;
-        let consents = self.store.consents(patient.id).await?;
-        let decision = decide(who, mode, consents, hidden);
-        let reason = match mode {
-            Mode::BreakGlass(r) if !r.trim().is_empty() => Some(r.trim().to_string()),
-            _ => None,
-        };
+        decision: Result<Grant, Denial>,
+        reason: Option<String>,
+    ) -> Result<(), StoreError> {
+        if decision == Ok(Grant::Owner) {
+            return Ok(());
+        }
         let detail = AccessDetail {
             what: what.to_string(),
             outcome: if decision.is_ok() {
@@ -132,25 +225,53 @@ impl Gate {
             rpps: actor.rpps.clone(),
             establishment: actor.establishment.clone(),
         };
-        if decision != Ok(Grant::Owner) {
-            let entry = AuditEntry::new(
-                &actor.address,
-                if decision.is_ok() {
-                    ACCESS_ALLOWED
-                } else {
-                    ACCESS_REFUSED
-                },
-                &patient.address,
-                &serde_json::to_string(&detail).unwrap_or_default(),
-            );
-            audit::append(&self.store, &entry).await?;
-        }
-        if let (Ok(g), Some(n)) = (decision, &self.notifier)
-            && g.is_emergency()
-        {
-            let n = n.clone();
-            let patient_id = patient.id;
-            tokio::spawn(async move { n.emergency_access_for(patient_id).await });
+        let entry = AuditEntry::new(
+            &actor.address,
+            if decision.is_ok() {
+                ACCESS_ALLOWED
+            } else {
+                ACCESS_REFUSED
+            },
+            &patient.address,
+            &serde_json::to_string(&detail).unwrap_or_default(),
+        );
+        audit::append(&self.store, &entry).await
+    }
+
+    /// Decides and audits; a regulator's emergency access notifies the
+    /// patient. `hidden` is the document's MASQUE_PS flag (false for the
+    /// record as a whole). In break-glass mode the reason given is ignored:
+    /// the professional's open break-glass access for this patient (see
+    /// [`Gate::break_glass`]) supplies it, and without one the read is refused.
+    pub async fn check(
+        &self,
+        actor: &Account,
+        patient: &Account,
+        mode: Mode<'_>,
+        what: &str,
+        hidden: bool,
+    ) -> Result<Result<Access, Denial>, StoreError> {
+        let who = self.actor(actor, patient).await?;
+        let consents = self.store.consents(patient.id).await?;
+        let opened = match mode {
+            Mode::BreakGlass(_) => {
+                self.store
+                    .open_break_glass_reason(actor.id, patient.id)
+                    .await?
+            }
+            _ => None,
+        };
+        let (decision, reason) = match (mode, &opened) {
+            (Mode::BreakGlass(_), None) => (Err(Denial::BreakGlassNotOpen), None),
+            (Mode::BreakGlass(_), Some(r)) => (
+                decide(who, Mode::BreakGlass(r), consents, hidden),
+                Some(r.clone()),
+            ),
+            (m, _) => (decide(who, m, consents, hidden), None),
+        };
+        self.audit(actor, patient, what, decision, reason).await?;
+        if decision == Ok(Grant::Regulation) {
+            self.notify_emergency(patient);
         }
         Ok(decision.map(|grant| Access {
             grant,

@@ -8,9 +8,13 @@
 //!   of an establishment caring for the patient, and not blocked. Blocking
 //!   takes effect at once; unblocking restores nothing by itself.
 //! - Emergency: a SAMU / Centre 15 regulating physician reads unless the
-//!   patient refused it (ETREAT); any other professional may break the glass
-//!   (BTG) with a written reason unless the patient refused it. A blocked
-//!   professional stays blocked in an emergency too.
+//!   patient refused it (ETREAT); a professional whose profession may
+//!   ([`profession_may_break_glass`], `access.break_glass_professions`) breaks
+//!   the glass (BTG) with a written reason unless the patient refused it;
+//!   organisation and application accounts never do. Breaking the glass is
+//!   its own request (`POST …/break-glass`, rate-limited per professional);
+//!   reads then use the access it opened. A blocked professional stays
+//!   blocked in an emergency too.
 //! - Documents the patient hid from professionals (MASQUE_PS) are never shown
 //!   in normal access, and in an emergency only if the patient allowed it (MASKED).
 
@@ -35,6 +39,9 @@ pub enum Actor {
         care_team: bool,
         /// A SAMU / Centre 15 regulating physician.
         regulator: bool,
+        /// A professional (not an organisation or application) whose
+        /// profession may break the glass.
+        may_break_glass: bool,
     },
 }
 
@@ -93,6 +100,16 @@ pub enum Denial {
     /// Break the glass without a written reason.
     #[error("break-glass access needs a written reason")]
     ReasonRequired,
+    /// Break the glass by an account whose kind or profession may not.
+    #[error("your profession may not break the glass")]
+    NotEligible,
+    /// More break-glass accesses than `access.break_glass_per_hour`.
+    #[error("too many break-glass accesses in the last hour")]
+    TooManyBreakGlass,
+    /// An emergency read without a live break-glass access of this
+    /// professional for this patient.
+    #[error("no break-glass access open for this patient")]
+    BreakGlassNotOpen,
     /// A document hidden from professionals (and not shown in emergencies).
     #[error("document hidden by the patient")]
     Hidden,
@@ -106,7 +123,7 @@ pub fn decide(
     consents: Consents,
     hidden: bool,
 ) -> Result<Grant, Denial> {
-    let (authorised, blocked, care_team, regulator) = match actor {
+    let (authorised, blocked, care_team, regulator, may_break_glass) = match actor {
         Actor::Owner => return Ok(Grant::Owner),
         Actor::OtherPatient => return Err(Denial::OtherPatient),
         Actor::Professional {
@@ -114,7 +131,8 @@ pub fn decide(
             blocked,
             care_team,
             regulator,
-        } => (authorised, blocked, care_team, regulator),
+            may_break_glass,
+        } => (authorised, blocked, care_team, regulator, may_break_glass),
     };
     if blocked {
         return Err(Denial::Blocked);
@@ -125,6 +143,7 @@ pub fn decide(
         Mode::Regulation if !regulator => return Err(Denial::NotRegulator),
         Mode::Regulation if !consents.regulator => return Err(Denial::RegulationRefused),
         Mode::Regulation => Grant::Regulation,
+        Mode::BreakGlass(_) if !may_break_glass => return Err(Denial::NotEligible),
         Mode::BreakGlass(reason) if reason.trim().is_empty() => {
             return Err(Denial::ReasonRequired);
         }
@@ -137,6 +156,60 @@ pub fn decide(
     Ok(grant)
 }
 
+/// Lower case, French accents and ligatures folded, hyphens and runs of
+/// spaces made one space: "Sage-Femme" and "sage  femme" compare equal.
+fn fold(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.trim().chars().flat_map(char::to_lowercase) {
+        let folded: &str = match c {
+            'à' | 'â' | 'ä' | 'á' | 'ã' => "a",
+            'é' | 'è' | 'ê' | 'ë' => "e",
+            'î' | 'ï' | 'í' | 'ì' => "i",
+            'ô' | 'ö' | 'ó' | 'ò' | 'õ' => "o",
+            'ù' | 'û' | 'ü' | 'ú' => "u",
+            'ÿ' => "y",
+            'ç' => "c",
+            'ñ' => "n",
+            'œ' => "oe",
+            'æ' => "ae",
+            '-' | '_' | '\'' | '’' => " ",
+            c if c.is_whitespace() => " ",
+            _ => {
+                out.push(c);
+                continue;
+            }
+        };
+        if folded == " " && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        out.push_str(folded);
+    }
+    out.trim_end().to_string()
+}
+
+/// Whether an account's `profession` is one of `allowed`
+/// (`access.break_glass_professions`): an entry made only of digits is a
+/// profession code, matched exactly ("10" for médecin); any other entry
+/// matches as a prefix of the profession, ignoring case, accents, hyphens and
+/// repeated spaces, so "médecin" matches "Médecin urgentiste" and "MEDECIN",
+/// and "infirmier" matches "Infirmière". An absent or empty profession never
+/// matches.
+pub fn profession_may_break_glass(profession: Option<&str>, allowed: &[String]) -> bool {
+    let Some(profession) = profession.map(fold).filter(|p| !p.is_empty()) else {
+        return false;
+    };
+    allowed.iter().any(|entry| {
+        let entry = fold(entry);
+        if entry.is_empty() {
+            false
+        } else if entry.bytes().all(|b| b.is_ascii_digit()) {
+            profession == entry
+        } else {
+            profession.starts_with(&entry)
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +219,7 @@ mod tests {
         blocked: false,
         care_team: false,
         regulator: false,
+        may_break_glass: true,
     };
 
     fn pro(authorised: bool, blocked: bool, care_team: bool, regulator: bool) -> Actor {
@@ -154,7 +228,72 @@ mod tests {
             blocked,
             care_team,
             regulator,
+            may_break_glass: true,
         }
+    }
+
+    #[test]
+    fn professions_that_may_break_the_glass() {
+        let allowed: Vec<String> = crate::config::AccessSettings::default()
+            .break_glass_professions
+            .into_iter()
+            .chain(["10".to_string()])
+            .collect();
+        for yes in [
+            "Médecin",
+            "MEDECIN",
+            "médecin urgentiste",
+            "  Médecin  généraliste ",
+            "Infirmière",
+            "infirmier anesthésiste",
+            "Sage-femme",
+            "sage femme",
+            "SAGE-FEMME",
+            "Pharmacien",
+            "Pharmacienne",
+            "10",
+        ] {
+            assert!(profession_may_break_glass(Some(yes), &allowed), "{yes}");
+        }
+        for no in [
+            "Masseur-kinésithérapeute",
+            "Chirurgien-dentiste",
+            "Secrétaire médicale",
+            "Aide-soignant",
+            "100",
+            "1",
+            "",
+            "   ",
+        ] {
+            assert!(!profession_may_break_glass(Some(no), &allowed), "{no}");
+        }
+        assert!(!profession_may_break_glass(None, &allowed));
+        assert!(!profession_may_break_glass(Some("Médecin"), &[]));
+    }
+
+    #[test]
+    fn only_eligible_professionals_break_the_glass() {
+        let c = Consents {
+            regulator: true,
+            break_glass: true,
+            masked: true,
+        };
+        let not_eligible = Actor::Professional {
+            authorised: true,
+            blocked: false,
+            care_team: false,
+            regulator: false,
+            may_break_glass: false,
+        };
+        assert_eq!(
+            decide(not_eligible, Mode::BreakGlass("urgence"), c, false),
+            Err(Denial::NotEligible)
+        );
+        // Ordinary access is not affected.
+        assert_eq!(
+            decide(not_eligible, Mode::Normal, c, false),
+            Ok(Grant::Authorised)
+        );
     }
 
     /// Every actor × consents (all allowed / all refused) × document (normal /

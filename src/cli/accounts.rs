@@ -161,7 +161,9 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
         } => {
             let addr = Address::parse(&address)?.to_string();
             let (pw, generated) = password_for(password_stdin)?;
-            store.set_password(&addr, &password::hash(&pw)?).await?;
+            store
+                .set_password(&addr, &password::hash(&pw)?, None)
+                .await?;
             audit::append(
                 &store,
                 &AuditEntry::new("operator", "account.password", &addr, ""),

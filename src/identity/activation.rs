@@ -8,6 +8,7 @@ use rand::Rng;
 
 use super::auth::{Authenticator, dummy_hash};
 use super::password::{self, PasswordRule};
+use super::throttle::Throttle;
 use super::{AccountKind, ins::Ins};
 use crate::store::accounts::Account;
 use crate::store::{Store, StoreError, now};
@@ -94,7 +95,6 @@ impl Authenticator {
         new_password: String,
     ) -> Activation {
         let login = login.trim();
-        let ip_key = format!("ip:{ip}");
         let account = match Ins::parse(login) {
             Ok(ins) => self.store.account_by_ins(ins.as_str()).await,
             Err(_) => match super::address::Address::parse(login) {
@@ -109,12 +109,18 @@ impl Authenticator {
                 return Activation::Unavailable;
             }
         };
-        let account_key = format!(
-            "activation:{}",
-            account.as_ref().map_or(login, |a| a.address.as_str())
+        let keys = Throttle::keys(
+            "activation",
+            account.as_ref().map_or(login, |a| a.address.as_str()),
+            ip,
         );
-        if self.throttle.is_locked(&ip_key) || self.throttle.is_locked(&account_key) {
-            return Activation::Throttled;
+        match self.throttle.is_locked(&keys).await {
+            Ok(false) => {}
+            Ok(true) => return Activation::Throttled,
+            Err(e) => {
+                tracing::error!(error = %e, "activation throttle lookup failed");
+                return Activation::Unavailable;
+            }
         }
         if let Err(rule) = password::check_rules(&new_password, login) {
             return Activation::Weak(rule);
@@ -147,7 +153,7 @@ impl Authenticator {
                 };
                 match self.store.complete_activation(acc.id, &phc).await {
                     Ok(true) => {
-                        self.throttle.success(&account_key);
+                        self.throttle.success(&keys).await;
                         Activation::Done(Box::new(acc))
                     }
                     Ok(false) => Activation::Invalid,
@@ -159,10 +165,9 @@ impl Authenticator {
             }
             _ => {
                 tracing::warn!(%ip, "activation refused");
-                let locked_ip = self.throttle.failure(&ip_key);
-                let locked_account = self.throttle.failure(&account_key);
+                let locked = self.throttle.failure(&keys).await;
                 tokio::time::sleep(self.failure_delay).await;
-                if locked_ip || locked_account {
+                if locked {
                     Activation::Throttled
                 } else {
                     Activation::Invalid

@@ -63,16 +63,18 @@ impl Authenticator {
         credentials: Credentials,
         forgive: bool,
     ) -> LoginResult {
-        let ip_key = format!("ip:{ip}");
         let address = Address::parse(&credentials.username)
             .map(|a| a.to_string())
             .ok();
-        let account_key = format!(
-            "account:{}",
-            address.as_deref().unwrap_or(&credentials.username)
-        );
-        if self.throttle.is_locked(&ip_key) || self.throttle.is_locked(&account_key) {
-            return LoginResult::Throttled;
+        let account_key = address.as_deref().unwrap_or(&credentials.username);
+        let keys = Throttle::keys("login", account_key, ip);
+        match self.throttle.is_locked(&keys).await {
+            Ok(false) => {}
+            Ok(true) => return LoginResult::Throttled,
+            Err(e) => {
+                tracing::error!(error = %e, "login throttle lookup failed");
+                return LoginResult::Unavailable;
+            }
         }
         let account = match &address {
             Some(a) => match self.store.account_by_address(a).await {
@@ -95,7 +97,7 @@ impl Authenticator {
         match account {
             Some(acc) if valid && !acc.disabled => {
                 if forgive {
-                    self.throttle.success(&account_key);
+                    self.throttle.success(&keys).await;
                 }
                 if acc.kind == AccountKind::Patient {
                     return LoginResult::Patient(Box::new(acc));
@@ -113,10 +115,9 @@ impl Authenticator {
                 } else {
                     tracing::warn!(%ip, user = %account_key, "authentication failed");
                 }
-                let locked_ip = self.throttle.failure(&ip_key);
-                let locked_account = self.throttle.failure(&account_key);
+                let locked = self.throttle.failure(&keys).await;
                 tokio::time::sleep(self.failure_delay).await;
-                if locked_ip || locked_account {
+                if locked {
                     LoginResult::Throttled
                 } else {
                     LoginResult::Invalid

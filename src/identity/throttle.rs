@@ -1,81 +1,137 @@
-//! Failed-login throttling, per IP address and per account, shared by SMTP and IMAP.
+//! Failed-login throttling, shared by SMTP, IMAP, the patient space and the
+//! professionals' token: counted in the database (`store/throttle.rs`), so
+//! every node of a cluster sees the same counts and a restart forgets nothing.
+//!
+//! Two counters per attempt: the account *from this IP address* (locked after
+//! `smtp.auth_failures_before_lockout`) and the IP address whatever the account
+//! (after `smtp.auth_ip_failures_before_lockout`). Failures from one address
+//! never lock the account for another address, so a stranger cannot lock a
+//! professional out. IPv6 addresses count per /64 (one host usually holds a
+//! whole /64). Keys are stored as SHA-256: no address or login in clear.
+//! Rows older than `smtp.auth_lockout_secs` are deleted (at most once a minute
+//! per node, on a failure).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
-/// Most keys remembered; older entries are dropped first when full.
-const MAX_KEYS: usize = 100_000;
+use crate::store::{Store, StoreError, now};
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    failures: u32,
-    last: Instant,
-    locked_until: Option<Instant>,
+/// Seconds between two purges of old rows by one node.
+const PURGE_EVERY: i64 = 60;
+
+/// The counters one attempt is throttled on (hashed keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    ip: String,
+    pair: String,
 }
 
-/// Counts failures per key (`ip:…`, `account:…`) and locks a key out for a while.
+/// Counts failures per (account, IP) and per IP, and locks them out for a while.
 #[derive(Debug)]
 pub struct Throttle {
-    max_failures: u32,
+    store: Store,
+    pair_max: u32,
+    ip_max: u32,
     lockout: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+    last_purge: AtomicI64,
+}
+
+/// The address a per-IP counter is kept for: IPv4 as is (IPv4-mapped IPv6
+/// too), IPv6 by its /64 prefix.
+pub fn ip_bucket(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+fn hash(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
 }
 
 impl Throttle {
-    /// Locks a key for `lockout` after `max_failures` failures within that time.
-    pub fn new(max_failures: u32, lockout: Duration) -> Throttle {
+    /// Locks an (account, IP) pair after `pair_max` failures and an IP after
+    /// `ip_max` failures, each counted over `lockout` and locked for `lockout`.
+    pub fn new(store: Store, pair_max: u32, ip_max: u32, lockout: Duration) -> Throttle {
         Throttle {
-            max_failures: max_failures.max(1),
+            store,
+            pair_max: pair_max.max(1),
+            ip_max: ip_max.max(1),
             lockout,
-            entries: Mutex::new(HashMap::new()),
+            last_purge: AtomicI64::new(0),
         }
     }
 
-    /// True while `key` is locked out.
-    pub fn is_locked(&self, key: &str) -> bool {
-        let now = Instant::now();
-        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key)
-            .and_then(|e| e.locked_until)
-            .is_some_and(|until| until > now)
+    /// The keys of an attempt on `account` (a normalised address, or what was
+    /// typed) from `ip`; `scope` separates logins from activation codes.
+    pub fn keys(scope: &str, account: &str, ip: IpAddr) -> Keys {
+        let ip = ip_bucket(ip);
+        Keys {
+            pair: hash(&format!("{scope}:{account}|{ip}")),
+            ip: hash(&format!("ip:{ip}")),
+        }
     }
 
-    /// Records a failure; returns true if `key` is now locked out.
-    pub fn failure(&self, key: &str) -> bool {
-        let now = Instant::now();
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_KEYS && !map.contains_key(key) {
-            let lockout = self.lockout;
-            map.retain(|_, e| now.duration_since(e.last) < lockout);
-            if map.len() >= MAX_KEYS {
-                // Full of recent keys: forget the ones not locked, never a lockout.
-                map.retain(|_, e| e.locked_until.is_some_and(|until| until > now));
+    fn window(&self) -> i64 {
+        self.lockout.as_secs().max(1) as i64
+    }
+
+    /// True while the pair or the IP address of `keys` is locked out.
+    pub async fn is_locked(&self, keys: &Keys) -> Result<bool, StoreError> {
+        self.store.throttle_locked(&[&keys.pair, &keys.ip]).await
+    }
+
+    /// Records a failure; returns true if the pair or the address is now
+    /// locked out. A store failure is logged and counts as not locked.
+    pub async fn failure(&self, keys: &Keys) -> bool {
+        let window = self.window();
+        let pair = self
+            .store
+            .throttle_failure(&keys.pair, i64::from(self.pair_max), window)
+            .await;
+        let ip = self
+            .store
+            .throttle_failure(&keys.ip, i64::from(self.ip_max), window)
+            .await;
+        self.purge_now_and_then().await;
+        match (pair, ip) {
+            (Ok(a), Ok(b)) => a || b,
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "login failure not counted");
+                false
             }
         }
-        let e = map.entry(key.to_string()).or_insert(Entry {
-            failures: 0,
-            last: now,
-            locked_until: None,
-        });
-        if now.duration_since(e.last) > self.lockout {
-            e.failures = 0;
-            e.locked_until = None;
-        }
-        e.failures += 1;
-        e.last = now;
-        if e.failures >= self.max_failures {
-            e.locked_until = Some(now + self.lockout);
-            true
-        } else {
-            false
+    }
+
+    /// Forgets the pair's failures after a successful login (the address's
+    /// count stays: one good password does not excuse guessing others).
+    pub async fn success(&self, keys: &Keys) {
+        if let Err(e) = self.store.throttle_forget(&keys.pair).await {
+            tracing::warn!(error = %e, "login failures not forgotten");
         }
     }
 
-    /// Forgets the failures of `key` after a successful login.
-    pub fn success(&self, key: &str) {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(key);
+    async fn purge_now_and_then(&self) {
+        let t = now();
+        let last = self.last_purge.load(Ordering::Relaxed);
+        if t - last < PURGE_EVERY
+            || self
+                .last_purge
+                .compare_exchange(last, t, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        match self.store.throttle_purge(self.window()).await {
+            Ok(n) if n > 0 => tracing::debug!(rows = n, "old login failures deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "login failures not purged"),
+        }
     }
 }
 
@@ -84,15 +140,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locks_after_max_failures_and_success_resets() {
-        let t = Throttle::new(3, Duration::from_secs(60));
-        assert!(!t.failure("ip:1"));
-        assert!(!t.failure("ip:1"));
-        assert!(!t.is_locked("ip:1"));
-        assert!(t.failure("ip:1"));
-        assert!(t.is_locked("ip:1"));
-        assert!(!t.is_locked("ip:2"));
-        t.success("ip:1");
-        assert!(!t.is_locked("ip:1"));
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(ip_bucket(a), ip_bucket(b));
+        assert_ne!(ip_bucket(a), ip_bucket(c));
+        let mapped: IpAddr = "::ffff:127.0.0.2".parse().unwrap();
+        assert_eq!(ip_bucket(mapped), "127.0.0.2");
+    }
+
+    #[test]
+    fn keys_separate_addresses_accounts_and_scopes() {
+        let one: IpAddr = "127.0.0.1".parse().unwrap();
+        let two: IpAddr = "127.0.0.2".parse().unwrap();
+        let k = Throttle::keys("login", "jean@a.test", one);
+        assert_ne!(k.pair, Throttle::keys("login", "jean@a.test", two).pair);
+        assert_ne!(k.pair, Throttle::keys("login", "marie@a.test", one).pair);
+        assert_ne!(
+            k.pair,
+            Throttle::keys("activation", "jean@a.test", one).pair
+        );
+        assert_eq!(k.ip, Throttle::keys("activation", "marie@a.test", one).ip);
+        assert!(!k.pair.contains("jean"), "hashed");
     }
 }

@@ -10,6 +10,7 @@ use rand::Rng;
 
 use super::auth::{Authenticator, LoginResult};
 use super::sasl::Credentials;
+use super::throttle::Throttle;
 
 /// Seconds per step.
 const STEP: u64 = 30;
@@ -84,6 +85,7 @@ impl Authenticator {
             LoginResult::Success(a) => a,
             other => return other,
         };
+        let keys = Throttle::keys("login", &account.address, ip);
         let now = crate::store::now().max(0) as u64;
         let step = account
             .totp_secret
@@ -96,8 +98,7 @@ impl Authenticator {
                 .await
             {
                 Ok(true) => {
-                    self.throttle
-                        .success(&format!("account:{}", account.address));
+                    self.throttle.success(&keys).await;
                     return LoginResult::Success(account);
                 }
                 Ok(false) => tracing::warn!(%ip, "one-time code used twice"),
@@ -105,9 +106,7 @@ impl Authenticator {
             }
         }
         tracing::warn!(%ip, "second factor refused");
-        self.throttle.failure(&format!("ip:{ip}"));
-        self.throttle
-            .failure(&format!("account:{}", account.address));
+        self.throttle.failure(&keys).await;
         tokio::time::sleep(self.failure_delay).await;
         LoginResult::Invalid
     }

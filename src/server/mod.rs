@@ -46,7 +46,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let notifier = crate::threads::notify::Notifier::new(store.clone(), config.notify.clone());
     let (deliverer, writer) = Deliverer::start(store.clone(), notifier.clone());
     let throttle = Arc::new(Throttle::new(
+        store.clone(),
         config.smtp.auth_failures_before_lockout,
+        config.smtp.auth_ip_failures_before_lockout,
         Duration::from_secs(config.smtp.auth_lockout_secs),
     ));
     let trust = Arc::new(RwLock::new(Arc::new(trust)));
@@ -210,6 +212,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             gate: crate::access::check::Gate {
                 store: store.clone(),
                 notifier: notifier.clone(),
+                settings: config.access.clone(),
             },
         });
         let app = crate::web::router(web);

@@ -215,4 +215,96 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Break-glass accesses `actor_id` opened since `since` (the rate limit).
+    pub async fn break_glass_count_since(
+        &self,
+        actor_id: i64,
+        since: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM break_glass WHERE actor_id = $1 AND opened_at > $2",
+        )
+        .bind(actor_id)
+        .bind(since)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Records a break-glass access until `expires_at` unless `actor_id`
+    /// already opened `per_hour` in the hour before `opened_at` (false then,
+    /// nothing written). Exact with several nodes: the row is written before
+    /// counting (SQLite: one writer at a time) and, on PostgreSQL, under a
+    /// lock on the actor's account row. Rows that neither count for the limit
+    /// nor are open any more are deleted.
+    pub async fn open_break_glass(
+        &self,
+        actor_id: i64,
+        patient_id: i64,
+        reason: &str,
+        opened_at: i64,
+        expires_at: i64,
+        per_hour: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        if self.backend() == super::Backend::Postgres {
+            sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+                .bind(actor_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO break_glass (actor_id, patient_id, reason, opened_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(actor_id)
+        .bind(patient_id)
+        .bind(reason)
+        .bind(opened_at)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM break_glass WHERE actor_id = $1 AND opened_at > $2",
+        )
+        .bind(actor_id)
+        .bind(opened_at - 3600)
+        .fetch_one(&mut *tx)
+        .await?;
+        let n: i64 = row.try_get("n")?;
+        if n > per_hour {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM break_glass WHERE opened_at < $1 AND expires_at < $2")
+            .bind(opened_at - 3600)
+            .bind(opened_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The reason of `actor_id`'s latest break-glass access to `patient_id`
+    /// still open, if any.
+    pub async fn open_break_glass_reason(
+        &self,
+        actor_id: i64,
+        patient_id: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT reason FROM break_glass WHERE actor_id = $1 AND patient_id = $2 \
+             AND expires_at > $3 ORDER BY opened_at DESC LIMIT 1",
+        )
+        .bind(actor_id)
+        .bind(patient_id)
+        .bind(super::now())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("reason")?),
+            None => None,
+        })
+    }
 }

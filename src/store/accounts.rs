@@ -98,6 +98,23 @@ pub struct NewAccount {
 const ACCOUNT_COLUMNS: &str = "id, address, domain, kind, display_name, profession, rpps, ins, \
      password_hash, cert_subject, disabled, emergency_regulator, totp_secret, establishment";
 
+/// Deletes the sessions and API tokens of `address` but `keep`.
+async fn end_sessions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    address: &str,
+    keep: Option<&str>,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM api_sessions WHERE account_id IN (SELECT id FROM accounts WHERE address = $1) \
+         AND token_hash <> $2",
+    )
+    .bind(address)
+    .bind(keep.unwrap_or(""))
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 fn account_from_row(r: &AnyRow) -> Result<Account, StoreError> {
     let kind: String = r.try_get("kind")?;
     Ok(Account {
@@ -277,16 +294,26 @@ impl Store {
         rows.iter().map(account_from_row).collect()
     }
 
-    /// Replaces the password hash of `address`.
-    pub async fn set_password(&self, address: &str, phc: &str) -> Result<(), StoreError> {
+    /// Replaces the password hash of `address` and, in the same transaction,
+    /// ends every session and API token of the account except `keep` (the
+    /// token hash of the session that changed its own password, if any).
+    pub async fn set_password(
+        &self,
+        address: &str,
+        phc: &str,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query("UPDATE accounts SET password_hash = $1 WHERE address = $2")
             .bind(phc)
             .bind(address)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("account {address}")));
         }
+        end_sessions(&mut tx, address, keep).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -317,17 +344,21 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Sets (or removes) the TOTP secret of `address`.
+    /// Sets (or removes) the TOTP secret of `address`; every session and API
+    /// token of the account ends in the same transaction.
     pub async fn set_totp_secret(
         &self,
         address: &str,
         secret: Option<&str>,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         sqlx::query("UPDATE accounts SET totp_secret = $1 WHERE address = $2")
             .bind(secret)
             .bind(address)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        end_sessions(&mut tx, address, None).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -350,15 +381,19 @@ impl Store {
         Ok(())
     }
 
-    /// Disables `address`: no login, no delivery; its mail is kept.
+    /// Disables `address`: no login, no delivery; its mail is kept. Every
+    /// session and API token of the account ends in the same transaction.
     pub async fn disable_account(&self, address: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query("UPDATE accounts SET disabled = 1 WHERE address = $1")
             .bind(address)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("account {address}")));
         }
+        end_sessions(&mut tx, address, None).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -16,6 +16,7 @@ pub mod folders;
 pub mod messages;
 pub mod queue;
 pub mod threads;
+pub mod throttle;
 pub mod whitelist;
 
 use std::str::FromStr;

@@ -412,6 +412,26 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Takes the right to send an emergency-access notice now: true (and
+    /// records it) when the last one is older than `window` seconds.
+    pub async fn take_emergency_notice_slot(
+        &self,
+        account_id: i64,
+        window: i64,
+    ) -> Result<bool, StoreError> {
+        let t = now();
+        let done = sqlx::query(
+            "UPDATE patient_settings SET last_emergency_notice_at = $1 \
+             WHERE account_id = $2 AND last_emergency_notice_at <= $3",
+        )
+        .bind(t)
+        .bind(account_id)
+        .bind(t - window)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Records a new API session token (its SHA-256).
     pub async fn create_session(
         &self,
@@ -428,7 +448,8 @@ impl Store {
         Ok(())
     }
 
-    /// The account of a live session (idle less than `idle_secs`), refreshing it.
+    /// The account of a live session (idle less than `idle_secs`, opened less
+    /// than `max_secs` ago), refreshing it.
     ///
     /// The refresh is a write, and on SQLite a write waits for the single
     /// writer, behind whole batches of deliveries: it is written only when the
@@ -439,13 +460,16 @@ impl Store {
         &self,
         token_hash: &str,
         idle_secs: i64,
+        max_secs: i64,
     ) -> Result<Option<i64>, StoreError> {
         let t = now();
         let row = sqlx::query(
-            "SELECT account_id, last_seen FROM api_sessions WHERE token_hash = $1 AND last_seen > $2",
+            "SELECT account_id, last_seen FROM api_sessions \
+             WHERE token_hash = $1 AND last_seen > $2 AND created_at > $3",
         )
         .bind(token_hash)
         .bind(t - idle_secs)
+        .bind(t - max_secs)
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else {

@@ -62,12 +62,24 @@ impl Notifier {
         }
     }
 
-    /// Someone read `patient_id`'s record in an emergency: always tell them
-    /// (no window: each emergency access is its own notice).
+    /// Someone read `patient_id`'s record in an emergency: tell them, at most
+    /// once per window (each access is listed in their access history).
     pub async fn emergency_access_for(&self, patient_id: i64) {
         let Ok((Some(email), _, _)) = self.store.patient_settings(patient_id).await else {
             return;
         };
+        match self
+            .store
+            .take_emergency_notice_slot(patient_id, self.settings.window_secs as i64)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "emergency notice slot");
+                return;
+            }
+        }
         if let Err(e) = self.send(&email, EMERGENCY_SUBJECT, EMERGENCY_BODY).await {
             tracing::warn!(error = %e, "emergency access notice not sent");
         }

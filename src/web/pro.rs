@@ -8,7 +8,14 @@
 //! profession and RPPS.
 //!
 //! The way of asking is a query parameter: `?mode=regulation` for a SAMU /
-//! Centre 15 regulating physician, `?mode=break_glass&reason=…` to break the glass.
+//! Centre 15 regulating physician, `?mode=break_glass` to read under a
+//! break-glass access opened before with `POST /api/pro/v1/patients/{ins}/break-glass`
+//! (`{"reason": "…"}`; only professionals whose profession may, at most
+//! `access.break_glass_per_hour` an hour; a GET never breaks the glass).
+//!
+//! A patient that does not exist and a patient whose record is refused get
+//! the same answer, byte for byte ([`refused`]), so the API cannot be used to
+//! learn which INS numbers have a record; the reason stays in the audit trail.
 
 use std::sync::Arc;
 
@@ -47,6 +54,10 @@ pub fn routes() -> axum::Router<Shared> {
             get(content),
         )
         .route("/api/pro/v1/patients/{ins}/profile", get(profile))
+        .route(
+            "/api/pro/v1/patients/{ins}/break-glass",
+            axum::routing::post(break_glass),
+        )
         .route("/api/pro/v1/token", axum::routing::post(token))
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
 }
@@ -63,6 +74,8 @@ impl IntoResponse for ProError {
 
 /// Seconds a professional's token lives without use.
 const TOKEN_IDLE_SECS: i64 = 3600;
+/// Seconds a professional's token lives at most, however used.
+const TOKEN_MAX_SECS: i64 = 12 * 3600;
 
 fn unavailable(e: impl std::fmt::Display) -> ProError {
     tracing::error!(error = %e, "professional API failure");
@@ -72,8 +85,17 @@ fn unavailable(e: impl std::fmt::Display) -> ProError {
     )
 }
 
-fn refused(d: Denial) -> ProError {
-    ProError(StatusCode::FORBIDDEN, format!("access refused: {d}"))
+/// The one answer for a refused access and for a patient without a record
+/// (whatever the denial: it is in the audit trail, not in the answer).
+fn refused(_: Denial) -> ProError {
+    no_access()
+}
+
+fn no_access() -> ProError {
+    ProError(
+        StatusCode::FORBIDDEN,
+        "no access to this patient's record".into(),
+    )
 }
 
 /// The professional behind the client certificate of the connection.
@@ -97,7 +119,7 @@ impl FromRequestParts<Shared> for Professional {
             ) && !a.disabled
         };
         if let Some(token) = security::bearer_token(&parts.headers) {
-            let account = security::token_account(&s.store, token, TOKEN_IDLE_SECS)
+            let account = security::token_account(&s.store, token, TOKEN_IDLE_SECS, TOKEN_MAX_SECS)
                 .await
                 .map_err(unavailable)?
                 .map(|(a, _)| a)
@@ -123,11 +145,11 @@ impl FromRequestParts<Shared> for Professional {
     }
 }
 
-/// `?mode=…&reason=…`
+/// `?mode=…` (a `reason` parameter is ignored: the reason is given when
+/// breaking the glass, with a POST).
 #[derive(Debug, Deserialize, Default)]
 pub struct How {
     mode: Option<String>,
-    reason: Option<String>,
 }
 
 impl How {
@@ -135,7 +157,8 @@ impl How {
         match self.mode.as_deref() {
             None | Some("normal") => Ok(Mode::Normal),
             Some("regulation") => Ok(Mode::Regulation),
-            Some("break_glass") => Ok(Mode::BreakGlass(self.reason.as_deref().unwrap_or(""))),
+            // The reason comes from the open break-glass access (the gate).
+            Some("break_glass") => Ok(Mode::BreakGlass("")),
             Some(other) => Err(ProError(
                 StatusCode::BAD_REQUEST,
                 format!("unknown mode {other}"),
@@ -144,15 +167,69 @@ impl How {
     }
 }
 
-async fn patient_by_ins(s: &Shared, ins: &str) -> Result<Account, ProError> {
-    let not_found = || ProError(StatusCode::NOT_FOUND, "no such patient".into());
-    let ins = Ins::parse(ins).map_err(|_| not_found())?;
-    s.store
+/// The patient of `ins`, if the record exists (None for a malformed INS too).
+async fn find_patient(s: &Shared, ins: &str) -> Result<Option<Account>, ProError> {
+    let Ok(ins) = Ins::parse(ins) else {
+        return Ok(None);
+    };
+    Ok(s.store
         .account_by_ins(ins.as_str())
         .await
         .map_err(unavailable)?
-        .filter(|a| !a.disabled)
-        .ok_or_else(not_found)
+        .filter(|a| !a.disabled))
+}
+
+/// The patient of `ins`, or the answer of a refused access.
+async fn patient_by_ins(s: &Shared, ins: &str) -> Result<Account, ProError> {
+    find_patient(s, ins).await?.ok_or_else(no_access)
+}
+
+#[derive(Debug, Deserialize)]
+struct BreakGlassBody {
+    reason: String,
+}
+
+/// `POST …/break-glass {"reason": "…"}`: opens a break-glass access to the
+/// record for `access.break_glass_valid_secs`. A profession that may not, or
+/// a professional over the hourly limit, is told so whatever the INS; every
+/// other refusal, and a patient without a record, get [`refused`]'s answer.
+async fn break_glass(
+    State(s): State<Shared>,
+    Professional(pro): Professional,
+    Path(ins): Path<String>,
+    Json(body): Json<BreakGlassBody>,
+) -> Result<Response, ProError> {
+    if body.reason.trim().is_empty() {
+        return Err(ProError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "break-glass access needs a written reason".into(),
+        ));
+    }
+    let patient = find_patient(&s, &ins).await?;
+    match s
+        .gate
+        .break_glass(&pro, patient.as_ref(), &body.reason)
+        .await
+        .map_err(unavailable)?
+    {
+        Ok(expires_at) => Ok((
+            StatusCode::CREATED,
+            Json(json!({
+                "expires_at": expires_at,
+                "valid_secs": s.gate.settings.break_glass_valid_secs,
+            })),
+        )
+            .into_response()),
+        Err(d @ Denial::NotEligible) => Err(ProError(StatusCode::FORBIDDEN, d.to_string())),
+        Err(d @ Denial::TooManyBreakGlass) => Err(ProError(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{d} (at most {} an hour)",
+                s.gate.settings.break_glass_per_hour
+            ),
+        )),
+        Err(d) => Err(refused(d)),
+    }
 }
 
 async fn documents(

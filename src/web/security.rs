@@ -119,15 +119,17 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
-/// The account of the live API session of `token`, with the token's hash;
+/// The account of the live API session of `token` (idle less than
+/// `idle_secs`, opened less than `max_secs` ago), with the token's hash;
 /// None when no session is live. Callers check the account's kind.
 pub async fn token_account(
     store: &crate::store::Store,
     token: &str,
     idle_secs: i64,
+    max_secs: i64,
 ) -> Result<Option<(crate::store::accounts::Account, String)>, crate::store::StoreError> {
     let hash = token_hash(token);
-    let Some(id) = store.session_account(&hash, idle_secs).await? else {
+    let Some(id) = store.session_account(&hash, idle_secs, max_secs).await? else {
         return Ok(None);
     };
     Ok(store.account_by_id(id).await?.map(|a| (a, hash)))

@@ -987,3 +987,93 @@ pub async fn smtp_sink() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>)
     });
     (port, got)
 }
+
+/// Like [`professional`], of any account kind and profession (None: no
+/// `--profession`).
+pub fn professional_as(
+    instance: &Instance,
+    local: &str,
+    name: &str,
+    kind: &str,
+    profession: Option<&str>,
+) -> Pro {
+    let ca = mes::pki::Ca::load(&instance.cert("ca.pem"), &instance.cert("ca.key")).unwrap();
+    let issued = ca
+        .issue(&mes::pki::LeafSpec::new(name, "Cabinet de test"))
+        .unwrap();
+    let cert = instance.root().join(format!("{local}.pem"));
+    let key = instance.root().join(format!("{local}.key"));
+    std::fs::write(&cert, &issued.cert_pem).unwrap();
+    std::fs::write(&key, &issued.key_pem).unwrap();
+    let address = format!("{local}@hopital-a.mes.test");
+    let mut args = vec![
+        "user",
+        "add",
+        &address,
+        "--kind",
+        kind,
+        "--name",
+        name,
+        "--certificate-subject",
+        &issued.subject_dn,
+        "--password-stdin",
+    ];
+    if let Some(p) = profession {
+        args.extend(["--profession", p]);
+    }
+    instance.run(&args, Some("correct horse battery staple\n"));
+    Pro { address, cert, key }
+}
+
+/// A request on the professionals' API with `pro`'s certificate and an
+/// optional JSON body; (status, body exactly as sent).
+pub fn pro_request(
+    server: &Server,
+    instance: &Instance,
+    pro: &Pro,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "-X",
+        method,
+        "--cacert",
+        instance.cert("ca.pem").to_str().unwrap(),
+        "--cert",
+        pro.cert.to_str().unwrap(),
+        "--key",
+        pro.key.to_str().unwrap(),
+        "-w",
+        "\n%{http_code}",
+        &format!("https://localhost:{}{path}", server.addr("https").port()),
+    ]);
+    if let Some(b) = json {
+        cmd.args(["-H", "content-type: application/json", "--data-binary", b]);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_string())
+}
+
+/// Connects with implicit TLS from the local address `from` (another
+/// loopback address, e.g. 127.0.0.2: the server sees it as another client).
+pub async fn connect_tls_from(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    from: std::net::IpAddr,
+) -> std::io::Result<Smtp<tokio_rustls::client::TlsStream<TcpStream>>> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    let tcp = socket.connect(addr).await?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await?;
+    let mut s = Smtp::new(tls);
+    let greeting = s.read_reply().await;
+    assert_eq!(greeting.code, 220);
+    Ok(s)
+}

@@ -238,7 +238,11 @@ impl FromRequestParts<Shared> for Session {
         };
         let account_id = s
             .store
-            .session_account(&token_hash, s.settings.session_idle_secs as i64)
+            .session_account(
+                &token_hash,
+                s.settings.session_idle_secs as i64,
+                s.settings.session_max_secs as i64,
+            )
             .await
             .map_err(|e| PageError::from(e).into_response())?
             .ok_or_else(expired)?;
@@ -265,7 +269,9 @@ pub(crate) struct Etat {
 impl Etat {
     fn notice(q: &Query<Etat>) -> Option<&'static str> {
         Some(match q.etat.as_deref()? {
-            "expiree" => "Votre session a expiré après une période d'inactivité. Reconnectez-vous.",
+            "expiree" => {
+                "Votre session a expiré (inactivité ou durée maximale atteinte). Reconnectez-vous."
+            }
             "deconnecte" => "Vous êtes déconnecté. À bientôt.",
             "active" => "Votre espace est activé. Connectez-vous avec votre nouveau mot de passe.",
             "envoye" => "Votre message a été envoyé.",

@@ -162,9 +162,8 @@ pub(super) async fn password(
         .await
         .map_err(|e| PageError::Unavailable(e.to_string()))?
         .map_err(|e| PageError::Unavailable(e.to_string()))?;
-    s.store.set_password(&p.address, &phc).await?;
     s.store
-        .delete_other_sessions(p.id, &session.token_hash)
+        .set_password(&p.address, &phc, Some(&session.token_hash))
         .await?;
     audit::append(
         &s.store,
