@@ -240,6 +240,26 @@ impl Default for HttpsSettings {
     }
 }
 
+/// `[audit]`: the key that seals the audit trail, kept outside the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// The sealing key (created 0600 by `mes init` or the first `mes serve`);
+    /// relative paths are taken from the configuration's folder.
+    pub key_file: PathBuf,
+    /// Seconds between sealed checkpoints of the trail's head.
+    pub checkpoint_secs: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            key_file: PathBuf::from("certs/audit.key"),
+            checkpoint_secs: 300,
+        }
+    }
+}
+
 /// `[relay]`: delivery to the other operators of the trust space.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -434,6 +454,8 @@ struct RawConfig {
     #[serde(default)]
     trust: TrustSettings,
     #[serde(default)]
+    audit: AuditSettings,
+    #[serde(default)]
     log: LogSettings,
 }
 
@@ -499,6 +521,8 @@ pub struct Config {
     pub access: AccessSettings,
     /// Trust space entries from the file.
     pub trust: TrustSettings,
+    /// The audit trail's sealing key and checkpoints.
+    pub audit: AuditSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -686,6 +710,13 @@ impl Config {
                 return Err(invalid(Some("https"), key, "must be at least 1".into()));
             }
         }
+        if raw.audit.checkpoint_secs == 0 {
+            return Err(invalid(
+                Some("audit"),
+                "checkpoint_secs",
+                "must be at least 1".into(),
+            ));
+        }
         if raw.patients.session_max_secs == 0 {
             return Err(invalid(
                 Some("patients"),
@@ -737,6 +768,10 @@ impl Config {
             smtp,
             imap: raw.imap,
             https: raw.https,
+            audit: AuditSettings {
+                key_file: base.join(&raw.audit.key_file),
+                checkpoint_secs: raw.audit.checkpoint_secs,
+            },
             relay: raw.relay,
             notify: raw.notify,
             patients: raw.patients,
@@ -869,6 +904,12 @@ https = "127.0.0.1:8443"
 # max_connections = 10000
 # header_read_timeout_secs = 30     # to receive a request's headers; also the longest idle keep-alive
 # request_timeout_secs = 300        # a whole request, upload included, and its answer
+
+[audit]
+# The key that seals the audit trail (HMAC checkpoints of its head), kept
+# outside the database: back it up with the certificates' keys.
+# key_file = "certs/audit.key"
+# checkpoint_secs = 300
 
 [relay]
 # Delivery to the other operators: MX lookup, STARTTLS required, our operator certificate.

@@ -28,9 +28,9 @@ fn audit_rows(instance: &Instance) -> usize {
     );
     assert!(out.0, "{}", out.2);
     out.1
-        .split_whitespace()
-        .rev()
+        .split("audit log intact: ")
         .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap()
 }
@@ -458,10 +458,142 @@ async fn audit_log_is_append_only_and_verified(db: Db) {
     assert!(err.contains("broken at entry 2"), "{err}");
 }
 
+/// The server seals the trail's head with a key outside the database: cutting
+/// entries off the end, even with the head row rewritten, or forging a
+/// checkpoint without the key, is found by `mes audit verify`, as is a
+/// published head that is no longer in the trail.
+async fn audit_trail_is_sealed(db: Db) {
+    let instance = Instance::new(db).await;
+    instance.edit_config(|t| t.replacen("[audit]\n", "[audit]\ncheckpoint_secs = 1\n", 1));
+    instance.add_user(PATIENT, "patient", PATIENT_PW);
+    instance.add_user(JEAN, "professional", PW);
+    let config = instance.config.to_str().unwrap().to_string();
+    let head = instance.run(&["audit", "head"], None).trim().to_string();
+    let (id, hash) = head.split_once(':').expect("ID:HASH");
+    assert_eq!(id, "2", "{head}");
+    assert_eq!(hash.len(), 64, "{head}");
+    let mut server = instance.start();
+    let store = common::open_store(&instance).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_checkpoints")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        if n > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    server.terminate(std::time::Duration::from_secs(10));
+    let anchor = format!("--anchor={head}");
+    let (ok, out, err) = mes(&["--config", &config, "audit", "verify", &anchor], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("audit log intact: 2 entries, 1 sealed checkpoints checked, 0 entries after the last checkpoint, 1 anchors"), "{out}");
+
+    // Someone with the database's owner rights cuts the last entry off and
+    // points the head at the one before.
+    let disable = match db {
+        Db::Sqlite => "DROP TRIGGER audit_log_no_delete",
+        Db::Postgres => "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update",
+    };
+    sqlx::query(disable).execute(store.pool()).await.unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE id = 2")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_head SET hash = (SELECT hash FROM audit_log WHERE id = 1)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let (ok, _, err) = mes(&["--config", &config, "audit", "verify"], None);
+    assert!(!ok);
+    assert!(
+        err.contains("entry 2, sealed by a checkpoint, is missing"),
+        "{err}"
+    );
+    // Without the checkpoints, the published head still tells.
+    sqlx::query("DELETE FROM audit_checkpoints")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let (ok, _, err) = mes(&["--config", &config, "audit", "verify", &anchor], None);
+    assert!(!ok);
+    assert!(err.contains("anchored entry 2 is missing"), "{err}");
+    // A checkpoint made without the key does not verify.
+    sqlx::query(
+        "INSERT INTO audit_checkpoints (at, entry_id, entry_hash, mac) \
+         SELECT 1, id, hash, 'deadbeef' FROM audit_log WHERE id = 1",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let (ok, _, err) = mes(&["--config", &config, "audit", "verify"], None);
+    assert!(!ok);
+    assert!(err.contains("invalid seal"), "{err}");
+}
+
 both_backends!(
     rules_hold_on_the_professionals_api,
-    audit_log_is_append_only_and_verified
+    audit_log_is_append_only_and_verified,
+    audit_trail_is_sealed
 );
+
+/// `mes init` and the store keep secrets private whatever the umask: the data
+/// folder 0700, the database and the audit key 0600.
+#[tokio::test]
+async fn files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("mes");
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "umask 000 && exec {} init {} --domain a.mes.test --hostname mx.a.mes.test",
+                common::MES,
+                root.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = root.join("mes.toml");
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "umask 000 && exec {} --config {} user list",
+                common::MES,
+                config.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root.join("data")), 0o700);
+    assert_eq!(mode(&root.join("data/mes.db")), 0o600);
+    assert_eq!(mode(&root.join("certs/audit.key")), 0o600);
+    for extra in ["data/mes.db-wal", "data/mes.db-shm"] {
+        let p = root.join(extra);
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{extra}");
+        }
+    }
+}
 
 /// A bearer token needs the password and a current TOTP code; an emergency
 /// access through it sends the patient one content-free notice.

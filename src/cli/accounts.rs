@@ -371,20 +371,48 @@ pub(super) async fn trust(config: &Config, cmd: TrustCommand) -> anyhow::Result<
 }
 
 /// Runs `mes audit verify`: exit 0 when the chain is intact, 1 naming the first bad entry.
-pub(super) async fn audit_verify(config: &Config) -> anyhow::Result<()> {
+pub(super) async fn audit_verify(config: &Config, anchors: &[String]) -> anyhow::Result<()> {
+    use crate::audit::seal;
+    let anchors = anchors
+        .iter()
+        .map(|a| {
+            let (id, hash) = a
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--anchor {a}: expected ID:HASH"))?;
+            Ok((id.trim().parse::<i64>()?, hash.trim().to_ascii_lowercase()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let key = match seal::SealKey::load(&config.audit.key_file) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            eprintln!("warning: {e}: checkpoints not checked");
+            None
+        }
+    };
     let store = open(config).await?;
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
-        .fetch_one(store.pool())
-        .await?;
-    match audit::verify_chain(&store).await? {
-        None => {
-            println!("audit log intact: {count} entries");
+    match seal::verify(&store, key.as_ref(), &anchors).await? {
+        Ok(v) => {
+            println!(
+                "audit log intact: {} entries, {} sealed checkpoints checked, {} entries after the last checkpoint, {} anchors",
+                v.entries,
+                v.checkpoints,
+                v.unsealed,
+                anchors.len()
+            );
             Ok(())
         }
-        Some(id) => {
-            bail!("audit log broken at entry {id} (of {count}): altered, inserted or removed")
-        }
+        Err(problem) => bail!("audit log: {problem}"),
     }
+}
+
+/// Runs `mes audit head`.
+pub(super) async fn audit_head(config: &Config) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    match crate::audit::seal::head(&store).await? {
+        Some((id, hash)) => println!("{id}:{hash}"),
+        None => println!("0:{}", "0".repeat(64)),
+    }
+    Ok(())
 }
 
 /// Runs `mes careteam …`.

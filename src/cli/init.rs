@@ -78,7 +78,7 @@ fn write(args: &InitArgs) -> anyhow::Result<PathBuf> {
     }
     std::fs::create_dir_all(dir.join("certs"))
         .with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::create_dir_all(dir.join("data"))
+    crate::store::create_private_dir(&dir.join("data"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let pki = crate::pki::init_dev_pki(
         &dir.join("certs"),
@@ -100,6 +100,8 @@ fn write(args: &InitArgs) -> anyhow::Result<PathBuf> {
         operator2_dn: &pki.operator2_dn,
         own_dn: &pki.server_dn,
     });
+    // The key that seals the audit trail, outside the database (`[audit] key_file`).
+    crate::audit::seal::SealKey::load_or_create(&dir.join("certs").join("audit.key"))?;
     let path = dir.join("mes.toml");
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     // The store is created by the first command that opens it; the domains are recorded then.

@@ -69,8 +69,17 @@ pub enum Command {
 /// `mes audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the hash chain; names the first altered or missing entry.
-    Verify,
+    /// Check the hash chain, the stored head, the sealed checkpoints (with
+    /// the key of `audit.key_file`) and any published heads given.
+    Verify {
+        /// A head published earlier, as `mes audit head` printed it
+        /// (`ID:HASH`); may be given several times.
+        #[arg(long = "anchor", value_name = "ID:HASH")]
+        anchors: Vec<String>,
+    },
+    /// Print the current head (`ID:HASH`) for anchoring outside the server
+    /// (publish it daily; give it to `verify --anchor` later).
+    Head,
 }
 
 /// `mes careteam …`
@@ -309,7 +318,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Trust(cmd) => accounts::trust(&load(cli.config)?, cmd).await,
-        Command::Audit(AuditCommand::Verify) => accounts::audit_verify(&load(cli.config)?).await,
+        Command::Audit(AuditCommand::Verify { anchors }) => {
+            accounts::audit_verify(&load(cli.config)?, &anchors).await
+        }
+        Command::Audit(AuditCommand::Head) => accounts::audit_head(&load(cli.config)?).await,
         Command::Careteam(cmd) => accounts::careteam(&load(cli.config)?, cmd).await,
         Command::Queue(cmd) => queue::run(&load(cli.config)?, cmd).await,
         Command::Pki(cmd) => pki::run(&load(cli.config)?, cmd),

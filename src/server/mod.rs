@@ -36,6 +36,8 @@ const TRUST_RELOAD: Duration = Duration::from_secs(60);
 
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // The audit trail's sealing key, outside the database (made on first start).
+    let seal_key = crate::audit::seal::SealKey::load_or_create(&config.audit.key_file)?;
     let store = Store::open(&config.database_url, config.database_max_connections)
         .await
         .context("opening the store")?;
@@ -256,6 +258,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         })
     };
 
+    // Sealed checkpoints of the audit trail's head (audit/seal.rs).
+    let sealer = {
+        let store = store.clone();
+        let key = seal_key.clone();
+        let every = Duration::from_secs(config.audit.checkpoint_secs);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = crate::audit::seal::checkpoint(&store, &key).await {
+                    tracing::error!(error = %e, "audit checkpoint failed");
+                }
+            }
+        })
+    };
+
     // Handlers first, then "ready": a supervisor (or a test) may signal at once.
     let stop_signal = stop_signals();
     println!("mes: ready");
@@ -282,6 +300,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     drop(imap_services);
     // Sessions cut short still hold the delivery handle; don't wait for them forever.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    sealer.abort();
+    // The last entries are sealed before the store closes.
+    if let Err(e) = crate::audit::seal::checkpoint(&store, &seal_key).await {
+        tracing::error!(error = %e, "audit checkpoint failed");
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

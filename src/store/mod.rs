@@ -73,16 +73,56 @@ pub struct Store {
     checkpointer: Option<checkpoint::Checkpointer>,
 }
 
+/// Creates `dir` (and its parents) if missing; a directory this creates is
+/// readable by its owner only (0700), whatever the umask.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    // `mode` is filtered by the umask: set it again.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Makes the SQLite database file (created now if missing) readable by its
+/// owner only (0600), whatever the umask; SQLite gives its WAL and
+/// shared-memory files the database file's mode.
+fn private_file(file: &std::path::Path) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if file.as_os_str().is_empty() || file.to_str().is_some_and(|f| f.contains(":memory:")) {
+        return;
+    }
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(file);
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        let path = std::path::Path::new(&name);
+        if path.exists() {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
 impl Store {
     /// Connects (creating a SQLite file if needed) and brings the schema up to date.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
-            if let Some(parent) =
-                std::path::Path::new(path.split('?').next().unwrap_or(path)).parent()
+            let file = std::path::Path::new(path.split('?').next().unwrap_or(path));
+            if let Some(parent) = file.parent()
+                && !parent.as_os_str().is_empty()
             {
-                let _ = std::fs::create_dir_all(parent);
+                let _ = create_private_dir(parent);
             }
+            private_file(file);
             let url = if url.contains('?') {
                 url.to_string()
             } else {

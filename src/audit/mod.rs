@@ -10,6 +10,8 @@ use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 use sqlx::Row;
 
+pub mod seal;
+
 use crate::store::{Store, StoreError, now};
 
 /// One audited fact.
