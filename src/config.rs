@@ -260,6 +260,24 @@ impl Default for AuditSettings {
     }
 }
 
+/// `[secrets]`: the key that encrypts the secrets the database keeps (the
+/// professionals' TOTP secrets), kept outside the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsSettings {
+    /// The key file (created 0600 by `mes init` or the first `mes serve`);
+    /// relative paths are taken from the configuration's folder.
+    pub key_file: PathBuf,
+}
+
+impl Default for SecretsSettings {
+    fn default() -> Self {
+        Self {
+            key_file: PathBuf::from("certs/secrets.key"),
+        }
+    }
+}
+
 /// `[relay]`: delivery to the other operators of the trust space.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -456,6 +474,8 @@ struct RawConfig {
     #[serde(default)]
     audit: AuditSettings,
     #[serde(default)]
+    secrets: SecretsSettings,
+    #[serde(default)]
     log: LogSettings,
 }
 
@@ -523,6 +543,8 @@ pub struct Config {
     pub trust: TrustSettings,
     /// The audit trail's sealing key and checkpoints.
     pub audit: AuditSettings,
+    /// The key that encrypts secrets the database keeps.
+    pub secrets: SecretsSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -768,6 +790,9 @@ impl Config {
             smtp,
             imap: raw.imap,
             https: raw.https,
+            secrets: SecretsSettings {
+                key_file: base.join(&raw.secrets.key_file),
+            },
             audit: AuditSettings {
                 key_file: base.join(&raw.audit.key_file),
                 checkpoint_secs: raw.audit.checkpoint_secs,
@@ -910,6 +935,11 @@ https = "127.0.0.1:8443"
 # outside the database: back it up with the certificates' keys.
 # key_file = "certs/audit.key"
 # checkpoint_secs = 300
+
+[secrets]
+# The key that encrypts the secrets the database keeps (professionals' TOTP
+# secrets), kept outside the database: back it up apart from the database.
+# key_file = "certs/secrets.key"
 
 [relay]
 # Delivery to the other operators: MX lookup, STARTTLS required, our operator certificate.

@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod dossier;
 pub mod identity;
 pub mod imap;
+pub mod keyfile;
 pub mod logging;
 pub mod pki;
 pub mod relay;

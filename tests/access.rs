@@ -618,6 +618,19 @@ async fn second_factor_tokens_and_emergency_notice() {
         .unwrap()
         .to_string();
     assert!(out.contains("otpauth://totp/MES:"), "{out}");
+    // The database keeps it encrypted (key outside the database), never in clear.
+    {
+        let store = common::open_store(&instance).await;
+        let stored: String =
+            sqlx::query_scalar("SELECT totp_secret FROM accounts WHERE address = $1")
+                .bind(&urgentiste.address)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert!(stored.starts_with("v1:"), "{stored}");
+        assert!(!stored.contains(&secret), "{stored}");
+        store.close().await;
+    }
     let server = instance.start();
     let ca = instance.cert("ca.pem");
     let token = api_login(&server, &ca, INS, PATIENT_PW);
@@ -993,3 +1006,30 @@ both_backends!(
     break_glass_is_a_rate_limited_post_for_eligible_professions,
     operator_changes_end_sessions
 );
+
+/// A TOTP secret stored in clear (before encryption) is encrypted by the next
+/// start, under the key outside the database, for its own account only.
+#[tokio::test]
+async fn clear_totp_secrets_are_encrypted_at_start() {
+    let instance = Instance::new(Db::Sqlite).await;
+    let pro = professional(&instance, "urgences", "Dr Urgentiste");
+    let store = common::open_store(&instance).await;
+    store
+        .set_totp_secret(&pro.address, Some("JBSWY3DPEHPK3PXP"))
+        .await
+        .unwrap();
+    let mut server = instance.start();
+    server.terminate(std::time::Duration::from_secs(10));
+    let stored: String = sqlx::query_scalar("SELECT totp_secret FROM accounts WHERE address = $1")
+        .bind(&pro.address)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(stored.starts_with("v1:"), "{stored}");
+    let key = mes::identity::secret_box::SecretBox::load_or_create(
+        &instance.root().join("certs/secrets.key"),
+    )
+    .unwrap();
+    assert_eq!(key.open(&pro.address, &stored).unwrap(), "JBSWY3DPEHPK3PXP");
+    assert!(key.open(JEAN, &stored).is_err());
+}

@@ -9,15 +9,13 @@
 //! unnoticed (`mes audit verify`); the head printed by `mes audit head` and
 //! published by the operator anchors the trail outside the machine.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use sha2::Sha256;
 use sqlx::Row;
 
+use crate::keyfile::{self, KeyError};
 use crate::store::{Store, StoreError, now};
 
 /// The sealing key.
@@ -31,61 +29,15 @@ impl std::fmt::Debug for SealKey {
     }
 }
 
-/// Why the key could not be had.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    /// Reading or writing the file failed.
-    #[error("audit key {path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// What failed.
-        source: std::io::Error,
-    },
-    /// The file does not hold 64 hexadecimal digits.
-    #[error("audit key {0}: not 64 hexadecimal digits")]
-    Format(String),
-}
-
 impl SealKey {
     /// Reads the key from `path`.
     pub fn load(path: &Path) -> Result<SealKey, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let bytes =
-            hex::decode(text.trim()).map_err(|_| KeyError::Format(path.display().to_string()))?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| KeyError::Format(path.display().to_string()))?;
-        Ok(SealKey(key))
+        keyfile::load(path).map(SealKey)
     }
 
     /// Reads the key, or makes a new one (file mode 0600) when there is none.
     pub fn load_or_create(path: &Path) -> Result<SealKey, KeyError> {
-        if path.exists() {
-            return SealKey::load(path);
-        }
-        let io = |source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let mut key = [0u8; 32];
-        rand::rng().fill_bytes(&mut key);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io)?;
-        writeln!(file, "{}", hex::encode(key)).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        tracing::info!(path = %path.display(), "audit sealing key created");
-        Ok(SealKey(key))
+        keyfile::load_or_create(path).map(SealKey)
     }
 
     /// The HMAC of a checkpoint's fields, each length-prefixed.
@@ -275,19 +227,5 @@ mod tests {
         assert!(!b.verify(100, 5, "abc", &mac));
         assert!(!a.verify(100, 5, "abc", "not hex"));
         assert_eq!(format!("{a:?}"), "SealKey(..)");
-    }
-
-    #[test]
-    fn key_file_is_made_private_and_read_back() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("keys/audit.key");
-        let made = SealKey::load_or_create(&path).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let read = SealKey::load(&path).unwrap();
-        assert_eq!(made.0, read.0);
-        std::fs::write(&path, "short").unwrap();
-        assert!(matches!(SealKey::load(&path), Err(KeyError::Format(_))));
     }
 }

@@ -213,7 +213,11 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
                 bail!("{addr} is a patient: the second factor is for professionals' API tokens");
             }
             let secret = crate::identity::totp::generate_secret();
-            store.set_totp_secret(&addr, Some(&secret)).await?;
+            // Stored encrypted under the key outside the database.
+            let sealed =
+                crate::identity::secret_box::SecretBox::load_or_create(&config.secrets.key_file)?
+                    .seal(&addr, &secret)?;
+            store.set_totp_secret(&addr, Some(&sealed)).await?;
             audit::append(
                 &store,
                 &AuditEntry::new("operator", "account.totp", &addr, ""),

@@ -102,6 +102,8 @@ fn write(args: &InitArgs) -> anyhow::Result<PathBuf> {
     });
     // The key that seals the audit trail, outside the database (`[audit] key_file`).
     crate::audit::seal::SealKey::load_or_create(&dir.join("certs").join("audit.key"))?;
+    // The key that encrypts stored secrets (`[secrets] key_file`).
+    crate::keyfile::load_or_create(&dir.join("certs").join("secrets.key"))?;
     let path = dir.join("mes.toml");
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     // The store is created by the first command that opens it; the domains are recorded then.

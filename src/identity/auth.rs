@@ -33,6 +33,8 @@ pub struct Authenticator {
     pub(super) store: Store,
     pub(super) throttle: Arc<Throttle>,
     pub(super) failure_delay: Duration,
+    /// Opens the TOTP secrets the store keeps encrypted.
+    pub(super) secrets: Arc<super::secret_box::SecretBox>,
 }
 
 pub(super) fn dummy_hash() -> &'static str {
@@ -41,9 +43,16 @@ pub(super) fn dummy_hash() -> &'static str {
 }
 
 impl Authenticator {
-    /// An authenticator over `store` with a shared throttle.
-    pub fn new(store: Store, throttle: Arc<Throttle>, failure_delay: Duration) -> Authenticator {
+    /// An authenticator over `store` with a shared throttle; `secrets`
+    /// opens the stored TOTP secrets.
+    pub fn new(
+        store: Store,
+        throttle: Arc<Throttle>,
+        failure_delay: Duration,
+        secrets: Arc<super::secret_box::SecretBox>,
+    ) -> Authenticator {
         Authenticator {
+            secrets,
             store,
             throttle,
             failure_delay,

@@ -7,6 +7,7 @@ pub mod author;
 pub mod ins;
 pub mod password;
 pub mod sasl;
+pub mod secret_box;
 pub mod throttle;
 pub mod totp;
 

@@ -28,6 +28,28 @@ pub fn provisioning_uri(secret: &str, account: &str, issuer: &str) -> String {
     )
 }
 
+/// Encrypts the TOTP secrets still stored in clear (from before encryption);
+/// returns how many. Run at every start, so that login only ever opens
+/// encrypted values.
+pub async fn encrypt_clear_secrets(
+    store: &crate::store::Store,
+    secrets: &super::secret_box::SecretBox,
+) -> anyhow::Result<usize> {
+    let mut done = 0;
+    for (address, value) in store.totp_secrets().await? {
+        if super::secret_box::SecretBox::is_sealed(&value) {
+            continue;
+        }
+        let sealed = secrets.seal(&address, &value)?;
+        store.set_totp_secret(&address, Some(&sealed)).await?;
+        done += 1;
+    }
+    if done > 0 {
+        tracing::info!(accounts = done, "TOTP secrets encrypted");
+    }
+    Ok(done)
+}
+
 /// The code of `secret` at Unix time `unix`.
 pub fn code_at(secret: &str, unix: u64) -> Option<String> {
     let key = data_encoding::BASE32_NOPAD
@@ -87,10 +109,13 @@ impl Authenticator {
         };
         let keys = Throttle::keys("login", &account.address, ip);
         let now = crate::store::now().max(0) as u64;
-        let step = account
+        // Stored encrypted for this account: a value in clear, copied from
+        // another account or altered does not open, and no code matches.
+        let secret = account
             .totp_secret
             .as_deref()
-            .and_then(|s| matching_step(s, code, now));
+            .and_then(|s| self.secrets.open(&account.address, s).ok());
+        let step = secret.and_then(|s| matching_step(&s, code, now));
         if let Some(step) = step {
             match self
                 .store

@@ -36,11 +36,18 @@ const TRUST_RELOAD: Duration = Duration::from_secs(60);
 
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    // The audit trail's sealing key, outside the database (made on first start).
+    // Keys outside the database (made on first start): the audit trail's seal
+    // and the one that encrypts stored secrets.
     let seal_key = crate::audit::seal::SealKey::load_or_create(&config.audit.key_file)?;
+    let secrets = Arc::new(crate::identity::secret_box::SecretBox::load_or_create(
+        &config.secrets.key_file,
+    )?);
     let store = Store::open(&config.database_url, config.database_max_connections)
         .await
         .context("opening the store")?;
+    crate::identity::totp::encrypt_clear_secrets(&store, &secrets)
+        .await
+        .context("encrypting TOTP secrets")?;
     let trust = TrustSpace::load(&config, &store)
         .await
         .context("loading the whitelist")?;
@@ -58,7 +65,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         hostname: config.hostname.clone(),
         store: store.clone(),
         trust: trust.clone(),
-        auth: Authenticator::new(store.clone(), throttle, Duration::from_secs(1)),
+        auth: Authenticator::new(
+            store.clone(),
+            throttle,
+            Duration::from_secs(1),
+            secrets.clone(),
+        ),
         deliverer,
         delegations: config
             .smtp

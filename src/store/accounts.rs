@@ -344,8 +344,20 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Sets (or removes) the TOTP secret of `address`; every session and API
-    /// token of the account ends in the same transaction.
+    /// Every stored TOTP secret, as (address, stored value).
+    pub async fn totp_secrets(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT address, totp_secret FROM accounts WHERE totp_secret IS NOT NULL")
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("address")?, r.try_get("totp_secret")?)))
+            .collect()
+    }
+
+    /// Sets (or removes) the TOTP secret of `address`, as the caller sealed
+    /// it; every session and API token of the account ends in the same
+    /// transaction.
     pub async fn set_totp_secret(
         &self,
         address: &str,
