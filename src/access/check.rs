@@ -191,9 +191,7 @@ impl Gate {
 
     fn notify_emergency(&self, patient: &Account) {
         if let Some(n) = &self.notifier {
-            let n = n.clone();
-            let patient_id = patient.id;
-            tokio::spawn(async move { n.emergency_access_for(patient_id).await });
+            n.spawn_emergency_access_for(patient.id);
         }
     }
 

@@ -66,8 +66,7 @@ async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>, notifier: Opt
                             continue;
                         }
                         for patient in job.message.recipients.iter().filter_map(|r| r.patient_id) {
-                            let n = n.clone();
-                            tokio::spawn(async move { n.message_for(patient).await });
+                            n.spawn_message_for(patient);
                         }
                     }
                 }

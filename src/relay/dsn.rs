@@ -58,10 +58,12 @@ pub fn status_of(reply: &str, fallback: &str) -> String {
         .nth(1)
         .filter(|s| {
             let parts: Vec<&str> = s.split('.').collect();
+            // RFC 3463: class 2, 4 or 5, then two numbers.
             parts.len() == 3
+                && matches!(parts[0], "2" | "4" | "5")
                 && parts
                     .iter()
-                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                    .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
         })
         .unwrap_or(fallback)
         .to_string()

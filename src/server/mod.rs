@@ -52,7 +52,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("loading the whitelist")?;
     tracing::info!(domains = trust.len(), "trust space loaded");
-    let notifier = crate::threads::notify::Notifier::new(store.clone(), config.notify.clone());
+    // Work that follows a commit (notices, MDNs): tracked, and waited for at shutdown.
+    let after_commit = tokio_util::task::TaskTracker::new();
+    let notifier = crate::threads::notify::Notifier::new(
+        store.clone(),
+        config.notify.clone(),
+        after_commit.clone(),
+    );
     let (deliverer, writer) = Deliverer::start(store.clone(), notifier.clone());
     let throttle = Arc::new(Throttle::new(
         store.clone(),
@@ -83,6 +89,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 )
             })
             .collect(),
+        after_commit: after_commit.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let revocation = Revocation::load(&config.tls.crl_files, &config.tls.trust_anchors)
@@ -312,6 +319,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     drop(imap_services);
     // Sessions cut short still hold the delivery handle; don't wait for them forever.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    // Notices and MDNs of messages already committed go out before the end.
+    after_commit.close();
+    if tokio::time::timeout(grace, after_commit.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            pending = after_commit.len(),
+            "grace period over, after-commit work abandoned"
+        );
+    }
     sealer.abort();
     // The last entries are sealed before the store closes.
     if let Err(e) = crate::audit::seal::checkpoint(&store, &seal_key).await {

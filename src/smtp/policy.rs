@@ -41,6 +41,8 @@ pub struct SmtpServices {
     pub deliverer: Deliverer,
     /// Organisation mailbox -> accounts allowed to send as it.
     pub delegations: Delegations,
+    /// Work after a commit (MDNs): tracked, and waited for at shutdown.
+    pub after_commit: tokio_util::task::TaskTracker,
 }
 
 /// The [`Backend`] of real sessions: a cheap handle on [`SmtpServices`].
@@ -523,7 +525,7 @@ impl Backend for ServerBackend {
                     // After the commit: tell the sender its documents were filed.
                     let services = self.0.clone();
                     let message_id = facts.message_id.clone();
-                    tokio::spawn(async move {
+                    self.0.after_commit.spawn(async move {
                         for patient in filed_for {
                             services
                                 .send_mdn(

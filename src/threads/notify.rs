@@ -30,13 +30,37 @@ Ce message est envoyé automatiquement, merci de ne pas y répondre.\r\n";
 pub struct Notifier {
     store: Store,
     settings: NotifySettings,
+    /// Notices go out after their commit, as tasks the shutdown waits for.
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl Notifier {
-    /// A notifier, when a smarthost is configured.
-    pub fn new(store: Store, settings: NotifySettings) -> Option<Notifier> {
+    /// A notifier, when a smarthost is configured; its notices run on `tasks`.
+    pub fn new(
+        store: Store,
+        settings: NotifySettings,
+        tasks: tokio_util::task::TaskTracker,
+    ) -> Option<Notifier> {
         settings.smarthost.as_ref()?;
-        Some(Notifier { store, settings })
+        Some(Notifier {
+            store,
+            settings,
+            tasks,
+        })
+    }
+
+    /// After a commit: [`Notifier::message_for`] on the tracked task set.
+    pub fn spawn_message_for(&self, patient_id: i64) {
+        let n = self.clone();
+        self.tasks
+            .spawn(async move { n.message_for(patient_id).await });
+    }
+
+    /// After a commit: [`Notifier::emergency_access_for`] on the tracked task set.
+    pub fn spawn_emergency_access_for(&self, patient_id: i64) {
+        let n = self.clone();
+        self.tasks
+            .spawn(async move { n.emergency_access_for(patient_id).await });
     }
 
     /// A message reached `patient_id`: send a notice unless one went out within the window.
