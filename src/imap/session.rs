@@ -543,3 +543,178 @@ pub fn flag_fetch(flags: &str, recent: bool) -> Vec<FlagFetch<'static>> {
 pub fn flag_text(flag: &Flag<'_>) -> String {
     flag.to_string()
 }
+
+/// In-process sessions: bytes in, replies out, no sockets, over a temporary
+/// SQLite store.
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{Action, ImapSession};
+    use crate::delivery::Deliverer;
+    use crate::identity::auth::Authenticator;
+    use crate::identity::password;
+    use crate::identity::secret_box::SecretBox;
+    use crate::identity::throttle::Throttle;
+    use crate::identity::{AccountKind, DomainKind};
+    use crate::imap::ImapServices;
+    use crate::imap::listing::Listings;
+    use crate::store::Store;
+    use crate::store::accounts::NewAccount;
+    use crate::tls::TlsInfo;
+
+    const ADDRESS: &str = "alice@hopital.test";
+    const PASSWORD: &str = "correct horse battery";
+
+    /// Services over a fresh store holding one professional account.
+    async fn services(dir: &tempfile::TempDir) -> Arc<ImapServices> {
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = Store::open(&url, 2).await.expect("store");
+        store
+            .add_domain("hopital.test", DomainKind::Professional)
+            .await
+            .expect("domain");
+        store
+            .create_account(&NewAccount {
+                address: ADDRESS.into(),
+                domain: "hopital.test".into(),
+                kind: AccountKind::Professional,
+                display_name: "Alice".into(),
+                profession: None,
+                rpps: None,
+                ins: None,
+                password_hash: Some(password::hash(PASSWORD).expect("hash")),
+                cert_subject: None,
+            })
+            .await
+            .expect("account");
+        let throttle = Arc::new(Throttle::new(store.clone(), 5, 20, Duration::from_secs(60)));
+        let (deliverer, _writer) = Deliverer::start(store.clone(), None);
+        Arc::new(ImapServices {
+            hostname: "mes.test".into(),
+            store: store.clone(),
+            auth: Authenticator::new(
+                store,
+                throttle,
+                Duration::ZERO,
+                Arc::new(SecretBox::new([7; 32])),
+            ),
+            deliverer,
+            max_message_size: 1024 * 1024,
+            max_command_line: 8192,
+            login_timeout: Duration::from_secs(60),
+            listings: Listings::new(1024 * 1024),
+        })
+    }
+
+    fn tls() -> Option<TlsInfo> {
+        Some(TlsInfo {
+            version: "TLSv1.3".into(),
+            cipher: "TLS13_AES_256_GCM_SHA384".into(),
+            peer_subject: None,
+            peer_dn: None,
+        })
+    }
+
+    /// A session as after the TLS handshake, greeting already read.
+    async fn session(services: Arc<ImapServices>, tls: Option<TlsInfo>) -> ImapSession {
+        let mut s = ImapSession::new(services, IpAddr::V4(Ipv4Addr::LOCALHOST), tls);
+        s.feed(b"").await;
+        let greeting = String::from_utf8(s.take_output()).expect("UTF-8");
+        assert!(greeting.starts_with("* OK"), "{greeting}");
+        s
+    }
+
+    /// Feeds `input` and returns the action and what the server wrote.
+    async fn send(s: &mut ImapSession, input: &str) -> (Action, String) {
+        let action = s.feed(input.as_bytes()).await;
+        let out = String::from_utf8(s.take_output()).expect("UTF-8");
+        (action, out)
+    }
+
+    #[tokio::test]
+    async fn login_select_logout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = session(services(&dir).await, tls()).await;
+        let (_, out) = send(&mut s, &format!("a1 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+        assert!(out.starts_with("a1 OK [CAPABILITY "), "{out}");
+        assert!(s.is_authenticated());
+        let (_, out) = send(&mut s, "a2 SELECT INBOX\r\n").await;
+        assert!(out.contains("* 0 EXISTS\r\n"), "{out}");
+        assert!(out.contains("a2 OK [READ-WRITE]"), "{out}");
+        assert!(s.selected_folder().is_some());
+        let (action, out) = send(&mut s, "a3 LOGOUT\r\n").await;
+        assert!(out.starts_with("* BYE"), "{out}");
+        assert!(out.contains("a3 OK"), "{out}");
+        assert!(matches!(action, Action::Close), "{out}");
+    }
+
+    #[tokio::test]
+    async fn wrong_password_and_states() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = session(services(&dir).await, tls()).await;
+        let (_, out) = send(&mut s, "a1 SELECT INBOX\r\n").await;
+        assert_eq!(out, "a1 BAD Log in first\r\n");
+        let (_, out) = send(&mut s, &format!("a2 LOGIN {ADDRESS} wrong\r\n")).await;
+        assert_eq!(
+            out,
+            "a2 NO [AUTHENTICATIONFAILED] Authentication failed\r\n"
+        );
+        assert!(!s.is_authenticated());
+        let (_, out) = send(&mut s, &format!("a3 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+        assert!(out.starts_with("a3 OK"), "{out}");
+        let (_, out) = send(&mut s, "a4 FETCH 1 FLAGS\r\n").await;
+        assert_eq!(out, "a4 BAD Select a mailbox first\r\n");
+        let (_, out) = send(&mut s, "a5 LOGIN x y\r\n").await;
+        assert_eq!(out, "a5 BAD Already authenticated\r\n");
+    }
+
+    #[tokio::test]
+    async fn login_refused_before_tls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = session(services(&dir).await, None).await;
+        let (_, out) = send(&mut s, "a1 CAPABILITY\r\n").await;
+        assert!(
+            out.contains(" STARTTLS ") && out.contains(" LOGINDISABLED "),
+            "{out}"
+        );
+        let (_, out) = send(&mut s, &format!("a2 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+        assert_eq!(
+            out,
+            "a2 NO [PRIVACYREQUIRED] LOGIN is disabled before STARTTLS\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn append_then_fetch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = session(services(&dir).await, tls()).await;
+        send(&mut s, &format!("a1 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+        let message = format!(
+            "From: {ADDRESS}\r\nTo: {ADDRESS}\r\nSubject: note\r\n\
+             Date: Thu, 03 Dec 2026 01:00:00 +0000\r\nMessage-ID: <n1@hopital.test>\r\n\r\nHello\r\n"
+        );
+        let (_, out) = send(
+            &mut s,
+            &format!(
+                "a2 APPEND INBOX (\\Seen) {{{}+}}\r\n{message}\r\n",
+                message.len()
+            ),
+        )
+        .await;
+        assert!(out.starts_with("a2 OK [APPENDUID "), "{out}");
+        let (_, out) = send(&mut s, "a3 SELECT INBOX\r\n").await;
+        assert!(out.contains("* 1 EXISTS\r\n"), "{out}");
+        let (_, out) = send(&mut s, "a4 FETCH 1 (FLAGS RFC822.SIZE)\r\n").await;
+        assert!(
+            out.starts_with(&format!(
+                "* 1 FETCH (FLAGS (\\Seen \\Recent) RFC822.SIZE {})\r\n",
+                message.len()
+            )),
+            "{out}"
+        );
+        assert!(out.ends_with("a4 OK FETCH completed\r\n"), "{out}");
+    }
+}
