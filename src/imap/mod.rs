@@ -50,14 +50,11 @@
 //!   `\Noselect`).
 
 pub mod extend;
-pub mod fetch;
 pub mod line;
 pub mod listener;
 pub mod listing;
-pub mod mailbox;
-pub mod message;
 pub mod names;
-pub mod search;
+mod op;
 pub mod sequence;
 pub mod session;
 pub mod structure;

@@ -1,5 +1,7 @@
-//! One IMAP session: imap-next's server state machine fed with bytes, commands
-//! dispatched by state, responses enqueued back. No sockets here.
+//! One IMAP session: imap-next's server state machine fed with bytes (the
+//! pump), protocol errors, responses enqueued back. The commands themselves
+//! are in `op/`, dispatched by state from [`ImapSession::command`]. No sockets
+//! here.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
@@ -7,23 +9,16 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use imap_codec::imap_types::IntoStatic;
-use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
-use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Tag;
-use imap_codec::imap_types::extensions::enable::CapabilityEnable;
-use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::response::{
     Code, CommandContinuationRequest, Data, Greeting, GreetingKind, Status,
 };
-use imap_codec::imap_types::sequence::SequenceSet;
 use imap_next::server::{Error as NextError, Event, Options, ResponseHandle, Server};
 use imap_next::{Interrupt, Io, State};
 
 use super::ImapServices;
 use super::line::{LineGuard, Piece};
-use crate::identity::auth::LoginResult;
-use crate::identity::sasl::{self, Credentials};
 use crate::store::StoreError;
 use crate::tls::TlsInfo;
 
@@ -81,14 +76,9 @@ impl Selected {
     }
 }
 
-struct AuthFlow {
-    tag: Tag<'static>,
-    mechanism: AuthMechanism<'static>,
-}
-
 /// One IMAP session.
 pub struct ImapSession {
-    server: Server,
+    pub(super) server: Server,
     pub(super) services: Arc<ImapServices>,
     pub(super) peer_ip: IpAddr,
     pub(super) tls: Option<TlsInfo>,
@@ -100,13 +90,16 @@ pub struct ImapSession {
     pub(super) rev2: bool,
     /// The client enabled QRESYNC (RFC 7162): VANISHED instead of EXPUNGE.
     pub(super) qresync: bool,
-    auth_flow: Option<AuthFlow>,
+    /// An AUTHENTICATE exchange waiting for the client's response.
+    pub(super) auth_flow: Option<super::op::auth::AuthFlow>,
     idle_tag: Option<Tag<'static>>,
-    starttls_handle: Option<ResponseHandle>,
-    closing: bool,
+    /// The STARTTLS OK: the handshake starts once it is written.
+    pub(super) starttls_handle: Option<ResponseHandle>,
+    /// Close once the output is written (LOGOUT, too many failed logins).
+    pub(super) closing: bool,
     out: Vec<u8>,
     /// Cuts the input into lines and literals and bounds the lines (see `line.rs`).
-    guard: LineGuard,
+    pub(super) guard: LineGuard,
     /// imap-next refused the literal of the line just handed to it.
     literal_refused: bool,
     /// The command imap-next is about to report as malformed is one we made
@@ -520,535 +513,6 @@ impl ImapSession {
             "Internal error, try again later",
         );
     }
-
-    async fn command(&mut self, command: Command<'static>) {
-        let tag = command.tag;
-        let authenticated = self.user.is_some();
-        let selected = self.selected.is_some();
-        match command.body {
-            CommandBody::Capability => {
-                let caps = super::capabilities(
-                    self.tls.is_some(),
-                    authenticated,
-                    has_cert(&self.tls),
-                    self.services.max_message_size,
-                );
-                self.data(Data::Capability(caps));
-                self.ok(tag, None, "CAPABILITY completed");
-            }
-            CommandBody::Noop => {
-                self.sync_selected(true).await;
-                self.ok(tag, None, "NOOP completed");
-            }
-            CommandBody::Logout => {
-                if let Ok(s) = Status::bye(None, "Logging out") {
-                    self.server.enqueue_status(s);
-                }
-                self.ok(tag, None, "LOGOUT completed");
-                self.closing = true;
-            }
-            CommandBody::StartTLS => {
-                if self.tls.is_some() {
-                    self.bad(tag, "TLS is already active");
-                } else if let Ok(s) = Status::ok(Some(tag), None, "Begin TLS negotiation now") {
-                    self.starttls_handle = Some(self.server.enqueue_status(s));
-                }
-            }
-            CommandBody::Id { .. } => {
-                let params = vec![
-                    (
-                        imap_codec::imap_types::core::IString::try_from("name").expect("static"),
-                        imap_codec::imap_types::core::NString::try_from("MES").expect("static"),
-                    ),
-                    (
-                        imap_codec::imap_types::core::IString::try_from("version").expect("static"),
-                        imap_codec::imap_types::core::NString::try_from(env!("CARGO_PKG_VERSION"))
-                            .expect("static"),
-                    ),
-                ];
-                self.data(Data::Id {
-                    parameters: Some(params),
-                });
-                self.ok(tag, None, "ID completed");
-            }
-            CommandBody::Login { username, password } => {
-                if authenticated {
-                    self.bad(tag, "Already authenticated");
-                } else if self.tls.is_none() {
-                    self.no(
-                        tag,
-                        Some(code("PRIVACYREQUIRED")),
-                        "LOGIN is disabled before STARTTLS",
-                    );
-                } else {
-                    let user = String::from_utf8_lossy(username.as_ref()).into_owned();
-                    let pass = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
-                    self.login_with(
-                        tag,
-                        Credentials {
-                            username: user,
-                            password: pass,
-                        },
-                    )
-                    .await;
-                }
-            }
-            _ if !authenticated => self.bad(tag, "Log in first"),
-            CommandBody::Enable { capabilities } => {
-                let mut enabled = Vec::new();
-                for c in capabilities.as_ref() {
-                    if matches!(c, CapabilityEnable::CondStore) {
-                        self.condstore = true;
-                        enabled.push(c.clone());
-                    } else if c.to_string().eq_ignore_ascii_case("IMAP4rev2") {
-                        self.rev2 = true;
-                        enabled.push(c.clone());
-                    } else if c.to_string().eq_ignore_ascii_case("QRESYNC") {
-                        // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
-                        self.qresync = true;
-                        self.condstore = true;
-                        enabled.push(c.clone());
-                    }
-                }
-                self.data(Data::Enabled {
-                    capabilities: enabled,
-                });
-                self.ok(tag, None, "ENABLE completed");
-            }
-            CommandBody::Namespace => {
-                self.namespace(tag);
-            }
-            CommandBody::Select {
-                mailbox,
-                parameters,
-            } => self.select(tag, mailbox, false, parameters).await,
-            CommandBody::Examine {
-                mailbox,
-                parameters,
-            } => self.select(tag, mailbox, true, parameters).await,
-            CommandBody::Create { mailbox } => self.create(tag, mailbox).await,
-            CommandBody::Delete { mailbox } => self.delete(tag, mailbox).await,
-            CommandBody::Rename { from, to } => self.rename(tag, from, to).await,
-            CommandBody::Subscribe { mailbox } => self.subscribe(tag, mailbox, true).await,
-            CommandBody::Unsubscribe { mailbox } => self.subscribe(tag, mailbox, false).await,
-            CommandBody::List {
-                reference,
-                mailbox_wildcard,
-            } => self.list(tag, reference, mailbox_wildcard, false).await,
-            CommandBody::Lsub {
-                reference,
-                mailbox_wildcard,
-            } => self.list(tag, reference, mailbox_wildcard, true).await,
-            CommandBody::Status {
-                mailbox,
-                item_names,
-            } => self.status(tag, mailbox, item_names.as_ref()).await,
-            CommandBody::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => self.append(tag, mailbox, flags, date, message).await,
-            _ if !selected => self.bad(tag, "Select a mailbox first"),
-            CommandBody::Check => {
-                self.sync_selected(true).await;
-                self.ok(tag, None, "CHECK completed");
-            }
-            CommandBody::Close => {
-                if let Some(sel) = &self.selected
-                    && !sel.read_only
-                {
-                    let id = sel.id;
-                    if let Err(e) = self.services.store.expunge(id, None).await {
-                        tracing::error!(error = %e, "expunge on CLOSE failed");
-                    }
-                }
-                self.selected = None;
-                self.ok(tag, None, "CLOSE completed");
-            }
-            CommandBody::Unselect => {
-                self.selected = None;
-                self.ok(tag, None, "UNSELECT completed");
-            }
-            CommandBody::Expunge => self.expunge(tag, None).await,
-            CommandBody::ExpungeUid { sequence_set } => self.expunge(tag, Some(sequence_set)).await,
-            CommandBody::Search {
-                charset,
-                criteria,
-                uid,
-            } => self.search(tag, charset, criteria, uid).await,
-            CommandBody::Fetch {
-                sequence_set,
-                macro_or_item_names,
-                uid,
-                modifiers,
-            } => {
-                self.fetch(tag, sequence_set, macro_or_item_names, uid, modifiers)
-                    .await
-            }
-            CommandBody::Store {
-                sequence_set,
-                kind,
-                response,
-                flags,
-                uid,
-                modifiers,
-            } => {
-                self.store(tag, sequence_set, kind, response, flags, uid, modifiers)
-                    .await
-            }
-            CommandBody::Copy {
-                sequence_set,
-                mailbox,
-                uid,
-            } => self.copy(tag, sequence_set, mailbox, uid, false).await,
-            CommandBody::Move {
-                sequence_set,
-                mailbox,
-                uid,
-            } => self.copy(tag, sequence_set, mailbox, uid, true).await,
-            _ => self.bad(tag, "Command not supported"),
-        }
-    }
-
-    async fn login_with(&mut self, tag: Tag<'static>, credentials: Credentials) {
-        let result = self.services.auth.login(self.peer_ip, credentials).await;
-        self.login_result(tag, result);
-    }
-
-    fn login_result(&mut self, tag: Tag<'static>, result: LoginResult) {
-        match result {
-            LoginResult::Success(account) => {
-                tracing::info!(account = %account.address, "IMAP login");
-                // After login, APPEND may send messages up to the size limit.
-                self.guard.set_max_literal(None);
-                self.user = Some(User {
-                    account_id: account.id,
-                    address: account.address,
-                });
-                let caps = super::capabilities(true, true, false, self.services.max_message_size);
-                self.ok(tag, Some(Code::Capability(caps)), "Logged in");
-            }
-            LoginResult::Invalid => self.no(
-                tag,
-                Some(code("AUTHENTICATIONFAILED")),
-                "Authentication failed",
-            ),
-            LoginResult::Patient(_) => self.no(
-                tag,
-                Some(code("NOPERM")),
-                "Patient accounts use the patient web space, not IMAP",
-            ),
-            LoginResult::Throttled => {
-                self.no(
-                    tag,
-                    Some(code("UNAVAILABLE")),
-                    "Too many failed logins, try again later",
-                );
-                if let Ok(s) = Status::bye(None, "Too many failed logins") {
-                    self.server.enqueue_status(s);
-                }
-                self.closing = true;
-            }
-            LoginResult::Unavailable => {
-                self.no(tag, Some(code("UNAVAILABLE")), "Temporary failure")
-            }
-        }
-    }
-
-    async fn authenticate_start(
-        &mut self,
-        tag: Tag<'static>,
-        mechanism: AuthMechanism<'static>,
-        initial: Option<Vec<u8>>,
-    ) {
-        let refuse = |s: &mut Self, tag: Tag<'static>, text: &str| {
-            if let Ok(status) = Status::no(Some(tag), None, text.to_string()) {
-                let _ = s.server.authenticate_finish(status);
-            }
-        };
-        if self.user.is_some() {
-            refuse(self, tag, "Already authenticated");
-            return;
-        }
-        if self.tls.is_none() {
-            refuse(self, tag, "AUTHENTICATE is disabled before STARTTLS");
-            return;
-        }
-        let external = is_external(&mechanism);
-        match (&mechanism, initial) {
-            (AuthMechanism::Plain, Some(data)) => {
-                let result = self.plain(&data).await;
-                self.finish_auth(tag, result);
-            }
-            (_, Some(data)) if external => {
-                let result = self.external(&data).await;
-                self.finish_auth(tag, result);
-            }
-            (AuthMechanism::Plain, None) | (_, None)
-                if external || mechanism == AuthMechanism::Plain =>
-            {
-                let cont =
-                    CommandContinuationRequest::basic(None, "Go ahead").unwrap_or_else(|_| {
-                        CommandContinuationRequest::basic(None, "+").expect("static")
-                    });
-                if self.server.authenticate_continue(cont).is_ok() {
-                    self.auth_flow = Some(AuthFlow { tag, mechanism });
-                }
-            }
-            _ => refuse(self, tag, "Unsupported mechanism"),
-        }
-    }
-
-    async fn authenticate_data(&mut self, data: AuthenticateData<'static>) {
-        let Some(flow) = self.auth_flow.take() else {
-            return;
-        };
-        let bytes = match data {
-            AuthenticateData::Continue(secret) => secret.declassify().to_vec(),
-            AuthenticateData::Cancel => {
-                if let Ok(s) = Status::bad(Some(flow.tag), None, "Authentication cancelled") {
-                    let _ = self.server.authenticate_finish(s);
-                }
-                return;
-            }
-        };
-        let result = if is_external(&flow.mechanism) {
-            self.external(&bytes).await
-        } else {
-            self.plain(&bytes).await
-        };
-        self.finish_auth(flow.tag, result);
-    }
-
-    async fn plain(&mut self, decoded: &[u8]) -> LoginResult {
-        match sasl::parse_plain(decoded) {
-            Ok(credentials) => self.services.auth.login(self.peer_ip, credentials).await,
-            Err(_) => LoginResult::Invalid,
-        }
-    }
-
-    async fn external(&mut self, authzid: &[u8]) -> LoginResult {
-        let Some(subject) = self.tls.as_ref().and_then(|t| t.peer_subject.clone()) else {
-            return LoginResult::Invalid;
-        };
-        let authzid = std::str::from_utf8(authzid).ok().filter(|s| !s.is_empty());
-        self.services
-            .auth
-            .login_certificate(&subject, authzid)
-            .await
-    }
-
-    fn finish_auth(&mut self, tag: Tag<'static>, result: LoginResult) {
-        // Build the tagged status the same way as LOGIN, then hand it to imap-next's AUTHENTICATE flow.
-        let mut statuses = Vec::new();
-        match result {
-            LoginResult::Success(account) => {
-                tracing::info!(account = %account.address, "IMAP authenticate");
-                // After login, APPEND may send messages up to the size limit.
-                self.guard.set_max_literal(None);
-                self.user = Some(User {
-                    account_id: account.id,
-                    address: account.address,
-                });
-                let caps = super::capabilities(true, true, false, self.services.max_message_size);
-                statuses.push(Status::ok(
-                    Some(tag),
-                    Some(Code::Capability(caps)),
-                    "Logged in",
-                ));
-            }
-            LoginResult::Invalid => statuses.push(Status::no(
-                Some(tag),
-                Some(code("AUTHENTICATIONFAILED")),
-                "Authentication failed",
-            )),
-            LoginResult::Patient(_) => statuses.push(Status::no(
-                Some(tag),
-                Some(code("NOPERM")),
-                "Patient accounts use the patient web space, not IMAP",
-            )),
-            LoginResult::Throttled => {
-                statuses.push(Status::no(
-                    Some(tag),
-                    Some(code("UNAVAILABLE")),
-                    "Too many failed logins",
-                ));
-                self.closing = true;
-            }
-            LoginResult::Unavailable => statuses.push(Status::no(
-                Some(tag),
-                Some(code("UNAVAILABLE")),
-                "Temporary failure",
-            )),
-        }
-        for s in statuses.into_iter().flatten() {
-            let _ = self.server.authenticate_finish(s);
-        }
-    }
-
-    /// Reports what changed in the selected folder since the client last heard:
-    /// new messages (EXISTS, RECENT), flag changes (FETCH) and, when `expunges` is
-    /// allowed at this point of the protocol, removals (EXPUNGE).
-    pub(super) async fn sync_selected(&mut self, expunges: bool) {
-        let Some(sel) = self.selected.as_ref() else {
-            return;
-        };
-        let id = sel.id;
-        let rev2 = self.rev2;
-        let qresync = self.qresync;
-        let store = self.services.store.clone();
-        // Every change to a folder (delivery, flags, copy, move, expunge) bumps its HIGHESTMODSEQ.
-        let counters = match store.folder_by_id(id).await {
-            Ok(Some(f)) => (f.highestmodseq, f.uidnext),
-            _ => return,
-        };
-        if counters == sel.checked {
-            return;
-        }
-        let Ok(current) = store.folder_uids(id).await else {
-            return;
-        };
-        let Some(sel) = self.selected.as_mut() else {
-            return;
-        };
-        let current_set: HashSet<i64> = current.iter().copied().collect();
-        let mut responses = Vec::new();
-        let mut uids = sel.uids.to_vec();
-        if expunges {
-            let mut vanished = Vec::new();
-            let mut i = uids.len();
-            while i > 0 {
-                i -= 1;
-                if !current_set.contains(&uids[i]) {
-                    let uid = uids.remove(i);
-                    sel.recent.remove(&uid);
-                    if qresync {
-                        vanished.push(uid);
-                    } else if let Some(seq) = NonZeroU32::new(i as u32 + 1) {
-                        responses.push(Data::Expunge(seq));
-                    }
-                }
-            }
-            // With QRESYNC, one VANISHED instead of EXPUNGEs (RFC 7162 §3.2.10).
-            vanished.reverse();
-            if let Some(known_uids) = uid_set(&vanished) {
-                responses.push(Data::Vanished {
-                    earlier: false,
-                    known_uids,
-                });
-            }
-        }
-        let max_known = uids.last().copied().unwrap_or(0);
-        let new: Vec<i64> = current.iter().copied().filter(|&u| u > max_known).collect();
-        if !new.is_empty() {
-            if !sel.read_only
-                && let Ok(claimed) = store.claim_recent(id).await
-            {
-                sel.recent.extend(claimed);
-            }
-            uids.extend(&new);
-            responses.push(Data::Exists(uids.len() as u32));
-            if !rev2 {
-                responses.push(Data::Recent(sel.recent.len() as u32));
-            }
-        }
-        sel.uids = super::sequence::UidMap::from_sorted(&uids);
-        drop(uids);
-        // Expunges not reported yet (not allowed at this point) keep the check pending.
-        if expunges || current_set.len() == sel.uids.len() {
-            sel.checked = counters;
-        }
-        if let Ok(changes) = store.changed_since(id, sel.modseq).await {
-            for (uid, flags, modseq) in changes {
-                sel.modseq = sel.modseq.max(modseq);
-                if new.contains(&uid) {
-                    continue;
-                }
-                let Some(seq) = sel.seq_of(uid) else { continue };
-                let mut items = vec![
-                    MessageDataItem::Flags(flag_fetch(&flags, !rev2 && sel.recent.contains(&uid))),
-                    MessageDataItem::Uid(NonZeroU32::new(uid as u32).unwrap_or(NonZeroU32::MIN)),
-                ];
-                if self.condstore
-                    && let Some(m) = std::num::NonZeroU64::new(modseq as u64)
-                {
-                    items.push(MessageDataItem::ModSeq(m));
-                }
-                if let Ok(items) = items.try_into() {
-                    responses.push(Data::Fetch { seq, items });
-                }
-            }
-        }
-        for r in responses {
-            self.data(r);
-        }
-    }
-}
-
-/// A UID set in compact form, `None` when empty.
-pub(super) fn uid_set(uids: &[i64]) -> Option<SequenceSet> {
-    if uids.is_empty() {
-        return None;
-    }
-    SequenceSet::try_from(super::sequence::compact(uids).as_str()).ok()
-}
-
-impl ImapSession {
-    /// `* VANISHED (EARLIER)` for the UIDs expunged from `folder_id` after
-    /// `since` that `keep` accepts (RFC 7162 §3.2.5.1, §3.2.6).
-    pub(super) async fn report_vanished(
-        &mut self,
-        folder_id: i64,
-        since: i64,
-        keep: impl Fn(i64) -> bool,
-    ) -> Result<(), StoreError> {
-        let gone: Vec<i64> = self
-            .services
-            .store
-            .vanished_since(folder_id, since)
-            .await?
-            .into_iter()
-            .filter(|&u| keep(u))
-            .collect();
-        if let Some(known_uids) = uid_set(&gone) {
-            self.data(Data::Vanished {
-                earlier: true,
-                known_uids,
-            });
-        }
-        Ok(())
-    }
-
-    /// FETCH (UID FLAGS MODSEQ) of the selected folder's messages changed after `since`.
-    pub(super) async fn report_changed(
-        &mut self,
-        folder_id: i64,
-        since: i64,
-    ) -> Result<(), StoreError> {
-        let changes = self.services.store.changed_since(folder_id, since).await?;
-        let Some(sel) = self.selected.as_ref() else {
-            return Ok(());
-        };
-        let mut out = Vec::new();
-        for (uid, flags, modseq) in changes {
-            let Some(seq) = sel.seq_of(uid) else { continue };
-            let items = vec![
-                MessageDataItem::Uid(NonZeroU32::new(uid as u32).unwrap_or(NonZeroU32::MIN)),
-                MessageDataItem::Flags(flag_fetch(&flags, !self.rev2 && sel.recent.contains(&uid))),
-                MessageDataItem::ModSeq(
-                    std::num::NonZeroU64::new(modseq as u64).unwrap_or(std::num::NonZeroU64::MIN),
-                ),
-            ];
-            if let Ok(items) = items.try_into() {
-                out.push(Data::Fetch { seq, items });
-            }
-        }
-        for d in out {
-            self.data(d);
-        }
-        Ok(())
-    }
 }
 
 /// An RFC 5530 response code imap-types has no variant for.
@@ -1057,12 +521,7 @@ pub(super) fn code(name: &'static str) -> Code<'static> {
         name.as_bytes(),
     ))
 }
-
-fn is_external(m: &AuthMechanism<'_>) -> bool {
-    m.as_ref().eq_ignore_ascii_case("EXTERNAL")
-}
-
-fn has_cert(tls: &Option<TlsInfo>) -> bool {
+pub(super) fn has_cert(tls: &Option<TlsInfo>) -> bool {
     tls.as_ref().is_some_and(|t| t.peer_subject.is_some())
 }
 
@@ -1083,4 +542,179 @@ pub fn flag_fetch(flags: &str, recent: bool) -> Vec<FlagFetch<'static>> {
 /// The stored form of a flag (`\Seen`, keyword as given).
 pub fn flag_text(flag: &Flag<'_>) -> String {
     flag.to_string()
+}
+
+/// In-process sessions: bytes in, replies out, no sockets, over a temporary
+/// SQLite store.
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{Action, ImapSession};
+    use crate::delivery::Deliverer;
+    use crate::identity::auth::Authenticator;
+    use crate::identity::password;
+    use crate::identity::secret_box::SecretBox;
+    use crate::identity::throttle::Throttle;
+    use crate::identity::{AccountKind, DomainKind};
+    use crate::imap::ImapServices;
+    use crate::imap::listing::Listings;
+    use crate::store::Store;
+    use crate::store::accounts::NewAccount;
+    use crate::tls::TlsInfo;
+
+    const ADDRESS: &str = "alice@hopital.test";
+    const PASSWORD: &str = "correct horse battery";
+
+    /// Services over a fresh store holding one professional account.
+    async fn services(dir: &tempfile::TempDir) -> Arc<ImapServices> {
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = Store::open(&url, 2).await.expect("store");
+        store
+            .add_domain("hopital.test", DomainKind::Professional)
+            .await
+            .expect("domain");
+        store
+            .create_account(&NewAccount {
+                address: ADDRESS.into(),
+                domain: "hopital.test".into(),
+                kind: AccountKind::Professional,
+                display_name: "Alice".into(),
+                profession: None,
+                rpps: None,
+                ins: None,
+                password_hash: Some(password::hash(PASSWORD).expect("hash")),
+                cert_subject: None,
+            })
+            .await
+            .expect("account");
+        let throttle = Arc::new(Throttle::new(store.clone(), 5, 20, Duration::from_secs(60)));
+        let (deliverer, _writer) = Deliverer::start(store.clone(), None);
+        Arc::new(ImapServices {
+            hostname: "mes.test".into(),
+            store: store.clone(),
+            auth: Authenticator::new(
+                store,
+                throttle,
+                Duration::ZERO,
+                Arc::new(SecretBox::new([7; 32])),
+            ),
+            deliverer,
+            max_message_size: 1024 * 1024,
+            max_command_line: 8192,
+            login_timeout: Duration::from_secs(60),
+            listings: Listings::new(1024 * 1024),
+        })
+    }
+
+    fn tls() -> Option<TlsInfo> {
+        Some(TlsInfo {
+            version: "TLSv1.3".into(),
+            cipher: "TLS13_AES_256_GCM_SHA384".into(),
+            peer_subject: None,
+            peer_dn: None,
+        })
+    }
+
+    /// A session as after the TLS handshake, greeting already read.
+    async fn session(services: Arc<ImapServices>, tls: Option<TlsInfo>) -> ImapSession {
+        let mut s = ImapSession::new(services, IpAddr::V4(Ipv4Addr::LOCALHOST), tls);
+        s.feed(b"").await;
+        let greeting = String::from_utf8(s.take_output()).expect("UTF-8");
+        assert!(greeting.starts_with("* OK"), "{greeting}");
+        s
+    }
+
+    /// Feeds `input` and returns the action and what the server wrote.
+    async fn send(s: &mut ImapSession, input: &str) -> (Action, String) {
+        let action = s.feed(input.as_bytes()).await;
+        let out = String::from_utf8(s.take_output()).expect("UTF-8");
+        (action, out)
+    }
+
+    #[tokio::test]
+    async fn login_select_logout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = session(services(&dir).await, tls()).await;
+        let (_, out) = send(&mut s, &format!("a1 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+        assert!(out.starts_with("a1 OK [CAPABILITY "), "{out}");
+        assert!(s.is_authenticated());
+        let (_, out) = send(&mut s, "a2 SELECT INBOX\r\n").await;
+        assert!(out.contains("* 0 EXISTS\r\n"), "{out}");
+        assert!(out.contains("a2 OK [READ-WRITE]"), "{out}");
+        assert!(s.selected_folder().is_some());
+        let (action, out) = send(&mut s, "a3 LOGOUT\r\n").await;
+        assert!(out.starts_with("* BYE"), "{out}");
+        assert!(out.contains("a3 OK"), "{out}");
+        assert!(matches!(action, Action::Close), "{out}");
+    }
+
+    #[tokio::test]
+    async fn wrong_password_and_states() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = session(services(&dir).await, tls()).await;
+        let (_, out) = send(&mut s, "a1 SELECT INBOX\r\n").await;
+        assert_eq!(out, "a1 BAD Log in first\r\n");
+        let (_, out) = send(&mut s, &format!("a2 LOGIN {ADDRESS} wrong\r\n")).await;
+        assert_eq!(
+            out,
+            "a2 NO [AUTHENTICATIONFAILED] Authentication failed\r\n"
+        );
+        assert!(!s.is_authenticated());
+        let (_, out) = send(&mut s, &format!("a3 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+        assert!(out.starts_with("a3 OK"), "{out}");
+        let (_, out) = send(&mut s, "a4 FETCH 1 FLAGS\r\n").await;
+        assert_eq!(out, "a4 BAD Select a mailbox first\r\n");
+        let (_, out) = send(&mut s, "a5 LOGIN x y\r\n").await;
+        assert_eq!(out, "a5 BAD Already authenticated\r\n");
+    }
+
+    #[tokio::test]
+    async fn login_refused_before_tls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = session(services(&dir).await, None).await;
+        let (_, out) = send(&mut s, "a1 CAPABILITY\r\n").await;
+        assert!(
+            out.contains(" STARTTLS ") && out.contains(" LOGINDISABLED "),
+            "{out}"
+        );
+        let (_, out) = send(&mut s, &format!("a2 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+        assert_eq!(
+            out,
+            "a2 NO [PRIVACYREQUIRED] LOGIN is disabled before STARTTLS\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn append_then_fetch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = session(services(&dir).await, tls()).await;
+        send(&mut s, &format!("a1 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+        let message = format!(
+            "From: {ADDRESS}\r\nTo: {ADDRESS}\r\nSubject: note\r\n\
+             Date: Thu, 03 Dec 2026 01:00:00 +0000\r\nMessage-ID: <n1@hopital.test>\r\n\r\nHello\r\n"
+        );
+        let (_, out) = send(
+            &mut s,
+            &format!(
+                "a2 APPEND INBOX (\\Seen) {{{}+}}\r\n{message}\r\n",
+                message.len()
+            ),
+        )
+        .await;
+        assert!(out.starts_with("a2 OK [APPENDUID "), "{out}");
+        let (_, out) = send(&mut s, "a3 SELECT INBOX\r\n").await;
+        assert!(out.contains("* 1 EXISTS\r\n"), "{out}");
+        let (_, out) = send(&mut s, "a4 FETCH 1 (FLAGS RFC822.SIZE)\r\n").await;
+        assert!(
+            out.starts_with(&format!(
+                "* 1 FETCH (FLAGS (\\Seen \\Recent) RFC822.SIZE {})\r\n",
+                message.len()
+            )),
+            "{out}"
+        );
+        assert!(out.ends_with("a4 OK FETCH completed\r\n"), "{out}");
+    }
 }

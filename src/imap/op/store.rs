@@ -1,48 +1,23 @@
-//! STORE, COPY, MOVE, EXPUNGE and UID EXPUNGE (RFC 3501 §6.4, RFC 4315, RFC 6851, RFC 7162).
+//! STORE and UID STORE (RFC 3501 §6.4.6, RFC 7162 UNCHANGEDSINCE).
 
-use std::num::{NonZeroU32, NonZeroU64};
+use std::num::NonZeroU64;
 
 use imap_codec::imap_types::command::StoreModifier;
 use imap_codec::imap_types::core::{Tag, Vec1};
-use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
-use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data};
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::sequence;
-use super::session::{ImapSession, flag_fetch};
+use super::nz;
+use crate::imap::sequence;
+use crate::imap::session::{ImapSession, flag_fetch};
 use crate::store::entries::FlagOp;
 
-/// A UIDPLUS uid-set for sorted UIDs, in the order given (COPYUID pairs them up by position).
-fn uid_set(uids: &[i64]) -> Option<UidSet> {
-    let mut elements = Vec::new();
-    let mut i = 0;
-    while i < uids.len() {
-        let start = uids[i];
-        let mut end = start;
-        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
-            i += 1;
-            end = uids[i];
-        }
-        elements.push(if start == end {
-            UidElement::Single(nz(start))
-        } else {
-            UidElement::Range(nz(start), nz(end))
-        });
-        i += 1;
-    }
-    Vec1::try_from(elements).ok().map(UidSet)
-}
-
-fn nz(n: i64) -> NonZeroU32 {
-    NonZeroU32::new(n.clamp(1, u32::MAX as i64) as u32).unwrap_or(NonZeroU32::MIN)
-}
-
 impl ImapSession {
+    /// STORE, UID STORE.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn store(
+    pub(in crate::imap) async fn store(
         &mut self,
         tag: Tag<'static>,
         set: SequenceSet,
@@ -151,78 +126,5 @@ impl ImapSession {
                 Err(_) => self.ok(tag, None, "STORE completed"),
             }
         }
-    }
-
-    pub(super) async fn copy(
-        &mut self,
-        tag: Tag<'static>,
-        set: SequenceSet,
-        mailbox: Mailbox<'static>,
-        uid: bool,
-        moving: bool,
-    ) {
-        let Some(sel) = self.selected.clone() else {
-            return self.bad(tag, "Select a mailbox first");
-        };
-        if moving && sel.read_only {
-            return self.no(tag, Some(Code::ReadOnly), "Mailbox is read-only");
-        }
-        if !uid && sequence::out_of_range(&set, sel.uids.len()) {
-            return self.bad(tag, "Invalid message sequence number");
-        }
-        let Some(target) = self.resolve_target(&tag, &mailbox).await else {
-            return;
-        };
-        let uids = sequence::resolve(&set, &sel.uids.to_vec(), uid);
-        let store = self.services.store.clone();
-        let result = if moving {
-            store.move_messages(sel.id, &uids, target.id).await
-        } else {
-            store.copy_messages(sel.id, &uids, target.id).await
-        };
-        let pairs = match result {
-            Ok(p) => p,
-            Err(e) => return self.store_failed(tag, e),
-        };
-        let code = if pairs.is_empty() {
-            None
-        } else {
-            let src: Vec<i64> = pairs.iter().map(|p| p.0).collect();
-            let dst: Vec<i64> = pairs.iter().map(|p| p.1).collect();
-            match (uid_set(&src), uid_set(&dst)) {
-                (Some(source), Some(destination)) => Some(Code::CopyUid {
-                    uid_validity: nz(target.uidvalidity),
-                    source,
-                    destination,
-                }),
-                _ => None,
-            }
-        };
-        if moving {
-            // RFC 6851: COPYUID comes in an untagged OK before the EXPUNGEs.
-            if let Some(code) = code {
-                self.untagged_ok(code, "Moved");
-            }
-            self.sync_selected(true).await;
-            self.ok(tag, None, "MOVE completed");
-        } else {
-            self.sync_selected(true).await;
-            self.ok(tag, code, "COPY completed");
-        }
-    }
-
-    pub(super) async fn expunge(&mut self, tag: Tag<'static>, set: Option<SequenceSet>) {
-        let Some(sel) = self.selected.clone() else {
-            return self.bad(tag, "Select a mailbox first");
-        };
-        if sel.read_only {
-            return self.no(tag, Some(Code::ReadOnly), "Mailbox is read-only");
-        }
-        let only = set.map(|s| sequence::resolve(&s, &sel.uids.to_vec(), true));
-        if let Err(e) = self.services.store.expunge(sel.id, only.as_deref()).await {
-            return self.store_failed(tag, e);
-        }
-        self.sync_selected(true).await;
-        self.ok(tag, None, "EXPUNGE completed");
     }
 }

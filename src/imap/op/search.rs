@@ -9,8 +9,8 @@ use imap_codec::imap_types::response::{Code, Data};
 use imap_codec::imap_types::search::SearchKey;
 use mail_parser::{HeaderValue, MessageParser};
 
-use super::sequence;
-use super::session::{ImapSession, Selected};
+use crate::imap::sequence;
+use crate::imap::session::{ImapSession, Selected};
 use crate::store::entries::Entry;
 
 /// The parts of a message text keys look at, decoded and lower-cased.
@@ -207,7 +207,7 @@ fn matches(key: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
 }
 
 impl ImapSession {
-    pub(super) async fn search(
+    pub(in crate::imap) async fn search(
         &mut self,
         tag: Tag<'static>,
         charset: Option<Charset<'static>>,

@@ -24,10 +24,10 @@ use imap_codec::imap_types::fetch::{
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::sequence;
-use super::session::{ImapSession, code, flag_fetch};
-use super::structure;
-use super::wire;
+use crate::imap::sequence;
+use crate::imap::session::{ImapSession, code, flag_fetch};
+use crate::imap::structure;
+use crate::imap::wire;
 use crate::store::entries::{Entry, FlagOp};
 
 fn nstring(bytes: Vec<u8>) -> NString<'static> {
@@ -139,7 +139,7 @@ fn partial(bytes: Vec<u8>, partial: Option<(u32, NonZeroU32)>) -> Vec<u8> {
 }
 
 impl ImapSession {
-    pub(super) async fn fetch(
+    pub(in crate::imap) async fn fetch(
         &mut self,
         tag: Tag<'static>,
         set: SequenceSet,
@@ -429,7 +429,7 @@ impl ImapSession {
     /// message cannot be written that way: the caller reads the rows instead.
     async fn fetch_listed(
         &self,
-        sel: &super::session::Selected,
+        sel: &crate::imap::session::Selected,
         wanted: &[i64],
         names: &[MessageDataItemName<'static>],
         changed_since: Option<i64>,

@@ -1,0 +1,180 @@
+//! Mailbox management: CREATE, DELETE, RENAME, SUBSCRIBE and UNSUBSCRIBE
+//! (RFC 3501 §6.3, RFC 9051 §6.3).
+
+use imap_codec::ResponseCodec;
+use imap_codec::encode::Encoder;
+use imap_codec::imap_types::core::{QuotedChar, Tag};
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::{Data, Response};
+
+use super::list::list_attributes;
+use crate::imap::names::{self, DELIMITER};
+use crate::imap::session::{ImapSession, code};
+use crate::store::StoreError;
+
+/// `text` as an IMAP string: quoted UTF-8, or a literal when it holds CR, LF or NUL.
+fn quoted_or_literal(text: &str) -> Vec<u8> {
+    if text.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n')) {
+        let mut out = format!("{{{}}}\r\n", text.len()).into_bytes();
+        out.extend_from_slice(text.as_bytes());
+        return out;
+    }
+    let mut out = vec![b'"'];
+    for b in text.bytes() {
+        if matches!(b, b'"' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+    out
+}
+
+impl ImapSession {
+    /// After CREATE or RENAME of `supplied` into `name`: when the server
+    /// normalised the name (trailing delimiter, INBOX's case), an IMAP4rev2
+    /// session gets the mailbox's LIST response with `OLDNAME` (RFC 9051 §6.3.4,
+    /// §6.3.6), which imap-types cannot express.
+    async fn report_normalised(&mut self, supplied: Option<String>, name: &str) {
+        if !self.rev2 || supplied.as_deref().is_none_or(|s| s == name) {
+            return;
+        }
+        let (Some(old), Some(mailbox)) = (supplied, self.wire_mailbox(name)) else {
+            return;
+        };
+        let Ok(all) = self.services.store.folders(self.account()).await else {
+            return;
+        };
+        let Some(folder) = all.iter().find(|f| f.name == name) else {
+            return;
+        };
+        let list = Response::Data(Data::List {
+            items: list_attributes(folder, &all),
+            delimiter: QuotedChar::try_from(DELIMITER).ok(),
+            mailbox,
+        });
+        let mut bytes = ResponseCodec::default().encode(&list).dump();
+        if bytes.ends_with(b"\r\n") {
+            bytes.truncate(bytes.len() - 2);
+        }
+        bytes.extend_from_slice(b" (\"OLDNAME\" (");
+        bytes.extend_from_slice(&quoted_or_literal(&old));
+        bytes.extend_from_slice(b"))\r\n");
+        self.raw(bytes);
+    }
+
+    /// CREATE.
+    pub(in crate::imap) async fn create(&mut self, tag: Tag<'static>, mailbox: Mailbox<'static>) {
+        let name = match names::decode(&mailbox, self.name_wire()) {
+            Ok(n) => n,
+            Err(e) => return self.bad(tag, &e.to_string()),
+        };
+        if name == "INBOX" {
+            return self.no(tag, Some(code("ALREADYEXISTS")), "INBOX always exists");
+        }
+        match self
+            .services
+            .store
+            .create_folder(self.account(), &name)
+            .await
+        {
+            Ok(()) => {
+                let supplied = names::supplied(&mailbox, self.name_wire());
+                self.report_normalised(supplied, &name).await;
+                self.ok(tag, None, "CREATE completed")
+            }
+            Err(StoreError::Conflict(_)) => {
+                self.no(tag, Some(code("ALREADYEXISTS")), "Mailbox already exists")
+            }
+            Err(e) => self.store_failed(tag, e),
+        }
+    }
+
+    /// DELETE.
+    pub(in crate::imap) async fn delete(&mut self, tag: Tag<'static>, mailbox: Mailbox<'static>) {
+        let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
+            return;
+        };
+        if folder.name == "INBOX" {
+            return self.no(tag, Some(code("CANNOT")), "INBOX cannot be deleted");
+        }
+        if folder.special_use.is_some() {
+            return self.no(
+                tag,
+                Some(code("CANNOT")),
+                "Special-use mailboxes cannot be deleted",
+            );
+        }
+        if self.selected.as_ref().is_some_and(|s| s.id == folder.id) {
+            self.selected = None;
+        }
+        match self.services.store.delete_folder(folder.id).await {
+            Ok(()) => self.ok(tag, None, "DELETE completed"),
+            Err(e) => self.store_failed(tag, e),
+        }
+    }
+
+    /// RENAME (of INBOX too: its messages move, RFC 3501 §6.3.5).
+    pub(in crate::imap) async fn rename(
+        &mut self,
+        tag: Tag<'static>,
+        from: Mailbox<'static>,
+        to: Mailbox<'static>,
+    ) {
+        let Some(folder) = self.resolve_folder(&tag, &from).await else {
+            return;
+        };
+        let to_name = match names::decode(&to, self.name_wire()) {
+            Ok(n) => n,
+            Err(e) => return self.bad(tag, &e.to_string()),
+        };
+        if to_name == "INBOX" {
+            return self.no(tag, Some(code("ALREADYEXISTS")), "INBOX already exists");
+        }
+        let store = self.services.store.clone();
+        let result = if folder.name == "INBOX" {
+            store
+                .rename_inbox(self.account(), folder.id, &to_name)
+                .await
+        } else {
+            store
+                .rename_folder(self.account(), &folder.name, &to_name)
+                .await
+        };
+        match result {
+            Ok(()) => {
+                let supplied = names::supplied(&to, self.name_wire());
+                self.report_normalised(supplied, &to_name).await;
+                self.ok(tag, None, "RENAME completed")
+            }
+            Err(StoreError::Conflict(_)) => {
+                self.no(tag, Some(code("ALREADYEXISTS")), "Target mailbox exists")
+            }
+            Err(e) => self.store_failed(tag, e),
+        }
+    }
+
+    /// SUBSCRIBE and UNSUBSCRIBE.
+    pub(in crate::imap) async fn subscribe(
+        &mut self,
+        tag: Tag<'static>,
+        mailbox: Mailbox<'static>,
+        on: bool,
+    ) {
+        let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
+            return;
+        };
+        match self.services.store.set_subscribed(folder.id, on).await {
+            Ok(()) => self.ok(
+                tag,
+                None,
+                if on {
+                    "SUBSCRIBE completed"
+                } else {
+                    "UNSUBSCRIBE completed"
+                },
+            ),
+            Err(e) => self.store_failed(tag, e),
+        }
+    }
+}

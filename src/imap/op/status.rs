@@ -1,0 +1,62 @@
+//! STATUS (RFC 3501 §6.3.10, RFC 8438 SIZE, RFC 9051 DELETED, DELETED-STORAGE).
+
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
+
+use super::nz;
+use crate::imap::session::ImapSession;
+use crate::store::folders::{Folder, FolderCounts};
+
+/// The STATUS items asked for (STATUS, LIST-STATUS).
+pub(super) fn status_items(
+    folder: &Folder,
+    counts: &FolderCounts,
+    items: &[StatusDataItemName],
+) -> Vec<StatusDataItem> {
+    items
+        .iter()
+        .map(|item| match item {
+            StatusDataItemName::Messages => StatusDataItem::Messages(counts.messages as u32),
+            StatusDataItemName::Recent => StatusDataItem::Recent(counts.recent as u32),
+            StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(folder.uidnext)),
+            StatusDataItemName::UidValidity => StatusDataItem::UidValidity(nz(folder.uidvalidity)),
+            StatusDataItemName::Unseen => StatusDataItem::Unseen(counts.unseen as u32),
+            StatusDataItemName::Deleted => StatusDataItem::Deleted(counts.deleted as u32),
+            StatusDataItemName::DeletedStorage => {
+                StatusDataItem::DeletedStorage(counts.deleted_size as u64)
+            }
+            StatusDataItemName::Size => StatusDataItem::Size(counts.size as u64),
+            StatusDataItemName::HighestModSeq => {
+                StatusDataItem::HighestModSeq(folder.highestmodseq as u64)
+            }
+        })
+        .collect()
+}
+
+impl ImapSession {
+    /// STATUS.
+    pub(in crate::imap) async fn status(
+        &mut self,
+        tag: Tag<'static>,
+        mailbox: Mailbox<'static>,
+        items: &[StatusDataItemName],
+    ) {
+        let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
+            return;
+        };
+        let counts = match self.services.store.folder_counts(folder.id).await {
+            Ok(c) => c,
+            Err(e) => return self.store_failed(tag, e),
+        };
+        let out = status_items(&folder, &counts, items);
+        if let Some(mailbox) = self.wire_mailbox(&folder.name) {
+            self.data(Data::Status {
+                mailbox,
+                items: out.into(),
+            });
+        }
+        self.ok(tag, None, "STATUS completed");
+    }
+}

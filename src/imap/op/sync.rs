@@ -1,0 +1,177 @@
+//! Telling the client what changed in the selected folder: EXISTS, RECENT,
+//! EXPUNGE or VANISHED, FETCH of changed flags (RFC 3501 §7.3-7.4, RFC 7162).
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use crate::imap::session::{ImapSession, flag_fetch};
+use crate::store::StoreError;
+
+impl ImapSession {
+    /// Reports what changed in the selected folder since the client last heard:
+    /// new messages (EXISTS, RECENT), flag changes (FETCH) and, when `expunges` is
+    /// allowed at this point of the protocol, removals (EXPUNGE).
+    pub(in crate::imap) async fn sync_selected(&mut self, expunges: bool) {
+        let Some(sel) = self.selected.as_ref() else {
+            return;
+        };
+        let id = sel.id;
+        let rev2 = self.rev2;
+        let qresync = self.qresync;
+        let store = self.services.store.clone();
+        // Every change to a folder (delivery, flags, copy, move, expunge) bumps its HIGHESTMODSEQ.
+        let counters = match store.folder_by_id(id).await {
+            Ok(Some(f)) => (f.highestmodseq, f.uidnext),
+            _ => return,
+        };
+        if counters == sel.checked {
+            return;
+        }
+        let Ok(current) = store.folder_uids(id).await else {
+            return;
+        };
+        let Some(sel) = self.selected.as_mut() else {
+            return;
+        };
+        let current_set: HashSet<i64> = current.iter().copied().collect();
+        let mut responses = Vec::new();
+        let mut uids = sel.uids.to_vec();
+        if expunges {
+            let mut vanished = Vec::new();
+            let mut i = uids.len();
+            while i > 0 {
+                i -= 1;
+                if !current_set.contains(&uids[i]) {
+                    let uid = uids.remove(i);
+                    sel.recent.remove(&uid);
+                    if qresync {
+                        vanished.push(uid);
+                    } else if let Some(seq) = NonZeroU32::new(i as u32 + 1) {
+                        responses.push(Data::Expunge(seq));
+                    }
+                }
+            }
+            // With QRESYNC, one VANISHED instead of EXPUNGEs (RFC 7162 §3.2.10).
+            vanished.reverse();
+            if let Some(known_uids) = uid_set(&vanished) {
+                responses.push(Data::Vanished {
+                    earlier: false,
+                    known_uids,
+                });
+            }
+        }
+        let max_known = uids.last().copied().unwrap_or(0);
+        let new: Vec<i64> = current.iter().copied().filter(|&u| u > max_known).collect();
+        if !new.is_empty() {
+            if !sel.read_only
+                && let Ok(claimed) = store.claim_recent(id).await
+            {
+                sel.recent.extend(claimed);
+            }
+            uids.extend(&new);
+            responses.push(Data::Exists(uids.len() as u32));
+            if !rev2 {
+                responses.push(Data::Recent(sel.recent.len() as u32));
+            }
+        }
+        sel.uids = crate::imap::sequence::UidMap::from_sorted(&uids);
+        drop(uids);
+        // Expunges not reported yet (not allowed at this point) keep the check pending.
+        if expunges || current_set.len() == sel.uids.len() {
+            sel.checked = counters;
+        }
+        if let Ok(changes) = store.changed_since(id, sel.modseq).await {
+            for (uid, flags, modseq) in changes {
+                sel.modseq = sel.modseq.max(modseq);
+                if new.contains(&uid) {
+                    continue;
+                }
+                let Some(seq) = sel.seq_of(uid) else { continue };
+                let mut items = vec![
+                    MessageDataItem::Flags(flag_fetch(&flags, !rev2 && sel.recent.contains(&uid))),
+                    MessageDataItem::Uid(NonZeroU32::new(uid as u32).unwrap_or(NonZeroU32::MIN)),
+                ];
+                if self.condstore
+                    && let Some(m) = std::num::NonZeroU64::new(modseq as u64)
+                {
+                    items.push(MessageDataItem::ModSeq(m));
+                }
+                if let Ok(items) = items.try_into() {
+                    responses.push(Data::Fetch { seq, items });
+                }
+            }
+        }
+        for r in responses {
+            self.data(r);
+        }
+    }
+}
+
+/// A UID set in compact form, `None` when empty.
+fn uid_set(uids: &[i64]) -> Option<SequenceSet> {
+    if uids.is_empty() {
+        return None;
+    }
+    SequenceSet::try_from(crate::imap::sequence::compact(uids).as_str()).ok()
+}
+
+impl ImapSession {
+    /// `* VANISHED (EARLIER)` for the UIDs expunged from `folder_id` after
+    /// `since` that `keep` accepts (RFC 7162 §3.2.5.1, §3.2.6).
+    pub(in crate::imap) async fn report_vanished(
+        &mut self,
+        folder_id: i64,
+        since: i64,
+        keep: impl Fn(i64) -> bool,
+    ) -> Result<(), StoreError> {
+        let gone: Vec<i64> = self
+            .services
+            .store
+            .vanished_since(folder_id, since)
+            .await?
+            .into_iter()
+            .filter(|&u| keep(u))
+            .collect();
+        if let Some(known_uids) = uid_set(&gone) {
+            self.data(Data::Vanished {
+                earlier: true,
+                known_uids,
+            });
+        }
+        Ok(())
+    }
+
+    /// FETCH (UID FLAGS MODSEQ) of the selected folder's messages changed after `since`.
+    pub(in crate::imap) async fn report_changed(
+        &mut self,
+        folder_id: i64,
+        since: i64,
+    ) -> Result<(), StoreError> {
+        let changes = self.services.store.changed_since(folder_id, since).await?;
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        for (uid, flags, modseq) in changes {
+            let Some(seq) = sel.seq_of(uid) else { continue };
+            let items = vec![
+                MessageDataItem::Uid(NonZeroU32::new(uid as u32).unwrap_or(NonZeroU32::MIN)),
+                MessageDataItem::Flags(flag_fetch(&flags, !self.rev2 && sel.recent.contains(&uid))),
+                MessageDataItem::ModSeq(
+                    std::num::NonZeroU64::new(modseq as u64).unwrap_or(std::num::NonZeroU64::MIN),
+                ),
+            ];
+            if let Ok(items) = items.try_into() {
+                out.push(Data::Fetch { seq, items });
+            }
+        }
+        for d in out {
+            self.data(d);
+        }
+        Ok(())
+    }
+}
