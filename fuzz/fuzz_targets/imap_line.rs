@@ -81,9 +81,9 @@ impl Fake {
                     let _ = self.server.authenticate_finish(status);
                 }
                 Ok(Event::AuthenticateDataReceived { .. }) => {
-                    let _ = self.server.authenticate_finish(
-                        Status::no(None, None, "no").expect("static text"),
-                    );
+                    let _ = self
+                        .server
+                        .authenticate_finish(Status::no(None, None, "no").expect("static text"));
                 }
                 Ok(Event::IdleCommandReceived { .. }) => {
                     let cont = CommandContinuationRequest::basic(None, "idling").expect("static");
@@ -137,8 +137,7 @@ fuzz_target!(|data: &[u8]| {
                     s.pump();
                 }
                 Piece::TooLong {
-                    continuation: true,
-                    ..
+                    continuation: true, ..
                 } => {
                     // imap-next holds the start of the command: make it drop it.
                     s.server.enqueue_input(b"\x00\r\n");

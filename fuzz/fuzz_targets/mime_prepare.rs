@@ -46,5 +46,8 @@ fuzz_target!(|data: &[u8]| {
     let (shared, parts) = ParsedMessage::parse_sharing(data, |m| m.map(|m| m.parts.len()));
     let _ = parts;
     let again = Analysis::of_parsed(data, &shared);
-    assert_eq!(again.imap_envelope, envelope, "parse and parse_sharing agree");
+    assert_eq!(
+        again.imap_envelope, envelope,
+        "parse and parse_sharing agree"
+    );
 });

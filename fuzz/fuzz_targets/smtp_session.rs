@@ -17,9 +17,7 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use mes::identity::AccountKind;
 use mes::identity::sasl::Credentials;
-use mes::smtp::session::{
-    AuthOutcome, Authenticated, Backend, Envelope, RcptTarget, SessionView,
-};
+use mes::smtp::session::{AuthOutcome, Authenticated, Backend, Envelope, RcptTarget, SessionView};
 use mes::smtp::{Action, Mode, Reply, Session, SessionConfig};
 use mes::tls::TlsInfo;
 
@@ -122,7 +120,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let config = Arc::new(SessionConfig {
         hostname: "mx.mes.test".into(),
-        mode: if flags & 1 == 0 { Mode::Mx } else { Mode::Submission },
+        mode: if flags & 1 == 0 {
+            Mode::Mx
+        } else {
+            Mode::Submission
+        },
         max_message_size: 64 * 1024,
         max_recipients: 5,
         command_timeout: Duration::from_secs(300),

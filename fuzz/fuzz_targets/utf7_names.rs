@@ -12,7 +12,11 @@ use mes::imap::utf7;
 fuzz_target!(|data: &[u8]| {
     // Bytes from the wire.
     if let Ok(name) = utf7::decode(data) {
-        assert_eq!(utf7::encode(&name).as_bytes(), data, "decoded but not canonical");
+        assert_eq!(
+            utf7::encode(&name).as_bytes(),
+            data,
+            "decoded but not canonical"
+        );
     }
     let _ = names::decode_bytes(data, Wire::Utf7);
     let _ = names::decode_bytes(data, Wire::Utf8);
@@ -20,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
     // Text from a user: the round trip property.
     let text = String::from_utf8_lossy(data);
     let encoded = utf7::encode(&text);
-    assert!(encoded.bytes().all(|b| (0x20..=0x7e).contains(&b)), "{encoded:?}");
+    assert!(
+        encoded.bytes().all(|b| (0x20..=0x7e).contains(&b)),
+        "{encoded:?}"
+    );
     assert_eq!(utf7::decode(encoded.as_bytes()).as_deref(), Ok(&*text));
     assert_eq!(names::encode(&text), encoded);
     for wire in [Wire::Utf7, Wire::Utf8] {

@@ -14,10 +14,5 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(package) = xdm::read_package(data, &limits) {
         assert!(package.documents.len() <= limits.max_entries);
     }
-    let _ = mes::dossier::index_attachment(
-        Some("IHE_XDM.zip"),
-        "application/zip",
-        data,
-        &limits,
-    );
+    let _ = mes::dossier::index_attachment(Some("IHE_XDM.zip"), "application/zip", data, &limits);
 });
