@@ -101,7 +101,7 @@ use std::ops::Range;
 use imap_codec::imap_types::body::BodyStructure;
 use imap_codec::imap_types::envelope::Envelope;
 use imap_codec::imap_types::fetch::Section;
-use mail_parser::{Message, MessageParser};
+use mail_parser::Message;
 
 pub use body::strip_extensions;
 pub use section::{BinaryError, decode_transfer};
@@ -155,7 +155,7 @@ impl<'a> ParsedMessage<'a> {
             parts: MAX_PARTS,
         };
         let input = parser_input(raw);
-        let parsed = MessageParser::new().parse(input.as_ref());
+        let parsed = tree::parse_mime(input.as_ref());
         let out = with(match input {
             Cow::Borrowed(_) => parsed.as_ref(),
             Cow::Owned(_) => None,

@@ -628,3 +628,21 @@ fn mutated_fixtures() {
         }
     }
 }
+
+/// Found by fuzzing (`fuzz/` target `mime_prepare`, minimised): a digest
+/// whose one part is an empty message/rfc822 trips a `debug_assert!` of
+/// mail-parser ("Invalid part ID, could not find multipart"), a panic in
+/// debug builds. The message is still described, never a panic.
+#[test]
+fn fuzz_mail_parser_debug_assert_is_not_a_panic() {
+    let raw: &[u8] = b"Content-Type:multipart/digest;boundary====digest-inner==\n\n\
+        --===digest-inner==\n\nContent-Type:message/rfc822\n\n\n--===digest-inner==--";
+    let parsed = ParsedMessage::parse(raw);
+    let _ = parsed.body_structure();
+    let analysis = crate::delivery::prepare::Analysis::of_parsed(raw, &parsed);
+    let back = crate::imap::wire::parse_envelope(&analysis.imap_envelope).expect("parses back");
+    assert_eq!(crate::imap::wire::envelope(&back), analysis.imap_envelope);
+    let (shared, _) = ParsedMessage::parse_sharing(raw, |m| m.is_some());
+    assert_eq!(shared.envelope(), parsed.envelope());
+    let _ = shared.body_structure();
+}
