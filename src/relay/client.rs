@@ -56,28 +56,11 @@ pub struct Connection {
 /// gave one (smtp-proto reads a missing one as `0.0.0`, which is no status:
 /// it is left out rather than reported), text.
 fn reply_text(r: &smtp_proto::Response<String>) -> String {
-    let text = r.message.replace(['\r', '\n'], " ");
+    let text = r.message.trim_end().replace(['\r', '\n'], " ");
     if matches!(r.esc[0], 2 | 4 | 5) {
         format!("{} {}.{}.{} {text}", r.code, r.esc[0], r.esc[1], r.esc[2])
     } else {
         format!("{} {text}", r.code)
-    }
-}
-
-#[cfg(test)]
-mod reply_tests {
-    use super::*;
-
-    #[test]
-    fn no_enhanced_code_is_never_0_0_0() {
-        let with = smtp_proto::Response::new(550, 5, 1, 1, "No such user".to_string());
-        assert_eq!(reply_text(&with), "550 5.1.1 No such user");
-        let without = smtp_proto::Response::new(550, 0, 0, 0, "Go away\r\n".to_string());
-        assert_eq!(reply_text(&without), "550 Go away ");
-        assert_eq!(
-            crate::relay::dsn::status_of(&reply_text(&without), "5.0.0"),
-            "5.0.0"
-        );
     }
 }
 
@@ -304,4 +287,21 @@ fn xtext(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod reply_tests {
+    use super::*;
+
+    #[test]
+    fn no_enhanced_code_is_never_0_0_0() {
+        let with = smtp_proto::Response::new(550, 5, 1, 1, "No such user".to_string());
+        assert_eq!(reply_text(&with), "550 5.1.1 No such user");
+        let without = smtp_proto::Response::new(550, 0, 0, 0, "Go away\r\n".to_string());
+        assert_eq!(reply_text(&without), "550 Go away");
+        assert_eq!(
+            crate::relay::dsn::status_of(&reply_text(&without), "5.0.0"),
+            "5.0.0"
+        );
+    }
 }
