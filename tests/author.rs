@@ -27,37 +27,9 @@ const PATIENT_PW: &str = "mot de passe du patient";
 async fn setup(db: Db) -> (Instance, Server) {
     let delegation = format!("[smtp.delegations]\n\"{JEAN}\" = [\"{DPI}\"]");
     let instance = Instance::with(db, "hopital-a.mes.test", None, &delegation).await;
-    instance.run(
-        &[
-            "user",
-            "add",
-            JEAN,
-            "--kind",
-            "professional",
-            "--name",
-            "Dr Jean Dupont",
-            "--profession",
-            "Médecin généraliste",
-            "--password-stdin",
-        ],
-        Some(&format!("{PW}\n")),
-    );
+    instance.add_professional(JEAN, "Dr Jean Dupont", "Médecin généraliste", PW);
     instance.add_named_user(PIERRE, "professional", "Dr Pierre Martin", PW);
-    let client_dn = mes::pki::subject_dn_of_file(&instance.cert("client.pem")).unwrap();
-    instance.run(
-        &[
-            "user",
-            "add",
-            DPI,
-            "--kind",
-            "application",
-            "--name",
-            "DPI Hôpital A",
-            "--certificate-subject",
-            &client_dn,
-        ],
-        None,
-    );
+    instance.add_mapped_system(DPI, "DPI Hôpital A");
     instance.add_named_user(PATIENT, "patient", "Dominique Pat-Trois", PATIENT_PW);
     instance.add_named_user(OTHER_PATIENT, "patient", "Camille Autre", PATIENT_PW);
     instance.whitelist("hopital-b.mes.test", &instance.cert("server.pem"));

@@ -486,22 +486,7 @@ fn set_mode(path: &Path, mode: u32) {
 /// certificate, a professional and a patient; `smtp_extra` goes into `[smtp]`.
 async fn mes_with_mapped_system(db: Db, smtp_extra: &str) -> (Instance, Server) {
     let instance = Instance::with(db, "hopital-a.mes.test", None, smtp_extra).await;
-    // The DN exactly as MES renders it (`CN=…, O=…, C=FR`, certificate order).
-    let dn = mes::pki::subject_dn_of_file(&instance.cert("client.pem")).expect("client DN");
-    instance.run(
-        &[
-            "user",
-            "add",
-            DPI,
-            "--kind",
-            "application",
-            "--name",
-            "DPI Hôpital A",
-            "--certificate-subject",
-            &dn,
-        ],
-        None,
-    );
+    instance.add_mapped_system(DPI, "DPI Hôpital A");
     instance.add_named_user(
         JEAN,
         "professional",

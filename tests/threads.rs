@@ -20,21 +20,7 @@ const PATIENT_PW: &str = "mot de passe du patient";
 
 async fn setup(db: Db) -> (Instance, Server) {
     let instance = Instance::new(db).await;
-    instance.run(
-        &[
-            "user",
-            "add",
-            JEAN,
-            "--kind",
-            "professional",
-            "--name",
-            "Dr Jean Dupont",
-            "--profession",
-            "Médecin généraliste",
-            "--password-stdin",
-        ],
-        Some(&format!("{PW}\n")),
-    );
+    instance.add_professional(JEAN, "Dr Jean Dupont", "Médecin généraliste", PW);
     instance.add_named_user(PATIENT, "patient", "Dominique Pat-Trois", PATIENT_PW);
     let server = instance.start();
     (instance, server)

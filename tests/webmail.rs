@@ -31,21 +31,7 @@ const PDF: &[u8] = b"%PDF-1.4\n1 0 obj <</Type /Catalog /Pages 2 0 R>> endobj\n2
 /// returns the activation code `mes user add` printed.
 async fn setup() -> (Instance, Server, String) {
     let instance = Instance::new(Db::Sqlite).await;
-    instance.run(
-        &[
-            "user",
-            "add",
-            JEAN,
-            "--kind",
-            "professional",
-            "--name",
-            "Dr Jean Dupont",
-            "--profession",
-            "Médecin généraliste",
-            "--password-stdin",
-        ],
-        Some(&format!("{PW}\n")),
-    );
+    instance.add_professional(JEAN, "Dr Jean Dupont", "Médecin généraliste", PW);
     let out = instance.run(
         &[
             "user",

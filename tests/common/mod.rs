@@ -229,6 +229,45 @@ impl Instance {
         );
     }
 
+    /// A professional with a name and a profession (`mes user add … --profession`).
+    pub fn add_professional(&self, address: &str, name: &str, profession: &str, password: &str) {
+        self.run(
+            &[
+                "user",
+                "add",
+                address,
+                "--kind",
+                "professional",
+                "--name",
+                name,
+                "--profession",
+                profession,
+                "--password-stdin",
+            ],
+            Some(&format!("{password}\n")),
+        );
+    }
+
+    /// A hospital system's account (`application`) mapped to the development
+    /// PKI's client certificate (`certs/client.pem`).
+    pub fn add_mapped_system(&self, address: &str, name: &str) {
+        let dn = mes::pki::subject_dn_of_file(&self.cert("client.pem")).expect("client DN");
+        self.run(
+            &[
+                "user",
+                "add",
+                address,
+                "--kind",
+                "application",
+                "--name",
+                name,
+                "--certificate-subject",
+                &dn,
+            ],
+            None,
+        );
+    }
+
     /// Edits the configuration file in place.
     pub fn edit_config(&self, f: impl FnOnce(String) -> String) {
         let text = std::fs::read_to_string(&self.config).expect("read config");
