@@ -916,6 +916,8 @@ async fn operator_changes_end_sessions(db: Db) {
         .and_then(|l| l.split_whitespace().next())
         .unwrap()
         .to_string();
+    // An idling IMAP client is rechecked every second.
+    instance.edit_config(|t| t.replacen("[imap]\n", "[imap]\nidle_poll_secs = 1\n", 1));
     let mut server = instance.start();
     let ca = instance.cert("ca.pem");
     let now = std::time::SystemTime::now()
@@ -957,8 +959,11 @@ async fn operator_changes_end_sessions(db: Db) {
     );
     api_login(&server, &ca, INS, "un autre mot de passe 8");
 
-    // A professional's token ends with `mes user passwd`, then `mes user disable`.
+    // A professional's token and IMAP session end with `mes user passwd`,
+    // then `mes user disable`.
     let bearer = pro_token(&server, PW, now);
+    let mut imap = common::imap_login(server.addr("imaps"), &ca, &pro.address, PW).await;
+    imap.expect("SELECT INBOX", "OK").await;
     assert_eq!(
         api(&server, &ca, "GET", &pro_list, Some(&bearer), None).0,
         403
@@ -971,6 +976,26 @@ async fn operator_changes_end_sessions(db: Db) {
         api(&server, &ca, "GET", &pro_list, Some(&bearer), None).0,
         401
     );
+    // The IMAP session ends at its next command, and the old password is refused.
+    imap.send_raw(b"a9 NOOP\r\n").await;
+    let bye = imap.read_line().await;
+    assert!(
+        bye.starts_with("* BYE [UNAVAILABLE] Session ended"),
+        "{bye}"
+    );
+    let mut imap = common::imap_tls(server.addr("imaps"), &ca).await;
+    imap.expect(&format!("LOGIN {} \"{PW}\"", pro.address), "NO")
+        .await;
+    let mut imap = common::imap_login(
+        server.addr("imaps"),
+        &ca,
+        &pro.address,
+        "nouveau mot de passe pro 9",
+    )
+    .await;
+    imap.expect("SELECT INBOX", "OK").await;
+    imap.send_raw(b"i1 IDLE\r\n").await;
+    assert!(imap.read_line().await.starts_with("+ "));
     // (the next time step: a code is accepted once)
     let bearer = pro_token(&server, "nouveau mot de passe pro 9", now + 30);
     assert_eq!(
@@ -981,6 +1006,12 @@ async fn operator_changes_end_sessions(db: Db) {
     assert_eq!(
         api(&server, &ca, "GET", &pro_list, Some(&bearer), None).0,
         401
+    );
+    // The idling IMAP session is told within a poll and closed.
+    let bye = imap.read_line().await;
+    assert!(
+        bye.starts_with("* BYE [UNAVAILABLE] Session ended"),
+        "{bye}"
     );
 
     // An absolute lifetime, however active the session.

@@ -201,6 +201,10 @@ pub struct ImapSettings {
     pub listing_cache_mb: usize,
     /// Seconds from connection to login, however the client trickles its bytes.
     pub login_timeout_secs: u64,
+    /// Seconds between two checks of an idling session (RFC 2177): the account
+    /// still enabled with the same credentials, changes of the selected folder
+    /// committed elsewhere.
+    pub idle_poll_secs: u64,
 }
 
 /// The smallest `imap.max_command_line` accepted (RFC 7162 §4).
@@ -214,6 +218,7 @@ impl Default for ImapSettings {
             max_command_line: 64 * 1024,
             listing_cache_mb: 64,
             login_timeout_secs: 60,
+            idle_poll_secs: 30,
         }
     }
 }

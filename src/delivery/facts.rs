@@ -1,6 +1,6 @@
 //! What the delivery path needs to know of a message's content, read in one parse.
 
-use mail_parser::{HeaderName, MessageParser, MimeHeaders};
+use mail_parser::{HeaderName, MimeHeaders};
 
 /// Header facts used by policy (sender checks) and by trace header assembly.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub struct MessageFacts {
 impl MessageFacts {
     /// Parses `raw` once; malformed MIME gives empty facts, never an error (it is mail).
     pub fn read(raw: &[u8]) -> MessageFacts {
-        let Some(msg) = MessageParser::default().parse_headers(raw) else {
+        let Some(msg) = crate::mime::parse_headers(raw) else {
             return MessageFacts::default();
         };
         let from = msg

@@ -15,7 +15,7 @@ use crate::dossier::identity::INS_OIDS;
 use crate::dossier::limits::Limits;
 use crate::dossier::metadata::{Author, Code};
 use crate::dossier::profile::{ProfileCategory, ProfileItem};
-use crate::dossier::safexml::{self, Element, Node, XmlError};
+use crate::xml::{self, Element, Node, XmlError};
 
 /// LOINC codes of blood group observations (ABO+Rh, ABO, Rh).
 const BLOOD_GROUP_CODES: [&str; 3] = ["882-1", "883-9", "10331-7"];
@@ -125,7 +125,7 @@ impl CdaDocument {
 
 /// Parses a CDA R2 document.
 pub fn parse_cda(xml: &[u8], limits: &Limits) -> Result<CdaDocument, CdaError> {
-    let root = safexml::parse(xml, limits)?;
+    let root = xml::parse(xml, &limits.xml())?;
     if root.name != "ClinicalDocument" {
         return Err(CdaError::NotCda(root.name));
     }
@@ -431,7 +431,7 @@ fn code_of(e: &Element) -> Option<Code> {
 fn label_of(e: Option<&Element>, ctx: &Ctx) -> Option<String> {
     let e = e?;
     e.attr_nonempty("displayName")
-        .map(|s| safexml::collapse_ws(&s))
+        .map(|s| xml::collapse_ws(&s))
         .or_else(|| e.child("originalText").and_then(|o| text_of(o, ctx)))
         .or_else(|| e.attr_nonempty("code"))
 }
@@ -442,7 +442,7 @@ fn text_of(e: &Element, ctx: &Ctx) -> Option<String> {
         return Some(t);
     }
     let r = e.child("reference")?.attr("value")?;
-    let t = safexml::collapse_ws(ctx.refs.get(r.strip_prefix('#')?)?);
+    let t = xml::collapse_ws(ctx.refs.get(r.strip_prefix('#')?)?);
     (!t.is_empty()).then_some(t)
 }
 
@@ -570,7 +570,7 @@ fn narrative(text: &Element) -> String {
 }
 
 fn flush(lines: &mut Vec<String>, cur: &mut String) {
-    let l = safexml::collapse_ws(cur);
+    let l = xml::collapse_ws(cur);
     if !l.is_empty() {
         lines.push(l);
     }

@@ -4,7 +4,7 @@
 //! professionals receive such mail, with the outcome recorded. Also the
 //! patient's own documents and declared profile items.
 
-use mail_parser::{Message, MessageParser, MimeHeaders};
+use mail_parser::{Message, MimeHeaders};
 
 use super::identity::{self, IdentityProblem};
 use super::limits::Limits;
@@ -265,7 +265,7 @@ pub fn extract(
     unique_id: &str,
     limits: &Limits,
 ) -> Option<Vec<u8>> {
-    let msg = MessageParser::default().parse(message)?;
+    let msg = crate::mime::parse(message)?;
     let from = |contents: &[u8]| {
         super::xdm::read_package(contents, limits)
             .ok()?
@@ -296,7 +296,7 @@ pub fn examine(
     professionals: &[String],
     limits: &Limits,
 ) -> Result<Examination, Refusal> {
-    match MessageParser::default().parse(raw) {
+    match crate::mime::parse(raw) {
         Some(msg) => examine_parsed(&msg, patients, professionals, limits),
         None => Ok(Examination::default()),
     }

@@ -36,6 +36,19 @@ pub struct Limits {
     pub max_message_inflated: u64,
 }
 
+impl Limits {
+    /// The bounds for one XML document of an attachment.
+    pub fn xml(&self) -> crate::xml::XmlLimits {
+        crate::xml::XmlLimits {
+            max_bytes: self.max_entry_size,
+            max_depth: self.max_xml_depth,
+            max_nodes: self.max_xml_nodes,
+            max_attributes: self.max_xml_attributes,
+            max_attribute_bytes: self.max_xml_attribute_bytes,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

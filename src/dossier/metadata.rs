@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dossier::limits::Limits;
-use crate::dossier::safexml::{self, Element, XmlError};
+use crate::xml::{self, Element, XmlError};
 
 /// XDS classification and identification scheme UUIDs (ITI TF-3 4.2.5).
 mod scheme {
@@ -222,7 +222,7 @@ pub struct Metadata {
 
 /// Parses METADATA.XML, refusing DOCTYPEs and over-deep nesting.
 pub fn parse_metadata(xml: &[u8], limits: &Limits) -> Result<Metadata, MetadataError> {
-    let root = safexml::parse(xml, limits)?;
+    let root = xml::parse(xml, &limits.xml())?;
     if root.name != "SubmitObjectsRequest" {
         return Err(MetadataError::NotSubmitObjectsRequest(root.name));
     }
@@ -462,7 +462,7 @@ fn localized(name: Option<&Element>) -> Option<String> {
 /// a value without `^` is taken as a free-text name.
 fn xcn_name(v: &str) -> Option<String> {
     if !v.contains('^') {
-        let t = safexml::collapse_ws(v);
+        let t = xml::collapse_ws(v);
         return (!t.is_empty()).then_some(t);
     }
     let c: Vec<&str> = v.split('^').map(str::trim).collect();

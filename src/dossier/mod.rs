@@ -17,7 +17,6 @@ pub mod limits;
 pub mod mdn;
 pub mod metadata;
 pub mod profile;
-pub mod safexml;
 pub mod xdm;
 
 use crate::dossier::cda::{CdaDocument, CdaError};

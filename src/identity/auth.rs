@@ -12,6 +12,40 @@ use super::{AccountKind, password};
 use crate::store::Store;
 use crate::store::accounts::Account;
 
+/// What a logged-in mail session keeps of its account's credentials, to
+/// notice that the operator changed them or disabled the account (`mes user
+/// passwd|totp|certificate|disable`) and end the session: a digest, so that
+/// no secret stays in the session's memory.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredentialStamp([u8; 32]);
+
+impl CredentialStamp {
+    /// The stamp of the account as it is now.
+    pub fn of(account: &Account) -> CredentialStamp {
+        use sha2::{Digest, Sha256};
+        let mut digest = Sha256::new();
+        for field in [
+            account.password_hash.as_deref(),
+            account.totp_secret.as_deref(),
+            account.cert_subject.as_deref(),
+        ] {
+            // Length-prefixed, so that fields cannot run into each other.
+            let bytes = field.unwrap_or("").as_bytes();
+            digest.update((bytes.len() as u64).to_be_bytes());
+            digest.update(bytes);
+            digest.update([u8::from(field.is_some())]);
+        }
+        digest.update([u8::from(account.disabled)]);
+        CredentialStamp(digest.finalize().into())
+    }
+}
+
+impl std::fmt::Debug for CredentialStamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredentialStamp(..)")
+    }
+}
+
 /// Result of a login attempt.
 #[derive(Debug, Clone)]
 pub enum LoginResult {
@@ -57,6 +91,21 @@ impl Authenticator {
             throttle,
             failure_delay,
         }
+    }
+
+    /// Whether a session that logged in to `account_id` with `stamp` may go
+    /// on: the account still exists, is enabled, and its credentials are
+    /// those it logged in with.
+    pub async fn still_valid(
+        &self,
+        account_id: i64,
+        stamp: &CredentialStamp,
+    ) -> Result<bool, crate::store::StoreError> {
+        Ok(self
+            .store
+            .account_by_id(account_id)
+            .await?
+            .is_some_and(|a| !a.disabled && CredentialStamp::of(&a) == *stamp))
     }
 
     /// Verifies a password login from `ip`. Failures are delayed and counted.

@@ -40,6 +40,8 @@ pub struct User {
     pub account_id: i64,
     /// Address.
     pub address: String,
+    /// The credentials it logged in with: the session ends when they change.
+    pub stamp: crate::identity::auth::CredentialStamp,
 }
 
 /// The selected folder as this session sees it.
@@ -341,6 +343,9 @@ impl ImapSession {
 
     /// While idling: report changes of the selected folder now.
     pub async fn idle_changes(&mut self) -> Action {
+        if !self.account_still_valid().await {
+            return self.pump().await;
+        }
         Box::pin(self.sync_selected(true)).await;
         self.pump().await
     }
@@ -417,6 +422,42 @@ impl ImapSession {
                     };
                 }
                 Err(Interrupt::Error(e)) => Box::pin(self.protocol_error(e)).await,
+            }
+        }
+    }
+
+    /// After login, before each command and while idling: whether the
+    /// account is still enabled with the credentials the session logged in
+    /// with. If not, BYE and close. A store failure lets the session go on
+    /// (the command itself reports it).
+    pub(super) async fn account_still_valid(&mut self) -> bool {
+        let Some(user) = &self.user else {
+            return true;
+        };
+        match self
+            .services
+            .auth
+            .still_valid(user.account_id, &user.stamp)
+            .await
+        {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::info!(account = %user.address, "IMAP session ended: account disabled or credentials changed");
+                self.user = None;
+                self.selected = None;
+                self.idle_tag = None;
+                if let Ok(s) = Status::bye(
+                    Some(code("UNAVAILABLE")),
+                    "Session ended: the account was disabled or its credentials changed",
+                ) {
+                    self.server.enqueue_status(s);
+                }
+                self.closing = true;
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "account recheck failed");
+                true
             }
         }
     }
@@ -605,6 +646,7 @@ mod tests {
             max_message_size: 1024 * 1024,
             max_command_line: 8192,
             login_timeout: Duration::from_secs(60),
+            idle_poll: Duration::from_secs(30),
             listings: Listings::new(1024 * 1024),
         })
     }

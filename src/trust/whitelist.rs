@@ -35,21 +35,14 @@
 //!
 //! # Safety
 //!
-//! The file comes from outside, so the parser is defensive:
-//!
-//! - it streams with quick-xml's `Reader` over a byte slice; nothing is ever
-//!   fetched, and no DTD is processed: any `<!DOCTYPE` is an error
-//!   ([`WhitelistError::DoctypeForbidden`]), which rules out entity expansion
-//!   bombs ("billion laughs") and external entities (XXE);
-//! - only the five predefined entities (`&lt;` `&gt;` `&amp;` `&apos;`
-//!   `&quot;`) and numeric character references are decoded; any other
-//!   `&name;` is an error;
-//! - only UTF-8 is accepted;
-//! - input size ([`MAX_INPUT_BYTES`], checked before parsing), nesting depth
-//!   ([`MAX_DEPTH`]), number of `Domaine` elements ([`MAX_DOMAINS`]) and text
-//!   length per field ([`MAX_FIELD_BYTES`]) are bounded;
-//! - characters that XML 1.0 forbids (C0 controls other than tab, LF, CR,
-//!   U+FFFE, U+FFFF) are refused, including through character references.
+//! The file comes from outside, so it is read with the hardened streaming
+//! reader of [`crate::xml`] (no DOCTYPE, so no entity expansion or external
+//! entity; only the predefined entities and character references; UTF-8
+//! only; characters XML 1.0 forbids refused; attributes bounded), with input
+//! size ([`MAX_INPUT_BYTES`]), nesting depth ([`MAX_DEPTH`]), number of
+//! `Domaine` elements ([`MAX_DOMAINS`]) and text length per field
+//! ([`MAX_FIELD_BYTES`]) bounded. A prefix with no namespace declaration is
+//! an error.
 //!
 //! # Choices
 //!
@@ -82,9 +75,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use quick_xml::events::{BytesRef, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::reader::NsReader;
+use crate::xml::{Event, Namespace, Reader, XmlError, XmlLimits};
 
 /// XML namespace of the published whitelist. Elements in this namespace, or in
 /// no namespace, are recognised; elements of any other namespace are skipped.
@@ -169,52 +160,15 @@ impl WhitelistEntry {
 /// partially loaded trust space would silently drop or admit domains.
 #[derive(thiserror::Error, Debug)]
 pub enum WhitelistError {
-    /// The input is larger than [`MAX_INPUT_BYTES`]; it was not parsed.
-    #[error("whitelist is {size} bytes, over the {limit}-byte limit")]
-    TooLarge {
-        /// Size of the input, in bytes.
-        size: usize,
-        /// The limit, [`MAX_INPUT_BYTES`].
-        limit: usize,
-    },
-    /// The XML is not well-formed, or is not valid UTF-8.
-    #[error("malformed whitelist XML near byte {position}: {message}")]
+    /// The XML reader refused the document (not well-formed, too large, too
+    /// deep, a DOCTYPE, an undefined entity, a forbidden character…).
+    #[error("whitelist refused near byte {position}: {error}")]
     Xml {
         /// Byte offset in the input where the problem was found.
         position: u64,
-        /// What the XML reader reported.
-        message: String,
-    },
-    /// The XML declaration names an encoding other than UTF-8.
-    #[error("whitelist declares encoding {0:?}; only UTF-8 is accepted")]
-    UnsupportedEncoding(String),
-    /// The document has a `<!DOCTYPE`. DTDs are never processed, so that
-    /// entity expansion and external entities cannot be abused.
-    #[error("whitelist contains a DOCTYPE declaration, which is refused")]
-    DoctypeForbidden,
-    /// An entity reference other than the five predefined XML entities.
-    #[error(
-        "undefined entity &{name}; near byte {position} (only the predefined XML entities and character references are allowed)"
-    )]
-    UndefinedEntity {
-        /// The entity's name (cut to a few dozen characters).
-        name: String,
-        /// Byte offset in the input.
-        position: u64,
-    },
-    /// A character that XML 1.0 forbids, written raw or as a reference.
-    #[error("character U+{codepoint:04X} is not allowed in XML (near byte {position})")]
-    ForbiddenChar {
-        /// The character's code point.
-        codepoint: u32,
-        /// Byte offset in the input.
-        position: u64,
-    },
-    /// Elements are nested deeper than [`MAX_DEPTH`].
-    #[error("whitelist elements nested deeper than {limit} levels")]
-    TooDeep {
-        /// The limit, [`MAX_DEPTH`].
-        limit: usize,
+        /// What the reader refused.
+        #[source]
+        error: XmlError,
     },
     /// More than [`MAX_DOMAINS`] `Domaine` elements.
     #[error("whitelist has more than {limit} Domaine elements")]
@@ -253,15 +207,6 @@ pub enum WhitelistError {
     /// `DateDeGeneration` appears more than once.
     #[error("<DateDeGeneration> appears more than once")]
     DuplicateGenerationDate,
-    /// The document has no root element.
-    #[error("whitelist has no root element")]
-    MissingRoot,
-    /// Text, a reference or a second element outside the root element.
-    #[error("content outside the root element (near byte {position})")]
-    ContentOutsideRoot {
-        /// Byte offset in the input.
-        position: u64,
-    },
     /// A `Domaine` has no `Nom`, or an empty one.
     #[error("Domaine #{index} (0-based) has no <Nom>")]
     MissingName {
@@ -278,148 +223,49 @@ pub enum WhitelistError {
 /// Returns every domain with its operator DNs, or an error that refuses the
 /// whole file (see the module documentation for the rules and limits).
 pub fn parse(xml: &[u8]) -> Result<Whitelist, WhitelistError> {
-    if xml.len() > MAX_INPUT_BYTES {
-        return Err(WhitelistError::TooLarge {
-            size: xml.len(),
-            limit: MAX_INPUT_BYTES,
-        });
-    }
-    let mut reader = NsReader::from_reader(xml);
-    {
-        let config = reader.config_mut();
-        config.trim_text(false);
-        config.expand_empty_elements = false;
-        config.check_end_names = true;
-        config.allow_unmatched_ends = false;
-        config.allow_dangling_amp = false;
-        config.check_comments = true;
-    }
+    let limits = XmlLimits {
+        max_bytes: MAX_INPUT_BYTES as u64,
+        max_depth: MAX_DEPTH,
+        ..XmlLimits::default()
+    };
+    let mut reader =
+        Reader::new(xml, &limits).map_err(|error| WhitelistError::Xml { position: 0, error })?;
     let mut state = ParseState::default();
     loop {
-        let (ns, event) = match reader.read_resolved_event() {
-            Ok((ns, event)) => (classify_namespace(&ns), event),
-            Err(err) => {
-                return Err(WhitelistError::Xml {
-                    position: reader.error_position(),
-                    message: err.to_string(),
-                });
-            }
-        };
-        let position = reader.buffer_position();
-        let in_ns = match ns {
-            Ok(in_ns) => in_ns,
-            Err(prefix) => {
-                return Err(WhitelistError::Xml {
-                    position,
-                    message: format!("undeclared namespace prefix {prefix:?}"),
-                });
-            }
-        };
+        let event = reader.next_event().map_err(|error| WhitelistError::Xml {
+            position: reader.position(),
+            error,
+        })?;
+        let position = reader.position();
         match event {
-            Event::Start(start) => state.open(in_ns, start.local_name().as_ref(), position)?,
-            Event::Empty(start) => {
-                state.open(in_ns, start.local_name().as_ref(), position)?;
-                state.close(position)?;
-            }
-            Event::End(_) => state.close(position)?,
-            Event::Text(text) => {
-                let text = text
-                    .xml10_content()
-                    .map_err(|err| xml_error(position, &err))?;
-                state.text(&text, false, position)?;
-            }
-            Event::CData(cdata) => {
-                let text = cdata
-                    .xml10_content()
-                    .map_err(|err| xml_error(position, &err))?;
-                state.text(&text, true, position)?;
-            }
-            Event::GeneralRef(reference) => {
-                let ch = resolve_reference(&reference, position)?;
-                let mut buf = [0u8; 4];
-                state.text(ch.encode_utf8(&mut buf), true, position)?;
-            }
-            Event::DocType(_) => return Err(WhitelistError::DoctypeForbidden),
-            Event::Decl(decl) => {
-                if let Some(encoding) = decl.encoding() {
-                    let encoding = encoding.map_err(|err| xml_error(position, &err))?;
-                    if !encoding.eq_ignore_ascii_case(b"utf-8")
-                        && !encoding.eq_ignore_ascii_case(b"utf8")
-                    {
-                        return Err(WhitelistError::UnsupportedEncoding(
-                            String::from_utf8_lossy(&encoding).into_owned(),
-                        ));
+            Event::Start(start) => {
+                let in_ns = match &start.namespace {
+                    Namespace::None => true,
+                    Namespace::Uri(uri) => uri == NAMESPACE,
+                    Namespace::Undeclared(prefix) => {
+                        return Err(WhitelistError::Xml {
+                            position,
+                            error: XmlError::Syntax(format!(
+                                "undeclared namespace prefix {prefix:?}"
+                            )),
+                        });
                     }
-                }
+                };
+                state.open(in_ns, start.name.as_bytes(), position)?;
             }
-            Event::Comment(_) | Event::PI(_) => {}
-            Event::Eof => break,
+            Event::End => state.close()?,
+            Event::Text(text) => state.text(&text, position)?,
+            Event::Eof => return Ok(state.finish()),
         }
     }
-    state.finish(reader.buffer_position())
 }
 
-/// Whether a resolved element namespace is the whitelist's (or none), or the
-/// undeclared prefix if the name uses one.
-fn classify_namespace(ns: &ResolveResult<'_>) -> Result<bool, String> {
-    match ns {
-        ResolveResult::Unbound => Ok(true),
-        ResolveResult::Bound(namespace) => Ok(namespace.as_ref() == NAMESPACE.as_bytes()),
-        ResolveResult::Unknown(prefix) => Err(quote_name(prefix)),
-    }
-}
-
-/// Builds a [`WhitelistError::Xml`] from any reader-side error.
-fn xml_error(position: u64, err: &dyn std::fmt::Display) -> WhitelistError {
-    WhitelistError::Xml {
-        position,
-        message: err.to_string(),
-    }
-}
-
-/// Cuts a name from the input to a bounded, lossily decoded string for errors.
+/// Cuts a name from the input to a bounded string for errors.
 fn quote_name(name: &[u8]) -> String {
     String::from_utf8_lossy(name)
         .chars()
         .take(MAX_QUOTED_NAME)
         .collect()
-}
-
-/// Decodes `&…;`: a numeric character reference or one of the five predefined
-/// entities. Anything else is refused: no DTD is processed, so there is nothing
-/// else an entity could legitimately mean.
-fn resolve_reference(reference: &BytesRef<'_>, position: u64) -> Result<char, WhitelistError> {
-    if reference.is_char_ref() {
-        return match reference.resolve_char_ref() {
-            Ok(Some(ch)) => Ok(ch),
-            Ok(None) => Err(WhitelistError::Xml {
-                position,
-                message: "malformed character reference".to_owned(),
-            }),
-            Err(err) => Err(xml_error(position, &err)),
-        };
-    }
-    match &**reference {
-        b"lt" => Ok('<'),
-        b"gt" => Ok('>'),
-        b"amp" => Ok('&'),
-        b"apos" => Ok('\''),
-        b"quot" => Ok('"'),
-        other => Err(WhitelistError::UndefinedEntity {
-            name: quote_name(other),
-            position,
-        }),
-    }
-}
-
-/// Whether XML 1.0 allows `ch` in a document (production `Char`).
-fn is_xml_char(ch: char) -> bool {
-    matches!(ch, '\t' | '\n' | '\r') || (ch >= ' ' && ch != '\u{FFFE}' && ch != '\u{FFFF}')
-}
-
-/// Whitespace in the sense of XML (production `S`).
-fn is_xml_space(ch: char) -> bool {
-    matches!(ch, ' ' | '\t' | '\n' | '\r')
 }
 
 /// An element whose text is collected.
@@ -538,7 +384,6 @@ impl DomainBuilder {
 struct ParseState {
     /// Open elements, innermost last; its length is the current depth.
     stack: Vec<Frame>,
-    root_seen: bool,
     generation_date_seen: bool,
     generated_at: Option<String>,
     /// Text of the field being read.
@@ -558,17 +403,9 @@ struct ParseState {
 impl ParseState {
     /// An element opens.
     fn open(&mut self, in_ns: bool, local: &[u8], position: u64) -> Result<(), WhitelistError> {
-        if self.stack.len() >= MAX_DEPTH {
-            return Err(WhitelistError::TooDeep { limit: MAX_DEPTH });
-        }
         let frame = match self.stack.last().copied() {
-            None => {
-                if self.root_seen {
-                    return Err(WhitelistError::ContentOutsideRoot { position });
-                }
-                self.root_seen = true;
-                Frame::Root
-            }
+            // The reader refuses a second root element.
+            None => Frame::Root,
             Some(Frame::Root) if in_ns && local == b"DateDeGeneration" => {
                 if self.generation_date_seen {
                     return Err(WhitelistError::DuplicateGenerationDate);
@@ -618,13 +455,10 @@ impl ParseState {
         Ok(())
     }
 
-    /// The innermost open element closes.
-    fn close(&mut self, position: u64) -> Result<(), WhitelistError> {
+    /// The innermost open element closes (the reader pairs every end tag).
+    fn close(&mut self) -> Result<(), WhitelistError> {
         match self.stack.pop() {
-            None => Err(WhitelistError::Xml {
-                position,
-                message: "end tag without a start tag".to_owned(),
-            }),
+            None | Some(Frame::Root | Frame::Ignored) => Ok(()),
             Some(Frame::Text(target)) => {
                 let trimmed = self.text.trim();
                 let value = (!trimmed.is_empty()).then(|| trimmed.to_owned());
@@ -643,36 +477,20 @@ impl ParseState {
                 Some(builder) => self.add_domain(builder),
                 None => Ok(()),
             },
-            Some(Frame::Root | Frame::Ignored) => Ok(()),
         }
     }
 
-    /// Character data (`markup` for a reference or CDATA section, which are
-    /// never allowed outside the root, even when they stand for whitespace).
-    fn text(&mut self, text: &str, markup: bool, position: u64) -> Result<(), WhitelistError> {
-        if let Some(bad) = text.chars().find(|&ch| !is_xml_char(ch)) {
-            return Err(WhitelistError::ForbiddenChar {
-                codepoint: u32::from(bad),
-                position,
-            });
-        }
-        match self.stack.last() {
-            None => {
-                if markup || !text.chars().all(is_xml_space) {
-                    return Err(WhitelistError::ContentOutsideRoot { position });
-                }
+    /// Character data inside the root (text, CDATA or a resolved reference).
+    fn text(&mut self, text: &str, position: u64) -> Result<(), WhitelistError> {
+        if let Some(Frame::Text(target)) = self.stack.last() {
+            if self.text.len().saturating_add(text.len()) > MAX_FIELD_BYTES {
+                return Err(WhitelistError::FieldTooLong {
+                    field: target.name(),
+                    limit: MAX_FIELD_BYTES,
+                    position,
+                });
             }
-            Some(Frame::Text(target)) => {
-                if self.text.len().saturating_add(text.len()) > MAX_FIELD_BYTES {
-                    return Err(WhitelistError::FieldTooLong {
-                        field: target.name(),
-                        limit: MAX_FIELD_BYTES,
-                        position,
-                    });
-                }
-                self.text.push_str(text);
-            }
-            Some(Frame::Root | Frame::Domaine | Frame::Ignored) => {}
+            self.text.push_str(text);
         }
         Ok(())
     }
@@ -713,21 +531,12 @@ impl ParseState {
         Ok(())
     }
 
-    /// End of input: the document must have had a root, and all of it closed.
-    fn finish(self, position: u64) -> Result<Whitelist, WhitelistError> {
-        if !self.root_seen {
-            return Err(WhitelistError::MissingRoot);
-        }
-        if !self.stack.is_empty() {
-            return Err(WhitelistError::Xml {
-                position,
-                message: "unexpected end of input: unclosed elements".to_owned(),
-            });
-        }
-        Ok(Whitelist {
+    /// End of input (the reader checked that the root closed).
+    fn finish(self) -> Whitelist {
+        Whitelist {
             generated_at: self.generated_at,
             domains: self.domains,
-        })
+        }
     }
 }
 
@@ -938,7 +747,10 @@ mod tests {
 <ListeBlanche><Domaine><Nom>a.mes.test</Nom><Description>&lol3;</Description></Domaine></ListeBlanche>"#;
         assert!(matches!(
             parse(xml.as_bytes()),
-            Err(WhitelistError::DoctypeForbidden)
+            Err(WhitelistError::Xml {
+                error: XmlError::Doctype,
+                ..
+            })
         ));
     }
 
@@ -947,7 +759,10 @@ mod tests {
         let xml = r#"<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><ListeBlanche><Domaine><Nom>&xxe;</Nom></Domaine></ListeBlanche>"#;
         assert!(matches!(
             parse(xml.as_bytes()),
-            Err(WhitelistError::DoctypeForbidden)
+            Err(WhitelistError::Xml {
+                error: XmlError::Doctype,
+                ..
+            })
         ));
     }
 
@@ -955,7 +770,10 @@ mod tests {
     fn rejects_undefined_entity() {
         let xml = doc("<Domaine><Nom>a.mes.test</Nom><Description>&nbsp;</Description></Domaine>");
         match parse(xml.as_bytes()) {
-            Err(WhitelistError::UndefinedEntity { name, .. }) => assert_eq!(name, "nbsp"),
+            Err(WhitelistError::Xml {
+                error: XmlError::Entity(name),
+                ..
+            }) => assert_eq!(name, "nbsp"),
             other => panic!("expected UndefinedEntity, got {other:?}"),
         }
     }
@@ -965,12 +783,18 @@ mod tests {
         let xml = doc("<Domaine><Nom>a.mes.test</Nom><Description>a&#1;b</Description></Domaine>");
         assert!(matches!(
             parse(xml.as_bytes()),
-            Err(WhitelistError::ForbiddenChar { codepoint: 1, .. })
+            Err(WhitelistError::Xml {
+                error: XmlError::ForbiddenChar(1),
+                ..
+            })
         ));
         let xml = doc("<Domaine><Nom>a.mes.test</Nom><Description>a\u{7}b</Description></Domaine>");
         assert!(matches!(
             parse(xml.as_bytes()),
-            Err(WhitelistError::ForbiddenChar { codepoint: 7, .. })
+            Err(WhitelistError::Xml {
+                error: XmlError::ForbiddenChar(7),
+                ..
+            })
         ));
         let xml = doc("<Domaine><Nom>a.mes.test</Nom><Description>&#0;</Description></Domaine>");
         assert!(parse(xml.as_bytes()).is_err());
@@ -986,7 +810,10 @@ mod tests {
         );
         assert!(matches!(
             parse(xml.as_bytes()),
-            Err(WhitelistError::TooDeep { limit: MAX_DEPTH })
+            Err(WhitelistError::Xml {
+                error: XmlError::TooDeep(MAX_DEPTH),
+                ..
+            })
         ));
         // Right at the limit is fine.
         let ok = format!(
@@ -1107,7 +934,7 @@ mod tests {
         let xml = vec![b' '; MAX_INPUT_BYTES + 1];
         assert!(matches!(
             parse(&xml),
-            Err(WhitelistError::TooLarge { size, .. }) if size == MAX_INPUT_BYTES + 1
+            Err(WhitelistError::Xml { error: XmlError::TooLarge(limit), .. }) if limit == MAX_INPUT_BYTES as u64
         ));
     }
 
@@ -1152,7 +979,13 @@ mod tests {
     fn rejects_malformed_documents() {
         for bad in ["", "   ", "<!-- nothing -->"] {
             assert!(
-                matches!(parse(bad.as_bytes()), Err(WhitelistError::MissingRoot)),
+                matches!(
+                    parse(bad.as_bytes()),
+                    Err(WhitelistError::Xml {
+                        error: XmlError::Empty,
+                        ..
+                    })
+                ),
                 "{bad:?}"
             );
         }
@@ -1173,7 +1006,10 @@ mod tests {
             assert!(
                 matches!(
                     parse(bad.as_bytes()),
-                    Err(WhitelistError::ContentOutsideRoot { .. })
+                    Err(WhitelistError::Xml {
+                        error: XmlError::OutsideRoot,
+                        ..
+                    })
                 ),
                 "{bad:?}: {:?}",
                 parse(bad.as_bytes())
@@ -1186,7 +1022,7 @@ mod tests {
         let xml = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><L/>";
         assert!(matches!(
             parse(xml.as_bytes()),
-            Err(WhitelistError::UnsupportedEncoding(enc)) if enc == "ISO-8859-1"
+            Err(WhitelistError::Xml { error: XmlError::Encoding(enc), .. }) if enc == "ISO-8859-1"
         ));
         let mut xml = b"<L><Domaine><Nom>a.mes.test</Nom><Description>H".to_vec();
         xml.push(0xF4); // Latin-1 "ô": not UTF-8

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use mail_parser::{MessageParser, MimeHeaders, PartType};
+use mail_parser::{MimeHeaders, PartType};
 use serde::Serialize;
 
 /// One attachment in a message.
@@ -37,7 +37,7 @@ pub struct Rendered {
 
 /// Renders a stored message.
 pub fn render(raw: &[u8]) -> Rendered {
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    let Some(msg) = crate::mime::parse(raw) else {
         return Rendered {
             from_name: String::new(),
             subject: String::new(),
@@ -99,7 +99,7 @@ pub fn sanitize(html: &str) -> String {
 
 /// The bytes of attachment `index`, with its info.
 pub fn attachment(raw: &[u8], index: usize) -> Option<(AttachmentInfo, Vec<u8>)> {
-    let msg = MessageParser::default().parse(raw)?;
+    let msg = crate::mime::parse(raw)?;
     let part = msg.attachment(index as u32)?;
     let info = render(raw).attachments.into_iter().nth(index)?;
     Some((info, part.contents().to_vec()))

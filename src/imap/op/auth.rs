@@ -5,7 +5,7 @@ use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Code, CommandContinuationRequest, Status};
 
-use crate::identity::auth::LoginResult;
+use crate::identity::auth::{CredentialStamp, LoginResult};
 use crate::identity::sasl::{self, Credentials};
 use crate::imap::session::{ImapSession, User, code};
 
@@ -32,6 +32,7 @@ impl ImapSession {
                 self.guard.set_max_literal(None);
                 self.user = Some(User {
                     account_id: account.id,
+                    stamp: CredentialStamp::of(&account),
                     address: account.address,
                 });
                 let caps =
@@ -161,6 +162,7 @@ impl ImapSession {
                 self.guard.set_max_literal(None);
                 self.user = Some(User {
                     account_id: account.id,
+                    stamp: CredentialStamp::of(&account),
                     address: account.address,
                 });
                 let caps =

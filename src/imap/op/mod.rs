@@ -38,6 +38,9 @@ impl ImapSession {
     /// Runs one command: what any state allows, then LOGIN before
     /// authentication, then the authenticated and selected states.
     pub(in crate::imap) async fn command(&mut self, command: Command<'static>) {
+        if !self.account_still_valid().await {
+            return;
+        }
         let tag = command.tag;
         let authenticated = self.user.is_some();
         let selected = self.selected.is_some();

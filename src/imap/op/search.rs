@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use imap_codec::imap_types::core::{AString, Charset, Tag, Vec1};
 use imap_codec::imap_types::response::{Code, Data};
 use imap_codec::imap_types::search::SearchKey;
-use mail_parser::{HeaderValue, MessageParser};
+use mail_parser::HeaderValue;
 
 use crate::imap::sequence;
 use crate::imap::session::{ImapSession, Selected};
@@ -22,11 +22,10 @@ struct Parsed {
 }
 
 fn parse(raw: &[u8], with_body: bool) -> Parsed {
-    let parser = MessageParser::default();
     let parsed = if with_body {
-        parser.parse(raw)
+        crate::mime::parse(raw)
     } else {
-        parser.parse_headers(raw)
+        crate::mime::parse_headers(raw)
     };
     let Some(msg) = parsed else {
         return Parsed::default();

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use mail_parser::{Encoding, Message, MessageParser, PartType};
+use mail_parser::{Encoding, Message, PartType};
 
 use super::MAX_DEPTH;
 use super::headers::{is_message_rfc822, is_mime_message};
@@ -109,15 +109,11 @@ const MAX_TYPE_WORDS: usize = 256;
 /// differently. The copy has the same length, so every offset mail-parser
 /// returns still points into the real message; the parts beyond the limit
 /// are then read by us (depth-bounded) or shown as leaves.
-/// mail-parser's parse of `input`, or None if it panicked: mail-parser checks
-/// its own state with `debug_assert!`, which some malformed nestings trip (found
-/// by fuzzing, `fuzz/` `mime_prepare`), so debug builds and tests panicked where
-/// release builds carry on. Whatever its MIME, a message is then described as
-/// text/plain, never a panic.
+///
+/// mail-parser's parse of `input` ([`crate::mime::parse`]): a message it
+/// cannot read is described as text/plain, never a panic.
 pub(super) fn parse_mime(input: &[u8]) -> Option<Message<'_>> {
-    std::panic::catch_unwind(|| MessageParser::new().parse(input))
-        .ok()
-        .flatten()
+    crate::mime::parse(input)
 }
 
 pub(super) fn parser_input(bytes: &[u8]) -> Cow<'_, [u8]> {
