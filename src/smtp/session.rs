@@ -945,3 +945,6 @@ fn parse_error_reply(e: &ProtoError) -> Reply {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
