@@ -1,0 +1,152 @@
+//! Configuration loading: defaults, every setting, and the errors that name their place.
+
+use super::*;
+
+fn write_certs(dir: &Path) {
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    for f in ["server.pem", "server.key", "ca.pem"] {
+        std::fs::write(dir.join("certs").join(f), "x").unwrap();
+    }
+    let ca = crate::pki::Ca::generate("Test CA").unwrap();
+    std::fs::write(
+        dir.join("certs/crl.pem"),
+        crate::tls::revocation::empty_crl(&ca).unwrap(),
+    )
+    .unwrap();
+}
+
+fn sample() -> String {
+    render_example(&ExampleValues {
+        hostname: "mx.mes.test",
+        operator: "Op",
+        domain: "a.mes.test",
+        patient_domain: "patient.mes.test",
+        operator2_dn: "CN=b",
+        own_dn: "CN=a",
+    })
+}
+
+#[test]
+fn example_parses_and_resolves_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    let path = dir.path().join("mes.toml");
+    let cfg = Config::parse(&path, &sample()).unwrap();
+    assert_eq!(cfg.listen.mx, Some("127.0.0.1:2525".parse().unwrap()));
+    assert!(cfg.listen.https.is_some());
+    assert!(cfg.database_url.starts_with("sqlite://"));
+    assert!(cfg.tls.certificate.is_absolute());
+    assert_eq!(cfg.trust.whitelist.len(), 3);
+}
+
+#[test]
+fn whitelist_dns_are_checked_and_escapes_survive_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    let path = dir.path().join("mes.toml");
+    let text = sample().replace("operator_dn = \"CN=b\"", "operator_dn = \"mx.b\"");
+    let err = Config::parse(&path, &text).unwrap_err().to_string();
+    assert!(
+        err.contains("trust.whitelist") && err.contains("mx.b"),
+        "{err}"
+    );
+    let text = render_example(&ExampleValues {
+        hostname: "mx.mes.test",
+        operator: "Op",
+        domain: "a.mes.test",
+        patient_domain: "patient.mes.test",
+        operator2_dn: r#"CN=b, O=Dupont\, "Durand""#,
+        own_dn: "CN=a",
+    });
+    let cfg = Config::parse(&path, &text).unwrap();
+    assert!(
+        cfg.trust
+            .whitelist
+            .iter()
+            .any(|w| w.operator_dn == r#"CN=b, O=Dupont\, "Durand""#)
+    );
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    let text = sample().replace("[smtp]\n", "[smtp]\nmax_size = 3\n");
+    let err = Config::parse(&dir.path().join("mes.toml"), &text)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("max_size"), "{err}");
+    assert!(err.contains("line"), "{err}");
+}
+
+#[test]
+fn bad_port_is_named_with_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    let text = sample().replace("127.0.0.1:2587", "127.0.0.1:99999");
+    let err = Config::parse(&dir.path().join("mes.toml"), &text)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("listen.submission"), "{err}");
+    let line = text.lines().position(|l| l.contains("99999")).unwrap() + 1;
+    assert!(err.contains(&format!(":{line}:")), "{err}");
+}
+
+#[test]
+fn imap_command_line_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    let path = dir.path().join("mes.toml");
+    assert_eq!(
+        Config::parse(&path, &sample())
+            .unwrap()
+            .imap
+            .max_command_line,
+        65536
+    );
+    let text = sample().replace("# max_command_line = 65536", "max_command_line = 100000 #");
+    assert_eq!(
+        Config::parse(&path, &text).unwrap().imap.max_command_line,
+        100000
+    );
+    let text = sample().replace("# max_command_line = 65536", "max_command_line = 100 #");
+    let err = Config::parse(&path, &text).unwrap_err().to_string();
+    assert!(err.contains("imap.max_command_line"), "{err}");
+}
+
+#[test]
+fn revocation_lists_are_checked_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    let path = dir.path().join("mes.toml");
+    let cfg = Config::parse(&path, &sample()).unwrap();
+    assert_eq!(cfg.tls.crl_files, vec![dir.path().join("certs/crl.pem")]);
+    assert_eq!(cfg.tls.crl_reload_secs, 300);
+    std::fs::write(dir.path().join("certs/crl.pem"), "not a list").unwrap();
+    let err = Config::parse(&path, &sample()).unwrap_err().to_string();
+    let line = sample()
+        .lines()
+        .position(|l| l.starts_with("crl_files"))
+        .unwrap()
+        + 1;
+    assert!(err.contains("tls.crl_files"), "{err}");
+    assert!(err.contains(&format!(":{line}:")), "{err}");
+    assert!(err.contains("crl.pem"), "{err}");
+    let text = sample()
+        .replace("crl_files = [\"certs/crl.pem\"]", "crl_files = []")
+        .replace("# crl_reload_secs = 300", "crl_reload_secs = 0");
+    let err = Config::parse(&path, &text).unwrap_err().to_string();
+    assert!(err.contains("tls.crl_reload_secs"), "{err}");
+}
+
+#[test]
+fn missing_certificate_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    std::fs::remove_file(dir.path().join("certs/server.key")).unwrap();
+    let err = Config::parse(&dir.path().join("mes.toml"), &sample())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tls.private_key"), "{err}");
+    assert!(err.contains("server.key"), "{err}");
+}
