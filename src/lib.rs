@@ -14,6 +14,7 @@ pub mod dossier;
 pub mod identity;
 pub mod imap;
 pub mod keyfile;
+pub mod listen;
 pub mod logging;
 pub mod mime;
 pub mod pki;

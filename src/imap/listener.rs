@@ -17,8 +17,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::ImapServices;
 use super::session::{Action, ImapSession};
-use crate::server::accept;
-use crate::server::limits::ConnectionLimits;
+use crate::listen::accept;
+use crate::listen::limits::ConnectionLimits;
 use crate::tls;
 
 /// Silence allowed after login, and the longest IDLE (RFC 3501 §5.4: at least 30 minutes).

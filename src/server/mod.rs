@@ -4,9 +4,6 @@
 //! certificate revocation lists are re-read every `tls.crl_reload_secs`, the
 //! whitelist every minute, and both on SIGHUP.
 
-pub mod accept;
-pub mod limits;
-
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -21,6 +18,7 @@ use crate::identity::auth::Authenticator;
 use crate::identity::throttle::Throttle;
 use crate::imap::ImapServices;
 use crate::imap::listener::ImapListener;
+use crate::listen::limits::ConnectionLimits;
 use crate::relay::Relay;
 use crate::smtp::listener::SmtpListener;
 use crate::smtp::policy::SmtpServices;
@@ -29,7 +27,6 @@ use crate::store::Store;
 use crate::tls::revocation::Revocation;
 use crate::tls::{self, ClientAuth};
 use crate::trust::TrustSpace;
-use limits::ConnectionLimits;
 
 /// How often the whitelist is re-read from the store (after `mes trust import`).
 const TRUST_RELOAD: Duration = Duration::from_secs(60);

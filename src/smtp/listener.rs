@@ -12,8 +12,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::policy::{ServerBackend, SmtpServices};
 use super::session::{Action, Session, SessionConfig};
-use crate::server::accept;
-use crate::server::limits::ConnectionLimits;
+use crate::listen::accept;
+use crate::listen::limits::ConnectionLimits;
 use crate::tls;
 
 /// One SMTP listener's fixed parts.

@@ -28,8 +28,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{HttpsSettings, PatientSettings};
 use crate::identity::auth::Authenticator;
-use crate::server::accept;
-use crate::server::limits::ConnectionLimits;
+use crate::listen::accept;
+use crate::listen::limits::ConnectionLimits;
 use crate::store::Store;
 use crate::threads::send::Sender;
 
@@ -63,8 +63,8 @@ pub fn router(services: Arc<WebServices>) -> Router {
 }
 
 /// What bounds the HTTPS listener before and after authentication: the same
-/// connection limits as SMTP and IMAP (`server::limits`), the TLS handshake
-/// deadline (`server::accept`), and hyper's header-read timer, which also
+/// connection limits as SMTP and IMAP (`listen::limits`), the TLS handshake
+/// deadline (`listen::accept`), and hyper's header-read timer, which also
 /// ends idle keep-alive connections; a whole request has its own deadline.
 #[derive(Debug, Clone)]
 pub struct Limits {

@@ -1,0 +1,6 @@
+//! What the SMTP, IMAP and HTTPS listeners share, below all of them: the
+//! accept loop with its TLS-handshake deadline (`accept.rs`) and the
+//! connection limits in all and per client address (`limits.rs`).
+
+pub mod accept;
+pub mod limits;
