@@ -148,7 +148,7 @@ async fn messages_get_increasing_uids_under_concurrency(db: Db) {
         .await
         .unwrap();
     let inbox = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
-    let (deliverer, writer) = mes::delivery::Deliverer::start(store.clone(), None);
+    let (deliverer, writer) = mes::delivery::Deliverer::start(store.clone());
     let mut tasks = Vec::new();
     for i in 0..40 {
         let d = deliverer.clone();

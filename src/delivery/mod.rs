@@ -1,27 +1,36 @@
-//! The one path every accepted message takes: parse once, add trace headers,
-//! write blob and rows in one transaction (group commit), then acknowledge.
+//! The one path every accepted message takes ([`accept`]): who wrote it, where
+//! it goes, trace headers, patient threads, documents for patients' records,
+//! one transaction (group commit), then acknowledge and the after-commit work.
 //!
-//! Protocol sessions never write messages themselves: they hand a [`NewMessage`]
-//! to the [`Deliverer`] and answer the client only when it reports the commit.
+//! Protocol sessions and the other senders (the patient space, the relay's
+//! reports) never write messages themselves: they describe the message's
+//! [`Source`] to the [`Acceptor`] and answer only once it reports the commit.
 
+pub mod accept;
 pub mod facts;
 pub mod prepare;
-pub mod report;
 pub mod trace;
 mod writer;
+
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use crate::store::messages::{NewMessage, NewRecipient, Stored};
-use crate::store::{Backend, Store};
+use crate::store::{Backend, Store, StoreError};
+pub use accept::{
+    AcceptError, Accepted, Acceptor, Append, FromPatient, Recipient, Report, ReportKind, Services,
+    Smtp, Source, Target,
+};
 
 /// Why a delivery did not happen.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DeliveryError {
-    /// The store failed: the client should retry later.
+    /// The store failed: the client should retry later. Shared: one failed
+    /// commit fails every message of its batch.
     #[error("store: {0}")]
-    Store(String),
+    Store(#[source] Arc<StoreError>),
     /// The server is shutting down.
     #[error("delivery service stopped")]
     Stopped,
@@ -32,7 +41,8 @@ struct Job {
     reply: oneshot::Sender<Result<Stored, DeliveryError>>,
 }
 
-/// Handle to the group-commit writers; cheap to clone.
+/// Handle to the group-commit writers under [`Acceptor`]; cheap to clone.
+/// Only the accept path (and the store's own tests) writes through it.
 #[derive(Debug, Clone)]
 pub struct Deliverer {
     tx: mpsc::Sender<Job>,
@@ -47,16 +57,13 @@ impl std::fmt::Debug for Job {
 impl Deliverer {
     /// Starts the writers: one on SQLite (a single writer is all it allows), a few on PostgreSQL.
     /// They stop when every `Deliverer` clone is dropped and the queue is drained.
-    pub fn start(
-        store: Store,
-        notifier: Option<crate::threads::notify::Notifier>,
-    ) -> (Deliverer, JoinHandle<()>) {
+    pub fn start(store: Store) -> (Deliverer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1024);
         let writers = match store.backend() {
             Backend::Sqlite => 1,
             Backend::Postgres => 4,
         };
-        let handle = tokio::spawn(writer::run(store, rx, writers, notifier));
+        let handle = tokio::spawn(writer::run(store, rx, writers));
         (Deliverer { tx }, handle)
     }
 

@@ -15,7 +15,7 @@ pub struct Incoming {
     pub mail_from: String,
     /// Message-ID header, without brackets.
     pub message_id: Option<String>,
-    /// `mx`, `submission`, `append`.
+    /// How it reached us (`accept::Rules::origin`).
     pub origin: &'static str,
     /// Unix seconds (INTERNALDATE).
     pub received_at: i64,

@@ -7,34 +7,24 @@ use tokio::sync::{Mutex, mpsc};
 
 use super::{DeliveryError, Job};
 use crate::store::Store;
-use crate::threads::notify::Notifier;
 
 /// Most messages in one transaction.
 const MAX_BATCH: usize = 128;
 /// Most content bytes in one transaction.
 const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
 
-pub(super) async fn run(
-    store: Store,
-    rx: mpsc::Receiver<Job>,
-    writers: usize,
-    notifier: Option<Notifier>,
-) {
+pub(super) async fn run(store: Store, rx: mpsc::Receiver<Job>, writers: usize) {
     let rx = Arc::new(Mutex::new(rx));
     let mut tasks = Vec::with_capacity(writers);
     for _ in 0..writers {
-        tasks.push(tokio::spawn(writer(
-            store.clone(),
-            rx.clone(),
-            notifier.clone(),
-        )));
+        tasks.push(tokio::spawn(writer(store.clone(), rx.clone())));
     }
     for t in tasks {
         let _ = t.await;
     }
 }
 
-async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>, notifier: Option<Notifier>) {
+async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
     loop {
         let batch = {
             let mut rx = rx.lock().await;
@@ -59,27 +49,17 @@ async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>, notifier: Opt
         tracing::debug!(messages = batch.len(), "delivery batch written");
         match outcome {
             Ok(results) => {
-                if let Some(n) = &notifier {
-                    // After the commit: tell patients, without content, that something arrived.
-                    for (job, result) in batch.iter().zip(&results) {
-                        if result.is_err() {
-                            continue;
-                        }
-                        for patient in job.message.recipients.iter().filter_map(|r| r.patient_id) {
-                            n.spawn_message_for(patient);
-                        }
-                    }
-                }
                 for (job, result) in batch.into_iter().zip(results) {
                     let _ = job
                         .reply
-                        .send(result.map_err(|e| DeliveryError::Store(e.to_string())));
+                        .send(result.map_err(|e| DeliveryError::Store(Arc::new(e))));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, messages = batch.len(), "delivery batch failed");
+                let e = Arc::new(e);
                 for job in batch {
-                    let _ = job.reply.send(Err(DeliveryError::Store(e.to_string())));
+                    let _ = job.reply.send(Err(DeliveryError::Store(e.clone())));
                 }
             }
         }

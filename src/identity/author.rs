@@ -42,6 +42,17 @@ pub enum Peer<'a> {
     Anonymous,
 }
 
+/// A peer as the logs name it: the account or the certificate, nothing else.
+impl fmt::Display for Peer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Account(a) => write!(f, "account {a}"),
+            Peer::Certificate(s) => write!(f, "certificate {s}"),
+            Peer::Anonymous => f.write_str("unauthenticated"),
+        }
+    }
+}
+
 /// How the author was proven, for the logs and the trace of decisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Proof {

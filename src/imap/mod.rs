@@ -65,7 +65,7 @@ use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::response::Capability;
 
-use crate::delivery::Deliverer;
+use crate::delivery::Acceptor;
 use crate::identity::auth::Authenticator;
 use crate::store::Store;
 
@@ -79,7 +79,7 @@ pub struct ImapServices {
     /// Password and certificate logins.
     pub auth: Authenticator,
     /// The delivery path (APPEND stores through it).
-    pub deliverer: Deliverer,
+    pub delivery: Acceptor,
     /// Largest literal (message) accepted: APPENDLIMIT.
     pub max_message_size: usize,
     /// Longest command line outside literals, CRLF included.

@@ -594,7 +594,7 @@ mod tests {
     use std::time::Duration;
 
     use super::{Action, ImapSession};
-    use crate::delivery::Deliverer;
+    use crate::delivery::{Acceptor, Services};
     use crate::identity::auth::Authenticator;
     use crate::identity::password;
     use crate::identity::secret_box::SecretBox;
@@ -632,7 +632,14 @@ mod tests {
             .await
             .expect("account");
         let throttle = Arc::new(Throttle::new(store.clone(), 5, 20, Duration::from_secs(60)));
-        let (deliverer, _writer) = Deliverer::start(store.clone(), None);
+        let (delivery, _writer) = Acceptor::start(Services {
+            store: store.clone(),
+            hostname: "mes.test".into(),
+            trust: Arc::default(),
+            delegations: Default::default(),
+            notifier: None,
+            after_commit: tokio_util::task::TaskTracker::new(),
+        });
         Arc::new(ImapServices {
             hostname: "mes.test".into(),
             store: store.clone(),
@@ -642,7 +649,7 @@ mod tests {
                 Duration::ZERO,
                 Arc::new(SecretBox::new([7; 32])),
             ),
-            deliverer,
+            delivery,
             max_message_size: 1024 * 1024,
             max_command_line: 8192,
             login_timeout: Duration::from_secs(60),

@@ -21,7 +21,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::RelaySettings;
-use crate::delivery::{Deliverer, report};
+use crate::delivery::{Acceptor, Report, ReportKind, Source};
 use crate::store::queue::QueueItem;
 use crate::store::{Store, now};
 use crate::trust::TrustSpace;
@@ -53,7 +53,7 @@ pub struct Relay {
     router: Router,
     tls: Arc<rustls::ClientConfig>,
     trust: Arc<RwLock<Arc<TrustSpace>>>,
-    deliverer: Deliverer,
+    delivery: Acceptor,
     node: String,
     all: Arc<Semaphore>,
     per_domain: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -83,7 +83,7 @@ impl Relay {
         hostname: String,
         tls: Arc<rustls::ClientConfig>,
         trust: Arc<RwLock<Arc<TrustSpace>>>,
-        deliverer: Deliverer,
+        delivery: Acceptor,
     ) -> Result<Relay, RelayError> {
         let dns: Vec<SocketAddr> = settings.dns.iter().filter_map(|d| d.parse().ok()).collect();
         let router = Router::new(settings.routes.clone(), &dns, settings.mx_port)?;
@@ -97,7 +97,7 @@ impl Relay {
             router,
             tls,
             trust,
-            deliverer,
+            delivery,
             node,
         })
     }
@@ -461,15 +461,11 @@ impl Relay {
         let Ok(report) = dsn::build(&self.hostname, &original, &rcpts) else {
             return false;
         };
-        match report::send(
-            &self.store,
-            &self.deliverer,
-            &message.mail_from,
-            report,
-            "dsn",
-        )
-        .await
-        {
+        let source = Source::Report(Report {
+            kind: ReportKind::Dsn,
+            to: &message.mail_from,
+        });
+        match self.delivery.accept(source, report).await {
             Ok(_) => {
                 tracing::info!(
                     message = first.message_id,

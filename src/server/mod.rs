@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{ClientCertPolicy, Config};
-use crate::delivery::Deliverer;
+use crate::delivery::Acceptor;
 use crate::identity::auth::Authenticator;
 use crate::identity::throttle::Throttle;
 use crate::imap::ImapServices;
@@ -56,25 +56,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.notify.clone(),
         after_commit.clone(),
     );
-    let (deliverer, writer) = Deliverer::start(store.clone(), notifier.clone());
-    let throttle = Arc::new(Throttle::new(
-        store.clone(),
-        config.smtp.auth_failures_before_lockout,
-        config.smtp.auth_ip_failures_before_lockout,
-        Duration::from_secs(config.smtp.auth_lockout_secs),
-    ));
     let trust = Arc::new(RwLock::new(Arc::new(trust)));
-    let services = Arc::new(SmtpServices {
-        hostname: config.hostname.clone(),
+    let (delivery, writer) = Acceptor::start(crate::delivery::Services {
         store: store.clone(),
+        hostname: config.hostname.clone(),
         trust: trust.clone(),
-        auth: Authenticator::new(
-            store.clone(),
-            throttle,
-            Duration::from_secs(1),
-            secrets.clone(),
-        ),
-        deliverer,
         delegations: config
             .smtp
             .delegations
@@ -86,7 +72,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 )
             })
             .collect(),
+        notifier: notifier.clone(),
         after_commit: after_commit.clone(),
+    });
+    let throttle = Arc::new(Throttle::new(
+        store.clone(),
+        config.smtp.auth_failures_before_lockout,
+        config.smtp.auth_ip_failures_before_lockout,
+        Duration::from_secs(config.smtp.auth_lockout_secs),
+    ));
+    let services = Arc::new(SmtpServices {
+        store: store.clone(),
+        trust: trust.clone(),
+        auth: Authenticator::new(
+            store.clone(),
+            throttle,
+            Duration::from_secs(1),
+            secrets.clone(),
+        ),
+        delivery,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let revocation = Revocation::load(&config.tls.crl_files, &config.tls.trust_anchors)
@@ -110,7 +114,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.hostname.clone(),
         relay_tls,
         trust.clone(),
-        services.deliverer.clone(),
+        services.delivery.clone(),
     )?
     .start(stop_rx.clone());
     let limits = ConnectionLimits::new(
@@ -173,7 +177,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         hostname: config.hostname.clone(),
         store: store.clone(),
         auth: services.auth.clone(),
-        deliverer: services.deliverer.clone(),
+        delivery: services.delivery.clone(),
         max_message_size: config.smtp.max_message_size,
         max_command_line: config.imap.max_command_line,
         login_timeout: std::time::Duration::from_secs(config.imap.login_timeout_secs),
@@ -222,8 +226,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             auth: services.auth.clone(),
             sender: crate::threads::send::Sender {
                 store: store.clone(),
-                deliverer: services.deliverer.clone(),
-                trust: trust.clone(),
+                delivery: services.delivery.clone(),
                 hostname: config.hostname.clone(),
                 max_attachment_size: config.patients.max_attachment_size,
             },

@@ -20,6 +20,7 @@ use smtp_proto::{Error as ProtoError, Request};
 
 use super::Mode;
 use super::reply::{self, Reply};
+pub use crate::delivery::{Recipient, Target};
 use crate::identity::AccountKind;
 use crate::identity::sasl::{self, Credentials};
 use crate::tls::TlsInfo;
@@ -70,35 +71,6 @@ pub enum AuthOutcome {
     Throttled,
     /// Valid, but this account may not use SMTP (the reply says why).
     Refused(Reply),
-}
-
-/// Where an accepted recipient goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RcptTarget {
-    /// A local account's INBOX.
-    Local {
-        /// The account.
-        account_id: i64,
-        /// Its INBOX.
-        mailbox_id: i64,
-        /// A patient: the message joins the patient's threads.
-        patient: bool,
-    },
-    /// Another operator of the trust space (outbound queue).
-    Remote,
-}
-
-/// One accepted recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recipient {
-    /// Normalised address.
-    pub address: String,
-    /// RFC 3461 ORCPT.
-    pub orcpt: Option<String>,
-    /// RFC 3461 NOTIFY bits (smtp-proto's `RCPT_NOTIFY_*`).
-    pub notify: u64,
-    /// Where it goes.
-    pub target: RcptTarget,
 }
 
 /// The envelope of the transaction in progress.
@@ -162,7 +134,7 @@ pub trait Backend: Send + Sync {
         view: &SessionView,
         envelope: &Envelope,
         rcpt: &str,
-    ) -> impl Future<Output = Result<RcptTarget, Reply>> + Send;
+    ) -> impl Future<Output = Result<Target, Reply>> + Send;
 
     /// Checks the content and stores the message durably; the reply is sent as is.
     fn deliver(

@@ -1,19 +1,14 @@
-//! A patient's message, from the API or the webmail, through the thread rules to
-//! the delivery path: checked, built, traced, filed in the patient's Sent folder,
-//! delivered locally or queued for another operator.
+//! A patient's message, from the API or the webmail: its attachments checked,
+//! built, then handed to the delivery path, which applies the thread rules,
+//! files it in the patient's Sent folder and delivers it locally or queues it
+//! for another operator.
 
-use std::sync::{Arc, RwLock};
-
+use super::Refusal;
 use super::compose::{self, AttachmentError, AttachmentKind, PatientMessage};
-use super::{Refusal, ThreadLink, may_reply};
-use crate::delivery::facts::MessageFacts;
-use crate::delivery::prepare::Incoming;
-use crate::delivery::trace::{self, TraceInfo};
-use crate::delivery::{Deliverer, NewRecipient};
+use crate::delivery::{AcceptError, Acceptor, FromPatient, Source};
 use crate::store::accounts::Account;
 use crate::store::threads::Thread;
-use crate::store::{Store, StoreError, now};
-use crate::trust::TrustSpace;
+use crate::store::{Store, StoreError};
 
 /// Why a patient's message was not sent.
 #[derive(Debug, thiserror::Error)]
@@ -29,12 +24,21 @@ pub enum SendError {
     Empty,
     /// The store or delivery failed (503).
     #[error("service unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<StoreError> for SendError {
     fn from(e: StoreError) -> Self {
-        SendError::Unavailable(e.to_string())
+        SendError::Unavailable(Box::new(e))
+    }
+}
+
+impl From<AcceptError> for SendError {
+    fn from(e: AcceptError) -> Self {
+        match e {
+            AcceptError::Thread(refusal) => SendError::Refused(refusal),
+            e => SendError::Unavailable(Box::new(e)),
+        }
     }
 }
 
@@ -43,11 +47,9 @@ impl From<StoreError> for SendError {
 pub struct Sender {
     /// The store.
     pub store: Store,
-    /// The delivery path.
-    pub deliverer: Deliverer,
-    /// The trust space (remote correspondents must be in it).
-    pub trust: Arc<RwLock<Arc<TrustSpace>>>,
-    /// Our host name.
+    /// The delivery path (the thread rules and the trust space are applied there).
+    pub delivery: Acceptor,
+    /// Our host name (Message-ID).
     pub hostname: String,
     /// Largest attachment.
     pub max_attachment_size: usize,
@@ -63,7 +65,8 @@ pub struct Upload {
 }
 
 impl Sender {
-    /// Sends `text` (and files) from `patient` in `thread`, which must be open.
+    /// Sends `text` (and files) from `patient` in `thread`, which must be open
+    /// (the delivery path refuses it otherwise).
     pub async fn reply(
         &self,
         patient: &Account,
@@ -71,7 +74,6 @@ impl Sender {
         text: &str,
         uploads: Vec<Upload>,
     ) -> Result<i64, SendError> {
-        may_reply(thread)?;
         if text.trim().is_empty() && uploads.is_empty() {
             return Err(SendError::Empty);
         }
@@ -91,7 +93,7 @@ impl Sender {
         } else {
             format!("Re: {}", thread.subject)
         };
-        let (content, message_id) = compose::build(PatientMessage {
+        let (content, _) = compose::build(PatientMessage {
             from_name: patient.display_name.clone(),
             from: patient.address.clone(),
             to_name: thread.correspondent_name.clone(),
@@ -103,97 +105,11 @@ impl Sender {
             attachments,
             hostname: self.hostname.clone(),
         })
-        .map_err(|e| SendError::Unavailable(e.to_string()))?;
+        .map_err(|e| SendError::Unavailable(Box::new(e)))?;
 
-        // Where the correspondent is: here, or at another operator of the trust space.
-        let correspondent = self.store.account_by_address(&thread.correspondent).await?;
-        let target = match correspondent {
-            Some(acc) if !acc.disabled => {
-                let inbox = self
-                    .store
-                    .mailbox_id(acc.id, "INBOX")
-                    .await?
-                    .ok_or_else(|| SendError::Unavailable("no INBOX".into()))?;
-                NewRecipient {
-                    address: acc.address,
-                    orcpt: None,
-                    notify: 0,
-                    mailbox_id: Some(inbox),
-                    remote: false,
-                    patient_id: None,
-                }
-            }
-            _ => {
-                let domain = thread
-                    .correspondent
-                    .rsplit_once('@')
-                    .map(|(_, d)| d)
-                    .unwrap_or_default();
-                let whitelisted = self
-                    .trust
-                    .read()
-                    .map(|t| t.is_whitelisted(domain))
-                    .unwrap_or(false);
-                if !whitelisted {
-                    return Err(Refusal::NoOpenThread.into());
-                }
-                NewRecipient {
-                    address: thread.correspondent.clone(),
-                    orcpt: None,
-                    notify: 0,
-                    mailbox_id: None,
-                    remote: true,
-                    patient_id: None,
-                }
-            }
-        };
-        let sent = self.store.mailbox_id(patient.id, "Sent").await?;
-        let mut recipients = vec![target];
-        recipients.push(NewRecipient {
-            address: patient.address.clone(),
-            orcpt: None,
-            notify: 0,
-            mailbox_id: sent,
-            remote: false,
-            patient_id: None,
-        });
-        let time = now();
-        let info = TraceInfo {
-            hostname: self.hostname.clone(),
-            helo: "patient-space".into(),
-            peer_ip: "127.0.0.1".into(),
-            protocol: "HTTPS",
-            tls_version: None,
-            tls_cipher: None,
-            peer_subject: None,
-            id: format!("{:016x}", rand::random::<u64>()),
-            time,
-        };
-        let facts = MessageFacts::read(&content);
-        let (content, _) = trace::assemble(&content, &facts, &patient.address, &info, false);
-        let message = Incoming {
-            content,
-            mail_from: patient.address.clone(),
-            message_id: Some(message_id),
-            origin: "patient",
-            received_at: time,
-            recipients,
-            dsn_envid: None,
-            dsn_ret: None,
-            flags: "\\Seen".into(),
-            thread: Some(ThreadLink::FromPatient {
-                thread_id: thread.id,
-            }),
-            dossier: None,
-            analysis: None,
-        }
-        .prepare();
-        let stored = self
-            .deliverer
-            .deliver(message)
-            .await
-            .map_err(|e| SendError::Unavailable(e.to_string()))?;
-        Ok(stored.message_id)
+        let source = Source::Patient(FromPatient { patient, thread });
+        let accepted = self.delivery.accept(source, content).await?;
+        Ok(accepted.stored.message_id)
     }
 
     /// A new message to `correspondent`: allowed only while a thread with them is open.

@@ -9,8 +9,7 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::Code;
 
 use super::nz;
-use crate::delivery::NewRecipient;
-use crate::delivery::prepare::Incoming;
+use crate::delivery::{Accepted, Append, Source};
 use crate::imap::session::{ImapSession, code};
 use crate::store::entries::normalize_flags;
 
@@ -34,43 +33,21 @@ impl ImapSession {
         if content.len() > self.services.max_message_size {
             return self.no(tag, Some(Code::TooBig), "Message too large");
         }
-        let facts = crate::delivery::facts::MessageFacts::read(&content);
-        let received_at = date
-            .map(|d| d.as_ref().timestamp())
-            .unwrap_or_else(crate::store::now);
+        let account = self
+            .user
+            .as_ref()
+            .map(|u| u.address.clone())
+            .unwrap_or_default();
         let flag_texts: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
-        let message = Incoming {
-            content,
-            mail_from: self
-                .user
-                .as_ref()
-                .map(|u| u.address.clone())
-                .unwrap_or_default(),
-            message_id: facts.message_id,
-            origin: "append",
-            received_at,
-            recipients: vec![NewRecipient {
-                address: self
-                    .user
-                    .as_ref()
-                    .map(|u| u.address.clone())
-                    .unwrap_or_default(),
-                orcpt: None,
-                notify: 0,
-                mailbox_id: Some(folder.id),
-                remote: false,
-                patient_id: None,
-            }],
-            dsn_envid: None,
-            dsn_ret: None,
-            flags: normalize_flags(flag_texts.iter().map(String::as_str)),
-            thread: None,
-            dossier: None,
-            analysis: None,
-        }
-        .prepare();
-        match self.services.deliverer.deliver(message).await {
-            Ok(stored) => {
+        let flags = normalize_flags(flag_texts.iter().map(String::as_str));
+        let source = Source::Append(Append {
+            account: &account,
+            mailbox_id: folder.id,
+            flags: &flags,
+            internal_date: date.map(|d| d.as_ref().timestamp()),
+        });
+        match self.services.delivery.accept(source, content).await {
+            Ok(Accepted { stored, .. }) => {
                 let uid = stored.placements.first().map(|p| p.1).unwrap_or(0);
                 if self.selected.as_ref().is_some_and(|s| s.id == folder.id) {
                     self.sync_selected(true).await;
