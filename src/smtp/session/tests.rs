@@ -72,12 +72,12 @@ impl Backend for Scripted {
         _: &SessionView,
         _: &Envelope,
         rcpt: &str,
-    ) -> Result<RcptTarget, Reply> {
+    ) -> Result<Target, Reply> {
         self.call(format!("recipient {rcpt}"));
         if rcpt.contains("refuse") {
             Err(Reply::new(550, "5.1.1", "no such user"))
         } else {
-            Ok(RcptTarget::Remote)
+            Ok(Target::Remote)
         }
     }
 
