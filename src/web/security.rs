@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine;
+use subtle::ConstantTimeEq;
 
 /// The session cookie (a random token; the store keeps its SHA-256).
 pub const SESSION_COOKIE: &str = "__Host-mes_session";
@@ -64,12 +65,8 @@ impl Csrf {
         let Some(submitted) = submitted else {
             return false;
         };
-        self.from_cookie && constant_time_eq(self.token.as_bytes(), submitted.as_bytes())
+        self.from_cookie && bool::from(self.token.as_bytes().ct_eq(submitted.as_bytes()))
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Makes sure every visitor has a CSRF cookie; handlers read it as an extension.
