@@ -168,15 +168,11 @@ impl SmtpServices {
         {
             return;
         }
-        let end = content
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(content.len(), |p| p + 2);
         let original = mdn::Original {
             notify_to: to,
             final_recipient: recipient,
             message_id,
-            headers: &content[..end],
+            headers: crate::mime::header_fields(content),
         };
         let built = mdn::build(&self.hostname, &original, &disposition);
         match built {
