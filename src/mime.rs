@@ -1,4 +1,5 @@
-//! The one entry to mail-parser for reading messages anyone can send.
+//! The one entry to mail-parser for reading messages anyone can send, and
+//! the one rule for where a raw header block ends ([`blank_line`]).
 //!
 //! mail-parser checks its own state with `debug_assert!`, which some malformed
 //! nestings trip (found by fuzzing, `fuzz/` `mime_prepare`): debug builds and
@@ -6,6 +7,7 @@
 //! these functions, which turn such a panic into "not parsed", so that a
 //! hostile message is read as unparsable everywhere, never as a crash.
 
+use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mail_parser::{Message, MessageParser};
@@ -24,6 +26,32 @@ pub fn parse_headers(raw: &[u8]) -> Option<Message<'_>> {
     }))
     .ok()
     .flatten()
+}
+
+/// The blank line that ends the header block of `raw` (CRLF, or a bare LF as
+/// Dovecot also takes it), or `None` when `raw` is all header. The one rule
+/// for where the header ends when we read raw bytes ourselves.
+pub fn blank_line(raw: &[u8]) -> Option<Range<usize>> {
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', raw) {
+        if matches!(&raw[start..nl], b"" | b"\r") {
+            return Some(start..nl + 1);
+        }
+        start = nl + 1;
+    }
+    None
+}
+
+/// Index just after the blank line that ends the header block of `raw`
+/// (where the body starts), or its length when it is all header.
+pub fn header_end(raw: &[u8]) -> usize {
+    blank_line(raw).map_or(raw.len(), |r| r.end)
+}
+
+/// The header fields of `raw`, without the blank line that ends them (what
+/// `text/rfc822-headers` carries in DSNs and MDNs).
+pub fn header_fields(raw: &[u8]) -> &[u8] {
+    &raw[..blank_line(raw).map_or(raw.len(), |r| r.start)]
 }
 
 #[cfg(test)]
@@ -45,6 +73,26 @@ mod tests {
                 .as_deref(),
             Some("hi")
         );
+    }
+
+    #[test]
+    fn header_block_ends_at_the_first_blank_line() {
+        let raw = b"A: 1\r\n b\r\nC: 2\r\n\r\nbody\r\n\r\nmore";
+        assert_eq!(blank_line(raw), Some(16..18));
+        assert_eq!(header_end(raw), 18);
+        assert_eq!(header_fields(raw), b"A: 1\r\n b\r\nC: 2\r\n");
+        // Bare LF, as Dovecot reads it.
+        assert_eq!(header_end(b"A: 1\n\nbody"), 6);
+        assert_eq!(header_fields(b"A: 1\n\r\nbody"), b"A: 1\n");
+        // No blank line: all header. A body right away: no field.
+        assert_eq!(blank_line(b"A: 1\r\nB: 2"), None);
+        assert_eq!(header_end(b"A: 1\r\nB: 2\r\n"), 12);
+        assert_eq!(header_fields(b"A: 1\r\n"), b"A: 1\r\n");
+        assert_eq!(header_end(b"\r\nbody"), 2);
+        assert_eq!(header_fields(b"\r\nbody"), b"");
+        // A line holding only CR and more is not blank.
+        assert_eq!(blank_line(b"A: 1\r\n\r\r\nB"), None);
+        assert_eq!(header_end(b""), 0);
     }
 
     /// The input fuzzing found (`FUZZING.md`, finding 1): mail-parser's

@@ -509,7 +509,8 @@ async fn attachments_upload_rules_and_download() {
                 "-w",
                 "\n%{http_code}",
                 "-H",
-                &format!("authorization: Bearer {token}"),
+                // The scheme in any case (RFC 9110 §11.1).
+                &format!("authorization: bearer {token}"),
             ])
             .args([
                 "-F",

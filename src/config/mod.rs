@@ -6,9 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
 
 mod example;
 
@@ -34,12 +36,14 @@ pub enum ConfigError {
         message: String,
     },
     /// A value that parses but cannot be used.
-    #[error("{path}:{line}: `{key}`: {message}")]
+    #[error("{path}:{line}:{column}: `{key}`: {message}")]
     Invalid {
         /// The file.
         path: PathBuf,
-        /// Line of the key (0 when the key is absent).
+        /// Line of the key, from 1 (0 when the key is absent).
         line: usize,
+        /// Column of the key, from 1 (0 when the key is absent).
+        column: usize,
         /// Dotted key name.
         key: String,
         /// What is wrong.
@@ -570,25 +574,46 @@ impl Config {
 
     /// Validates `text`, read from `path` (relative paths are taken from its folder).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
-        })?;
+        let parse_error = |mut e: toml::de::Error| {
+            e.set_input(Some(text));
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string().trim_end().replace('\n', " "),
+            }
+        };
+        // Parsed once, kept with its spans: errors found after deserializing
+        // point at the key that set the value.
+        let doc = DeTable::parse(text).map_err(parse_error)?;
+        let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc.clone()))
+            .map_err(parse_error)?;
         let base = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         let base = std::path::absolute(&base).unwrap_or(base);
-        let invalid = |table: Option<&str>, key: &str, message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            line: line_of(text, table, key),
-            key: match table {
-                Some(t) => format!("{t}.{key}"),
-                None => key.to_string(),
-            },
-            message,
+        // `within`: where inside the key's value (an array index, a table key).
+        let invalid_at = |table: Option<&str>, key: &str, within: &[&str], message: String| {
+            let located: Vec<&str> = table
+                .into_iter()
+                .chain([key])
+                .chain(within.iter().copied())
+                .collect();
+            let (line, column) =
+                span_of(doc.get_ref(), &located).map_or((0, 0), |s| position(text, s.start));
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                key: match table {
+                    Some(t) => format!("{t}.{key}"),
+                    None => key.to_string(),
+                },
+                message,
+            }
         };
+        let invalid =
+            |table: Option<&str>, key: &str, message: String| invalid_at(table, key, &[], message);
 
         if raw.hostname.trim().is_empty() {
             return Err(invalid(None, "hostname", "must not be empty".into()));
@@ -691,9 +716,10 @@ impl Config {
                 .rsplit_once(':')
                 .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
             if !ok {
-                return Err(invalid(
+                return Err(invalid_at(
                     Some("relay"),
                     "routes",
+                    &[domain],
                     format!("route of {domain}: `{route}` is not HOST:PORT"),
                 ));
             }
@@ -762,18 +788,21 @@ impl Config {
                 format!("must be at least {MIN_IMAP_COMMAND_LINE} (RFC 7162)"),
             ));
         }
-        for item in &raw.trust.whitelist {
+        for (i, item) in raw.trust.whitelist.iter().enumerate() {
+            let i = i.to_string();
             if crate::identity::address::normalize_domain(&item.domain).is_err() {
-                return Err(invalid(
+                return Err(invalid_at(
                     Some("trust"),
                     "whitelist",
+                    &[&i, "domain"],
                     format!("`{}` is not a domain name", item.domain),
                 ));
             }
             if let Err(e) = crate::pki::dn::DistinguishedName::parse(&item.operator_dn) {
-                return Err(invalid(
+                return Err(invalid_at(
                     Some("trust"),
                     "whitelist",
+                    &[&i, "operator_dn"],
                     format!("operator_dn `{}` of {}: {e}", item.operator_dn, item.domain),
                 ));
             }
@@ -816,33 +845,40 @@ impl Config {
     }
 }
 
-/// The 1-based line where `key` is set inside `[table]` (or at top level), 0 if absent.
-fn line_of(text: &str, table: Option<&str>, key: &str) -> usize {
-    let mut current: Option<String> = None;
-    for (i, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            current = Some(
-                trimmed
-                    .trim_matches(|c| c == '[' || c == ']')
-                    .trim()
-                    .to_string(),
-            );
-            continue;
-        }
-        let in_table = match (table, &current) {
-            (None, None) => true,
-            (Some(t), Some(c)) => t == c,
-            _ => false,
+/// The span of the key at `path` (table keys, or array indexes in decimal),
+/// from toml's parse. Where the path stops existing, the last key found
+/// (the table that lacks it); None when even the first is absent.
+fn span_of(doc: &DeTable<'_>, path: &[&str]) -> Option<Range<usize>> {
+    let (first, rest) = path.split_first()?;
+    let (key, mut value) = doc.get_key_value(*first)?;
+    let mut span = key.span();
+    for step in rest {
+        let next = match value.get_ref() {
+            DeValue::Table(t) => t.get_key_value(*step).map(|(k, v)| (k.span(), v)),
+            DeValue::Array(a) => step
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| a.get(i))
+                .map(|v| (v.span(), v)),
+            _ => None,
         };
-        if in_table
-            && let Some(rest) = trimmed.strip_prefix(key)
-            && rest.trim_start().starts_with('=')
-        {
-            return i + 1;
-        }
+        let Some((next_span, next_value)) = next else {
+            break;
+        };
+        span = next_span;
+        value = next_value;
     }
-    0
+    Some(span)
+}
+
+/// 1-based line and column (in characters) of byte `offset` of `text`.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+    )
 }
 
 #[cfg(test)]

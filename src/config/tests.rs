@@ -76,7 +76,12 @@ fn unknown_key_is_named() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("max_size"), "{err}");
-    assert!(err.contains("line"), "{err}");
+    let line = text.lines().position(|l| l == "max_size = 3").unwrap() + 1;
+    assert!(err.contains(&format!("line {line}, column 1")), "{err}");
+    let err = Config::parse(&dir.path().join("mes.toml"), "hostname = \"a\"\nx = [")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 2, column"), "{err}");
 }
 
 #[test]
@@ -89,7 +94,44 @@ fn bad_port_is_named_with_line() {
         .to_string();
     assert!(err.contains("listen.submission"), "{err}");
     let line = text.lines().position(|l| l.contains("99999")).unwrap() + 1;
-    assert!(err.contains(&format!(":{line}:")), "{err}");
+    let column = text
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("submission")
+        .unwrap()
+        + 1;
+    assert!(err.contains(&format!(":{line}:{column}: ")), "{err}");
+}
+
+#[test]
+fn errors_point_at_the_item_or_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    let path = dir.path().join("mes.toml");
+    let at = |text: &str, needle: &str| {
+        let line = text.lines().position(|l| l.contains(needle)).unwrap();
+        let column = text.lines().nth(line).unwrap().find(needle).unwrap();
+        format!(":{}:{}: ", line + 1, column + 1)
+    };
+    // An item of an inline array: its own line, at the bad field.
+    let text = sample().replace("operator_dn = \"CN=b\"", "operator_dn = \"mx.b\"");
+    let err = Config::parse(&path, &text).unwrap_err().to_string();
+    assert!(err.contains(&at(&text, "operator_dn = \"mx.b\"")), "{err}");
+    // A key of an inline table, with non-ASCII text before it.
+    let text = sample().replace(
+        "# routes = {",
+        "routes = { \"é.test\" = \"h:1\", \"b.test\" = \"nope\" }\n# x = {",
+    );
+    let err = Config::parse(&path, &text).unwrap_err().to_string();
+    assert!(err.contains("relay.routes"), "{err}");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("routes = "))
+        .unwrap()
+        + 1;
+    let column = "routes = { \"é.test\" = \"h:1\", ".chars().count() + 1;
+    assert!(err.contains(&format!(":{line}:{column}: ")), "{err}");
 }
 
 #[test]

@@ -749,15 +749,11 @@ impl Acceptor {
         {
             return;
         }
-        let end = content
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(content.len(), |p| p + 2);
         let original = mdn::Original {
             notify_to: to,
             final_recipient: recipient,
             message_id,
-            headers: &content[..end],
+            headers: crate::mime::header_fields(content),
         };
         match mdn::build(&self.services.hostname, &original, &disposition) {
             Ok(report) => {

@@ -51,39 +51,83 @@ pub const PATIENT_CATEGORIES: &[&str] = &[
 
 const TABLE: &str = include_str!("../../schemas/dossier/categories.csv");
 
-struct Tables {
-    by_type: HashMap<&'static str, &'static str>,
-    by_class: HashMap<&'static str, &'static str>,
+/// A line of `categories.csv` that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("categories.csv line {line}: {message}")]
+struct TableError {
+    /// 1-based line in the file.
+    line: u64,
+    /// What is wrong with it.
+    message: String,
 }
 
+struct Tables {
+    by_type: HashMap<String, &'static str>,
+    by_class: HashMap<String, &'static str>,
+}
+
+/// The table, read once. It is compiled in and `table_is_clean` reads it, so
+/// an error here is a bug of this build, not of the input.
 fn tables() -> &'static Tables {
     static T: OnceLock<Tables> = OnceLock::new();
-    T.get_or_init(|| {
-        let mut t = Tables {
-            by_type: HashMap::new(),
-            by_class: HashMap::new(),
-        };
-        for line in TABLE.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let mut f = line.splitn(4, ',');
-            let (Some(axis), Some(code), Some(cat)) = (f.next(), f.next(), f.next()) else {
-                continue;
-            };
-            // Only known categories are kept; the tests check that none is dropped.
-            let Some(cat) = CATEGORIES.iter().find(|c| **c == cat) else {
-                continue;
-            };
-            match axis {
-                "type" => t.by_type.insert(code, cat),
-                "class" => t.by_class.insert(code, cat),
-                _ => None,
-            };
+    T.get_or_init(|| read_table(TABLE).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// Reads `axis,code,category,display` rows (`#` comments, blank lines,
+/// quoted fields). Every other line is an error naming it: a wrong field
+/// count, an unknown axis or category, a code given twice.
+fn read_table(text: &str) -> Result<Tables, TableError> {
+    let mut t = Tables {
+        by_type: HashMap::new(),
+        by_class: HashMap::new(),
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .comment(Some(b'#'))
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    for record in reader.records() {
+        let line_at = |p: Option<&csv::Position>| p.map_or(0, |p| line_of(text, p));
+        let record = record.map_err(|e| TableError {
+            line: line_at(e.position()),
+            message: e.to_string(),
+        })?;
+        let line = line_at(record.position());
+        let error = |message: String| TableError { line, message };
+        if record.len() != 4 {
+            return Err(error(format!(
+                "{} fields where 4 are expected (quote a display that holds commas)",
+                record.len()
+            )));
         }
-        t
-    })
+        let (axis, code, category) = (&record[0], &record[1], &record[2]);
+        let category = CATEGORIES
+            .iter()
+            .find(|c| **c == category)
+            .ok_or_else(|| error(format!("unknown category `{category}`")))?;
+        let map = match axis {
+            "type" => &mut t.by_type,
+            "class" => &mut t.by_class,
+            _ => return Err(error(format!("unknown axis `{axis}`"))),
+        };
+        if map.insert(code.to_owned(), category).is_some() {
+            return Err(error(format!("{axis} code `{code}` given twice")));
+        }
+    }
+    Ok(t)
+}
+
+/// The 1-based line of the record at `p`: csv places a record where the
+/// blank and comment lines before it begin.
+fn line_of(text: &str, p: &csv::Position) -> u64 {
+    let skipped = text
+        .get(p.byte() as usize..)
+        .unwrap_or_default()
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with('#'))
+        .count();
+    p.line() + skipped as u64
 }
 
 /// Category of a document: by typeCode (matched on the code alone: LOINC and
@@ -136,16 +180,38 @@ mod tests {
 
     #[test]
     fn table_is_clean() {
-        let mut seen = std::collections::HashSet::new();
-        for line in TABLE
+        let t = read_table(TABLE).unwrap();
+        let rows = TABLE
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        {
-            let f: Vec<&str> = line.splitn(4, ',').collect();
-            assert_eq!(f.len(), 4, "{line}");
-            assert!(f[0] == "type" || f[0] == "class", "{line}");
-            assert!(CATEGORIES.contains(&f[2]), "{line}");
-            assert!(seen.insert((f[0], f[1])), "duplicate {line}");
+            .count();
+        assert_eq!(
+            t.by_type.len() + t.by_class.len(),
+            rows,
+            "every line is kept"
+        );
+        assert_eq!(
+            tables().by_type.get("CERT_DECL").copied(),
+            Some("CERT_MED"),
+            "a quoted display with a comma"
+        );
+    }
+
+    #[test]
+    fn a_bad_line_is_an_error_with_its_line() {
+        let good = "type,SYNTH,SYNTHESE,Synthèse\n\n# comment\n";
+        assert_eq!(read_table(good).unwrap().by_type.len(), 1);
+        for (bad, message) in [
+            ("type,X,NOPE,x\n", "unknown category `NOPE`"),
+            ("kind,X,SYNTHESE,x\n", "unknown axis `kind`"),
+            ("type,X,SYNTHESE\n", "3 fields"),
+            ("type,X,SYNTHESE,a, b\n", "5 fields"),
+            ("type,SYNTH,BIOLOGIE,x\n", "given twice"),
+        ] {
+            let err = read_table(&format!("{good}{bad}")).err().expect(bad);
+            assert_eq!(err.line, 4, "{bad}: {err}");
+            assert!(err.to_string().contains("line 4"), "{err}");
+            assert!(err.to_string().contains(message), "{bad}: {err}");
         }
     }
 

@@ -5,10 +5,13 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use subtle::ConstantTimeEq;
+
 use super::address::Address;
 use super::sasl::Credentials;
 use super::throttle::Throttle;
 use super::{AccountKind, password};
+
 use crate::store::Store;
 use crate::store::accounts::Account;
 
@@ -16,8 +19,18 @@ use crate::store::accounts::Account;
 /// notice that the operator changed them or disabled the account (`mes user
 /// passwd|totp|certificate|disable`) and end the session: a digest, so that
 /// no secret stays in the session's memory.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct CredentialStamp([u8; 32]);
+
+/// Compared in constant time: the digest covers the password hash and the
+/// TOTP secret.
+impl PartialEq for CredentialStamp {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for CredentialStamp {}
 
 impl CredentialStamp {
     /// The stamp of the account as it is now.

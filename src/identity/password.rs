@@ -1,6 +1,7 @@
 //! Password hashing with Argon2id, and generated passwords.
 
 use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::Rng;
 
@@ -23,18 +24,11 @@ pub fn hash(password: &str) -> Result<String, PasswordError> {
     if password.chars().count() < MIN_LENGTH {
         return Err(PasswordError::TooShort(MIN_LENGTH));
     }
-    let salt =
-        SaltString::from_b64(&base64_salt()).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| PasswordError::Hash(e.to_string()))
-}
-
-fn base64_salt() -> String {
-    use base64::Engine;
-    let bytes: [u8; 16] = rand::rng().random();
-    base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
 }
 
 /// Checks `password` against a stored PHC hash; a malformed hash never matches.

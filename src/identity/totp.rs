@@ -5,8 +5,9 @@
 
 use std::net::IpAddr;
 
-use hmac::{Hmac, Mac};
 use rand::Rng;
+use subtle::ConstantTimeEq;
+use totp_rs::{Algorithm, TOTP};
 
 use super::auth::{Authenticator, LoginResult};
 use super::sasl::Credentials;
@@ -21,11 +22,30 @@ pub fn generate_secret() -> String {
     data_encoding::BASE32_NOPAD.encode(&bytes)
 }
 
-/// The `otpauth://` URI an authenticator app reads (as a QR code or typed).
+/// The `otpauth://` URI an authenticator app reads (as a QR code or typed);
+/// label and issuer URL-encoded. Empty when `secret` is not base32.
 pub fn provisioning_uri(secret: &str, account: &str, issuer: &str) -> String {
-    format!(
-        "otpauth://totp/{issuer}:{account}?secret={secret}&issuer={issuer}&algorithm=SHA1&digits=6&period=30"
-    )
+    totp(secret, Some(issuer.to_owned()), account.to_owned())
+        .map(|t| t.get_url())
+        .unwrap_or_default()
+}
+
+/// The generator of `secret` (base32, any case, without padding) with our
+/// parameters. Unchecked: a stored secret shorter than RFC 4226's 128 bits
+/// still works as it always has.
+fn totp(secret: &str, issuer: Option<String>, account: String) -> Option<TOTP> {
+    let key = data_encoding::BASE32_NOPAD
+        .decode(secret.trim().to_ascii_uppercase().as_bytes())
+        .ok()?;
+    Some(TOTP::new_unchecked(
+        Algorithm::SHA1,
+        6,
+        1,
+        STEP,
+        key,
+        issuer,
+        account,
+    ))
 }
 
 /// Encrypts the TOTP secrets still stored in clear (from before encryption);
@@ -52,39 +72,21 @@ pub async fn encrypt_clear_secrets(
 
 /// The code of `secret` at Unix time `unix`.
 pub fn code_at(secret: &str, unix: u64) -> Option<String> {
-    let key = data_encoding::BASE32_NOPAD
-        .decode(secret.trim().to_ascii_uppercase().as_bytes())
-        .ok()?;
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&key).ok()?;
-    mac.update(&(unix / STEP).to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = usize::from(digest[19] & 0x0f);
-    let value = u32::from_be_bytes([
-        digest[offset] & 0x7f,
-        digest[offset + 1],
-        digest[offset + 2],
-        digest[offset + 3],
-    ]);
-    Some(format!("{:06}", value % 1_000_000))
+    totp(secret, None, String::new()).map(|t| t.generate(unix))
 }
 
 /// Accepts the current code and the ones just before and after (clock drift);
 /// returns the time step it belongs to (so that it is never accepted twice).
+/// totp-rs's own `check` says whether, not which step, hence the loop.
 pub fn matching_step(secret: &str, code: &str, unix: u64) -> Option<u64> {
     let code = code.trim();
     if code.len() != 6 {
         return None;
     }
+    let totp = totp(secret, None, String::new())?;
     [unix.saturating_sub(STEP), unix, unix + STEP]
         .into_iter()
-        .find(|t| {
-            code_at(secret, *t).is_some_and(|c| {
-                c.bytes()
-                    .zip(code.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-            })
-        })
+        .find(|t| bool::from(totp.generate(*t).as_bytes().ct_eq(code.as_bytes())))
         .map(|t| t / STEP)
 }
 
@@ -164,5 +166,15 @@ mod tests {
         assert!(verify(&s, &code, now + 30));
         assert!(!verify(&s, &code, now + 90));
         assert!(!verify(&s, "12345", now));
+    }
+
+    #[test]
+    fn provisioning_uri_names_issuer_and_account() {
+        let uri = provisioning_uri("JBSWY3DPEHPK3PXP", "jean dupont@a.test", "MES");
+        assert_eq!(
+            uri,
+            "otpauth://totp/MES:jean%20dupont%40a.test?secret=JBSWY3DPEHPK3PXP&issuer=MES"
+        );
+        assert_eq!(provisioning_uri("not base32!", "a@b", "MES"), "");
     }
 }

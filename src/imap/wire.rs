@@ -15,7 +15,7 @@ use imap_codec::ResponseCodec;
 use imap_codec::decode::Decoder;
 use imap_codec::encode::Encoder;
 use imap_codec::imap_types::IntoStatic;
-use imap_codec::imap_types::core::Vec1;
+use imap_codec::imap_types::core::{IString, NString, Vec1};
 use imap_codec::imap_types::envelope::Envelope;
 use imap_codec::imap_types::fetch::{MessageDataItem, MessageDataItemName};
 use imap_codec::imap_types::response::{Data, Response};
@@ -29,6 +29,22 @@ pub fn envelope(envelope: &Envelope<'static>) -> Vec<u8> {
     let response = Response::Data(Data::Fetch {
         seq: NonZeroU32::MIN,
         items: Vec1::from(MessageDataItem::Envelope(envelope.clone())),
+    });
+    let encoded = ResponseCodec::default().encode(&response).dump();
+    encoded
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.strip_suffix(b")\r\n"))
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
+}
+
+/// An IMAP string as imap-codec writes it (a literal is sent without waiting),
+/// for the responses imap-types cannot express (`OLDNAME`).
+pub fn string(value: &IString<'_>) -> Vec<u8> {
+    const PREFIX: &[u8] = b"* 1 FETCH (RFC822 ";
+    let response = Response::Data(Data::Fetch {
+        seq: NonZeroU32::MIN,
+        items: Vec1::from(MessageDataItem::Rfc822(NString(Some(value.clone())))),
     });
     let encoded = ResponseCodec::default().encode(&response).dump();
     encoded

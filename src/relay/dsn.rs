@@ -69,15 +69,6 @@ pub fn status_of(reply: &str, fallback: &str) -> String {
         .to_string()
 }
 
-fn header_block(content: &[u8]) -> &[u8] {
-    let end = content
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 2)
-        .unwrap_or(content.len());
-    &content[..end]
-}
-
 /// Builds the DSN message from `hostname`'s postmaster to the original sender.
 pub fn build(
     hostname: &str,
@@ -140,7 +131,7 @@ pub fn build(
     } else {
         MimePart::new(
             "text/rfc822-headers",
-            header_block(original.content).to_vec(),
+            crate::mime::header_fields(original.content).to_vec(),
         )
         .transfer_encoding("8bit")
     };

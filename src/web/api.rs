@@ -114,7 +114,7 @@ impl FromRequestParts<Shared> for Patient {
         let token = security::bearer_token(&parts.headers).ok_or_else(unauthorized)?;
         let idle = state.settings.session_idle_secs as i64;
         let max = state.settings.session_max_secs as i64;
-        let (account, hash) = security::token_account(&state.store, token, idle, max)
+        let (account, hash) = security::token_account(&state.store, &token, idle, max)
             .await
             .map_err(unavailable)?
             .filter(|(a, _)| a.kind == AccountKind::Patient && !a.disabled)

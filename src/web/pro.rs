@@ -119,12 +119,13 @@ impl FromRequestParts<Shared> for Professional {
             ) && !a.disabled
         };
         if let Some(token) = security::bearer_token(&parts.headers) {
-            let account = security::token_account(&s.store, token, TOKEN_IDLE_SECS, TOKEN_MAX_SECS)
-                .await
-                .map_err(unavailable)?
-                .map(|(a, _)| a)
-                .filter(is_professional)
-                .ok_or_else(unauthorized)?;
+            let account =
+                security::token_account(&s.store, &token, TOKEN_IDLE_SECS, TOKEN_MAX_SECS)
+                    .await
+                    .map_err(unavailable)?
+                    .map(|(a, _)| a)
+                    .filter(is_professional)
+                    .ok_or_else(unauthorized)?;
             return Ok(Professional(account));
         }
         let subject = parts

@@ -11,8 +11,12 @@
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum_extra::headers::authorization::Bearer;
+use axum_extra::headers::{Authorization, HeaderMapExt};
 use base64::Engine;
+use subtle::ConstantTimeEq;
 
 /// The session cookie (a random token; the store keeps its SHA-256).
 pub const SESSION_COOKIE: &str = "__Host-mes_session";
@@ -64,24 +68,21 @@ impl Csrf {
         let Some(submitted) = submitted else {
             return false;
         };
-        self.from_cookie && constant_time_eq(self.token.as_bytes(), submitted.as_bytes())
+        self.from_cookie && bool::from(self.token.as_bytes().ct_eq(submitted.as_bytes()))
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Makes sure every visitor has a CSRF cookie; handlers read it as an extension.
 pub async fn csrf_cookie(mut req: Request, next: Next) -> Response {
-    let existing = cookie(req.headers(), CSRF_COOKIE).filter(|t| {
+    let jar = CookieJar::from_headers(req.headers());
+    let existing = jar.get(CSRF_COOKIE).map(Cookie::value).filter(|t| {
         t.len() == 43
             && t.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
     let csrf = match existing {
         Some(token) => Csrf {
-            token: token.to_string(),
+            token: token.to_owned(),
             from_cookie: true,
         },
         None => Csrf {
@@ -89,13 +90,13 @@ pub async fn csrf_cookie(mut req: Request, next: Next) -> Response {
             from_cookie: false,
         },
     };
-    let set = (!csrf.from_cookie).then(|| set_cookie(CSRF_COOKIE, &csrf.token));
+    let set = (!csrf.from_cookie).then(|| protected_cookie(CSRF_COOKIE, csrf.token.clone()));
     req.extensions_mut().insert(csrf);
-    let mut res = next.run(req).await;
-    if let Some(v) = set {
-        res.headers_mut().append(header::SET_COOKIE, v);
+    let res = next.run(req).await;
+    match set {
+        Some(cookie) => (CookieJar::new().add(cookie), res).into_response(),
+        None => res,
     }
-    res
 }
 
 /// A new random token (32 bytes, URL-safe base64: 43 characters).
@@ -111,12 +112,12 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.trim().as_bytes()))
 }
 
-/// The token of an `Authorization: Bearer` header.
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+/// The token of an `Authorization: Bearer` header. The scheme is matched in
+/// any case (RFC 9110 §11.1), as the headers crate decodes it.
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
     headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .typed_get::<Authorization<Bearer>>()
+        .map(|a| a.token().to_owned())
 }
 
 /// The account of the live API session of `token` (idle less than
@@ -135,32 +136,16 @@ pub async fn token_account(
     Ok(store.account_by_id(id).await?.map(|a| (a, hash)))
 }
 
-/// The value of cookie `name` in a request's headers.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-/// A `Set-Cookie` for a session-long cookie with every protection.
-pub fn set_cookie(name: &str, value: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// A `Set-Cookie` that removes cookie `name`.
-pub fn clear_cookie(name: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{name}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
+/// A session-long cookie with every protection: `__Host-` needs Secure and
+/// `Path=/`; HttpOnly and SameSite=Strict keep it from scripts and other sites.
+/// Also what a jar's `remove` takes, so the removal carries the same flags.
+pub fn protected_cookie(name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .build()
 }
 
 #[cfg(test)]
@@ -168,14 +153,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cookies_are_found_among_others() {
+    fn cookies_are_found_among_others_and_set_with_every_flag() {
         let mut h = HeaderMap::new();
         h.insert(
             header::COOKIE,
             HeaderValue::from_static("a=1; __Host-mes_csrf=tok; b=2"),
         );
-        assert_eq!(cookie(&h, CSRF_COOKIE), Some("tok"));
-        assert_eq!(cookie(&h, SESSION_COOKIE), None);
+        let jar = CookieJar::from_headers(&h);
+        assert_eq!(jar.get(CSRF_COOKIE).map(Cookie::value), Some("tok"));
+        assert!(jar.get(SESSION_COOKIE).is_none());
+        let set = protected_cookie(SESSION_COOKIE, "v".into()).to_string();
+        for part in [
+            "__Host-mes_session=v",
+            "Path=/",
+            "Secure",
+            "HttpOnly",
+            "SameSite=Strict",
+        ] {
+            assert!(set.contains(part), "{part} missing: {set}");
+        }
+    }
+
+    #[test]
+    fn bearer_scheme_in_any_case() {
+        let token = |value: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            bearer_token(&h)
+        };
+        for value in ["Bearer xyz", "bearer xyz", "BEARER xyz", "bEaReR  xyz"] {
+            assert_eq!(token(value).as_deref(), Some("xyz"), "{value}");
+        }
+        for value in ["Basic eHl6", "Bearerxyz", "Bearer", "xyz"] {
+            assert_eq!(token(value), None, "{value}");
+        }
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -3,31 +3,26 @@
 
 use imap_codec::ResponseCodec;
 use imap_codec::encode::Encoder;
-use imap_codec::imap_types::core::{QuotedChar, Tag};
+use imap_codec::imap_types::core::{IString, Literal, QuotedChar, Tag};
+use imap_codec::imap_types::extensions::utf8::QuotedUtf8;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Data, Response};
 
 use super::list::list_attributes;
 use crate::imap::names::{self, DELIMITER};
 use crate::imap::session::{ImapSession, code};
+use crate::imap::wire;
 use crate::store::StoreError;
 
-/// `text` as an IMAP string: quoted UTF-8, or a literal when it holds CR, LF or NUL.
-fn quoted_or_literal(text: &str) -> Vec<u8> {
-    if text.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n')) {
-        let mut out = format!("{{{}}}\r\n", text.len()).into_bytes();
-        out.extend_from_slice(text.as_bytes());
-        return out;
-    }
-    let mut out = vec![b'"'];
-    for b in text.bytes() {
-        if matches!(b, b'"' | b'\\') {
-            out.push(b'\\');
-        }
-        out.push(b);
-    }
-    out.push(b'"');
-    out
+/// `text` as an IMAP string: quoted UTF-8 (names are UTF-8 in IMAP4rev2),
+/// or a literal when it holds CR or LF; None if not even a literal can hold
+/// it (a NUL, which no mailbox name has).
+fn quoted_or_literal(text: &str) -> Option<Vec<u8>> {
+    let string = match QuotedUtf8::try_from(text) {
+        Ok(quoted) => IString::QuotedUtf8(quoted),
+        Err(_) => IString::Literal(Literal::try_from(text).ok()?),
+    };
+    Some(wire::string(&string))
 }
 
 impl ImapSession {
@@ -39,7 +34,10 @@ impl ImapSession {
         if !self.rev2 || supplied.as_deref().is_none_or(|s| s == name) {
             return;
         }
-        let (Some(old), Some(mailbox)) = (supplied, self.wire_mailbox(name)) else {
+        let (Some(old), Some(mailbox)) = (
+            supplied.as_deref().and_then(quoted_or_literal),
+            self.wire_mailbox(name),
+        ) else {
             return;
         };
         let Ok(all) = self.services.store.folders(self.account()).await else {
@@ -58,7 +56,7 @@ impl ImapSession {
             bytes.truncate(bytes.len() - 2);
         }
         bytes.extend_from_slice(b" (\"OLDNAME\" (");
-        bytes.extend_from_slice(&quoted_or_literal(&old));
+        bytes.extend_from_slice(&old);
         bytes.extend_from_slice(b"))\r\n");
         self.raw(bytes);
     }
@@ -176,5 +174,20 @@ impl ImapSession {
             ),
             Err(e) => self.store_failed(tag, e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quoted_or_literal;
+
+    #[test]
+    fn old_names_are_quoted_or_literal() {
+        let q = |s| String::from_utf8(quoted_or_literal(s).unwrap()).unwrap();
+        assert_eq!(q("inbox/Été"), "\"inbox/Été\"");
+        assert_eq!(q(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(q(""), "\"\"");
+        assert_eq!(q("a\r\nb"), "{4}\r\na\r\nb");
+        assert_eq!(quoted_or_literal("a\0b"), None);
     }
 }

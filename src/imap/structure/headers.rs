@@ -18,11 +18,14 @@ pub(super) struct Field<'h> {
 /// Splits a header block into fields. Returns the fields and the blank line
 /// that ends the block, if any.
 pub(super) fn split_fields(block: &[u8]) -> (Vec<Field<'_>>, &[u8]) {
+    let (block, eoh) = match crate::mime::blank_line(block) {
+        Some(blank) => (&block[..blank.start], &block[blank]),
+        None => (block, &[][..]),
+    };
     let mut fields: Vec<Field<'_>> = Vec::new();
     let mut starts: Vec<(usize, usize, usize)> = Vec::new(); // (start, value start, name end)
     let mut ends: Vec<(usize, usize)> = Vec::new(); // (content end, raw end)
     let mut pos = 0;
-    let mut eoh: &[u8] = &[];
     while pos < block.len() {
         let line_end = block[pos..]
             .iter()
@@ -35,10 +38,6 @@ pub(super) fn split_fields(block: &[u8]) -> (Vec<Field<'_>>, &[u8]) {
             } else {
                 usize::from(line.ends_with(b"\n"))
             };
-        if content_len == 0 {
-            eoh = line;
-            break;
-        }
         let continues = matches!(line[0], b' ' | b'\t');
         if continues && let Some(last) = ends.last_mut() {
             *last = (pos + content_len, line_end);

@@ -85,7 +85,7 @@ pub(super) fn build_from(
     // Not parseable as a message (no header at all, or limits reached): the
     // header runs to the first blank line, as Dovecot would read it.
     let bytes = raw.get(range.clone()).unwrap_or_default();
-    let header_end = find_header_end(bytes) + range.start;
+    let header_end = crate::mime::header_end(bytes) + range.start;
     let header = range.start..header_end;
     let mime = is_mime_message(raw.get(header.clone()).unwrap_or_default());
     Node {
@@ -228,22 +228,4 @@ impl BuildCtx<'_, '_> {
 fn clamp(raw: &[u8], range: Range<usize>) -> Range<usize> {
     let end = range.end.min(raw.len());
     range.start.min(end)..end
-}
-
-/// Index just after the blank line that ends the header block of `bytes`, or
-/// its length when there is none (a message that is all header).
-fn find_header_end(bytes: &[u8]) -> usize {
-    let mut pos = 0;
-    while pos < bytes.len() {
-        let line_end = bytes[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(bytes.len(), |i| pos + i + 1);
-        let line = &bytes[pos..line_end];
-        if line == b"\n" || line == b"\r\n" {
-            return line_end;
-        }
-        pos = line_end;
-    }
-    bytes.len()
 }

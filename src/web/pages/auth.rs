@@ -2,9 +2,10 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
+use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use super::{Etat, Layout, PageError, Session, Shared, render};
@@ -59,16 +60,13 @@ pub(super) async fn login(
             s.store
                 .create_session(&security::token_hash(&token), account.id)
                 .await?;
-            let mut headers = HeaderMap::new();
-            headers.append(
-                header::SET_COOKIE,
-                security::set_cookie(SESSION_COOKIE, &token),
-            );
-            headers.append(
-                header::SET_COOKIE,
-                security::set_cookie(CSRF_COOKIE, &security::random_token()),
-            );
-            return Ok((headers, Redirect::to("/messagerie")).into_response());
+            let jar = CookieJar::new()
+                .add(security::protected_cookie(SESSION_COOKIE, token))
+                .add(security::protected_cookie(
+                    CSRF_COOKIE,
+                    security::random_token(),
+                ));
+            return Ok((jar, Redirect::to("/messagerie")).into_response());
         }
         LoginResult::Throttled => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -175,15 +173,13 @@ pub(super) async fn logout(
     State(s): State<Shared>,
     Extension(csrf): Extension<Csrf>,
     session: Session,
+    jar: CookieJar,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     if !csrf.accepts(f.csrf.as_deref()) {
         return Err(PageError::Forbidden);
     }
     s.store.delete_session(&session.token_hash).await?;
-    Ok((
-        [(header::SET_COOKIE, security::clear_cookie(SESSION_COOKIE))],
-        Redirect::to("/connexion?etat=deconnecte"),
-    )
-        .into_response())
+    let gone = security::protected_cookie(SESSION_COOKIE, String::new());
+    Ok((jar.remove(gone), Redirect::to("/connexion?etat=deconnecte")).into_response())
 }

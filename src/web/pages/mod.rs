@@ -17,6 +17,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use super::WebServices;
@@ -225,13 +226,15 @@ impl FromRequestParts<Shared> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, s: &Shared) -> Result<Self, Self::Rejection> {
-        let Some(token) = security::cookie(&parts.headers, SESSION_COOKIE) else {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(token) = jar.get(SESSION_COOKIE) else {
             return Err(Redirect::to("/connexion").into_response());
         };
-        let token_hash = security::token_hash(token);
+        let token_hash = security::token_hash(token.value());
         let expired = || {
+            let gone = security::protected_cookie(SESSION_COOKIE, String::new());
             (
-                [(header::SET_COOKIE, security::clear_cookie(SESSION_COOKIE))],
+                jar.clone().remove(gone),
                 Redirect::to("/connexion?etat=expiree"),
             )
                 .into_response()
