@@ -8,6 +8,7 @@ pub mod access;
 pub mod audit;
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod dossier;

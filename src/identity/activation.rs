@@ -11,7 +11,7 @@ use super::password::{self, PasswordRule};
 use super::throttle::Throttle;
 use super::{AccountKind, ins::Ins};
 use crate::store::accounts::Account;
-use crate::store::{Store, StoreError, now};
+use crate::store::{Store, StoreError};
 
 /// Unambiguous characters (no 0/O, 1/I/L) for codes read aloud or copied from paper.
 const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
@@ -51,7 +51,11 @@ pub async fn issue(
     let hash = password::hash(&format!("activation:{}", normalize_code(&code)))
         .map_err(|e| IssueError::Hash(e.to_string()))?;
     store
-        .set_activation_code(account.id, &hash, now() + i64::from(valid_days) * 86_400)
+        .set_activation_code(
+            account.id,
+            &hash,
+            store.now() + i64::from(valid_days) * 86_400,
+        )
         .await?;
     Ok(code)
 }
@@ -135,7 +139,7 @@ impl Authenticator {
             },
             None => None,
         };
-        let live = pending.filter(|p| p.expires_at > now());
+        let live = pending.filter(|p| p.expires_at > self.store.now());
         let hash = live
             .as_ref()
             .map_or_else(|| dummy_hash().to_string(), |p| p.code_hash.clone());

@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Store, StoreError, now};
+use super::{Store, StoreError};
 use crate::audit::{self, AuditEntry};
 use crate::threads::Incoming;
 
@@ -138,6 +138,7 @@ pub(super) async fn on_delivery(
                     &patient,
                     &format!("thread {id}"),
                 ),
+                at,
             )
             .await?;
             id
@@ -162,6 +163,7 @@ pub(super) async fn on_delivery(
             audit::append_on(
                 conn,
                 &AuditEntry::new(&m.sender, "thread.open", &patient, &format!("thread {id}")),
+                at,
             )
             .await?;
             id
@@ -205,6 +207,7 @@ async fn end_on(
     audit::append_on(
         conn,
         &AuditEntry::new(by, "thread.end", patient, &format!("thread {thread_id}")),
+        at,
     )
     .await
 }
@@ -247,6 +250,7 @@ pub(super) async fn on_patient_message(
             &patient,
             &format!("thread {thread_id}"),
         ),
+        at,
     )
     .await
 }
@@ -352,7 +356,7 @@ impl Store {
             for r in rows {
                 let thread_id: i64 = r.try_get("id")?;
                 let patient: String = r.try_get("address")?;
-                end_on(&mut tx, thread_id, by_name, by, &patient, now()).await?;
+                end_on(&mut tx, thread_id, by_name, by, &patient, self.now()).await?;
                 ended += 1;
             }
         }
@@ -400,7 +404,7 @@ impl Store {
 
     /// Takes the right to send a notice now: true (and records it) when the last one is older than `window` seconds.
     pub async fn take_notice_slot(&self, account_id: i64, window: i64) -> Result<bool, StoreError> {
-        let t = now();
+        let t = self.now();
         let done = sqlx::query(
             "UPDATE patient_settings SET last_notice_at = $1 WHERE account_id = $2 AND last_notice_at <= $3",
         )
@@ -419,7 +423,7 @@ impl Store {
         account_id: i64,
         window: i64,
     ) -> Result<bool, StoreError> {
-        let t = now();
+        let t = self.now();
         let done = sqlx::query(
             "UPDATE patient_settings SET last_emergency_notice_at = $1 \
              WHERE account_id = $2 AND last_emergency_notice_at <= $3",
@@ -438,7 +442,7 @@ impl Store {
         token_hash: &str,
         account_id: i64,
     ) -> Result<(), StoreError> {
-        let t = now();
+        let t = self.now();
         sqlx::query("INSERT INTO api_sessions (token_hash, account_id, created_at, last_seen) VALUES ($1, $2, $3, $3)")
             .bind(token_hash)
             .bind(account_id)
@@ -462,7 +466,7 @@ impl Store {
         idle_secs: i64,
         max_secs: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let t = now();
+        let t = self.now();
         let row = sqlx::query(
             "SELECT account_id, last_seen FROM api_sessions \
              WHERE token_hash = $1 AND last_seen > $2 AND created_at > $3",

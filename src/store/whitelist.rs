@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, now};
+use super::{Store, StoreError};
 use crate::trust::whitelist::WhitelistEntry;
 
 impl Store {
@@ -12,7 +12,7 @@ impl Store {
         sqlx::query("DELETE FROM whitelist")
             .execute(&mut *tx)
             .await?;
-        let at = now();
+        let at = self.now();
         // A domain listed twice keeps every operator DN it was given.
         let mut merged: std::collections::BTreeMap<&str, WhitelistEntry> = Default::default();
         for e in entries {
