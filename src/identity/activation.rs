@@ -48,8 +48,7 @@ pub async fn issue(
         return Err(IssueError::NotPatient);
     }
     let code = generate_code();
-    let hash = password::hash(&format!("activation:{}", normalize_code(&code)))
-        .map_err(|e| IssueError::Hash(e.to_string()))?;
+    let hash = password::hash(&format!("activation:{}", normalize_code(&code)))?;
     store
         .set_activation_code(
             account.id,
@@ -68,7 +67,7 @@ pub enum IssueError {
     NotPatient,
     /// Hashing failed.
     #[error("{0}")]
-    Hash(String),
+    Hash(#[from] super::password::PasswordError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -84,10 +84,10 @@ pub enum RevocationError {
     },
     /// rcgen could not sign the list.
     #[error("cannot sign the revocation list: {0}")]
-    Sign(String),
+    Sign(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The trust anchors could not be read.
     #[error("trust anchors: {0}")]
-    Anchors(String),
+    Anchors(#[source] Box<super::TlsError>),
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RevocationError {
@@ -188,7 +188,7 @@ impl Revocation {
         anchors: &[impl AsRef<Path>],
     ) -> Result<Arc<Revocation>, RevocationError> {
         let roots = Arc::new(
-            super::root_store(anchors).map_err(|e| RevocationError::Anchors(e.to_string()))?,
+            super::root_store(anchors).map_err(|e| RevocationError::Anchors(Box::new(e)))?,
         );
         let revocation = Revocation {
             files: files.to_vec(),
@@ -539,9 +539,9 @@ pub fn empty_crl(ca: &Ca) -> Result<String, RevocationError> {
         key_identifier_method: KeyIdMethod::Sha256,
     };
     ca.sign_crl(&params)
-        .map_err(|e| RevocationError::Sign(e.to_string()))?
+        .map_err(|e| RevocationError::Sign(Box::new(e)))?
         .pem()
-        .map_err(|e| RevocationError::Sign(e.to_string()))
+        .map_err(|e| RevocationError::Sign(Box::new(e)))
 }
 
 /// Whether the list `crl_der` was issued by `ca` (same issuer name).
@@ -668,12 +668,12 @@ pub fn revoke(
     };
     let signed = ca
         .sign_crl(&params)
-        .map_err(|e| RevocationError::Sign(e.to_string()))?;
+        .map_err(|e| RevocationError::Sign(Box::new(e)))?;
     Ok(Revoked {
         crl_der: signed.der().to_vec(),
         crl_pem: signed
             .pem()
-            .map_err(|e| RevocationError::Sign(e.to_string()))?,
+            .map_err(|e| RevocationError::Sign(Box::new(e)))?,
         crl_number: hex::encode(&next_number),
         subject,
         serial,
