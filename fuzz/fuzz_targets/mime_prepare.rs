@@ -17,7 +17,7 @@ use std::sync::Once;
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::fetch::{Part, Section};
 use libfuzzer_sys::fuzz_target;
-use mes::delivery::facts::MessageFacts;
+use mes::mime::facts::MessageFacts;
 use mes::delivery::prepare::Analysis;
 use mes::imap::structure::ParsedMessage;
 use mes::imap::wire;

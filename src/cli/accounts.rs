@@ -3,9 +3,9 @@
 use anyhow::{Context, bail};
 
 use super::{CareteamCommand, DomainCommand, TrustCommand, UserCommand, read_password_line};
+use crate::address::{Address, normalize_domain};
 use crate::audit::{self, AuditEntry};
 use crate::config::Config;
-use crate::identity::address::{Address, normalize_domain};
 use crate::identity::ins::Ins;
 use crate::identity::{AccountKind, DomainKind, activation, password};
 use crate::pki::dn::DistinguishedName;

@@ -1,7 +1,6 @@
 //! Who is who: account kinds, addresses, INS, passwords and SASL authentication.
 
 pub mod activation;
-pub mod address;
 pub mod auth;
 pub mod author;
 pub mod ins;
