@@ -341,7 +341,7 @@ pub(super) async fn trust(config: &Config, cmd: TrustCommand) -> anyhow::Result<
             let xml =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let list = whitelist::parse(&xml).with_context(|| format!("{}", file.display()))?;
-            store.replace_whitelist(&list.domains).await?;
+            store.replace_whitelist(&list.rows()).await?;
             audit::append(
                 &store,
                 &AuditEntry::new(

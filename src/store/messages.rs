@@ -54,7 +54,7 @@ pub struct NewMessage {
     /// Flags every filed copy starts with (APPEND), space-separated.
     pub flags: String,
     /// How the message relates to patient threads.
-    pub thread: Option<crate::threads::ThreadLink>,
+    pub thread: Option<super::threads::ThreadLink>,
     /// Documents and profile items it files in patients' records.
     pub dossier: Option<Box<super::dossier::DossierFiling>>,
 }
@@ -161,7 +161,7 @@ pub async fn insert_message(
         placements.push((mailbox_id, uid));
     }
     match &m.thread {
-        Some(crate::threads::ThreadLink::ToPatient(incoming)) => {
+        Some(super::threads::ThreadLink::ToPatient(incoming)) => {
             for r in &m.recipients {
                 if let Some(patient_id) = r.patient_id {
                     super::threads::on_delivery(
@@ -175,7 +175,7 @@ pub async fn insert_message(
                 }
             }
         }
-        Some(crate::threads::ThreadLink::FromPatient { thread_id }) => {
+        Some(super::threads::ThreadLink::FromPatient { thread_id }) => {
             super::threads::on_patient_message(
                 &mut *conn,
                 *thread_id,

@@ -3,18 +3,34 @@
 use sqlx::Row;
 
 use super::{Store, StoreError, now};
-use crate::trust::whitelist::WhitelistEntry;
+
+/// One imported domain as stored (`trust::whitelist::WhitelistRow` maps to it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WhitelistRow {
+    /// The normalised domain.
+    pub domain: String,
+    /// Subject DNs of the operator certificates.
+    pub operator_dns: Vec<String>,
+    /// Human description.
+    pub description: Option<String>,
+    /// `ResponsableContact`.
+    pub responsable_contact: Option<String>,
+    /// `SupportContact`.
+    pub support_contact: Option<String>,
+    /// `DateMAJ`, as published.
+    pub updated_at: Option<String>,
+}
 
 impl Store {
     /// Replaces the imported whitelist with `entries`, atomically.
-    pub async fn replace_whitelist(&self, entries: &[WhitelistEntry]) -> Result<(), StoreError> {
+    pub async fn replace_whitelist(&self, entries: &[WhitelistRow]) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM whitelist")
             .execute(&mut *tx)
             .await?;
         let at = now();
         // A domain listed twice keeps every operator DN it was given.
-        let mut merged: std::collections::BTreeMap<&str, WhitelistEntry> = Default::default();
+        let mut merged: std::collections::BTreeMap<&str, WhitelistRow> = Default::default();
         for e in entries {
             merged
                 .entry(&e.domain)
