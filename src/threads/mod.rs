@@ -1,5 +1,6 @@
 //! Patient threads (messagerie citoyenne): the rules, in one place, used by every
-//! path (SMTP delivery, IMAP keywords, the patient API and webmail).
+//! path (SMTP delivery, IMAP keywords, the patient API and webmail). The
+//! patient's sending path is `web::send`.
 //!
 //! - Only a professional, organisation or application starts a conversation.
 //! - A message to a patient joins the open thread it replies to (In-Reply-To /
@@ -9,7 +10,6 @@
 
 pub mod compose;
 pub mod notify;
-pub mod send;
 
 use crate::store::threads::Thread;
 pub use crate::store::threads::{Incoming, ThreadLink};

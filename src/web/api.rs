@@ -18,7 +18,7 @@ use super::{ClientAddr, WebServices, security};
 use crate::identity::AccountKind;
 use crate::identity::auth::LoginResult;
 use crate::store::accounts::Account;
-use crate::threads::send::SendError;
+use crate::web::send::SendError;
 
 type Shared = Arc<WebServices>;
 

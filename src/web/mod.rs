@@ -12,6 +12,7 @@ pub mod patient;
 pub mod pro;
 pub mod render;
 pub mod security;
+pub mod send;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use crate::identity::auth::Authenticator;
 use crate::listen::accept;
 use crate::listen::limits::ConnectionLimits;
 use crate::store::Store;
-use crate::threads::send::Sender;
+use crate::web::send::Sender;
 
 /// Largest body of a form or JSON request (logins, settings…).
 const FORM_LIMIT: usize = 64 * 1024;
