@@ -27,8 +27,8 @@ use crate::identity::AccountKind;
 use crate::identity::author::{
     Author, AuthorRule, Authored, Delegations, Peer, Refusal as AuthorRefusal,
 };
-use crate::imap::structure::ParsedMessage;
 use crate::mime::facts::MessageFacts;
+use crate::mime::structure::ParsedMessage;
 use crate::store::accounts::Account;
 use crate::store::dossier::DossierFiling;
 use crate::store::threads::Thread;

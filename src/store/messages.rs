@@ -47,7 +47,7 @@ pub struct NewMessage {
     /// IMAP ENVELOPE as JSON: only for rows written before the wire form
     /// existed; new messages carry `imap_envelope` instead.
     pub envelope: Option<String>,
-    /// IMAP ENVELOPE in wire form (computed once, at delivery: `imap::wire`).
+    /// IMAP ENVELOPE in wire form (computed once, at delivery: `mime::structure::wire`).
     pub imap_envelope: Option<Vec<u8>>,
     /// IMAP BODYSTRUCTURE as JSON.
     pub bodystructure: Option<String>,
