@@ -3,10 +3,9 @@
 //! Each entry's hash covers the previous entry's hash and the entry's fields,
 //! so that removing or editing a row breaks the chain ([`verify_chain`]).
 //! Appends take the single `audit_head` row lock, which orders writers across
-//! nodes sharing one PostgreSQL. Entries name people and actions, never health
-//! content.
-
-use sqlx::Row;
+//! nodes sharing one PostgreSQL (the entry row and its append are
+//! `store::audit`, so any transaction can record its fact). Entries name people
+//! and actions, never health content.
 
 pub mod seal;
 
@@ -24,83 +23,65 @@ pub async fn append(store: &Store, entry: &AuditEntry) -> Result<(), StoreError>
 
 /// Entries about `target`, newest first.
 pub async fn entries_for(store: &Store, target: &str) -> Result<Vec<AuditEntry>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT actor, action, target, detail FROM audit_log WHERE target = $1 ORDER BY id DESC",
     )
     .bind(target)
     .fetch_all(store.pool())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(AuditEntry {
-                actor: r.try_get("actor")?,
-                action: r.try_get("action")?,
-                target: r.try_get("target")?,
-                detail: r.try_get("detail")?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// One entry with its place and time in the trail.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Recorded {
     /// Row id (chain order).
     pub id: i64,
     /// Unix seconds.
     pub at: i64,
     /// The entry.
+    #[sqlx(flatten)]
     pub entry: AuditEntry,
+}
+
+/// A row of the trail with its chain hashes.
+#[derive(sqlx::FromRow)]
+struct Chained {
+    #[sqlx(flatten)]
+    recorded: Recorded,
+    prev_hash: String,
+    hash: String,
 }
 
 /// Entries about `target` written by anyone but `target` itself, newest first
 /// (a patient's access history).
 pub async fn by_others(store: &Store, target: &str) -> Result<Vec<Recorded>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT id, at, actor, action, target, detail FROM audit_log \
          WHERE target = $1 AND actor <> $1 ORDER BY id DESC",
     )
     .bind(target)
     .fetch_all(store.pool())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Recorded {
-                id: r.try_get("id")?,
-                at: r.try_get("at")?,
-                entry: AuditEntry {
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    target: r.try_get("target")?,
-                    detail: r.try_get("detail")?,
-                },
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// Recomputes the chain; returns the id of the first broken entry, if any.
 pub async fn verify_chain(store: &Store) -> Result<Option<i64>, StoreError> {
-    let rows = sqlx::query(
+    let rows: Vec<Chained> = sqlx::query_as(
         "SELECT id, at, actor, action, target, detail, prev_hash, hash FROM audit_log ORDER BY id",
     )
     .fetch_all(store.pool())
     .await?;
     let mut prev = "0".repeat(64);
-    for r in &rows {
-        let id: i64 = r.try_get("id")?;
-        let entry = AuditEntry {
-            actor: r.try_get("actor")?,
-            action: r.try_get("action")?,
-            target: r.try_get("target")?,
-            detail: r.try_get("detail")?,
-        };
-        let stored_prev: String = r.try_get("prev_hash")?;
-        let stored: String = r.try_get("hash")?;
-        if stored_prev != prev || chain_hash(&prev, r.try_get("at")?, &entry) != stored {
-            return Ok(Some(id));
+    for Chained {
+        recorded,
+        prev_hash,
+        hash,
+    } in rows
+    {
+        if prev_hash != prev || chain_hash(&prev, recorded.at, &recorded.entry) != hash {
+            return Ok(Some(recorded.id));
         }
-        prev = stored;
+        prev = hash;
     }
     Ok(None)
 }

@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, Row};
 use super::{StoreError, now};
 
 /// One audited fact.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditEntry {
     /// Who acted: an address, `operator` for the command line, `system`.
     pub actor: String,

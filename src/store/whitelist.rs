@@ -1,10 +1,8 @@
 //! The imported whitelist of the trust space (see `trust::whitelist` for the XML).
 
-use sqlx::Row;
-
 use super::{Store, StoreError, now};
 
-/// One imported domain as stored (`trust::whitelist::WhitelistRow` maps to it).
+/// One imported domain as stored (`trust::whitelist::WhitelistEntry` maps to it).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WhitelistRow {
     /// The normalised domain.
@@ -58,20 +56,20 @@ impl Store {
 
     /// The imported whitelist: (domain, operator DNs).
     pub async fn whitelist(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        let rows = sqlx::query("SELECT domain, operator_dns FROM whitelist ORDER BY domain")
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let dns: String = r.try_get("operator_dns")?;
-                Ok((
-                    r.try_get("domain")?,
-                    dns.lines()
-                        .map(str::to_string)
-                        .filter(|s| !s.is_empty())
-                        .collect(),
-                ))
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT domain, operator_dns FROM whitelist ORDER BY domain")
+                .fetch_all(self.pool())
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(domain, dns)| {
+                let dns = dns
+                    .lines()
+                    .map(str::to_string)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                (domain, dns)
             })
-            .collect()
+            .collect())
     }
 }
