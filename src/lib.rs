@@ -9,6 +9,7 @@ pub mod address;
 pub mod audit;
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod dossier;

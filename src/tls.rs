@@ -33,7 +33,7 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     /// A certificate verifier could not be built.
     #[error("certificate verifier: {0}")]
-    Verifier(String),
+    Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
 /// Whether a server asks for client certificates.
@@ -131,8 +131,7 @@ pub fn server_config(
                 roots,
                 client_auth == ClientAuth::Optional,
                 revocation.clone(),
-            )
-            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+            )?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -160,8 +159,7 @@ pub fn client_config_with_crls(
     revocation: &Arc<Revocation>,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let roots = Arc::new(root_store(anchors)?);
-    let verifier = CrlServerVerifier::new(roots, revocation.clone())
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier = CrlServerVerifier::new(roots, revocation.clone())?;
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)?
         .dangerous()

@@ -964,6 +964,18 @@ async fn operator_changes_end_sessions(db: Db) {
     let bearer = pro_token(&server, PW, now);
     let mut imap = common::imap_login(server.addr("imaps"), &ca, &pro.address, PW).await;
     imap.expect("SELECT INBOX", "OK").await;
+    let mut smtp = common::connect_tls(server.addr("submissions"), common::client_tls(&ca, None))
+        .await
+        .unwrap();
+    smtp.expect("EHLO client.test", 250).await;
+    smtp.expect(
+        &format!("AUTH PLAIN {}", common::plain(&pro.address, PW)),
+        235,
+    )
+    .await;
+    smtp.expect(&format!("MAIL FROM:<{}>", pro.address), 250)
+        .await;
+    smtp.expect("RSET", 250).await;
     assert_eq!(
         api(&server, &ca, "GET", &pro_list, Some(&bearer), None).0,
         403
@@ -976,6 +988,11 @@ async fn operator_changes_end_sessions(db: Db) {
         api(&server, &ca, "GET", &pro_list, Some(&bearer), None).0,
         401
     );
+    // The SMTP session ends at its next transaction.
+    let reply = smtp
+        .expect(&format!("MAIL FROM:<{}>", pro.address), 421)
+        .await;
+    assert!(format!("{reply:?}").contains("Session ended"), "{reply:?}");
     // The IMAP session ends at its next command, and the old password is refused.
     imap.send_raw(b"a9 NOOP\r\n").await;
     let bye = imap.read_line().await;

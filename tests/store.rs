@@ -339,7 +339,7 @@ async fn break_glass_limit_is_exact(db: Db) {
         .create_account(&account("p@a.test", AccountKind::Patient))
         .await
         .unwrap();
-    let t = mes::store::now();
+    let t = store.now();
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let store = store.clone();

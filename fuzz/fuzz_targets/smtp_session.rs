@@ -30,6 +30,7 @@ fn account() -> Authenticated {
         account_id: 1,
         address: "dr.a@mes.test".into(),
         kind: AccountKind::Professional,
+        stamp: None,
     }
 }
 

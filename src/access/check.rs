@@ -136,7 +136,7 @@ impl Gate {
         reason: &str,
     ) -> Result<Result<i64, Denial>, StoreError> {
         let reason = reason.trim();
-        let now = crate::store::now();
+        let now = self.store.now();
         let mut decision = if !self.may_break_glass(actor) {
             Err(Denial::NotEligible)
         } else if self

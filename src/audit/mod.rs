@@ -16,7 +16,7 @@ use crate::store::{Store, StoreError};
 /// Appends `entry` in its own transaction.
 pub async fn append(store: &Store, entry: &AuditEntry) -> Result<(), StoreError> {
     let mut tx = store.pool().begin().await?;
-    append_on(&mut tx, entry).await?;
+    append_on(&mut tx, entry, store.now()).await?;
     tx.commit().await?;
     Ok(())
 }

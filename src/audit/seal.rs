@@ -16,7 +16,7 @@ use sha2::Sha256;
 use sqlx::Row;
 
 use crate::keyfile::{self, KeyError};
-use crate::store::{Store, StoreError, now};
+use crate::store::{Store, StoreError};
 
 /// The sealing key.
 #[derive(Clone)]
@@ -95,7 +95,7 @@ pub async fn checkpoint(store: &Store, key: &SealKey) -> Result<Option<i64>, Sto
     if last.is_some_and(|l| l >= entry_id) {
         return Ok(None);
     }
-    let at = now();
+    let at = store.now();
     sqlx::query(
         "INSERT INTO audit_checkpoints (at, entry_id, entry_hash, mac) VALUES ($1, $2, $3, $4)",
     )

@@ -32,7 +32,7 @@ use crate::mime::structure::ParsedMessage;
 use crate::store::accounts::Account;
 use crate::store::dossier::DossierFiling;
 use crate::store::threads::Thread;
-use crate::store::{Store, StoreError, now};
+use crate::store::{Store, StoreError};
 use crate::threads::notify::Notifier;
 use crate::threads::{self, ThreadLink};
 use crate::tls::TlsInfo;
@@ -349,7 +349,7 @@ impl Acceptor {
         let rules = source.rules();
         let facts = MessageFacts::read(&content);
         let id = transaction_id();
-        let time = now();
+        let time = self.services.store.now();
         let authored = self.author(&source, &facts).await?;
         let envelope = self.envelope(&source).await?;
         let (content, message_id) = match (&envelope.hop, rules.trace) {

@@ -91,7 +91,7 @@ pub fn build(
         )
         .message_id(format!(
             "mdn.{}.{}@{hostname}",
-            crate::store::now(),
+            crate::clock::system_now(),
             rand::random::<u32>()
         ))
         .body(body);

@@ -11,7 +11,7 @@ use super::password::{self, PasswordRule};
 use super::throttle::Throttle;
 use super::{AccountKind, ins::Ins};
 use crate::store::accounts::Account;
-use crate::store::{Store, StoreError, now};
+use crate::store::{Store, StoreError};
 
 /// Unambiguous characters (no 0/O, 1/I/L) for codes read aloud or copied from paper.
 const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
@@ -48,10 +48,13 @@ pub async fn issue(
         return Err(IssueError::NotPatient);
     }
     let code = generate_code();
-    let hash = password::hash(&format!("activation:{}", normalize_code(&code)))
-        .map_err(|e| IssueError::Hash(e.to_string()))?;
+    let hash = password::hash(&format!("activation:{}", normalize_code(&code)))?;
     store
-        .set_activation_code(account.id, &hash, now() + i64::from(valid_days) * 86_400)
+        .set_activation_code(
+            account.id,
+            &hash,
+            store.now() + i64::from(valid_days) * 86_400,
+        )
         .await?;
     Ok(code)
 }
@@ -64,7 +67,7 @@ pub enum IssueError {
     NotPatient,
     /// Hashing failed.
     #[error("{0}")]
-    Hash(String),
+    Hash(#[from] super::password::PasswordError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -135,7 +138,7 @@ impl Authenticator {
             },
             None => None,
         };
-        let live = pending.filter(|p| p.expires_at > now());
+        let live = pending.filter(|p| p.expires_at > self.store.now());
         let hash = live
             .as_ref()
             .map_or_else(|| dummy_hash().to_string(), |p| p.code_hash.clone());

@@ -13,7 +13,7 @@ pub enum PasswordError {
     TooShort(usize),
     /// The hasher failed.
     #[error("password hashing failed: {0}")]
-    Hash(String),
+    Hash(#[source] argon2::password_hash::Error),
 }
 
 /// The shortest password an account may have.
@@ -28,7 +28,7 @@ pub fn hash(password: &str) -> Result<String, PasswordError> {
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+        .map_err(PasswordError::Hash)
 }
 
 /// Checks `password` against a stored PHC hash; a malformed hash never matches.

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use crate::store::{Store, StoreError, now};
+use crate::store::{Store, StoreError};
 
 /// Seconds between two purges of old rows by one node.
 const PURGE_EVERY: i64 = 60;
@@ -117,7 +117,7 @@ impl Throttle {
     }
 
     async fn purge_now_and_then(&self) {
-        let t = now();
+        let t = self.store.now();
         let last = self.last_purge.load(Ordering::Relaxed);
         if t - last < PURGE_EVERY
             || self
@@ -163,5 +163,34 @@ mod tests {
         );
         assert_eq!(k.ip, Throttle::keys("activation", "marie@a.test", one).ip);
         assert!(!k.pair.contains("jean"), "hashed");
+    }
+
+    /// Lockout and its window follow the store's clock: tested by moving a
+    /// manual clock, not by sleeping.
+    #[tokio::test]
+    async fn lockout_ends_and_counts_restart_by_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let clock = std::sync::Arc::new(crate::clock::ManualClock::new(1_800_000_000));
+        let store = Store::open(&url, 2)
+            .await
+            .unwrap()
+            .with_clock(clock.clone());
+        let throttle = Throttle::new(store, 3, 100, Duration::from_secs(300));
+        let keys = Throttle::keys("login", "jean@a.test", "127.0.0.1".parse().unwrap());
+        assert!(!throttle.failure(&keys).await);
+        assert!(!throttle.failure(&keys).await);
+        assert!(throttle.failure(&keys).await, "third failure locks");
+        clock.advance(299);
+        assert!(throttle.is_locked(&keys).await.unwrap());
+        clock.advance(2);
+        assert!(!throttle.is_locked(&keys).await.unwrap(), "lockout over");
+        // Failures older than the window no longer count.
+        clock.advance(301);
+        assert!(!throttle.failure(&keys).await);
+        assert!(!throttle.failure(&keys).await);
+        clock.advance(301);
+        assert!(!throttle.failure(&keys).await, "the count restarted");
+        assert!(!throttle.is_locked(&keys).await.unwrap());
     }
 }

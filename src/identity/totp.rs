@@ -110,7 +110,7 @@ impl Authenticator {
             other => return other,
         };
         let keys = Throttle::keys("login", &account.address, ip);
-        let now = crate::store::now().max(0) as u64;
+        let now = self.store.now().max(0) as u64;
         // Stored encrypted for this account: a value in clear, copied from
         // another account or altered does not open, and no code matches.
         let secret = account

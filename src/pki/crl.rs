@@ -51,10 +51,10 @@ pub enum RevocationError {
     },
     /// rcgen could not sign the list.
     #[error("cannot sign the revocation list: {0}")]
-    Sign(String),
+    Sign(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The trust anchors could not be read.
     #[error("trust anchors: {0}")]
-    Anchors(String),
+    Anchors(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 pub(crate) fn io_error(

@@ -123,7 +123,7 @@ pub fn build(
         ));
         status.push_str(&format!(
             "Last-Attempt-Date: {}\r\n",
-            Date::new(crate::store::now()).to_rfc822()
+            Date::new(crate::clock::system_now()).to_rfc822()
         ));
     }
     let returned = if original.full {
@@ -159,7 +159,7 @@ pub fn build(
             "Auto-Submitted",
             HeaderType::Text(Text::new("auto-replied")),
         )
-        .message_id(format!("dsn.{}@{hostname}", crate::store::now()))
+        .message_id(format!("dsn.{}@{hostname}", crate::clock::system_now()))
         .body(report)
         .write_to_vec()
 }

@@ -22,8 +22,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::RelaySettings;
 use crate::delivery::{Acceptor, Report, ReportKind, Source};
+use crate::store::Store;
 use crate::store::queue::QueueItem;
-use crate::store::{Store, now};
 use crate::trust::TrustSpace;
 use client::{Connection, OutRcpt, RcptOutcome};
 use dsn::{DsnAction, DsnRecipient, Original};
@@ -363,7 +363,7 @@ impl Relay {
     }
 
     async fn temporary(&self, item: &QueueItem, reason: &str, remote: Option<&str>) {
-        let t = now();
+        let t = self.store.now();
         if t >= item.created_at + self.settings.expire_secs as i64 {
             let reason = format!("4.4.7 delivery time expired; last error: {reason}");
             self.fail(item, &reason, remote).await;

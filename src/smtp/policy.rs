@@ -7,7 +7,7 @@ use super::Mode;
 use super::reply::{self, Reply};
 use super::session::{AuthOutcome, Authenticated, Backend, Envelope, SessionView};
 use crate::delivery::{AcceptError, Acceptor, Smtp, Source, Target};
-use crate::identity::auth::{Authenticator, LoginResult};
+use crate::identity::auth::{Authenticator, CredentialStamp, LoginResult};
 use crate::identity::author::{Peer, Refusal as AuthorRefusal};
 use crate::identity::sasl::Credentials;
 use crate::store::Store;
@@ -67,6 +67,7 @@ fn refusal_reply(refusal: &AuthorRefusal, mode: Mode) -> Reply {
 fn outcome(result: LoginResult) -> AuthOutcome {
     match result {
         LoginResult::Success(acc) => AuthOutcome::Success(Authenticated {
+            stamp: Some(CredentialStamp::of(&acc)),
             account_id: acc.id,
             address: acc.address,
             kind: acc.kind,
@@ -106,6 +107,31 @@ impl Backend for ServerBackend {
     }
 
     async fn check_sender(&self, view: &SessionView, mail_from: &str) -> Result<(), Reply> {
+        // Each transaction of a logged-in session first checks that the
+        // account is still enabled with the credentials it logged in with.
+        if let Some(Authenticated {
+            account_id,
+            address,
+            stamp: Some(stamp),
+            ..
+        }) = &view.auth
+        {
+            match self.0.auth.still_valid(*account_id, stamp).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(account = %address, "SMTP session ended: account disabled or credentials changed");
+                    return Err(Reply::new(
+                        421,
+                        "4.7.0",
+                        "Session ended: the account was disabled or its credentials changed",
+                    ));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "account recheck failed");
+                    return Err(reply::temporary_failure());
+                }
+            }
+        }
         let trust = self.0.trust();
         let peer = peer_of(view);
         match self

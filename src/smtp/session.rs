@@ -22,6 +22,7 @@ use super::Mode;
 use super::reply::{self, Reply};
 pub use crate::delivery::{Recipient, Target};
 use crate::identity::AccountKind;
+use crate::identity::auth::CredentialStamp;
 use crate::identity::sasl::{self, Credentials};
 use crate::tls::TlsInfo;
 
@@ -58,6 +59,9 @@ pub struct Authenticated {
     pub address: String,
     /// Its kind.
     pub kind: AccountKind,
+    /// The credentials it logged in with, to end the session when the
+    /// operator changes them or disables the account (`None`: not rechecked).
+    pub stamp: Option<CredentialStamp>,
 }
 
 /// Outcome of an authentication attempt.
@@ -674,6 +678,10 @@ impl<B: Backend> Session<B> {
             }
         };
         if let Err(r) = self.backend.check_sender(&self.view, &mail_from).await {
+            // 421: the server closes the session (RFC 5321 §3.8).
+            if r.code == 421 {
+                self.phase = Phase::Closed;
+            }
             self.reply(r);
             return;
         }

@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, now};
+use super::{Store, StoreError};
 
 /// A professional in the patient's list.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -93,7 +93,7 @@ impl Store {
         .bind(patient_id)
         .bind(professional)
         .bind(status)
-        .bind(now())
+        .bind(self.now())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -196,7 +196,7 @@ impl Store {
         .bind(i64::from(c.regulator))
         .bind(i64::from(c.break_glass))
         .bind(i64::from(c.masked))
-        .bind(now())
+        .bind(self.now())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -299,7 +299,7 @@ impl Store {
         )
         .bind(actor_id)
         .bind(patient_id)
-        .bind(super::now())
+        .bind(self.now())
         .fetch_optional(self.pool())
         .await?;
         Ok(match row {

@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::kinds::AccountKind;
-use super::{Store, StoreError, is_unique_violation, now};
+use super::{Store, StoreError, is_unique_violation};
 
 /// The folders every account gets, with their RFC 6154 special use.
 pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
@@ -182,7 +182,7 @@ impl Store {
     /// Creates an account and its default folders in one transaction.
     pub async fn create_account(&self, new: &NewAccount) -> Result<Account, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let created = now();
+        let created = self.now();
         let row = sqlx::query(
             "INSERT INTO accounts (address, domain, kind, display_name, profession, rpps, ins, \
              password_hash, cert_subject, disabled, created_at) \

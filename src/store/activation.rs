@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, now};
+use super::{Store, StoreError};
 
 /// A pending activation code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,7 @@ impl Store {
         .bind(account_id)
         .bind(code_hash)
         .bind(expires_at)
-        .bind(now())
+        .bind(self.now())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

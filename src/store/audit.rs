@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
-use super::{StoreError, now};
+use super::StoreError;
 
 /// One audited fact.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -49,14 +49,18 @@ pub(crate) fn chain_hash(prev: &str, at: i64, e: &AuditEntry) -> String {
     hex::encode(h.finalize())
 }
 
-/// Appends `entry` on `conn`, inside the caller's transaction when there is one.
-pub async fn append_on(conn: &mut AnyConnection, entry: &AuditEntry) -> Result<(), StoreError> {
+/// Appends `entry` at time `at` on `conn`, inside the caller's transaction
+/// when there is one.
+pub async fn append_on(
+    conn: &mut AnyConnection,
+    entry: &AuditEntry,
+    at: i64,
+) -> Result<(), StoreError> {
     // Lock the head first (a no-op update), then read it: concurrent appenders queue here.
     let head = sqlx::query("UPDATE audit_head SET hash = hash WHERE id = 1 RETURNING hash")
         .fetch_one(&mut *conn)
         .await?;
     let prev: String = head.try_get("hash")?;
-    let at = now();
     let hash = chain_hash(&prev, at, entry);
     sqlx::query(
         "INSERT INTO audit_log (at, actor, action, target, detail, prev_hash, hash) \

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::kinds::DomainKind;
-use super::{Store, StoreError, is_unique_violation, now};
+use super::{Store, StoreError, is_unique_violation};
 
 /// A hosted domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +20,7 @@ impl Store {
         sqlx::query("INSERT INTO domains (name, kind, created_at) VALUES ($1, $2, $3)")
             .bind(name)
             .bind(kind.as_str())
-            .bind(now())
+            .bind(self.now())
             .execute(self.pool())
             .await
             .map_err(|e| {

@@ -8,7 +8,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Store, StoreError, now};
+use super::{Store, StoreError};
 
 /// A document to file in a patient's record.
 #[derive(Debug, Clone, Default)]
@@ -253,8 +253,8 @@ pub(super) async fn file_on(
     conn: &mut AnyConnection,
     message: Option<(i64, &str)>,
     filing: &DossierFiling,
+    t: i64,
 ) -> Result<(), StoreError> {
-    let t = now();
     let message_id = message.map(|(id, _)| id);
     for (patient_id, d) in &filing.documents {
         // A document inside the message is read from the message's blob.
@@ -471,7 +471,7 @@ impl Store {
             documents: vec![(patient_id, document)],
             outcomes: Vec::new(),
         };
-        file_on(&mut tx, None, &filing).await?;
+        file_on(&mut tx, None, &filing, self.now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -504,7 +504,7 @@ impl Store {
     /// Files documents outside any message (a deposit through the API).
     pub async fn file(&self, filing: &DossierFiling) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        file_on(&mut tx, None, filing).await?;
+        file_on(&mut tx, None, filing, self.now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -547,7 +547,7 @@ impl Store {
         item: &NewProfileItem,
     ) -> Result<(), StoreError> {
         let mut conn = self.pool().acquire().await?;
-        insert_item(&mut conn, patient_id, None, item, now()).await
+        insert_item(&mut conn, patient_id, None, item, self.now()).await
     }
 
     /// The indexing outcomes recorded for a message.

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, is_unique_violation, now};
+use super::{Store, StoreError, is_unique_violation};
 
 /// A folder with its IMAP counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,7 +272,7 @@ impl Store {
 /// A UIDVALIDITY for a new or renamed folder: the current time, which only grows.
 fn new_uidvalidity() -> i64 {
     static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-    let t = now() & 0xffff_ffff;
+    let t = crate::clock::system_now() & 0xffff_ffff;
     let prev = LAST.fetch_max(t, std::sync::atomic::Ordering::SeqCst);
     if prev >= t {
         LAST.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1

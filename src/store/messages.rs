@@ -188,7 +188,13 @@ pub async fn insert_message(
         None => {}
     }
     if let Some(filing) = &m.dossier {
-        super::dossier::file_on(&mut *conn, Some((message_id, m.hash.as_str())), filing).await?;
+        super::dossier::file_on(
+            &mut *conn,
+            Some((message_id, m.hash.as_str())),
+            filing,
+            m.received_at,
+        )
+        .await?;
     }
     Ok(Stored {
         message_id,

@@ -73,6 +73,8 @@ pub struct Store {
     changes: changes::ChangeBus,
     /// SQLite only: the background WAL checkpoint task.
     checkpointer: Option<checkpoint::Checkpointer>,
+    /// The time every row is stamped with and every expiry is read against.
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
 
 /// Creates `dir` (and its parents) if missing; a directory this creates is
@@ -178,9 +180,21 @@ impl Store {
             backend,
             changes,
             checkpointer,
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
         };
         store.canonicalize_cert_subjects().await?;
         Ok(store)
+    }
+
+    /// The same store reading time from `clock` (tests of expiry and retries).
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn crate::clock::Clock>) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    /// Seconds since the Unix epoch, by the store's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     /// The connection pool, for the aggregate modules.
@@ -240,14 +254,6 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// Seconds since the Unix epoch, the time format of every table.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// True when `e` is a unique-constraint violation (on either backend).

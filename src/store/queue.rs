@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::messages::NewRecipient;
-use super::{Store, StoreError, now};
+use super::{Store, StoreError};
 
 /// A queued recipient as the relay works on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +114,7 @@ impl Store {
         limit: i64,
         lease_secs: i64,
     ) -> Result<Vec<QueueItem>, StoreError> {
-        let t = now();
+        let t = self.now();
         let rows = sqlx::query(&format!(
             "UPDATE queue SET lease_owner = $1, lease_until = $2 \
              WHERE id IN (SELECT id FROM queue WHERE status = 'pending' AND next_attempt <= $3 AND lease_until < $3 \
@@ -162,7 +162,7 @@ impl Store {
     pub async fn queue_attempt_started(&self, ids: &[i64], remote: &str) -> Result<(), StoreError> {
         // One transaction (one fsync) for the whole message.
         let mut tx = self.pool().begin().await?;
-        let t = now();
+        let t = self.now();
         for id in ids {
             sqlx::query("UPDATE queue SET attempt_started = $1, remote_mta = $2 WHERE id = $3")
                 .bind(t)
@@ -265,7 +265,7 @@ impl Store {
     pub async fn queue_retry_now(&self, id: i64) -> Result<bool, StoreError> {
         let done =
             sqlx::query("UPDATE queue SET next_attempt = $1 WHERE id = $2 AND status = 'pending'")
-                .bind(now())
+                .bind(self.now())
                 .bind(id)
                 .execute(self.pool())
                 .await?;
@@ -291,6 +291,6 @@ impl Store {
         .await?;
         let n: i64 = r.try_get("n")?;
         let oldest: Option<i64> = r.try_get("oldest")?;
-        Ok((n, oldest.map(|o| now() - o).unwrap_or(0)))
+        Ok((n, oldest.map(|o| self.now() - o).unwrap_or(0)))
     }
 }

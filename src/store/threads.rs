@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::audit::{self, AuditEntry};
-use super::{Store, StoreError, now};
+use super::{Store, StoreError};
 
 /// How a stored message relates to patient threads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +173,7 @@ pub(super) async fn on_delivery(
                     &patient,
                     &format!("thread {id}"),
                 ),
+                at,
             )
             .await?;
             id
@@ -197,6 +198,7 @@ pub(super) async fn on_delivery(
             audit::append_on(
                 conn,
                 &AuditEntry::new(&m.sender, "thread.open", &patient, &format!("thread {id}")),
+                at,
             )
             .await?;
             id
@@ -240,6 +242,7 @@ async fn end_on(
     audit::append_on(
         conn,
         &AuditEntry::new(by, "thread.end", patient, &format!("thread {thread_id}")),
+        at,
     )
     .await
 }
@@ -282,6 +285,7 @@ pub(super) async fn on_patient_message(
             &patient,
             &format!("thread {thread_id}"),
         ),
+        at,
     )
     .await
 }
@@ -387,7 +391,7 @@ impl Store {
             for r in rows {
                 let thread_id: i64 = r.try_get("id")?;
                 let patient: String = r.try_get("address")?;
-                end_on(&mut tx, thread_id, by_name, by, &patient, now()).await?;
+                end_on(&mut tx, thread_id, by_name, by, &patient, self.now()).await?;
                 ended += 1;
             }
         }
@@ -435,7 +439,7 @@ impl Store {
 
     /// Takes the right to send a notice now: true (and records it) when the last one is older than `window` seconds.
     pub async fn take_notice_slot(&self, account_id: i64, window: i64) -> Result<bool, StoreError> {
-        let t = now();
+        let t = self.now();
         let done = sqlx::query(
             "UPDATE patient_settings SET last_notice_at = $1 WHERE account_id = $2 AND last_notice_at <= $3",
         )
@@ -454,7 +458,7 @@ impl Store {
         account_id: i64,
         window: i64,
     ) -> Result<bool, StoreError> {
-        let t = now();
+        let t = self.now();
         let done = sqlx::query(
             "UPDATE patient_settings SET last_emergency_notice_at = $1 \
              WHERE account_id = $2 AND last_emergency_notice_at <= $3",
@@ -473,7 +477,7 @@ impl Store {
         token_hash: &str,
         account_id: i64,
     ) -> Result<(), StoreError> {
-        let t = now();
+        let t = self.now();
         sqlx::query("INSERT INTO api_sessions (token_hash, account_id, created_at, last_seen) VALUES ($1, $2, $3, $3)")
             .bind(token_hash)
             .bind(account_id)
@@ -497,7 +501,7 @@ impl Store {
         idle_secs: i64,
         max_secs: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let t = now();
+        let t = self.now();
         let row = sqlx::query(
             "SELECT account_id, last_seen FROM api_sessions \
              WHERE token_hash = $1 AND last_seen > $2 AND created_at > $3",

@@ -3,12 +3,12 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, now};
+use super::{Store, StoreError};
 
 impl Store {
     /// True when one of `key_hashes` is locked out now.
     pub async fn throttle_locked(&self, key_hashes: &[&str]) -> Result<bool, StoreError> {
-        let t = now();
+        let t = self.now();
         for key in key_hashes {
             let row = sqlx::query(
                 "SELECT locked_until FROM login_throttle WHERE key_hash = $1 AND locked_until > $2",
@@ -33,7 +33,7 @@ impl Store {
         max_failures: i64,
         window: i64,
     ) -> Result<bool, StoreError> {
-        let t = now();
+        let t = self.now();
         // One statement: concurrent failures on several nodes all count.
         let row = sqlx::query(
             "INSERT INTO login_throttle (key_hash, failures, last_at, locked_until) \
@@ -78,7 +78,7 @@ impl Store {
     /// Deletes the rows whose last failure is older than `window` seconds and
     /// whose lockout is over; returns how many.
     pub async fn throttle_purge(&self, window: i64) -> Result<u64, StoreError> {
-        let t = now();
+        let t = self.now();
         let done =
             sqlx::query("DELETE FROM login_throttle WHERE last_at < $1 AND locked_until <= $2")
                 .bind(t - window)

@@ -1,6 +1,6 @@
 //! The imported whitelist of the trust space (see `trust::whitelist` for the XML).
 
-use super::{Store, StoreError, now};
+use super::{Store, StoreError};
 
 /// One imported domain as stored (`trust::whitelist::WhitelistEntry` maps to it).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -26,7 +26,7 @@ impl Store {
         sqlx::query("DELETE FROM whitelist")
             .execute(&mut *tx)
             .await?;
-        let at = now();
+        let at = self.now();
         // A domain listed twice keeps every operator DN it was given.
         let mut merged: std::collections::BTreeMap<&str, WhitelistRow> = Default::default();
         for e in entries {

@@ -130,7 +130,9 @@ pub fn build(m: PatientMessage) -> std::io::Result<(Vec<u8>, String)> {
         ))
         .subject(clean_text(&m.subject))
         .message_id(id.clone())
-        .date(mail_builder::headers::date::Date::new(crate::store::now()))
+        .date(mail_builder::headers::date::Date::new(
+            crate::clock::system_now(),
+        ))
         .text_body(m.text.clone());
     if let Some(r) = &m.in_reply_to {
         b = b.in_reply_to(r.clone());

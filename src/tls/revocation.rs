@@ -83,7 +83,7 @@ impl Revocation {
         anchors: &[impl AsRef<Path>],
     ) -> Result<Arc<Revocation>, RevocationError> {
         let roots = Arc::new(
-            super::root_store(anchors).map_err(|e| RevocationError::Anchors(e.to_string()))?,
+            super::root_store(anchors).map_err(|e| RevocationError::Anchors(Box::new(e)))?,
         );
         let revocation = Revocation {
             files: files.to_vec(),
@@ -434,9 +434,9 @@ pub fn empty_crl(ca: &Ca) -> Result<String, RevocationError> {
         key_identifier_method: KeyIdMethod::Sha256,
     };
     ca.sign_crl(&params)
-        .map_err(|e| RevocationError::Sign(e.to_string()))?
+        .map_err(|e| RevocationError::Sign(Box::new(e)))?
         .pem()
-        .map_err(|e| RevocationError::Sign(e.to_string()))
+        .map_err(|e| RevocationError::Sign(Box::new(e)))
 }
 
 /// Whether the list `crl_der` was issued by `ca` (same issuer name).
@@ -563,12 +563,12 @@ pub fn revoke(
     };
     let signed = ca
         .sign_crl(&params)
-        .map_err(|e| RevocationError::Sign(e.to_string()))?;
+        .map_err(|e| RevocationError::Sign(Box::new(e)))?;
     Ok(Revoked {
         crl_der: signed.der().to_vec(),
         crl_pem: signed
             .pem()
-            .map_err(|e| RevocationError::Sign(e.to_string()))?,
+            .map_err(|e| RevocationError::Sign(Box::new(e)))?,
         crl_number: hex::encode(&next_number),
         subject,
         serial,

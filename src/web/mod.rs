@@ -34,6 +34,10 @@ use crate::listen::limits::ConnectionLimits;
 use crate::store::Store;
 use crate::web::send::Sender;
 
+/// Why the web layer could not answer (the store, the renderer, a blocking
+/// task): kept whole with its sources for the log, never shown to the user.
+pub type Failure = Box<dyn std::error::Error + Send + Sync>;
+
 /// Largest body of a form or JSON request (logins, settings…).
 const FORM_LIMIT: usize = 64 * 1024;
 /// Largest body of a request that carries files (replies, documents, deposits).

@@ -29,14 +29,14 @@ pub enum PatientError {
     /// Sending refused by the rules or the attachment checks (French text).
     #[error(transparent)]
     Send(SendError),
-    /// The store failed.
+    /// The store failed (the source is kept for the log, never shown).
     #[error("unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] super::Failure),
 }
 
 impl From<crate::store::StoreError> for PatientError {
     fn from(e: crate::store::StoreError) -> Self {
-        PatientError::Unavailable(e.to_string())
+        PatientError::Unavailable(Box::new(e))
     }
 }
 
@@ -52,7 +52,7 @@ pub async fn own_thread(s: &WebServices, p: &Account, id: i64) -> Result<Thread,
     .bind(id)
     .fetch_optional(s.store.pool())
     .await
-    .map_err(|e| PatientError::Unavailable(e.to_string()))?;
+    .map_err(|e| PatientError::Unavailable(Box::new(e)))?;
     if let Some(owner) = owner {
         tracing::warn!(
             thread = id,
@@ -84,7 +84,7 @@ pub async fn own_document(
         .bind(id)
         .fetch_optional(s.store.pool())
         .await
-        .map_err(|e| PatientError::Unavailable(e.to_string()))?;
+        .map_err(|e| PatientError::Unavailable(Box::new(e)))?;
     if let Some(owner) = owner
         && let Some(owner) = s.store.account_by_id(owner).await?
     {

@@ -39,6 +39,7 @@ fn account() -> Authenticated {
         account_id: 1,
         address: "dr.a@mes.test".into(),
         kind: AccountKind::Professional,
+        stamp: None,
     }
 }
 
@@ -62,6 +63,8 @@ impl Backend for Scripted {
         self.call(format!("sender {from} by {who}"));
         if from.contains("refuse") {
             Err(Reply::new(550, "5.7.1", "sender refused"))
+        } else if from.contains("gone") {
+            Err(Reply::new(421, "4.7.0", "Session ended"))
         } else {
             Ok(())
         }
@@ -262,6 +265,16 @@ async fn submission_needs_a_login_and_tells_the_backend_who() {
             "sender dr.a@mes.test by dr.a@mes.test"
         ]
     );
+}
+
+/// A 421 from the backend (the account was disabled since login) closes.
+#[tokio::test]
+async fn backend_421_at_mail_ends_the_session() {
+    let (mut s, _) = session(Mode::Mx, true, 10_000);
+    say(&mut s, "EHLO c\r\n").await;
+    let (action, out) = send(&mut s, "MAIL FROM:<gone@b.test>\r\nNOOP\r\n").await;
+    assert_eq!(action, Action::Close);
+    assert_eq!(out, "421 4.7.0 Session ended\r\n");
 }
 
 #[tokio::test]

@@ -130,7 +130,7 @@ impl Layout {
 fn render(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => PageError::Unavailable(e.to_string()).into_response(),
+        Err(e) => PageError::Unavailable(Box::new(e)).into_response(),
     }
 }
 
@@ -151,8 +151,8 @@ pub(crate) enum PageError {
     Forbidden,
     /// Bad request (French text).
     Bad(String),
-    /// The store or the renderer failed.
-    Unavailable(String),
+    /// The store or the renderer failed (the source is kept for the log).
+    Unavailable(crate::web::Failure),
 }
 
 impl From<PatientError> for PageError {
@@ -168,7 +168,7 @@ impl From<PatientError> for PageError {
 
 impl From<crate::store::StoreError> for PageError {
     fn from(e: crate::store::StoreError) -> Self {
-        PageError::Unavailable(e.to_string())
+        PageError::Unavailable(Box::new(e))
     }
 }
 
