@@ -17,8 +17,8 @@ use std::sync::Once;
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::fetch::{Part, Section};
 use libfuzzer_sys::fuzz_target;
-use mes::mime::facts::MessageFacts;
 use mes::delivery::prepare::Analysis;
+use mes::mime::facts::MessageFacts;
 use mes::mime::structure::ParsedMessage;
 use mes::mime::structure::wire;
 
