@@ -5,6 +5,7 @@
 //! (`delivery`), and storage (`store`).
 
 pub mod access;
+pub mod address;
 pub mod audit;
 pub mod bench;
 pub mod cli;

@@ -6,7 +6,7 @@
 //! sent as is).
 //!
 //! mail-parser's `debug_assert!`s (on with `--debug-assertions`) panic on some
-//! nestings; MES catches them (`imap::structure`), so such a panic is let
+//! nestings; MES catches them (`mime::structure`), so such a panic is let
 //! unwind. Any other panic, or one from mail-parser that MES does not catch,
 //! still aborts.
 #![no_main]
@@ -17,10 +17,10 @@ use std::sync::Once;
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::fetch::{Part, Section};
 use libfuzzer_sys::fuzz_target;
-use mes::delivery::facts::MessageFacts;
 use mes::delivery::prepare::Analysis;
-use mes::imap::structure::ParsedMessage;
-use mes::imap::wire;
+use mes::mime::facts::MessageFacts;
+use mes::mime::structure::ParsedMessage;
+use mes::mime::structure::wire;
 
 /// Lets panics raised inside mail-parser unwind (to MES's `catch_unwind`);
 /// libFuzzer's hook aborts on every other one.

@@ -3,9 +3,9 @@
 use anyhow::{Context, bail};
 
 use super::{CareteamCommand, DomainCommand, TrustCommand, UserCommand, read_password_line};
+use crate::address::{Address, normalize_domain};
 use crate::audit::{self, AuditEntry};
 use crate::config::Config;
-use crate::identity::address::{Address, normalize_domain};
 use crate::identity::ins::Ins;
 use crate::identity::{AccountKind, DomainKind, activation, password};
 use crate::pki::dn::DistinguishedName;
@@ -341,7 +341,7 @@ pub(super) async fn trust(config: &Config, cmd: TrustCommand) -> anyhow::Result<
             let xml =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let list = whitelist::parse(&xml).with_context(|| format!("{}", file.display()))?;
-            store.replace_whitelist(&list.domains).await?;
+            store.replace_whitelist(&list.rows()).await?;
             audit::append(
                 &store,
                 &AuditEntry::new(

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 
+use crate::address::normalize_domain;
 use crate::audit::{self, AuditEntry};
 use crate::config::{Config, ExampleValues, render_example};
-use crate::identity::address::normalize_domain;
 use crate::identity::ins::Ins;
 use crate::identity::{AccountKind, DomainKind, password};
 use crate::store::Store;

@@ -678,7 +678,7 @@ impl Config {
         for file in &tls.crl_files {
             // A list that does not load is fatal at startup (on reload, the
             // previous lists stay in force).
-            if let Err(e) = crate::tls::revocation::load_crl_file(file) {
+            if let Err(e) = crate::pki::crl::load_crl_file(file) {
                 return Err(invalid(Some("tls"), "crl_files", e.to_string()));
             }
         }
@@ -790,7 +790,7 @@ impl Config {
         }
         for (i, item) in raw.trust.whitelist.iter().enumerate() {
             let i = i.to_string();
-            if crate::identity::address::normalize_domain(&item.domain).is_err() {
+            if crate::address::normalize_domain(&item.domain).is_err() {
                 return Err(invalid_at(
                     Some("trust"),
                     "whitelist",

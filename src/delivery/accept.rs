@@ -16,7 +16,6 @@ use std::sync::{Arc, RwLock};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use super::facts::MessageFacts;
 use super::prepare::{Analysis, Incoming};
 use super::trace::{self, TraceInfo};
 use super::{Deliverer, DeliveryError, NewRecipient, Stored};
@@ -28,7 +27,8 @@ use crate::identity::AccountKind;
 use crate::identity::author::{
     Author, AuthorRule, Authored, Delegations, Peer, Refusal as AuthorRefusal,
 };
-use crate::imap::structure::ParsedMessage;
+use crate::mime::facts::MessageFacts;
+use crate::mime::structure::ParsedMessage;
 use crate::store::accounts::Account;
 use crate::store::dossier::DossierFiling;
 use crate::store::threads::Thread;

@@ -7,7 +7,6 @@
 //! [`Source`] to the [`Acceptor`] and answer only once it reports the commit.
 
 pub mod accept;
-pub mod facts;
 pub mod prepare;
 pub mod trace;
 mod writer;

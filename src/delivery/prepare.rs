@@ -53,18 +53,18 @@ impl Analysis {
     pub fn of(content: &[u8]) -> Analysis {
         Analysis::of_parsed(
             content,
-            &crate::imap::structure::ParsedMessage::parse(content),
+            &crate::mime::structure::ParsedMessage::parse(content),
         )
     }
 
     /// From a parse the caller already made of `content`.
     pub fn of_parsed(
         content: &[u8],
-        parsed: &crate::imap::structure::ParsedMessage<'_>,
+        parsed: &crate::mime::structure::ParsedMessage<'_>,
     ) -> Analysis {
         Analysis {
             hash: hex::encode(sha2::Sha256::digest(content)),
-            imap_envelope: crate::imap::wire::envelope(&parsed.envelope()),
+            imap_envelope: crate::mime::structure::wire::envelope(&parsed.envelope()),
             bodystructure: serde_json::to_string(&parsed.body_structure()).ok(),
         }
     }

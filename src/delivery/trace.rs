@@ -3,7 +3,7 @@
 
 use mail_builder::headers::date::Date;
 
-use super::facts::MessageFacts;
+use crate::mime::facts::MessageFacts;
 
 /// How the message reached us, for the Received header.
 #[derive(Debug, Clone)]

@@ -100,7 +100,7 @@ impl Authenticator {
         let login = login.trim();
         let account = match Ins::parse(login) {
             Ok(ins) => self.store.account_by_ins(ins.as_str()).await,
-            Err(_) => match super::address::Address::parse(login) {
+            Err(_) => match crate::address::Address::parse(login) {
                 Ok(a) => self.store.account_by_address(&a.to_string()).await,
                 Err(_) => Ok(None),
             },

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use subtle::ConstantTimeEq;
 
-use super::address::Address;
 use super::sasl::Credentials;
 use super::throttle::Throttle;
 use super::{AccountKind, password};
+use crate::address::Address;
 
 use crate::store::Store;
 use crate::store::accounts::Account;

@@ -24,9 +24,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::delivery::facts::MessageFacts;
-use crate::identity::address::Address;
+use crate::address::Address;
 use crate::identity::{AccountKind, DomainKind};
+use crate::mime::facts::MessageFacts;
 use crate::store::accounts::Account;
 use crate::store::{Store, StoreError};
 use crate::trust::{TrustError, TrustSpace};

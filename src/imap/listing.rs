@@ -60,7 +60,7 @@ impl Listed {
                 .envelope
                 .as_deref()
                 .and_then(|json| serde_json::from_str(json).ok())
-                .map(|e| super::wire::envelope(&e))
+                .map(|e| crate::mime::structure::wire::envelope(&e))
         });
         Listed {
             modseq: change.modseq,
@@ -291,14 +291,14 @@ mod tests {
 
     #[test]
     fn old_rows_get_their_json_envelope_converted() {
-        let env = crate::imap::structure::envelope(b"Subject: Bonjour\r\n\r\n");
+        let env = crate::mime::structure::envelope(b"Subject: Bonjour\r\n\r\n");
         let mut c = change(1, 1, "", false);
         c.imap_envelope = None;
         c.envelope = serde_json::to_string(&env).ok();
         let listed = Listed::from_change(c);
         assert_eq!(
             listed.envelope.as_deref(),
-            Some(&crate::imap::wire::envelope(&env)[..])
+            Some(&crate::mime::structure::wire::envelope(&env)[..])
         );
         let mut c = change(2, 2, "", false);
         c.imap_envelope = None;

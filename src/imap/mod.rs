@@ -57,7 +57,6 @@ pub mod names;
 mod op;
 pub mod sequence;
 pub mod session;
-pub mod structure;
 pub mod utf7;
 pub mod wire;
 

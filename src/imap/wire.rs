@@ -3,7 +3,7 @@
 //!
 //! A client opening a folder fetches these for every message, so the work per
 //! message must be small: the ENVELOPE is encoded by imap-codec once, at
-//! delivery ([`envelope`]), stored, and copied here as it is; the other items
+//! delivery (`mime::structure::wire::envelope`), stored, and copied here as it is; the other items
 //! are numbers and flags. Everything else goes through imap-types and
 //! imap-codec in `fetch.rs`. The output is byte for byte what imap-codec
 //! writes for the same items (the tests check it).
@@ -12,31 +12,12 @@ use std::io::Write;
 use std::num::NonZeroU32;
 
 use imap_codec::ResponseCodec;
-use imap_codec::decode::Decoder;
 use imap_codec::encode::Encoder;
-use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::core::{IString, NString, Vec1};
-use imap_codec::imap_types::envelope::Envelope;
 use imap_codec::imap_types::fetch::{MessageDataItem, MessageDataItemName};
 use imap_codec::imap_types::response::{Data, Response};
 
 use super::listing::Listed;
-
-/// The wire form of an ENVELOPE: what imap-codec writes after `ENVELOPE `.
-/// Strings that need it are literals, which a server sends without waiting.
-pub fn envelope(envelope: &Envelope<'static>) -> Vec<u8> {
-    const PREFIX: &[u8] = b"* 1 FETCH (ENVELOPE ";
-    let response = Response::Data(Data::Fetch {
-        seq: NonZeroU32::MIN,
-        items: Vec1::from(MessageDataItem::Envelope(envelope.clone())),
-    });
-    let encoded = ResponseCodec::default().encode(&response).dump();
-    encoded
-        .strip_prefix(PREFIX)
-        .and_then(|rest| rest.strip_suffix(b")\r\n"))
-        .map(<[u8]>::to_vec)
-        .unwrap_or_default()
-}
 
 /// An IMAP string as imap-codec writes it (a literal is sent without waiting),
 /// for the responses imap-types cannot express (`OLDNAME`).
@@ -52,25 +33,6 @@ pub fn string(value: &IString<'_>) -> Vec<u8> {
         .and_then(|rest| rest.strip_suffix(b")\r\n"))
         .map(<[u8]>::to_vec)
         .unwrap_or_default()
-}
-
-/// The ENVELOPE back from its wire form, for FETCHes that go through
-/// imap-types (with BODYSTRUCTURE, content, …). None if it does not parse.
-pub fn parse_envelope(wire: &[u8]) -> Option<Envelope<'static>> {
-    let mut response = Vec::with_capacity(wire.len() + 24);
-    response.extend_from_slice(b"* 1 FETCH (ENVELOPE ");
-    response.extend_from_slice(wire);
-    response.extend_from_slice(b")\r\n");
-    let (_, decoded) = ResponseCodec::default().decode(&response).ok()?;
-    match decoded {
-        Response::Data(Data::Fetch { items, .. }) => {
-            items.into_iter().find_map(|item| match item {
-                MessageDataItem::Envelope(e) => Some(e.into_static()),
-                _ => None,
-            })
-        }
-        _ => None,
-    }
 }
 
 /// True when every item asked for can be written by [`metadata_response`].
@@ -198,7 +160,8 @@ fn write_metadata(
 mod tests {
     use super::*;
     use crate::imap::session::flag_fetch;
-    use crate::imap::structure;
+    use crate::mime::structure;
+    use crate::mime::structure::wire::{envelope, parse_envelope};
     use imap_codec::imap_types::core::Vec1;
     use std::num::NonZeroU64;
 

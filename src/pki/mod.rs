@@ -24,6 +24,7 @@ use std::path::PathBuf;
 
 use time::Duration;
 
+pub mod crl;
 mod dev;
 pub mod dn;
 mod files;

@@ -224,7 +224,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let web = Arc::new(crate::web::WebServices {
             store: store.clone(),
             auth: services.auth.clone(),
-            sender: crate::threads::send::Sender {
+            sender: crate::web::send::Sender {
                 store: store.clone(),
                 delivery: services.delivery.clone(),
                 hostname: config.hostname.clone(),

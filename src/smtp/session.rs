@@ -669,7 +669,7 @@ impl<B: Backend> Session<B> {
         let mail_from = if from.address.is_empty() {
             String::new()
         } else {
-            match crate::identity::address::Address::parse(&from.address) {
+            match crate::address::Address::parse(&from.address) {
                 Ok(a) => a.to_string(),
                 Err(e) => {
                     self.reply(Reply::new(553, "5.1.7", format!("Bad sender address: {e}")));
@@ -712,7 +712,7 @@ impl<B: Backend> Session<B> {
             self.reply(Reply::new(452, "4.5.3", "Too many recipients"));
             return;
         }
-        let address = match crate::identity::address::Address::parse(&to.address) {
+        let address = match crate::address::Address::parse(&to.address) {
             Ok(a) => a.to_string(),
             Err(e) => {
                 self.reply(Reply::new(

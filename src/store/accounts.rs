@@ -3,8 +3,8 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::kinds::AccountKind;
 use super::{Store, StoreError, is_unique_violation};
-use crate::identity::AccountKind;
 
 /// The folders every account gets, with their RFC 6154 special use.
 pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[

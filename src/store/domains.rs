@@ -2,8 +2,8 @@
 
 use sqlx::Row;
 
+use super::kinds::DomainKind;
 use super::{Store, StoreError, is_unique_violation};
-use crate::identity::DomainKind;
 
 /// A hosted domain.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,7 +27,7 @@ pub struct Entry {
     pub blob_hash: String,
     /// ENVELOPE as stored at delivery before the wire form existed (JSON).
     pub envelope: Option<String>,
-    /// ENVELOPE in IMAP wire form, as stored at delivery (`imap::wire`).
+    /// ENVELOPE in IMAP wire form, as stored at delivery (`mime::structure::wire`).
     pub imap_envelope: Option<Vec<u8>>,
     /// BODYSTRUCTURE as stored at delivery (JSON).
     pub bodystructure: Option<String>,

@@ -47,14 +47,14 @@ pub struct NewMessage {
     /// IMAP ENVELOPE as JSON: only for rows written before the wire form
     /// existed; new messages carry `imap_envelope` instead.
     pub envelope: Option<String>,
-    /// IMAP ENVELOPE in wire form (computed once, at delivery: `imap::wire`).
+    /// IMAP ENVELOPE in wire form (computed once, at delivery: `mime::structure::wire`).
     pub imap_envelope: Option<Vec<u8>>,
     /// IMAP BODYSTRUCTURE as JSON.
     pub bodystructure: Option<String>,
     /// Flags every filed copy starts with (APPEND), space-separated.
     pub flags: String,
     /// How the message relates to patient threads.
-    pub thread: Option<crate::threads::ThreadLink>,
+    pub thread: Option<super::threads::ThreadLink>,
     /// Documents and profile items it files in patients' records.
     pub dossier: Option<Box<super::dossier::DossierFiling>>,
 }
@@ -161,7 +161,7 @@ pub async fn insert_message(
         placements.push((mailbox_id, uid));
     }
     match &m.thread {
-        Some(crate::threads::ThreadLink::ToPatient(incoming)) => {
+        Some(super::threads::ThreadLink::ToPatient(incoming)) => {
             for r in &m.recipients {
                 if let Some(patient_id) = r.patient_id {
                     super::threads::on_delivery(
@@ -175,7 +175,7 @@ pub async fn insert_message(
                 }
             }
         }
-        Some(crate::threads::ThreadLink::FromPatient { thread_id }) => {
+        Some(super::threads::ThreadLink::FromPatient { thread_id }) => {
             super::threads::on_patient_message(
                 &mut *conn,
                 *thread_id,

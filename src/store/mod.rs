@@ -7,12 +7,14 @@
 pub mod access;
 pub mod accounts;
 pub mod activation;
+pub mod audit;
 pub mod changes;
 pub mod checkpoint;
 pub mod domains;
 pub mod dossier;
 pub mod entries;
 pub mod folders;
+pub mod kinds;
 pub mod messages;
 pub mod queue;
 pub mod threads;

@@ -4,9 +4,44 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::audit::{self, AuditEntry};
 use super::{Store, StoreError};
-use crate::audit::{self, AuditEntry};
-use crate::threads::Incoming;
+
+/// How a stored message relates to patient threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThreadLink {
+    /// To patients (the recipients flagged `patient_id`): file it in their threads.
+    ToPatient(Incoming),
+    /// From a patient, inside this thread.
+    FromPatient {
+        /// The thread.
+        thread_id: i64,
+    },
+}
+
+/// The facts of a message to a patient that decide its thread. The sender is
+/// the proven author (`identity::author`), never a header alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// Normalised sender address (the correspondent).
+    pub sender: String,
+    /// The name the patient sees.
+    pub sender_name: String,
+    /// The sender's profession, when known.
+    pub sender_profession: Option<String>,
+    /// Who wrote for the sender (a hospital system, a delegate), by name.
+    pub via: Option<String>,
+    /// The sender belongs to another operator of the trust space.
+    pub other_operator: bool,
+    /// Subject.
+    pub subject: String,
+    /// In-Reply-To and References ids.
+    pub references: Vec<String>,
+    /// The sender ends the thread with this message.
+    pub ends: bool,
+    /// This message's Message-ID.
+    pub message_id: Option<String>,
+}
 
 /// A thread as the patient sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

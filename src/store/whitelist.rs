@@ -1,20 +1,34 @@
 //! The imported whitelist of the trust space (see `trust::whitelist` for the XML).
 
-use sqlx::Row;
-
 use super::{Store, StoreError};
-use crate::trust::whitelist::WhitelistEntry;
+
+/// One imported domain as stored (`trust::whitelist::WhitelistEntry` maps to it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WhitelistRow {
+    /// The normalised domain.
+    pub domain: String,
+    /// Subject DNs of the operator certificates.
+    pub operator_dns: Vec<String>,
+    /// Human description.
+    pub description: Option<String>,
+    /// `ResponsableContact`.
+    pub responsable_contact: Option<String>,
+    /// `SupportContact`.
+    pub support_contact: Option<String>,
+    /// `DateMAJ`, as published.
+    pub updated_at: Option<String>,
+}
 
 impl Store {
     /// Replaces the imported whitelist with `entries`, atomically.
-    pub async fn replace_whitelist(&self, entries: &[WhitelistEntry]) -> Result<(), StoreError> {
+    pub async fn replace_whitelist(&self, entries: &[WhitelistRow]) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM whitelist")
             .execute(&mut *tx)
             .await?;
         let at = self.now();
         // A domain listed twice keeps every operator DN it was given.
-        let mut merged: std::collections::BTreeMap<&str, WhitelistEntry> = Default::default();
+        let mut merged: std::collections::BTreeMap<&str, WhitelistRow> = Default::default();
         for e in entries {
             merged
                 .entry(&e.domain)
@@ -42,20 +56,20 @@ impl Store {
 
     /// The imported whitelist: (domain, operator DNs).
     pub async fn whitelist(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        let rows = sqlx::query("SELECT domain, operator_dns FROM whitelist ORDER BY domain")
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let dns: String = r.try_get("operator_dns")?;
-                Ok((
-                    r.try_get("domain")?,
-                    dns.lines()
-                        .map(str::to_string)
-                        .filter(|s| !s.is_empty())
-                        .collect(),
-                ))
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT domain, operator_dns FROM whitelist ORDER BY domain")
+                .fetch_all(self.pool())
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(domain, dns)| {
+                let dns = dns
+                    .lines()
+                    .map(str::to_string)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                (domain, dns)
             })
-            .collect()
+            .collect())
     }
 }

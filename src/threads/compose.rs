@@ -117,7 +117,7 @@ pub struct PatientMessage {
 /// Names, subject and file names may come from incoming mail: they lose any
 /// control character here too, so none can start a header or a part.
 pub fn build(m: PatientMessage) -> std::io::Result<(Vec<u8>, String)> {
-    use crate::delivery::facts::clean_text;
+    use crate::mime::facts::clean_text;
     let id = format!("{:016x}.patient@{}", rand::random::<u64>(), m.hostname);
     let mut b = MessageBuilder::new()
         .from(Address::new_address(

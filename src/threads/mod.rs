@@ -1,5 +1,6 @@
 //! Patient threads (messagerie citoyenne): the rules, in one place, used by every
-//! path (SMTP delivery, IMAP keywords, the patient API and webmail).
+//! path (SMTP delivery, IMAP keywords, the patient API and webmail). The
+//! patient's sending path is `web::send`.
 //!
 //! - Only a professional, organisation or application starts a conversation.
 //! - A message to a patient joins the open thread it replies to (In-Reply-To /
@@ -9,45 +10,9 @@
 
 pub mod compose;
 pub mod notify;
-pub mod send;
 
 use crate::store::threads::Thread;
-
-/// How a stored message relates to patient threads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ThreadLink {
-    /// To patients (the recipients flagged `patient_id`): file it in their threads.
-    ToPatient(Incoming),
-    /// From a patient, inside this thread.
-    FromPatient {
-        /// The thread.
-        thread_id: i64,
-    },
-}
-
-/// The facts of a message to a patient that decide its thread. The sender is
-/// the proven author (`identity::author`), never a header alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Incoming {
-    /// Normalised sender address (the correspondent).
-    pub sender: String,
-    /// The name the patient sees.
-    pub sender_name: String,
-    /// The sender's profession, when known.
-    pub sender_profession: Option<String>,
-    /// Who wrote for the sender (a hospital system, a delegate), by name.
-    pub via: Option<String>,
-    /// The sender belongs to another operator of the trust space.
-    pub other_operator: bool,
-    /// Subject.
-    pub subject: String,
-    /// In-Reply-To and References ids.
-    pub references: Vec<String>,
-    /// The sender ends the thread with this message.
-    pub ends: bool,
-    /// This message's Message-ID.
-    pub message_id: Option<String>,
-}
+pub use crate::store::threads::{Incoming, ThreadLink};
 
 /// Why a patient may not send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -75,6 +75,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::store::whitelist::WhitelistRow;
 use crate::xml::{Event, Namespace, Reader, XmlError, XmlLimits};
 
 /// XML namespace of the published whitelist. Elements in this namespace, or in
@@ -123,6 +124,21 @@ impl Whitelist {
         let wanted = domain.trim().to_ascii_lowercase();
         let wanted = wanted.strip_suffix('.').unwrap_or(&wanted);
         self.domains.iter().find(|entry| entry.domain == wanted)
+    }
+
+    /// The entries as the store keeps them (`mes trust import`).
+    pub fn rows(&self) -> Vec<WhitelistRow> {
+        self.domains
+            .iter()
+            .map(|e| WhitelistRow {
+                domain: e.domain.clone(),
+                operator_dns: e.operator_dns.clone(),
+                description: e.description.clone(),
+                responsable_contact: e.responsable_contact.clone(),
+                support_contact: e.support_contact.clone(),
+                updated_at: e.updated_at.clone(),
+            })
+            .collect()
     }
 }
 

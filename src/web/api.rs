@@ -18,7 +18,7 @@ use super::{ClientAddr, WebServices, security};
 use crate::identity::AccountKind;
 use crate::identity::auth::LoginResult;
 use crate::store::accounts::Account;
-use crate::threads::send::SendError;
+use crate::web::send::SendError;
 
 type Shared = Arc<WebServices>;
 
@@ -321,7 +321,7 @@ async fn new_message(
     let c = read_compose(req, &s).await?;
     let to =
         c.to.as_deref()
-            .and_then(|t| crate::identity::address::Address::parse(t).ok())
+            .and_then(|t| crate::address::Address::parse(t).ok())
             .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "Destinataire invalide.".into()))?;
     let (thread, message) = s
         .sender
@@ -361,7 +361,7 @@ async fn put_settings(
         .filter(|e| !e.is_empty())
     {
         Some(e) => Some(
-            crate::identity::address::Address::parse(e)
+            crate::address::Address::parse(e)
                 .map_err(|_| {
                     ApiError(
                         StatusCode::BAD_REQUEST,

@@ -153,7 +153,7 @@ pub async fn set_professional(
     professional: &str,
     status: &str,
 ) -> Result<bool, StoreError> {
-    let Ok(addr) = crate::identity::address::Address::parse(professional.trim()) else {
+    let Ok(addr) = crate::address::Address::parse(professional.trim()) else {
         return Ok(false);
     };
     let addr = addr.to_string();

@@ -12,6 +12,7 @@ pub mod patient;
 pub mod pro;
 pub mod render;
 pub mod security;
+pub mod send;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use crate::identity::auth::Authenticator;
 use crate::listen::accept;
 use crate::listen::limits::ConnectionLimits;
 use crate::store::Store;
-use crate::threads::send::Sender;
+use crate::web::send::Sender;
 
 /// Why the web layer could not answer (the store, the renderer, a blocking
 /// task): kept whole with its sources for the log, never shown to the user.

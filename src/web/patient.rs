@@ -12,7 +12,7 @@ use super::render::{self, Rendered};
 use crate::audit::{self, AuditEntry};
 use crate::store::accounts::Account;
 use crate::store::threads::Thread;
-use crate::threads::send::{SendError, Upload};
+use crate::web::send::{SendError, Upload};
 
 /// Why a patient request failed.
 #[derive(Debug, thiserror::Error)]

@@ -26,8 +26,8 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use crate::imap::sequence;
 use crate::imap::session::{ImapSession, code, flag_fetch};
-use crate::imap::structure;
 use crate::imap::wire;
+use crate::mime::structure;
 use crate::store::entries::{Entry, FlagOp};
 
 fn nstring(bytes: Vec<u8>) -> NString<'static> {
@@ -91,7 +91,7 @@ fn envelope_of(entry: &Entry, content: Option<&[u8]>) -> Envelope<'static> {
     entry
         .imap_envelope
         .as_deref()
-        .and_then(wire::parse_envelope)
+        .and_then(structure::wire::parse_envelope)
         .or_else(|| {
             entry
                 .envelope

@@ -25,7 +25,7 @@ use super::patient::PatientError;
 use super::security::{self, Csrf, SESSION_COOKIE};
 use crate::identity::AccountKind;
 use crate::store::accounts::Account;
-use crate::threads::send::SendError;
+use crate::web::send::SendError;
 
 type Shared = Arc<WebServices>;
 

@@ -8,8 +8,8 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 
 use super::{Etat, Layout, PageError, Session, Shared, render};
+use crate::address::Address;
 use crate::audit::{self, AuditEntry};
-use crate::identity::address::Address;
 use crate::identity::auth::LoginResult;
 use crate::identity::password::{self, RULES_FR};
 use crate::web::ClientAddr;

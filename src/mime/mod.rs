@@ -7,6 +7,9 @@
 //! these functions, which turn such a panic into "not parsed", so that a
 //! hostile message is read as unparsable everywhere, never as a crash.
 
+pub mod facts;
+pub mod structure;
+
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -106,7 +109,7 @@ mod tests {
         let _ = parse_headers(raw);
         let _ = crate::web::render::render(raw);
         let _ = crate::web::render::attachment(raw, 0);
-        let _ = crate::delivery::facts::MessageFacts::read(raw);
+        let _ = crate::mime::facts::MessageFacts::read(raw);
         let limits = crate::dossier::limits::Limits::default();
         let _ = crate::dossier::filing::examine(raw, &[], &[], &limits);
     }

@@ -94,6 +94,7 @@ mod strings;
 #[cfg(test)]
 mod tests;
 mod tree;
+pub mod wire;
 
 use std::borrow::Cow;
 use std::ops::Range;

@@ -132,7 +132,7 @@ fn notify_address(raw: &str) -> Option<String> {
         (Some(start), Some(end)) if start < end => &raw[start + 1..end],
         _ => raw,
     };
-    crate::identity::address::Address::parse(inner.trim())
+    crate::address::Address::parse(inner.trim())
         .ok()
         .map(|a| a.to_string())
 }

@@ -3,12 +3,12 @@
 //! files it in the patient's Sent folder and delivers it locally or queues it
 //! for another operator.
 
-use super::Refusal;
-use super::compose::{self, AttachmentError, AttachmentKind, PatientMessage};
 use crate::delivery::{AcceptError, Acceptor, FromPatient, Source};
 use crate::store::accounts::Account;
 use crate::store::threads::Thread;
 use crate::store::{Store, StoreError};
+use crate::threads::Refusal;
+use crate::threads::compose::{self, AttachmentError, AttachmentKind, PatientMessage};
 
 /// Why a patient's message was not sent.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,83 @@
+//! The rows of the audit trail: an entry and its append under the head lock,
+//! chained by hash so that a transaction of any aggregate can record its fact.
+//! Reading, verifying and sealing the trail are in `crate::audit`.
+
+use sha2::{Digest, Sha256};
+use sqlx::{AnyConnection, Row};
+
+use super::StoreError;
+
+/// One audited fact.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditEntry {
+    /// Who acted: an address, `operator` for the command line, `system`.
+    pub actor: String,
+    /// What was done, e.g. `account.create`.
+    pub action: String,
+    /// On what: an address or object name.
+    pub target: String,
+    /// Why or how, free text without health data.
+    pub detail: String,
+}
+
+impl AuditEntry {
+    /// Builds an entry.
+    pub fn new(actor: &str, action: &str, target: &str, detail: &str) -> AuditEntry {
+        AuditEntry {
+            actor: actor.into(),
+            action: action.into(),
+            target: target.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The hash of an entry appended at `at` after the entry hashed `prev`.
+pub(crate) fn chain_hash(prev: &str, at: i64, e: &AuditEntry) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        prev,
+        &at.to_string(),
+        &e.actor,
+        &e.action,
+        &e.target,
+        &e.detail,
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Appends `entry` at time `at` on `conn`, inside the caller's transaction
+/// when there is one.
+pub async fn append_on(
+    conn: &mut AnyConnection,
+    entry: &AuditEntry,
+    at: i64,
+) -> Result<(), StoreError> {
+    // Lock the head first (a no-op update), then read it: concurrent appenders queue here.
+    let head = sqlx::query("UPDATE audit_head SET hash = hash WHERE id = 1 RETURNING hash")
+        .fetch_one(&mut *conn)
+        .await?;
+    let prev: String = head.try_get("hash")?;
+    let hash = chain_hash(&prev, at, entry);
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, action, target, detail, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(at)
+    .bind(&entry.actor)
+    .bind(&entry.action)
+    .bind(&entry.target)
+    .bind(&entry.detail)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
