@@ -427,6 +427,17 @@ impl Store {
         rows.iter().map(document).collect()
     }
 
+    /// The account id of the patient a document belongs to (to check an
+    /// attempt on it by someone else).
+    pub async fn document_owner(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT patient_id FROM documents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
     /// One document, only if it belongs to `patient_id`.
     pub async fn document_of(
         &self,

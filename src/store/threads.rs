@@ -302,6 +302,17 @@ impl Store {
         rows.iter().map(thread).collect()
     }
 
+    /// The address of the patient a thread belongs to (to audit an attempt
+    /// on it by someone else).
+    pub async fn thread_owner(&self, thread_id: i64) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT a.address FROM threads t JOIN accounts a ON a.id = t.patient_id WHERE t.id = $1",
+        )
+        .bind(thread_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     /// One thread, only if it belongs to `patient_id`.
     pub async fn thread_of(
         &self,

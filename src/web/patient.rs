@@ -46,14 +46,7 @@ pub async fn own_thread(s: &WebServices, p: &Account, id: i64) -> Result<Thread,
     if let Some(t) = s.store.thread_of(p.id, id).await? {
         return Ok(t);
     }
-    let owner: Option<String> = sqlx::query_scalar(
-        "SELECT a.address FROM threads t JOIN accounts a ON a.id = t.patient_id WHERE t.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(s.store.pool())
-    .await
-    .map_err(|e| PatientError::Unavailable(Box::new(e)))?;
-    if let Some(owner) = owner {
+    if let Some(owner) = s.store.thread_owner(id).await? {
         tracing::warn!(
             thread = id,
             "patient session used on another patient's thread"
@@ -80,12 +73,7 @@ pub async fn own_document(
     if let Some(d) = s.store.document_of(p.id, id).await? {
         return Ok(d);
     }
-    let owner: Option<i64> = sqlx::query_scalar("SELECT patient_id FROM documents WHERE id = $1")
-        .bind(id)
-        .fetch_optional(s.store.pool())
-        .await
-        .map_err(|e| PatientError::Unavailable(Box::new(e)))?;
-    if let Some(owner) = owner
+    if let Some(owner) = s.store.document_owner(id).await?
         && let Some(owner) = s.store.account_by_id(owner).await?
     {
         let _refused = s
