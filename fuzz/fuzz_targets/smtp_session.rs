@@ -17,7 +17,7 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use mes::identity::AccountKind;
 use mes::identity::sasl::Credentials;
-use mes::smtp::session::{AuthOutcome, Authenticated, Backend, Envelope, RcptTarget, SessionView};
+use mes::smtp::session::{AuthOutcome, Authenticated, Backend, Envelope, SessionView, Target};
 use mes::smtp::{Action, Mode, Reply, Session, SessionConfig};
 use mes::tls::TlsInfo;
 
@@ -64,13 +64,13 @@ impl Backend for Fake {
         _: &SessionView,
         _: &Envelope,
         rcpt: &str,
-    ) -> Result<RcptTarget, Reply> {
+    ) -> Result<Target, Reply> {
         if rcpt.contains("refuse") {
             Err(Reply::new(550, "5.1.1", "no such user"))
         } else if rcpt.contains("remote") {
-            Ok(RcptTarget::Remote)
+            Ok(Target::Remote)
         } else {
-            Ok(RcptTarget::Local {
+            Ok(Target::Local {
                 account_id: 2,
                 mailbox_id: 3,
                 patient: rcpt.contains("patient"),
