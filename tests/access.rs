@@ -916,8 +916,8 @@ async fn operator_changes_end_sessions(db: Db) {
         .and_then(|l| l.split_whitespace().next())
         .unwrap()
         .to_string();
-    // An idling IMAP client is rechecked every second.
-    instance.edit_config(|t| t.replacen("[imap]\n", "[imap]\nidle_poll_secs = 1\n", 1));
+    // A logged-in IMAP session rechecks its account every second.
+    instance.edit_config(|t| t.replacen("[imap]\n", "[imap]\nrecheck_secs = 1\n", 1));
     let mut server = instance.start();
     let ca = instance.cert("ca.pem");
     let now = std::time::SystemTime::now()
@@ -993,7 +993,9 @@ async fn operator_changes_end_sessions(db: Db) {
         .expect(&format!("MAIL FROM:<{}>", pro.address), 421)
         .await;
     assert!(format!("{reply:?}").contains("Session ended"), "{reply:?}");
-    // The IMAP session ends at its next command, and the old password is refused.
+    // The IMAP session ends at its first command after a recheck (every
+    // second here), and the old password is refused.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     imap.send_raw(b"a9 NOOP\r\n").await;
     let bye = imap.read_line().await;
     assert!(

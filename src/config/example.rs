@@ -88,7 +88,7 @@ https = "127.0.0.1:8443"
 # max_command_line = 65536           # octets per line outside literals, CRLF included (>= 8192)
 # listing_cache_mb = 64             # memory for header FETCHes of large folders (~300 octets a message); 0: off
 # login_timeout_secs = 60           # from connection to login, however slowly the client sends
-# idle_poll_secs = 30               # while a client IDLEs: recheck its account and folder this often
+# recheck_secs = 30                # a logged-in session rechecks its account (and an idling one its folder) this often
 
 [https]
 # max_connections_per_ip = 100

@@ -205,10 +205,10 @@ pub struct ImapSettings {
     pub listing_cache_mb: usize,
     /// Seconds from connection to login, however the client trickles its bytes.
     pub login_timeout_secs: u64,
-    /// Seconds between two checks of an idling session (RFC 2177): the account
-    /// still enabled with the same credentials, changes of the selected folder
-    /// committed elsewhere.
-    pub idle_poll_secs: u64,
+    /// Seconds between two checks that a logged-in session's account is still
+    /// enabled with the same credentials (before a command, and while idling,
+    /// when an idling session also catches up with its folder).
+    pub recheck_secs: u64,
 }
 
 /// The smallest `imap.max_command_line` accepted (RFC 7162 §4).
@@ -222,7 +222,7 @@ impl Default for ImapSettings {
             max_command_line: 64 * 1024,
             listing_cache_mb: 64,
             login_timeout_secs: 60,
-            idle_poll_secs: 30,
+            recheck_secs: 30,
         }
     }
 }

@@ -187,7 +187,7 @@ where
                     Err(_) => step(&mut failed, session.shutdown("Login timed out")).await,
                 };
             }
-            _ = tokio::time::sleep(services.idle_poll), if session.is_idling() => {
+            _ = tokio::time::sleep(services.recheck), if session.is_idling() => {
                 action = step(&mut failed, session.idle_changes()).await;
             }
             changed = changes.recv(), if session.is_idling() => {

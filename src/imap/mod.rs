@@ -85,8 +85,9 @@ pub struct ImapServices {
     pub max_command_line: usize,
     /// Time from connection to login (`imap.login_timeout_secs`).
     pub login_timeout: std::time::Duration,
-    /// Time between two checks of an idling session (`imap.idle_poll_secs`).
-    pub idle_poll: std::time::Duration,
+    /// Time between two checks of a logged-in session's account, and of an
+    /// idling session's folder (`imap.recheck_secs`).
+    pub recheck: std::time::Duration,
     /// Folder listings shared by the sessions (header FETCH of large folders).
     pub listings: listing::Listings,
 }

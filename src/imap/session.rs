@@ -42,6 +42,10 @@ pub struct User {
     pub address: String,
     /// The credentials it logged in with: the session ends when they change.
     pub stamp: crate::identity::auth::CredentialStamp,
+    /// When the account was last found unchanged (rechecked every
+    /// `imap.recheck_secs`, not at every command: a query per command would
+    /// double the cost of the cheap ones).
+    pub checked: std::time::Instant,
 }
 
 /// The selected folder as this session sees it.
@@ -426,7 +430,8 @@ impl ImapSession {
         }
     }
 
-    /// After login, before each command and while idling: whether the
+    /// After login, before a command and while idling, once per
+    /// `imap.recheck_secs`: whether the
     /// account is still enabled with the credentials the session logged in
     /// with. If not, BYE and close. A store failure lets the session go on
     /// (the command itself reports it).
@@ -434,13 +439,21 @@ impl ImapSession {
         let Some(user) = &self.user else {
             return true;
         };
+        if user.checked.elapsed() < self.services.recheck {
+            return true;
+        }
         match self
             .services
             .auth
             .still_valid(user.account_id, &user.stamp)
             .await
         {
-            Ok(true) => true,
+            Ok(true) => {
+                if let Some(user) = &mut self.user {
+                    user.checked = std::time::Instant::now();
+                }
+                true
+            }
             Ok(false) => {
                 tracing::info!(account = %user.address, "IMAP session ended: account disabled or credentials changed");
                 self.user = None;
@@ -653,7 +666,7 @@ mod tests {
             max_message_size: 1024 * 1024,
             max_command_line: 8192,
             login_timeout: Duration::from_secs(60),
-            idle_poll: Duration::from_secs(30),
+            recheck: Duration::from_secs(30),
             listings: Listings::new(1024 * 1024),
         })
     }

@@ -11,28 +11,18 @@
 use std::io::Write;
 use std::num::NonZeroU32;
 
-use imap_codec::ResponseCodec;
-use imap_codec::encode::Encoder;
-use imap_codec::imap_types::core::{IString, NString, Vec1};
+use imap_codec::imap_types::core::{IString, NString};
 use imap_codec::imap_types::fetch::{MessageDataItem, MessageDataItemName};
-use imap_codec::imap_types::response::{Data, Response};
 
 use super::listing::Listed;
 
 /// An IMAP string as imap-codec writes it (a literal is sent without waiting),
 /// for the responses imap-types cannot express (`OLDNAME`).
 pub fn string(value: &IString<'_>) -> Vec<u8> {
-    const PREFIX: &[u8] = b"* 1 FETCH (RFC822 ";
-    let response = Response::Data(Data::Fetch {
-        seq: NonZeroU32::MIN,
-        items: Vec1::from(MessageDataItem::Rfc822(NString(Some(value.clone())))),
-    });
-    let encoded = ResponseCodec::default().encode(&response).dump();
-    encoded
-        .strip_prefix(PREFIX)
-        .and_then(|rest| rest.strip_suffix(b")\r\n"))
-        .map(<[u8]>::to_vec)
-        .unwrap_or_default()
+    crate::mime::structure::wire::fetch_item_value(
+        "RFC822",
+        MessageDataItem::Rfc822(NString(Some(value.clone()))),
+    )
 }
 
 /// True when every item asked for can be written by [`metadata_response`].
@@ -162,7 +152,10 @@ mod tests {
     use crate::imap::session::flag_fetch;
     use crate::mime::structure;
     use crate::mime::structure::wire::{envelope, parse_envelope};
+    use imap_codec::ResponseCodec;
+    use imap_codec::encode::Encoder;
     use imap_codec::imap_types::core::Vec1;
+    use imap_codec::imap_types::response::{Data, Response};
     use std::num::NonZeroU64;
 
     const UID: i64 = 4_000_000_001;

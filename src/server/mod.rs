@@ -181,7 +181,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         max_message_size: config.smtp.max_message_size,
         max_command_line: config.imap.max_command_line,
         login_timeout: std::time::Duration::from_secs(config.imap.login_timeout_secs),
-        idle_poll: std::time::Duration::from_secs(config.imap.idle_poll_secs.max(1)),
+        recheck: std::time::Duration::from_secs(config.imap.recheck_secs.max(1)),
         listings: crate::imap::listing::Listings::new(
             config.imap.listing_cache_mb.saturating_mul(1024 * 1024),
         ),

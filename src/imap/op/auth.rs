@@ -33,6 +33,7 @@ impl ImapSession {
                 self.user = Some(User {
                     account_id: account.id,
                     stamp: CredentialStamp::of(&account),
+                    checked: std::time::Instant::now(),
                     address: account.address,
                 });
                 let caps =
@@ -163,6 +164,7 @@ impl ImapSession {
                 self.user = Some(User {
                     account_id: account.id,
                     stamp: CredentialStamp::of(&account),
+                    checked: std::time::Instant::now(),
                     address: account.address,
                 });
                 let caps =

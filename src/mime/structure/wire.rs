@@ -15,14 +15,21 @@ use imap_codec::imap_types::response::{Data, Response};
 /// The wire form of an ENVELOPE: what imap-codec writes after `ENVELOPE `.
 /// Strings that need it are literals, which a server sends without waiting.
 pub fn envelope(envelope: &Envelope<'static>) -> Vec<u8> {
-    const PREFIX: &[u8] = b"* 1 FETCH (ENVELOPE ";
+    fetch_item_value("ENVELOPE", MessageDataItem::Envelope(envelope.clone()))
+}
+
+/// The value of one FETCH item (`name` is what imap-codec writes before it),
+/// as imap-codec encodes it: the one way responses imap-types cannot express
+/// borrow its choice of quoted string or literal.
+pub fn fetch_item_value(name: &str, item: MessageDataItem<'_>) -> Vec<u8> {
     let response = Response::Data(Data::Fetch {
         seq: NonZeroU32::MIN,
-        items: Vec1::from(MessageDataItem::Envelope(envelope.clone())),
+        items: Vec1::from(item),
     });
     let encoded = ResponseCodec::default().encode(&response).dump();
+    let prefix = format!("* 1 FETCH ({name} ");
     encoded
-        .strip_prefix(PREFIX)
+        .strip_prefix(prefix.as_bytes())
         .and_then(|rest| rest.strip_suffix(b")\r\n"))
         .map(<[u8]>::to_vec)
         .unwrap_or_default()
