@@ -106,6 +106,20 @@ async fn domains_and_accounts(db: Db) {
             "{name}"
         );
     }
+    let (found, inbox) = store
+        .account_with_inbox("jean@a.test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, a.id);
+    assert_eq!(inbox, store.mailbox_id(a.id, "INBOX").await.unwrap());
+    assert!(
+        store
+            .account_with_inbox("nobody@a.test")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         store.accounts_by_cert_subject("CN=x").await.unwrap().len(),
         1
@@ -374,7 +388,131 @@ async fn break_glass_limit_is_exact(db: Db) {
     store.close().await;
 }
 
+/// A batch is written with one statement per table: every copy, recipient
+/// and queue row is there, with the UIDs and MODSEQs one by one would give.
+async fn a_batch_files_every_copy(db: Db) {
+    let (store, _dir) = open(db).await;
+    store
+        .add_domain("a.test", DomainKind::Professional)
+        .await
+        .unwrap();
+    let a = store
+        .create_account(&account("jean@a.test", AccountKind::Professional))
+        .await
+        .unwrap();
+    let b = store
+        .create_account(&account("anne@a.test", AccountKind::Professional))
+        .await
+        .unwrap();
+    let inbox_a = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
+    let inbox_b = store.mailbox_id(b.id, "INBOX").await.unwrap().unwrap();
+    // One message first, so the batch continues existing counters.
+    let first = message("first", inbox_b, "anne@a.test");
+    store.insert_batch(&[&first]).await.unwrap()[0]
+        .as_ref()
+        .unwrap();
+    let mut both = message("both", inbox_a, "jean@a.test");
+    for (address, mailbox) in [("anne@a.test", inbox_b), ("jean@a.test", inbox_a)] {
+        both.recipients.push(NewRecipient {
+            address: address.into(),
+            orcpt: None,
+            notify: 0,
+            mailbox_id: Some(mailbox),
+            remote: false,
+            patient_id: None,
+        });
+    }
+    let mut away = message("away", inbox_a, "jean@a.test");
+    away.recipients.push(NewRecipient {
+        address: "marie@b.test".into(),
+        orcpt: Some("rfc822;marie@b.test".into()),
+        notify: 2,
+        mailbox_id: None,
+        remote: true,
+        patient_id: None,
+    });
+    let only_b = message("only-b", inbox_b, "anne@a.test");
+    let batch = [&both, &away, &only_b];
+    let results: Vec<_> = store
+        .insert_batch(&batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(results[0].placements, vec![(inbox_a, 1), (inbox_b, 2)]);
+    assert_eq!(results[1].placements, vec![(inbox_a, 2)]);
+    assert_eq!(results[2].placements, vec![(inbox_b, 3)]);
+    let ids: Vec<i64> = results.iter().map(|s| s.message_id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let subjects = |filed: Vec<mes::store::messages::FiledMessage>| -> Vec<String> {
+        filed
+            .iter()
+            .map(|m| {
+                String::from_utf8_lossy(&m.data)
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        subjects(store.folder_messages(inbox_a).await.unwrap()),
+        ["Subject: both", "Subject: away"]
+    );
+    assert_eq!(
+        subjects(store.folder_messages(inbox_b).await.unwrap()),
+        ["Subject: first", "Subject: both", "Subject: only-b"]
+    );
+    for (mailbox, uidnext, modseq) in [(inbox_a, 3, 3), (inbox_b, 4, 4)] {
+        let row: (i64, i64) =
+            sqlx::query_as("SELECT uidnext, highestmodseq FROM mailboxes WHERE id = $1")
+                .bind(mailbox)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(row, (uidnext, modseq));
+        let modseqs: Vec<(i64,)> = sqlx::query_as(
+            "SELECT modseq FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
+        )
+        .bind(mailbox)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let expected: Vec<(i64,)> = (2..=modseq).map(|m| (m,)).collect();
+        assert_eq!(modseqs, expected, "MODSEQs of the folder's copies");
+    }
+    assert_eq!(
+        store.message_recipients(ids[0]).await.unwrap().len(),
+        2,
+        "a recipient named twice is kept once"
+    );
+    assert_eq!(
+        store.message_recipients(ids[1]).await.unwrap(),
+        vec![
+            ("jean@a.test".to_string(), None, 0),
+            (
+                "marie@b.test".to_string(),
+                Some("rfc822;marie@b.test".to_string()),
+                2
+            ),
+        ]
+    );
+    let queued: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT message_id, recipient, domain FROM queue")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        queued,
+        vec![(ids[1], "marie@b.test".into(), "b.test".into())]
+    );
+    store.close().await;
+}
+
 both_backends!(
+    a_batch_files_every_copy,
     break_glass_limit_is_exact,
     account_changes_end_sessions,
     login_throttle_rows,

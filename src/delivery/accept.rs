@@ -25,7 +25,7 @@ use crate::dossier::limits::Limits;
 use crate::dossier::mdn::{self, Disposition};
 use crate::identity::AccountKind;
 use crate::identity::author::{
-    Author, AuthorRule, Authored, Delegations, Peer, Refusal as AuthorRefusal,
+    Author, AuthorRule, Authored, Delegations, Peer, Refusal as AuthorRefusal, SenderCheck,
 };
 use crate::mime::facts::MessageFacts;
 use crate::mime::structure::ParsedMessage;
@@ -71,6 +71,8 @@ pub struct Smtp<'a> {
     pub authenticated: bool,
     /// Reverse path ("" for the null sender).
     pub mail_from: &'a str,
+    /// What the check of the reverse path proved at MAIL FROM.
+    pub sender: Option<&'a SenderCheck>,
     /// Accepted recipients, resolved at RCPT.
     pub recipients: &'a [Recipient],
     /// RFC 3461 ENVID.
@@ -496,7 +498,7 @@ impl Acceptor {
         let trust = self.trust();
         match self
             .author_rule(&trust)
-            .establish(smtp.peer, smtp.mail_from, facts)
+            .establish(smtp.peer, smtp.mail_from, smtp.sender, facts)
             .await
         {
             Ok(authored) => Ok(Some(authored)),

@@ -216,8 +216,13 @@ pub struct AuthorRule<'a> {
     pub delegations: &'a Delegations,
 }
 
-/// What one sender address was found to be.
-struct Checked {
+/// What one sender address was found to be. The check of the envelope
+/// sender at MAIL FROM is kept with the transaction, so that a `From:` with the
+/// same address is not checked twice in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderCheck {
+    /// The address checked, normalised.
+    address: String,
     proof: Proof,
     /// The account that proved it, when it is not the address's own.
     via_account: Option<String>,
@@ -233,8 +238,13 @@ impl AuthorRule<'_> {
                 .is_some_and(|names| names.iter().any(|n| n.eq_ignore_ascii_case(account)))
     }
 
-    /// The envelope sender check, at MAIL FROM.
-    pub async fn check_envelope(&self, peer: Peer<'_>, mail_from: &str) -> Result<(), Refusal> {
+    /// The envelope sender check, at MAIL FROM; what it proved, unless the
+    /// sender is null.
+    pub async fn check_envelope(
+        &self,
+        peer: Peer<'_>,
+        mail_from: &str,
+    ) -> Result<Option<SenderCheck>, Refusal> {
         if mail_from.is_empty() {
             return match peer {
                 Peer::Account(_) => Err(Refusal::NullOnSubmission),
@@ -248,18 +258,18 @@ impl AuthorRule<'_> {
                             .await?
                             .is_empty()
                     {
-                        Ok(())
+                        Ok(None)
                     } else {
                         Err(Refusal::NotAnOperator)
                     }
                 }
             };
         }
-        self.check_address(peer, mail_from).await.map(|_| ())
+        self.check_address(peer, mail_from).await.map(Some)
     }
 
     /// One sender address (envelope, `From:` or `Sender:`) against what the peer proved.
-    async fn check_address(&self, peer: Peer<'_>, address: &str) -> Result<Checked, Refusal> {
+    async fn check_address(&self, peer: Peer<'_>, address: &str) -> Result<SenderCheck, Refusal> {
         let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
         let hosted = self.store.domain_kind(domain).await?;
         if hosted == Some(DomainKind::Patient) {
@@ -269,7 +279,8 @@ impl AuthorRule<'_> {
             Peer::Anonymous => Err(Refusal::NoCertificate),
             Peer::Account(account) => {
                 if self.may_send_as(account, address) {
-                    Ok(Checked {
+                    Ok(SenderCheck {
+                        address: address.to_string(),
                         proof: Proof::Account {
                             account: account.to_string(),
                         },
@@ -289,7 +300,8 @@ impl AuthorRule<'_> {
                     .iter()
                     .find(|a| self.may_send_as(&a.address, address))
                 {
-                    return Ok(Checked {
+                    return Ok(SenderCheck {
+                        address: address.to_string(),
                         proof: Proof::MappedCertificate {
                             account: system.address.clone(),
                         },
@@ -302,7 +314,8 @@ impl AuthorRule<'_> {
                         address: address.to_string(),
                     },
                     Ok(()) => {
-                        return Ok(Checked {
+                        return Ok(SenderCheck {
+                            address: address.to_string(),
                             proof: Proof::Operator {
                                 subject: subject.to_string(),
                             },
@@ -325,12 +338,14 @@ impl AuthorRule<'_> {
     }
 
     /// The author of a message, at the end of DATA: the envelope sender was
-    /// checked at MAIL FROM; here the `From:` (exactly one address) and any
-    /// `Sender:` must pass the same test, and the author is looked up.
+    /// checked at MAIL FROM (`envelope`: what that check proved); here the
+    /// `From:` (exactly one address) and any `Sender:` must pass the same
+    /// test, and the author is looked up.
     pub async fn establish(
         &self,
         peer: Peer<'_>,
         mail_from: &str,
+        envelope: Option<&SenderCheck>,
         facts: &MessageFacts,
     ) -> Result<Authored, Refusal> {
         if mail_from.is_empty() {
@@ -347,7 +362,10 @@ impl AuthorRule<'_> {
             return Err(Refusal::From);
         }
         let from = Address::parse(from).map_err(|_| Refusal::From)?.to_string();
-        let checked = self.check_address(peer, &from).await?;
+        let checked = match envelope {
+            Some(check) if check.address == from => check.clone(),
+            _ => self.check_address(peer, &from).await?,
+        };
         match facts.sender.as_slice() {
             [] if facts.sender_fields == 0 => {}
             [sender] if facts.sender_fields == 1 => {
@@ -356,7 +374,13 @@ impl AuthorRule<'_> {
             }
             _ => return Err(Refusal::Sender),
         }
-        let account = self.store.account_by_address(&from).await?;
+        let other_operator = matches!(checked.proof, Proof::Operator { .. });
+        // Another operator's proof means a domain we do not host: no account here.
+        let account = if other_operator {
+            None
+        } else {
+            self.store.account_by_address(&from).await?
+        };
         if account
             .as_ref()
             .is_some_and(|a| a.kind == AccountKind::Patient)
@@ -372,7 +396,6 @@ impl AuthorRule<'_> {
             ),
             None => None,
         };
-        let other_operator = matches!(checked.proof, Proof::Operator { .. });
         Ok(Authored::Author(Box::new(match account {
             Some(Account {
                 display_name,

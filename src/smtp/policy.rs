@@ -8,7 +8,7 @@ use super::reply::{self, Reply};
 use super::session::{AuthOutcome, Authenticated, Backend, Envelope, SessionView};
 use crate::delivery::{AcceptError, Acceptor, Smtp, Source, Target};
 use crate::identity::auth::{Authenticator, CredentialStamp, LoginResult};
-use crate::identity::author::{Peer, Refusal as AuthorRefusal};
+use crate::identity::author::{Peer, Refusal as AuthorRefusal, SenderCheck};
 use crate::identity::sasl::Credentials;
 use crate::store::Store;
 use crate::trust::TrustSpace;
@@ -106,7 +106,11 @@ impl Backend for ServerBackend {
         )
     }
 
-    async fn check_sender(&self, view: &SessionView, mail_from: &str) -> Result<(), Reply> {
+    async fn check_sender(
+        &self,
+        view: &SessionView,
+        mail_from: &str,
+    ) -> Result<Option<SenderCheck>, Reply> {
         // Each transaction of a logged-in session first checks that the
         // account is still enabled with the credentials it logged in with.
         if let Some(Authenticated {
@@ -141,7 +145,7 @@ impl Backend for ServerBackend {
             .check_envelope(peer, mail_from)
             .await
         {
-            Ok(()) => Ok(()),
+            Ok(sender) => Ok(sender),
             Err(refusal) => {
                 tracing::warn!(
                     mode = view.mode.as_str(),
@@ -161,19 +165,15 @@ impl Backend for ServerBackend {
         rcpt: &str,
     ) -> Result<Target, Reply> {
         let store = &self.0.store;
-        let account = store.account_by_address(rcpt).await.map_err(|e| {
+        let account = store.account_with_inbox(rcpt).await.map_err(|e| {
             tracing::error!(error = %e, "recipient lookup failed");
             reply::temporary_failure()
         })?;
-        if let Some(acc) = account {
+        if let Some((acc, inbox)) = account {
             if acc.disabled {
                 return Err(Reply::new(550, "5.2.1", "Mailbox disabled"));
             }
-            let inbox = store
-                .mailbox_id(acc.id, "INBOX")
-                .await
-                .map_err(|_| reply::temporary_failure())?
-                .ok_or_else(reply::temporary_failure)?;
+            let inbox = inbox.ok_or_else(reply::temporary_failure)?;
             return Ok(Target::Local {
                 account_id: acc.id,
                 mailbox_id: inbox,
@@ -216,6 +216,7 @@ impl Backend for ServerBackend {
             tls: view.tls.as_ref(),
             authenticated: view.auth.is_some(),
             mail_from: &envelope.mail_from,
+            sender: envelope.sender.as_ref(),
             recipients: &envelope.recipients,
             env_id: envelope.env_id.as_deref(),
             ret: envelope.ret,

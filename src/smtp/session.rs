@@ -23,6 +23,7 @@ use super::reply::{self, Reply};
 pub use crate::delivery::{Recipient, Target};
 use crate::identity::AccountKind;
 use crate::identity::auth::CredentialStamp;
+use crate::identity::author::SenderCheck;
 use crate::identity::sasl::{self, Credentials};
 use crate::tls::TlsInfo;
 
@@ -92,6 +93,8 @@ pub struct Envelope {
     pub smtputf8: bool,
     /// Accepted recipients.
     pub recipients: Vec<Recipient>,
+    /// What the check of the reverse path proved at MAIL FROM (none for the null sender).
+    pub sender: Option<SenderCheck>,
 }
 
 /// What the policy and storage side sees of a session.
@@ -125,12 +128,13 @@ pub trait Backend: Send + Sync {
         authzid: Option<String>,
     ) -> impl Future<Output = AuthOutcome> + Send;
 
-    /// May this session use this reverse path? (Normalised address, "" for null.)
+    /// May this session use this reverse path? (Normalised address, "" for
+    /// null.) Returns what the check proved, kept with the transaction.
     fn check_sender(
         &self,
         view: &SessionView,
         mail_from: &str,
-    ) -> impl Future<Output = Result<(), Reply>> + Send;
+    ) -> impl Future<Output = Result<Option<SenderCheck>, Reply>> + Send;
 
     /// May this session send to this address? Returns where it goes.
     fn check_recipient(
@@ -677,14 +681,17 @@ impl<B: Backend> Session<B> {
                 }
             }
         };
-        if let Err(r) = self.backend.check_sender(&self.view, &mail_from).await {
-            // 421: the server closes the session (RFC 5321 §3.8).
-            if r.code == 421 {
-                self.phase = Phase::Closed;
+        let sender = match self.backend.check_sender(&self.view, &mail_from).await {
+            Ok(sender) => sender,
+            Err(r) => {
+                // 421: the server closes the session (RFC 5321 §3.8).
+                if r.code == 421 {
+                    self.phase = Phase::Closed;
+                }
+                self.reply(r);
+                return;
             }
-            self.reply(r);
-            return;
-        }
+        };
         let ret = if from.flags & smtp_proto::MAIL_RET_FULL != 0 {
             Some("FULL")
         } else if from.flags & smtp_proto::MAIL_RET_HDRS != 0 {
@@ -699,6 +706,7 @@ impl<B: Backend> Session<B> {
             body_8bit: from.flags & smtp_proto::MAIL_BODY_8BITMIME != 0,
             smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
             recipients: Vec::new(),
+            sender,
         });
         self.reply(Reply::new(250, "2.1.0", "Sender OK"));
     }

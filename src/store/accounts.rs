@@ -242,6 +242,24 @@ impl Store {
         row.as_ref().map(account_from_row).transpose()
     }
 
+    /// The account at this address with its INBOX's id, in one query: the
+    /// recipient lookup of every RCPT TO.
+    pub async fn account_with_inbox(
+        &self,
+        address: &str,
+    ) -> Result<Option<(Account, Option<i64>)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS}, (SELECT m.id FROM mailboxes m \
+             WHERE m.account_id = accounts.id AND m.name = 'INBOX') AS inbox \
+             FROM accounts WHERE address = $1"
+        ))
+        .bind(address)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| Ok((account_from_row(&r)?, r.try_get("inbox")?)))
+            .transpose()
+    }
+
     /// The account with this row id.
     pub async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
         let row = sqlx::query(&format!(

@@ -59,6 +59,21 @@ pub struct NewMessage {
     pub dossier: Option<Box<super::dossier::DossierFiling>>,
 }
 
+impl NewMessage {
+    /// The folders it is filed in, each once, in recipient order.
+    pub fn folders(&self) -> Vec<i64> {
+        let mut folders: Vec<i64> = Vec::new();
+        for r in self.recipients.iter().filter(|r| !r.remote) {
+            if let Some(f) = r.mailbox_id
+                && !folders.contains(&f)
+            {
+                folders.push(f);
+            }
+        }
+        folders
+    }
+}
+
 /// Where a stored message landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
@@ -114,6 +129,7 @@ pub async fn insert_message(
     .await?;
     let message_id: i64 = row.try_get("id")?;
     let mut placements = Vec::new();
+    let mut queued = Vec::new();
     for r in &m.recipients {
         sqlx::query(
             "INSERT INTO message_recipients (message_id, recipient, orcpt, notify) \
@@ -126,15 +142,11 @@ pub async fn insert_message(
         .execute(&mut *conn)
         .await?;
         if r.remote {
-            super::queue::enqueue_on(&mut *conn, message_id, r, m.received_at).await?;
-            continue;
+            queued.push((message_id, r, m.received_at));
         }
-        let Some(mailbox_id) = r.mailbox_id else {
-            continue;
-        };
-        if placements.iter().any(|(mb, _)| *mb == mailbox_id) {
-            continue;
-        }
+    }
+    super::queue::enqueue_on(&mut *conn, &queued).await?;
+    for mailbox_id in m.folders() {
         // The row lock taken here orders concurrent writers to one folder.
         let row = sqlx::query(
             "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
@@ -160,6 +172,20 @@ pub async fn insert_message(
         .await?;
         placements.push((mailbox_id, uid));
     }
+    link_on(conn, m, message_id).await?;
+    Ok(Stored {
+        message_id,
+        placements,
+    })
+}
+
+/// Joins a stored message to its patient threads and files its documents in
+/// patients' records (same transaction as the message).
+pub(super) async fn link_on(
+    conn: &mut AnyConnection,
+    m: &NewMessage,
+    message_id: i64,
+) -> Result<(), StoreError> {
     match &m.thread {
         Some(super::threads::ThreadLink::ToPatient(incoming)) => {
             for r in &m.recipients {
@@ -196,10 +222,7 @@ pub async fn insert_message(
         )
         .await?;
     }
-    Ok(Stored {
-        message_id,
-        placements,
-    })
+    Ok(())
 }
 
 impl Store {
@@ -213,20 +236,29 @@ impl Store {
         batch: &[&NewMessage],
     ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let mut results = Vec::with_capacity(batch.len());
-        for m in batch {
-            let mut sp = tx.begin().await?;
-            match insert_message(sp.acquire().await?, m).await {
-                Ok(stored) => {
-                    sp.commit().await?;
-                    results.push(Ok(stored));
+        let results = match super::group_commit::write(&mut tx, self.backend(), batch).await {
+            Ok(stored) => stored.into_iter().map(Ok).collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, messages = batch.len(), "batch write failed, storing one by one");
+                tx.rollback().await?;
+                tx = self.pool().begin().await?;
+                let mut results = Vec::with_capacity(batch.len());
+                for m in batch {
+                    let mut sp = tx.begin().await?;
+                    match insert_message(&mut sp, m).await {
+                        Ok(stored) => {
+                            sp.commit().await?;
+                            results.push(Ok(stored));
+                        }
+                        Err(e) => {
+                            sp.rollback().await?;
+                            results.push(Err(e));
+                        }
+                    }
                 }
-                Err(e) => {
-                    sp.rollback().await?;
-                    results.push(Err(e));
-                }
+                results
             }
-        }
+        };
         tx.commit().await?;
         self.wrote();
         for (stored, m) in results.iter().zip(batch) {

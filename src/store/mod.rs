@@ -14,6 +14,7 @@ pub mod domains;
 pub mod dossier;
 pub mod entries;
 pub mod folders;
+mod group_commit;
 pub mod kinds;
 pub mod messages;
 pub mod queue;
@@ -144,6 +145,9 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
+            // A SQLite connection is a local file: it does not go stale, and the
+            // test costs a round trip to the connection's thread at every query.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -77,31 +77,36 @@ fn item(r: &AnyRow) -> Result<QueueItem, StoreError> {
     })
 }
 
-/// Queues a remote recipient inside the delivery transaction.
+/// Queues remote recipients (message id, recipient, time of acceptance)
+/// inside the delivery transaction, with one statement for all.
 pub(super) async fn enqueue_on(
     conn: &mut AnyConnection,
-    message_id: i64,
-    r: &NewRecipient,
-    at: i64,
+    rows: &[(i64, &NewRecipient, i64)],
 ) -> Result<(), StoreError> {
-    let domain = r
-        .address
-        .rsplit_once('@')
-        .map(|(_, d)| d)
-        .unwrap_or_default();
-    sqlx::query(
-        "INSERT INTO queue (message_id, recipient, domain, orcpt, notify, next_attempt, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (message_id, recipient) DO NOTHING",
-    )
-    .bind(message_id)
-    .bind(&r.address)
-    .bind(domain)
-    .bind(&r.orcpt)
-    .bind(r.notify)
-    .bind(at)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
+    for chunk in rows.chunks(super::group_commit::ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO queue (message_id, recipient, domain, orcpt, notify, next_attempt, created_at) \
+             VALUES {} ON CONFLICT (message_id, recipient) DO NOTHING",
+            super::group_commit::values(chunk.len(), 7)
+        );
+        let mut query = sqlx::query(&sql).persistent(false);
+        for (message_id, r, at) in chunk {
+            let domain = r
+                .address
+                .rsplit_once('@')
+                .map(|(_, d)| d)
+                .unwrap_or_default();
+            query = query
+                .bind(*message_id)
+                .bind(&r.address)
+                .bind(domain)
+                .bind(&r.orcpt)
+                .bind(r.notify)
+                .bind(*at)
+                .bind(*at);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

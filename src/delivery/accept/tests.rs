@@ -156,6 +156,7 @@ fn smtp<'a>(peer: Peer<'a>, mail_from: &'a str, recipients: &'a [Recipient]) -> 
         tls: None,
         authenticated: matches!(peer, Peer::Account(_)),
         mail_from,
+        sender: None,
         recipients,
         env_id: None,
         ret: None,

@@ -58,7 +58,11 @@ impl Backend for Scripted {
         AuthOutcome::Success(account())
     }
 
-    async fn check_sender(&self, view: &SessionView, from: &str) -> Result<(), Reply> {
+    async fn check_sender(
+        &self,
+        view: &SessionView,
+        from: &str,
+    ) -> Result<Option<SenderCheck>, Reply> {
         let who = view.auth.as_ref().map_or("-", |a| a.address.as_str());
         self.call(format!("sender {from} by {who}"));
         if from.contains("refuse") {
@@ -66,7 +70,7 @@ impl Backend for Scripted {
         } else if from.contains("gone") {
             Err(Reply::new(421, "4.7.0", "Session ended"))
         } else {
-            Ok(())
+            Ok(None)
         }
     }
 
