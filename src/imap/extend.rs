@@ -19,6 +19,7 @@ use imap_codec::imap_types::status::StatusDataItemName;
 
 use super::sequence;
 use super::session::ImapSession;
+use super::storage::Mailstore;
 
 /// LIST-EXTENDED options of one LIST command.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -146,7 +147,7 @@ fn saved_marker(s: &str) -> Option<usize> {
 /// result: UIDs in UID commands and after the `UID` search key, sequence
 /// numbers elsewhere. `Err(())` when `$` is empty in a command other than
 /// SEARCH (nothing to do); `Ok(None)` when there is no `$`.
-fn replace_saved(session: &ImapSession, rest: &str) -> Result<Option<String>, ()> {
+fn replace_saved<S: Mailstore>(session: &ImapSession<S>, rest: &str) -> Result<Option<String>, ()> {
     if saved_marker(rest).is_none() {
         return Ok(None);
     }
@@ -196,7 +197,7 @@ fn replace_saved(session: &ImapSession, rest: &str) -> Result<Option<String>, ()
 
 /// Recognises an extended command in `raw`, records its options on `session`, and
 /// returns the plain command to run.
-pub fn rewrite(session: &mut ImapSession, raw: &[u8]) -> Option<Rewrite> {
+pub fn rewrite<S: Mailstore>(session: &mut ImapSession<S>, raw: &[u8]) -> Option<Rewrite> {
     let text = std::str::from_utf8(raw).ok()?;
     let line = text.strip_suffix("\r\n").unwrap_or(text);
     if line.contains('{') {
@@ -249,7 +250,11 @@ pub fn rewrite(session: &mut ImapSession, raw: &[u8]) -> Option<Rewrite> {
     Some(Rewrite::Command(command.into_static()))
 }
 
-fn rewrite_list(session: &mut ImapSession, tag: &str, args: &str) -> Option<Command<'static>> {
+fn rewrite_list<S: Mailstore>(
+    session: &mut ImapSession<S>,
+    tag: &str,
+    args: &str,
+) -> Option<Command<'static>> {
     let mut options = ListOptions::default();
     let mut rest = args.trim_start();
     if rest.starts_with('(') {
@@ -283,7 +288,7 @@ fn rewrite_list(session: &mut ImapSession, tag: &str, args: &str) -> Option<Comm
     Some(command.into_static())
 }
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// Answers an ESEARCH (RFC 4731) with the requested results.
     pub(super) fn esearch_result(
         &mut self,

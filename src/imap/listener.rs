@@ -15,8 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 use tokio_rustls::TlsAcceptor;
 
-use super::ImapServices;
 use super::session::{Action, ImapSession};
+use super::{ImapConfig, ImapServices};
 use crate::listen::accept;
 use crate::listen::limits::ConnectionLimits;
 use crate::tls;
@@ -31,7 +31,9 @@ pub struct ImapListener {
     pub implicit_tls: bool,
     /// TLS acceptor (client certificates optional, for AUTH=EXTERNAL).
     pub acceptor: TlsAcceptor,
-    /// Shared services.
+    /// The sessions' settings.
+    pub config: Arc<ImapConfig>,
+    /// The sessions' storage and logins (the real [`super::storage::Mailstore`]).
     pub services: Arc<ImapServices>,
     /// Connection limits.
     pub limits: Arc<ConnectionLimits>,
@@ -80,45 +82,25 @@ impl ImapListener {
     ) -> std::io::Result<()> {
         // From connection to login, however the client trickles its bytes: a
         // slow client cannot hold a connection slot before authenticating.
-        let deadline = Instant::now() + self.services.login_timeout;
+        let deadline = Instant::now() + self.config.login_timeout;
+        let new_session =
+            |tls| ImapSession::new(self.services.clone(), self.config.clone(), peer.ip(), tls);
         if self.implicit_tls {
             let mut tls = accept::handshake(&self.acceptor, stream).await?;
             let info = tls::session_info(tls.get_ref().1);
-            let mut session = ImapSession::new(self.services.clone(), peer.ip(), Some(info));
-            drive(
-                &mut tls,
-                &mut session,
-                &self.services,
-                &mut shutdown,
-                deadline,
-            )
-            .await?;
+            let mut session = new_session(Some(info));
+            drive(&mut tls, &mut session, self, &mut shutdown, deadline).await?;
             return Ok(());
         }
-        let mut session = ImapSession::new(self.services.clone(), peer.ip(), None);
+        let mut session = new_session(None);
         let mut plain = stream;
-        if drive(
-            &mut plain,
-            &mut session,
-            &self.services,
-            &mut shutdown,
-            deadline,
-        )
-        .await?
-            != Action::StartTls
+        if drive(&mut plain, &mut session, self, &mut shutdown, deadline).await? != Action::StartTls
         {
             return Ok(());
         }
         let mut tls = accept::handshake(&self.acceptor, plain).await?;
         session.tls_started(tls::session_info(tls.get_ref().1));
-        drive(
-            &mut tls,
-            &mut session,
-            &self.services,
-            &mut shutdown,
-            deadline,
-        )
-        .await?;
+        drive(&mut tls, &mut session, self, &mut shutdown, deadline).await?;
         Ok(())
     }
 }
@@ -143,15 +125,15 @@ async fn step(session_output: &mut Vec<u8>, fut: impl Future<Output = Action>) -
 
 async fn drive<S>(
     stream: &mut S,
-    session: &mut ImapSession,
-    services: &ImapServices,
+    session: &mut ImapSession<ImapServices>,
+    listener: &ImapListener,
     shutdown: &mut watch::Receiver<bool>,
     login_deadline: Instant,
 ) -> std::io::Result<Action>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut changes = services.store.changes().subscribe();
+    let mut changes = listener.services.store.changes().subscribe();
     let mut buf = vec![0u8; 8 * 1024];
     let mut failed = Vec::new();
     let mut action = step(&mut failed, session.feed(&[])).await;
@@ -187,7 +169,7 @@ where
                     Err(_) => step(&mut failed, session.shutdown("Login timed out")).await,
                 };
             }
-            _ = tokio::time::sleep(services.recheck), if session.is_idling() => {
+            _ = tokio::time::sleep(listener.config.recheck), if session.is_idling() => {
                 action = step(&mut failed, session.idle_changes()).await;
             }
             changed = changes.recv(), if session.is_idling() => {

@@ -1,8 +1,9 @@
 //! IMAP: the mailbox server professionals' mail clients use (RFC 3501, parts of
 //! RFC 9051 and extensions). imap-next turns bytes into commands and responses
 //! into bytes (literals, continuation requests, IDLE, AUTHENTICATE); the
-//! [`session::ImapSession`] decides, over the shared store; the listener only
-//! moves bytes and does TLS.
+//! [`session::ImapSession`] decides, asking storage and login of a
+//! [`storage::Mailstore`] ([`ImapServices`] for real sessions, an in-memory
+//! fake in the session's tests); the listener only moves bytes and does TLS.
 //!
 //! # IMAP4rev2
 //!
@@ -56,7 +57,9 @@ pub mod listing;
 pub mod names;
 mod op;
 pub mod sequence;
+pub mod services;
 pub mod session;
+pub mod storage;
 pub mod utf7;
 pub mod wire;
 
@@ -64,21 +67,15 @@ use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::response::Capability;
 
-use crate::delivery::Acceptor;
-use crate::identity::auth::Authenticator;
-use crate::store::Store;
+pub use services::ImapServices;
 
-/// What every IMAP session of the server shares.
-#[derive(Debug)]
-pub struct ImapServices {
+/// Settings every IMAP session of the server shares (from `[imap]` and
+/// `[smtp]` of the configuration file): what the session needs besides its
+/// [`storage::Mailstore`].
+#[derive(Debug, Clone)]
+pub struct ImapConfig {
     /// Our host name (greeting).
     pub hostname: String,
-    /// The store.
-    pub store: Store,
-    /// Password and certificate logins.
-    pub auth: Authenticator,
-    /// The delivery path (APPEND stores through it).
-    pub delivery: Acceptor,
     /// Largest literal (message) accepted: APPENDLIMIT.
     pub max_message_size: usize,
     /// Longest command line outside literals, CRLF included.
@@ -88,8 +85,6 @@ pub struct ImapServices {
     /// Time between two checks of a logged-in session's account, and of an
     /// idling session's folder (`imap.recheck_secs`).
     pub recheck: std::time::Duration,
-    /// Folder listings shared by the sessions (header FETCH of large folders).
-    pub listings: listing::Listings,
 }
 
 /// The capabilities announced in the current state.

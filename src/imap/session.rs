@@ -1,7 +1,9 @@
 //! One IMAP session: imap-next's server state machine fed with bytes (the
 //! pump), protocol errors, responses enqueued back. The commands themselves
 //! are in `op/`, dispatched by state from [`ImapSession::command`]. No sockets
-//! here.
+//! here, and no store: whatever the session reads or changes, it asks of its
+//! [`Mailstore`] (`storage.rs`), so `session/tests.rs` drives it over an
+//! in-memory fake.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
@@ -17,8 +19,9 @@ use imap_codec::imap_types::response::{
 use imap_next::server::{Error as NextError, Event, Options, ResponseHandle, Server};
 use imap_next::{Interrupt, Io, State};
 
-use super::ImapServices;
+use super::ImapConfig;
 use super::line::{LineGuard, Piece};
+use super::storage::Mailstore;
 use crate::store::StoreError;
 use crate::tls::TlsInfo;
 
@@ -82,10 +85,13 @@ impl Selected {
     }
 }
 
-/// One IMAP session.
-pub struct ImapSession {
+/// One IMAP session over the storage `S`.
+pub struct ImapSession<S> {
     pub(super) server: Server,
-    pub(super) services: Arc<ImapServices>,
+    /// Folders, entries, APPEND and login.
+    pub(super) mailstore: Arc<S>,
+    /// The settings of the server.
+    pub(super) config: Arc<ImapConfig>,
     pub(super) peer_ip: IpAddr,
     pub(super) tls: Option<TlsInfo>,
     pub(super) user: Option<User>,
@@ -145,16 +151,21 @@ fn options(max_literal: usize, max_line: usize) -> Options {
     o
 }
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// A new session; `tls` is set for implicit TLS (port 993).
-    pub fn new(services: Arc<ImapServices>, peer_ip: IpAddr, tls: Option<TlsInfo>) -> Self {
+    pub fn new(
+        mailstore: Arc<S>,
+        config: Arc<ImapConfig>,
+        peer_ip: IpAddr,
+        tls: Option<TlsInfo>,
+    ) -> Self {
         let caps = super::capabilities(
             tls.is_some(),
             false,
             has_cert(&tls),
-            services.max_message_size,
+            config.max_message_size,
         );
-        let text = format!("{} IMAP4rev1 MES ready", services.hostname);
+        let text = format!("{} IMAP4rev1 MES ready", config.hostname);
         let greeting = Greeting::new(
             GreetingKind::Ok,
             Some(Code::Capability(caps)),
@@ -164,17 +175,18 @@ impl ImapSession {
         .unwrap_or_else(|_| Greeting::ok(None, "MES ready").expect("static greeting"));
         ImapSession {
             server: Server::new(
-                options(services.max_message_size, services.max_command_line),
+                options(config.max_message_size, config.max_command_line),
                 greeting,
             ),
             guard: {
-                let mut guard = LineGuard::new(services.max_command_line);
+                let mut guard = LineGuard::new(config.max_command_line);
                 guard.set_max_literal(Some(PRE_LOGIN_LITERAL));
                 guard
             },
             literal_refused: false,
             line_dropped: false,
-            services,
+            mailstore,
+            config,
             peer_ip,
             tls,
             user: None,
@@ -196,10 +208,7 @@ impl ImapSession {
     /// After a STARTTLS handshake: a fresh protocol state, no second greeting (RFC 3501 §6.2.1).
     pub fn tls_started(&mut self, info: TlsInfo) {
         let mut server = Server::new(
-            options(
-                self.services.max_message_size,
-                self.services.max_command_line,
-            ),
+            options(self.config.max_message_size, self.config.max_command_line),
             Greeting::ok(None, "unused").expect("static greeting"),
         );
         // Consume the greeting the new state machine wants to send: the client already had one.
@@ -439,12 +448,11 @@ impl ImapSession {
         let Some(user) = &self.user else {
             return true;
         };
-        if user.checked.elapsed() < self.services.recheck {
+        if user.checked.elapsed() < self.config.recheck {
             return true;
         }
         match self
-            .services
-            .auth
+            .mailstore
             .still_valid(user.account_id, &user.stamp)
             .await
         {
@@ -598,185 +606,5 @@ pub fn flag_text(flag: &Flag<'_>) -> String {
     flag.to_string()
 }
 
-/// In-process sessions: bytes in, replies out, no sockets, over a temporary
-/// SQLite store.
 #[cfg(test)]
-mod tests {
-    use std::net::{IpAddr, Ipv4Addr};
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use super::{Action, ImapSession};
-    use crate::delivery::{Acceptor, Services};
-    use crate::identity::auth::Authenticator;
-    use crate::identity::password;
-    use crate::identity::secret_box::SecretBox;
-    use crate::identity::throttle::Throttle;
-    use crate::identity::{AccountKind, DomainKind};
-    use crate::imap::ImapServices;
-    use crate::imap::listing::Listings;
-    use crate::store::Store;
-    use crate::store::accounts::NewAccount;
-    use crate::tls::TlsInfo;
-
-    const ADDRESS: &str = "alice@hopital.test";
-    const PASSWORD: &str = "correct horse battery";
-
-    /// Services over a fresh store holding one professional account.
-    async fn services(dir: &tempfile::TempDir) -> Arc<ImapServices> {
-        let url = format!("sqlite://{}/t.db", dir.path().display());
-        let store = Store::open(&url, 2).await.expect("store");
-        store
-            .add_domain("hopital.test", DomainKind::Professional)
-            .await
-            .expect("domain");
-        store
-            .create_account(&NewAccount {
-                address: ADDRESS.into(),
-                domain: "hopital.test".into(),
-                kind: AccountKind::Professional,
-                display_name: "Alice".into(),
-                profession: None,
-                rpps: None,
-                ins: None,
-                password_hash: Some(password::hash(PASSWORD).expect("hash")),
-                cert_subject: None,
-            })
-            .await
-            .expect("account");
-        let throttle = Arc::new(Throttle::new(store.clone(), 5, 20, Duration::from_secs(60)));
-        let (delivery, _writer) = Acceptor::start(Services {
-            store: store.clone(),
-            hostname: "mes.test".into(),
-            trust: Arc::default(),
-            delegations: Default::default(),
-            notifier: None,
-            after_commit: tokio_util::task::TaskTracker::new(),
-        });
-        Arc::new(ImapServices {
-            hostname: "mes.test".into(),
-            store: store.clone(),
-            auth: Authenticator::new(
-                store,
-                throttle,
-                Duration::ZERO,
-                Arc::new(SecretBox::new([7; 32])),
-            ),
-            delivery,
-            max_message_size: 1024 * 1024,
-            max_command_line: 8192,
-            login_timeout: Duration::from_secs(60),
-            recheck: Duration::from_secs(30),
-            listings: Listings::new(1024 * 1024),
-        })
-    }
-
-    fn tls() -> Option<TlsInfo> {
-        Some(TlsInfo {
-            version: "TLSv1.3".into(),
-            cipher: "TLS13_AES_256_GCM_SHA384".into(),
-            peer_subject: None,
-            peer_dn: None,
-        })
-    }
-
-    /// A session as after the TLS handshake, greeting already read.
-    async fn session(services: Arc<ImapServices>, tls: Option<TlsInfo>) -> ImapSession {
-        let mut s = ImapSession::new(services, IpAddr::V4(Ipv4Addr::LOCALHOST), tls);
-        s.feed(b"").await;
-        let greeting = String::from_utf8(s.take_output()).expect("UTF-8");
-        assert!(greeting.starts_with("* OK"), "{greeting}");
-        s
-    }
-
-    /// Feeds `input` and returns the action and what the server wrote.
-    async fn send(s: &mut ImapSession, input: &str) -> (Action, String) {
-        let action = s.feed(input.as_bytes()).await;
-        let out = String::from_utf8(s.take_output()).expect("UTF-8");
-        (action, out)
-    }
-
-    #[tokio::test]
-    async fn login_select_logout() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = session(services(&dir).await, tls()).await;
-        let (_, out) = send(&mut s, &format!("a1 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
-        assert!(out.starts_with("a1 OK [CAPABILITY "), "{out}");
-        assert!(s.is_authenticated());
-        let (_, out) = send(&mut s, "a2 SELECT INBOX\r\n").await;
-        assert!(out.contains("* 0 EXISTS\r\n"), "{out}");
-        assert!(out.contains("a2 OK [READ-WRITE]"), "{out}");
-        assert!(s.selected_folder().is_some());
-        let (action, out) = send(&mut s, "a3 LOGOUT\r\n").await;
-        assert!(out.starts_with("* BYE"), "{out}");
-        assert!(out.contains("a3 OK"), "{out}");
-        assert!(matches!(action, Action::Close), "{out}");
-    }
-
-    #[tokio::test]
-    async fn wrong_password_and_states() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = session(services(&dir).await, tls()).await;
-        let (_, out) = send(&mut s, "a1 SELECT INBOX\r\n").await;
-        assert_eq!(out, "a1 BAD Log in first\r\n");
-        let (_, out) = send(&mut s, &format!("a2 LOGIN {ADDRESS} wrong\r\n")).await;
-        assert_eq!(
-            out,
-            "a2 NO [AUTHENTICATIONFAILED] Authentication failed\r\n"
-        );
-        assert!(!s.is_authenticated());
-        let (_, out) = send(&mut s, &format!("a3 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
-        assert!(out.starts_with("a3 OK"), "{out}");
-        let (_, out) = send(&mut s, "a4 FETCH 1 FLAGS\r\n").await;
-        assert_eq!(out, "a4 BAD Select a mailbox first\r\n");
-        let (_, out) = send(&mut s, "a5 LOGIN x y\r\n").await;
-        assert_eq!(out, "a5 BAD Already authenticated\r\n");
-    }
-
-    #[tokio::test]
-    async fn login_refused_before_tls() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = session(services(&dir).await, None).await;
-        let (_, out) = send(&mut s, "a1 CAPABILITY\r\n").await;
-        assert!(
-            out.contains(" STARTTLS ") && out.contains(" LOGINDISABLED "),
-            "{out}"
-        );
-        let (_, out) = send(&mut s, &format!("a2 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
-        assert_eq!(
-            out,
-            "a2 NO [PRIVACYREQUIRED] LOGIN is disabled before STARTTLS\r\n"
-        );
-    }
-
-    #[tokio::test]
-    async fn append_then_fetch() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = session(services(&dir).await, tls()).await;
-        send(&mut s, &format!("a1 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
-        let message = format!(
-            "From: {ADDRESS}\r\nTo: {ADDRESS}\r\nSubject: note\r\n\
-             Date: Thu, 03 Dec 2026 01:00:00 +0000\r\nMessage-ID: <n1@hopital.test>\r\n\r\nHello\r\n"
-        );
-        let (_, out) = send(
-            &mut s,
-            &format!(
-                "a2 APPEND INBOX (\\Seen) {{{}+}}\r\n{message}\r\n",
-                message.len()
-            ),
-        )
-        .await;
-        assert!(out.starts_with("a2 OK [APPENDUID "), "{out}");
-        let (_, out) = send(&mut s, "a3 SELECT INBOX\r\n").await;
-        assert!(out.contains("* 1 EXISTS\r\n"), "{out}");
-        let (_, out) = send(&mut s, "a4 FETCH 1 (FLAGS RFC822.SIZE)\r\n").await;
-        assert!(
-            out.starts_with(&format!(
-                "* 1 FETCH (FLAGS (\\Seen \\Recent) RFC822.SIZE {})\r\n",
-                message.len()
-            )),
-            "{out}"
-        );
-        assert!(out.ends_with("a4 OK FETCH completed\r\n"), "{out}");
-    }
-}
+mod tests;

@@ -16,8 +16,8 @@ use crate::config::{ClientCertPolicy, Config};
 use crate::delivery::Acceptor;
 use crate::identity::auth::Authenticator;
 use crate::identity::throttle::Throttle;
-use crate::imap::ImapServices;
 use crate::imap::listener::ImapListener;
+use crate::imap::{ImapConfig, ImapServices};
 use crate::listen::limits::ConnectionLimits;
 use crate::relay::Relay;
 use crate::smtp::listener::SmtpListener;
@@ -173,15 +173,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(listener = name, address = %local, "listening");
         listeners.push(tokio::spawn(l.run(listener, stop_rx.clone())));
     }
-    let imap_services = Arc::new(ImapServices {
+    let imap_config = Arc::new(ImapConfig {
         hostname: config.hostname.clone(),
-        store: store.clone(),
-        auth: services.auth.clone(),
-        delivery: services.delivery.clone(),
         max_message_size: config.smtp.max_message_size,
         max_command_line: config.imap.max_command_line,
         login_timeout: std::time::Duration::from_secs(config.imap.login_timeout_secs),
         recheck: std::time::Duration::from_secs(config.imap.recheck_secs.max(1)),
+    });
+    let imap_services = Arc::new(ImapServices {
+        store: store.clone(),
+        auth: services.auth.clone(),
+        delivery: services.delivery.clone(),
         listings: crate::imap::listing::Listings::new(
             config.imap.listing_cache_mb.saturating_mul(1024 * 1024),
         ),
@@ -204,6 +206,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let l = ImapListener {
             implicit_tls,
             acceptor: TlsAcceptor::from(tls_config),
+            config: imap_config.clone(),
             services: imap_services.clone(),
             limits: imap_limits.clone(),
         };

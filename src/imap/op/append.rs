@@ -1,5 +1,5 @@
-//! APPEND (RFC 3501 §6.3.11, RFC 4315 APPENDUID, RFC 7889 APPENDLIMIT): through
-//! the delivery path.
+//! APPEND (RFC 3501 §6.3.11, RFC 4315 APPENDUID, RFC 7889 APPENDLIMIT): the
+//! message goes to [`Mailstore::append`] (the delivery path for real sessions).
 
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::datetime::DateTime;
@@ -9,11 +9,11 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::Code;
 
 use super::nz;
-use crate::delivery::{Accepted, Append, Source};
 use crate::imap::session::{ImapSession, code};
+use crate::imap::storage::Mailstore;
 use crate::store::entries::normalize_flags;
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// APPEND.
     pub(in crate::imap) async fn append(
         &mut self,
@@ -30,7 +30,7 @@ impl ImapSession {
             LiteralOrLiteral8::Literal(l) => l.into_inner().into_owned(),
             LiteralOrLiteral8::Literal8(l) => l.data.into_owned(),
         };
-        if content.len() > self.services.max_message_size {
+        if content.len() > self.config.max_message_size {
             return self.no(tag, Some(Code::TooBig), "Message too large");
         }
         let account = self
@@ -40,15 +40,13 @@ impl ImapSession {
             .unwrap_or_default();
         let flag_texts: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
         let flags = normalize_flags(flag_texts.iter().map(String::as_str));
-        let source = Source::Append(Append {
-            account: &account,
-            mailbox_id: folder.id,
-            flags: &flags,
-            internal_date: date.map(|d| d.as_ref().timestamp()),
-        });
-        match self.services.delivery.accept(source, content).await {
-            Ok(Accepted { stored, .. }) => {
-                let uid = stored.placements.first().map(|p| p.1).unwrap_or(0);
+        let internal_date = date.map(|d| d.as_ref().timestamp());
+        match self
+            .mailstore
+            .append(&account, folder.id, &flags, internal_date, content)
+            .await
+        {
+            Ok(uid) => {
                 if self.selected.as_ref().is_some_and(|s| s.id == folder.id) {
                     self.sync_selected(true).await;
                 }

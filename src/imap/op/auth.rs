@@ -5,9 +5,10 @@ use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Code, CommandContinuationRequest, Status};
 
-use crate::identity::auth::{CredentialStamp, LoginResult};
+use crate::identity::auth::CredentialStamp;
 use crate::identity::sasl::{self, Credentials};
 use crate::imap::session::{ImapSession, User, code};
+use crate::imap::storage::{Login, Mailstore};
 
 /// An AUTHENTICATE exchange waiting for the client's response.
 pub(in crate::imap) struct AuthFlow {
@@ -17,40 +18,58 @@ pub(in crate::imap) struct AuthFlow {
     mechanism: AuthMechanism<'static>,
 }
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// LOGIN with the credentials given.
     pub(super) async fn login_with(&mut self, tag: Tag<'static>, credentials: Credentials) {
-        let result = self.services.auth.login(self.peer_ip, credentials).await;
+        let result = self.mailstore.login(self.peer_ip, credentials).await;
         self.login_result(tag, result);
     }
 
-    fn login_result(&mut self, tag: Tag<'static>, result: LoginResult) {
+    /// Enters the authenticated state; returns the capabilities to announce.
+    fn logged_in(
+        &mut self,
+        account_id: i64,
+        address: String,
+        stamp: CredentialStamp,
+    ) -> Code<'static> {
+        // After login, APPEND may send messages up to the size limit.
+        self.guard.set_max_literal(None);
+        self.user = Some(User {
+            account_id,
+            stamp,
+            checked: std::time::Instant::now(),
+            address,
+        });
+        Code::Capability(crate::imap::capabilities(
+            true,
+            true,
+            false,
+            self.config.max_message_size,
+        ))
+    }
+
+    fn login_result(&mut self, tag: Tag<'static>, result: Login) {
         match result {
-            LoginResult::Success(account) => {
-                tracing::info!(account = %account.address, "IMAP login");
-                // After login, APPEND may send messages up to the size limit.
-                self.guard.set_max_literal(None);
-                self.user = Some(User {
-                    account_id: account.id,
-                    stamp: CredentialStamp::of(&account),
-                    checked: std::time::Instant::now(),
-                    address: account.address,
-                });
-                let caps =
-                    crate::imap::capabilities(true, true, false, self.services.max_message_size);
-                self.ok(tag, Some(Code::Capability(caps)), "Logged in");
+            Login::Success {
+                account_id,
+                address,
+                stamp,
+            } => {
+                tracing::info!(account = %address, "IMAP login");
+                let caps = self.logged_in(account_id, address, stamp);
+                self.ok(tag, Some(caps), "Logged in");
             }
-            LoginResult::Invalid => self.no(
+            Login::Invalid => self.no(
                 tag,
                 Some(code("AUTHENTICATIONFAILED")),
                 "Authentication failed",
             ),
-            LoginResult::Patient(_) => self.no(
+            Login::Patient => self.no(
                 tag,
                 Some(code("NOPERM")),
                 "Patient accounts use the patient web space, not IMAP",
             ),
-            LoginResult::Throttled => {
+            Login::Throttled => {
                 self.no(
                     tag,
                     Some(code("UNAVAILABLE")),
@@ -61,9 +80,7 @@ impl ImapSession {
                 }
                 self.closing = true;
             }
-            LoginResult::Unavailable => {
-                self.no(tag, Some(code("UNAVAILABLE")), "Temporary failure")
-            }
+            Login::Unavailable => self.no(tag, Some(code("UNAVAILABLE")), "Temporary failure"),
         }
     }
 
@@ -135,57 +152,45 @@ impl ImapSession {
         self.finish_auth(flow.tag, result);
     }
 
-    async fn plain(&mut self, decoded: &[u8]) -> LoginResult {
+    async fn plain(&mut self, decoded: &[u8]) -> Login {
         match sasl::parse_plain(decoded) {
-            Ok(credentials) => self.services.auth.login(self.peer_ip, credentials).await,
-            Err(_) => LoginResult::Invalid,
+            Ok(credentials) => self.mailstore.login(self.peer_ip, credentials).await,
+            Err(_) => Login::Invalid,
         }
     }
 
-    async fn external(&mut self, authzid: &[u8]) -> LoginResult {
+    async fn external(&mut self, authzid: &[u8]) -> Login {
         let Some(subject) = self.tls.as_ref().and_then(|t| t.peer_subject.clone()) else {
-            return LoginResult::Invalid;
+            return Login::Invalid;
         };
         let authzid = std::str::from_utf8(authzid).ok().filter(|s| !s.is_empty());
-        self.services
-            .auth
-            .login_certificate(&subject, authzid)
-            .await
+        self.mailstore.login_certificate(&subject, authzid).await
     }
 
-    fn finish_auth(&mut self, tag: Tag<'static>, result: LoginResult) {
+    fn finish_auth(&mut self, tag: Tag<'static>, result: Login) {
         // Build the tagged status the same way as LOGIN, then hand it to imap-next's AUTHENTICATE flow.
         let mut statuses = Vec::new();
         match result {
-            LoginResult::Success(account) => {
-                tracing::info!(account = %account.address, "IMAP authenticate");
-                // After login, APPEND may send messages up to the size limit.
-                self.guard.set_max_literal(None);
-                self.user = Some(User {
-                    account_id: account.id,
-                    stamp: CredentialStamp::of(&account),
-                    checked: std::time::Instant::now(),
-                    address: account.address,
-                });
-                let caps =
-                    crate::imap::capabilities(true, true, false, self.services.max_message_size);
-                statuses.push(Status::ok(
-                    Some(tag),
-                    Some(Code::Capability(caps)),
-                    "Logged in",
-                ));
+            Login::Success {
+                account_id,
+                address,
+                stamp,
+            } => {
+                tracing::info!(account = %address, "IMAP authenticate");
+                let caps = self.logged_in(account_id, address, stamp);
+                statuses.push(Status::ok(Some(tag), Some(caps), "Logged in"));
             }
-            LoginResult::Invalid => statuses.push(Status::no(
+            Login::Invalid => statuses.push(Status::no(
                 Some(tag),
                 Some(code("AUTHENTICATIONFAILED")),
                 "Authentication failed",
             )),
-            LoginResult::Patient(_) => statuses.push(Status::no(
+            Login::Patient => statuses.push(Status::no(
                 Some(tag),
                 Some(code("NOPERM")),
                 "Patient accounts use the patient web space, not IMAP",
             )),
-            LoginResult::Throttled => {
+            Login::Throttled => {
                 statuses.push(Status::no(
                     Some(tag),
                     Some(code("UNAVAILABLE")),
@@ -193,7 +198,7 @@ impl ImapSession {
                 ));
                 self.closing = true;
             }
-            LoginResult::Unavailable => statuses.push(Status::no(
+            Login::Unavailable => statuses.push(Status::no(
                 Some(tag),
                 Some(code("UNAVAILABLE")),
                 "Temporary failure",

@@ -9,6 +9,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use super::nz;
 use crate::imap::sequence;
 use crate::imap::session::ImapSession;
+use crate::imap::storage::Mailstore;
 
 /// A UIDPLUS uid-set for sorted UIDs, in the order given (COPYUID pairs them up by position).
 fn uid_set(uids: &[i64]) -> Option<UidSet> {
@@ -31,7 +32,7 @@ fn uid_set(uids: &[i64]) -> Option<UidSet> {
     Vec1::try_from(elements).ok().map(UidSet)
 }
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// COPY, or MOVE when `moving`.
     pub(in crate::imap) async fn copy(
         &mut self,
@@ -54,7 +55,7 @@ impl ImapSession {
             return;
         };
         let uids = sequence::resolve(&set, &sel.uids.to_vec(), uid);
-        let store = self.services.store.clone();
+        let store = self.mailstore.clone();
         let result = if moving {
             store.move_messages(sel.id, &uids, target.id).await
         } else {

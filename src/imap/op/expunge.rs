@@ -6,8 +6,9 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use crate::imap::sequence;
 use crate::imap::session::ImapSession;
+use crate::imap::storage::Mailstore;
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// EXPUNGE, or UID EXPUNGE of `set`.
     pub(in crate::imap) async fn expunge(&mut self, tag: Tag<'static>, set: Option<SequenceSet>) {
         let Some(sel) = self.selected.clone() else {
@@ -17,7 +18,7 @@ impl ImapSession {
             return self.no(tag, Some(Code::ReadOnly), "Mailbox is read-only");
         }
         let only = set.map(|s| sequence::resolve(&s, &sel.uids.to_vec(), true));
-        if let Err(e) = self.services.store.expunge(sel.id, only.as_deref()).await {
+        if let Err(e) = self.mailstore.expunge(sel.id, only.as_deref()).await {
             return self.store_failed(tag, e);
         }
         self.sync_selected(true).await;

@@ -26,9 +26,10 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use crate::imap::sequence;
 use crate::imap::session::{ImapSession, code, flag_fetch};
+use crate::imap::storage::Mailstore;
+use crate::imap::storage::{Entry, FlagOp};
 use crate::imap::wire;
 use crate::mime::structure;
-use crate::store::entries::{Entry, FlagOp};
 
 fn nstring(bytes: Vec<u8>) -> NString<'static> {
     NString::try_from(bytes.clone())
@@ -138,7 +139,7 @@ fn partial(bytes: Vec<u8>, partial: Option<(u32, NonZeroU32)>) -> Vec<u8> {
     }
 }
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     pub(in crate::imap) async fn fetch(
         &mut self,
         tag: Tag<'static>,
@@ -194,12 +195,7 @@ impl ImapSession {
         let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
             return self.ok(tag, None, "FETCH completed");
         };
-        if wire::is_metadata_only(&names)
-            && self
-                .services
-                .listings
-                .worth_using(sel.id, sel.uids.len(), wanted.len())
-        {
+        if wire::is_metadata_only(&names) {
             match self
                 .fetch_listed(&sel, &wanted, &names, changed_since)
                 .await
@@ -215,7 +211,7 @@ impl ImapSession {
                 Err(e) => return self.store_failed(tag, e),
             }
         }
-        let store = self.services.store.clone();
+        let store = self.mailstore.clone();
         let want_envelope = names.contains(&MessageDataItemName::Envelope);
         let want_structure = names.iter().any(|n| {
             matches!(
@@ -423,10 +419,11 @@ impl ImapSession {
     }
 }
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// A metadata FETCH answered from the folder's shared listing
-    /// (`listing.rs`), written straight into bytes (`wire.rs`). None when a
-    /// message cannot be written that way: the caller reads the rows instead.
+    /// (`listing.rs`), written straight into bytes (`wire.rs`). None when the
+    /// listing is not worth using or a message cannot be written that way:
+    /// the caller reads the rows instead.
     async fn fetch_listed(
         &self,
         sel: &crate::imap::session::Selected,
@@ -434,11 +431,13 @@ impl ImapSession {
         names: &[MessageDataItemName<'static>],
         changed_since: Option<i64>,
     ) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
-        let services = &self.services;
-        let listing = services
-            .listings
-            .get(&services.store, sel.id, sel.uidvalidity)
-            .await?;
+        let Some(listing) = self
+            .mailstore
+            .listing(sel.id, sel.uidvalidity, sel.uids.len(), wanted.len())
+            .await?
+        else {
+            return Ok(None);
+        };
         let mut out = Vec::with_capacity(wanted.len().min(listing.len()).saturating_mul(192));
         for &uid in wanted {
             let Some(entry) = listing.get(uid) else {

@@ -12,7 +12,8 @@ use imap_codec::imap_types::response::Data;
 use super::status::status_items;
 use crate::imap::names::{self, DELIMITER};
 use crate::imap::session::ImapSession;
-use crate::store::folders::Folder;
+use crate::imap::storage::Folder;
+use crate::imap::storage::Mailstore;
 
 pub(super) fn attr(name: &str) -> Option<FlagNameAttribute<'static>> {
     Atom::try_from(name.trim_start_matches('\\').to_string())
@@ -37,7 +38,7 @@ pub(super) fn list_attributes(folder: &Folder, all: &[Folder]) -> Vec<FlagNameAt
     attrs
 }
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// LIST, or LSUB when `lsub`.
     pub(in crate::imap) async fn list(
         &mut self,
@@ -67,7 +68,7 @@ impl ImapSession {
             return self.ok(tag, None, "LIST completed");
         }
         let full = format!("{reference}{pattern}");
-        let folders = match self.services.store.folders(self.account()).await {
+        let folders = match self.mailstore.folders(self.account()).await {
             Ok(f) => f,
             Err(e) => return self.store_failed(tag, e),
         };
@@ -99,7 +100,7 @@ impl ImapSession {
             };
             // LIST-STATUS (RFC 5819): the STATUS response follows the LIST one.
             let status = match (&ext.return_status, lsub) {
-                (Some(names), false) => match self.services.store.folder_counts(folder.id).await {
+                (Some(names), false) => match self.mailstore.folder_counts(folder.id).await {
                     Ok(counts) => Some(Data::Status {
                         mailbox: mailbox.clone(),
                         items: status_items(folder, &counts, names).into(),

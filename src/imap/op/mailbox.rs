@@ -11,6 +11,7 @@ use imap_codec::imap_types::response::{Data, Response};
 use super::list::list_attributes;
 use crate::imap::names::{self, DELIMITER};
 use crate::imap::session::{ImapSession, code};
+use crate::imap::storage::Mailstore;
 use crate::imap::wire;
 use crate::store::StoreError;
 
@@ -25,7 +26,7 @@ fn quoted_or_literal(text: &str) -> Option<Vec<u8>> {
     Some(wire::string(&string))
 }
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// After CREATE or RENAME of `supplied` into `name`: when the server
     /// normalised the name (trailing delimiter, INBOX's case), an IMAP4rev2
     /// session gets the mailbox's LIST response with `OLDNAME` (RFC 9051 §6.3.4,
@@ -40,7 +41,7 @@ impl ImapSession {
         ) else {
             return;
         };
-        let Ok(all) = self.services.store.folders(self.account()).await else {
+        let Ok(all) = self.mailstore.folders(self.account()).await else {
             return;
         };
         let Some(folder) = all.iter().find(|f| f.name == name) else {
@@ -70,12 +71,7 @@ impl ImapSession {
         if name == "INBOX" {
             return self.no(tag, Some(code("ALREADYEXISTS")), "INBOX always exists");
         }
-        match self
-            .services
-            .store
-            .create_folder(self.account(), &name)
-            .await
-        {
+        match self.mailstore.create_folder(self.account(), &name).await {
             Ok(()) => {
                 let supplied = names::supplied(&mailbox, self.name_wire());
                 self.report_normalised(supplied, &name).await;
@@ -106,7 +102,7 @@ impl ImapSession {
         if self.selected.as_ref().is_some_and(|s| s.id == folder.id) {
             self.selected = None;
         }
-        match self.services.store.delete_folder(folder.id).await {
+        match self.mailstore.delete_folder(folder.id).await {
             Ok(()) => self.ok(tag, None, "DELETE completed"),
             Err(e) => self.store_failed(tag, e),
         }
@@ -129,16 +125,10 @@ impl ImapSession {
         if to_name == "INBOX" {
             return self.no(tag, Some(code("ALREADYEXISTS")), "INBOX already exists");
         }
-        let store = self.services.store.clone();
-        let result = if folder.name == "INBOX" {
-            store
-                .rename_inbox(self.account(), folder.id, &to_name)
-                .await
-        } else {
-            store
-                .rename_folder(self.account(), &folder.name, &to_name)
-                .await
-        };
+        let result = self
+            .mailstore
+            .rename_folder(self.account(), &folder, &to_name)
+            .await;
         match result {
             Ok(()) => {
                 let supplied = names::supplied(&to, self.name_wire());
@@ -162,7 +152,7 @@ impl ImapSession {
         let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
             return;
         };
-        match self.services.store.set_subscribed(folder.id, on).await {
+        match self.mailstore.set_subscribed(folder.id, on).await {
             Ok(()) => self.ok(
                 tag,
                 None,

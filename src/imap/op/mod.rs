@@ -27,14 +27,15 @@ use imap_codec::imap_types::response::{Code, Data, Status};
 use crate::identity::sasl::Credentials;
 use crate::imap::names::{self, Wire};
 use crate::imap::session::{ImapSession, code, has_cert};
-use crate::store::folders::Folder;
+use crate::imap::storage::Folder;
+use crate::imap::storage::Mailstore;
 
 /// A UID, UIDVALIDITY or UIDNEXT as a non-zero number (clamped).
 pub(super) fn nz(n: i64) -> NonZeroU32 {
     NonZeroU32::new(n.clamp(1, u32::MAX as i64) as u32).unwrap_or(NonZeroU32::MIN)
 }
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// Runs one command: what any state allows, then LOGIN before
     /// authentication, then the authenticated and selected states.
     pub(in crate::imap) async fn command(&mut self, command: Command<'static>) {
@@ -50,7 +51,7 @@ impl ImapSession {
                     self.tls.is_some(),
                     authenticated,
                     has_cert(&self.tls),
-                    self.services.max_message_size,
+                    self.config.max_message_size,
                 );
                 self.data(Data::Capability(caps));
                 self.ok(tag, None, "CAPABILITY completed");
@@ -178,7 +179,7 @@ impl ImapSession {
                     && !sel.read_only
                 {
                     let id = sel.id;
-                    if let Err(e) = self.services.store.expunge(id, None).await {
+                    if let Err(e) = self.mailstore.expunge(id, None).await {
                         tracing::error!(error = %e, "expunge on CLOSE failed");
                     }
                 }
@@ -280,7 +281,7 @@ impl ImapSession {
                 return None;
             }
         };
-        match self.services.store.folder(self.account(), &name).await {
+        match self.mailstore.folder(self.account(), &name).await {
             Ok(Some(f)) => Some(f),
             Ok(None) => {
                 self.no(tag.clone(), Some(missing), "No such mailbox");

@@ -11,7 +11,8 @@ use mail_parser::HeaderValue;
 
 use crate::imap::sequence;
 use crate::imap::session::{ImapSession, Selected};
-use crate::store::entries::Entry;
+use crate::imap::storage::Entry;
+use crate::imap::storage::Mailstore;
 
 /// The parts of a message text keys look at, decoded and lower-cased.
 #[derive(Debug, Default)]
@@ -205,7 +206,7 @@ fn matches(key: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
     }
 }
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     pub(in crate::imap) async fn search(
         &mut self,
         tag: Tag<'static>,
@@ -243,7 +244,7 @@ impl ImapSession {
             return self.bad(tag, "Select a mailbox first");
         };
         let key = SearchKey::And(criteria);
-        let store = self.services.store.clone();
+        let store = self.mailstore.clone();
         let entries = match store.entries(sel.id).await {
             Ok(e) => e,
             Err(e) => return self.store_failed(tag, e),
@@ -257,7 +258,7 @@ impl ImapSession {
         let mut highest = 0i64;
         let mut hits = Vec::new();
         let mut hit_uids = Vec::new();
-        let mut contents = Box::pin(store.stream_contents(sel.id));
+        let mut contents = Box::pin(store.contents(sel.id));
         let mut next_content: Option<(i64, Vec<u8>)> = None;
         for entry in &entries {
             let Some(seq) = sel.seq_of(entry.uid) else {

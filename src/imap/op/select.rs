@@ -15,6 +15,7 @@ use super::nz;
 use crate::imap::names::DELIMITER;
 use crate::imap::sequence;
 use crate::imap::session::{ImapSession, Selected};
+use crate::imap::storage::Mailstore;
 
 fn system_flags() -> Vec<Flag<'static>> {
     vec![
@@ -26,7 +27,7 @@ fn system_flags() -> Vec<Flag<'static>> {
     ]
 }
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// SELECT, or EXAMINE when `read_only`.
     pub(in crate::imap) async fn select(
         &mut self,
@@ -62,7 +63,7 @@ impl ImapSession {
         {
             self.condstore = true;
         }
-        let store = self.services.store.clone();
+        let store = self.mailstore.clone();
         let uids = match store.folder_uids(folder.id).await {
             Ok(u) => u,
             Err(e) => return self.store_failed(tag, e),

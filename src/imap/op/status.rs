@@ -7,7 +7,8 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::nz;
 use crate::imap::session::ImapSession;
-use crate::store::folders::{Folder, FolderCounts};
+use crate::imap::storage::Mailstore;
+use crate::imap::storage::{Folder, FolderCounts};
 
 /// The STATUS items asked for (STATUS, LIST-STATUS).
 pub(super) fn status_items(
@@ -35,7 +36,7 @@ pub(super) fn status_items(
         .collect()
 }
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// STATUS.
     pub(in crate::imap) async fn status(
         &mut self,
@@ -46,7 +47,7 @@ impl ImapSession {
         let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
             return;
         };
-        let counts = match self.services.store.folder_counts(folder.id).await {
+        let counts = match self.mailstore.folder_counts(folder.id).await {
             Ok(c) => c,
             Err(e) => return self.store_failed(tag, e),
         };

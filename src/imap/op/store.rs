@@ -12,9 +12,10 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use super::nz;
 use crate::imap::sequence;
 use crate::imap::session::{ImapSession, flag_fetch};
-use crate::store::entries::FlagOp;
+use crate::imap::storage::FlagOp;
+use crate::imap::storage::Mailstore;
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// STORE, UID STORE.
     #[allow(clippy::too_many_arguments)]
     pub(in crate::imap) async fn store(
@@ -53,8 +54,7 @@ impl ImapSession {
             StoreType::Remove => FlagOp::Remove,
         };
         let change = match self
-            .services
-            .store
+            .mailstore
             .store_flags(sel.id, &uids, op, &texts, unchanged_since)
             .await
         {
@@ -72,8 +72,7 @@ impl ImapSession {
                 .map(|u| u.address.clone())
                 .unwrap_or_default();
             let marked: Vec<i64> = change.changed.iter().map(|c| c.0).collect();
-            match crate::threads::end_by_keyword(&self.services.store, &who, sel.id, &marked).await
-            {
+            match self.mailstore.end_threads(&who, sel.id, &marked).await {
                 Ok(n) if n > 0 => tracing::info!(threads = n, "patient threads ended by keyword"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "ending threads by keyword failed"),

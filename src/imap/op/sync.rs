@@ -9,9 +9,10 @@ use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use crate::imap::session::{ImapSession, flag_fetch};
+use crate::imap::storage::Mailstore;
 use crate::store::StoreError;
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// Reports what changed in the selected folder since the client last heard:
     /// new messages (EXISTS, RECENT), flag changes (FETCH) and, when `expunges` is
     /// allowed at this point of the protocol, removals (EXPUNGE).
@@ -22,7 +23,7 @@ impl ImapSession {
         let id = sel.id;
         let rev2 = self.rev2;
         let qresync = self.qresync;
-        let store = self.services.store.clone();
+        let store = self.mailstore.clone();
         // Every change to a folder (delivery, flags, copy, move, expunge) bumps its HIGHESTMODSEQ.
         let counters = match store.folder_by_id(id).await {
             Ok(Some(f)) => (f.highestmodseq, f.uidnext),
@@ -119,7 +120,7 @@ fn uid_set(uids: &[i64]) -> Option<SequenceSet> {
     SequenceSet::try_from(crate::imap::sequence::compact(uids).as_str()).ok()
 }
 
-impl ImapSession {
+impl<S: Mailstore> ImapSession<S> {
     /// `* VANISHED (EARLIER)` for the UIDs expunged from `folder_id` after
     /// `since` that `keep` accepts (RFC 7162 §3.2.5.1, §3.2.6).
     pub(in crate::imap) async fn report_vanished(
@@ -129,8 +130,7 @@ impl ImapSession {
         keep: impl Fn(i64) -> bool,
     ) -> Result<(), StoreError> {
         let gone: Vec<i64> = self
-            .services
-            .store
+            .mailstore
             .vanished_since(folder_id, since)
             .await?
             .into_iter()
@@ -151,7 +151,7 @@ impl ImapSession {
         folder_id: i64,
         since: i64,
     ) -> Result<(), StoreError> {
-        let changes = self.services.store.changed_since(folder_id, since).await?;
+        let changes = self.mailstore.changed_since(folder_id, since).await?;
         let Some(sel) = self.selected.as_ref() else {
             return Ok(());
         };

@@ -1,0 +1,155 @@
+//! The session over the real [`ImapServices`] on a temporary SQLite store:
+//! the seam's real side (login through the authenticator, APPEND through the
+//! delivery path) answers as the fake does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Action, ImapSession, open, send, tls};
+use crate::delivery::{Acceptor, Services};
+use crate::identity::auth::Authenticator;
+use crate::identity::password;
+use crate::identity::secret_box::SecretBox;
+use crate::identity::throttle::Throttle;
+use crate::identity::{AccountKind, DomainKind};
+use crate::imap::ImapServices;
+use crate::imap::listing::Listings;
+use crate::store::Store;
+use crate::store::accounts::NewAccount;
+use crate::tls::TlsInfo;
+
+const ADDRESS: &str = "alice@hopital.test";
+const PASSWORD: &str = "correct horse battery";
+
+/// Services over a fresh store holding one professional account.
+async fn services(dir: &tempfile::TempDir) -> Arc<ImapServices> {
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let store = Store::open(&url, 2).await.expect("store");
+    store
+        .add_domain("hopital.test", DomainKind::Professional)
+        .await
+        .expect("domain");
+    store
+        .create_account(&NewAccount {
+            address: ADDRESS.into(),
+            domain: "hopital.test".into(),
+            kind: AccountKind::Professional,
+            display_name: "Alice".into(),
+            profession: None,
+            rpps: None,
+            ins: None,
+            password_hash: Some(password::hash(PASSWORD).expect("hash")),
+            cert_subject: None,
+        })
+        .await
+        .expect("account");
+    let throttle = Arc::new(Throttle::new(store.clone(), 5, 20, Duration::from_secs(60)));
+    let (delivery, _writer) = Acceptor::start(Services {
+        store: store.clone(),
+        hostname: "mes.test".into(),
+        trust: Arc::default(),
+        delegations: Default::default(),
+        notifier: None,
+        after_commit: tokio_util::task::TaskTracker::new(),
+    });
+    Arc::new(ImapServices {
+        store: store.clone(),
+        auth: Authenticator::new(
+            store,
+            throttle,
+            Duration::ZERO,
+            Arc::new(SecretBox::new([7; 32])),
+        ),
+        delivery,
+        listings: Listings::new(1024 * 1024),
+    })
+}
+
+/// A session as after the TLS handshake, greeting already read.
+async fn session(services: Arc<ImapServices>, tls: Option<TlsInfo>) -> ImapSession<ImapServices> {
+    open(services, super::config(), tls).await
+}
+
+#[tokio::test]
+async fn login_select_logout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = session(services(&dir).await, tls()).await;
+    let (_, out) = send(&mut s, &format!("a1 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+    assert!(out.starts_with("a1 OK [CAPABILITY "), "{out}");
+    assert!(s.is_authenticated());
+    let (_, out) = send(&mut s, "a2 SELECT INBOX\r\n").await;
+    assert!(out.contains("* 0 EXISTS\r\n"), "{out}");
+    assert!(out.contains("a2 OK [READ-WRITE]"), "{out}");
+    assert!(s.selected_folder().is_some());
+    let (action, out) = send(&mut s, "a3 LOGOUT\r\n").await;
+    assert!(out.starts_with("* BYE"), "{out}");
+    assert!(out.contains("a3 OK"), "{out}");
+    assert!(matches!(action, Action::Close), "{out}");
+}
+
+#[tokio::test]
+async fn wrong_password_and_states() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = session(services(&dir).await, tls()).await;
+    let (_, out) = send(&mut s, "a1 SELECT INBOX\r\n").await;
+    assert_eq!(out, "a1 BAD Log in first\r\n");
+    let (_, out) = send(&mut s, &format!("a2 LOGIN {ADDRESS} wrong\r\n")).await;
+    assert_eq!(
+        out,
+        "a2 NO [AUTHENTICATIONFAILED] Authentication failed\r\n"
+    );
+    assert!(!s.is_authenticated());
+    let (_, out) = send(&mut s, &format!("a3 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+    assert!(out.starts_with("a3 OK"), "{out}");
+    let (_, out) = send(&mut s, "a4 FETCH 1 FLAGS\r\n").await;
+    assert_eq!(out, "a4 BAD Select a mailbox first\r\n");
+    let (_, out) = send(&mut s, "a5 LOGIN x y\r\n").await;
+    assert_eq!(out, "a5 BAD Already authenticated\r\n");
+}
+
+#[tokio::test]
+async fn login_refused_before_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = session(services(&dir).await, None).await;
+    let (_, out) = send(&mut s, "a1 CAPABILITY\r\n").await;
+    assert!(
+        out.contains(" STARTTLS ") && out.contains(" LOGINDISABLED "),
+        "{out}"
+    );
+    let (_, out) = send(&mut s, &format!("a2 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+    assert_eq!(
+        out,
+        "a2 NO [PRIVACYREQUIRED] LOGIN is disabled before STARTTLS\r\n"
+    );
+}
+
+#[tokio::test]
+async fn append_then_fetch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = session(services(&dir).await, tls()).await;
+    send(&mut s, &format!("a1 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+    let message = format!(
+        "From: {ADDRESS}\r\nTo: {ADDRESS}\r\nSubject: note\r\n\
+         Date: Thu, 03 Dec 2026 01:00:00 +0000\r\nMessage-ID: <n1@hopital.test>\r\n\r\nHello\r\n"
+    );
+    let (_, out) = send(
+        &mut s,
+        &format!(
+            "a2 APPEND INBOX (\\Seen) {{{}+}}\r\n{message}\r\n",
+            message.len()
+        ),
+    )
+    .await;
+    assert!(out.starts_with("a2 OK [APPENDUID "), "{out}");
+    let (_, out) = send(&mut s, "a3 SELECT INBOX\r\n").await;
+    assert!(out.contains("* 1 EXISTS\r\n"), "{out}");
+    let (_, out) = send(&mut s, "a4 FETCH 1 (FLAGS RFC822.SIZE)\r\n").await;
+    assert!(
+        out.starts_with(&format!(
+            "* 1 FETCH (FLAGS (\\Seen \\Recent) RFC822.SIZE {})\r\n",
+            message.len()
+        )),
+        "{out}"
+    );
+    assert!(out.ends_with("a4 OK FETCH completed\r\n"), "{out}");
+}
