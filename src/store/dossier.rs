@@ -116,7 +116,7 @@ pub struct NewProfileItem {
 pub struct IndexingOutcome {
     /// The recipient.
     pub recipient: String,
-    /// `indexed`, `none`, `refused`, `not_indexed` (professional recipient).
+    /// `indexed`, `not_indexed` or `invalid` (professional recipients; `dossier::filing::OutcomeKind`).
     pub outcome: String,
     /// Details, without health data (counts, error kind).
     pub detail: String,
