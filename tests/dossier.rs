@@ -279,10 +279,11 @@ async fn indexed_as_the_fixtures(db: Db) {
     let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
     let row = store.document_of(patient.id, id).await.unwrap().unwrap();
     // Not stored a second time: read back from the message that brought it.
-    let at = row
+    let at: mes::dossier::filing::DocumentRef = row
         .reference
         .clone()
-        .expect("filed as a reference into its message");
+        .expect("filed as a reference into its message")
+        .into();
     let message = store.blob(&row.blob_hash).await.unwrap();
     let limits = mes::dossier::limits::Limits::default();
     let want = mes::dossier::filing::extract(&message, &at, &row.unique_id, &limits)

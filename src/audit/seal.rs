@@ -13,7 +13,6 @@ use std::path::Path;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use sqlx::Row;
 
 use crate::keyfile::{self, KeyError};
 use crate::store::{Store, StoreError};
@@ -76,11 +75,11 @@ impl SealKey {
 
 /// The last entry of the trail: (id, hash), None when it is empty.
 pub async fn head(store: &Store) -> Result<Option<(i64, String)>, StoreError> {
-    let row = sqlx::query("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
-        .fetch_optional(store.pool())
-        .await?;
-    row.map(|r| Ok((r.try_get("id")?, r.try_get("hash")?)))
-        .transpose()
+    Ok(
+        sqlx::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+            .fetch_optional(store.pool())
+            .await?,
+    )
 }
 
 /// Seals the current head, unless the latest checkpoint already covers it.
@@ -106,6 +105,16 @@ pub async fn checkpoint(store: &Store, key: &SealKey) -> Result<Option<i64>, Sto
     .execute(store.pool())
     .await?;
     Ok(Some(entry_id))
+}
+
+/// A stored checkpoint: the entry it seals and its MAC.
+#[derive(sqlx::FromRow)]
+struct Checkpoint {
+    id: i64,
+    at: i64,
+    entry_id: i64,
+    entry_hash: String,
+    mac: String,
 }
 
 /// What [`verify`] found wrong.
@@ -176,21 +185,20 @@ pub async fn verify(
     let mut checked = 0;
     let mut sealed_up_to = 0;
     if let Some(key) = key {
-        let rows = sqlx::query(
+        let rows: Vec<Checkpoint> = sqlx::query_as(
             "SELECT id, at, entry_id, entry_hash, mac FROM audit_checkpoints ORDER BY id",
         )
         .fetch_all(store.pool())
         .await?;
-        for r in &rows {
-            let id: i64 = r.try_get("id")?;
-            let entry_id: i64 = r.try_get("entry_id")?;
-            let entry_hash: String = r.try_get("entry_hash")?;
-            if !key.verify(
-                r.try_get("at")?,
-                entry_id,
-                &entry_hash,
-                &r.try_get::<String, _>("mac")?,
-            ) {
+        for Checkpoint {
+            id,
+            at,
+            entry_id,
+            entry_hash,
+            mac,
+        } in rows
+        {
+            if !key.verify(at, entry_id, &entry_hash, &mac) {
                 return Ok(Err(SealProblem::Seal(id)));
             }
             if hash_of(entry_id).await?.as_deref() != Some(entry_hash.as_str()) {

@@ -716,7 +716,12 @@ impl Acceptor {
             Err(refusal) => Err(refusal),
         };
         match outcome {
-            Ok(e) => Ok((e.filing.map(Box::new), e.filed_for, Some(analysis))),
+            // What the dossier decided becomes the store's rows here, once.
+            Ok(e) => Ok((
+                e.filing.map(|f| Box::new(DossierFiling::from(f))),
+                e.filed_for,
+                Some(analysis),
+            )),
             Err(refusal) => {
                 tracing::warn!(code = refusal.mdn_code(), "structured attachments refused");
                 if let Some(to) = mdn_to {

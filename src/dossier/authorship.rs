@@ -2,8 +2,7 @@
 //! documents (mail, the professionals' API) makes before writing, against
 //! the depositor recorded on the current version.
 
-use super::filing::{Depositor, Refusal};
-use crate::store::dossier::DossierFiling;
+use super::filing::{Depositor, Filing, Refusal};
 use crate::store::{Store, StoreError};
 
 /// Signs `filing` with `depositor`, then refuses it whole when one of its
@@ -12,7 +11,7 @@ use crate::store::{Store, StoreError};
 /// as a first version.
 pub async fn sign_and_check(
     store: &Store,
-    filing: &mut DossierFiling,
+    filing: &mut Filing,
     depositor: &Depositor,
 ) -> Result<Result<(), Refusal>, StoreError> {
     depositor.sign(filing);

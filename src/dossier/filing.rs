@@ -1,21 +1,203 @@
-//! From what the parsers found to what the store files, and the rules that
-//! decide: a message to a patient whose structured attachments do not concern
-//! that patient, or cannot be read, is refused whole (nothing half-indexed);
-//! professionals receive such mail, with the outcome recorded. Also the
-//! patient's own documents and declared profile items.
+//! From what the parsers found to what a message files ([`Filing`]), and the
+//! rules that decide: a message to a patient whose structured attachments do
+//! not concern that patient, or cannot be read, is refused whole (nothing
+//! half-indexed); professionals receive such mail, with the outcome recorded.
+//! Also the patient's own documents and declared profile items. These are the
+//! dossier's own values; `dossier::rows` maps them to the store's rows.
 
 use mail_parser::{Message, MimeHeaders};
 
 use super::identity::{self, IdentityProblem};
 use super::limits::Limits;
 use super::metadata::Code;
+use super::profile::ProfileItem;
 use super::{Indexed, IndexedDocument, ProfileCategory, index_attachment};
-use crate::store::dossier::{
-    DocumentRef, DossierFiling, IndexingOutcome, NewDocument, NewProfileItem,
-};
 
 /// Largest document a patient may add (5 MB, as for attachments).
 pub const PATIENT_DOCUMENT_MAX: usize = 5 * 1024 * 1024;
+
+/// What a message (or a deposit) files in patients' records, decided here and
+/// written with the message (or at once for a deposit).
+#[derive(Debug, Clone, Default)]
+pub struct Filing {
+    /// (patient account id, document).
+    pub documents: Vec<(i64, FiledDocument)>,
+    /// One per recipient that had structured attachments.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// A document to file in a patient's record.
+#[derive(Debug, Clone)]
+pub struct FiledDocument {
+    /// XDS uniqueId (empty for a FHIR bundle).
+    pub unique_id: String,
+    /// XDS entryUUID (what RPLC associations point at).
+    pub entry_uuid: Option<String>,
+    /// Category (SYNTHESE, BIOLOGIE, …).
+    pub category: String,
+    /// Title shown to the patient.
+    pub title: String,
+    /// XDS typeCode (`code^scheme`).
+    pub type_code: Option<String>,
+    /// XDS classCode.
+    pub class_code: Option<String>,
+    /// XDS formatCode.
+    pub format_code: Option<String>,
+    /// Creation time (HL7 TS as given).
+    pub creation_time: Option<String>,
+    /// Start of the care it reports.
+    pub service_start: Option<String>,
+    /// End of the care it reports.
+    pub service_stop: Option<String>,
+    /// Author's name.
+    pub author: Option<String>,
+    /// Author's institution.
+    pub author_institution: Option<String>,
+    /// Author's role.
+    pub author_role: Option<String>,
+    /// Author's specialty.
+    pub author_specialty: Option<String>,
+    /// Confidentiality codes, comma-separated.
+    pub confidentiality: Option<String>,
+    /// MIME type of the content.
+    pub mime_type: String,
+    /// Content (for a reference, only its size is stored).
+    pub data: Vec<u8>,
+    /// Lower-case hex SHA-256 of `data`, computed while examining (off the
+    /// single database writer); None: the writer computes it.
+    pub hash: Option<String>,
+    /// Where the document is in the message that brings it: then it is not
+    /// stored a second time.
+    pub reference: Option<DocumentRef>,
+    /// Where it comes from.
+    pub source: DocumentSource,
+    /// uniqueId (or entryUUID) of the document this one replaces (RPLC).
+    pub replaces: Option<String>,
+    /// Profile items read from it.
+    pub items: Vec<FiledItem>,
+    /// The proven author who deposited it ([`Depositor::sign`]).
+    pub deposited_by: Option<String>,
+    /// The establishment that deposited it, when an establishment's mailbox did.
+    pub deposited_establishment: Option<String>,
+}
+
+impl FiledDocument {
+    /// A document with what every source gives; its source fills in the rest.
+    fn new(
+        source: DocumentSource,
+        category: String,
+        title: String,
+        mime_type: String,
+    ) -> FiledDocument {
+        FiledDocument {
+            unique_id: String::new(),
+            entry_uuid: None,
+            category,
+            title,
+            type_code: None,
+            class_code: None,
+            format_code: None,
+            creation_time: None,
+            service_start: None,
+            service_stop: None,
+            author: None,
+            author_institution: None,
+            author_role: None,
+            author_specialty: None,
+            confidentiality: None,
+            mime_type,
+            data: Vec::new(),
+            hash: None,
+            reference: None,
+            source,
+            replaces: None,
+            items: Vec::new(),
+            deposited_by: None,
+            deposited_establishment: None,
+        }
+    }
+
+    /// Computes the content hash now, on the examining thread, so that the
+    /// single database writer does not spend its time on it.
+    fn hash_content(&mut self) {
+        use sha2::Digest;
+        self.hash = Some(hex::encode(sha2::Sha256::digest(&self.data)));
+    }
+}
+
+/// Where a filed document comes from (stored by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentSource {
+    /// A document of an IHE XDM package.
+    Xdm,
+    /// A FHIR bundle, itself the document.
+    Fhir,
+    /// Added by the patient.
+    Patient,
+}
+
+impl DocumentSource {
+    /// The stable name stored with the document.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentSource::Xdm => "xdm",
+            DocumentSource::Fhir => "fhir",
+            DocumentSource::Patient => "patient",
+        }
+    }
+}
+
+/// Where a document is inside its message: an XDM package's zip entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentRef {
+    /// Index of the attachment among the message's attachments (mail-parser's
+    /// `attachments()` order).
+    pub part: usize,
+    /// Path of the zip entry.
+    pub entry: String,
+}
+
+/// A profile item to file, with who recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiledItem {
+    /// The item as read (or as declared).
+    pub item: ProfileItem,
+    /// The author of its document; None when the patient declared it.
+    pub author: Option<String>,
+}
+
+/// What indexing did with one recipient's copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The recipient.
+    pub recipient: String,
+    /// What was done.
+    pub kind: OutcomeKind,
+    /// Details, without health data (counts, what could not be read).
+    pub detail: String,
+}
+
+/// The kinds of indexing outcome (stored by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeKind {
+    /// The patient's documents were filed.
+    Indexed,
+    /// A professional recipient: nothing is filed for them.
+    NotIndexed,
+    /// A professional recipient, and an attachment could not be read.
+    Invalid,
+}
+
+impl OutcomeKind {
+    /// The stable name stored in `indexing_outcomes`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Indexed => "indexed",
+            OutcomeKind::NotIndexed => "not_indexed",
+            OutcomeKind::Invalid => "invalid",
+        }
+    }
+}
 
 /// A local patient among a message's recipients.
 #[derive(Debug, Clone)]
@@ -116,7 +298,7 @@ impl Depositor {
     }
 
     /// Records this depositor on every document of `filing`.
-    pub fn sign(&self, filing: &mut DossierFiling) {
+    pub fn sign(&self, filing: &mut Filing) {
         for (_, d) in &mut filing.documents {
             d.deposited_by = Some(self.address.clone());
             d.deposited_establishment = self
@@ -142,8 +324,8 @@ impl Depositor {
 /// What the dossier makes of one message.
 #[derive(Debug, Clone, Default)]
 pub struct Examination {
-    /// Rows to write with the message (None: nothing structured).
-    pub filing: Option<DossierFiling>,
+    /// What to file with the message (None: nothing structured).
+    pub filing: Option<Filing>,
     /// Patients whose documents were filed (for the `processed` MDN).
     pub filed_for: Vec<String>,
 }
@@ -155,29 +337,24 @@ fn code_text(c: Option<&Code>) -> Option<String> {
     })
 }
 
-fn items_of(d: &IndexedDocument, author: Option<&str>) -> Vec<NewProfileItem> {
+fn items_of(d: &IndexedDocument, author: Option<&str>) -> Vec<FiledItem> {
     match &d.cda {
-        Some(c) => c.items().map(|i| profile_row(i, author)).collect(),
+        Some(c) => c.items().map(|i| filed_item(i, author)).collect(),
         None => Vec::new(),
     }
 }
 
-fn profile_row(i: &super::profile::ProfileItem, author: Option<&str>) -> NewProfileItem {
-    NewProfileItem {
-        category: i.category.as_str().to_string(),
-        label: i.label.clone(),
-        code: i.code.as_ref().map(|c| c.code.clone()),
-        code_system: i.code.as_ref().and_then(|c| c.scheme.clone()),
-        value: i.value.clone(),
-        item_date: i.date.clone(),
+fn filed_item(i: &ProfileItem, author: Option<&str>) -> FiledItem {
+    FiledItem {
+        item: i.clone(),
         author: author.map(str::to_string),
     }
 }
 
-/// The rows of one indexed attachment for one patient.
+/// The documents of one indexed attachment for one patient.
 /// `part` is the attachment's index in its message, when there is one: its
 /// package's documents are then filed as references into the message.
-fn documents_of(indexed: &Indexed, message_title: &str, part: Option<usize>) -> Vec<NewDocument> {
+fn documents_of(indexed: &Indexed, message_title: &str, part: Option<usize>) -> Vec<FiledDocument> {
     let mut out = Vec::new();
     for d in &indexed.documents {
         let entry = d.entry.as_ref();
@@ -195,7 +372,7 @@ fn documents_of(indexed: &Indexed, message_title: &str, part: Option<usize>) -> 
             .find(|(new, _)| *new == unique_id || entry.is_some_and(|e| e.id == *new))
             .map(|(_, old)| old.clone());
         let items = items_of(d, person.as_deref());
-        out.push(NewDocument {
+        out.push(FiledDocument {
             unique_id,
             entry_uuid: entry.map(|e| e.id.clone()),
             category: d.category.to_string(),
@@ -223,11 +400,11 @@ fn documents_of(indexed: &Indexed, message_title: &str, part: Option<usize>) -> 
                 .filter(|c| !c.is_empty()),
             mime_type: d.mime_type.clone(),
             data: d.data.clone(),
-            hash: String::new(),
+            hash: None,
             reference: part
                 .zip(d.path.clone())
                 .map(|(part, entry)| DocumentRef { part, entry }),
-            source: "xdm",
+            source: DocumentSource::Xdm,
             replaces,
             items,
             deposited_by: None,
@@ -235,18 +412,19 @@ fn documents_of(indexed: &Indexed, message_title: &str, part: Option<usize>) -> 
         });
     }
     if let Some(b) = &indexed.fhir {
-        out.push(NewDocument {
-            unique_id: String::new(),
-            category: super::category::DEFAULT_CATEGORY.to_string(),
-            title: if message_title.is_empty() {
-                "Données de santé (FHIR)".into()
-            } else {
-                message_title.to_string()
-            },
-            mime_type: "application/fhir+json".into(),
-            source: "fhir",
-            items: b.items.iter().map(|i| profile_row(i, None)).collect(),
-            ..NewDocument::default()
+        let title = if message_title.is_empty() {
+            "Données de santé (FHIR)".into()
+        } else {
+            message_title.to_string()
+        };
+        out.push(FiledDocument {
+            items: b.items.iter().map(|i| filed_item(i, None)).collect(),
+            ..FiledDocument::new(
+                DocumentSource::Fhir,
+                super::category::DEFAULT_CATEGORY.to_string(),
+                title,
+                "application/fhir+json".into(),
+            )
         });
     }
     out
@@ -356,7 +534,7 @@ pub fn examine_parsed(
         return Ok(Examination::default());
     }
     let subject = msg.subject().unwrap_or_default().to_string();
-    let mut filing = DossierFiling::default();
+    let mut filing = Filing::default();
     let mut filed_for = Vec::new();
     for p in patients {
         for (r, _, _) in &found {
@@ -367,7 +545,7 @@ pub fn examine_parsed(
         for (r, fhir_raw, index) in &found {
             let Ok(indexed) = r else { continue };
             for mut d in documents_of(indexed, &subject, Some(*index)) {
-                if d.source == "fhir" {
+                if d.source == DocumentSource::Fhir {
                     d.data = fhir_raw.clone();
                 }
                 if d.reference.is_none() {
@@ -377,9 +555,9 @@ pub fn examine_parsed(
                 count += 1;
             }
         }
-        filing.outcomes.push(IndexingOutcome {
+        filing.outcomes.push(Outcome {
             recipient: p.address.clone(),
-            outcome: "indexed".into(),
+            kind: OutcomeKind::Indexed,
             detail: format!("{count} document(s)"),
         });
         filed_for.push(p.address.clone());
@@ -389,12 +567,12 @@ pub fn examine_parsed(
             .iter()
             .filter_map(|(r, _, _)| r.as_ref().err().map(String::as_str))
             .collect();
-        filing.outcomes.push(IndexingOutcome {
+        filing.outcomes.push(Outcome {
             recipient: address.clone(),
-            outcome: if problems.is_empty() {
-                "not_indexed".into()
+            kind: if problems.is_empty() {
+                OutcomeKind::NotIndexed
             } else {
-                "invalid".into()
+                OutcomeKind::Invalid
             },
             detail: if problems.is_empty() {
                 format!(
@@ -414,25 +592,21 @@ pub fn examine_parsed(
 
 /// A package deposited through the professionals' API for `patient`: the same
 /// indexing and identity rules as by mail.
-pub fn deposit(
-    zip: &[u8],
-    patient: &PatientRecipient,
-    limits: &Limits,
-) -> Result<DossierFiling, Refusal> {
+pub fn deposit(zip: &[u8], patient: &PatientRecipient, limits: &Limits) -> Result<Filing, Refusal> {
     let indexed = match index_attachment(Some("IHE_XDM.ZIP"), "application/zip", zip, limits) {
         Some(Ok(i)) => i,
         Some(Err(e)) => return Err(Refusal::Unreadable(e.to_string())),
         None => return Err(Refusal::Unreadable("not an IHE XDM package".into())),
     };
     identity::check_indexed(&patient.ins, &indexed).map_err(Refusal::Identity)?;
-    let documents: Vec<(i64, NewDocument)> = documents_of(&indexed, "", None)
+    let documents: Vec<(i64, FiledDocument)> = documents_of(&indexed, "", None)
         .into_iter()
         .map(|d| (patient.account_id, d))
         .collect();
-    Ok(DossierFiling {
-        outcomes: vec![IndexingOutcome {
+    Ok(Filing {
+        outcomes: vec![Outcome {
             recipient: patient.address.clone(),
-            outcome: "indexed".into(),
+            kind: OutcomeKind::Indexed,
             detail: format!("{} document(s), deposited", documents.len()),
         }],
         documents,
@@ -462,7 +636,7 @@ pub fn patient_document(
     title: &str,
     file_name: &str,
     data: Vec<u8>,
-) -> Result<NewDocument, DocumentRefusal> {
+) -> Result<FiledDocument, DocumentRefusal> {
     let category = super::category::PATIENT_CATEGORIES
         .iter()
         .find(|c| **c == category)
@@ -487,30 +661,35 @@ pub fn patient_document(
         use sha2::Digest;
         hex::encode(&sha2::Sha256::digest(&data)[..12])
     });
-    Ok(NewDocument {
+    Ok(FiledDocument {
         unique_id,
-        category: category.to_string(),
-        title: title.to_string(),
-        mime_type: kind.mime().to_string(),
         data,
-        source: "patient",
-        ..NewDocument::default()
+        ..FiledDocument::new(
+            DocumentSource::Patient,
+            category.to_string(),
+            title.to_string(),
+            kind.mime().to_string(),
+        )
     })
 }
 
 /// An item the patient declares; None when the entry or text is unusable.
-pub fn declared_item(category: &str, label: &str, value: &str) -> Option<NewProfileItem> {
+pub fn declared_item(category: &str, label: &str, value: &str) -> Option<FiledItem> {
     let entry = ProfileCategory::parse(category)?;
     let label = label.trim();
     let value = value.trim();
     if label.is_empty() || label.chars().count() > 200 || value.chars().count() > 200 {
         return None;
     }
-    Some(NewProfileItem {
-        category: entry.as_str().to_string(),
-        label: label.to_string(),
-        value: (!value.is_empty()).then(|| value.to_string()),
-        ..NewProfileItem::default()
+    Some(FiledItem {
+        item: ProfileItem {
+            category: entry,
+            label: label.to_string(),
+            code: None,
+            date: None,
+            value: (!value.is_empty()).then(|| value.to_string()),
+        },
+        author: None,
     })
 }
 

@@ -2,7 +2,8 @@
 //! documents, FHIR bundles) found in mail to patients, checked against the
 //! recipient's identity, and filed with the message (documents, profile items).
 //! The parsers are sans-IO (bytes in, values or typed refusals out); `filing.rs`
-//! turns what they found into store rows for the delivery transaction.
+//! turns what they found into what a message files (`filing::Filing`), and
+//! `rows.rs` maps that to the store's rows for the delivery transaction.
 //!
 //! The parsers touch neither network, disk nor clock: delivery hands over bytes
 //! and gets back what to store, or why to refuse.
@@ -17,6 +18,7 @@ pub mod limits;
 pub mod mdn;
 pub mod metadata;
 pub mod profile;
+pub mod rows;
 pub mod xdm;
 
 use crate::dossier::cda::{CdaDocument, CdaError};

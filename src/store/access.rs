@@ -2,12 +2,10 @@
 //! professionals, care teams, emergency consents, regulators. The rules are in
 //! `crate::access`.
 
-use sqlx::Row;
-
 use super::{Store, StoreError};
 
 /// A professional in the patient's list.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct PatientProfessional {
     /// The professional's address.
     pub professional: String,
@@ -45,22 +43,13 @@ impl Store {
         &self,
         patient_id: i64,
     ) -> Result<Vec<PatientProfessional>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT professional, status, updated_at FROM patient_professionals \
              WHERE patient_id = $1 ORDER BY professional",
         )
         .bind(patient_id)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PatientProfessional {
-                    professional: r.try_get("professional")?,
-                    status: r.try_get("status")?,
-                    updated_at: r.try_get("updated_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// `authorised`, `blocked`, or None for a professional the patient never listed.
@@ -168,17 +157,17 @@ impl Store {
 
     /// The patient's emergency consents (defaults until set).
     pub async fn consents(&self, patient_id: i64) -> Result<Consents, StoreError> {
-        let row = sqlx::query(
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
             "SELECT regulator, break_glass, masked FROM patient_consents WHERE patient_id = $1",
         )
         .bind(patient_id)
         .fetch_optional(self.pool())
         .await?;
         Ok(match row {
-            Some(r) => Consents {
-                regulator: r.try_get::<i64, _>("regulator")? != 0,
-                break_glass: r.try_get::<i64, _>("break_glass")? != 0,
-                masked: r.try_get::<i64, _>("masked")? != 0,
+            Some((regulator, break_glass, masked)) => Consents {
+                regulator: regulator != 0,
+                break_glass: break_glass != 0,
+                masked: masked != 0,
             },
             None => Consents::default(),
         })
@@ -222,14 +211,13 @@ impl Store {
         actor_id: i64,
         since: i64,
     ) -> Result<i64, StoreError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT COUNT(*) AS n FROM break_glass WHERE actor_id = $1 AND opened_at > $2",
         )
         .bind(actor_id)
         .bind(since)
         .fetch_one(self.pool())
-        .await?;
-        Ok(row.try_get("n")?)
+        .await?)
     }
 
     /// Records a break-glass access until `expires_at` unless `actor_id`
@@ -265,14 +253,13 @@ impl Store {
         .bind(expires_at)
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query(
+        let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) AS n FROM break_glass WHERE actor_id = $1 AND opened_at > $2",
         )
         .bind(actor_id)
         .bind(opened_at - 3600)
         .fetch_one(&mut *tx)
         .await?;
-        let n: i64 = row.try_get("n")?;
         if n > per_hour {
             tx.rollback().await?;
             return Ok(false);
@@ -293,7 +280,7 @@ impl Store {
         actor_id: i64,
         patient_id: i64,
     ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT reason FROM break_glass WHERE actor_id = $1 AND patient_id = $2 \
              AND expires_at > $3 ORDER BY opened_at DESC LIMIT 1",
         )
@@ -301,10 +288,6 @@ impl Store {
         .bind(patient_id)
         .bind(self.now())
         .fetch_optional(self.pool())
-        .await?;
-        Ok(match row {
-            Some(r) => Some(r.try_get("reason")?),
-            None => None,
-        })
+        .await?)
     }
 }

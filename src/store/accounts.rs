@@ -1,9 +1,6 @@
 //! Accounts (mailboxes of the directory) and their IMAP folders.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
-use super::kinds::AccountKind;
+use super::kinds::{self, AccountKind};
 use super::{Store, StoreError, is_unique_violation};
 
 /// The folders every account gets, with their RFC 6154 special use.
@@ -115,26 +112,46 @@ async fn end_sessions(
     Ok(done.rows_affected())
 }
 
-fn account_from_row(r: &AnyRow) -> Result<Account, StoreError> {
-    let kind: String = r.try_get("kind")?;
-    Ok(Account {
-        id: r.try_get("id")?,
-        address: r.try_get("address")?,
-        domain: r.try_get("domain")?,
-        kind: kind
-            .parse()
-            .map_err(|_| StoreError::Corrupt(kind.clone()))?,
-        display_name: r.try_get("display_name")?,
-        profession: r.try_get("profession")?,
-        rpps: r.try_get("rpps")?,
-        ins: r.try_get("ins")?,
-        password_hash: r.try_get("password_hash")?,
-        cert_subject: r.try_get("cert_subject")?,
-        disabled: r.try_get::<i64, _>("disabled")? != 0,
-        emergency_regulator: r.try_get::<i64, _>("emergency_regulator")? != 0,
-        totp_secret: r.try_get("totp_secret")?,
-        establishment: r.try_get("establishment")?,
-    })
+/// An `accounts` row as read ([`ACCOUNT_COLUMNS`]): the kind as its name,
+/// the switches as integers; checked into an [`Account`].
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: i64,
+    address: String,
+    domain: String,
+    kind: String,
+    display_name: String,
+    profession: Option<String>,
+    rpps: Option<String>,
+    ins: Option<String>,
+    password_hash: Option<String>,
+    cert_subject: Option<String>,
+    disabled: i64,
+    emergency_regulator: i64,
+    totp_secret: Option<String>,
+    establishment: Option<String>,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = StoreError;
+    fn try_from(r: AccountRow) -> Result<Account, StoreError> {
+        Ok(Account {
+            id: r.id,
+            address: r.address,
+            domain: r.domain,
+            kind: kinds::parse(r.kind)?,
+            display_name: r.display_name,
+            profession: r.profession,
+            rpps: r.rpps,
+            ins: r.ins,
+            password_hash: r.password_hash,
+            cert_subject: r.cert_subject,
+            disabled: r.disabled != 0,
+            emergency_regulator: r.emergency_regulator != 0,
+            totp_secret: r.totp_secret,
+            establishment: r.establishment,
+        })
+    }
 }
 
 /// The canonical key stored in `accounts.cert_subject` for a DN in any usual form.
@@ -150,14 +167,12 @@ impl Store {
     /// typed. Idempotent, so it runs at every open; a DN that cannot be
     /// parsed is left as it is (it matches no certificate) and logged.
     pub(crate) async fn canonicalize_cert_subjects(&self) -> Result<(), StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT address, cert_subject FROM accounts WHERE cert_subject IS NOT NULL",
         )
         .fetch_all(self.pool())
         .await?;
-        for row in rows {
-            let address: String = row.try_get("address")?;
-            let stored: String = row.try_get("cert_subject")?;
+        for (address, stored) in rows {
             match crate::pki::dn::key_of(&stored) {
                 Some(key) if key != stored => {
                     sqlx::query(
@@ -183,7 +198,7 @@ impl Store {
     pub async fn create_account(&self, new: &NewAccount) -> Result<Account, StoreError> {
         let mut tx = self.pool().begin().await?;
         let created = self.now();
-        let row = sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO accounts (address, domain, kind, display_name, profession, rpps, ins, \
              password_hash, cert_subject, disabled, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10) RETURNING id",
@@ -212,7 +227,6 @@ impl Store {
                 e.into()
             }
         })?;
-        let id: i64 = row.try_get("id")?;
         for (i, (name, special)) in DEFAULT_MAILBOXES.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity) \
@@ -233,13 +247,13 @@ impl Store {
 
     /// The account with this normalised address.
     pub async fn account_by_address(&self, address: &str) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query(&format!(
+        let row: Option<AccountRow> = sqlx::query_as(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE address = $1"
         ))
         .bind(address)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(account_from_row).transpose()
+        row.map(Account::try_from).transpose()
     }
 
     /// The account at this address with its INBOX's id, in one query: the
@@ -262,24 +276,24 @@ impl Store {
 
     /// The account with this row id.
     pub async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query(&format!(
+        let row: Option<AccountRow> = sqlx::query_as(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(account_from_row).transpose()
+        row.map(Account::try_from).transpose()
     }
 
     /// The patient account with this INS matricule.
     pub async fn account_by_ins(&self, ins: &str) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query(&format!(
+        let row: Option<AccountRow> = sqlx::query_as(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ins = $1 AND kind = 'patient'"
         ))
         .bind(ins)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(account_from_row).transpose()
+        row.map(Account::try_from).transpose()
     }
 
     /// The enabled accounts mapped to a client certificate subject, given in
@@ -293,23 +307,23 @@ impl Store {
         let Some(key) = crate::pki::dn::key_of(subject) else {
             return Ok(Vec::new());
         };
-        let rows = sqlx::query(&format!(
+        let rows: Vec<AccountRow> = sqlx::query_as(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE cert_subject = $1 AND disabled = 0"
         ))
         .bind(key)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(account_from_row).collect()
+        rows.into_iter().map(Account::try_from).collect()
     }
 
     /// Every account, by address.
     pub async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<AccountRow> = sqlx::query_as(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY address"
         ))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(account_from_row).collect()
+        rows.into_iter().map(Account::try_from).collect()
     }
 
     /// Replaces the password hash of `address` and, in the same transaction,
@@ -364,13 +378,11 @@ impl Store {
 
     /// Every stored TOTP secret, as (address, stored value).
     pub async fn totp_secrets(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT address, totp_secret FROM accounts WHERE totp_secret IS NOT NULL")
-                .fetch_all(self.pool())
-                .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("address")?, r.try_get("totp_secret")?)))
-            .collect()
+        Ok(sqlx::query_as(
+            "SELECT address, totp_secret FROM accounts WHERE totp_secret IS NOT NULL",
+        )
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// Sets (or removes) the TOTP secret of `address`, as the caller sealed
@@ -429,15 +441,13 @@ impl Store {
 
     /// The id of `account_id`'s folder `name`.
     pub async fn mailbox_id(&self, account_id: i64, name: &str) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT id FROM mailboxes WHERE account_id = $1 AND name = $2")
-            .bind(account_id)
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(match row {
-            Some(r) => Some(r.try_get("id")?),
-            None => None,
-        })
+        Ok(
+            sqlx::query_scalar("SELECT id FROM mailboxes WHERE account_id = $1 AND name = $2")
+                .bind(account_id)
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 }
 

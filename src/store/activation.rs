@@ -1,12 +1,10 @@
 //! Activation codes of patient spaces and the end of patient sessions, as stored.
 //! The rules (code format, expiry, password rules) are in `crate::identity::activation`.
 
-use sqlx::Row;
-
 use super::{Store, StoreError};
 
 /// A pending activation code.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PendingActivation {
     /// Argon2id hash of the code.
     pub code_hash: String,
@@ -45,18 +43,12 @@ impl Store {
         &self,
         account_id: i64,
     ) -> Result<Option<PendingActivation>, StoreError> {
-        let row =
-            sqlx::query("SELECT code_hash, expires_at FROM activation_codes WHERE account_id = $1")
-                .bind(account_id)
-                .fetch_optional(self.pool())
-                .await?;
-        Ok(match row {
-            Some(r) => Some(PendingActivation {
-                code_hash: r.try_get("code_hash")?,
-                expires_at: r.try_get("expires_at")?,
-            }),
-            None => None,
-        })
+        Ok(sqlx::query_as(
+            "SELECT code_hash, expires_at FROM activation_codes WHERE account_id = $1",
+        )
+        .bind(account_id)
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     /// Sets the first password and consumes the code, in one transaction; false

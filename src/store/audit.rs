@@ -3,7 +3,7 @@
 //! Reading, verifying and sealing the trail are in `crate::audit`.
 
 use sha2::{Digest, Sha256};
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::StoreError;
 
@@ -57,10 +57,10 @@ pub async fn append_on(
     at: i64,
 ) -> Result<(), StoreError> {
     // Lock the head first (a no-op update), then read it: concurrent appenders queue here.
-    let head = sqlx::query("UPDATE audit_head SET hash = hash WHERE id = 1 RETURNING hash")
-        .fetch_one(&mut *conn)
-        .await?;
-    let prev: String = head.try_get("hash")?;
+    let prev: String =
+        sqlx::query_scalar("UPDATE audit_head SET hash = hash WHERE id = 1 RETURNING hash")
+            .fetch_one(&mut *conn)
+            .await?;
     let hash = chain_hash(&prev, at, entry);
     sqlx::query(
         "INSERT INTO audit_log (at, actor, action, target, detail, prev_hash, hash) \

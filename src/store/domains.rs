@@ -1,8 +1,6 @@
 //! The mail domains we host, each for professionals or for patients.
 
-use sqlx::Row;
-
-use super::kinds::DomainKind;
+use super::kinds::{self, DomainKind};
 use super::{Store, StoreError, is_unique_violation};
 
 /// A hosted domain.
@@ -12,6 +10,23 @@ pub struct Domain {
     pub name: String,
     /// Who has addresses in it.
     pub kind: DomainKind,
+}
+
+/// A `domains` row as read; the kind is checked into [`Domain`].
+#[derive(sqlx::FromRow)]
+struct DomainRow {
+    name: String,
+    kind: String,
+}
+
+impl TryFrom<DomainRow> for Domain {
+    type Error = StoreError;
+    fn try_from(r: DomainRow) -> Result<Domain, StoreError> {
+        Ok(Domain {
+            name: r.name,
+            kind: kinds::parse(r.kind)?,
+        })
+    }
 }
 
 impl Store {
@@ -35,34 +50,18 @@ impl Store {
 
     /// Every hosted domain, by name.
     pub async fn list_domains(&self) -> Result<Vec<Domain>, StoreError> {
-        let rows = sqlx::query("SELECT name, kind FROM domains ORDER BY name")
+        let rows: Vec<DomainRow> = sqlx::query_as("SELECT name, kind FROM domains ORDER BY name")
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.try_get("kind")?;
-                Ok(Domain {
-                    name: r.try_get("name")?,
-                    kind: kind
-                        .parse()
-                        .map_err(|_| StoreError::Corrupt(kind.clone()))?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(Domain::try_from).collect()
     }
 
     /// The kind of `name` if we host it.
     pub async fn domain_kind(&self, name: &str) -> Result<Option<DomainKind>, StoreError> {
-        let row = sqlx::query("SELECT kind FROM domains WHERE name = $1")
+        let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM domains WHERE name = $1")
             .bind(name)
             .fetch_optional(self.pool())
             .await?;
-        match row {
-            None => Ok(None),
-            Some(r) => {
-                let kind: String = r.try_get("kind")?;
-                Ok(Some(kind.parse().map_err(|_| StoreError::Corrupt(kind))?))
-            }
-        }
+        kind.map(kinds::parse).transpose()
     }
 }

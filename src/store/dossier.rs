@@ -5,8 +5,7 @@
 //! inside that message's transaction (`insert_message`), so a document is
 //! indexed with its message or not at all. The rules are in `crate::dossier`.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::{Store, StoreError};
 
@@ -113,11 +112,11 @@ pub struct NewProfileItem {
 }
 
 /// What indexing did with one recipient's copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct IndexingOutcome {
     /// The recipient.
     pub recipient: String,
-    /// `indexed`, `none`, `refused`, `not_indexed` (professional recipient).
+    /// `indexed`, `not_indexed` or `invalid` (professional recipients; `dossier::filing::OutcomeKind`).
     pub outcome: String,
     /// Details, without health data (counts, error kind).
     pub detail: String,
@@ -186,38 +185,64 @@ const DOCUMENT_COLUMNS: &str = "id, patient_id, message_id, unique_id, category,
      author, author_institution, confidentiality, mime_type, blob_hash, source_part, source_entry, size, version, \
      status, hidden, source, created_at";
 
-fn document(r: &AnyRow) -> Result<Document, StoreError> {
-    Ok(Document {
-        id: r.try_get("id")?,
-        patient_id: r.try_get("patient_id")?,
-        message_id: r.try_get("message_id")?,
-        unique_id: r.try_get("unique_id")?,
-        category: r.try_get("category")?,
-        title: r.try_get("title")?,
-        type_code: r.try_get("type_code")?,
-        creation_time: r.try_get("creation_time")?,
-        author: r.try_get("author")?,
-        author_institution: r.try_get("author_institution")?,
-        confidentiality: r.try_get("confidentiality")?,
-        mime_type: r.try_get("mime_type")?,
-        blob_hash: r.try_get("blob_hash")?,
-        reference: match (
-            r.try_get::<Option<i64>, _>("source_part")?,
-            r.try_get::<Option<String>, _>("source_entry")?,
-        ) {
-            (Some(part), Some(entry)) => Some(DocumentRef {
-                part: usize::try_from(part).unwrap_or(usize::MAX),
-                entry,
-            }),
-            _ => None,
-        },
-        size: r.try_get("size")?,
-        version: r.try_get("version")?,
-        status: r.try_get("status")?,
-        hidden: r.try_get::<i64, _>("hidden")? != 0,
-        source: r.try_get("source")?,
-        created_at: r.try_get("created_at")?,
-    })
+/// A `documents` row as read ([`DOCUMENT_COLUMNS`]): the place in the
+/// message as two nullable columns, the hidden mark as an integer.
+#[derive(sqlx::FromRow)]
+struct DocumentRow {
+    id: i64,
+    patient_id: i64,
+    message_id: Option<i64>,
+    unique_id: String,
+    category: String,
+    title: String,
+    type_code: Option<String>,
+    creation_time: Option<String>,
+    author: Option<String>,
+    author_institution: Option<String>,
+    confidentiality: Option<String>,
+    mime_type: String,
+    blob_hash: String,
+    source_part: Option<i64>,
+    source_entry: Option<String>,
+    size: i64,
+    version: i64,
+    status: String,
+    hidden: i64,
+    source: String,
+    created_at: i64,
+}
+
+impl From<DocumentRow> for Document {
+    fn from(r: DocumentRow) -> Document {
+        Document {
+            id: r.id,
+            patient_id: r.patient_id,
+            message_id: r.message_id,
+            unique_id: r.unique_id,
+            category: r.category,
+            title: r.title,
+            type_code: r.type_code,
+            creation_time: r.creation_time,
+            author: r.author,
+            author_institution: r.author_institution,
+            confidentiality: r.confidentiality,
+            mime_type: r.mime_type,
+            blob_hash: r.blob_hash,
+            reference: match (r.source_part, r.source_entry) {
+                (Some(part), Some(entry)) => Some(DocumentRef {
+                    part: usize::try_from(part).unwrap_or(usize::MAX),
+                    entry,
+                }),
+                _ => None,
+            },
+            size: r.size,
+            version: r.version,
+            status: r.status,
+            hidden: r.hidden != 0,
+            source: r.source,
+            created_at: r.created_at,
+        }
+    }
 }
 
 /// A profile item as listed, with its provenance.
@@ -246,6 +271,40 @@ pub struct ProfileItem {
     /// Its source document is hidden from professionals (MASQUE_PS).
     #[serde(skip)]
     pub source_hidden: bool,
+}
+
+/// A profile item as read by [`Store::profile_of`], the hidden mark as an integer.
+#[derive(sqlx::FromRow)]
+struct ProfileRow {
+    id: i64,
+    category: String,
+    label: String,
+    code: Option<String>,
+    value: Option<String>,
+    item_date: Option<String>,
+    document_id: Option<i64>,
+    document_title: Option<String>,
+    author: Option<String>,
+    created_at: i64,
+    source_hidden: i64,
+}
+
+impl From<ProfileRow> for ProfileItem {
+    fn from(r: ProfileRow) -> ProfileItem {
+        ProfileItem {
+            id: r.id,
+            category: r.category,
+            label: r.label,
+            code: r.code,
+            value: r.value,
+            date: r.item_date,
+            document_id: r.document_id,
+            document_title: r.document_title,
+            author: r.author,
+            created_at: r.created_at,
+            source_hidden: r.source_hidden != 0,
+        }
+    }
 }
 
 /// Writes the documents and outcomes of one message, on the delivery's connection.
@@ -278,7 +337,7 @@ pub(super) async fn file_on(
         let mut replaced: Option<i64> = None;
         let mut hidden = 0i64;
         if let Some(old) = &d.replaces {
-            let row = sqlx::query(
+            let row: Option<(i64, i64, i64)> = sqlx::query_as(
                 "SELECT id, version, hidden FROM documents WHERE patient_id = $1 \
                  AND (unique_id = $2 OR entry_uuid = $2) ORDER BY version DESC LIMIT 1",
             )
@@ -286,14 +345,14 @@ pub(super) async fn file_on(
             .bind(old)
             .fetch_optional(&mut *conn)
             .await?;
-            if let Some(r) = row {
-                replaced = Some(r.try_get("id")?);
-                version = r.try_get::<i64, _>("version")? + 1;
+            if let Some((old_id, old_version, old_hidden)) = row {
+                replaced = Some(old_id);
+                version = old_version + 1;
                 // What the patient hid stays hidden in its new version.
-                hidden = r.try_get("hidden")?;
+                hidden = old_hidden;
             }
         }
-        let row = sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO documents (patient_id, message_id, unique_id, entry_uuid, category, title, type_code, class_code, \
              format_code, creation_time, service_start, service_stop, author, author_institution, author_role, \
              author_specialty, confidentiality, mime_type, blob_hash, size, version, source, created_at, hidden, \
@@ -331,7 +390,6 @@ pub(super) async fn file_on(
         .bind(&d.deposited_establishment)
         .fetch_one(&mut *conn)
         .await?;
-        let id: i64 = row.try_get("id")?;
         if let Some(old) = replaced {
             sqlx::query(
                 "UPDATE documents SET status = 'superseded', replaced_by = $1 WHERE id = $2",
@@ -395,14 +453,14 @@ async fn insert_item(
 impl Store {
     /// The patient's documents, current versions first by category then newest.
     pub async fn documents_of(&self, patient_id: i64) -> Result<Vec<Document>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<DocumentRow> = sqlx::query_as(&format!(
             "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE patient_id = $1 \
              ORDER BY category, created_at DESC, id DESC"
         ))
         .bind(patient_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(document).collect()
+        Ok(rows.into_iter().map(Document::from).collect())
     }
 
     /// A page of the patient's documents, newest first: those with an id
@@ -414,7 +472,7 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Document>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<DocumentRow> = sqlx::query_as(&format!(
             "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE patient_id = $1 \
              AND ($2 IS NULL OR category = $2) AND id < $3 ORDER BY id DESC LIMIT $4"
         ))
@@ -424,7 +482,7 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(document).collect()
+        Ok(rows.into_iter().map(Document::from).collect())
     }
 
     /// The account id of the patient a document belongs to (to check an
@@ -444,14 +502,14 @@ impl Store {
         patient_id: i64,
         id: i64,
     ) -> Result<Option<Document>, StoreError> {
-        let row = sqlx::query(&format!(
+        let row: Option<DocumentRow> = sqlx::query_as(&format!(
             "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = $1 AND patient_id = $2"
         ))
         .bind(id)
         .bind(patient_id)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(document).transpose()
+        Ok(row.map(Document::from))
     }
 
     /// Hides a document from professionals (MASQUE_PS) or shows it again.
@@ -495,21 +553,14 @@ impl Store {
         patient_id: i64,
         id: &str,
     ) -> Result<Option<(Option<String>, Option<String>)>, StoreError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT deposited_by, deposited_establishment FROM documents WHERE patient_id = $1 \
              AND (unique_id = $2 OR entry_uuid = $2) ORDER BY version DESC LIMIT 1",
         )
         .bind(patient_id)
         .bind(id)
         .fetch_optional(self.pool())
-        .await?;
-        row.map(|r| {
-            Ok((
-                r.try_get("deposited_by")?,
-                r.try_get("deposited_establishment")?,
-            ))
-        })
-        .transpose()
+        .await?)
     }
 
     /// Files documents outside any message (a deposit through the API).
@@ -522,7 +573,7 @@ impl Store {
 
     /// The patient's profile items, with the title of their source document.
     pub async fn profile_of(&self, patient_id: i64) -> Result<Vec<ProfileItem>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<ProfileRow> = sqlx::query_as(
             "SELECT p.id, p.category, p.label, p.code, p.value, p.item_date, p.document_id, p.author, \
              p.created_at, d.title AS document_title, COALESCE(d.hidden, 0) AS source_hidden \
              FROM profile_items p \
@@ -532,23 +583,7 @@ impl Store {
         .bind(patient_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ProfileItem {
-                    id: r.try_get("id")?,
-                    category: r.try_get("category")?,
-                    label: r.try_get("label")?,
-                    code: r.try_get("code")?,
-                    value: r.try_get("value")?,
-                    date: r.try_get("item_date")?,
-                    document_id: r.try_get("document_id")?,
-                    document_title: r.try_get("document_title")?,
-                    author: r.try_get("author")?,
-                    created_at: r.try_get("created_at")?,
-                    source_hidden: r.try_get::<i64, _>("source_hidden")? != 0,
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(ProfileItem::from).collect())
     }
 
     /// Adds an item the patient declares ("déclaré par le patient").
@@ -566,20 +601,11 @@ impl Store {
         &self,
         message_id: i64,
     ) -> Result<Vec<IndexingOutcome>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT recipient, outcome, detail FROM indexing_outcomes WHERE message_id = $1 ORDER BY id",
         )
         .bind(message_id)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(IndexingOutcome {
-                    recipient: r.try_get("recipient")?,
-                    outcome: r.try_get("outcome")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }

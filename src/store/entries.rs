@@ -1,8 +1,7 @@
 //! Messages as entries of a folder: what IMAP lists, flags, copies, moves and expunges.
 //! Every change takes a new MODSEQ from the folder row, inside one transaction.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::{Store, StoreError};
 
@@ -77,20 +76,68 @@ pub struct FlagChange {
 const ENTRY_COLUMNS: &str = "mm.uid, mm.message_id, mm.flags, mm.recent, mm.modseq, mm.internal_date, \
      m.size, m.blob_hash, m.envelope, m.imap_envelope, m.bodystructure";
 
-fn entry_from_row(r: &AnyRow) -> Result<Entry, StoreError> {
-    Ok(Entry {
-        uid: r.try_get("uid")?,
-        message_id: r.try_get("message_id")?,
-        flags: r.try_get("flags")?,
-        recent: r.try_get::<i64, _>("recent")? != 0,
-        modseq: r.try_get("modseq")?,
-        internal_date: r.try_get("internal_date")?,
-        size: r.try_get("size")?,
-        blob_hash: r.try_get("blob_hash")?,
-        envelope: r.try_get("envelope")?,
-        imap_envelope: r.try_get("imap_envelope")?,
-        bodystructure: r.try_get("bodystructure")?,
-    })
+/// An entry as read ([`ENTRY_COLUMNS`]), \Recent as an integer.
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    uid: i64,
+    message_id: i64,
+    flags: String,
+    recent: i64,
+    modseq: i64,
+    internal_date: i64,
+    size: i64,
+    blob_hash: String,
+    envelope: Option<String>,
+    imap_envelope: Option<Vec<u8>>,
+    bodystructure: Option<String>,
+}
+
+impl From<EntryRow> for Entry {
+    fn from(r: EntryRow) -> Entry {
+        Entry {
+            uid: r.uid,
+            message_id: r.message_id,
+            flags: r.flags,
+            recent: r.recent != 0,
+            modseq: r.modseq,
+            internal_date: r.internal_date,
+            size: r.size,
+            blob_hash: r.blob_hash,
+            envelope: r.envelope,
+            imap_envelope: r.imap_envelope,
+            bodystructure: r.bodystructure,
+        }
+    }
+}
+
+/// One change as [`Store::listing_since`] reads it, by position (a UNION):
+/// uid, modseq, flags, internal date, size, wire ENVELOPE, JSON ENVELOPE, gone.
+type ListingRow = (
+    i64,
+    i64,
+    String,
+    i64,
+    i64,
+    Option<Vec<u8>>,
+    Option<String>,
+    i64,
+);
+
+impl From<ListingRow> for ListingChange {
+    fn from(
+        (uid, modseq, flags, internal_date, size, imap_envelope, envelope, gone): ListingRow,
+    ) -> ListingChange {
+        ListingChange {
+            uid,
+            modseq,
+            flags,
+            internal_date,
+            size,
+            imap_envelope,
+            envelope,
+            gone: gone != 0,
+        }
+    }
 }
 
 /// Normalises a flag list: one of each (case-insensitive), in a stable order.
@@ -106,12 +153,11 @@ pub fn normalize_flags<'a>(flags: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 async fn next_modseq(conn: &mut AnyConnection, folder_id: i64) -> Result<i64, StoreError> {
-    let row = sqlx::query("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq")
+    sqlx::query_scalar("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq")
         .bind(folder_id)
         .fetch_optional(&mut *conn)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("mailbox {folder_id}")))?;
-    Ok(row.try_get("highestmodseq")?)
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {folder_id}")))
 }
 
 /// Takes the row locks of these folders (in id order, so that two
@@ -134,14 +180,14 @@ async fn lock_folders(conn: &mut AnyConnection, folders: &[i64]) -> Result<(), S
 impl Store {
     /// Every entry of a folder, by UID.
     pub async fn entries(&self, folder_id: i64) -> Result<Vec<Entry>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<EntryRow> = sqlx::query_as(&format!(
             "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
              WHERE mm.mailbox_id = $1 ORDER BY mm.uid"
         ))
         .bind(folder_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(entry_from_row).collect()
+        Ok(rows.into_iter().map(Entry::from).collect())
     }
 
     /// Entries with UID in `[first, last]`.
@@ -179,7 +225,7 @@ impl Store {
                     "CAST(NULL AS TEXT) AS bodystructure"
                 },
             );
-        let rows = sqlx::query(&format!(
+        let rows: Vec<EntryRow> = sqlx::query_as(&format!(
             "SELECT {columns} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
              WHERE mm.mailbox_id = $1 AND mm.uid >= $2 AND mm.uid <= $3 ORDER BY mm.uid"
         ))
@@ -188,7 +234,7 @@ impl Store {
         .bind(last)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(entry_from_row).collect()
+        Ok(rows.into_iter().map(Entry::from).collect())
     }
 
     /// (uid, flags, recent) of every entry: what SELECT needs, without content metadata.
@@ -196,21 +242,16 @@ impl Store {
         &self,
         folder_id: i64,
     ) -> Result<Vec<(i64, String, bool)>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
             "SELECT uid, flags, recent FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
         )
         .bind(folder_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("uid")?,
-                    r.try_get("flags")?,
-                    r.try_get::<i64, _>("recent")? != 0,
-                ))
-            })
-            .collect()
+        Ok(rows
+            .into_iter()
+            .map(|(uid, flags, recent)| (uid, flags, recent != 0))
+            .collect())
     }
 
     /// The Message-ID headers of these entries.
@@ -221,7 +262,7 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         for uid in uids {
-            let row = sqlx::query(
+            let id: Option<Option<String>> = sqlx::query_scalar(
                 "SELECT m.header_message_id FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
                  WHERE mm.mailbox_id = $1 AND mm.uid = $2",
             )
@@ -229,9 +270,7 @@ impl Store {
             .bind(uid)
             .fetch_optional(self.pool())
             .await?;
-            if let Some(r) = row
-                && let Some(id) = r.try_get::<Option<String>, _>("header_message_id")?
-            {
+            if let Some(Some(id)) = id {
                 out.push(id);
             }
         }
@@ -240,12 +279,12 @@ impl Store {
 
     /// The UIDs of a folder, ascending (a session's view of sequence numbers).
     pub async fn folder_uids(&self, folder_id: i64) -> Result<Vec<i64>, StoreError> {
-        let rows =
-            sqlx::query("SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid")
-                .bind(folder_id)
-                .fetch_all(self.pool())
-                .await?;
-        rows.iter().map(|r| Ok(r.try_get("uid")?)).collect()
+        Ok(sqlx::query_scalar(
+            "SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
+        )
+        .bind(folder_id)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// (uid, flags, modseq) of entries changed after `modseq`.
@@ -254,16 +293,13 @@ impl Store {
         folder_id: i64,
         modseq: i64,
     ) -> Result<Vec<(i64, String, i64)>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT uid, flags, modseq FROM mailbox_messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
         )
         .bind(folder_id)
         .bind(modseq)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("uid")?, r.try_get("flags")?, r.try_get("modseq")?)))
-            .collect()
+        .await?)
     }
 
     /// Every change of a folder after `modseq`, entries and expunges alike, in
@@ -276,7 +312,7 @@ impl Store {
         folder_id: i64,
         modseq: i64,
     ) -> Result<Vec<ListingChange>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<ListingRow> = sqlx::query_as(
             "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, m.size, m.imap_envelope, \
              CASE WHEN m.imap_envelope IS NULL THEN m.envelope END AS envelope, 0 AS gone \
              FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
@@ -289,20 +325,7 @@ impl Store {
         .bind(modseq)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ListingChange {
-                    uid: r.try_get(0)?,
-                    modseq: r.try_get(1)?,
-                    flags: r.try_get(2)?,
-                    internal_date: r.try_get(3)?,
-                    size: r.try_get(4)?,
-                    imap_envelope: r.try_get(5)?,
-                    envelope: r.try_get(6)?,
-                    gone: r.try_get::<i64, _>(7)? != 0,
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(ListingChange::from).collect())
     }
 
     /// UIDs expunged from a folder after `modseq` (QRESYNC tombstones), ascending.
@@ -311,14 +334,13 @@ impl Store {
         folder_id: i64,
         modseq: i64,
     ) -> Result<Vec<i64>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT uid FROM imap_vanished WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
         )
         .bind(folder_id)
         .bind(modseq)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get("uid")?)).collect()
+        .await?)
     }
 
     /// (uid, content) of every entry, streamed in UID order: one query instead of
@@ -328,41 +350,33 @@ impl Store {
         folder_id: i64,
     ) -> impl futures_core::Stream<Item = Result<(i64, Vec<u8>), StoreError>> + '_ {
         use futures_util::StreamExt;
-        sqlx::query(
+        sqlx::query_as(
             "SELECT mm.uid, b.data FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
              JOIN blobs b ON b.hash = m.blob_hash WHERE mm.mailbox_id = $1 ORDER BY mm.uid",
         )
         .bind(folder_id)
         .fetch(self.pool())
-        .map(|row| {
-            let row = row?;
-            Ok((row.try_get("uid")?, row.try_get("data")?))
-        })
+        .map(|row| row.map_err(StoreError::from))
     }
 
     /// The content of a message.
     pub async fn blob(&self, hash: &str) -> Result<Vec<u8>, StoreError> {
-        let row = sqlx::query("SELECT data FROM blobs WHERE hash = $1")
+        sqlx::query_scalar("SELECT data FROM blobs WHERE hash = $1")
             .bind(hash)
             .fetch_optional(self.pool())
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("blob {hash}")))?;
-        Ok(row.try_get("data")?)
+            .ok_or_else(|| StoreError::NotFound(format!("blob {hash}")))
     }
 
     /// Takes \Recent off every entry of the folder; returns the UIDs that had it
     /// (they are recent for the session that selected the folder, RFC 3501 §2.3.2).
     pub async fn claim_recent(&self, folder_id: i64) -> Result<Vec<i64>, StoreError> {
-        let rows = sqlx::query(
+        let mut uids: Vec<i64> = sqlx::query_scalar(
             "UPDATE mailbox_messages SET recent = 0 WHERE mailbox_id = $1 AND recent = 1 RETURNING uid",
         )
         .bind(folder_id)
         .fetch_all(self.pool())
         .await?;
-        let mut uids: Vec<i64> = rows
-            .iter()
-            .map(|r| r.try_get("uid"))
-            .collect::<Result<_, _>>()?;
         uids.sort_unstable();
         Ok(uids)
     }
@@ -384,7 +398,7 @@ impl Store {
             uids.iter().min().copied().unwrap_or(0),
             uids.iter().max().copied().unwrap_or(-1),
         );
-        let current = sqlx::query(
+        let current: Vec<(i64, String, i64)> = sqlx::query_as(
             "SELECT uid, flags, modseq FROM mailbox_messages WHERE mailbox_id = $1 AND uid >= $2 AND uid <= $3 ORDER BY uid",
         )
         .bind(folder_id)
@@ -393,13 +407,10 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let wanted: std::collections::HashSet<i64> = uids.iter().copied().collect();
-        for r in &current {
-            let uid: i64 = r.try_get("uid")?;
+        for (uid, old, old_modseq) in current {
             if !wanted.contains(&uid) {
                 continue;
             }
-            let old: String = r.try_get("flags")?;
-            let old_modseq: i64 = r.try_get("modseq")?;
             if unchanged_since.is_some_and(|u| old_modseq > u) {
                 change.conflicts.push(uid);
                 continue;
@@ -483,7 +494,7 @@ impl Store {
         // Under the folder's lock: a concurrent STORE -FLAGS \Deleted or
         // EXPUNGE has committed before these flags are read.
         lock_folders(&mut tx, &[folder_id]).await?;
-        let rows = sqlx::query(
+        let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT uid, flags FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
         )
         .bind(folder_id)
@@ -492,9 +503,7 @@ impl Store {
         let only: Option<std::collections::HashSet<i64>> =
             uids.map(|u| u.iter().copied().collect());
         let mut removed = Vec::new();
-        for r in &rows {
-            let uid: i64 = r.try_get("uid")?;
-            let flags: String = r.try_get("flags")?;
+        for (uid, flags) in rows {
             if !flags
                 .split(' ')
                 .any(|f| f.eq_ignore_ascii_case("\\Deleted"))
@@ -551,7 +560,7 @@ async fn copy_on(
         uids.iter().min().copied().unwrap_or(0),
         uids.iter().max().copied().unwrap_or(-1),
     );
-    let rows = sqlx::query(
+    let rows: Vec<(i64, i64, String, i64)> = sqlx::query_as(
         "SELECT uid, message_id, flags, internal_date FROM mailbox_messages \
          WHERE mailbox_id = $1 AND uid >= $2 AND uid <= $3 ORDER BY uid",
     )
@@ -562,15 +571,11 @@ async fn copy_on(
     .await?;
     let wanted: std::collections::HashSet<i64> = uids.iter().copied().collect();
     let mut pairs = Vec::new();
-    for r in &rows {
-        let uid: i64 = r.try_get("uid")?;
+    for (uid, message_id, flags, internal_date) in rows {
         if !wanted.contains(&uid) {
             continue;
         }
-        let message_id: i64 = r.try_get("message_id")?;
-        let flags: String = r.try_get("flags")?;
-        let internal_date: i64 = r.try_get("internal_date")?;
-        let row = sqlx::query(
+        let (new_uid, modseq): (i64, i64) = sqlx::query_as(
             "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
              WHERE id = $1 RETURNING uidnext - 1 AS uid, highestmodseq",
         )
@@ -578,8 +583,6 @@ async fn copy_on(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("mailbox {to}")))?;
-        let new_uid: i64 = row.try_get("uid")?;
-        let modseq: i64 = row.try_get("highestmodseq")?;
         sqlx::query(
             "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, recent, modseq, internal_date) \
              VALUES ($1, $2, $3, $4, 1, $5, $6)",

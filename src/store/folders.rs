@@ -1,8 +1,5 @@
 //! IMAP folders of an account: list, create, delete, rename, subscribe, status.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
 use super::{Store, StoreError, is_unique_violation};
 
 /// A folder with its IMAP counters.
@@ -46,50 +43,66 @@ pub struct FolderCounts {
 const COLUMNS: &str =
     "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highestmodseq";
 
-fn folder_from_row(r: &AnyRow) -> Result<Folder, StoreError> {
-    Ok(Folder {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        name: r.try_get("name")?,
-        special_use: r.try_get("special_use")?,
-        subscribed: r.try_get::<i64, _>("subscribed")? != 0,
-        uidvalidity: r.try_get("uidvalidity")?,
-        uidnext: r.try_get("uidnext")?,
-        highestmodseq: r.try_get("highestmodseq")?,
-    })
+/// A `mailboxes` row as read ([`COLUMNS`]), the subscription as an integer.
+#[derive(sqlx::FromRow)]
+struct FolderRow {
+    id: i64,
+    account_id: i64,
+    name: String,
+    special_use: Option<String>,
+    subscribed: i64,
+    uidvalidity: i64,
+    uidnext: i64,
+    highestmodseq: i64,
+}
+
+impl From<FolderRow> for Folder {
+    fn from(r: FolderRow) -> Folder {
+        Folder {
+            id: r.id,
+            account_id: r.account_id,
+            name: r.name,
+            special_use: r.special_use,
+            subscribed: r.subscribed != 0,
+            uidvalidity: r.uidvalidity,
+            uidnext: r.uidnext,
+            highestmodseq: r.highestmodseq,
+        }
+    }
 }
 
 impl Store {
     /// Every folder of the account, by name.
     pub async fn folders(&self, account_id: i64) -> Result<Vec<Folder>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<FolderRow> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM mailboxes WHERE account_id = $1 ORDER BY name"
         ))
         .bind(account_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(folder_from_row).collect()
+        Ok(rows.into_iter().map(Folder::from).collect())
     }
 
     /// One folder by name.
     pub async fn folder(&self, account_id: i64, name: &str) -> Result<Option<Folder>, StoreError> {
-        let row = sqlx::query(&format!(
+        let row: Option<FolderRow> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM mailboxes WHERE account_id = $1 AND name = $2"
         ))
         .bind(account_id)
         .bind(name)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(folder_from_row).transpose()
+        Ok(row.map(Folder::from))
     }
 
     /// One folder by id.
     pub async fn folder_by_id(&self, id: i64) -> Result<Option<Folder>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM mailboxes WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(folder_from_row).transpose()
+        let row: Option<FolderRow> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM mailboxes WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(Folder::from))
     }
 
     /// Creates `name` (and missing parents, RFC 3501 §6.3.3).
@@ -166,7 +179,7 @@ impl Store {
         {
             return Err(StoreError::Conflict(format!("mailbox {to}")));
         }
-        let rows = sqlx::query(
+        let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT id, name FROM mailboxes WHERE account_id = $1 AND (name = $2 OR name LIKE $3)",
         )
         .bind(account_id)
@@ -177,9 +190,7 @@ impl Store {
         if rows.is_empty() {
             return Err(StoreError::NotFound(format!("mailbox {from}")));
         }
-        for r in &rows {
-            let id: i64 = r.try_get("id")?;
-            let name: String = r.try_get("name")?;
+        for (id, name) in rows {
             // LIKE treats `%` and `_` in `from` as wildcards: keep exact matches only.
             if name != from && !name.starts_with(&format!("{from}/")) {
                 continue;
@@ -238,7 +249,7 @@ impl Store {
 
     /// Message, recent, unseen counts and total size of a folder.
     pub async fn folder_counts(&self, folder_id: i64) -> Result<FolderCounts, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
             "SELECT mm.flags, mm.recent, m.size FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
              WHERE mm.mailbox_id = $1",
         )
@@ -246,16 +257,14 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         let mut c = FolderCounts::default();
-        for r in &rows {
+        for (flags, recent, size) in rows {
             c.messages += 1;
-            let flags: String = r.try_get("flags")?;
-            if r.try_get::<i64, _>("recent")? != 0 {
+            if recent != 0 {
                 c.recent += 1;
             }
             if !flags.split(' ').any(|f| f.eq_ignore_ascii_case("\\Seen")) {
                 c.unseen += 1;
             }
-            let size = r.try_get::<i64, _>("size")?;
             c.size += size;
             if flags
                 .split(' ')

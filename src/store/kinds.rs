@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::StoreError;
+
 /// The four kinds of mailbox of the trust space (the directory's "type de BAL").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AccountKind {
@@ -81,4 +83,9 @@ impl FromStr for DomainKind {
             other => Err(UnknownKind(other.to_string())),
         }
     }
+}
+
+/// A kind read from a row; an unknown name is a corrupt row.
+pub(super) fn parse<K: FromStr>(name: String) -> Result<K, StoreError> {
+    name.parse().map_err(|_| StoreError::Corrupt(name))
 }

@@ -1,8 +1,7 @@
 //! The outbound queue: one row per remote recipient, leased by the relay worker
 //! of one node at a time, with its attempts, next retry and outcome.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::messages::NewRecipient;
 use super::{Store, StoreError};
@@ -41,7 +40,7 @@ pub struct QueueItem {
 }
 
 /// What the relay needs of the message itself.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct QueuedMessage {
     /// Reverse path ("" for null).
     pub mail_from: String,
@@ -58,23 +57,44 @@ pub struct QueuedMessage {
 const COLUMNS: &str = "id, message_id, recipient, domain, orcpt, notify, status, attempts, next_attempt, \
      created_at, delay_notified, last_error, remote_mta, attempt_started";
 
-fn item(r: &AnyRow) -> Result<QueueItem, StoreError> {
-    Ok(QueueItem {
-        id: r.try_get("id")?,
-        message_id: r.try_get("message_id")?,
-        recipient: r.try_get("recipient")?,
-        domain: r.try_get("domain")?,
-        orcpt: r.try_get("orcpt")?,
-        notify: r.try_get("notify")?,
-        status: r.try_get("status")?,
-        attempts: r.try_get("attempts")?,
-        next_attempt: r.try_get("next_attempt")?,
-        created_at: r.try_get("created_at")?,
-        delay_notified: r.try_get::<i64, _>("delay_notified")? != 0,
-        last_error: r.try_get("last_error")?,
-        remote_mta: r.try_get("remote_mta")?,
-        attempt_started: r.try_get("attempt_started")?,
-    })
+/// A `queue` row as read ([`COLUMNS`]), the delay notice as an integer.
+#[derive(sqlx::FromRow)]
+struct QueueRow {
+    id: i64,
+    message_id: i64,
+    recipient: String,
+    domain: String,
+    orcpt: Option<String>,
+    notify: i64,
+    status: String,
+    attempts: i64,
+    next_attempt: i64,
+    created_at: i64,
+    delay_notified: i64,
+    last_error: Option<String>,
+    remote_mta: Option<String>,
+    attempt_started: i64,
+}
+
+impl From<QueueRow> for QueueItem {
+    fn from(r: QueueRow) -> QueueItem {
+        QueueItem {
+            id: r.id,
+            message_id: r.message_id,
+            recipient: r.recipient,
+            domain: r.domain,
+            orcpt: r.orcpt,
+            notify: r.notify,
+            status: r.status,
+            attempts: r.attempts,
+            next_attempt: r.next_attempt,
+            created_at: r.created_at,
+            delay_notified: r.delay_notified != 0,
+            last_error: r.last_error,
+            remote_mta: r.remote_mta,
+            attempt_started: r.attempt_started,
+        }
+    }
 }
 
 /// Queues remote recipients (message id, recipient, time of acceptance)
@@ -120,7 +140,7 @@ impl Store {
         lease_secs: i64,
     ) -> Result<Vec<QueueItem>, StoreError> {
         let t = self.now();
-        let rows = sqlx::query(&format!(
+        let rows: Vec<QueueRow> = sqlx::query_as(&format!(
             "UPDATE queue SET lease_owner = $1, lease_until = $2 \
              WHERE id IN (SELECT id FROM queue WHERE status = 'pending' AND next_attempt <= $3 AND lease_until < $3 \
                           ORDER BY next_attempt, id LIMIT $4) \
@@ -132,7 +152,7 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(item).collect()
+        Ok(rows.into_iter().map(QueueItem::from).collect())
     }
 
     /// Frees the rows `owner` had leased: a node that restarts works on nothing yet.
@@ -146,20 +166,13 @@ impl Store {
 
     /// The message behind a queue row.
     pub async fn queued_message(&self, message_id: i64) -> Result<QueuedMessage, StoreError> {
-        let r = sqlx::query(
+        sqlx::query_as(
             "SELECT mail_from, dsn_envid, dsn_ret, received_at, blob_hash FROM messages WHERE id = $1",
         )
         .bind(message_id)
         .fetch_optional(self.pool())
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("message {message_id}")))?;
-        Ok(QueuedMessage {
-            mail_from: r.try_get("mail_from")?,
-            dsn_envid: r.try_get("dsn_envid")?,
-            dsn_ret: r.try_get("dsn_ret")?,
-            received_at: r.try_get("received_at")?,
-            blob_hash: r.try_get("blob_hash")?,
-        })
+        .ok_or_else(|| StoreError::NotFound(format!("message {message_id}")))
     }
 
     /// Records that DATA is about to be sent for these rows (before sending, so a
@@ -249,21 +262,22 @@ impl Store {
     /// Queue rows, newest first (`pending` only unless `all`).
     pub async fn queue_list(&self, all: bool) -> Result<Vec<QueueItem>, StoreError> {
         let filter = if all { "" } else { "WHERE status = 'pending'" };
-        let rows = sqlx::query(&format!(
+        let rows: Vec<QueueRow> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM queue {filter} ORDER BY id DESC"
         ))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(item).collect()
+        Ok(rows.into_iter().map(QueueItem::from).collect())
     }
 
     /// One queue row.
     pub async fn queue_item(&self, id: i64) -> Result<Option<QueueItem>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM queue WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(item).transpose()
+        let row: Option<QueueRow> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM queue WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(QueueItem::from))
     }
 
     /// Makes a pending row due now.
@@ -289,13 +303,11 @@ impl Store {
 
     /// (pending rows, age in seconds of the oldest) for logs and metrics.
     pub async fn queue_depth(&self) -> Result<(i64, i64), StoreError> {
-        let r = sqlx::query(
+        let (n, oldest): (i64, Option<i64>) = sqlx::query_as(
             "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM queue WHERE status = 'pending'",
         )
         .fetch_one(self.pool())
         .await?;
-        let n: i64 = r.try_get("n")?;
-        let oldest: Option<i64> = r.try_get("oldest")?;
         Ok((n, oldest.map(|o| self.now() - o).unwrap_or(0)))
     }
 }

@@ -1,8 +1,7 @@
 //! Patient threads, patient settings and API sessions as stored. The rules are in
 //! `crate::threads`; this file only reads and writes rows.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::audit::{self, AuditEntry};
 use super::{Store, StoreError};
@@ -97,31 +96,77 @@ const THREAD_COLUMNS: &str = "t.id, t.patient_id, t.correspondent, t.corresponde
      t.correspondent_via, t.correspondent_other_operator, t.subject, t.status, t.ended_by, t.ended_at, t.created_at, t.last_message_at, \
      (SELECT COUNT(*) FROM thread_messages u WHERE u.thread_id = t.id AND u.direction = 'in' AND u.is_read = 0) AS unread";
 
-fn thread(r: &AnyRow) -> Result<Thread, StoreError> {
-    Ok(Thread {
-        id: r.try_get("id")?,
-        patient_id: r.try_get("patient_id")?,
-        correspondent: r.try_get("correspondent")?,
-        correspondent_name: r.try_get("correspondent_name")?,
-        correspondent_profession: r.try_get("correspondent_profession")?,
-        correspondent_via: r.try_get("correspondent_via")?,
-        correspondent_other_operator: r.try_get::<i64, _>("correspondent_other_operator")? != 0,
-        subject: r.try_get("subject")?,
-        status: r.try_get("status")?,
-        ended_by: r.try_get("ended_by")?,
-        ended_at: r.try_get("ended_at")?,
-        created_at: r.try_get("created_at")?,
-        last_message_at: r.try_get("last_message_at")?,
-        unread: r.try_get("unread")?,
-    })
+/// A thread as read ([`THREAD_COLUMNS`]), the operator switch as an integer.
+#[derive(sqlx::FromRow)]
+struct ThreadRow {
+    id: i64,
+    patient_id: i64,
+    correspondent: String,
+    correspondent_name: String,
+    correspondent_profession: Option<String>,
+    correspondent_via: Option<String>,
+    correspondent_other_operator: i64,
+    subject: String,
+    status: String,
+    ended_by: Option<String>,
+    ended_at: Option<i64>,
+    created_at: i64,
+    last_message_at: i64,
+    unread: i64,
+}
+
+impl From<ThreadRow> for Thread {
+    fn from(r: ThreadRow) -> Thread {
+        Thread {
+            id: r.id,
+            patient_id: r.patient_id,
+            correspondent: r.correspondent,
+            correspondent_name: r.correspondent_name,
+            correspondent_profession: r.correspondent_profession,
+            correspondent_via: r.correspondent_via,
+            correspondent_other_operator: r.correspondent_other_operator != 0,
+            subject: r.subject,
+            status: r.status,
+            ended_by: r.ended_by,
+            ended_at: r.ended_at,
+            created_at: r.created_at,
+            last_message_at: r.last_message_at,
+            unread: r.unread,
+        }
+    }
+}
+
+/// A message of a thread as read, the read mark as an integer.
+#[derive(sqlx::FromRow)]
+struct ThreadMessageRow {
+    message_id: i64,
+    direction: String,
+    is_read: i64,
+    created_at: i64,
+    blob_hash: String,
+    header_message_id: Option<String>,
+}
+
+impl From<ThreadMessageRow> for ThreadMessage {
+    fn from(r: ThreadMessageRow) -> ThreadMessage {
+        ThreadMessage {
+            message_id: r.message_id,
+            direction: r.direction,
+            is_read: r.is_read != 0,
+            created_at: r.created_at,
+            blob_hash: r.blob_hash,
+            header_message_id: r.header_message_id,
+        }
+    }
 }
 
 async fn patient_address(conn: &mut AnyConnection, patient_id: i64) -> Result<String, StoreError> {
-    let r = sqlx::query("SELECT address FROM accounts WHERE id = $1")
-        .bind(patient_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(r.try_get("address")?)
+    Ok(
+        sqlx::query_scalar("SELECT address FROM accounts WHERE id = $1")
+            .bind(patient_id)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
 }
 
 /// Files a message to a patient in the right thread, inside the delivery transaction.
@@ -135,7 +180,7 @@ pub(super) async fn on_delivery(
     let patient = patient_address(conn, patient_id).await?;
     let mut found: Option<i64> = None;
     for reference in &m.references {
-        let row = sqlx::query(
+        let id: Option<i64> = sqlx::query_scalar(
             "SELECT t.id FROM threads t JOIN thread_messages tm ON tm.thread_id = t.id \
              WHERE t.patient_id = $1 AND t.correspondent = $2 AND t.status = 'open' AND tm.header_message_id = $3 \
              ORDER BY t.id DESC LIMIT 1",
@@ -145,23 +190,20 @@ pub(super) async fn on_delivery(
         .bind(reference)
         .fetch_optional(&mut *conn)
         .await?;
-        if let Some(r) = row {
-            found = Some(r.try_get("id")?);
+        if id.is_some() {
+            found = id;
             break;
         }
     }
     if found.is_none() && m.ends {
         // A closing message that replies to nothing known ends the latest open thread with that sender.
-        let row = sqlx::query(
+        found = sqlx::query_scalar(
             "SELECT id FROM threads WHERE patient_id = $1 AND correspondent = $2 AND status = 'open' ORDER BY id DESC LIMIT 1",
         )
         .bind(patient_id)
         .bind(&m.sender)
         .fetch_optional(&mut *conn)
         .await?;
-        if let Some(r) = row {
-            found = Some(r.try_get("id")?);
-        }
     }
     let thread_id = match found {
         Some(id) => {
@@ -179,7 +221,7 @@ pub(super) async fn on_delivery(
             id
         }
         None => {
-            let r = sqlx::query(
+            let id: i64 = sqlx::query_scalar(
                 "INSERT INTO threads (patient_id, correspondent, correspondent_name, correspondent_profession, subject, \
                  status, created_at, last_message_at, correspondent_via, correspondent_other_operator) \
                  VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8) RETURNING id",
@@ -194,7 +236,6 @@ pub(super) async fn on_delivery(
             .bind(i64::from(m.other_operator))
             .fetch_one(&mut *conn)
             .await?;
-            let id: i64 = r.try_get("id")?;
             audit::append_on(
                 conn,
                 &AuditEntry::new(&m.sender, "thread.open", &patient, &format!("thread {id}")),
@@ -270,13 +311,12 @@ pub(super) async fn on_patient_message(
         .bind(thread_id)
         .execute(&mut *conn)
         .await?;
-    let r = sqlx::query(
+    let patient: String = sqlx::query_scalar(
         "SELECT a.address FROM threads t JOIN accounts a ON a.id = t.patient_id WHERE t.id = $1",
     )
     .bind(thread_id)
     .fetch_one(&mut *conn)
     .await?;
-    let patient: String = r.try_get("address")?;
     audit::append_on(
         conn,
         &AuditEntry::new(
@@ -293,13 +333,13 @@ pub(super) async fn on_patient_message(
 impl Store {
     /// The patient's threads, most recent first.
     pub async fn threads_of(&self, patient_id: i64) -> Result<Vec<Thread>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<ThreadRow> = sqlx::query_as(&format!(
             "SELECT {THREAD_COLUMNS} FROM threads t WHERE t.patient_id = $1 ORDER BY t.last_message_at DESC, t.id DESC"
         ))
         .bind(patient_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(thread).collect()
+        Ok(rows.into_iter().map(Thread::from).collect())
     }
 
     /// The address of the patient a thread belongs to (to audit an attempt
@@ -319,14 +359,14 @@ impl Store {
         patient_id: i64,
         thread_id: i64,
     ) -> Result<Option<Thread>, StoreError> {
-        let row = sqlx::query(&format!(
+        let row: Option<ThreadRow> = sqlx::query_as(&format!(
             "SELECT {THREAD_COLUMNS} FROM threads t WHERE t.id = $1 AND t.patient_id = $2"
         ))
         .bind(thread_id)
         .bind(patient_id)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(thread).transpose()
+        Ok(row.map(Thread::from))
     }
 
     /// The latest open thread between the patient and `correspondent`.
@@ -335,7 +375,7 @@ impl Store {
         patient_id: i64,
         correspondent: &str,
     ) -> Result<Option<Thread>, StoreError> {
-        let row = sqlx::query(&format!(
+        let row: Option<ThreadRow> = sqlx::query_as(&format!(
             "SELECT {THREAD_COLUMNS} FROM threads t WHERE t.patient_id = $1 AND t.correspondent = $2 AND t.status = 'open' \
              ORDER BY t.id DESC LIMIT 1"
         ))
@@ -343,12 +383,12 @@ impl Store {
         .bind(correspondent)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(thread).transpose()
+        Ok(row.map(Thread::from))
     }
 
     /// The messages of a thread, oldest first.
     pub async fn thread_messages(&self, thread_id: i64) -> Result<Vec<ThreadMessage>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<ThreadMessageRow> = sqlx::query_as(
             "SELECT tm.message_id, tm.direction, tm.is_read, tm.created_at, tm.header_message_id, m.blob_hash \
              FROM thread_messages tm JOIN messages m ON m.id = tm.message_id WHERE tm.thread_id = $1 \
              ORDER BY tm.created_at, tm.message_id",
@@ -356,18 +396,7 @@ impl Store {
         .bind(thread_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ThreadMessage {
-                    message_id: r.try_get("message_id")?,
-                    direction: r.try_get("direction")?,
-                    is_read: r.try_get::<i64, _>("is_read")? != 0,
-                    created_at: r.try_get("created_at")?,
-                    blob_hash: r.try_get("blob_hash")?,
-                    header_message_id: r.try_get("header_message_id")?,
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(ThreadMessage::from).collect())
     }
 
     /// Marks every message of the thread read.
@@ -390,7 +419,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let mut ended = 0;
         for id in header_ids {
-            let rows = sqlx::query(
+            let rows: Vec<(i64, String)> = sqlx::query_as(
                 "SELECT DISTINCT t.id, a.address FROM threads t JOIN thread_messages tm ON tm.thread_id = t.id \
                  JOIN accounts a ON a.id = t.patient_id \
                  WHERE t.correspondent = $1 AND t.status = 'open' AND tm.header_message_id = $2",
@@ -399,9 +428,7 @@ impl Store {
             .bind(id)
             .fetch_all(&mut *tx)
             .await?;
-            for r in rows {
-                let thread_id: i64 = r.try_get("id")?;
-                let patient: String = r.try_get("address")?;
+            for (thread_id, patient) in rows {
                 end_on(&mut tx, thread_id, by_name, by, &patient, self.now()).await?;
                 ended += 1;
             }
@@ -415,16 +442,12 @@ impl Store {
         &self,
         account_id: i64,
     ) -> Result<(Option<String>, bool, i64), StoreError> {
-        let row = sqlx::query("SELECT notify_email, notify_enabled, last_notice_at FROM patient_settings WHERE account_id = $1")
+        let row: Option<(Option<String>, i64, i64)> = sqlx::query_as("SELECT notify_email, notify_enabled, last_notice_at FROM patient_settings WHERE account_id = $1")
             .bind(account_id)
             .fetch_optional(self.pool())
             .await?;
         Ok(match row {
-            Some(r) => (
-                r.try_get("notify_email")?,
-                r.try_get::<i64, _>("notify_enabled")? != 0,
-                r.try_get("last_notice_at")?,
-            ),
+            Some((email, enabled, last_notice_at)) => (email, enabled != 0, last_notice_at),
             None => (None, true, 0),
         })
     }
@@ -513,7 +536,7 @@ impl Store {
         max_secs: i64,
     ) -> Result<Option<i64>, StoreError> {
         let t = self.now();
-        let row = sqlx::query(
+        let row: Option<(i64, i64)> = sqlx::query_as(
             "SELECT account_id, last_seen FROM api_sessions \
              WHERE token_hash = $1 AND last_seen > $2 AND created_at > $3",
         )
@@ -522,11 +545,9 @@ impl Store {
         .bind(t - max_secs)
         .fetch_optional(self.pool())
         .await?;
-        let Some(row) = row else {
+        let Some((account_id, last_seen)) = row else {
             return Ok(None);
         };
-        let account_id: i64 = row.try_get("account_id")?;
-        let last_seen: i64 = row.try_get("last_seen")?;
         if t - last_seen >= (idle_secs / 10).clamp(0, 60) {
             // A refresh that fails (a busy database) does not fail the request.
             if let Err(e) = sqlx::query(

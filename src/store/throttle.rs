@@ -1,8 +1,6 @@
 //! Login failure counters (`login_throttle`), for `identity::throttle`: one
 //! row per key hash, shared by every node on the database.
 
-use sqlx::Row;
-
 use super::{Store, StoreError};
 
 impl Store {
@@ -35,7 +33,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let t = self.now();
         // One statement: concurrent failures on several nodes all count.
-        let row = sqlx::query(
+        let locked_until: i64 = sqlx::query_scalar(
             "INSERT INTO login_throttle (key_hash, failures, last_at, locked_until) \
              VALUES ($1, 1, $2, CASE WHEN 1 >= $3 THEN $2 + $4 ELSE 0 END) \
              ON CONFLICT (key_hash) DO UPDATE SET \
@@ -53,7 +51,6 @@ impl Store {
         .bind(window)
         .fetch_one(self.pool())
         .await?;
-        let locked_until: i64 = row.try_get("locked_until")?;
         Ok(locked_until > t)
     }
 

@@ -531,7 +531,10 @@ async fn add_document(
     let u = patient::read_document_upload(req, crate::dossier::PATIENT_DOCUMENT_MAX).await?;
     let doc = crate::dossier::patient_document(&u.category, &u.title, &u.file_name, u.data)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    s.store.add_document(p.id, doc).await.map_err(unavailable)?;
+    s.store
+        .add_document(p.id, doc.into())
+        .await
+        .map_err(unavailable)?;
     crate::audit::append(
         &s.store,
         &crate::audit::AuditEntry::new(&p.address, "document.add", &p.address, "patient"),
@@ -583,7 +586,7 @@ async fn declare(
         },
     )?;
     s.store
-        .declare_profile_item(p.id, &item)
+        .declare_profile_item(p.id, &item.into())
         .await
         .map_err(unavailable)?;
     Ok(StatusCode::CREATED)

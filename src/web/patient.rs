@@ -320,7 +320,11 @@ pub(super) async fn document_bytes(
     d: &crate::store::dossier::Document,
 ) -> Result<Vec<u8>, crate::store::StoreError> {
     let raw = store.blob(&d.blob_hash).await?;
-    let Some(at) = d.reference.clone() else {
+    let Some(at) = d
+        .reference
+        .clone()
+        .map(crate::dossier::filing::DocumentRef::from)
+    else {
         return Ok(raw);
     };
     let unique_id = d.unique_id.clone();

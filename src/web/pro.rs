@@ -350,12 +350,9 @@ async fn deposit(
         .await
         .map_err(unavailable)?
         .map_err(|r| ProError(StatusCode::FORBIDDEN, r.smtp_text()))?;
-    s.store.file(&filing).await.map_err(unavailable)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "documents": filing.documents.len() })),
-    )
-        .into_response())
+    let documents = filing.documents.len();
+    s.store.file(&filing.into()).await.map_err(unavailable)?;
+    Ok((StatusCode::CREATED, Json(json!({ "documents": documents }))).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -247,7 +247,7 @@ pub(super) async fn add(
     ) {
         Ok(doc) => {
             let p = &session.account;
-            s.store.add_document(p.id, doc).await?;
+            s.store.add_document(p.id, doc.into()).await?;
             crate::audit::append(
                 &s.store,
                 &crate::audit::AuditEntry::new(&p.address, "document.add", &p.address, "patient"),
@@ -361,7 +361,7 @@ pub(super) async fn declare(
     match dossier::declared_item(&f.category, &f.label, &f.value) {
         Some(item) => {
             s.store
-                .declare_profile_item(session.account.id, &item)
+                .declare_profile_item(session.account.id, &item.into())
                 .await?;
             Ok(Redirect::to("/profil?etat=declare").into_response())
         }
