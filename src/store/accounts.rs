@@ -262,7 +262,13 @@ impl Store {
         &self,
         address: &str,
     ) -> Result<Option<(Account, Option<i64>)>, StoreError> {
-        let row = sqlx::query(&format!(
+        #[derive(sqlx::FromRow)]
+        struct WithInbox {
+            #[sqlx(flatten)]
+            account: AccountRow,
+            inbox: Option<i64>,
+        }
+        let row: Option<WithInbox> = sqlx::query_as(&format!(
             "SELECT {ACCOUNT_COLUMNS}, (SELECT m.id FROM mailboxes m \
              WHERE m.account_id = accounts.id AND m.name = 'INBOX') AS inbox \
              FROM accounts WHERE address = $1"
@@ -270,7 +276,7 @@ impl Store {
         .bind(address)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| Ok((account_from_row(&r)?, r.try_get("inbox")?)))
+        row.map(|r| Ok((Account::try_from(r.account)?, r.inbox)))
             .transpose()
     }
 
