@@ -37,7 +37,7 @@ pub enum CdaError {
     NotCda(String),
     /// The non-XML body is not valid base64.
     #[error("the non-XML body is not valid base64: {0}")]
-    Base64(String),
+    Base64(#[source] base64::DecodeError),
     /// The non-XML body decodes to more than `max_entry_size` bytes.
     #[error("the non-XML body is larger than allowed")]
     TooLarge,
@@ -191,7 +191,7 @@ fn non_xml(nx: &Element, limits: &Limits) -> Result<Option<NonXmlBody>, CdaError
         }
         base64::engine::general_purpose::STANDARD
             .decode(compact.as_bytes())
-            .map_err(|e| CdaError::Base64(e.to_string()))?
+            .map_err(CdaError::Base64)?
     } else {
         raw.into_bytes()
     };

@@ -88,7 +88,7 @@ pub enum XdmError {
     Truncated,
     /// Any other structural zip error (bad CRC, bad deflate stream, encryption…).
     #[error("the zip package is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] zip::result::ZipError),
 }
 
 /// A document of the package together with its metadata.
@@ -407,7 +407,7 @@ impl Budget {
 fn zip_error(e: zip::result::ZipError) -> XdmError {
     match e {
         zip::result::ZipError::Io(io) => io_error(io),
-        other => XdmError::Corrupt(other.to_string()),
+        other => XdmError::Corrupt(other),
     }
 }
 
@@ -415,7 +415,7 @@ fn io_error(e: std::io::Error) -> XdmError {
     if e.kind() == std::io::ErrorKind::UnexpectedEof {
         XdmError::Truncated
     } else {
-        XdmError::Corrupt(e.to_string())
+        XdmError::Corrupt(zip::result::ZipError::Io(e))
     }
 }
 

@@ -61,7 +61,7 @@ use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 use x509_parser::x509::AttributeTypeAndValue;
 
 /// Why a DN could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DnError {
     /// Nothing but blanks and separators.
     #[error("empty distinguished name")]
@@ -71,7 +71,7 @@ pub enum DnError {
     MissingType(String),
     /// The DER certificate or name could not be parsed.
     #[error("certificate: {0}")]
-    Certificate(String),
+    Certificate(#[source] x509_parser::nom::Err<x509_parser::error::X509Error>),
 }
 
 /// One attribute of an RDN: canonical type and value as written (unescaped,
@@ -293,8 +293,7 @@ impl DistinguishedName {
 
     /// The subject of a DER certificate.
     pub fn from_der_certificate(der: &[u8]) -> Result<DistinguishedName, DnError> {
-        let (_, cert) =
-            X509Certificate::from_der(der).map_err(|e| DnError::Certificate(e.to_string()))?;
+        let (_, cert) = X509Certificate::from_der(der).map_err(DnError::Certificate)?;
         DistinguishedName::from_x509_name(cert.subject())
     }
 

@@ -22,7 +22,7 @@ pub struct Destination {
 pub enum RouteError {
     /// The lookup failed for now (retry later).
     #[error("DNS lookup failed: {0}")]
-    Temporary(String),
+    Temporary(#[source] hickory_resolver::ResolveError),
     /// The domain does not exist or has no usable host (permanent).
     #[error("no mail server for {0}")]
     NoHost(String),
@@ -45,7 +45,7 @@ impl Router {
     ) -> Result<Router, RouteError> {
         let resolver = if dns.is_empty() {
             TokioResolver::builder_tokio()
-                .map_err(|e| RouteError::Temporary(e.to_string()))?
+                .map_err(RouteError::Temporary)?
                 .build()
         } else {
             let mut group = NameServerConfigGroup::new();
@@ -112,7 +112,7 @@ impl Router {
             }
             Err(e) if e.is_no_records_found() => vec![domain.to_string()],
             Err(e) if e.is_nx_domain() => return Err(RouteError::NoHost(domain.to_string())),
-            Err(e) => return Err(RouteError::Temporary(e.to_string())),
+            Err(e) => return Err(RouteError::Temporary(e)),
         };
         let mut out = Vec::new();
         for host in hosts {
@@ -141,7 +141,7 @@ impl Router {
             Err(e) if e.is_no_records_found() || e.is_nx_domain() => {
                 Err(RouteError::NoHost(host.to_string()))
             }
-            Err(e) => Err(RouteError::Temporary(e.to_string())),
+            Err(e) => Err(RouteError::Temporary(e)),
         }
     }
 }

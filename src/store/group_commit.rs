@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 
 use sqlx::AnyConnection;
-use sqlx::Row;
 
 use super::messages::{NewMessage, NewRecipient, Stored};
 use super::{Backend, StoreError};
@@ -111,26 +110,20 @@ async fn reserve_message_ids(
         Backend::Sqlite => {
             // AUTOINCREMENT's high-water mark: ids are never reused. Safe to
             // read and extend here because this transaction holds the write lock.
-            let last: i64 = sqlx::query(
+            let last: i64 = sqlx::query_scalar(
                 "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0) AS seq",
             )
             .fetch_one(&mut *conn)
-            .await?
-            .try_get("seq")?;
+            .await?;
             Ok((last + 1..=last + n).collect())
         }
-        Backend::Postgres => {
-            let rows = sqlx::query(
-                "SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id \
+        Backend::Postgres => Ok(sqlx::query_scalar(
+            "SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id \
                  FROM generate_series(1, $1)",
-            )
-            .bind(n)
-            .fetch_all(&mut *conn)
-            .await?;
-            rows.iter()
-                .map(|r| r.try_get("id").map_err(StoreError::from))
-                .collect()
-        }
+        )
+        .bind(n)
+        .fetch_all(&mut *conn)
+        .await?),
     }
 }
 
@@ -233,17 +226,14 @@ async fn place(
          highestmodseq = highestmodseq + CASE id{modseq} END \
          WHERE id IN ({list}) RETURNING id, uidnext, highestmodseq"
     );
-    let mut query = sqlx::query(&sql).persistent(false);
+    let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql).persistent(false);
     for (folder, n) in &wanted {
         query = query.bind(*folder).bind(*n);
     }
     let rows = query.fetch_all(&mut *conn).await?;
     // Next UID and MODSEQ to hand out in each folder.
     let mut next: HashMap<i64, (i64, i64)> = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let folder: i64 = row.try_get("id")?;
-        let uidnext: i64 = row.try_get("uidnext")?;
-        let highest: i64 = row.try_get("highestmodseq")?;
+    for &(folder, uidnext, highest) in &rows {
         let n = wanted
             .iter()
             .find(|(f, _)| *f == folder)

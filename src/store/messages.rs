@@ -1,8 +1,8 @@
 //! Messages: content blobs (stored once by hash), message rows, recipients, and
 //! per-folder entries with UID and MODSEQ allocated from the folder's counters.
 
+use sqlx::Acquire;
 use sqlx::AnyConnection;
-use sqlx::{Acquire, Row};
 
 use super::{Store, StoreError};
 
@@ -109,7 +109,7 @@ pub async fn insert_message(
     .bind(&m.data)
     .execute(&mut *conn)
     .await?;
-    let row = sqlx::query(
+    let message_id: i64 = sqlx::query_scalar(
         "INSERT INTO messages (blob_hash, size, received_at, mail_from, header_message_id, \
          dsn_envid, dsn_ret, origin, envelope, imap_envelope, bodystructure) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
@@ -127,7 +127,6 @@ pub async fn insert_message(
     .bind(&m.bodystructure)
     .fetch_one(&mut *conn)
     .await?;
-    let message_id: i64 = row.try_get("id")?;
     let mut placements = Vec::new();
     let mut queued = Vec::new();
     for r in &m.recipients {
@@ -148,7 +147,7 @@ pub async fn insert_message(
     super::queue::enqueue_on(&mut *conn, &queued).await?;
     for mailbox_id in m.folders() {
         // The row lock taken here orders concurrent writers to one folder.
-        let row = sqlx::query(
+        let (uid, modseq): (i64, i64) = sqlx::query_as(
             "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
              WHERE id = $1 RETURNING uidnext - 1 AS uid, highestmodseq",
         )
@@ -156,8 +155,6 @@ pub async fn insert_message(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox_id}")))?;
-        let uid: i64 = row.try_get("uid")?;
-        let modseq: i64 = row.try_get("highestmodseq")?;
         sqlx::query(
             "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, modseq, internal_date) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -275,7 +272,7 @@ impl Store {
 
     /// The messages of one folder, by UID (tests and tools; IMAP has its own queries).
     pub async fn folder_messages(&self, mailbox_id: i64) -> Result<Vec<FiledMessage>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(i64, String, i64, Vec<u8>)> = sqlx::query_as(
             "SELECT mm.uid, mm.flags, mm.recent, b.data FROM mailbox_messages mm \
              JOIN messages m ON m.id = mm.message_id JOIN blobs b ON b.hash = m.blob_hash \
              WHERE mm.mailbox_id = $1 ORDER BY mm.uid",
@@ -283,16 +280,15 @@ impl Store {
         .bind(mailbox_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(FiledMessage {
-                    uid: r.try_get("uid")?,
-                    data: r.try_get("data")?,
-                    flags: r.try_get("flags")?,
-                    recent: r.try_get::<i64, _>("recent")? != 0,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|(uid, flags, recent, data)| FiledMessage {
+                uid,
+                data,
+                flags,
+                recent: recent != 0,
             })
-            .collect()
+            .collect())
     }
 
     /// The DSN parameters stored with a message's recipients: (recipient, orcpt, notify).
@@ -300,20 +296,11 @@ impl Store {
         &self,
         message_id: i64,
     ) -> Result<Vec<(String, Option<String>, i64)>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT recipient, orcpt, notify FROM message_recipients WHERE message_id = $1 ORDER BY recipient",
         )
         .bind(message_id)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("recipient")?,
-                    r.try_get("orcpt")?,
-                    r.try_get("notify")?,
-                ))
-            })
-            .collect()
+        .await?)
     }
 }
