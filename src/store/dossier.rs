@@ -2,7 +2,7 @@
 //! version; content in `blobs`, or inside the message that brought it),
 //! profile items with their provenance, and the indexing outcome of each
 //! delivery. Rows that come with a message are written
-//! inside that message's transaction (`insert_message`), so a document is
+//! inside that message's transaction (`group_commit::write`), so a document is
 //! indexed with its message or not at all. The rules are in `crate::dossier`.
 
 use sqlx::AnyConnection;

@@ -96,86 +96,6 @@ pub struct FiledMessage {
     pub recent: bool,
 }
 
-/// Writes one message on `conn` (which the caller holds inside a transaction).
-pub async fn insert_message(
-    conn: &mut AnyConnection,
-    m: &NewMessage,
-) -> Result<Stored, StoreError> {
-    sqlx::query(
-        "INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
-    )
-    .bind(&m.hash)
-    .bind(m.data.len() as i64)
-    .bind(&m.data)
-    .execute(&mut *conn)
-    .await?;
-    let message_id: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (blob_hash, size, received_at, mail_from, header_message_id, \
-         dsn_envid, dsn_ret, origin, envelope, imap_envelope, bodystructure) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-    )
-    .bind(&m.hash)
-    .bind(m.data.len() as i64)
-    .bind(m.received_at)
-    .bind(&m.mail_from)
-    .bind(&m.header_message_id)
-    .bind(&m.dsn_envid)
-    .bind(&m.dsn_ret)
-    .bind(m.origin)
-    .bind(&m.envelope)
-    .bind(&m.imap_envelope)
-    .bind(&m.bodystructure)
-    .fetch_one(&mut *conn)
-    .await?;
-    let mut placements = Vec::new();
-    let mut queued = Vec::new();
-    for r in &m.recipients {
-        sqlx::query(
-            "INSERT INTO message_recipients (message_id, recipient, orcpt, notify) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (message_id, recipient) DO NOTHING",
-        )
-        .bind(message_id)
-        .bind(&r.address)
-        .bind(&r.orcpt)
-        .bind(r.notify)
-        .execute(&mut *conn)
-        .await?;
-        if r.remote {
-            queued.push((message_id, r, m.received_at));
-        }
-    }
-    super::queue::enqueue_on(&mut *conn, &queued).await?;
-    for mailbox_id in m.folders() {
-        // The row lock taken here orders concurrent writers to one folder.
-        let (uid, modseq): (i64, i64) = sqlx::query_as(
-            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
-             WHERE id = $1 RETURNING uidnext - 1 AS uid, highestmodseq",
-        )
-        .bind(mailbox_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox_id}")))?;
-        sqlx::query(
-            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, modseq, internal_date) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(mailbox_id)
-        .bind(uid)
-        .bind(message_id)
-        .bind(&m.flags)
-        .bind(modseq)
-        .bind(m.received_at)
-        .execute(&mut *conn)
-        .await?;
-        placements.push((mailbox_id, uid));
-    }
-    link_on(conn, m, message_id).await?;
-    Ok(Stored {
-        message_id,
-        placements,
-    })
-}
-
 /// Joins a stored message to its patient threads and files its documents in
 /// patients' records (same transaction as the message).
 pub(super) async fn link_on(
@@ -242,10 +162,13 @@ impl Store {
                 let mut results = Vec::with_capacity(batch.len());
                 for m in batch {
                     let mut sp = tx.begin().await?;
-                    match insert_message(&mut sp, m).await {
-                        Ok(stored) => {
+                    let one = std::slice::from_ref(m);
+                    match super::group_commit::write(&mut sp, self.backend(), one).await {
+                        Ok(mut stored) => {
                             sp.commit().await?;
-                            results.push(Ok(stored));
+                            results.push(stored.pop().ok_or_else(|| {
+                                StoreError::Corrupt("batch of one wrote nothing".into())
+                            }));
                         }
                         Err(e) => {
                             sp.rollback().await?;
