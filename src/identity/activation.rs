@@ -48,7 +48,7 @@ pub async fn issue(
         return Err(IssueError::NotPatient);
     }
     let code = generate_code();
-    let hash = password::hash(&format!("activation:{}", normalize_code(&code)))?;
+    let hash = password::hash_pooled(format!("activation:{}", normalize_code(&code))).await?;
     store
         .set_activation_code(
             account.id,
@@ -143,15 +143,11 @@ impl Authenticator {
             .as_ref()
             .map_or_else(|| dummy_hash().to_string(), |p| p.code_hash.clone());
         let typed = format!("activation:{}", normalize_code(code));
-        let valid = tokio::task::spawn_blocking(move || password::verify(&typed, &hash))
-            .await
-            .unwrap_or(false);
+        let valid = password::verify_pooled(typed, hash).await;
         match account {
             Some(acc) if valid && live.is_some() => {
-                let phc = match tokio::task::spawn_blocking(move || password::hash(&new_password))
-                    .await
-                {
-                    Ok(Ok(phc)) => phc,
+                let phc = match password::hash_pooled(new_password).await {
+                    Ok(phc) => phc,
                     _ => return Activation::Unavailable,
                 };
                 match self.store.complete_activation(acc.id, &phc).await {

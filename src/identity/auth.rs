@@ -162,9 +162,7 @@ impl Authenticator {
             .and_then(|a| a.password_hash.clone())
             .unwrap_or_else(|| dummy_hash().to_string());
         let pw = credentials.password;
-        let valid = tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
-            .await
-            .unwrap_or(false);
+        let valid = password::verify_pooled(pw, hash).await;
         match account {
             Some(acc) if valid && !acc.disabled => {
                 if forgive {

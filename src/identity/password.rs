@@ -14,6 +14,9 @@ pub enum PasswordError {
     /// The hasher failed.
     #[error("password hashing failed: {0}")]
     Hash(#[source] argon2::password_hash::Error),
+    /// The hashing job did not complete (it panicked, or the runtime is stopping).
+    #[error("password hashing did not complete")]
+    Interrupted,
 }
 
 /// The shortest password an account may have.
@@ -40,6 +43,58 @@ pub fn verify(password: &str, phc: &str) -> bool {
                 .is_ok()
         })
         .unwrap_or(false)
+}
+
+/// A bounded pool for Argon2id work. Each hash or verification takes 19 MiB
+/// and a core for tens of milliseconds: a burst of logins (or of wrong
+/// passwords) must queue here rather than fill tokio's blocking pool (512
+/// threads), exhaust memory, or take the cores every other session needs.
+#[derive(Debug)]
+pub struct HashPool {
+    permits: tokio::sync::Semaphore,
+}
+
+impl HashPool {
+    /// A pool running at most `size` jobs at once (at least one).
+    pub fn new(size: usize) -> HashPool {
+        HashPool {
+            permits: tokio::sync::Semaphore::new(size.max(1)),
+        }
+    }
+
+    /// Runs `job` on a blocking thread once a slot is free; None if the job
+    /// panicked or the pool was closed.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let _permit = self.permits.acquire().await.ok()?;
+        tokio::task::spawn_blocking(job).await.ok()
+    }
+}
+
+/// The process's pool: one slot per core.
+fn pool() -> &'static HashPool {
+    static POOL: std::sync::LazyLock<HashPool> = std::sync::LazyLock::new(|| {
+        HashPool::new(std::thread::available_parallelism().map_or(2, usize::from))
+    });
+    &POOL
+}
+
+/// [`verify`] on the bounded pool (logins, activation codes).
+pub async fn verify_pooled(password: String, phc: String) -> bool {
+    pool()
+        .run(move || verify(&password, &phc))
+        .await
+        .unwrap_or(false)
+}
+
+/// [`hash`] on the bounded pool (password changes, activation codes).
+pub async fn hash_pooled(password: String) -> Result<String, PasswordError> {
+    pool()
+        .run(move || hash(&password))
+        .await
+        .unwrap_or(Err(PasswordError::Interrupted))
 }
 
 /// A rule a patient's new password breaks; the text is shown to the patient.
@@ -139,5 +194,42 @@ mod tests {
     fn short_passwords_are_refused() {
         assert!(matches!(hash("short"), Err(PasswordError::TooShort(_))));
         assert_eq!(generate().len(), 20);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_hash_pool_runs_at_most_its_size_at_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let pool = Arc::new(HashPool::new(2));
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let mut jobs = Vec::new();
+        for _ in 0..12 {
+            let (pool, running, most) = (pool.clone(), running.clone(), most.clone());
+            jobs.push(tokio::spawn(async move {
+                pool.run(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+            }));
+        }
+        for j in jobs {
+            assert_eq!(j.await.unwrap(), Some(()));
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn pooled_verification_matches_the_direct_one() {
+        let h = hash("correct horse battery").unwrap();
+        assert!(verify_pooled("correct horse battery".into(), h.clone()).await);
+        assert!(!verify_pooled("wrong horse battery".into(), h).await);
+        assert!(matches!(
+            hash_pooled("short".into()).await,
+            Err(PasswordError::TooShort(_))
+        ));
     }
 }

@@ -158,9 +158,8 @@ pub(super) async fn password(
         }
     }
     let new = f.password;
-    let phc = tokio::task::spawn_blocking(move || password::hash(&new))
+    let phc = password::hash_pooled(new)
         .await
-        .map_err(|e| PageError::Unavailable(Box::new(e)))?
         .map_err(|e| PageError::Unavailable(Box::new(e)))?;
     s.store
         .set_password(&p.address, &phc, Some(&session.token_hash))
