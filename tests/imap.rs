@@ -546,6 +546,11 @@ async fn mbsync_two_way_sync_of_1000_messages() {
     run("pull");
     let inbox = mail_dir.join("INBOX");
     assert_eq!(maildir(&inbox, 'F').0, 1000);
+    // isync speaks COMPRESS=DEFLATE (RFC 4978) when the server offers it.
+    assert!(
+        server.log().contains("IMAP compression started"),
+        "mbsync did not compress"
+    );
 
     // 2. Flag 10 and delete 5 locally, push back.
     let mut files: Vec<std::path::PathBuf> = ["cur", "new"]
@@ -1496,3 +1501,190 @@ async fn header_fetch_of_a_large_folder(db: Db) {
 }
 
 both_backends!(header_fetch_of_a_large_folder);
+
+/// The peak resident memory of a process (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// COMPRESS=DEFLATE (RFC 4978): after `COMPRESS DEFLATE` both directions are
+/// raw DEFLATE; every reply (IDLE pushes included) can be decoded when it
+/// arrives; a second COMPRESS is refused; a decompression bomb meets the line
+/// limit without the server's memory growing with it.
+async fn compress_deflate(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let addr = server.addr("imaps");
+    let mut c = imap_login(addr, &ca, JEAN, PW).await;
+    let caps = c.expect("CAPABILITY", "OK").await;
+    assert!(caps.untagged[0].contains(" COMPRESS=DEFLATE"), "{caps:?}");
+    let r = c.expect("COMPRESS DEFLATE", "OK").await;
+    assert!(r.untagged.is_empty(), "{r:?}");
+    assert!(r.status.ends_with(" OK DEFLATE active"), "{r:?}");
+    let mut z = common::Imap::new(common::deflate::Deflated::new(c.stream.into_inner()));
+
+    // Plenty of compressible text: 300 KB of the same report lines.
+    let body = "Compte rendu: examen sans particularite, controle dans six mois.\r\n".repeat(4600);
+    let big = mail("compress-big", &body);
+    let a = z.append("INBOX", "", &big).await;
+    assert!(a.ok(), "{a:?}");
+    z.expect("SELECT INBOX", "OK").await;
+    let before = z.stream.get_ref().compressed_in;
+    let f = z.expect("FETCH 1 (BODY.PEEK[])", "OK").await;
+    let compressed = z.stream.get_ref().compressed_in - before;
+    assert_eq!(f.untagged.len(), 1, "{}", f.status);
+    let fetched = f.untagged[0].split_once('\n').expect("literal").1;
+    assert!(fetched.starts_with(&String::from_utf8_lossy(&big).into_owned()));
+    assert!(
+        compressed < big.len() as u64 / 20,
+        "{compressed} compressed octets for {}",
+        big.len()
+    );
+    let again = z.expect("COMPRESS DEFLATE", "NO").await;
+    assert_eq!(
+        again.status.split_once(' ').unwrap().1,
+        "NO [COMPRESSIONACTIVE] DEFLATE is already active"
+    );
+
+    // IDLE: a delivery is pushed while the client waits, so the burst was flushed.
+    let tag = z.tag();
+    z.send_raw(format!("{tag} IDLE\r\n").as_bytes()).await;
+    let cont = z.read_line().await;
+    assert!(cont.starts_with('+'), "{cont}");
+    let mut other = imap_login(addr, &ca, JEAN, PW).await;
+    other.append("INBOX", "", &mail("compress-idle", "x")).await;
+    let pushed = tokio::time::timeout(Duration::from_secs(10), z.read_line())
+        .await
+        .expect("IDLE heard the APPEND");
+    assert_eq!(pushed, "* 2 EXISTS");
+    z.send_raw(b"DONE\r\n").await;
+    assert!(z.read_until_tagged(&tag).await.ok());
+
+    // A bomb: 64 MiB without a line end, sent as about 64 KiB. The line limit
+    // answers, the rest of the line is dropped as it is inflated, and the
+    // server's peak memory does not follow the inflated size.
+    let pid = server.pid();
+    let peak_before = peak_rss_kib(pid);
+    let tag = z.tag();
+    let chunk = vec![b'a'; 1024 * 1024];
+    let mut bomb = z
+        .stream
+        .get_mut()
+        .compress(format!("{tag} NOOP ").as_bytes());
+    for _ in 0..64 {
+        bomb.extend(z.stream.get_mut().compress(&chunk));
+    }
+    bomb.extend(z.stream.get_mut().compress(b"\r\n"));
+    assert!(bomb.len() < 1024 * 1024, "{}", bomb.len());
+    {
+        use tokio::io::AsyncWriteExt;
+        let tls = z.stream.get_mut().get_mut();
+        tls.write_all(&bomb).await.unwrap();
+        tls.flush().await.unwrap();
+    }
+    let r = z.read_until_tagged(&tag).await;
+    assert_eq!(
+        r.status,
+        format!("{tag} BAD [TOOBIG] Command line longer than 65536 octets")
+    );
+    z.expect("NOOP", "OK").await;
+    let grown = peak_rss_kib(pid).saturating_sub(peak_before);
+    assert!(grown < 4 * 1024, "peak memory grew by {grown} KiB");
+    z.expect("LOGOUT", "OK").await;
+}
+
+/// UTF8=ACCEPT (RFC 6855): after `ENABLE UTF8=ACCEPT` mailbox names are
+/// UTF-8 quoted strings both ways and APPEND takes `UTF8 (~{n}…)`; a message
+/// with UTF-8 header fields is stored and served octet for octet. A session
+/// that did not enable it keeps modified UTF-7 and gets BAD for UTF-8.
+async fn utf8_accept(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let addr = server.addr("imaps");
+    let mut c = imap_login(addr, &ca, JEAN, PW).await;
+    let caps = c.expect("CAPABILITY", "OK").await;
+    assert!(caps.untagged[0].contains(" UTF8=ACCEPT"), "{caps:?}");
+    c.expect("CREATE \"Résultats\"", "BAD").await;
+    let e = c.expect("ENABLE UTF8=ACCEPT", "OK").await;
+    assert_eq!(e.untagged, vec!["* ENABLED UTF8=ACCEPT".to_string()]);
+    c.expect("CREATE \"Résultats/Échographies\"", "OK").await;
+    let l = c.expect("LIST \"\" \"R*\"", "OK").await;
+    assert_eq!(
+        l.untagged,
+        vec![
+            "* LIST (\\HasChildren) \"/\" \"Résultats\"".to_string(),
+            "* LIST (\\HasNoChildren) \"/\" \"Résultats/Échographies\"".to_string(),
+        ]
+    );
+    let message = "From: =?utf-8?q?Zo=C3=A9?= <zoe.lefevre@hopital-a.mes.test>\r\n\
+                   To: Jean Dupont <jean.dupont@hopital-a.mes.test>\r\n\
+                   Subject: Échographie cardiaque de Mme Lefèvre\r\n\
+                   Date: Tue, 24 Nov 2026 10:00:00 +0100\r\n\
+                   Message-ID: <utf8-accept@test>\r\n\r\nFEVG conservée.\r\n";
+    let tag = c.tag();
+    let mut append = format!(
+        "{tag} APPEND \"Résultats/Échographies\" (\\Seen) UTF8 (~{{{}+}}\r\n",
+        message.len()
+    )
+    .into_bytes();
+    append.extend_from_slice(message.as_bytes());
+    append.extend_from_slice(b")\r\n");
+    c.send_raw(&append).await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(r.ok(), "{r:?}");
+    assert!(r.status.contains("[APPENDUID "), "{r:?}");
+    let s = c
+        .expect("STATUS \"Résultats/Échographies\" (MESSAGES)", "OK")
+        .await;
+    assert_eq!(
+        s.untagged,
+        vec!["* STATUS \"Résultats/Échographies\" (MESSAGES 1)".to_string()]
+    );
+    c.expect("SELECT \"Résultats/Échographies\"", "OK").await;
+    let f = c
+        .expect(
+            "FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[])",
+            "OK",
+        )
+        .await;
+    let all = f.all();
+    assert!(all.contains("FLAGS (\\Seen \\Recent)"), "{all}");
+    assert!(
+        all.contains("Subject: Échographie cardiaque de Mme Lefèvre\r\n\r\n"),
+        "{all}"
+    );
+    assert!(all.contains(message), "{all}");
+    let sr = c.expect("SEARCH SUBJECT \"Lefèvre\"", "OK").await;
+    assert_eq!(sr.untagged, vec!["* SEARCH 1".to_string()]);
+
+    // Another session, without ENABLE: modified UTF-7, and the message as stored.
+    let mut old = imap_login(addr, &ca, JEAN, PW).await;
+    let l = old.expect("LIST \"\" \"R*\"", "OK").await;
+    assert_eq!(
+        l.untagged,
+        vec![
+            "* LIST (\\HasChildren) \"/\" R&AOk-sultats".to_string(),
+            "* LIST (\\HasNoChildren) \"/\" R&AOk-sultats/&AMk-chographies".to_string(),
+        ]
+    );
+    old.expect("SELECT \"Résultats/Échographies\"", "BAD").await;
+    old.expect("SELECT R&AOk-sultats/&AMk-chographies", "OK")
+        .await;
+    let f = old.expect("FETCH 1 (BODY.PEEK[])", "OK").await;
+    assert!(f.all().contains(message), "{}", f.all());
+    let tag = old.tag();
+    let mut append = format!("{tag} APPEND INBOX UTF8 (~{{{}+}}\r\n", message.len()).into_bytes();
+    append.extend_from_slice(message.as_bytes());
+    append.extend_from_slice(b")\r\n");
+    old.send_raw(&append).await;
+    let r = old.read_until_tagged(&tag).await;
+    assert_eq!(r.kind(), "BAD", "{r:?}");
+    old.expect("NOOP", "OK").await;
+}
+
+both_backends!(compress_deflate, utf8_accept);

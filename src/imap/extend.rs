@@ -1,4 +1,5 @@
-//! Extensions imap-codec 2.0-alpha does not parse: ESEARCH (RFC 4731: `SEARCH
+//! Extensions imap-codec 2.0-alpha does not parse: APPEND's `UTF8 (literal8)`
+//! data item (RFC 6855), ESEARCH (RFC 4731: `SEARCH
 //! RETURN (…)`), the LIST-EXTENDED options clients send (RFC 5258: selection
 //! options `(SUBSCRIBED SPECIAL-USE)` and `RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)`)
 //! LIST-STATUS (RFC 5819: `RETURN (STATUS (MESSAGES UNSEEN …))`) and the
@@ -195,9 +196,59 @@ fn replace_saved<S: Mailstore>(session: &ImapSession<S>, rest: &str) -> Result<O
     Ok(Some(out))
 }
 
+/// APPEND's `UTF8 (~{n}…)` data item (RFC 6855 §4), which imap-codec does not
+/// parse: `tag APPEND mailbox [flags] [date] UTF8 (~{n[+]}` CRLF, the n octets,
+/// then `)` CRLF. Rewritten as the same APPEND with a plain `~{n}` literal8;
+/// refused (BAD) unless the session enabled UTF8=ACCEPT.
+fn rewrite_append_utf8<S: Mailstore>(session: &mut ImapSession<S>, raw: &[u8]) -> Option<Rewrite> {
+    let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
+    let head = &raw[..line_end];
+    let tilde = head.iter().rposition(|&b| b == b'~')?;
+    let announced = head[tilde..].strip_prefix(b"~{")?.strip_suffix(b"}")?;
+    let digits = announced.strip_suffix(b"+").unwrap_or(announced);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let length: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    const ITEM: &[u8] = b" UTF8 (";
+    let before = &head[..tilde];
+    if before.len() < ITEM.len() || !before[before.len() - ITEM.len()..].eq_ignore_ascii_case(ITEM)
+    {
+        return None;
+    }
+    let prefix = std::str::from_utf8(&before[..before.len() - ITEM.len()]).ok()?;
+    let (tag, rest) = prefix.split_once(' ')?;
+    if !rest
+        .get(..7)
+        .is_some_and(|w| w.eq_ignore_ascii_case("APPEND "))
+    {
+        return None;
+    }
+    let data_start = line_end + 2;
+    let data = raw.get(data_start..data_start.checked_add(length)?)?;
+    if &raw[data_start + length..] != b")\r\n" {
+        return None;
+    }
+    let tag = Tag::try_from(tag.to_string()).ok()?;
+    if !session.utf8 {
+        session.bad(tag, "APPEND with UTF8 needs ENABLE UTF8=ACCEPT first");
+        return Some(Rewrite::Answered);
+    }
+    let mut plain = Vec::with_capacity(prefix.len() + length + 24);
+    plain.extend_from_slice(prefix.as_bytes());
+    plain.extend_from_slice(format!(" ~{{{length}}}\r\n").as_bytes());
+    plain.extend_from_slice(data);
+    plain.extend_from_slice(b"\r\n");
+    let (_, command) = CommandCodec::default().decode(&plain).ok()?;
+    Some(Rewrite::Command(command.into_static()))
+}
+
 /// Recognises an extended command in `raw`, records its options on `session`, and
 /// returns the plain command to run.
 pub fn rewrite<S: Mailstore>(session: &mut ImapSession<S>, raw: &[u8]) -> Option<Rewrite> {
+    if let Some(done) = rewrite_append_utf8(session, raw) {
+        return Some(done);
+    }
     let text = std::str::from_utf8(raw).ok()?;
     let line = text.strip_suffix("\r\n").unwrap_or(text);
     if line.contains('{') {

@@ -139,6 +139,15 @@ impl LineGuard {
         self.max_literal = max_literal;
     }
 
+    /// Takes the input not cut into pieces yet, and forgets any partial line:
+    /// after COMPRESS (RFC 4978) what follows the command is compressed, so
+    /// the listener inflates it and pushes it again.
+    pub fn take_unread(&mut self) -> Vec<u8> {
+        let rest = self.pending.get(self.pos..).unwrap_or_default().to_vec();
+        self.reset();
+        rest
+    }
+
     /// imap-next refused the literal the last line announced: it dropped the
     /// command, and the client will not send the data.
     pub fn literal_refused(&mut self) {

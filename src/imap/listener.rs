@@ -1,4 +1,5 @@
-//! The IMAP listeners: accept, limits, TLS (implicit or STARTTLS), timeouts, and
+//! The IMAP listeners: accept, limits, TLS (implicit or STARTTLS), COMPRESS=DEFLATE
+//! once the session accepted it (`compress.rs`), timeouts, and
 //! IDLE wake-ups from the store's change bus. Only bytes move here.
 
 use std::future::Future;
@@ -15,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 use tokio_rustls::TlsAcceptor;
 
+use super::compress::Deflate;
 use super::session::{Action, ImapSession};
 use super::{ImapConfig, ImapServices};
 use crate::listen::accept;
@@ -23,6 +25,9 @@ use crate::tls;
 
 /// Silence allowed after login, and the longest IDLE (RFC 3501 §5.4: at least 30 minutes).
 const AUTO_LOGOUT: Duration = Duration::from_secs(31 * 60);
+
+/// Octets read from the socket at a time, and inflated at a time.
+const READ_CHUNK: usize = 8 * 1024;
 
 /// One IMAP listener.
 #[derive(Clone)]
@@ -134,7 +139,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut changes = listener.services.store.changes().subscribe();
-    let mut buf = vec![0u8; 8 * 1024];
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut raw = vec![0u8; READ_CHUNK];
+    // COMPRESS=DEFLATE, once the session accepted it (RFC 4978).
+    let mut deflate: Option<Deflate> = None;
     let mut failed = Vec::new();
     let mut action = step(&mut failed, session.feed(&[])).await;
     loop {
@@ -145,11 +153,24 @@ where
             std::mem::take(&mut failed)
         };
         if !out.is_empty() {
+            // One burst, one sync flush: the client can decode every reply it got.
+            let out = match &mut deflate {
+                Some(d) => d.compress(&out)?,
+                None => out,
+            };
             stream.write_all(&out).await?;
             stream.flush().await?;
         }
         match action {
             Action::Continue => {}
+            Action::Compress => {
+                // Whatever the client sent after the command is compressed
+                // already: `read_input` inflates it before reading on.
+                let mut d = Deflate::new();
+                d.push(&session.take_unread())?;
+                deflate = Some(d);
+                tracing::info!("IMAP compression started");
+            }
             Action::StartTls | Action::Close => return Ok(action),
         }
         let deadline = if session.is_authenticated() {
@@ -158,7 +179,7 @@ where
             login_deadline
         };
         tokio::select! {
-            read = tokio::time::timeout_at(deadline, stream.read(&mut buf)) => {
+            read = tokio::time::timeout_at(deadline, read_input(stream, deflate.as_mut(), &mut raw, &mut buf)) => {
                 action = match read {
                     Ok(Ok(0)) => return Ok(Action::Close),
                     Ok(Ok(n)) => step(&mut failed, session.feed(&buf[..n])).await,
@@ -188,5 +209,34 @@ where
                 action = step(&mut failed, session.shutdown("Server shutting down")).await;
             }
         }
+    }
+}
+
+/// The client's next bytes, inflated when compression is on: at most
+/// `buf.len()` at a time, however much the compressed input expands. Reads
+/// the socket only when the pending compressed input gives nothing more;
+/// the read is its only await point, so it is cancel-safe in `select!`.
+async fn read_input<S>(
+    stream: &mut S,
+    deflate: Option<&mut Deflate>,
+    raw: &mut [u8],
+    buf: &mut [u8],
+) -> std::io::Result<usize>
+where
+    S: AsyncRead + Unpin,
+{
+    let Some(d) = deflate else {
+        return stream.read(buf).await;
+    };
+    loop {
+        let n = d.inflate(buf)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        let read = stream.read(raw).await?;
+        if read == 0 {
+            return Ok(0);
+        }
+        d.push(&raw[..read])?;
     }
 }

@@ -39,17 +39,33 @@
 //! UIDPLUS, UNSELECT, NAMESPACE, ENABLE, IDLE, SASL-IR and LITERAL+ (which
 //! covers LITERAL-).
 //!
+//! After login, COMPRESS=DEFLATE (RFC 4978): `COMPRESS DEFLATE` is answered
+//! OK once per connection (then `NO [COMPRESSIONACTIVE]`); the OK goes out
+//! uncompressed and everything after it, both ways, is raw DEFLATE. The
+//! session only says when ([`session::Action::Compress`]) and hands back the
+//! input it had not read; the listener compresses and inflates (`compress.rs`),
+//! each response burst ending in a sync flush, the inflated input bounded as
+//! uncompressed input is.
+//!
+//! UTF8=ACCEPT (RFC 6855) after `ENABLE UTF8=ACCEPT`: mailbox names are UTF-8
+//! on the wire both ways, as after `ENABLE IMAP4rev2` (without its other
+//! changes), and APPEND takes the `UTF8 (~{n}…)` data item (rewritten in
+//! `extend.rs`; BAD before the ENABLE). Messages are stored and served as
+//! they came, UTF-8 header fields included, to every session (no downgrade
+//! for sessions that did not enable it).
+//!
 //! Not done, so an IMAP4rev2 client may meet IMAP4rev1 behaviour there:
 //!
-//! * `UTF8=ACCEPT` (RFC 6855) is neither announced nor enabled: imap-codec
-//!   does not parse APPEND's `UTF8 (literal8)` data item, which it requires.
-//!   Names are not normalised to NFC.
+//! * Names are not normalised to NFC. `SEARCH CHARSET …` is still accepted
+//!   after `ENABLE UTF8=ACCEPT`, where RFC 6855 §3 says the server SHOULD
+//!   answer BAD (kept lenient for clients that send `CHARSET UTF-8`).
 //! * RECENT/NEW/OLD search keys and STATUS RECENT, gone from IMAP4rev2, are
 //!   still answered (from the session's \Recent set) rather than refused.
 //! * `\NonExistent` is never returned: subscriptions live on mailbox rows, so
 //!   LIST never has a name without its mailbox (the root of `LIST "" ""` is
 //!   `\Noselect`).
 
+pub mod compress;
 pub mod extend;
 pub mod line;
 pub mod listener;
@@ -65,6 +81,8 @@ pub mod wire;
 
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::core::Vec1;
+use imap_codec::imap_types::extensions::compress::CompressionAlgorithm;
+use imap_codec::imap_types::extensions::utf8::Utf8Kind;
 use imap_codec::imap_types::response::Capability;
 
 pub use services::ImapServices;
@@ -123,6 +141,10 @@ pub fn capabilities(
     if authenticated {
         caps.push(Capability::CondStore);
         caps.push(Capability::QResync);
+        caps.push(Capability::Compress {
+            algorithm: CompressionAlgorithm::Deflate,
+        });
+        caps.push(Capability::Utf8(Utf8Kind::Accept));
     }
     caps.extend(
         [

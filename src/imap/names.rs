@@ -1,6 +1,7 @@
 //! Mailbox names on the wire and LIST patterns. Names are stored in UTF-8; an
 //! IMAP4rev1 session sees them in modified UTF-7 (RFC 3501 §5.1.3), a session
-//! that enabled IMAP4rev2 in UTF-8 (RFC 9051 §5.1, Appendix E).
+//! that enabled IMAP4rev2 or UTF8=ACCEPT in UTF-8 (RFC 9051 §5.1, Appendix E;
+//! RFC 6855 §3).
 
 use imap_codec::imap_types::core::{AString, IString};
 use imap_codec::imap_types::extensions::utf8::QuotedUtf8;
@@ -14,7 +15,7 @@ pub const DELIMITER: char = '/';
 pub enum Wire {
     /// Modified UTF-7 (IMAP4rev1).
     Utf7,
-    /// UTF-8 (after `ENABLE IMAP4rev2`).
+    /// UTF-8 (after `ENABLE IMAP4rev2` or `ENABLE UTF8=ACCEPT`).
     Utf8,
 }
 

@@ -32,6 +32,10 @@ pub enum Action {
     Continue,
     /// Write the output, then do the TLS handshake and call [`ImapSession::tls_started`].
     StartTls,
+    /// Write the output as it is, then compress both directions (RFC 4978):
+    /// the input the session had not read yet ([`ImapSession::take_unread`])
+    /// is already compressed.
+    Compress,
     /// Write the output and close.
     Close,
 }
@@ -102,6 +106,12 @@ pub struct ImapSession<S> {
     pub(super) rev2: bool,
     /// The client enabled QRESYNC (RFC 7162): VANISHED instead of EXPUNGE.
     pub(super) qresync: bool,
+    /// The client enabled UTF8=ACCEPT (RFC 6855): UTF-8 mailbox names, APPEND's UTF8 item.
+    pub(super) utf8: bool,
+    /// COMPRESS DEFLATE was accepted (RFC 4978): a second one is refused.
+    pub(super) compressed: bool,
+    /// The COMPRESS OK: compression starts once it is written.
+    pub(super) compress_handle: Option<ResponseHandle>,
     /// An AUTHENTICATE exchange waiting for the client's response.
     pub(super) auth_flow: Option<super::op::auth::AuthFlow>,
     idle_tag: Option<Tag<'static>>,
@@ -194,6 +204,9 @@ impl<S: Mailstore> ImapSession<S> {
             condstore: false,
             rev2: false,
             qresync: false,
+            utf8: false,
+            compressed: false,
+            compress_handle: None,
             auth_flow: None,
             idle_tag: None,
             starttls_handle: None,
@@ -227,6 +240,13 @@ impl<S: Mailstore> ImapSession<S> {
         std::mem::take(&mut self.out)
     }
 
+    /// After [`Action::Compress`]: the input the session was given and did not
+    /// read yet (sent after the COMPRESS command, so compressed), for the
+    /// listener to inflate and feed again.
+    pub fn take_unread(&mut self) -> Vec<u8> {
+        self.guard.take_unread()
+    }
+
     /// True while an IDLE command is running.
     pub fn is_idling(&self) -> bool {
         self.idle_tag.is_some()
@@ -256,6 +276,10 @@ impl<S: Mailstore> ImapSession<S> {
                     self.literal_refused = false;
                     self.server.enqueue_input(&bytes);
                     let action = self.pump().await;
+                    if action == Action::Compress && !self.closing {
+                        // The rest of the input is compressed: the listener takes it back.
+                        return action;
+                    }
                     if action != Action::Continue || self.closing {
                         self.guard.reset();
                         return action;
@@ -379,6 +403,10 @@ impl<S: Mailstore> ImapSession<S> {
                 Ok(Event::ResponseSent { handle, .. }) => {
                     if self.starttls_handle == Some(handle) {
                         return Action::StartTls;
+                    }
+                    if self.compress_handle == Some(handle) {
+                        self.compress_handle = None;
+                        return Action::Compress;
                     }
                 }
                 Ok(Event::CommandReceived { command }) => {

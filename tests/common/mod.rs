@@ -3,6 +3,8 @@
 //! and speaks SMTP to it over real TLS.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod deflate;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -20,7 +20,9 @@ use std::num::NonZeroU32;
 
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::extensions::compress::CompressionAlgorithm;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use imap_codec::imap_types::extensions::utf8::Utf8Kind;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, Status};
 
@@ -123,6 +125,10 @@ impl<S: Mailstore> ImapSession<S> {
                     } else if c.to_string().eq_ignore_ascii_case("IMAP4rev2") {
                         self.rev2 = true;
                         enabled.push(c.clone());
+                    } else if matches!(c, CapabilityEnable::Utf8(Utf8Kind::Accept)) {
+                        // RFC 6855: UTF-8 mailbox names both ways, APPEND's UTF8 item.
+                        self.utf8 = true;
+                        enabled.push(c.clone());
                     } else if c.to_string().eq_ignore_ascii_case("QRESYNC") {
                         // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
                         self.qresync = true;
@@ -135,6 +141,7 @@ impl<S: Mailstore> ImapSession<S> {
                 });
                 self.ok(tag, None, "ENABLE completed");
             }
+            CommandBody::Compress { algorithm } => self.compress(tag, algorithm),
             CommandBody::Namespace => {
                 self.namespace(tag);
             }
@@ -236,9 +243,33 @@ impl<S: Mailstore> ImapSession<S> {
         self.user.as_ref().map(|u| u.account_id).unwrap_or_default()
     }
 
-    /// How this session's mailbox names travel: UTF-8 after `ENABLE IMAP4rev2`.
+    /// How this session's mailbox names travel: UTF-8 after `ENABLE IMAP4rev2`
+    /// or `ENABLE UTF8=ACCEPT`.
     pub(in crate::imap) fn name_wire(&self) -> Wire {
-        if self.rev2 { Wire::Utf8 } else { Wire::Utf7 }
+        if self.rev2 || self.utf8 {
+            Wire::Utf8
+        } else {
+            Wire::Utf7
+        }
+    }
+
+    /// COMPRESS (RFC 4978): OK, then the listener compresses both directions
+    /// once the OK is written; only once per connection.
+    fn compress(&mut self, tag: Tag<'static>, algorithm: CompressionAlgorithm) {
+        if self.compressed {
+            return self.no(
+                tag,
+                Some(Code::CompressionActive),
+                "DEFLATE is already active",
+            );
+        }
+        if algorithm != CompressionAlgorithm::Deflate {
+            return self.bad(tag, "Unknown compression algorithm");
+        }
+        if let Ok(s) = Status::ok(Some(tag), None, "DEFLATE active") {
+            self.compressed = true;
+            self.compress_handle = Some(self.server.enqueue_status(s));
+        }
     }
 
     /// `name` as this session writes mailbox names.
