@@ -74,6 +74,8 @@ pub struct Selected {
     /// UIDs of the last `SEARCH RETURN (SAVE)` result, what `$` stands for
     /// (RFC 5182); empty after SELECT. Expunged UIDs are skipped when used.
     pub saved: Vec<i64>,
+    /// Results of `RETURN (UPDATE)` kept up to date (RFC 5267 §4, `op/context.rs`).
+    pub(in crate::imap) contexts: Vec<super::op::context::UpdateContext>,
 }
 
 impl Selected {

@@ -88,6 +88,7 @@ mod body;
 mod envelope;
 mod headers;
 mod lexer;
+mod msgid;
 mod params;
 mod section;
 mod strings;
@@ -105,6 +106,7 @@ use imap_codec::imap_types::fetch::Section;
 use mail_parser::Message;
 
 pub use body::strip_extensions;
+pub use msgid::message_ids;
 pub use section::{BinaryError, decode_transfer};
 
 use envelope::envelope_of;
@@ -185,6 +187,17 @@ impl<'a> ParsedMessage<'a> {
     fn slice(&self, range: &Range<usize>) -> &'a [u8] {
         self.raw.get(range.clone()).unwrap_or_default()
     }
+}
+
+/// The value of the first `name` field of a header block (folded lines
+/// included, as sent), for the fields threading reads that the ENVELOPE has
+/// not (References).
+pub fn first_field<'h>(header: &'h [u8], name: &str) -> Option<&'h [u8]> {
+    headers::split_fields(header)
+        .0
+        .into_iter()
+        .find(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|f| f.value)
 }
 
 /// The ENVELOPE of a stored message (RFC 3501 §7.4.2).
