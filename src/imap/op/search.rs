@@ -377,13 +377,13 @@ impl<S: Mailstore> ImapSession<S> {
             if save && let Some(sel) = self.selected.as_mut() {
                 sel.saved = returns.saved(&hit_uids);
             }
-            if returns.update {
-                self.keep_updated(&tag, uid, &key, &hit_uids);
-            }
             // SAVE alone: no ESEARCH response (RFC 5182 §2.1).
             if returns.answers() {
                 let numbers: Vec<u32> = hits.iter().map(|n| n.get()).collect();
                 self.esearch_answer(&tag, uid, returns, &numbers, modseq);
+            }
+            if returns.update {
+                self.keep_updated(&tag, uid, &key, &hit_uids);
             }
         } else {
             self.data(Data::Search(hits, modseq));

@@ -161,12 +161,12 @@ impl<S: Mailstore> ImapSession<S> {
                 {
                     sel.saved = returns.saved(&uids);
                 }
-                if returns.update {
-                    self.keep_updated(&tag, uid, &key, &uids);
-                }
                 if returns.answers() {
                     let numbers: Vec<u32> = numbers.iter().map(|n| n.get()).collect();
                     self.esearch_answer(&tag, uid, &returns, &numbers, modseq);
+                }
+                if returns.update {
+                    self.keep_updated(&tag, uid, &key, &uids);
                 }
             }
             None => self.data(Data::Sort(numbers, modseq)),

@@ -5,6 +5,7 @@
 //! integration tests (`tests/imap.rs`) go through the real binary.
 
 mod fake;
+mod sort;
 mod sqlite;
 
 use std::net::{IpAddr, Ipv4Addr};
