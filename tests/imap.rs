@@ -1605,10 +1605,9 @@ async fn sort_and_thread_as_dovecot(db: Db) {
 }
 
 /// CONTEXT=SEARCH: results of `RETURN (UPDATE)` kept up to date while another
-/// session changes the mailbox, as Dovecot 2.3 answered the same script (only
-/// ESEARCH and EXPUNGE lines of the first session are compared). One
-/// difference, on purpose: our own STORE also removes the message from the
-/// results it leaves (Dovecot sent only the ADDTO of the one it joins).
+/// session changes the mailbox, and the session's own STORE, as Dovecot 2.3
+/// answered the same script (the ESEARCH and EXPUNGE lines of the first
+/// session are compared).
 async fn sort_contexts_as_dovecot(db: Db) {
     let (instance, server) = setup(db).await;
     let ca = instance.cert("ca.pem");
@@ -1689,12 +1688,8 @@ async fn sort_contexts_as_dovecot(db: Db) {
         (
             "a",
             "STORE 4 +FLAGS (\\Flagged \\Seen)",
-            &[
-                // Not sent by Dovecot (see above).
-                "* ESEARCH (TAG \"{a1}\") REMOVEFROM (0 4)",
-                "* ESEARCH (TAG \"{a3}\") REMOVEFROM (0 4)",
-                "* ESEARCH (TAG \"{a5}\") UID ADDTO (0 6)",
-            ],
+            // Our own change, answered in the STORE (4 was seen already).
+            &["* ESEARCH (TAG \"{a5}\") UID ADDTO (0 6)"],
         ),
         ("a", "CANCELUPDATE \"{a1}\"", &[]),
         ("b", "STORE 1 +FLAGS (\\Seen)", &[]),
@@ -1731,10 +1726,11 @@ async fn sort_contexts_as_dovecot(db: Db) {
         a.send_raw(format!("{tag} {command}\r\n").as_bytes()).await;
         let r = a.read_until_tagged(&tag).await;
         assert!(r.ok(), "{command}: {r:?}");
-        let got: Vec<&String> = r
+        let got: Vec<String> = r
             .untagged
             .iter()
             .filter(|l| l.starts_with("* ESEARCH") || l.ends_with(" EXPUNGE"))
+            .cloned()
             .collect();
         let want: Vec<String> = want.iter().map(|w| fill(w, &tags)).collect();
         assert_eq!(got, want, "{command}:\n{}", r.all());
