@@ -634,7 +634,7 @@ async fn esearch_and_list_extended() {
     assert_eq!(
         r.untagged,
         vec![format!(
-            "* ESEARCH (TAG \"{tag}\") MIN 1 MAX 5 COUNT 3 ALL 1,3,5"
+            "* ESEARCH (TAG \"{tag}\") MIN 1 MAX 5 ALL 1,3,5 COUNT 3"
         )]
     );
     let tag = c.tag();

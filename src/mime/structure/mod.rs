@@ -65,7 +65,8 @@
 //!
 //! One job per file: `tree.rs` cuts the message into parts (mail-parser's
 //! offsets, bounded); `headers.rs` splits a header block into raw fields;
-//! `lexer.rs` is the RFC 822 tokenizer Dovecot's rules need; `params.rs`
+//! `lexer.rs` is the RFC 822 tokenizer Dovecot's rules need (also for the
+//! message IDs of `msgid.rs`, which threading reads); `params.rs`
 //! reads a part's Content-* headers and parameters; `address.rs` parses
 //! address lists; `envelope.rs` builds the ENVELOPE; `strings.rs` chooses
 //! quoted or literal IMAP strings as Dovecot does; `body.rs` builds
