@@ -119,7 +119,7 @@ pub struct ImapSession<S> {
     /// The command imap-next is about to report as malformed is one we made
     /// malformed on purpose (its line was too long).
     line_dropped: bool,
-    /// RETURN options of an ESEARCH being answered (see `extend.rs`).
+    /// RETURN options of the SEARCH or SORT being answered (see `extend.rs`, `op/returns.rs`).
     pub(super) esearch: Option<Vec<String>>,
     /// LIST-EXTENDED options of a LIST being answered.
     pub(super) list_options: Option<super::extend::ListOptions>,
