@@ -639,7 +639,7 @@ async fn esearch_and_list_extended() {
     assert_eq!(
         r.untagged,
         vec![format!(
-            "* ESEARCH (TAG \"{tag}\") MIN 1 MAX 5 COUNT 3 ALL 1,3,5"
+            "* ESEARCH (TAG \"{tag}\") MIN 1 MAX 5 ALL 1,3,5 COUNT 3"
         )]
     );
     let tag = c.tag();
@@ -1688,3 +1688,306 @@ async fn utf8_accept(db: Db) {
 }
 
 both_backends!(compress_deflate, utf8_accept);
+
+/// The SORT/THREAD fixtures (`tests/fixtures/imap/sort/`).
+fn sort_fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/imap/sort")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// APPEND with flags and INTERNALDATE, as a LITERAL+ literal.
+async fn append_dated<S>(
+    c: &mut common::Imap<S>,
+    mailbox: &str,
+    flags: &str,
+    date: &str,
+    msg: &[u8],
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let tag = c.tag();
+    let mut command = format!(
+        "{tag} APPEND {mailbox} ({flags}) \"{date}\" {{{}+}}\r\n",
+        msg.len()
+    )
+    .into_bytes();
+    command.extend_from_slice(msg);
+    command.extend_from_slice(b"\r\n");
+    c.send_raw(&command).await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(r.ok(), "{r:?}");
+}
+
+/// The fixture mailbox as `dovecot.py` builds it: a throwaway message
+/// (expunged, so UIDs are sequence numbers + 1), then the 23 messages of
+/// `manifest.txt`; `sorttest` is left selected.
+async fn sort_fixture_mailbox<S>(c: &mut common::Imap<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    c.expect("CREATE sorttest", "OK").await;
+    append_dated(
+        c,
+        "sorttest",
+        "\\Deleted",
+        "01-Jan-2024 00:00:00 +0000",
+        b"Subject: gone\r\n\r\ngone\r\n",
+    )
+    .await;
+    let manifest = String::from_utf8(sort_fixture("manifest.txt")).unwrap();
+    for line in manifest.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let date = parts[1..4].join(" ");
+        let flags = parts[4..].join(" ");
+        append_dated(c, "sorttest", &flags, &date, &sort_fixture(parts[0])).await;
+    }
+    c.expect("SELECT sorttest", "OK").await;
+    c.expect("EXPUNGE", "OK").await;
+}
+
+/// SORT, THREAD, ESORT and PARTIAL on the fixture messages, compared byte for
+/// byte with what Dovecot 2.3 answered (`expected.txt`; the one difference
+/// allowed is Dovecot's trailing space after an empty `* THREAD`).
+async fn sort_and_thread_as_dovecot(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    let caps = c.expect("CAPABILITY", "OK").await.untagged.join(" ");
+    for cap in [
+        " SORT ",
+        " SORT=DISPLAY ",
+        " THREAD=ORDEREDSUBJECT ",
+        " THREAD=REFERENCES ",
+        " ESORT ",
+        " CONTEXT=SEARCH ",
+    ] {
+        assert!(caps.contains(cap), "{cap} in {caps}");
+    }
+    sort_fixture_mailbox(&mut c).await;
+    let expected = String::from_utf8(sort_fixture("expected.txt")).unwrap();
+    let mut checked = 0;
+    for block in expected.split("C: ").filter(|b| !b.is_empty()) {
+        let mut lines = block.split("\r\n").filter(|l| !l.is_empty());
+        let command = lines.next().unwrap();
+        let tag = c.tag();
+        c.send_raw(format!("{tag} {command}\r\n").as_bytes()).await;
+        let r = c.read_until_tagged(&tag).await;
+        assert!(r.ok(), "{command}: {r:?}");
+        let want: Vec<String> = lines
+            .map(|l| if l == "* THREAD " { "* THREAD" } else { l })
+            .map(|l| l.replace("{tag}", &tag))
+            .collect();
+        assert_eq!(r.untagged, want, "{command}");
+        checked += 1;
+    }
+    assert_eq!(checked, 45);
+    // What Dovecot refuses, we refuse.
+    for bad in [
+        "THREAD FOO UTF-8 ALL",
+        "SORT () UTF-8 ALL",
+        "SORT (REVERSE) UTF-8 ALL",
+        "SORT RETURN (FOO) (DATE) UTF-8 ALL",
+        "SORT RETURN (PARTIAL 0:4) (DATE) UTF-8 ALL",
+    ] {
+        c.expect(bad, "BAD").await;
+    }
+    c.expect("SORT (DATE) KOI8-R ALL", "NO").await;
+}
+
+/// CONTEXT=SEARCH: results of `RETURN (UPDATE)` kept up to date while another
+/// session changes the mailbox, and the session's own STORE, as Dovecot 2.3
+/// answered the same script (the ESEARCH and EXPUNGE lines of the first
+/// session are compared).
+async fn sort_contexts_as_dovecot(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let mut a = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    sort_fixture_mailbox(&mut a).await;
+    let mut b = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    b.expect("SELECT sorttest", "OK").await;
+    // (session, command, what the first session gets: ESEARCH and EXPUNGE lines)
+    let script: &[(&str, &str, &[&str])] = &[
+        (
+            "a",
+            "SEARCH RETURN (UPDATE) UNSEEN",
+            &["* ESEARCH (TAG \"{a1}\")"],
+        ),
+        (
+            "a",
+            "SORT RETURN (UPDATE ALL) (DATE) UTF-8 ALL",
+            &["* ESEARCH (TAG \"{a2}\") ALL 5:6,1:2,7,3:4,22,9,11,10,13,12,15:21,23,8,14"],
+        ),
+        (
+            "a",
+            "SORT RETURN (UPDATE COUNT MIN) (SUBJECT) UTF-8 UNSEEN",
+            &["* ESEARCH (TAG \"{a3}\") MIN 12 COUNT 21"],
+        ),
+        (
+            "a",
+            "UID SEARCH RETURN (UPDATE ALL) SUBJECT agenda",
+            &["* ESEARCH (TAG \"{a4}\") UID ALL 2:5,10,19,23"],
+        ),
+        (
+            "a",
+            "UID SORT RETURN (UPDATE) (DATE) UTF-8 UNDELETED FLAGGED",
+            &["* ESEARCH (TAG \"{a5}\") UID"],
+        ),
+        ("b", "STORE 1 +FLAGS (\\Seen)", &[]),
+        (
+            "a",
+            "NOOP",
+            &[
+                "* ESEARCH (TAG \"{a1}\") REMOVEFROM (0 1)",
+                "* ESEARCH (TAG \"{a3}\") REMOVEFROM (0 1)",
+            ],
+        ),
+        ("b", "STORE 1,2 -FLAGS (\\Seen)", &[]),
+        (
+            "a",
+            "NOOP",
+            &[
+                "* ESEARCH (TAG \"{a1}\") ADDTO (0 1:2)",
+                "* ESEARCH (TAG \"{a3}\") ADDTO (0 1:2)",
+            ],
+        ),
+        ("b", "APPEND", &[]),
+        (
+            "a",
+            "NOOP",
+            &[
+                "* ESEARCH (TAG \"{a1}\") ADDTO (0 24)",
+                "* ESEARCH (TAG \"{a2}\") ADDTO (0 24)",
+                "* ESEARCH (TAG \"{a3}\") ADDTO (0 24)",
+                "* ESEARCH (TAG \"{a4}\") UID ADDTO (0 25)",
+            ],
+        ),
+        ("b", "STORE 3 +FLAGS (\\Deleted \\Flagged)", &[]),
+        ("a", "NOOP", &[]),
+        ("b", "EXPUNGE", &[]),
+        (
+            "a",
+            "NOOP",
+            &[
+                "* ESEARCH (TAG \"{a1}\") REMOVEFROM (0 3)",
+                "* ESEARCH (TAG \"{a2}\") REMOVEFROM (0 3)",
+                "* ESEARCH (TAG \"{a3}\") REMOVEFROM (0 3)",
+                "* ESEARCH (TAG \"{a4}\") UID REMOVEFROM (0 4)",
+                "* 3 EXPUNGE",
+            ],
+        ),
+        (
+            "a",
+            "STORE 4 +FLAGS (\\Flagged \\Seen)",
+            // Our own change, answered in the STORE (4 was seen already).
+            &["* ESEARCH (TAG \"{a5}\") UID ADDTO (0 6)"],
+        ),
+        ("a", "CANCELUPDATE \"{a1}\"", &[]),
+        ("b", "STORE 1 +FLAGS (\\Seen)", &[]),
+        ("a", "NOOP", &["* ESEARCH (TAG \"{a3}\") REMOVEFROM (0 1)"]),
+        ("a", "CANCELUPDATE \"{a2}\" \"{a3}\"", &[]),
+        ("a", "NOOP", &[]),
+    ];
+    let mut tags: Vec<(String, String)> = Vec::new();
+    let fill = |s: &str, tags: &[(String, String)]| {
+        tags.iter()
+            .fold(s.to_string(), |s, (label, tag)| s.replace(label, tag))
+    };
+    for (i, (who, command, want)) in script.iter().enumerate() {
+        if *who == "b" {
+            if *command == "APPEND" {
+                append_dated(
+                    &mut b,
+                    "sorttest",
+                    "",
+                    "20-Feb-2024 10:00:00 +0000",
+                    b"Subject: Re: Meeting agenda\r\nDate: Thu, 4 Jan 2024 11:00:00 +0000\r\n\r\nx\r\n",
+                )
+                .await;
+            } else {
+                b.expect(command, "OK").await;
+            }
+            continue;
+        }
+        let tag = a.tag();
+        if i < 5 {
+            tags.push((format!("{{a{}}}", i + 1), tag.clone()));
+        }
+        let command = fill(command, &tags);
+        a.send_raw(format!("{tag} {command}\r\n").as_bytes()).await;
+        let r = a.read_until_tagged(&tag).await;
+        assert!(r.ok(), "{command}: {r:?}");
+        let got: Vec<String> = r
+            .untagged
+            .iter()
+            .filter(|l| l.starts_with("* ESEARCH") || l.ends_with(" EXPUNGE"))
+            .cloned()
+            .collect();
+        let want: Vec<String> = want.iter().map(|w| fill(w, &tags)).collect();
+        assert_eq!(got, want, "{command}:\n{}", r.all());
+    }
+    // A context cancelled already, or never made: NO (as Dovecot).
+    let r = a.cmd(&fill("CANCELUPDATE \"{a3}\"", &tags)).await;
+    assert_eq!(r.kind(), "NO", "{r:?}");
+    // Sequence numbers are not kept up to date: answered, updates refused.
+    let r = a.expect("SEARCH RETURN (UPDATE ALL) 1:3", "OK").await;
+    assert!(r.untagged[1].contains("[NOUPDATE \""), "{r:?}");
+}
+
+both_backends!(sort_and_thread_as_dovecot, sort_contexts_as_dovecot);
+
+/// Python's imaplib `sort()` and `thread()` over the fixture messages.
+#[tokio::test]
+async fn python_imaplib_sort_and_thread() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let ca = instance.cert("ca.pem");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/imap/sort");
+    let script = format!(
+        r#"
+import imaplib, os, ssl
+ctx = ssl.create_default_context(cafile={ca:?})
+m = imaplib.IMAP4_SSL("127.0.0.1", {port}, ssl_context=ctx)
+m.login({JEAN:?}, {PW:?})
+m.create("sorttest")
+for line in open(os.path.join({dir:?}, "manifest.txt")):
+    parts = line.split()
+    data = open(os.path.join({dir:?}, parts[0]), "rb").read()
+    flags = "(%s)" % " ".join(parts[4:])
+    typ, _ = m.append("sorttest", flags, '"%s"' % " ".join(parts[1:4]), data)
+    assert typ == "OK"
+typ, data = m.select("sorttest")
+assert data == [b"23"], data
+# Dovecot 2.3's answers on the same messages (UIDs are sequence numbers here).
+typ, data = m.sort("(DATE)", "UTF-8", "ALL")
+assert typ == "OK" and data == [b"5 6 1 2 7 3 4 22 9 11 10 13 12 15 16 17 18 19 20 21 23 8 14"], data
+typ, data = m.sort("REVERSE SUBJECT", "UTF-8", "ALL")
+assert data == [b"15 16 17 1 2 3 4 9 18 22 19 20 5 6 7 8 14 23 10 11 21 12 13"], data
+typ, data = m.uid("SORT", "(FROM SUBJECT)", "UTF-8", "ALL")
+assert data == [b"13 23 12 6 19 1 3 17 11 5 7 20 2 22 16 10 21 8 15 14 4 9 18"], data
+typ, data = m.thread("REFERENCES", "UTF-8", "ALL")
+assert typ == "OK" and data == [b"(5 (6 7)(8))((1 (2 3)(4))(9 22 23)(18))((11)(10 21))(13)(12)(15 (16)(17))(20 19)(14)"], data
+typ, data = m.thread("ORDEREDSUBJECT", "UTF-8", "SUBJECT", "agenda")
+assert data == [b"(1 (2)(3)(4)(22)(9)(18))"], data
+typ, data = m.uid("THREAD", "REFERENCES", "UTF-8", "UNSEEN")
+assert data == [b"((6 7)(8))((1 (3)(4))(9 22 23)(18))((11)(10 21))(13)(12)(15 (16)(17))(20 19)(14)"], data
+m.logout()
+print("imaplib sort ok")
+"#,
+        ca = ca.to_str().unwrap(),
+        port = server.addr("imaps").port(),
+        dir = dir.to_str().unwrap(),
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imaplib sort ok"));
+}

@@ -1,6 +1,7 @@
 //! Extensions imap-codec 2.0-alpha does not parse: APPEND's `UTF8 (literal8)`
-//! data item (RFC 6855), ESEARCH (RFC 4731: `SEARCH
-//! RETURN (…)`), the LIST-EXTENDED options clients send (RFC 5258: selection
+//! data item (RFC 6855), ESEARCH and ESORT (RFC 4731,
+//! RFC 5267: `SEARCH RETURN (…)`, `SORT RETURN (…)`, read by `op/returns.rs`),
+//! CANCELUPDATE (RFC 5267, answered by `op/context.rs`), the LIST-EXTENDED options clients send (RFC 5258: selection
 //! options `(SUBSCRIBED SPECIAL-USE)` and `RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)`)
 //! LIST-STATUS (RFC 5819: `RETURN (STATUS (MESSAGES UNSEEN …))`) and the
 //! SEARCHRES marker `$` (RFC 5182), which is replaced by the numbers it stands
@@ -158,7 +159,9 @@ fn replace_saved<S: Mailstore>(session: &ImapSession<S>, rest: &str) -> Result<O
     };
     let upper = rest.to_ascii_uppercase();
     let uid_command = upper.starts_with("UID ");
-    let search = upper.starts_with("SEARCH ") || upper.starts_with("UID SEARCH ");
+    let search = ["SEARCH ", "SORT ", "THREAD "].iter().any(|c| {
+        upper.starts_with(c) || upper.strip_prefix("UID ").is_some_and(|u| u.starts_with(c))
+    });
     let uids: Vec<i64> = sel
         .saved
         .iter()
@@ -275,25 +278,30 @@ pub fn rewrite<S: Mailstore>(session: &mut ImapSession<S>, raw: &[u8]) -> Option
         None => rest,
     };
     let upper = rest.to_ascii_uppercase();
-    let (uid, after) = if upper.starts_with("UID SEARCH ") {
-        (true, &rest["UID SEARCH ".len()..])
-    } else if upper.starts_with("SEARCH ") {
-        (false, &rest["SEARCH ".len()..])
-    } else if upper.starts_with("LIST ") {
+    if upper == "CANCELUPDATE" || upper.starts_with("CANCELUPDATE ") {
+        let tag = Tag::try_from(tag.to_string()).ok()?;
+        session.cancel_update(tag, &rest["CANCELUPDATE".len()..]);
+        return Some(Rewrite::Answered);
+    }
+    if upper.starts_with("LIST ") {
         return rewrite_list(session, tag, &rest["LIST ".len()..]).map(Rewrite::Command);
-    } else {
-        return None;
+    }
+    // `[UID] SEARCH RETURN (…) …` and `[UID] SORT RETURN (…) …` (ESEARCH, ESORT).
+    let (uid, plain_upper) = match upper.strip_prefix("UID ") {
+        Some(u) => (true, u),
+        None => (false, upper.as_str()),
     };
+    let command = ["SEARCH", "SORT"]
+        .into_iter()
+        .find(|c| plain_upper.starts_with(&format!("{c} ")))?;
+    let after = &rest[rest.len() - plain_upper.len() + command.len() + 1..];
     let after_upper = after.to_ascii_uppercase();
     let options_text = after_upper.strip_prefix("RETURN ")?;
-    let (mut options, _) = paren_list(options_text)?;
+    let (options, _) = paren_list(options_text)?;
     let consumed = after.len() - paren_list(&after["RETURN ".len()..])?.1.len();
     let criteria = after[consumed..].trim();
-    if options.is_empty() {
-        options.push("ALL".into());
-    }
     let plain = format!(
-        "{tag} {}SEARCH {criteria}\r\n",
+        "{tag} {}{command} {criteria}\r\n",
         if uid { "UID " } else { "" }
     );
     let (_, command) = CommandCodec::default().decode(plain.as_bytes()).ok()?;
@@ -337,41 +345,4 @@ fn rewrite_list<S: Mailstore>(
     let (_, command) = CommandCodec::default().decode(plain.as_bytes()).ok()?;
     session.list_options = Some(options);
     Some(command.into_static())
-}
-
-impl<S: Mailstore> ImapSession<S> {
-    /// Answers an ESEARCH (RFC 4731) with the requested results.
-    pub(super) fn esearch_result(
-        &mut self,
-        tag: &Tag<'static>,
-        uid: bool,
-        options: &[String],
-        hits: &[std::num::NonZeroU32],
-        modseq: Option<std::num::NonZeroU64>,
-    ) {
-        let mut line = format!("* ESEARCH (TAG \"{}\")", tag.as_ref());
-        if uid {
-            line.push_str(" UID");
-        }
-        let numbers: Vec<i64> = hits.iter().map(|n| i64::from(n.get())).collect();
-        for o in options {
-            match o.as_str() {
-                "MIN" if !numbers.is_empty() => line.push_str(&format!(" MIN {}", numbers[0])),
-                "MAX" if !numbers.is_empty() => {
-                    line.push_str(&format!(" MAX {}", numbers[numbers.len() - 1]))
-                }
-                "COUNT" => line.push_str(&format!(" COUNT {}", numbers.len())),
-                "ALL" if !numbers.is_empty() => {
-                    line.push_str(&format!(" ALL {}", sequence::compact(&numbers)))
-                }
-                _ => {}
-            }
-        }
-        // RFC 7162 §3.1.5: the highest MODSEQ of the results, after the others.
-        if let Some(m) = modseq {
-            line.push_str(&format!(" MODSEQ {m}"));
-        }
-        line.push_str("\r\n");
-        self.raw(line.into_bytes());
-    }
 }

@@ -53,6 +53,16 @@
 //! `extend.rs`; BAD before the ENABLE). Messages are stored and served as
 //! they came, UTF-8 header fields included, to every session (no downgrade
 //! for sessions that did not enable it).
+//! SORT with SORT=DISPLAY (RFC 5256, RFC 5957), THREAD=ORDEREDSUBJECT and
+//! THREAD=REFERENCES (RFC 5256), ESORT and CONTEXT=SEARCH (RFC 5267: RETURN
+//! MIN/MAX/ALL/COUNT/PARTIAL/SAVE/UPDATE on SEARCH and SORT, ADDTO and
+//! REMOVEFROM, CANCELUPDATE), as Dovecot 2.3 answers them (`sort/`,
+//! `op/sort.rs`, `op/context.rs`). CONTEXT=SORT is not announced: as in
+//! Dovecot, updates of a sorted result give no position (always 0). SORT and
+//! THREAD compare strings with i;unicode-casemap, as Dovecot does (it
+//! announces I18NLEVEL=1); we do not announce I18NLEVEL, whose rules also
+//! cover SEARCH, which matches by Unicode lower case. On ASCII, this is the
+//! i;ascii-casemap RFC 5256 names.
 //!
 //! Not done, so an IMAP4rev2 client may meet IMAP4rev1 behaviour there:
 //!
@@ -75,6 +85,7 @@ mod op;
 pub mod sequence;
 pub mod services;
 pub mod session;
+pub mod sort;
 pub mod storage;
 pub mod utf7;
 pub mod wire;
@@ -155,6 +166,12 @@ pub fn capabilities(
             "LIST-STATUS",
             "SEARCHRES",
             "STATUS=SIZE",
+            "SORT",
+            "SORT=DISPLAY",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
+            "ESORT",
+            "CONTEXT=SEARCH",
         ]
         .into_iter()
         .filter_map(other),

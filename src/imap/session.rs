@@ -78,6 +78,8 @@ pub struct Selected {
     /// UIDs of the last `SEARCH RETURN (SAVE)` result, what `$` stands for
     /// (RFC 5182); empty after SELECT. Expunged UIDs are skipped when used.
     pub saved: Vec<i64>,
+    /// Results of `RETURN (UPDATE)` kept up to date (RFC 5267 §4, `op/context.rs`).
+    pub(in crate::imap) contexts: Vec<super::op::context::UpdateContext>,
 }
 
 impl Selected {
@@ -127,7 +129,7 @@ pub struct ImapSession<S> {
     /// The command imap-next is about to report as malformed is one we made
     /// malformed on purpose (its line was too long).
     line_dropped: bool,
-    /// RETURN options of an ESEARCH being answered (see `extend.rs`).
+    /// RETURN options of the SEARCH or SORT being answered (see `extend.rs`, `op/returns.rs`).
     pub(super) esearch: Option<Vec<String>>,
     /// LIST-EXTENDED options of a LIST being answered.
     pub(super) list_options: Option<super::extend::ListOptions>,

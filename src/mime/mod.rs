@@ -9,6 +9,7 @@
 
 pub mod facts;
 pub mod structure;
+pub mod subject;
 
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -29,6 +30,20 @@ pub fn parse_headers(raw: &[u8]) -> Option<Message<'_>> {
     }))
     .ok()
     .flatten()
+}
+
+/// A Date header value as Unix seconds (UTC), `None` when it does not parse
+/// as a valid RFC 5322 date (what SORT and THREAD then replace by the
+/// INTERNALDATE, RFC 5256 §2.2).
+pub fn parse_date(value: &[u8]) -> Option<i64> {
+    let text = String::from_utf8_lossy(value);
+    catch_unwind(AssertUnwindSafe(|| {
+        mail_parser::DateTime::parse_rfc822(&text)
+    }))
+    .ok()
+    .flatten()
+    .filter(mail_parser::DateTime::is_valid)
+    .map(|d| d.to_timestamp())
 }
 
 /// The blank line that ends the header block of `raw` (CRLF, or a bare LF as
@@ -76,6 +91,24 @@ mod tests {
                 .as_deref(),
             Some("hi")
         );
+    }
+
+    #[test]
+    fn dates_parse_to_utc_or_not_at_all() {
+        assert_eq!(
+            parse_date(b"Mon, 1 Jan 2024 10:00:00 +0000"),
+            Some(1_704_103_200)
+        );
+        assert_eq!(
+            parse_date(b"Mon, 1 Jan 2024 11:00:00 +0100"),
+            Some(1_704_103_200)
+        );
+        assert_eq!(
+            parse_date(b"Sun, 31 Dec 2023 23:30:00 -0200"),
+            Some(1_704_072_600)
+        );
+        assert_eq!(parse_date(b"not a date"), None);
+        assert_eq!(parse_date(b""), None);
     }
 
     #[test]

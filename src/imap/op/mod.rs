@@ -5,13 +5,16 @@
 
 pub(super) mod append;
 pub(super) mod auth;
+pub(super) mod context;
 pub(super) mod copy_move;
 pub(super) mod expunge;
 pub(super) mod fetch;
 pub(super) mod list;
 pub(super) mod mailbox;
+pub(super) mod returns;
 pub(super) mod search;
 pub(super) mod select;
+pub(super) mod sort;
 pub(super) mod status;
 pub(super) mod store;
 pub(super) mod sync;
@@ -204,6 +207,24 @@ impl<S: Mailstore> ImapSession<S> {
                 criteria,
                 uid,
             } => self.search(tag, charset, criteria, uid).await,
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.sort(tag, sort_criteria, charset, search_criteria, uid)
+                    .await
+            }
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.thread(tag, algorithm, charset, search_criteria, uid)
+                    .await
+            }
             CommandBody::Fetch {
                 sequence_set,
                 macro_or_item_names,

@@ -9,6 +9,7 @@ use imap_codec::imap_types::response::{Code, Data};
 use imap_codec::imap_types::search::SearchKey;
 use mail_parser::HeaderValue;
 
+use super::returns::Returns;
 use crate::imap::sequence;
 use crate::imap::session::{ImapSession, Selected};
 use crate::imap::storage::Entry;
@@ -79,7 +80,7 @@ fn needle(s: &AString<'_>) -> String {
 }
 
 /// True when a key tests MODSEQ (RFC 7162 §3.1.5: the response then carries the highest one).
-fn uses_modseq(key: &SearchKey<'_>) -> bool {
+pub(in crate::imap) fn uses_modseq(key: &SearchKey<'_>) -> bool {
     match key {
         SearchKey::And(keys) => keys.as_ref().iter().any(uses_modseq),
         SearchKey::Not(k) => uses_modseq(k),
@@ -206,7 +207,114 @@ fn matches(key: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
     }
 }
 
+/// One message a search matched.
+pub(in crate::imap) struct Hit {
+    /// The entry.
+    pub(in crate::imap) entry: Entry,
+    /// Its sequence number in the session.
+    pub(in crate::imap) seq: NonZeroU32,
+    /// Its header block, when the caller asked for it.
+    pub(in crate::imap) header: Option<Vec<u8>>,
+}
+
+/// True when `key` names messages by sequence number (which expunges shift).
+pub(in crate::imap) fn uses_sequence_numbers(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(uses_sequence_numbers),
+        SearchKey::Not(k) => uses_sequence_numbers(k),
+        SearchKey::Or(a, b) => uses_sequence_numbers(a) || uses_sequence_numbers(b),
+        SearchKey::SequenceSet(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether `entry` (sequence number `seq`, content `raw` if read) matches
+/// `key` (for the contexts kept up to date, `op/context.rs`).
+pub(in crate::imap) fn entry_matches(
+    key: &SearchKey<'_>,
+    sel: &Selected,
+    entry: &Entry,
+    seq: i64,
+    raw: Option<&[u8]>,
+) -> bool {
+    let parsed = raw.map(|r| parse(r, needs_body(key)));
+    matches(
+        key,
+        &Ctx {
+            sel,
+            entry,
+            seq,
+            parsed: parsed.as_ref(),
+        },
+    )
+}
+
+/// True when matching `key` reads the message content.
+pub(in crate::imap) fn reads_content(key: &SearchKey<'_>) -> bool {
+    needs_content(key)
+}
+
+/// The charset of SEARCH, SORT and THREAD: UTF-8 and US-ASCII only.
+pub(in crate::imap) fn charset_ok(charset: &Charset<'_>) -> bool {
+    let name = charset.as_ref().to_ascii_uppercase();
+    name == "UTF-8" || name == "US-ASCII"
+}
+
 impl<S: Mailstore> ImapSession<S> {
+    /// The messages of the selected folder (as the session sees it) that
+    /// match `key`, in mailbox order; with `headers`, each with its header
+    /// block (the content is then read for every message).
+    pub(in crate::imap) async fn find(
+        &self,
+        sel: &Selected,
+        key: &SearchKey<'_>,
+        headers: bool,
+    ) -> Result<Vec<Hit>, crate::store::StoreError> {
+        use futures_util::StreamExt;
+        let store = self.mailstore.clone();
+        let entries = store.entries(sel.id).await?;
+        let content = needs_content(key) || headers;
+        let with_body = needs_body(key);
+        let key_content = needs_content(key);
+        let mut hits = Vec::new();
+        let mut contents = Box::pin(store.contents(sel.id));
+        let mut next_content: Option<(i64, Vec<u8>)> = None;
+        for entry in entries {
+            let Some(seq) = sel.seq_of(entry.uid) else {
+                continue;
+            };
+            let raw = if content {
+                // Both lists are in UID order: advance the content stream to this entry.
+                while next_content.as_ref().is_none_or(|(u, _)| *u < entry.uid) {
+                    match contents.next().await {
+                        Some(row) => next_content = Some(row?),
+                        None => break,
+                    }
+                }
+                match &next_content {
+                    Some((u, raw)) if *u == entry.uid => Some(raw.as_slice()),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let parsed = raw.filter(|_| key_content).map(|raw| parse(raw, with_body));
+            let ctx = Ctx {
+                sel,
+                entry: &entry,
+                seq: i64::from(seq.get()),
+                parsed: parsed.as_ref(),
+            };
+            if matches(key, &ctx) {
+                let header = raw
+                    .filter(|_| headers)
+                    .map(|raw| raw[..crate::mime::header_end(raw)].to_vec());
+                hits.push(Hit { entry, seq, header });
+            }
+        }
+        Ok(hits)
+    }
+
     pub(in crate::imap) async fn search(
         &mut self,
         tag: Tag<'static>,
@@ -215,112 +323,67 @@ impl<S: Mailstore> ImapSession<S> {
         uid: bool,
     ) {
         // IMAP4rev2 answers every SEARCH with ESEARCH, ALL by default (RFC 9051 §6.4.4).
-        let mut esearch = self
-            .esearch
-            .take()
-            .or_else(|| self.rev2.then(|| vec!["ALL".to_string()]));
+        let esearch = self.esearch.take().or_else(|| self.rev2.then(Vec::new));
+        let returns = match esearch.as_deref().map(Returns::parse).transpose() {
+            Ok(r) => r,
+            Err(e) => return self.bad(tag, e),
+        };
         // SEARCHRES (RFC 5182): SAVE keeps the result for `$`; a failed SEARCH saves nothing.
-        let save = esearch.as_mut().is_some_and(|o| {
-            let asked = o.iter().any(|x| x == "SAVE");
-            o.retain(|x| x != "SAVE");
-            asked
-        });
+        let save = returns.as_ref().is_some_and(|r| r.save);
         if save && let Some(sel) = self.selected.as_mut() {
             sel.saved.clear();
         }
-        if let Some(cs) = &charset {
-            let name = cs.as_ref().to_ascii_uppercase();
-            if name != "UTF-8" && name != "US-ASCII" {
-                return self.no(
-                    tag,
-                    Some(Code::BadCharset {
-                        allowed: Vec::new(),
-                    }),
-                    "Only UTF-8 and US-ASCII",
-                );
-            }
+        if let Some(cs) = &charset
+            && !charset_ok(cs)
+        {
+            return self.no(
+                tag,
+                Some(Code::BadCharset {
+                    allowed: Vec::new(),
+                }),
+                "Only UTF-8 and US-ASCII",
+            );
         }
         let Some(sel) = self.selected.clone() else {
             return self.bad(tag, "Select a mailbox first");
         };
         let key = SearchKey::And(criteria);
-        let store = self.mailstore.clone();
-        let entries = match store.entries(sel.id).await {
-            Ok(e) => e,
-            Err(e) => return self.store_failed(tag, e),
-        };
-        let content = needs_content(&key);
-        let with_body = needs_body(&key);
         let modseq_key = uses_modseq(&key);
         if modseq_key {
             self.condstore = true;
         }
-        let mut highest = 0i64;
-        let mut hits = Vec::new();
-        let mut hit_uids = Vec::new();
-        let mut contents = Box::pin(store.contents(sel.id));
-        let mut next_content: Option<(i64, Vec<u8>)> = None;
-        for entry in &entries {
-            let Some(seq) = sel.seq_of(entry.uid) else {
-                continue;
-            };
-            let parsed = if content {
-                // Both lists are in UID order: advance the content stream to this entry.
-                use futures_util::StreamExt;
-                while next_content.as_ref().is_none_or(|(u, _)| *u < entry.uid) {
-                    match contents.next().await {
-                        Some(Ok(row)) => next_content = Some(row),
-                        Some(Err(e)) => return self.store_failed(tag, e),
-                        None => break,
-                    }
-                }
-                match &next_content {
-                    Some((u, raw)) if *u == entry.uid => Some(parse(raw, with_body)),
-                    _ => None,
-                }
-            } else {
-                None
-            };
-            let ctx = Ctx {
-                sel: &sel,
-                entry,
-                seq: i64::from(seq.get()),
-                parsed: parsed.as_ref(),
-            };
-            if matches(&key, &ctx) {
-                let n = if uid { entry.uid as u32 } else { seq.get() };
-                hits.extend(NonZeroU32::new(n));
-                hit_uids.push(entry.uid);
-                highest = highest.max(entry.modseq);
-            }
-        }
-        let modseq = if modseq_key && !hits.is_empty() {
+        let found = match self.find(&sel, &key, false).await {
+            Ok(h) => h,
+            Err(e) => return self.store_failed(tag, e),
+        };
+        let highest = found.iter().map(|h| h.entry.modseq).max().unwrap_or(0);
+        let modseq = if modseq_key && !found.is_empty() {
             std::num::NonZeroU64::new(highest as u64)
         } else {
             None
         };
-        if save && let Some(sel) = self.selected.as_mut() {
-            let options = esearch.as_deref().unwrap_or_default();
-            let has = |o: &str| options.iter().any(|x| x == o);
-            sel.saved = if !has("ALL") && !has("COUNT") && (has("MIN") || has("MAX")) {
-                // With MIN and/or MAX alone, `$` holds just those (RFC 5182 §2.1).
-                let mut ends = Vec::new();
-                if has("MIN") {
-                    ends.extend(hit_uids.first());
+        let hit_uids: Vec<i64> = found.iter().map(|h| h.entry.uid).collect();
+        let hits: Vec<NonZeroU32> = found
+            .iter()
+            .filter_map(|h| {
+                if uid {
+                    NonZeroU32::new(h.entry.uid as u32)
+                } else {
+                    Some(h.seq)
                 }
-                if has("MAX") {
-                    ends.extend(hit_uids.last());
-                }
-                ends.dedup();
-                ends
-            } else {
-                hit_uids
-            };
-        }
-        if let Some(options) = esearch {
+            })
+            .collect();
+        if let Some(returns) = &returns {
+            if save && let Some(sel) = self.selected.as_mut() {
+                sel.saved = returns.saved(&hit_uids);
+            }
             // SAVE alone: no ESEARCH response (RFC 5182 §2.1).
-            if !(save && options.is_empty()) {
-                self.esearch_result(&tag, uid, &options, &hits, modseq);
+            if returns.answers() {
+                let numbers: Vec<u32> = hits.iter().map(|n| n.get()).collect();
+                self.esearch_answer(&tag, uid, returns, &numbers, modseq);
+            }
+            if returns.update {
+                self.keep_updated(&tag, uid, &key, &hit_uids);
             }
         } else {
             self.data(Data::Search(hits, modseq));

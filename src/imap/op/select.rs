@@ -143,6 +143,7 @@ impl<S: Mailstore> ImapSession<S> {
             modseq: folder.highestmodseq,
             checked: (folder.highestmodseq, folder.uidnext),
             saved: Vec::new(),
+            contexts: Vec::new(),
         });
         // QRESYNC (RFC 7162 §3.2.5.1): what changed since the client's MODSEQ,
         // when its UIDVALIDITY is still right.

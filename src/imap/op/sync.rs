@@ -41,6 +41,14 @@ impl<S: Mailstore> ImapSession<S> {
         let current_set: HashSet<i64> = current.iter().copied().collect();
         let mut responses = Vec::new();
         let mut uids = sel.uids.to_vec();
+        let contexts = !sel.contexts.is_empty();
+        // Expunged now, and the view they leave: search contexts name them so.
+        let mut gone = Vec::new();
+        let before = if contexts {
+            sel.uids.clone()
+        } else {
+            Default::default()
+        };
         if expunges {
             let mut vanished = Vec::new();
             let mut i = uids.len();
@@ -49,6 +57,7 @@ impl<S: Mailstore> ImapSession<S> {
                 if !current_set.contains(&uids[i]) {
                     let uid = uids.remove(i);
                     sel.recent.remove(&uid);
+                    gone.push(uid);
                     if qresync {
                         vanished.push(uid);
                     } else if let Some(seq) = NonZeroU32::new(i as u32 + 1) {
@@ -106,8 +115,14 @@ impl<S: Mailstore> ImapSession<S> {
                 }
             }
         }
+        if contexts && !gone.is_empty() {
+            self.contexts_expunged(&gone, &before);
+        }
         for r in responses {
             self.data(r);
+        }
+        if contexts {
+            self.contexts_changed(&new).await;
         }
     }
 }

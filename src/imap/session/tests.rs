@@ -6,6 +6,7 @@
 
 mod extensions;
 mod fake;
+mod sort;
 mod sqlite;
 
 use std::net::{IpAddr, Ipv4Addr};

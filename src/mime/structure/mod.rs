@@ -65,7 +65,8 @@
 //!
 //! One job per file: `tree.rs` cuts the message into parts (mail-parser's
 //! offsets, bounded); `headers.rs` splits a header block into raw fields;
-//! `lexer.rs` is the RFC 822 tokenizer Dovecot's rules need; `params.rs`
+//! `lexer.rs` is the RFC 822 tokenizer Dovecot's rules need (also for the
+//! message IDs of `msgid.rs`, which threading reads); `params.rs`
 //! reads a part's Content-* headers and parameters; `address.rs` parses
 //! address lists; `envelope.rs` builds the ENVELOPE; `strings.rs` chooses
 //! quoted or literal IMAP strings as Dovecot does; `body.rs` builds
@@ -88,6 +89,7 @@ mod body;
 mod envelope;
 mod headers;
 mod lexer;
+mod msgid;
 mod params;
 mod section;
 mod strings;
@@ -105,6 +107,7 @@ use imap_codec::imap_types::fetch::Section;
 use mail_parser::Message;
 
 pub use body::strip_extensions;
+pub use msgid::message_ids;
 pub use section::{BinaryError, decode_transfer};
 
 use envelope::envelope_of;
@@ -185,6 +188,17 @@ impl<'a> ParsedMessage<'a> {
     fn slice(&self, range: &Range<usize>) -> &'a [u8] {
         self.raw.get(range.clone()).unwrap_or_default()
     }
+}
+
+/// The value of the first `name` field of a header block (folded lines
+/// included, as sent), for the fields threading reads that the ENVELOPE has
+/// not (References).
+pub fn first_field<'h>(header: &'h [u8], name: &str) -> Option<&'h [u8]> {
+    headers::split_fields(header)
+        .0
+        .into_iter()
+        .find(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|f| f.value)
 }
 
 /// The ENVELOPE of a stored message (RFC 3501 §7.4.2).
