@@ -99,8 +99,8 @@ impl Mailstore for ImapServices {
         self.store.set_subscribed(folder_id, subscribed).await
     }
 
-    async fn folder_uids(&self, folder_id: i64) -> Result<Vec<i64>, StoreError> {
-        self.store.folder_uids(folder_id).await
+    async fn folder_uids(&self, folder_id: i64, after: i64) -> Result<Vec<i64>, StoreError> {
+        self.store.folder_uids(folder_id, after).await
     }
 
     async fn entry_flags(&self, folder_id: i64) -> Result<Vec<(i64, String, bool)>, StoreError> {

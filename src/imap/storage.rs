@@ -118,10 +118,12 @@ pub trait Mailstore: Send + Sync + 'static {
         subscribed: bool,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The folder's UIDs, ascending.
+    /// The folder's UIDs above `after`, ascending (0: all of them; a
+    /// session's last known UID: what arrived since).
     fn folder_uids(
         &self,
         folder_id: i64,
+        after: i64,
     ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send;
 
     /// (UID, flags, \Recent) of every entry, by UID.

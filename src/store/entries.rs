@@ -277,12 +277,14 @@ impl Store {
         Ok(out)
     }
 
-    /// The UIDs of a folder, ascending (a session's view of sequence numbers).
-    pub async fn folder_uids(&self, folder_id: i64) -> Result<Vec<i64>, StoreError> {
+    /// The UIDs of a folder above `after`, ascending (a session's view of
+    /// sequence numbers: all of them at SELECT, then what arrived since).
+    pub async fn folder_uids(&self, folder_id: i64, after: i64) -> Result<Vec<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
+            "SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 AND uid > $2 ORDER BY uid",
         )
         .bind(folder_id)
+        .bind(after)
         .fetch_all(self.pool())
         .await?)
     }

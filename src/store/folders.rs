@@ -232,7 +232,7 @@ impl Store {
             .folder(account_id, to)
             .await?
             .ok_or_else(|| StoreError::NotFound(to.to_string()))?;
-        let uids: Vec<i64> = self.folder_uids(inbox_id).await?;
+        let uids: Vec<i64> = self.folder_uids(inbox_id, 0).await?;
         self.move_messages(inbox_id, &uids, target.id).await?;
         Ok(())
     }

@@ -64,7 +64,7 @@ impl<S: Mailstore> ImapSession<S> {
             self.condstore = true;
         }
         let store = self.mailstore.clone();
-        let uids = match store.folder_uids(folder.id).await {
+        let uids = match store.folder_uids(folder.id, 0).await {
             Ok(u) => u,
             Err(e) => return self.store_failed(tag, e),
         };

@@ -32,13 +32,20 @@ impl<S: Mailstore> ImapSession<S> {
         if counters == sel.checked {
             return;
         }
-        let Ok(current) = store.folder_uids(id).await else {
+        // What changed since the last check, not the whole folder again: the
+        // UIDs expunged since (kept with their MODSEQ for QRESYNC) and the
+        // UIDs above the highest one this session knows.
+        let max_known = sel.uids.last().unwrap_or(0);
+        let Ok(expunged) = store.vanished_since(id, sel.checked.0).await else {
+            return;
+        };
+        let Ok(new) = store.folder_uids(id, max_known).await else {
             return;
         };
         let Some(sel) = self.selected.as_mut() else {
             return;
         };
-        let current_set: HashSet<i64> = current.iter().copied().collect();
+        let expunged: HashSet<i64> = expunged.into_iter().collect();
         let mut responses = Vec::new();
         let mut uids = sel.uids.to_vec();
         let contexts = !sel.contexts.is_empty();
@@ -49,12 +56,13 @@ impl<S: Mailstore> ImapSession<S> {
         } else {
             Default::default()
         };
-        if expunges {
+        let pending = uids.iter().any(|u| expunged.contains(u));
+        if expunges && pending {
             let mut vanished = Vec::new();
             let mut i = uids.len();
             while i > 0 {
                 i -= 1;
-                if !current_set.contains(&uids[i]) {
+                if expunged.contains(&uids[i]) {
                     let uid = uids.remove(i);
                     sel.recent.remove(&uid);
                     gone.push(uid);
@@ -74,8 +82,6 @@ impl<S: Mailstore> ImapSession<S> {
                 });
             }
         }
-        let max_known = uids.last().copied().unwrap_or(0);
-        let new: Vec<i64> = current.iter().copied().filter(|&u| u > max_known).collect();
         if !new.is_empty() {
             if !sel.read_only
                 && let Ok(claimed) = store.claim_recent(id).await
@@ -91,7 +97,7 @@ impl<S: Mailstore> ImapSession<S> {
         sel.uids = crate::imap::sequence::UidMap::from_sorted(&uids);
         drop(uids);
         // Expunges not reported yet (not allowed at this point) keep the check pending.
-        if expunges || current_set.len() == sel.uids.len() {
+        if expunges || !pending {
             sel.checked = counters;
         }
         if let Ok(changes) = store.changed_since(id, sel.modseq).await {
