@@ -74,6 +74,9 @@ pub struct Selected {
     /// UIDs of the last `SEARCH RETURN (SAVE)` result, what `$` stands for
     /// (RFC 5182); empty after SELECT. Expunged UIDs are skipped when used.
     pub saved: Vec<i64>,
+    /// The keywords the client was told of in FLAGS: one used in a FETCH
+    /// response must be announced first (RFC 3501 §7.2.6).
+    pub keywords: Vec<String>,
 }
 
 impl Selected {
@@ -509,6 +512,10 @@ impl<S: Mailstore> ImapSession<S> {
             match super::extend::rewrite(self, &raw) {
                 Some(super::extend::Rewrite::Command(command)) => {
                     self.command(command).await;
+                    // Options the command did not take (refused before it
+                    // ran, e.g. before login) must not reach a later one.
+                    self.esearch = None;
+                    self.list_options = None;
                     return;
                 }
                 Some(super::extend::Rewrite::Answered) => return,

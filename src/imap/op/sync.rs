@@ -85,9 +85,17 @@ impl<S: Mailstore> ImapSession<S> {
         if expunges || current_set.len() == sel.uids.len() {
             sel.checked = counters;
         }
+        // Flags of new and changed messages, whose keywords must be in FLAGS first.
+        let mut shown_flags: Vec<String> = Vec::new();
         if let Ok(changes) = store.changed_since(id, sel.modseq).await {
             for (uid, flags, modseq) in changes {
                 sel.modseq = sel.modseq.max(modseq);
+                if flags
+                    .split(' ')
+                    .any(|f| !f.is_empty() && !f.starts_with('\\'))
+                {
+                    shown_flags.push(flags.clone());
+                }
                 if new.contains(&uid) {
                     continue;
                 }
@@ -106,6 +114,7 @@ impl<S: Mailstore> ImapSession<S> {
                 }
             }
         }
+        self.announce_keywords(shown_flags.iter().map(String::as_str));
         for r in responses {
             self.data(r);
         }
@@ -152,6 +161,7 @@ impl<S: Mailstore> ImapSession<S> {
         since: i64,
     ) -> Result<(), StoreError> {
         let changes = self.mailstore.changed_since(folder_id, since).await?;
+        self.announce_keywords(changes.iter().map(|c| c.1.as_str()));
         let Some(sel) = self.selected.as_ref() else {
             return Ok(());
         };
