@@ -1991,3 +1991,467 @@ print("imaplib sort ok")
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("imaplib sort ok"));
 }
+
+/// The IMAP form of a mailbox name the tests below use: an atom when it can
+/// be one (`]` included, as imap-codec writes it), else a quoted string.
+fn name_arg(name: &str) -> String {
+    if name.chars().any(|c| "(){ %*\"\\".contains(c)) {
+        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        name.to_string()
+    }
+}
+
+/// Any mailbox name a client can write (an atom, a quoted string) gets a
+/// tagged answer and the session goes on (issue 17): `NO [NONEXISTENT]` for
+/// a missing one, BAD for invalid modified UTF-7 (control characters
+/// included, however encoded); each valid name can be created, listed,
+/// selected, renamed and deleted. Dovecot 2.3 gives the same answers except
+/// for invalid modified UTF-7, which it answers NO ("Mailbox name is not
+/// valid mUTF-7"), and names beginning with `~`, which it refuses.
+async fn mailbox_names_get_an_answer(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    c.append("INBOX", "", &mail("names", "x")).await;
+    let mut names = vec!["!#$&-'+,-.0123456789:;<=>?@^_`|}~".to_string()];
+    for b in 0x20u8..0x7f {
+        let ch = char::from(b);
+        if ch == '&' || ch == '/' {
+            continue;
+        }
+        names.push(format!("x{ch}y"));
+        if ch != ' ' {
+            names.push(format!("{ch}z"));
+        }
+    }
+    for name in &names {
+        let arg = name_arg(name);
+        let renamed = name_arg(&format!("{name}2"));
+        c.expect("SELECT INBOX", "OK").await;
+        for missing in [
+            format!("SELECT {arg}"),
+            format!("STATUS {arg} (MESSAGES)"),
+            format!("DELETE {arg}"),
+            format!("RENAME {arg} {renamed}"),
+            format!("SUBSCRIBE {arg}"),
+        ] {
+            let r = c.expect(&missing, "NO").await;
+            assert!(r.status.contains("NO [NONEXISTENT]"), "{missing}: {r:?}");
+        }
+        c.expect(&format!("CREATE {arg}"), "OK").await;
+        let l = c.expect(&format!("LIST \"\" {arg}"), "OK").await;
+        assert_eq!(
+            l.untagged,
+            [format!("* LIST (\\HasNoChildren) \"/\" {arg}")],
+            "{name}"
+        );
+        let s = c.expect(&format!("STATUS {arg} (MESSAGES)"), "OK").await;
+        assert_eq!(
+            s.untagged,
+            [format!("* STATUS {arg} (MESSAGES 0)")],
+            "{name}"
+        );
+        c.expect("SELECT INBOX", "OK").await;
+        c.expect(&format!("COPY 1 {arg}"), "OK").await;
+        c.expect(&format!("SELECT {arg}"), "OK").await;
+        c.expect(&format!("RENAME {arg} {renamed}"), "OK").await;
+        c.expect(&format!("DELETE {renamed}"), "OK").await;
+    }
+    // Invalid modified UTF-7, control characters included: BAD, never a drop.
+    for arg in [
+        "&",
+        "x&y",
+        "&AOk",
+        "&AAA-",
+        "&AA0ACg-",
+        "&ACY-",
+        "\"&AH8-\"",
+    ] {
+        for command in ["CREATE", "SELECT", "EXAMINE", "DELETE", "SUBSCRIBE"] {
+            c.expect(&format!("{command} {arg}"), "BAD").await;
+        }
+        c.expect(&format!("STATUS {arg} (MESSAGES)"), "BAD").await;
+        c.expect(&format!("RENAME INBOX {arg}"), "BAD").await;
+    }
+    c.expect("LIST \"\" &", "BAD").await;
+    // `$` is an ordinary character of a name, also with a mailbox selected.
+    c.expect("SELECT INBOX", "OK").await;
+    c.expect("CREATE $", "OK").await;
+    let mut l = c.expect("LIST \"\" ($ INBOX)", "OK").await.untagged;
+    l.sort();
+    assert_eq!(
+        l,
+        [
+            "* LIST (\\HasNoChildren) \"/\" $",
+            "* LIST (\\HasNoChildren) \"/\" INBOX"
+        ],
+    );
+    let s = c.expect("STATUS $ (MESSAGES)", "OK").await;
+    assert_eq!(s.untagged, ["* STATUS $ (MESSAGES 0)"]);
+    // In an IMAP4rev2 session the names are UTF-8: `&` is a character.
+    let mut v2 = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    v2.expect("ENABLE IMAP4rev2", "OK").await;
+    let r = v2.expect("SELECT \"a&b\"", "NO").await;
+    assert!(r.status.contains("NO [NONEXISTENT]"), "{r:?}");
+    v2.expect("CREATE \"a&b\"", "OK").await;
+    let l = c.expect("LIST \"\" a&-b", "OK").await;
+    assert_eq!(l.untagged, ["* LIST (\\HasNoChildren) \"/\" a&-b"]);
+    c.expect("NOOP", "OK").await;
+    v2.expect("NOOP", "OK").await;
+}
+
+/// RFC 5258's extended LIST (several patterns, selection and return
+/// options, RECURSIVEMATCH with CHILDINFO) and RFC 3501's LSUB levels,
+/// compared with Dovecot 2.3 on the same mailboxes (p1 and p1/c1 not
+/// subscribed, p1/c1/g1, p2 and p2/c2 subscribed). Where the lines differ
+/// from Dovecot's, it is in what the RFCs leave open: MES always gives the
+/// CHILDREN attributes (RFC 5258 §4 allows it) and writes CHILDINFO's tag
+/// quoted as RFC 5258's examples do (Dovecot: `(CHILDINFO ("SUBSCRIBED"))`).
+async fn list_extended_and_lsub(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    for command in [
+        "CREATE p1/c1/g1",
+        "CREATE p2/c2",
+        "UNSUBSCRIBE p1",
+        "UNSUBSCRIBE p1/c1",
+        "SUBSCRIBE p1/c1/g1",
+        "SUBSCRIBE p2",
+        "SUBSCRIBE p2/c2",
+    ] {
+        c.expect(command, "OK").await;
+    }
+    let lines = |r: common::ImapReply| r.untagged;
+    // Dovecot, byte for byte: `* LSUB (\Noselect) "/" p1/c1`.
+    assert_eq!(
+        lines(c.expect("LSUB \"\" p1/%", "OK").await),
+        ["* LSUB (\\Noselect) \"/\" p1/c1"]
+    );
+    assert_eq!(
+        lines(c.expect("LSUB \"\" p%", "OK").await),
+        [
+            "* LSUB (\\Noselect) \"/\" p1",
+            "* LSUB (\\HasChildren) \"/\" p2"
+        ]
+    );
+    assert_eq!(
+        lines(c.expect("LSUB \"\" p1/*", "OK").await),
+        ["* LSUB (\\HasNoChildren) \"/\" p1/c1/g1"]
+    );
+    // Several patterns, each name once.
+    assert_eq!(
+        lines(c.expect("LIST \"\" (p1 p1 \"p2*\")", "OK").await),
+        [
+            "* LIST (\\HasChildren) \"/\" p1",
+            "* LIST (\\HasChildren) \"/\" p2",
+            "* LIST (\\HasNoChildren) \"/\" p2/c2",
+        ]
+    );
+    assert_eq!(
+        lines(c.expect("LIST \"p1/\" (% c1/%)", "OK").await),
+        [
+            "* LIST (\\HasChildren) \"/\" p1/c1",
+            "* LIST (\\HasNoChildren) \"/\" p1/c1/g1",
+        ]
+    );
+    assert_eq!(
+        lines(
+            c.expect(
+                "LIST (SUBSCRIBED) \"\" (p1 p2 p2/c2) RETURN (STATUS (MESSAGES))",
+                "OK"
+            )
+            .await
+        ),
+        [
+            "* LIST (\\HasChildren \\Subscribed) \"/\" p2",
+            "* STATUS p2 (MESSAGES 0)",
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" p2/c2",
+            "* STATUS p2/c2 (MESSAGES 0)",
+        ]
+    );
+    assert_eq!(
+        lines(
+            c.expect("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" p%", "OK")
+                .await
+        ),
+        [
+            "* LIST (\\HasChildren) \"/\" p1 (\"CHILDINFO\" (\"SUBSCRIBED\"))",
+            "* LIST (\\HasChildren \\Subscribed) \"/\" p2 (\"CHILDINFO\" (\"SUBSCRIBED\"))",
+        ]
+    );
+    assert_eq!(
+        lines(
+            c.expect("LIST (SUBSCRIBED REMOTE RECURSIVEMATCH) \"\" p1/%", "OK")
+                .await
+        ),
+        ["* LIST (\\HasChildren) \"/\" p1/c1 (\"CHILDINFO\" (\"SUBSCRIBED\"))"]
+    );
+    assert_eq!(
+        lines(c.expect("LIST (SUBSCRIBED) \"\" p%", "OK").await),
+        ["* LIST (\\HasChildren \\Subscribed) \"/\" p2"]
+    );
+    // The extended syntax ignores empty patterns (RFC 5258 §3), as Dovecot:
+    // only the basic `LIST "" ""` gives the hierarchy delimiter.
+    for command in [
+        "LIST (SUBSCRIBED) \"\" \"\"",
+        "LIST () \"\" \"\"",
+        "LIST (REMOTE) \"\" \"\"",
+        "LIST \"\" \"\" RETURN (CHILDREN)",
+        "LIST \"\" (\"\")",
+        "LIST \"\" ()",
+    ] {
+        assert!(lines(c.expect(command, "OK").await).is_empty(), "{command}");
+    }
+    assert_eq!(
+        lines(c.expect("LIST \"\" \"\"", "OK").await),
+        ["* LIST (\\Noselect) \"/\" \"\""]
+    );
+    for command in [
+        "LIST (RECURSIVEMATCH) \"\" %",
+        "LIST (REMOTE RECURSIVEMATCH) \"\" %",
+        "LIST (FOO) \"\" %",
+        "LIST \"\" % RETURN (FOO)",
+        "LIST \"\" (p1 (p2))",
+    ] {
+        c.expect(command, "BAD").await;
+    }
+    // A parent whose mailbox is deleted stays a level of the hierarchy.
+    // Dovecot, byte for byte: `* LIST (\Noselect \HasChildren) "/" p1`.
+    c.expect("DELETE p1", "OK").await;
+    assert_eq!(
+        lines(c.expect("LIST \"\" p%", "OK").await),
+        [
+            "* LIST (\\Noselect \\HasChildren) \"/\" p1",
+            "* LIST (\\HasChildren) \"/\" p2"
+        ]
+    );
+    assert_eq!(
+        lines(c.expect("LSUB \"\" p%", "OK").await),
+        [
+            "* LSUB (\\Noselect) \"/\" p1",
+            "* LSUB (\\HasChildren) \"/\" p2"
+        ]
+    );
+    c.expect("SELECT p1", "NO").await;
+}
+
+/// A keyword is in an untagged FLAGS (and PERMANENTFLAGS) before a FETCH
+/// response shows it, whoever set it (RFC 3501 §7.2.6). The FLAGS lines are
+/// Dovecot 2.3's, byte for byte, for the same commands.
+async fn keywords_are_announced_before_use(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let addr = server.addr("imaps");
+    let mut a = imap_login(addr, &ca, JEAN, PW).await;
+    let mut b = imap_login(addr, &ca, JEAN, PW).await;
+    const SYS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+    a.expect("CREATE kw", "OK").await;
+    a.append("kw", "", &mail("kw1", "x")).await;
+    a.expect("SELECT kw", "OK").await;
+    let r = a.expect("STORE 1 +FLAGS ($Foo)", "OK").await;
+    assert_eq!(r.untagged[0], format!("* FLAGS ({SYS} $Foo)"));
+    assert!(
+        r.untagged[1].starts_with(&format!("* OK [PERMANENTFLAGS ({SYS} $Foo \\*)]")),
+        "{r:?}"
+    );
+    assert!(r.untagged[2].starts_with("* 1 FETCH (FLAGS ("), "{r:?}");
+    // APPEND into the selected mailbox: FLAGS before EXISTS.
+    let r = a.append("kw", "$Bar", &mail("kw2", "x")).await;
+    assert_eq!(r.untagged[0], format!("* FLAGS ({SYS} $Foo $Bar)"), "{r:?}");
+    assert_eq!(r.untagged[2], "* 2 EXISTS", "{r:?}");
+    let r = b.expect("EXAMINE kw", "OK").await;
+    assert_eq!(r.untagged[0], format!("* FLAGS ({SYS} $Foo $Bar)"));
+    assert!(r.all().contains("* OK [PERMANENTFLAGS ()]"), "{r:?}");
+    // STORE.SILENT announces too; the other session hears it at NOOP.
+    let r = a.expect("STORE 1 +FLAGS.SILENT (Baz)", "OK").await;
+    assert_eq!(r.untagged[0], format!("* FLAGS ({SYS} $Foo $Bar Baz)"));
+    let r = b.expect("NOOP", "OK").await;
+    assert_eq!(r.untagged[0], format!("* FLAGS ({SYS} $Foo $Bar Baz)"));
+    assert!(
+        r.untagged[1].starts_with("* OK [PERMANENTFLAGS ()]"),
+        "{r:?}"
+    );
+    assert!(
+        r.untagged[2].starts_with("* 1 FETCH (FLAGS ($Foo Baz)"),
+        "{r:?}"
+    );
+    // A third session sets one; `a` meets it first in a FETCH.
+    let mut c = imap_login(addr, &ca, JEAN, PW).await;
+    c.expect("SELECT kw", "OK").await;
+    c.expect("STORE 2 +FLAGS.SILENT (Qux)", "OK").await;
+    let r = a.expect("FETCH 1:* FLAGS", "OK").await;
+    assert_eq!(r.untagged[0], format!("* FLAGS ({SYS} $Foo $Bar Baz Qux)"));
+    assert!(
+        r.untagged[1].starts_with(&format!(
+            "* OK [PERMANENTFLAGS ({SYS} $Foo $Bar Baz Qux \\*)]"
+        )),
+        "{r:?}"
+    );
+    assert!(
+        r.untagged[3].starts_with("* 2 FETCH (FLAGS ($Bar Qux"),
+        "{r:?}"
+    );
+    // Known keywords are not announced again.
+    let r = a.expect("STORE 2 +FLAGS ($foo)", "OK").await;
+    assert!(!r.all().contains("* FLAGS"), "{r:?}");
+}
+
+fn dovecot_search_messages() -> [Vec<u8>; 3] {
+    [
+        b"From: a@b.example\r\nTo: groupname: x@y.example, z@w.example;\r\nCc: Team Name:;\r\n\
+          Bcc: undisclosed-recipients:;\r\nDate: Sun, 25 Mar 2007 00:00:00 +0200\r\nSubject: one\r\n\r\nbody\r\n"
+            .to_vec(),
+        b"From: Some Group: a@b.example;\r\nTo: plain@y.example\r\nDate: Sat, 24 Mar 2007 23:30:00 -0700\r\n\
+          Subject: two\r\n\r\nbody\r\n"
+            .to_vec(),
+        b"From: c@d.example\r\nTo: \"Quoted, Group\": q@y.example;\r\nDate: Mon, 26 Mar 2007 01:00:00 +1400\r\n\
+          Subject: three\r\n\r\nbody\r\n"
+            .to_vec(),
+    ]
+}
+
+/// SENTBEFORE/SENTON/SENTSINCE take the `Date:` header's day in its own zone
+/// (RFC 3501 §6.4.4), and FROM/TO/CC/BCC match group names (RFC 5322 group
+/// syntax) the way Dovecot writes address lists for searching. Every
+/// expected line is Dovecot 2.3's answer on the same three messages.
+async fn search_sent_dates_and_address_groups(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    c.expect("CREATE srch", "OK").await;
+    for m in dovecot_search_messages() {
+        c.append("srch", "", &m).await;
+    }
+    c.expect("SELECT srch", "OK").await;
+    for (key, dovecot) in [
+        ("SENTON 25-Mar-2007", "* SEARCH 1"),
+        ("SENTON 24-Mar-2007", "* SEARCH 2"),
+        ("SENTON 26-Mar-2007", "* SEARCH 3"),
+        ("SENTBEFORE 25-Mar-2007", "* SEARCH 2"),
+        ("SENTSINCE 25-Mar-2007", "* SEARCH 1 3"),
+        ("SENTBEFORE 26-Mar-2007", "* SEARCH 1 2"),
+        ("SENTSINCE 26-Mar-2007", "* SEARCH 3"),
+        ("TO groupname", "* SEARCH 1"),
+        ("TO group", "* SEARCH 1 3"),
+        ("TO x@y.example", "* SEARCH 1"),
+        ("TO z@w", "* SEARCH 1"),
+        ("CC \"Team Name\"", "* SEARCH 1"),
+        ("CC team", "* SEARCH 1"),
+        ("BCC undisclosed", "* SEARCH 1"),
+        ("FROM \"Some Group\"", "* SEARCH 2"),
+        ("FROM some", "* SEARCH 2"),
+        ("FROM a@b", "* SEARCH 1 2"),
+        ("TO \"Quoted, Group\"", "* SEARCH 3"),
+        ("TO quoted", "* SEARCH 3"),
+        ("TO q@y", "* SEARCH 3"),
+        ("TO plain", "* SEARCH 2"),
+        ("TO :", "* SEARCH 1 3"),
+        ("TO ;", "* SEARCH 1 3"),
+        ("TO ,", "* SEARCH 1 3"),
+        ("FROM <", "* SEARCH 1 2 3"),
+        ("FROM \"a@b.example\"", "* SEARCH 1 2"),
+        ("TO \"x@y.example, z\"", "* SEARCH"),
+    ] {
+        let r = c.expect(&format!("SEARCH {key}"), "OK").await;
+        assert_eq!(r.untagged, [dovecot], "SEARCH {key}");
+    }
+}
+
+/// CONDSTORE with ESEARCH: the MODSEQ of `RETURN (MIN)`/`(MAX)` is that of
+/// the message reported, for ALL and COUNT the highest of those found (RFC
+/// 4731, RFC 7162 §3.1.5); the first CONDSTORE enabling command with a
+/// mailbox selected has `[HIGHESTMODSEQ n]` in its tagged OK (Dovecot 2.3
+/// sends it as an untagged `* OK [HIGHESTMODSEQ n] Highest` instead, and
+/// its sdbox gives the messages one MODSEQ, so MIN and MAX cannot differ there).
+async fn condstore_highestmodseq_and_esearch_modseq(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    c.expect("CREATE ms", "OK").await;
+    for i in 0..4 {
+        c.append("ms", "", &mail(&format!("ms{i}"), "x")).await;
+    }
+    let sel = c.expect("SELECT ms", "OK").await.all();
+    let highest: u64 = sel
+        .split("[HIGHESTMODSEQ ")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .and_then(|n| n.parse().ok())
+        .expect("HIGHESTMODSEQ at SELECT");
+    c.expect("STORE 1 +FLAGS.SILENT (\\Flagged)", "OK").await;
+    c.expect("STORE 3 +FLAGS.SILENT (\\Seen)", "OK").await;
+    c.expect("STORE 2 +FLAGS.SILENT (\\Seen)", "OK").await;
+    // The first enabling command: the tagged OK has the HIGHESTMODSEQ.
+    let r = c.expect("FETCH 1:* (MODSEQ)", "OK").await;
+    let modseq: Vec<u64> = r
+        .untagged
+        .iter()
+        .map(|l| {
+            l.split("MODSEQ (")
+                .nth(1)
+                .and_then(|s| s.split(')').next())
+                .and_then(|n| n.parse().ok())
+                .expect("MODSEQ")
+        })
+        .collect();
+    assert_eq!(modseq.len(), 4, "{r:?}");
+    assert_eq!(modseq, [highest + 1, highest + 3, highest + 2, highest]);
+    let top = highest + 3;
+    assert!(
+        r.status
+            .contains(&format!("OK [HIGHESTMODSEQ {top}] FETCH completed")),
+        "{r:?}"
+    );
+    let r = c.expect("FETCH 1 (MODSEQ)", "OK").await;
+    assert!(!r.status.contains("HIGHESTMODSEQ"), "only the first: {r:?}");
+    for (options, criteria, expected) in [
+        ("MIN", "", format!("MIN 1 MODSEQ {}", modseq[0])),
+        ("MAX", "", format!("MAX 4 MODSEQ {}", modseq[3])),
+        ("MIN MAX", "", format!("MIN 1 MAX 4 MODSEQ {}", modseq[0])),
+        ("MIN", "UNFLAGGED ", format!("MIN 2 MODSEQ {}", modseq[1])),
+        ("COUNT", "UNFLAGGED ", format!("COUNT 3 MODSEQ {top}")),
+        ("ALL", "", format!("ALL 1:4 MODSEQ {top}")),
+        ("MIN COUNT", "", format!("MIN 1 COUNT 4 MODSEQ {top}")),
+    ] {
+        let tag = c.tag();
+        c.send_raw(format!("{tag} SEARCH RETURN ({options}) {criteria}MODSEQ 1\r\n").as_bytes())
+            .await;
+        let r = c.read_until_tagged(&tag).await;
+        assert_eq!(
+            r.untagged,
+            [format!("* ESEARCH (TAG \"{tag}\") {expected}")],
+            "RETURN ({options}) {criteria}"
+        );
+    }
+    // Each enabling command counts once per session: SEARCH MODSEQ first here.
+    let mut d = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    d.expect("SELECT ms", "OK").await;
+    let r = d.expect("SEARCH MODSEQ 1", "OK").await;
+    assert_eq!(r.untagged, [format!("* SEARCH 1 2 3 4 (MODSEQ {top})")]);
+    assert!(
+        r.status
+            .contains(&format!("OK [HIGHESTMODSEQ {top}] SEARCH completed")),
+        "{r:?}"
+    );
+    let mut e = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    e.expect("SELECT ms", "OK").await;
+    let r = e
+        .expect("STORE 4 (UNCHANGEDSINCE 1) +FLAGS (\\Seen)", "OK")
+        .await;
+    assert!(r.status.contains("[MODIFIED 4]"), "{r:?}");
+    assert!(
+        r.untagged
+            .contains(&format!("* OK [HIGHESTMODSEQ {top}] Highest")),
+        "{r:?}"
+    );
+}
+
+both_backends!(
+    mailbox_names_get_an_answer,
+    list_extended_and_lsub,
+    keywords_are_announced_before_use,
+    search_sent_dates_and_address_groups,
+    condstore_highestmodseq_and_esearch_modseq,
+);

@@ -1,53 +1,53 @@
 //! Extensions imap-codec 2.0-alpha does not parse: APPEND's `UTF8 (literal8)`
-//! data item (RFC 6855), ESEARCH and ESORT (RFC 4731,
-//! RFC 5267: `SEARCH RETURN (…)`, `SORT RETURN (…)`, read by `op/returns.rs`),
-//! CANCELUPDATE (RFC 5267, answered by `op/context.rs`), the LIST-EXTENDED options clients send (RFC 5258: selection
-//! options `(SUBSCRIBED SPECIAL-USE)` and `RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)`)
+//! data item (RFC 6855), ESEARCH and ESORT (RFC 4731, RFC 5267: `SEARCH
+//! RETURN (…)`, `SORT RETURN (…)`, read by `op/returns.rs`), CANCELUPDATE
+//! (RFC 5267, answered by `op/context.rs`), the extended LIST syntax (RFC
+//! 5258: selection options `(SUBSCRIBED REMOTE RECURSIVEMATCH SPECIAL-USE)`,
+//! several patterns `(p1 p2)`, `RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)`),
 //! LIST-STATUS (RFC 5819: `RETURN (STATUS (MESSAGES UNSEEN …))`) and the
 //! SEARCHRES marker `$` (RFC 5182), which is replaced by the numbers it stands
-//! for before the command is parsed again.
+//! for before the command is parsed again. imap-types 2.0 has LIST-EXTENDED's
+//! response items (`extensions::list_extended`) but imap-codec parses no
+//! extended LIST command.
 //!
 //! When imap-next reports a command it could not parse, [`rewrite`] recognises
 //! these forms, removes the extension syntax, remembers the options on the
-//! session and lets imap-codec parse the plain command. The ESEARCH response has
-//! no imap-types variant either: the session writes it in place of a placeholder.
+//! session and lets imap-codec parse the plain command (each LIST pattern is
+//! parsed by imap-codec as the pattern of a plain LIST). The ESEARCH response
+//! has no imap-types variant either: the session writes it in place of a
+//! placeholder.
 
 use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
 use imap_codec::imap_types::IntoStatic;
-use imap_codec::imap_types::command::Command;
+use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::status::StatusDataItemName;
 
 use super::sequence;
 use super::session::ImapSession;
 use super::storage::Mailstore;
 
-/// LIST-EXTENDED options of one LIST command.
+/// LIST-EXTENDED options of one LIST command (RFC 5258).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListOptions {
+    /// The command used the extended syntax (selection options, a list of
+    /// patterns or RETURN): an empty pattern is then ignored rather than a
+    /// request for the hierarchy delimiter (RFC 5258 §3, RFC 9051 §6.3.9).
+    pub extended: bool,
     /// Selection: only subscribed mailboxes.
     pub select_subscribed: bool,
     /// Selection: only special-use mailboxes.
     pub select_special_use: bool,
+    /// Selection: RECURSIVEMATCH (names with selected descendants, CHILDINFO).
+    pub select_recursive: bool,
     /// Return the \Subscribed attribute.
     pub return_subscribed: bool,
     /// LIST-STATUS: a STATUS response with these items after each selectable mailbox.
     pub return_status: Option<Vec<StatusDataItemName>>,
-}
-
-/// Index of the `)` closing a list whose `(` is just before `s`.
-fn closing_paren(s: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    for (i, c) in s.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' if depth == 0 => return Some(i),
-            ')' => depth -= 1,
-            _ => {}
-        }
-    }
-    None
+    /// Every pattern of `(p1 p2 …)`, in place of the one of the command.
+    pub patterns: Option<Vec<ListMailbox<'static>>>,
 }
 
 /// A STATUS item name (RFC 9051 `status-att`, RFC 8438 SIZE).
@@ -64,34 +64,6 @@ fn status_item(name: &str) -> Option<StatusDataItemName> {
         "HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
         _ => return None,
     })
-}
-
-/// The LIST return options inside `RETURN (…)`.
-fn return_options(inner: &str, options: &mut ListOptions) -> Option<()> {
-    let mut s = inner.trim_start();
-    while !s.is_empty() {
-        let end = s.find([' ', '(']).unwrap_or(s.len());
-        let word = s[..end].to_ascii_uppercase();
-        s = s[end..].trim_start();
-        match word.as_str() {
-            "SUBSCRIBED" => options.return_subscribed = true,
-            "CHILDREN" | "SPECIAL-USE" => {}
-            "STATUS" => {
-                let (items, after) = paren_list(s)?;
-                let items = items
-                    .iter()
-                    .map(|i| status_item(i))
-                    .collect::<Option<Vec<_>>>()?;
-                if items.is_empty() {
-                    return None;
-                }
-                options.return_status = Some(items);
-                s = after.trim_start();
-            }
-            _ => return None,
-        }
-    }
-    Some(())
 }
 
 /// Splits `(A B C)` at the start of `s`: (upper-cased words, rest after the parenthesis).
@@ -111,7 +83,7 @@ fn paren_list(s: &str) -> Option<(Vec<String>, &str)> {
 pub enum Rewrite {
     /// The plain command to run.
     Command(Command<'static>),
-    /// Already answered (a command on an empty `$`).
+    /// Already answered (a command on an empty `$`, or a malformed extended LIST).
     Answered,
 }
 
@@ -150,14 +122,19 @@ fn saved_marker(s: &str) -> Option<usize> {
 /// numbers elsewhere. `Err(())` when `$` is empty in a command other than
 /// SEARCH (nothing to do); `Ok(None)` when there is no `$`.
 fn replace_saved<S: Mailstore>(session: &ImapSession<S>, rest: &str) -> Result<Option<String>, ()> {
-    if saved_marker(rest).is_none() {
+    // Only where a sequence set may stand: `$` is an ordinary character of a
+    // mailbox name (`LIST "" ($ x)`, `STATUS $ (…)`).
+    const TAKES_SETS: [&str; 8] = [
+        "FETCH ", "STORE ", "COPY ", "MOVE ", "SEARCH ", "SORT ", "THREAD ", "UID ",
+    ];
+    let upper = rest.to_ascii_uppercase();
+    if saved_marker(rest).is_none() || !TAKES_SETS.iter().any(|c| upper.starts_with(c)) {
         return Ok(None);
     }
     let Some(sel) = session.selected.as_ref() else {
         // No mailbox: let the plain parse fail (BAD).
         return Ok(None);
     };
-    let upper = rest.to_ascii_uppercase();
     let uid_command = upper.starts_with("UID ");
     let search = ["SEARCH ", "SORT ", "THREAD "].iter().any(|c| {
         upper.starts_with(c) || upper.strip_prefix("UID ").is_some_and(|u| u.starts_with(c))
@@ -284,7 +261,7 @@ pub fn rewrite<S: Mailstore>(session: &mut ImapSession<S>, raw: &[u8]) -> Option
         return Some(Rewrite::Answered);
     }
     if upper.starts_with("LIST ") {
-        return rewrite_list(session, tag, &rest["LIST ".len()..]).map(Rewrite::Command);
+        return rewrite_list(session, tag, &rest["LIST ".len()..]);
     }
     // `[UID] SEARCH RETURN (…) …` and `[UID] SORT RETURN (…) …` (ESEARCH, ESORT).
     let (uid, plain_upper) = match upper.strip_prefix("UID ") {
@@ -309,40 +286,208 @@ pub fn rewrite<S: Mailstore>(session: &mut ImapSession<S>, raw: &[u8]) -> Option
     Some(Rewrite::Command(command.into_static()))
 }
 
+/// One argument of an extended LIST: a parenthesised list (its inside) or a
+/// single word (an atom, or a quoted string with its quotes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arg<'a> {
+    List(&'a str),
+    Word(&'a str),
+}
+
+/// Splits the next argument off `s`; None when there is none or it is malformed.
+fn next_arg(s: &str) -> Option<(Arg<'_>, &str)> {
+    let s = s.trim_start_matches(' ');
+    let bytes = s.as_bytes();
+    let (mut quoted, mut escaped, mut depth) = (false, false, 0usize);
+    for (i, &b) in bytes.iter().enumerate() {
+        if quoted {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => {
+                    quoted = false;
+                    if depth == 0 {
+                        return Some((Arg::Word(&s[..=i]), &s[i + 1..]));
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' if i == 0 || depth > 0 => quoted = true,
+            b'(' if i == 0 || depth > 0 => depth += 1,
+            b')' if depth == 1 => return Some((Arg::List(&s[1..i]), &s[i + 1..])),
+            b')' if depth > 1 => depth -= 1,
+            b' ' | b'(' | b')' if depth == 0 => {
+                return (i > 0).then(|| (Arg::Word(&s[..i]), &s[i..]));
+            }
+            _ => {}
+        }
+    }
+    (depth == 0 && !quoted && !s.is_empty()).then_some((Arg::Word(s), ""))
+}
+
+/// The words of a list's inside; None when it holds a nested list.
+fn words(inner: &str) -> Option<Vec<&str>> {
+    let mut out = Vec::new();
+    let mut rest = inner;
+    while !rest.trim_start_matches(' ').is_empty() {
+        match next_arg(rest)? {
+            (Arg::Word(w), after) => {
+                out.push(w);
+                rest = after;
+            }
+            (Arg::List(_), _) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// The LIST return options inside `RETURN (…)` (RFC 5258 §3.2, RFC 5819).
+fn return_options(inner: &str, options: &mut ListOptions) -> Result<(), &'static str> {
+    let mut rest = inner;
+    while let Some((arg, after)) = next_arg(rest) {
+        rest = after;
+        let Arg::Word(word) = arg else {
+            return Err("Unknown return option");
+        };
+        match word.to_ascii_uppercase().as_str() {
+            "SUBSCRIBED" => options.return_subscribed = true,
+            // Always returned (CHILDREN and SPECIAL-USE are announced).
+            "CHILDREN" | "SPECIAL-USE" => {}
+            "STATUS" => {
+                let Some((Arg::List(items), after)) = next_arg(rest) else {
+                    return Err("STATUS needs a list of items");
+                };
+                rest = after;
+                let items = words(items)
+                    .ok_or("Invalid STATUS items")?
+                    .iter()
+                    .map(|i| status_item(&i.to_ascii_uppercase()))
+                    .collect::<Option<Vec<_>>>()
+                    .filter(|items| !items.is_empty())
+                    .ok_or("Invalid STATUS items")?;
+                options.return_status = Some(items);
+            }
+            _ => return Err("Unknown return option"),
+        }
+    }
+    if rest.trim().is_empty() {
+        Ok(())
+    } else {
+        Err("Unknown return option")
+    }
+}
+
+/// The selection options of `LIST (…)` (RFC 5258 §3.1, RFC 6154 §5.1).
+fn selection_options(inner: &str, options: &mut ListOptions) -> Result<(), &'static str> {
+    for word in words(inner).ok_or("Unknown selection option")? {
+        match word.to_ascii_uppercase().as_str() {
+            "SUBSCRIBED" => options.select_subscribed = true,
+            "SPECIAL-USE" => options.select_special_use = true,
+            "RECURSIVEMATCH" => options.select_recursive = true,
+            // No remote mailboxes here (RFC 2193).
+            "REMOTE" => {}
+            _ => return Err("Unknown selection option"),
+        }
+    }
+    // RFC 5258 §3.1: RECURSIVEMATCH alone (or with REMOTE only) is an error.
+    if options.select_recursive && !options.select_subscribed && !options.select_special_use {
+        return Err("RECURSIVEMATCH needs another selection option");
+    }
+    Ok(())
+}
+
+/// What the extended LIST `args` (after `LIST `) stand for: the plain
+/// command (reference and first pattern) and the options, or why it is BAD.
+/// `Ok(None)`: not the extended syntax (the plain parse's BAD stands).
+fn parse_list(
+    tag: &str,
+    args: &str,
+) -> Result<Option<(Command<'static>, ListOptions)>, &'static str> {
+    let mut options = ListOptions::default();
+    let mut rest = args;
+    let (mut arg, mut after) = next_arg(rest).ok_or("Missing arguments")?;
+    if let Arg::List(inner) = arg {
+        options.extended = true;
+        selection_options(inner, &mut options)?;
+        (arg, after) = next_arg(after).ok_or("Missing reference")?;
+    }
+    let Arg::Word(reference) = arg else {
+        return Err("Invalid reference");
+    };
+    rest = after;
+    let (patterns, after) = next_arg(rest).ok_or("Missing mailbox pattern")?;
+    let patterns = match patterns {
+        Arg::Word(p) => vec![p],
+        Arg::List(inner) => {
+            options.extended = true;
+            words(inner).ok_or("Invalid mailbox patterns")?
+        }
+    };
+    let after = after.trim_start_matches(' ');
+    if !after.is_empty() {
+        let (keyword, after) = next_arg(after).ok_or("Invalid return options")?;
+        let (Arg::Word(keyword), Some((Arg::List(inner), end))) = (keyword, next_arg(after)) else {
+            return Err("Invalid return options");
+        };
+        if !keyword.eq_ignore_ascii_case("RETURN") || !end.trim().is_empty() {
+            return Err("Invalid return options");
+        }
+        options.extended = true;
+        return_options(inner, &mut options)?;
+    }
+    if !options.extended {
+        return Ok(None);
+    }
+    // imap-codec parses the reference and each pattern as those of a plain LIST.
+    let plain = |pattern: &str| -> Result<(Mailbox<'static>, ListMailbox<'static>), &'static str> {
+        let line = format!("{tag} LIST {reference} {pattern}\r\n");
+        match CommandCodec::default().decode(line.as_bytes()) {
+            Ok((_, command)) => match command.into_static().body {
+                CommandBody::List {
+                    reference,
+                    mailbox_wildcard,
+                } => Ok((reference, mailbox_wildcard)),
+                _ => Err("Invalid mailbox pattern"),
+            },
+            Err(_) => Err("Invalid mailbox pattern"),
+        }
+    };
+    let (reference, first) = plain(patterns.first().copied().unwrap_or("\"\""))?;
+    let mut all = Vec::with_capacity(patterns.len());
+    for p in &patterns {
+        all.push(plain(p)?.1);
+    }
+    options.patterns = Some(all);
+    let tag = Tag::try_from(tag.to_string()).map_err(|_| "Invalid tag")?;
+    let command = Command::new(
+        tag,
+        CommandBody::List {
+            reference,
+            mailbox_wildcard: first,
+        },
+    )
+    .map_err(|_| "Invalid command")?;
+    Ok(Some((command, options)))
+}
+
 fn rewrite_list<S: Mailstore>(
     session: &mut ImapSession<S>,
     tag: &str,
     args: &str,
-) -> Option<Command<'static>> {
-    let mut options = ListOptions::default();
-    let mut rest = args.trim_start();
-    if rest.starts_with('(') {
-        let (words, after) = paren_list(rest)?;
-        for w in words {
-            match w.as_str() {
-                "SUBSCRIBED" => options.select_subscribed = true,
-                "SPECIAL-USE" => options.select_special_use = true,
-                "REMOTE" | "RECURSIVEMATCH" => {}
-                _ => return None,
-            }
+) -> Option<Rewrite> {
+    match parse_list(tag, args) {
+        Ok(Some((command, options))) => {
+            session.list_options = Some(options);
+            Some(Rewrite::Command(command))
         }
-        rest = after.trim_start();
+        Ok(None) => None,
+        Err(text) => {
+            let tag = Tag::try_from(tag.to_string()).ok()?;
+            session.bad(tag, text);
+            Some(Rewrite::Answered)
+        }
     }
-    let upper = rest.to_ascii_uppercase();
-    let plain_args = match upper.find(" RETURN (") {
-        Some(pos) => {
-            let inner = &rest[pos + " RETURN (".len()..];
-            let close = closing_paren(inner)?;
-            if !inner[close + 1..].trim().is_empty() {
-                return None;
-            }
-            return_options(&inner[..close], &mut options)?;
-            &rest[..pos]
-        }
-        None => rest,
-    };
-    let plain = format!("{tag} LIST {plain_args}\r\n");
-    let (_, command) = CommandCodec::default().decode(plain.as_bytes()).ok()?;
-    session.list_options = Some(options);
-    Some(command.into_static())
 }

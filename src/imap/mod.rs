@@ -35,9 +35,15 @@
 //! For every session: BINARY (RFC 3516), STATUS DELETED, DELETED-STORAGE and
 //! SIZE (RFC 8438), LIST-STATUS (RFC 5819), SEARCHRES (RFC 5182: `$` is
 //! rewritten into the saved numbers before imap-codec parses the command),
-//! CHILDREN, SPECIAL-USE, ESEARCH, LIST-EXTENDED, MOVE,
-//! UIDPLUS, UNSELECT, NAMESPACE, ENABLE, IDLE, SASL-IR and LITERAL+ (which
-//! covers LITERAL-).
+//! CHILDREN, SPECIAL-USE, ESEARCH (with CONDSTORE, the MODSEQ of the messages
+//! MIN/MAX report, RFC 7162 §3.1.5), LIST-EXTENDED (several patterns,
+//! SUBSCRIBED, REMOTE, RECURSIVEMATCH with CHILDINFO, SPECIAL-USE; RETURN
+//! SUBSCRIBED, CHILDREN, SPECIAL-USE, STATUS), MOVE, UIDPLUS, UNSELECT,
+//! NAMESPACE, ENABLE, IDLE, SASL-IR and LITERAL+ (which covers LITERAL-).
+//! CONDSTORE: the first enabling command (FETCH MODSEQ or CHANGEDSINCE, SEARCH
+//! MODSEQ, STORE UNCHANGEDSINCE, STATUS HIGHESTMODSEQ, ENABLE) with a mailbox
+//! selected carries `[HIGHESTMODSEQ n]` in its tagged OK (untagged when the
+//! tagged OK holds `[MODIFIED]`; Dovecot always sends it untagged).
 //!
 //! After login, COMPRESS=DEFLATE (RFC 4978): `COMPRESS DEFLATE` is answered
 //! OK once per connection (then `NO [COMPRESSIONACTIVE]`); the OK goes out
@@ -71,12 +77,17 @@
 //!   answer BAD (kept lenient for clients that send `CHARSET UTF-8`).
 //! * RECENT/NEW/OLD search keys and STATUS RECENT, gone from IMAP4rev2, are
 //!   still answered (from the session's \Recent set) rather than refused.
-//! * `\NonExistent` is never returned: subscriptions live on mailbox rows, so
-//!   LIST never has a name without its mailbox (the root of `LIST "" ""` is
-//!   `\Noselect`).
+//! * Subscriptions live on mailbox rows, so a subscribed name always has its
+//!   mailbox. A level of the hierarchy whose mailbox was deleted (children
+//!   outlive their parent) is listed `\Noselect \HasChildren`, or
+//!   `\NonExistent` with the extended LIST syntax (RFC 5258 §3.4); LSUB gives
+//!   an unsubscribed level above a subscribed mailbox as `\Noselect`.
+//! * The extended LIST syntax takes no literal (imap-codec parses no extended
+//!   LIST: `extend.rs` rewrites the line, which it does not do with literals).
 
 pub mod compress;
 pub mod extend;
+pub mod hierarchy;
 pub mod line;
 pub mod listener;
 pub mod listing;

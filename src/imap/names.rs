@@ -61,8 +61,13 @@ pub fn decode_bytes(raw: &[u8], wire: Wire) -> Result<String, NameError> {
     let decoded = match wire {
         Wire::Utf7 => {
             let decoded = super::utf7::decode(raw).map_err(|_| NameError::Utf7)?;
-            // Whatever decodes must encode back to the same bytes (one name, one spelling).
-            if super::utf7::encode(&decoded).as_bytes() != raw {
+            // Whatever decodes must encode back to the same bytes (one name,
+            // one spelling), and hold no control character: `&AAA-` (NUL) or
+            // `&AA0ACg-` (CR LF) would make a name no IMAP4rev2 session could
+            // be shown, nor PostgreSQL store.
+            if super::utf7::encode(&decoded).as_bytes() != raw
+                || decoded.chars().any(char::is_control)
+            {
                 return Err(NameError::Utf7);
             }
             decoded
@@ -121,6 +126,12 @@ pub fn pattern_text(pattern: &ListMailbox<'_>, wire: Wire) -> Result<String, Nam
         ListMailbox::Token(t) => t.as_ref(),
         ListMailbox::String(s) => s.as_ref(),
     };
+    pattern_bytes(raw, wire)
+}
+
+/// The UTF-8 text of a LIST reference or pattern's bytes (no shape rules:
+/// `a/` and `%` are fine there).
+pub fn pattern_bytes(raw: &[u8], wire: Wire) -> Result<String, NameError> {
     match wire {
         Wire::Utf7 => super::utf7::decode(raw).map_err(|_| NameError::Utf7),
         Wire::Utf8 => std::str::from_utf8(raw)
@@ -179,6 +190,17 @@ mod tests {
         assert_eq!(d(b"a&-b&Zm9v-").unwrap_err(), NameError::Utf7);
         assert_eq!(d("Résultats".as_bytes()).unwrap_err(), NameError::Utf7);
         assert_eq!(d(b"a//b").unwrap_err(), NameError::Shape);
+        // Control characters, however well encoded, are refused.
+        for raw in [&b"&AAA-"[..], b"&AH8-", b"&AA0ACg-", b"a&AAk-b", b"&AIU-"] {
+            assert_eq!(d(raw).unwrap_err(), NameError::Utf7, "{raw:?}");
+        }
+        // Every printable ASCII character but `&` (the shift) is itself.
+        let printable: String = (0x20u8..0x7f)
+            .map(char::from)
+            .filter(|&c| c != '&' && c != '/')
+            .collect();
+        assert_eq!(d(printable.as_bytes()).unwrap(), printable);
+        assert_eq!(d(b"a&-b").unwrap(), "a&b");
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub struct Selected {
     pub saved: Vec<i64>,
     /// Results of `RETURN (UPDATE)` kept up to date (RFC 5267 §4, `op/context.rs`).
     pub(in crate::imap) contexts: Vec<super::op::context::UpdateContext>,
+    /// The keywords the client was told of in FLAGS: one used in a FETCH
+    /// response must be announced first (RFC 3501 §7.2.6).
+    pub keywords: Vec<String>,
 }
 
 impl Selected {
@@ -539,6 +542,10 @@ impl<S: Mailstore> ImapSession<S> {
             match super::extend::rewrite(self, &raw) {
                 Some(super::extend::Rewrite::Command(command)) => {
                     self.command(command).await;
+                    // Options the command did not take (refused before it
+                    // ran, e.g. before login) must not reach a later one.
+                    self.esearch = None;
+                    self.list_options = None;
                     return;
                 }
                 Some(super::extend::Rewrite::Answered) => return,

@@ -179,9 +179,8 @@ impl<S: Mailstore> ImapSession<S> {
                 return self.store_failed(tag, e);
             }
         }
-        if changed_since.is_some() || names.contains(&MessageDataItemName::ModSeq) {
-            self.condstore = true;
-        }
+        let enabling = (changed_since.is_some() || names.contains(&MessageDataItemName::ModSeq))
+            && self.enable_condstore();
         if uid && !names.contains(&MessageDataItemName::Uid) {
             names.insert(0, MessageDataItemName::Uid);
         }
@@ -193,19 +192,22 @@ impl<S: Mailstore> ImapSession<S> {
         }
         let wanted = sequence::resolve(&set, &sel.uids.to_vec(), uid);
         let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
-            return self.ok(tag, None, "FETCH completed");
+            let code = self.highest_modseq(enabling);
+            return self.ok(tag, code, "FETCH completed");
         };
         if wire::is_metadata_only(&names) {
             match self
                 .fetch_listed(&sel, &wanted, &names, changed_since)
                 .await
             {
-                Ok(Some(out)) => {
+                Ok(Some((out, keywords))) => {
+                    self.announce_keywords(keywords.iter().map(String::as_str));
                     if !out.is_empty() {
                         self.raw(out);
                     }
                     self.sync_selected(false).await;
-                    return self.ok(tag, None, "FETCH completed");
+                    let code = self.highest_modseq(enabling);
+                    return self.ok(tag, code, "FETCH completed");
                 }
                 Ok(None) => {}
                 Err(e) => return self.store_failed(tag, e),
@@ -238,6 +240,14 @@ impl<S: Mailstore> ImapSession<S> {
                     MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text
                 )
             });
+        if sets_seen || names.contains(&MessageDataItemName::Flags) {
+            self.announce_keywords(
+                entries
+                    .iter()
+                    .filter(|e| wanted_set.contains(&e.uid))
+                    .map(|e| e.flags.as_str()),
+            );
+        }
         let mut seen_now: Vec<i64> = Vec::new();
         let mut failure: Option<(&'static str, &'static str)> = None;
         'entries: for entry in entries {
@@ -414,14 +424,18 @@ impl<S: Mailstore> ImapSession<S> {
         self.sync_selected(false).await;
         match failure {
             Some((name, text)) => self.no(tag, Some(code(name)), text),
-            None => self.ok(tag, None, "FETCH completed"),
+            None => {
+                let code = self.highest_modseq(enabling);
+                self.ok(tag, code, "FETCH completed")
+            }
         }
     }
 }
 
 impl<S: Mailstore> ImapSession<S> {
     /// A metadata FETCH answered from the folder's shared listing
-    /// (`listing.rs`), written straight into bytes (`wire.rs`). None when the
+    /// (`listing.rs`), written straight into bytes (`wire.rs`), with the
+    /// flag strings that hold keywords (to announce first). None when the
     /// listing is not worth using or a message cannot be written that way:
     /// the caller reads the rows instead.
     async fn fetch_listed(
@@ -430,7 +444,7 @@ impl<S: Mailstore> ImapSession<S> {
         wanted: &[i64],
         names: &[MessageDataItemName<'static>],
         changed_since: Option<i64>,
-    ) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
+    ) -> Result<Option<(Vec<u8>, Vec<String>)>, crate::store::StoreError> {
         let Some(listing) = self
             .mailstore
             .listing(sel.id, sel.uidvalidity, sel.uids.len(), wanted.len())
@@ -439,6 +453,8 @@ impl<S: Mailstore> ImapSession<S> {
             return Ok(None);
         };
         let mut out = Vec::with_capacity(wanted.len().min(listing.len()).saturating_mul(192));
+        let with_flags = names.contains(&MessageDataItemName::Flags);
+        let mut keywords: Vec<String> = Vec::new();
         for &uid in wanted {
             let Some(entry) = listing.get(uid) else {
                 continue;
@@ -453,8 +469,17 @@ impl<S: Mailstore> ImapSession<S> {
             if !wire::metadata_response(&mut out, seq, uid, entry, names, recent) {
                 return Ok(None);
             }
+            if with_flags
+                && entry
+                    .flags
+                    .split(' ')
+                    .any(|f| !f.is_empty() && !f.starts_with('\\'))
+                && !keywords.iter().any(|k| **k == *entry.flags)
+            {
+                keywords.push(entry.flags.to_string());
+            }
         }
-        Ok(Some(out))
+        Ok(Some((out, keywords)))
     }
 }
 

@@ -1,15 +1,18 @@
 //! LIST and LSUB (RFC 3501 §6.3.8-9, LIST-EXTENDED RFC 5258, LIST-STATUS
 //! RFC 5819, CHILDREN RFC 3348, SPECIAL-USE RFC 6154) and NAMESPACE (RFC 2342).
+//! Which names are returned is `hierarchy.rs`; this file words the answer.
 
-use std::collections::HashSet;
-
+use imap_codec::ResponseCodec;
+use imap_codec::encode::Encoder;
 use imap_codec::imap_types::core::{Atom, QuotedChar, Tag};
 use imap_codec::imap_types::extensions::namespace::{Namespace, NamespaceResponseExtension};
 use imap_codec::imap_types::flag::FlagNameAttribute;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
-use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::response::{Data, Response};
 
 use super::status::status_items;
+use crate::imap::extend::ListOptions;
+use crate::imap::hierarchy::{self, Selection, Shown};
 use crate::imap::names::{self, DELIMITER};
 use crate::imap::session::ImapSession;
 use crate::imap::storage::Folder;
@@ -38,8 +41,59 @@ pub(super) fn list_attributes(folder: &Folder, all: &[Folder]) -> Vec<FlagNameAt
     attrs
 }
 
+/// A LIST response with extended data after the name (RFC 5258 §6
+/// `mbox-list-extended`: CHILDINFO, OLDNAME), which imap-types cannot
+/// express: imap-codec writes the response, `extended` (e.g.
+/// `("CHILDINFO" ("SUBSCRIBED"))`) goes before its CRLF.
+pub(super) fn list_with_extended(data: Data<'static>, extended: &[u8]) -> Vec<u8> {
+    let mut bytes = ResponseCodec::default()
+        .encode(&Response::Data(data))
+        .dump();
+    if bytes.ends_with(b"\r\n") {
+        bytes.truncate(bytes.len() - 2);
+    }
+    bytes.push(b' ');
+    bytes.extend_from_slice(extended);
+    bytes.extend_from_slice(b"\r\n");
+    bytes
+}
+
+/// The attributes of one name of a LIST or LSUB answer.
+fn shown_attributes(
+    shown: &Shown<'_>,
+    all: &[Folder],
+    ext: &ListOptions,
+    lsub: bool,
+) -> Vec<FlagNameAttribute<'static>> {
+    match shown.folder {
+        Some(f) if !shown.noselect => {
+            let mut attrs = list_attributes(f, all);
+            if !lsub && (ext.return_subscribed || ext.select_subscribed) && f.subscribed {
+                attrs.extend(attr("\\Subscribed"));
+            }
+            attrs
+        }
+        // LSUB: a level above a subscribed mailbox (RFC 3501 §6.3.9).
+        _ if lsub => attr("\\Noselect").into_iter().collect(),
+        // A level with no mailbox of its own: \NonExistent (which implies
+        // \Noselect) for a LIST-EXTENDED client (RFC 5258 §3.4).
+        _ => [
+            if ext.extended {
+                "\\NonExistent"
+            } else {
+                "\\Noselect"
+            },
+            "\\HasChildren",
+        ]
+        .into_iter()
+        .filter_map(attr)
+        .collect(),
+    }
+}
+
 impl<S: Mailstore> ImapSession<S> {
-    /// LIST, or LSUB when `lsub`.
+    /// LIST, or LSUB when `lsub`; the options and any further patterns of the
+    /// extended syntax come from `extend.rs` through the session.
     pub(in crate::imap) async fn list(
         &mut self,
         tag: Tag<'static>,
@@ -48,94 +102,102 @@ impl<S: Mailstore> ImapSession<S> {
         lsub: bool,
     ) {
         let ext = self.list_options.take().unwrap_or_default();
-        let pattern = match names::pattern_text(&pattern, self.name_wire()) {
-            Ok(p) => p,
-            Err(e) => return self.bad(tag, &e.to_string()),
-        };
+        let wire = self.name_wire();
         let reference = match &reference {
-            Mailbox::Inbox => "INBOX".to_string(),
-            Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
+            Mailbox::Inbox => Ok("INBOX".to_string()),
+            Mailbox::Other(o) => names::pattern_bytes(o.as_ref(), wire),
+        };
+        let given = ext.patterns.clone().unwrap_or_else(|| vec![pattern]);
+        let patterns = given
+            .iter()
+            .map(|p| names::pattern_text(p, wire))
+            .collect::<Result<Vec<_>, _>>();
+        let (reference, patterns) = match (reference, patterns) {
+            (Ok(r), Ok(p)) => (r, p),
+            (Err(e), _) | (_, Err(e)) => return self.bad(tag, &e.to_string()),
+        };
+        let done = if lsub {
+            "LSUB completed"
+        } else {
+            "LIST completed"
         };
         let delimiter = QuotedChar::try_from(DELIMITER).ok();
-        if pattern.is_empty() {
-            // The hierarchy delimiter and root (RFC 3501 §6.3.8).
-            let data = Data::List {
-                items: attr("\\Noselect").into_iter().collect(),
-                delimiter,
-                mailbox: Mailbox::try_from("").unwrap_or(Mailbox::Inbox),
-            };
-            self.data(data);
-            return self.ok(tag, None, "LIST completed");
+        if !ext.extended && patterns.iter().all(String::is_empty) {
+            // The hierarchy delimiter and root (RFC 3501 §6.3.8); nothing for
+            // LSUB, as Dovecot.
+            if !lsub {
+                self.data(Data::List {
+                    items: attr("\\Noselect").into_iter().collect(),
+                    delimiter,
+                    mailbox: Mailbox::try_from("").unwrap_or(Mailbox::Inbox),
+                });
+            }
+            return self.ok(tag, None, done);
         }
-        let full = format!("{reference}{pattern}");
+        // The extended syntax ignores empty patterns (RFC 5258 §3).
+        let full: Vec<String> = patterns
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("{reference}{p}"))
+            .collect();
+        if full.is_empty() {
+            return self.ok(tag, None, done);
+        }
         let folders = match self.mailstore.folders(self.account()).await {
             Ok(f) => f,
             Err(e) => return self.store_failed(tag, e),
         };
-        let names: HashSet<&str> = folders.iter().map(|f| f.name.as_str()).collect();
-        let mut shown: Vec<(&Folder, Vec<FlagNameAttribute<'static>>)> = Vec::new();
-        for f in &folders {
-            if (lsub || ext.select_subscribed) && !f.subscribed {
-                continue;
-            }
-            if ext.select_special_use && f.special_use.is_none() {
-                continue;
-            }
-            if !names::matches(&full, &f.name) {
-                // With `%`, a parent of a matching child shows as \Noselect in LSUB (RFC 3501 §6.3.9).
-                continue;
-            }
-            let mut attrs = list_attributes(f, &folders);
-            if (ext.return_subscribed || ext.select_subscribed) && f.subscribed {
-                attrs.extend(attr("\\Subscribed"));
-            }
-            if lsub && !names.contains(f.name.as_str()) {
-                attrs.extend(attr("\\Noselect"));
-            }
-            shown.push((f, attrs));
-        }
-        for (folder, items) in shown {
-            let Some(mailbox) = self.wire_mailbox(&folder.name) else {
+        let selection = Selection {
+            lsub,
+            subscribed: ext.select_subscribed,
+            special_use: ext.select_special_use,
+            recursive: ext.select_recursive,
+        };
+        for shown in hierarchy::select(&folders, &full, selection) {
+            let Some(mailbox) = self.wire_mailbox(&shown.name) else {
                 continue;
             };
-            // LIST-STATUS (RFC 5819): the STATUS response follows the LIST one.
-            let status = match (&ext.return_status, lsub) {
-                (Some(names), false) => match self.mailstore.folder_counts(folder.id).await {
-                    Ok(counts) => Some(Data::Status {
-                        mailbox: mailbox.clone(),
-                        items: status_items(folder, &counts, names).into(),
-                    }),
-                    Err(e) => return self.store_failed(tag, e),
-                },
+            let items = shown_attributes(&shown, &folders, &ext, lsub);
+            // LIST-STATUS (RFC 5819): the STATUS response follows the LIST one,
+            // for selectable mailboxes only.
+            let status = match (&ext.return_status, shown.folder, lsub) {
+                (Some(names), Some(folder), false) => {
+                    match self.mailstore.folder_counts(folder.id).await {
+                        Ok(counts) => Some(Data::Status {
+                            mailbox: mailbox.clone(),
+                            items: status_items(folder, &counts, names).into(),
+                        }),
+                        Err(e) => return self.store_failed(tag, e),
+                    }
+                }
                 _ => None,
             };
-            let data = if lsub {
-                Data::Lsub {
+            if lsub {
+                self.data(Data::Lsub {
                     items,
                     delimiter,
                     mailbox,
-                }
+                });
             } else {
-                Data::List {
+                let data = Data::List {
                     items,
                     delimiter,
                     mailbox,
+                };
+                if shown.childinfo {
+                    self.raw(list_with_extended(
+                        data,
+                        b"(\"CHILDINFO\" (\"SUBSCRIBED\"))",
+                    ));
+                } else {
+                    self.data(data);
                 }
-            };
-            self.data(data);
+            }
             if let Some(status) = status {
                 self.data(status);
             }
         }
-        self.ok(
-            tag,
-            None,
-            if lsub {
-                "LSUB completed"
-            } else {
-                "LIST completed"
-            },
-        );
+        self.ok(tag, None, done);
     }
 
     /// NAMESPACE: one personal namespace.

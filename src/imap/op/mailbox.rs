@@ -1,14 +1,12 @@
 //! Mailbox management: CREATE, DELETE, RENAME, SUBSCRIBE and UNSUBSCRIBE
 //! (RFC 3501 §6.3, RFC 9051 §6.3).
 
-use imap_codec::ResponseCodec;
-use imap_codec::encode::Encoder;
 use imap_codec::imap_types::core::{IString, Literal, QuotedChar, Tag};
 use imap_codec::imap_types::extensions::utf8::QuotedUtf8;
 use imap_codec::imap_types::mailbox::Mailbox;
-use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::response::Data;
 
-use super::list::list_attributes;
+use super::list::{list_attributes, list_with_extended};
 use crate::imap::names::{self, DELIMITER};
 use crate::imap::session::{ImapSession, code};
 use crate::imap::storage::Mailstore;
@@ -47,19 +45,15 @@ impl<S: Mailstore> ImapSession<S> {
         let Some(folder) = all.iter().find(|f| f.name == name) else {
             return;
         };
-        let list = Response::Data(Data::List {
+        let list = Data::List {
             items: list_attributes(folder, &all),
             delimiter: QuotedChar::try_from(DELIMITER).ok(),
             mailbox,
-        });
-        let mut bytes = ResponseCodec::default().encode(&list).dump();
-        if bytes.ends_with(b"\r\n") {
-            bytes.truncate(bytes.len() - 2);
-        }
-        bytes.extend_from_slice(b" (\"OLDNAME\" (");
-        bytes.extend_from_slice(&old);
-        bytes.extend_from_slice(b"))\r\n");
-        self.raw(bytes);
+        };
+        let mut extended = b"(\"OLDNAME\" (".to_vec();
+        extended.extend_from_slice(&old);
+        extended.extend_from_slice(b"))");
+        self.raw(list_with_extended(list, &extended));
     }
 
     /// CREATE.

@@ -121,9 +121,10 @@ impl<S: Mailstore> ImapSession<S> {
             _ if !authenticated => self.bad(tag, "Log in first"),
             CommandBody::Enable { capabilities } => {
                 let mut enabled = Vec::new();
+                let mut first = false;
                 for c in capabilities.as_ref() {
                     if matches!(c, CapabilityEnable::CondStore) {
-                        self.condstore = true;
+                        first |= self.enable_condstore();
                         enabled.push(c.clone());
                     } else if c.to_string().eq_ignore_ascii_case("IMAP4rev2") {
                         self.rev2 = true;
@@ -135,14 +136,15 @@ impl<S: Mailstore> ImapSession<S> {
                     } else if c.to_string().eq_ignore_ascii_case("QRESYNC") {
                         // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
                         self.qresync = true;
-                        self.condstore = true;
+                        first |= self.enable_condstore();
                         enabled.push(c.clone());
                     }
                 }
                 self.data(Data::Enabled {
                     capabilities: enabled,
                 });
-                self.ok(tag, None, "ENABLE completed");
+                let code = self.highest_modseq(first);
+                self.ok(tag, code, "ENABLE completed");
             }
             CommandBody::Compress { algorithm } => self.compress(tag, algorithm),
             CommandBody::Namespace => {
@@ -257,6 +259,23 @@ impl<S: Mailstore> ImapSession<S> {
             } => self.copy(tag, sequence_set, mailbox, uid, true).await,
             _ => self.bad(tag, "Command not supported"),
         }
+    }
+
+    /// A CONDSTORE enabling command ran (RFC 7162 §3.1): from now on FETCH
+    /// responses carry MODSEQ. True when it is the first one and a mailbox is
+    /// selected: its tagged OK then carries [`ImapSession::highest_modseq`].
+    pub(in crate::imap) fn enable_condstore(&mut self) -> bool {
+        let first = !self.condstore;
+        self.condstore = true;
+        first && self.selected.is_some()
+    }
+
+    /// `[HIGHESTMODSEQ n]` of the selected mailbox as the client knows it
+    /// (the highest MODSEQ reported to it), when `first` (see
+    /// [`ImapSession::enable_condstore`]).
+    pub(in crate::imap) fn highest_modseq(&self, first: bool) -> Option<Code<'static>> {
+        let sel = self.selected.as_ref().filter(|_| first)?;
+        std::num::NonZeroU64::new(u64::try_from(sel.modseq).ok()?).map(Code::HighestModSeq)
     }
 
     /// The logged-in account (0 before login, never used then).

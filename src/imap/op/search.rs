@@ -35,18 +35,17 @@ fn parse(raw: &[u8], with_body: bool) -> Parsed {
     let mut headers = Vec::new();
     for h in msg.headers() {
         let name = h.name().to_ascii_lowercase();
-        let value = match h.value() {
-            HeaderValue::Text(t) => t.to_string(),
-            HeaderValue::TextList(list) => list.join(" "),
-            HeaderValue::Address(a) => a
-                .iter()
-                .map(|x| format!("{} <{}>", x.name().unwrap_or(""), x.address().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(", "),
-            _ => {
-                let start = h.offset_start() as usize;
-                let end = (h.offset_end() as usize).min(raw.len());
-                String::from_utf8_lossy(raw.get(start..end).unwrap_or_default()).into_owned()
+        let start = h.offset_start() as usize;
+        let end = (h.offset_end() as usize).min(raw.len());
+        let value_bytes = raw.get(start..end).unwrap_or_default();
+        let value = if ADDRESS_HEADERS.contains(&name.as_str()) {
+            // As Dovecot: the address list rewritten (groups included), then decoded.
+            decode_words(&crate::mime::structure::address_search_form(value_bytes))
+        } else {
+            match h.value() {
+                HeaderValue::Text(t) => t.to_string(),
+                HeaderValue::TextList(list) => list.join(" "),
+                _ => String::from_utf8_lossy(value_bytes).into_owned(),
             }
         };
         headers.push((name, value.to_lowercase()));
@@ -64,15 +63,44 @@ fn parse(raw: &[u8], with_body: bool) -> Parsed {
             body.push('\n');
         }
     }
-    let sent = msg
-        .date()
-        .and_then(|d| chrono::DateTime::from_timestamp(d.to_timestamp(), 0))
-        .map(|d| d.date_naive());
+    // The date as written, in the header's own zone (RFC 3501 §6.4.4).
+    let sent = msg.date().and_then(|d| {
+        chrono::NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+    });
     Parsed {
         headers,
         body: body.to_lowercase(),
         sent,
     }
+}
+
+/// The headers Dovecot searches as address lists (`message_header_is_address`).
+const ADDRESS_HEADERS: [&str; 11] = [
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "bcc",
+    "resent-from",
+    "resent-sender",
+    "resent-to",
+    "resent-cc",
+    "resent-bcc",
+];
+
+/// `text` with its RFC 2047 encoded-words decoded, by mail-parser's reading
+/// of an unstructured header.
+fn decode_words(text: &[u8]) -> String {
+    if !text.windows(2).any(|w| w == b"=?") {
+        return String::from_utf8_lossy(text).into_owned();
+    }
+    let mut header = b"Subject: ".to_vec();
+    header.extend_from_slice(text);
+    header.extend_from_slice(b"\r\n\r\n");
+    crate::mime::parse_headers(&header)
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(text).into_owned())
 }
 
 fn needle(s: &AString<'_>) -> String {
@@ -119,6 +147,21 @@ fn needs_content(key: &SearchKey<'_>) -> bool {
         | SearchKey::SentSince(_) => true,
         _ => false,
     }
+}
+
+/// The MODSEQ a SEARCH with a MODSEQ key reports, of `modseqs` (those of
+/// the messages found, in order): with only MIN and/or MAX asked for, that of
+/// the message(s) reported; otherwise the highest of all found (RFC 7162
+/// §3.1.5, RFC 4731 §3.2). None when nothing was found.
+fn reported_modseq(options: Option<&[String]>, modseqs: &[i64]) -> Option<i64> {
+    let (&first, &last) = (modseqs.first()?, modseqs.last()?);
+    let has = |o: &str| options.is_some_and(|opts| opts.iter().any(|x| x == o));
+    if !has("ALL") && !has("COUNT") && (has("MIN") || has("MAX")) {
+        let min = if has("MIN") { first } else { 0 };
+        let max = if has("MAX") { last } else { 0 };
+        return Some(min.max(max));
+    }
+    modseqs.iter().copied().max()
 }
 
 struct Ctx<'a> {
@@ -349,16 +392,15 @@ impl<S: Mailstore> ImapSession<S> {
         };
         let key = SearchKey::And(criteria);
         let modseq_key = uses_modseq(&key);
-        if modseq_key {
-            self.condstore = true;
-        }
+        let first = modseq_key && self.enable_condstore();
         let found = match self.find(&sel, &key, false).await {
             Ok(h) => h,
             Err(e) => return self.store_failed(tag, e),
         };
-        let highest = found.iter().map(|h| h.entry.modseq).max().unwrap_or(0);
-        let modseq = if modseq_key && !found.is_empty() {
-            std::num::NonZeroU64::new(highest as u64)
+        let modseqs: Vec<i64> = found.iter().map(|h| h.entry.modseq).collect();
+        let modseq = if modseq_key {
+            reported_modseq(esearch.as_deref(), &modseqs)
+                .and_then(|m| std::num::NonZeroU64::new(u64::try_from(m).ok()?))
         } else {
             None
         };
@@ -389,6 +431,7 @@ impl<S: Mailstore> ImapSession<S> {
             self.data(Data::Search(hits, modseq));
         }
         self.sync_selected(false).await;
-        self.ok(tag, None, "SEARCH completed");
+        let code = self.highest_modseq(first);
+        self.ok(tag, code, "SEARCH completed");
     }
 }

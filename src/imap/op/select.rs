@@ -17,17 +17,77 @@ use crate::imap::sequence;
 use crate::imap::session::{ImapSession, Selected};
 use crate::imap::storage::Mailstore;
 
-fn system_flags() -> Vec<Flag<'static>> {
-    vec![
+/// The FLAGS list: the system flags, then `keywords`.
+fn flag_list(keywords: &[String]) -> Vec<Flag<'static>> {
+    let mut flags = vec![
         Flag::Answered,
         Flag::Flagged,
         Flag::Deleted,
         Flag::Seen,
         Flag::Draft,
-    ]
+    ];
+    flags.extend(
+        keywords
+            .iter()
+            .filter_map(|k| Flag::try_from(k.as_str()).ok().map(IntoStatic::into_static)),
+    );
+    flags
+}
+
+/// `[PERMANENTFLAGS (…)]`: the FLAGS list and `\*`, none when read-only.
+fn permanent_flags(keywords: &[String], read_only: bool) -> Code<'static> {
+    if read_only {
+        return Code::PermanentFlags(Vec::new());
+    }
+    let mut perm: Vec<FlagPerm<'static>> = flag_list(keywords)
+        .into_iter()
+        .map(FlagPerm::Flag)
+        .collect();
+    perm.push(FlagPerm::Asterisk);
+    Code::PermanentFlags(perm)
+}
+
+/// Adds the keywords of the stored flag strings `flags` that `keywords`
+/// lacks (keywords are case-insensitive); true when one was added.
+fn add_keywords<'f>(keywords: &mut Vec<String>, flags: impl IntoIterator<Item = &'f str>) -> bool {
+    let mut added = false;
+    for stored in flags {
+        for k in stored
+            .split(' ')
+            .filter(|k| !k.is_empty() && !k.starts_with('\\'))
+        {
+            if Flag::try_from(k).is_ok() && !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                keywords.push(k.to_string());
+                added = true;
+            }
+        }
+    }
+    added
 }
 
 impl<S: Mailstore> ImapSession<S> {
+    /// Before a FETCH response shows the stored flag strings `flags`: a
+    /// keyword the client has not been told of yet (set by STORE, APPEND or
+    /// another session) first gets the new `* FLAGS` and `* OK
+    /// [PERMANENTFLAGS …]` (RFC 3501 §7.2.6, RFC 9051 §7.3.5), as Dovecot does.
+    pub(in crate::imap) fn announce_keywords<'f>(
+        &mut self,
+        flags: impl IntoIterator<Item = &'f str>,
+    ) {
+        let Some(sel) = self.selected.as_mut() else {
+            return;
+        };
+        if !add_keywords(&mut sel.keywords, flags) {
+            return;
+        }
+        let (list, perm) = (
+            flag_list(&sel.keywords),
+            permanent_flags(&sel.keywords, sel.read_only),
+        );
+        self.data(Data::Flags(list));
+        self.untagged_ok(perm, "Flags permitted");
+    }
+
     /// SELECT, or EXAMINE when `read_only`.
     pub(in crate::imap) async fn select(
         &mut self,
@@ -83,19 +143,8 @@ impl<S: Mailstore> ImapSession<S> {
         let first_unseen = entries
             .iter()
             .position(|e| !e.1.split(' ').any(|f| f.eq_ignore_ascii_case("\\Seen")));
-        let mut keywords: Vec<Flag<'static>> = system_flags();
-        for e in &entries {
-            for f in
-                e.1.split(' ')
-                    .filter(|f| !f.is_empty() && !f.starts_with('\\'))
-            {
-                if let Ok(flag) = Flag::try_from(f).map(IntoStatic::into_static)
-                    && !keywords.contains(&flag)
-                {
-                    keywords.push(flag);
-                }
-            }
-        }
+        let mut keywords: Vec<String> = Vec::new();
+        add_keywords(&mut keywords, entries.iter().map(|e| e.1.as_str()));
         // IMAP4rev2 has neither RECENT nor the UNSEEN code, and wants the
         // mailbox's LIST response (RFC 9051 §6.3.2).
         let list = if self.rev2 {
@@ -112,7 +161,7 @@ impl<S: Mailstore> ImapSession<S> {
         } else {
             None
         };
-        self.data(Data::Flags(keywords.clone()));
+        self.data(Data::Flags(flag_list(&keywords)));
         self.data(Data::Exists(uids.len() as u32));
         if let Some(list) = list {
             self.data(list);
@@ -122,12 +171,7 @@ impl<S: Mailstore> ImapSession<S> {
                 self.untagged_ok(Code::Unseen(nz(i as i64 + 1)), "First unseen");
             }
         }
-        let mut perm: Vec<FlagPerm<'static>> = keywords.into_iter().map(FlagPerm::Flag).collect();
-        perm.push(FlagPerm::Asterisk);
-        self.untagged_ok(
-            Code::PermanentFlags(if read_only { Vec::new() } else { perm }),
-            "Flags permitted",
-        );
+        self.untagged_ok(permanent_flags(&keywords, read_only), "Flags permitted");
         self.untagged_ok(Code::UidValidity(nz(folder.uidvalidity)), "UIDs valid");
         self.untagged_ok(Code::UidNext(nz(folder.uidnext)), "Predicted next UID");
         if let Some(m) = NonZeroU64::new(folder.highestmodseq as u64) {
@@ -144,6 +188,7 @@ impl<S: Mailstore> ImapSession<S> {
             checked: (folder.highestmodseq, folder.uidnext),
             saved: Vec::new(),
             contexts: Vec::new(),
+            keywords,
         });
         // QRESYNC (RFC 7162 §3.2.5.1): what changed since the client's MODSEQ,
         // when its UIDVALIDITY is still right.

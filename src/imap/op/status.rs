@@ -58,6 +58,9 @@ impl<S: Mailstore> ImapSession<S> {
                 items: out.into(),
             });
         }
-        self.ok(tag, None, "STATUS completed");
+        // STATUS (HIGHESTMODSEQ) is a CONDSTORE enabling command (RFC 7162 §3.1).
+        let first = items.contains(&StatusDataItemName::HighestModSeq) && self.enable_condstore();
+        let code = self.highest_modseq(first);
+        self.ok(tag, code, "STATUS completed");
     }
 }

@@ -43,9 +43,7 @@ impl<S: Mailstore> ImapSession<S> {
                 StoreModifier::UnchangedSince(v) => *v as i64,
             })
             .next();
-        if unchanged_since.is_some() {
-            self.condstore = true;
-        }
+        let first = unchanged_since.is_some() && self.enable_condstore();
         let uids = sequence::resolve(&set, &sel.uids.to_vec(), uid);
         let texts: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
         let op = match kind {
@@ -84,6 +82,8 @@ impl<S: Mailstore> ImapSession<S> {
         {
             s.modseq = *m;
         }
+        // A new keyword is announced even to STORE.SILENT, as Dovecot does.
+        self.announce_keywords(change.changed.iter().map(|c| c.1.as_str()));
         if response == StoreResponse::Answer || unchanged_since.is_some() {
             for (u, flags, modseq) in &change.changed {
                 if response == StoreResponse::Silent {
@@ -108,9 +108,14 @@ impl<S: Mailstore> ImapSession<S> {
             }
         }
         self.sync_selected(false).await;
+        let highest = self.highest_modseq(first);
         if change.conflicts.is_empty() {
-            self.ok(tag, None, "STORE completed");
+            self.ok(tag, highest, "STORE completed");
         } else {
+            // The tagged OK holds [MODIFIED]: HIGHESTMODSEQ goes untagged.
+            if let Some(highest) = highest {
+                self.untagged_ok(highest, "Highest");
+            }
             let numbers: Vec<i64> = if uid {
                 change.conflicts.clone()
             } else {

@@ -100,9 +100,17 @@ impl<S: Mailstore> ImapSession<S> {
         if expunges || !pending {
             sel.checked = counters;
         }
+        // Flags of new and changed messages, whose keywords must be in FLAGS first.
+        let mut shown_flags: Vec<String> = Vec::new();
         if let Ok(changes) = store.changed_since(id, sel.modseq).await {
             for (uid, flags, modseq) in changes {
                 sel.modseq = sel.modseq.max(modseq);
+                if flags
+                    .split(' ')
+                    .any(|f| !f.is_empty() && !f.starts_with('\\'))
+                {
+                    shown_flags.push(flags.clone());
+                }
                 if new.contains(&uid) {
                     continue;
                 }
@@ -124,6 +132,7 @@ impl<S: Mailstore> ImapSession<S> {
         if contexts && !gone.is_empty() {
             self.contexts_expunged(&gone, &before);
         }
+        self.announce_keywords(shown_flags.iter().map(String::as_str));
         for r in responses {
             self.data(r);
         }
@@ -173,6 +182,7 @@ impl<S: Mailstore> ImapSession<S> {
         since: i64,
     ) -> Result<(), StoreError> {
         let changes = self.mailstore.changed_since(folder_id, since).await?;
+        self.announce_keywords(changes.iter().map(|c| c.1.as_str()));
         let Some(sel) = self.selected.as_ref() else {
             return Ok(());
         };

@@ -4,6 +4,7 @@
 //! the same session over the real [`crate::imap::ImapServices`]; the
 //! integration tests (`tests/imap.rs`) go through the real binary.
 
+mod dovecot;
 mod extensions;
 mod fake;
 mod sort;
@@ -234,7 +235,12 @@ async fn fetch_flags_and_store() {
     assert_eq!(out, "a5 OK NOOP completed\r\n");
     // The thread-ending keyword goes to the mailstore's thread rule.
     let (_, out) = send(&mut s, "a6 UID STORE 2 +FLAGS.SILENT ($MSSanteFin)\r\n").await;
-    assert_eq!(out, "a6 OK STORE completed\r\n");
+    assert_eq!(
+        out,
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label $MSSanteFin)\r\n\
+         * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label $MSSanteFin \\*)] Flags permitted\r\n\
+         a6 OK STORE completed\r\n"
+    );
     assert!(
         fake.calls()
             .contains(&format!("end threads {ADDRESS} {INBOX} [2]")),
@@ -341,8 +347,13 @@ async fn expunge_replies() {
     fake.deliver(INBOX, "\\Deleted", message("five"));
     let (_, out) = send(&mut s, "a3 NOOP\r\n").await;
     assert_eq!(out, "* 3 EXISTS\r\n* 3 RECENT\r\na3 OK NOOP completed\r\n");
+    // QRESYNC implies CONDSTORE: the first enabling command with a mailbox
+    // selected gives its HIGHESTMODSEQ (RFC 7162 §3.1).
     let (_, out) = send(&mut s, "a4 ENABLE QRESYNC\r\n").await;
-    assert_eq!(out, "* ENABLED QRESYNC\r\na4 OK ENABLE completed\r\n");
+    assert_eq!(
+        out,
+        "* ENABLED QRESYNC\r\na4 OK [HIGHESTMODSEQ 8] ENABLE completed\r\n"
+    );
     let (_, out) = send(&mut s, "a5 UID EXPUNGE 5\r\n").await;
     assert_eq!(out, "* VANISHED 5\r\na5 OK EXPUNGE completed\r\n");
     assert_eq!(fake.uids(INBOX), [2, 4]);

@@ -13,6 +13,107 @@ pub(super) struct Addr {
     pub(super) domain: Option<Vec<u8>>,
 }
 
+/// Appends `text`, quoted (with `"`, `\\` and `'` escaped) unless it is all
+/// atext (and dots, unless `escape_dot`): Dovecot's `str_append_maybe_escape`.
+fn append_maybe_escape(out: &mut Vec<u8>, text: &[u8], escape_dot: bool) {
+    if text
+        .iter()
+        .all(|&b| super::lexer::is_atext(b) || (!escape_dot && b == b'.'))
+    {
+        out.extend_from_slice(text);
+        return;
+    }
+    out.push(b'"');
+    for &b in text {
+        if matches!(b, b'"' | b'\\' | b'\'') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
+/// A phrase (display or group name) as Dovecot writes it: encoded-words
+/// as they are (they cannot be quoted), anything else maybe quoted.
+fn append_phrase(out: &mut Vec<u8>, phrase: &[u8]) {
+    if phrase.windows(2).any(|w| w == b"=?") {
+        out.extend_from_slice(phrase);
+    } else {
+        append_maybe_escape(out, phrase, true);
+    }
+}
+
+/// The address list `value` written the way Dovecot 2.3 searches address
+/// headers (`message_address_write` over `message_address_parse`):
+/// `name <mailbox@domain>`, `<mailbox@domain>`, `group: <a@b>, <c@d>;`, names
+/// quoted when they are not atoms; encoded-words are left for the caller
+/// to decode. SEARCH FROM/TO/CC/BCC match in this text, so a group's
+/// name is found as well as its members.
+pub(super) fn search_form(value: &[u8]) -> Vec<u8> {
+    let addrs = parse_addresses(value);
+    let mut out = Vec::with_capacity(value.len() + 8);
+    let Some(head) = addrs.first() else {
+        return out;
+    };
+    if head.mailbox.is_none() && head.domain.is_none() {
+        out.extend_from_slice(b"<>");
+        return out;
+    }
+    let (mut first, mut in_group) = (true, false);
+    for a in &addrs {
+        if first {
+            first = false;
+        } else {
+            out.extend_from_slice(b", ");
+        }
+        let Some(domain) = &a.domain else {
+            if in_group {
+                // End of group: `, ` or the `: ` of an empty group gives way to `;`.
+                if out.ends_with(b", ") {
+                    out.truncate(out.len() - 2);
+                } else if out.ends_with(b": ") {
+                    out.truncate(out.len() - 1);
+                }
+                out.push(b';');
+            } else {
+                match a.mailbox.as_deref() {
+                    Some(name) if !name.is_empty() => append_phrase(&mut out, name),
+                    _ => out.extend_from_slice(b"\"\""),
+                }
+                out.extend_from_slice(b": ");
+                first = true;
+            }
+            in_group = !in_group;
+            continue;
+        };
+        let mailbox = a.mailbox.as_deref().unwrap_or_default();
+        if let Some(name) = &a.name {
+            append_phrase(&mut out, name);
+        }
+        if a.route.is_some() || !mailbox.is_empty() || !domain.is_empty() {
+            if a.name.as_ref().is_some_and(|n| !n.is_empty()) {
+                out.push(b' ');
+            }
+            out.push(b'<');
+            if let Some(route) = &a.route {
+                out.extend_from_slice(route);
+                out.push(b':');
+            }
+            if mailbox.is_empty() {
+                out.extend_from_slice(b"\"\"");
+            } else {
+                append_maybe_escape(&mut out, mailbox, false);
+            }
+            if !domain.is_empty() {
+                out.push(b'@');
+                out.extend_from_slice(domain);
+            }
+            out.push(b'>');
+        }
+    }
+    out
+}
+
 struct AddrParser<'v> {
     p: Rfc822<'v>,
     current: Addr,
@@ -233,5 +334,35 @@ impl AddrParser<'_> {
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::search_form;
+
+    #[test]
+    fn search_form_is_dovecots() {
+        let w = |v: &str| String::from_utf8(search_form(v.as_bytes())).unwrap();
+        assert_eq!(
+            w("groupname: x@y.example, z@w.example;"),
+            "groupname: <x@y.example>, <z@w.example>;"
+        );
+        assert_eq!(w("Team Name:;"), "\"Team Name\":;");
+        assert_eq!(w("undisclosed-recipients:;"), "undisclosed-recipients:;");
+        assert_eq!(w("plain@y.example"), "<plain@y.example>");
+        assert_eq!(
+            w("\"Quoted, Group\": q@y.example;"),
+            "\"Quoted, Group\": <q@y.example>;"
+        );
+        assert_eq!(
+            w("Marie Curie <marie@a.example>, b@c.example (Bob)"),
+            "\"Marie Curie\" <marie@a.example>, Bob <b@c.example>"
+        );
+        assert_eq!(
+            w("=?utf-8?q?Ren=C3=A9?= <r@a.example>"),
+            "=?utf-8?q?Ren=C3=A9?= <r@a.example>"
+        );
+        assert_eq!(w("a@b, g: c@d;, e@f"), "<a@b>, g: <c@d>;, <e@f>");
     }
 }

@@ -40,7 +40,7 @@ const ATEXT: [u8; 256] = {
     table
 };
 
-fn is_atext(b: u8) -> bool {
+pub(super) fn is_atext(b: u8) -> bool {
     ATEXT[usize::from(b)] != 0
 }
 

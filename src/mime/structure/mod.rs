@@ -213,6 +213,13 @@ pub fn body_structure(raw: &[u8]) -> BodyStructure<'static> {
     ParsedMessage::parse(raw).body_structure()
 }
 
+/// An address header's value the way Dovecot searches it (FROM, TO, CC,
+/// BCC and HEADER of an address field): `name <mailbox@domain>`, groups as
+/// `group: <a@b>;`, encoded-words still encoded (see `address.rs`).
+pub fn address_search_form(value: &[u8]) -> Vec<u8> {
+    address::search_form(value)
+}
+
 /// The bytes of `BODY[section]` of a stored message (`None` is `BODY[]`).
 /// A section that does not exist gives an empty Vec (Dovecot answers `""`).
 pub fn section(raw: &[u8], section: Option<&Section<'_>>) -> Vec<u8> {

@@ -363,7 +363,11 @@ impl Mailstore for Fake {
     }
 
     async fn folder_uids(&self, folder_id: i64, after: i64) -> Result<Vec<i64>, StoreError> {
-        Ok(self.uids(folder_id).into_iter().filter(|&u| u > after).collect())
+        Ok(self
+            .uids(folder_id)
+            .into_iter()
+            .filter(|&u| u > after)
+            .collect())
     }
 
     async fn entry_flags(&self, folder_id: i64) -> Result<Vec<(i64, String, bool)>, StoreError> {
