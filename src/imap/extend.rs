@@ -9,6 +9,9 @@
 //! these forms, removes the extension syntax, remembers the options on the
 //! session and lets imap-codec parse the plain command. The ESEARCH response has
 //! no imap-types variant either: the session writes it in place of a placeholder.
+//!
+//! APPEND with several messages (MULTIAPPEND) or CATENATE parts is cut into
+//! its messages by [`append`] and run as one [`append::AppendCommand`].
 
 use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
@@ -16,6 +19,8 @@ use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::Command;
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::status::StatusDataItemName;
+
+pub mod append;
 
 use super::sequence;
 use super::session::ImapSession;
@@ -111,6 +116,8 @@ pub enum Rewrite {
     Command(Command<'static>),
     /// Already answered (a command on an empty `$`).
     Answered,
+    /// An APPEND of several messages or with CATENATE parts.
+    Append(append::AppendCommand),
 }
 
 /// Where `$` stands for a whole sequence set (RFC 5182 `seq-last-command`):
@@ -198,6 +205,10 @@ fn replace_saved<S: Mailstore>(session: &ImapSession<S>, rest: &str) -> Result<O
 /// Recognises an extended command in `raw`, records its options on `session`, and
 /// returns the plain command to run.
 pub fn rewrite<S: Mailstore>(session: &mut ImapSession<S>, raw: &[u8]) -> Option<Rewrite> {
+    // Before anything else: its literals need not be UTF-8.
+    if let Some(append) = append::parse(raw) {
+        return Some(Rewrite::Append(append));
+    }
     let text = std::str::from_utf8(raw).ok()?;
     let line = text.strip_suffix("\r\n").unwrap_or(text);
     if line.contains('{') {

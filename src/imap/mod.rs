@@ -39,6 +39,16 @@
 //! UIDPLUS, UNSELECT, NAMESPACE, ENABLE, IDLE, SASL-IR and LITERAL+ (which
 //! covers LITERAL-).
 //!
+//! QUOTA (RFC 9208, `op/quota.rs`): one root `""` per account with the
+//! STORAGE and MESSAGE resources it is limited in (`[quota]`, `mes user
+//! quota`); GETQUOTAROOT and GETQUOTA, SETQUOTA refused (no QUOTASET);
+//! `NO [OVERQUOTA]` for an APPEND or COPY the quota cannot take.
+//! MULTIAPPEND (RFC 3502) and CATENATE (RFC 4469, `op/catenate.rs`, URLs
+//! to the account's own messages: `url.rs`), parsed around imap-codec
+//! (`extend/append.rs`); all the messages of one APPEND are stored together
+//! or not at all. A MULTIAPPEND command is bounded as a whole by imap-next's
+//! command limit (APPENDLIMIT plus `imap.max_command_line`).
+//!
 //! Not done, so an IMAP4rev2 client may meet IMAP4rev1 behaviour there:
 //!
 //! * `UTF8=ACCEPT` (RFC 6855) is neither announced nor enabled: imap-codec
@@ -60,6 +70,7 @@ pub mod sequence;
 pub mod services;
 pub mod session;
 pub mod storage;
+pub mod url;
 pub mod utf7;
 pub mod wire;
 
@@ -133,6 +144,11 @@ pub fn capabilities(
             "LIST-STATUS",
             "SEARCHRES",
             "STATUS=SIZE",
+            "MULTIAPPEND",
+            "CATENATE",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
+            "QUOTA=RES-MESSAGE",
         ]
         .into_iter()
         .filter_map(other),

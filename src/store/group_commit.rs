@@ -198,7 +198,8 @@ async fn insert_recipients(
 
 /// Files every message in its recipients' folders: one UPDATE takes the UIDs
 /// and MODSEQs of all the batch's folders (its row locks order concurrent
-/// writers), one INSERT files the copies. Returns each message's placements.
+/// writers), one INSERT files the copies, one more adds them to their
+/// accounts' quota usage. Returns each message's placements.
 async fn place(
     conn: &mut AnyConnection,
     batch: &[&NewMessage],
@@ -231,17 +232,19 @@ async fn place(
     let sql = format!(
         "UPDATE mailboxes SET uidnext = uidnext + CASE id{uidnext} END, \
          highestmodseq = highestmodseq + CASE id{modseq} END \
-         WHERE id IN ({list}) RETURNING id, uidnext, highestmodseq"
+         WHERE id IN ({list}) RETURNING id, account_id, uidnext, highestmodseq"
     );
     let mut query = sqlx::query(&sql).persistent(false);
     for (folder, n) in &wanted {
         query = query.bind(*folder).bind(*n);
     }
     let rows = query.fetch_all(&mut *conn).await?;
-    // Next UID and MODSEQ to hand out in each folder.
+    // Next UID and MODSEQ to hand out in each folder, and its account.
     let mut next: HashMap<i64, (i64, i64)> = HashMap::with_capacity(rows.len());
+    let mut owner: HashMap<i64, i64> = HashMap::with_capacity(rows.len());
     for row in &rows {
         let folder: i64 = row.try_get("id")?;
+        owner.insert(folder, row.try_get("account_id")?);
         let uidnext: i64 = row.try_get("uidnext")?;
         let highest: i64 = row.try_get("highestmodseq")?;
         let n = wanted
@@ -252,6 +255,7 @@ async fn place(
     }
     let mut placements = Vec::with_capacity(batch.len());
     let mut copies: Vec<(i64, i64, i64, &str, i64, i64)> = Vec::new();
+    let mut usage: Vec<super::quota::UsageChange> = Vec::new();
     for ((m, id), folders) in batch.iter().zip(ids).zip(&folders) {
         let mut placed = Vec::with_capacity(folders.len());
         for folder in folders {
@@ -260,6 +264,9 @@ async fn place(
                 .ok_or_else(|| StoreError::NotFound(format!("mailbox {folder}")))?;
             copies.push((*folder, *uid, *id, &m.flags, *modseq, m.received_at));
             placed.push((*folder, *uid));
+            if let Some(account) = owner.get(folder) {
+                usage.push((*account, m.data.len() as i64, 1));
+            }
             *uid += 1;
             *modseq += 1;
         }
@@ -283,6 +290,7 @@ async fn place(
         }
         query.execute(&mut *conn).await?;
     }
+    super::quota::change_usage_on(conn, &usage).await?;
     Ok(placements)
 }
 

@@ -62,16 +62,21 @@ pub struct NewMessage {
 impl NewMessage {
     /// The folders it is filed in, each once, in recipient order.
     pub fn folders(&self) -> Vec<i64> {
-        let mut folders: Vec<i64> = Vec::new();
-        for r in self.recipients.iter().filter(|r| !r.remote) {
-            if let Some(f) = r.mailbox_id
-                && !folders.contains(&f)
-            {
-                folders.push(f);
-            }
-        }
-        folders
+        folders_of(&self.recipients)
     }
+}
+
+/// The folders a message to `recipients` is filed in, each once, in recipient order.
+pub fn folders_of(recipients: &[NewRecipient]) -> Vec<i64> {
+    let mut folders: Vec<i64> = Vec::new();
+    for r in recipients.iter().filter(|r| !r.remote) {
+        if let Some(f) = r.mailbox_id
+            && !folders.contains(&f)
+        {
+            folders.push(f);
+        }
+    }
+    folders
 }
 
 /// Where a stored message landed.
@@ -146,11 +151,12 @@ pub async fn insert_message(
         }
     }
     super::queue::enqueue_on(&mut *conn, &queued).await?;
+    let mut usage = Vec::new();
     for mailbox_id in m.folders() {
         // The row lock taken here orders concurrent writers to one folder.
         let row = sqlx::query(
             "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
-             WHERE id = $1 RETURNING uidnext - 1 AS uid, highestmodseq",
+             WHERE id = $1 RETURNING uidnext - 1 AS uid, highestmodseq, account_id",
         )
         .bind(mailbox_id)
         .fetch_optional(&mut *conn)
@@ -158,6 +164,7 @@ pub async fn insert_message(
         .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox_id}")))?;
         let uid: i64 = row.try_get("uid")?;
         let modseq: i64 = row.try_get("highestmodseq")?;
+        usage.push((row.try_get("account_id")?, m.data.len() as i64, 1));
         sqlx::query(
             "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, modseq, internal_date) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -172,6 +179,7 @@ pub async fn insert_message(
         .await?;
         placements.push((mailbox_id, uid));
     }
+    super::quota::change_usage_on(conn, &usage).await?;
     link_on(conn, m, message_id).await?;
     Ok(Stored {
         message_id,
@@ -235,22 +243,64 @@ impl Store {
         &self,
         batch: &[&NewMessage],
     ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
+        let groups: Vec<&[NewMessage]> = batch.iter().map(|m| std::slice::from_ref(*m)).collect();
+        let results = self.insert_groups(&groups).await?;
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.and_then(|stored| {
+                    stored
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| StoreError::NotFound("stored message".into()))
+                })
+            })
+            .collect())
+    }
+
+    /// Writes groups of messages in one transaction (group commit), each
+    /// group whole or not at all (MULTIAPPEND): the batch is written with one
+    /// statement per table; when that fails, group by group, each under its
+    /// own savepoint, so that one failing group does not fail the others.
+    /// The outer `Err` means the commit itself failed and nothing was stored.
+    pub async fn insert_groups(
+        &self,
+        groups: &[&[NewMessage]],
+    ) -> Result<Vec<Result<Vec<Stored>, StoreError>>, StoreError> {
+        let batch: Vec<&NewMessage> = groups.iter().flat_map(|g| g.iter()).collect();
         let mut tx = self.pool().begin().await?;
-        let results = match super::group_commit::write(&mut tx, self.backend(), batch).await {
-            Ok(stored) => stored.into_iter().map(Ok).collect(),
+        let results = match super::group_commit::write(&mut tx, self.backend(), &batch).await {
+            Ok(stored) => {
+                let mut stored = stored.into_iter();
+                groups
+                    .iter()
+                    .map(|g| Ok(stored.by_ref().take(g.len()).collect()))
+                    .collect()
+            }
             Err(e) => {
-                tracing::debug!(error = %e, messages = batch.len(), "batch write failed, storing one by one");
+                tracing::debug!(error = %e, messages = batch.len(), "batch write failed, storing group by group");
                 tx.rollback().await?;
                 tx = self.pool().begin().await?;
-                let mut results = Vec::with_capacity(batch.len());
-                for m in batch {
+                let mut results = Vec::with_capacity(groups.len());
+                for group in groups {
                     let mut sp = tx.begin().await?;
-                    match insert_message(&mut sp, m).await {
-                        Ok(stored) => {
+                    let mut stored = Vec::with_capacity(group.len());
+                    let mut failed = None;
+                    for m in group.iter() {
+                        match insert_message(&mut sp, m).await {
+                            Ok(s) => stored.push(s),
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    match failed {
+                        None => {
                             sp.commit().await?;
                             results.push(Ok(stored));
                         }
-                        Err(e) => {
+                        Some(e) => {
                             sp.rollback().await?;
                             results.push(Err(e));
                         }
@@ -261,13 +311,15 @@ impl Store {
         };
         tx.commit().await?;
         self.wrote();
-        for (stored, m) in results.iter().zip(batch) {
+        for (stored, group) in results.iter().zip(groups) {
             let Ok(stored) = stored else { continue };
-            for (folder, _) in &stored.placements {
-                self.announce_folder(*folder).await;
-            }
-            if m.recipients.iter().any(|r| r.remote) {
-                self.announce_queue().await;
+            for (stored, m) in stored.iter().zip(group.iter()) {
+                for (folder, _) in &stored.placements {
+                    self.announce_folder(*folder).await;
+                }
+                if m.recipients.iter().any(|r| r.remote) {
+                    self.announce_queue().await;
+                }
             }
         }
         Ok(results)

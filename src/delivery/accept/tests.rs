@@ -79,6 +79,7 @@ async fn fixture() -> Fixture {
         delegations: Delegations::new(),
         notifier: None,
         after_commit: tracker.clone(),
+        quota: Default::default(),
     });
     Fixture {
         _dir: dir,

@@ -51,6 +51,7 @@ async fn services(dir: &tempfile::TempDir) -> Arc<ImapServices> {
         delegations: Default::default(),
         notifier: None,
         after_commit: tokio_util::task::TaskTracker::new(),
+        quota: Default::default(),
     });
     Arc::new(ImapServices {
         store: store.clone(),
