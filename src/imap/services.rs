@@ -220,19 +220,22 @@ impl Mailstore for ImapServices {
         folder_id: i64,
         messages: Vec<ToAppend>,
     ) -> Result<Vec<i64>, AcceptError> {
-        let (meta, contents): (Vec<(String, Option<i64>)>, Vec<Vec<u8>>) = messages
-            .into_iter()
-            .map(|m| ((m.flags, m.internal_date), m.content))
-            .unzip();
-        let appends: Vec<(Append<'_>, Vec<u8>)> = meta
+        // The flags stay here while the contents move on.
+        let mut flags = Vec::with_capacity(messages.len());
+        let mut rest = Vec::with_capacity(messages.len());
+        for m in messages {
+            flags.push(m.flags);
+            rest.push((m.internal_date, m.content));
+        }
+        let appends: Vec<(Append<'_>, Vec<u8>)> = flags
             .iter()
-            .zip(contents)
-            .map(|((flags, internal_date), content)| {
+            .zip(rest)
+            .map(|(flags, (internal_date, content))| {
                 let append = Append {
                     account,
                     mailbox_id: folder_id,
                     flags,
-                    internal_date: *internal_date,
+                    internal_date,
                 };
                 (append, content)
             })
