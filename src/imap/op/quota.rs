@@ -18,7 +18,7 @@ use crate::imap::storage::{Mailstore, Quota, QuotaRefusal};
 const ROOT: &str = "";
 
 fn root() -> AString<'static> {
-    AString::try_from(ROOT).unwrap_or_else(|_| AString::try_from("\"\"").expect("static"))
+    AString::try_from(ROOT).expect("the empty string is a quoted AString")
 }
 
 /// The text of a tagged `NO [OVERQUOTA]` (APPEND, COPY).
