@@ -273,6 +273,7 @@ fn every_command_has_help() {
         vec!["user", "passwd", "--help"],
         vec!["user", "disable", "--help"],
         vec!["user", "certificate", "--help"],
+        vec!["user", "quota", "--help"],
         vec!["domain", "add", "--help"],
         vec!["domain", "list", "--help"],
         vec!["config", "check", "--help"],
@@ -533,3 +534,99 @@ fn certificate_subject_is_checked() {
     );
     assert!(!ok, "a file, --subject or --remove is required: {err}");
 }
+
+/// `mes user quota`: shows usage and the limits in force, sets an account's
+/// own limits, `none` and `default`; refusals name the option.
+async fn user_quota(db: common::Db) {
+    let instance = common::Instance::new(db).await;
+    let jean = "jean.dupont@hopital-a.mes.test";
+    instance.add_user(jean, "professional", "a long password here");
+    let out = instance.run(&["user", "quota", jean], None);
+    assert_eq!(
+        out,
+        format!(
+            "{jean}\nstorage: 0 KiB used, no limit ([quota] default)\n\
+             messages: 0 used, no limit ([quota] default)\n"
+        )
+    );
+    instance.edit_config(|t| t.replace("# storage = \"none\"", "storage = \"1G\" #"));
+    let out = instance.run(&["user", "quota", jean], None);
+    assert!(
+        out.contains("storage: 0 KiB used, limit 1048576 KiB ([quota] default)"),
+        "{out}"
+    );
+    let out = instance.run(
+        &[
+            "user",
+            "quota",
+            jean,
+            "--storage",
+            "500M",
+            "--messages",
+            "1000",
+        ],
+        None,
+    );
+    assert!(
+        out.contains("limit 512000 KiB (set for this account)")
+            && out.contains("messages: 0 used, limit 1000 (set for this account)"),
+        "{out}"
+    );
+    let out = instance.run(&["user", "quota", jean, "--storage", "none"], None);
+    assert!(
+        out.contains("storage: 0 KiB used, no limit (set for this account)"),
+        "{out}"
+    );
+    assert!(out.contains("limit 1000 (set for this account)"), "{out}");
+    let out = instance.run(
+        &[
+            "user",
+            "quota",
+            jean,
+            "--storage",
+            "default",
+            "--messages",
+            "DEFAULT",
+        ],
+        None,
+    );
+    assert!(out.contains("limit 1048576 KiB ([quota] default)"), "{out}");
+    assert!(out.contains("no limit ([quota] default)"), "{out}");
+    let c = instance.config.to_str().unwrap();
+    let (ok, _, err) = mes(
+        &["--config", c, "user", "quota", jean, "--storage", "5X"],
+        None,
+    );
+    assert!(
+        !ok && err.contains("--storage") && err.contains("5X"),
+        "{err}"
+    );
+    let (ok, _, err) = mes(
+        &["--config", c, "user", "quota", jean, "--messages", "1k"],
+        None,
+    );
+    assert!(!ok && err.contains("--messages"), "{err}");
+    let (ok, _, err) = mes(
+        &["--config", c, "user", "quota", "nobody@hopital-a.mes.test"],
+        None,
+    );
+    assert!(!ok && err.contains("no account"), "{err}");
+    let (ok, _, err) = mes(
+        &[
+            "--config",
+            c,
+            "user",
+            "quota",
+            "nobody@hopital-a.mes.test",
+            "--storage",
+            "1G",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("not found"), "{err}");
+    // Every change is in the audit trail.
+    let out = instance.run(&["audit", "verify"], None);
+    assert!(out.contains("audit log intact"), "{out}");
+}
+
+both_backends!(user_quota);

@@ -2455,3 +2455,122 @@ both_backends!(
     search_sent_dates_and_address_groups,
     condstore_highestmodseq_and_esearch_modseq,
 );
+
+/// QUOTA, MULTIAPPEND and CATENATE over the real server: GETQUOTAROOT as a
+/// client reads it, APPEND refused with OVERQUOTA, the operator's CLI.
+async fn quota_multiappend_and_catenate(db: Db) {
+    let instance = Instance::new(db).await;
+    instance.add_user(JEAN, "professional", PW);
+    instance.edit_config(|t| {
+        t.replace("# storage = \"none\"", "storage = \"4K\" #")
+            .replace("# messages = \"none\"", "messages = 10 #")
+    });
+    let server = instance.start();
+    let ca = instance.cert("ca.pem");
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    let caps = c.expect("CAPABILITY", "OK").await;
+    for cap in [
+        " QUOTA ",
+        " QUOTA=RES-STORAGE ",
+        " QUOTA=RES-MESSAGE",
+        " MULTIAPPEND ",
+        " CATENATE ",
+    ] {
+        assert!(caps.untagged[0].contains(cap), "{cap} in {caps:?}");
+    }
+    let r = c.expect("GETQUOTAROOT INBOX", "OK").await;
+    assert_eq!(
+        r.untagged,
+        [
+            "* QUOTAROOT INBOX \"\"",
+            "* QUOTA \"\" (STORAGE 0 4 MESSAGE 0 10)"
+        ]
+    );
+    c.expect("SETQUOTA \"\" (STORAGE 100000)", "NO").await;
+
+    // Two messages in one APPEND, LITERAL+ and synchronising literals mixed.
+    let (one, two) = (mail("one", "Premier."), mail("two", "Second."));
+    let tag = c.tag();
+    c.send_raw(format!("{tag} APPEND INBOX (\\Seen) {{{}+}}\r\n", one.len()).as_bytes())
+        .await;
+    c.send_raw(&one).await;
+    c.send_raw(format!(" {{{}}}\r\n", two.len()).as_bytes())
+        .await;
+    let cont = c.read_line().await;
+    assert!(cont.starts_with("+ "), "{cont}");
+    c.send_raw(&two).await;
+    c.send_raw(b"\r\n").await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(
+        r.status.starts_with(&format!("{tag} OK [APPENDUID ")) && r.status.contains(" 1:2] "),
+        "{r:?}"
+    );
+
+    // A draft from the first message's header, new text and the second's body.
+    let text = "\r\nVoir ci-dessous.\r\n";
+    let tag = c.tag();
+    c.send_raw(
+        format!(
+            "{tag} APPEND Drafts (\\Draft) CATENATE (URL \"/INBOX/;UID=1/;SECTION=HEADER\" \
+             TEXT {{{}+}}\r\n{text} URL \"imap://{}@mx.hopital-a.mes.test/INBOX/;UID=2/;SECTION=TEXT\")\r\n",
+            text.len(),
+            JEAN.replace('@', "%40"),
+        )
+        .as_bytes(),
+    )
+    .await;
+    let r = c.read_until_tagged(&tag).await;
+    assert!(r.ok(), "{r:?}");
+    c.expect("SELECT Drafts", "OK").await;
+    let r = c.expect("FETCH 1 BODY.PEEK[]", "OK").await;
+    let one = String::from_utf8(one).unwrap();
+    let expected = format!(
+        "{}{text}Second.\r\n",
+        &one[..one.find("\r\n\r\n").unwrap() + 4]
+    );
+    assert_eq!(
+        r.untagged[0],
+        format!("* 1 FETCH (BODY[] {{{}}}\n{expected})", expected.len())
+    );
+    let r = c
+        .expect(
+            "APPEND Drafts CATENATE (URL \"imap://mx.autre.test/INBOX/;UID=1\")",
+            "NO",
+        )
+        .await;
+    assert!(
+        r.status
+            .ends_with(" NO [BADURL imap://mx.autre.test/INBOX/;UID=1] URL of another server"),
+        "{r:?}"
+    );
+
+    // Over the quota: refused whole, until the operator gives more room.
+    let big = mail("big", &"x".repeat(3500));
+    let r = c.append("INBOX", "", &big).await;
+    assert_eq!(r.kind(), "NO", "{r:?}");
+    assert!(
+        r.status
+            .ends_with(" NO [OVERQUOTA] Quota exceeded (mailbox full)"),
+        "{r:?}"
+    );
+    let out = instance.run(&["user", "quota", JEAN, "--storage", "1M"], None);
+    assert!(
+        out.contains("limit 1024 KiB (set for this account)"),
+        "{out}"
+    );
+    let r = c.append("INBOX", "", &big).await;
+    assert!(r.ok(), "{r:?}");
+    let used = (one.len() + two.len() + expected.len() + big.len()).div_ceil(1024);
+    let r = c.expect("GETQUOTA \"\"", "OK").await;
+    assert_eq!(
+        r.untagged,
+        [format!("* QUOTA \"\" (STORAGE {used} 1024 MESSAGE 4 10)")]
+    );
+    let out = instance.run(&["user", "quota", JEAN], None);
+    assert!(
+        out.contains("messages: 4 used, limit 10 ([quota] default)"),
+        "{out}"
+    );
+}
+
+both_backends!(quota_multiappend_and_catenate);

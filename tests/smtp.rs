@@ -771,3 +771,73 @@ async fn invalid_utf8_headers_are_stored_as_bytes() {
         "stored byte for byte"
     );
 }
+
+/// A recipient's quota refuses at RCPT TO when it can tell (the declared
+/// SIZE, or a mailbox already full), else at the end of DATA: 452 4.2.2 while
+/// the mailbox is full, 552 5.2.2 for a message larger than the quota.
+async fn quota_refusals(db: Db) {
+    let instance = Instance::new(db).await;
+    instance.add_user(JEAN, "professional", PW);
+    instance.add_user(MARIE, "professional", PW);
+    instance.run(&["user", "quota", MARIE, "--storage", "3K"], None);
+    let server = instance.start();
+    let config = client_tls(&instance.cert("ca.pem"), None);
+    let mut s = connect_tls(server.addr("submissions"), config)
+        .await
+        .unwrap();
+    s.expect("EHLO client.test", 250).await;
+    s.expect(&format!("AUTH PLAIN {}", plain(JEAN, PW)), 235)
+        .await;
+    // `n` octets of text in lines of 100.
+    let body = |n: usize| {
+        let line = format!("{}\r\n", "x".repeat(98));
+        format!(
+            "From: <{JEAN}>\r\nTo: <{MARIE}>\r\nSubject: q\r\n\r\n{}.\r\n",
+            line.repeat(n / 100)
+        )
+    };
+    // Declared larger than the whole quota: refused at RCPT, for good.
+    s.expect(&format!("MAIL FROM:<{JEAN}> SIZE=4000"), 250)
+        .await;
+    let r = s.expect(&format!("RCPT TO:<{MARIE}>"), 552).await;
+    assert!(r.text().contains("5.2.2"), "{r:?}");
+    s.expect("RSET", 250).await;
+    // Not declared, larger than the quota: refused after DATA, for good.
+    s.expect(&format!("MAIL FROM:<{JEAN}>"), 250).await;
+    s.expect(&format!("RCPT TO:<{MARIE}>"), 250).await;
+    s.expect("DATA", 354).await;
+    s.send(&body(3500)).await;
+    let r = s.read_reply().await;
+    assert_eq!((r.code, r.text().contains("5.2.2")), (552, true), "{r:?}");
+    // 1.5 KiB fits once; then a declared size that no longer fits waits at
+    // RCPT, an undeclared one after DATA.
+    s.expect(&format!("MAIL FROM:<{JEAN}> SIZE=1600"), 250)
+        .await;
+    s.expect(&format!("RCPT TO:<{MARIE}>"), 250).await;
+    s.expect("DATA", 354).await;
+    s.send(&body(1500)).await;
+    assert_eq!(s.read_reply().await.code, 250);
+    s.expect(&format!("MAIL FROM:<{JEAN}> SIZE=1600"), 250)
+        .await;
+    let r = s.expect(&format!("RCPT TO:<{MARIE}>"), 452).await;
+    assert!(r.text().contains("4.2.2"), "{r:?}");
+    s.expect("RSET", 250).await;
+    s.expect(&format!("MAIL FROM:<{JEAN}>"), 250).await;
+    s.expect(&format!("RCPT TO:<{MARIE}>"), 250).await;
+    s.expect("DATA", 354).await;
+    s.send(&body(1500)).await;
+    let r = s.read_reply().await;
+    assert_eq!((r.code, r.text().contains("4.2.2")), (452, true), "{r:?}");
+    // With less room than the mail already there, RCPT itself says so.
+    instance.run(&["user", "quota", MARIE, "--storage", "1K"], None);
+    s.expect(&format!("MAIL FROM:<{JEAN}>"), 250).await;
+    let r = s.expect(&format!("RCPT TO:<{MARIE}>"), 452).await;
+    assert!(r.text().contains("4.2.2"), "{r:?}");
+    // Other recipients are not concerned.
+    s.expect(&format!("RCPT TO:<{JEAN}>"), 250).await;
+    s.expect("QUIT", 221).await;
+    let store = open_store(&instance).await;
+    assert_eq!(inbox(&store, MARIE).await.len(), 1);
+}
+
+both_backends!(quota_refusals);

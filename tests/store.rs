@@ -106,13 +106,15 @@ async fn domains_and_accounts(db: Db) {
             "{name}"
         );
     }
-    let (found, inbox) = store
+    let found = store
         .account_with_inbox("jean@a.test")
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(found.id, a.id);
-    assert_eq!(inbox, store.mailbox_id(a.id, "INBOX").await.unwrap());
+    assert_eq!(found.account.id, a.id);
+    assert_eq!(found.inbox, store.mailbox_id(a.id, "INBOX").await.unwrap());
+    assert_eq!(found.quota.account_id, a.id);
+    assert_eq!(found.quota.storage_used, 0);
     assert!(
         store
             .account_with_inbox("nobody@a.test")
@@ -621,3 +623,200 @@ async fn certificate_subjects_are_canonical(db: Db) {
 }
 
 both_backends!(certificate_subjects_are_canonical);
+
+/// The account's counters, checked against a recount of its entries.
+async fn usage(store: &Store, account_id: i64) -> (u64, u64) {
+    let q = store.quota_of(account_id).await.unwrap().unwrap();
+    let counted = (q.storage_used, q.messages_used);
+    assert_eq!(
+        counted,
+        store.recount_usage(account_id).await.unwrap(),
+        "counters and entries of account {account_id} disagree"
+    );
+    counted
+}
+
+async fn quota_usage_follows_every_change(db: Db) {
+    use mes::store::entries::FlagOp;
+    use mes::store::quota::Limit;
+    let (store, _dir) = open(db).await;
+    store
+        .add_domain("a.test", DomainKind::Professional)
+        .await
+        .unwrap();
+    let a = store
+        .create_account(&account("jean@a.test", AccountKind::Professional))
+        .await
+        .unwrap();
+    let b = store
+        .create_account(&account("anne@a.test", AccountKind::Professional))
+        .await
+        .unwrap();
+    let folder = |account: i64, name: &'static str| {
+        let store = store.clone();
+        async move { store.mailbox_id(account, name).await.unwrap().unwrap() }
+    };
+    let (inbox_a, archive_a, trash_a) = (
+        folder(a.id, "INBOX").await,
+        folder(a.id, "Archive").await,
+        folder(a.id, "Trash").await,
+    );
+    let (inbox_b, sent_b) = (folder(b.id, "INBOX").await, folder(b.id, "Sent").await);
+    assert_eq!(usage(&store, a.id).await, (0, 0));
+    // A batch: one message to both INBOXes, one to each account.
+    let mut both = message("both", inbox_a, "jean@a.test");
+    both.recipients[0].mailbox_id = Some(inbox_a);
+    both.recipients.push(NewRecipient {
+        address: "anne@a.test".into(),
+        orcpt: None,
+        notify: 0,
+        mailbox_id: Some(inbox_b),
+        remote: false,
+        patient_id: None,
+    });
+    let to_a = message("to-a", inbox_a, "jean@a.test");
+    let to_b = message("to-b", sent_b, "anne@a.test");
+    let refs = [&both, &to_a, &to_b];
+    for r in store.insert_batch(&refs).await.unwrap() {
+        r.unwrap();
+    }
+    let size = |m: &NewMessage| m.data.len() as u64;
+    assert_eq!(usage(&store, a.id).await, (size(&both) + size(&to_a), 2));
+    assert_eq!(usage(&store, b.id).await, (size(&both) + size(&to_b), 2));
+    // Groups are stored whole or not at all: the one with a missing folder
+    // fails (and the batch falls back to group by group), the other counts.
+    let good = [
+        message("g1", inbox_a, "jean@a.test"),
+        message("g2", inbox_a, "jean@a.test"),
+    ];
+    let bad = [
+        message("b1", inbox_a, "jean@a.test"),
+        message("b2", 999_999, "jean@a.test"),
+    ];
+    let results = store.insert_groups(&[&good, &bad]).await.unwrap();
+    assert_eq!(results[0].as_ref().unwrap().len(), 2);
+    assert!(results[1].is_err(), "{results:?}");
+    let expected = size(&both) + size(&to_a) + size(&good[0]) + size(&good[1]);
+    assert_eq!(usage(&store, a.id).await, (expected, 4));
+    let uids = store.folder_uids(inbox_a, 0).await.unwrap();
+    assert_eq!(uids.len(), 4, "nothing of the failed group is filed");
+    // COPY adds, MOVE within the account does not, EXPUNGE and DELETE remove.
+    store
+        .copy_messages(inbox_a, &uids, archive_a)
+        .await
+        .unwrap();
+    assert_eq!(usage(&store, a.id).await, (2 * expected, 8));
+    let archived = store.folder_uids(archive_a, 0).await.unwrap();
+    store
+        .move_messages(archive_a, &archived[..2], trash_a)
+        .await
+        .unwrap();
+    assert_eq!(usage(&store, a.id).await, (2 * expected, 8));
+    store
+        .store_flags(
+            inbox_a,
+            &uids[..1],
+            FlagOp::Add,
+            &["\\Deleted".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    store.expunge(inbox_a, None).await.unwrap();
+    let (bytes, messages) = usage(&store, a.id).await;
+    assert_eq!((bytes, messages), (2 * expected - size(&both), 7));
+    store.delete_folder(trash_a).await.unwrap();
+    assert_eq!(usage(&store, a.id).await.1, 5);
+    assert_eq!(usage(&store, b.id).await, (size(&both) + size(&to_b), 2));
+    // Limits: own, none, back to the default; the folders' accounts.
+    let q = store
+        .set_quota_limits("jean@a.test", Some(Limit::Max(512)), Some(Limit::Unlimited))
+        .await
+        .unwrap();
+    assert_eq!(
+        (q.storage_limit, q.messages_limit),
+        (Limit::Max(512), Limit::Unlimited)
+    );
+    let q = store
+        .set_quota_limits("jean@a.test", Some(Limit::Default), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (q.storage_limit, q.messages_limit),
+        (Limit::Default, Limit::Unlimited)
+    );
+    assert!(matches!(
+        store.set_quota_limits("nobody@a.test", None, None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let mut owners: Vec<(i64, i64)> = store
+        .quotas_of_folders(&[inbox_b, archive_a, 999_999])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(f, q)| (f, q.account_id))
+        .collect();
+    owners.sort_unstable();
+    let mut expected = vec![(inbox_b, b.id), (archive_a, a.id)];
+    expected.sort_unstable();
+    assert_eq!(owners, expected);
+    store.close().await;
+}
+
+/// Migration 0013 counts the mail stored before it.
+async fn quota_migration_counts_existing_mail(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match db {
+        Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("mes.db").display()),
+        Db::Postgres => common::fresh_pg_database().await,
+    };
+    // The schema as it was before 0013, with mail in it.
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(match db {
+        Db::Sqlite => "schemas/sqlite",
+        Db::Postgres => "schemas/postgres",
+    });
+    let before = dir.path().join("before");
+    std::fs::create_dir(&before).unwrap();
+    for entry in std::fs::read_dir(&schema).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.as_str() < "0013" {
+            std::fs::copy(&path, before.join(&name)).unwrap();
+        }
+    }
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(before.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    for sql in [
+        "INSERT INTO domains (name, kind, created_at) VALUES ('a.test', 'professional', 0)",
+        "INSERT INTO accounts (id, address, domain, kind, created_at) VALUES (1, 'jean@a.test', 'a.test', 'professional', 0)",
+        "INSERT INTO accounts (id, address, domain, kind, created_at) VALUES (2, 'anne@a.test', 'a.test', 'professional', 0)",
+        "INSERT INTO mailboxes (id, account_id, name, uidvalidity) VALUES (1, 1, 'INBOX', 1)",
+        "INSERT INTO mailboxes (id, account_id, name, uidvalidity) VALUES (2, 1, 'Archive', 1)",
+        "INSERT INTO mailboxes (id, account_id, name, uidvalidity) VALUES (3, 2, 'INBOX', 1)",
+        "INSERT INTO blobs (hash, size, data) VALUES ('h1', 100, 'x')",
+        "INSERT INTO blobs (hash, size, data) VALUES ('h2', 3000, 'y')",
+        "INSERT INTO messages (id, blob_hash, size, received_at, mail_from, origin) VALUES (1, 'h1', 100, 0, '', 'mx')",
+        "INSERT INTO messages (id, blob_hash, size, received_at, mail_from, origin) VALUES (2, 'h2', 3000, 0, '', 'mx')",
+        "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, internal_date) VALUES (1, 1, 1, 1, 0)",
+        "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, internal_date) VALUES (1, 2, 2, 1, 0)",
+        "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, internal_date) VALUES (2, 1, 2, 1, 0)",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let store = Store::open(&url, 2).await.unwrap();
+    assert_eq!(usage(&store, 1).await, (6100, 3));
+    assert_eq!(usage(&store, 2).await, (0, 0));
+    store.close().await;
+}
+
+both_backends!(
+    quota_usage_follows_every_change,
+    quota_migration_counts_existing_mail
+);

@@ -592,3 +592,49 @@ async fn smtp_never_carries_patient_messages() {
     let r = s.expect(&format!("MAIL FROM:<{PATIENT}>"), 550).await;
     assert!(r.text().contains("5.7.1"), "{r:?}");
 }
+
+/// A full mailbox, the correspondent's or the patient's own, is told in French.
+async fn full_mailboxes_are_told_in_french(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    pro_writes(&instance, &server, "Suivi", None).await;
+    let token = api_login(&server, &ca, "279035121518989", PATIENT_PW);
+    let (_, list) = api(&server, &ca, "GET", "/api/v1/threads", Some(&token), None);
+    let id = list["threads"][0]["id"].as_i64().unwrap();
+    let reply = |text: &str| {
+        api(
+            &server,
+            &ca,
+            "POST",
+            &format!("/api/v1/threads/{id}/reply"),
+            Some(&token),
+            Some(&json!({ "text": text }).to_string()),
+        )
+    };
+    instance.run(&["user", "quota", JEAN, "--messages", "1"], None);
+    assert_eq!(reply("Première réponse").0, 201);
+    let (status, body) = reply("Deuxième réponse");
+    assert_eq!(status, 507, "{body}");
+    assert_eq!(
+        body["error"],
+        "La messagerie de votre correspondant est pleine : le message n'a pas été envoyé. \
+         Réessayez plus tard."
+    );
+    instance.run(&["user", "quota", JEAN, "--messages", "none"], None);
+    instance.run(&["user", "quota", PATIENT, "--storage", "1K"], None);
+    let (status, body) = reply("Troisième réponse");
+    assert_eq!(status, 507, "{body}");
+    assert_eq!(
+        body["error"],
+        "Votre espace de messagerie est plein : le message n'a pas été envoyé. \
+         Réessayez plus tard ou contactez le service."
+    );
+    let store = open_store(&instance).await;
+    assert_eq!(
+        inbox(&store, JEAN).await.len(),
+        1,
+        "only the first reply arrived"
+    );
+}
+
+both_backends!(full_mailboxes_are_told_in_french);

@@ -6,11 +6,13 @@ use super::{CareteamCommand, DomainCommand, TrustCommand, UserCommand, read_pass
 use crate::address::{Address, normalize_domain};
 use crate::audit::{self, AuditEntry};
 use crate::config::Config;
+use crate::delivery::quota::Quota;
 use crate::identity::ins::Ins;
 use crate::identity::{AccountKind, DomainKind, activation, password};
 use crate::pki::dn::DistinguishedName;
 use crate::store::Store;
 use crate::store::accounts::NewAccount;
+use crate::store::quota::Limit;
 use crate::trust::{TrustSpace, whitelist};
 
 async fn open(config: &Config) -> anyhow::Result<Store> {
@@ -237,6 +239,62 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
                 .with_context(|| format!("no account {addr}"))?;
             print_activation(config, &store, &account).await?;
         }
+        UserCommand::Quota {
+            address,
+            storage,
+            messages,
+        } => {
+            let addr = Address::parse(&address)?.to_string();
+            let storage = storage
+                .as_deref()
+                .map(|t| limit(t, crate::config::parse_storage))
+                .transpose()
+                .context("--storage")?;
+            let messages = messages
+                .as_deref()
+                .map(|t| limit(t, crate::config::parse_count))
+                .transpose()
+                .context("--messages")?;
+            let row = if storage.is_none() && messages.is_none() {
+                let account = store
+                    .account_by_address(&addr)
+                    .await?
+                    .with_context(|| format!("no account {addr}"))?;
+                store
+                    .quota_of(account.id)
+                    .await?
+                    .with_context(|| format!("no account {addr}"))?
+            } else {
+                let row = store.set_quota_limits(&addr, storage, messages).await?;
+                audit::append(
+                    &store,
+                    &AuditEntry::new(
+                        "operator",
+                        "account.quota",
+                        &addr,
+                        &format!(
+                            "storage={} messages={}",
+                            shown_limit(row.storage_limit, " KiB"),
+                            shown_limit(row.messages_limit, "")
+                        ),
+                    ),
+                )
+                .await?;
+                row
+            };
+            let quota = Quota::of(&row, &config.quota);
+            println!("{addr}");
+            println!(
+                "storage: {} KiB used, {}",
+                quota.storage_used_kib(),
+                in_force(quota.storage_limit_kib, row.storage_limit, " KiB")
+            );
+            println!(
+                "messages: {} used, {}",
+                quota.messages_used,
+                in_force(quota.messages_limit, row.messages_limit, "")
+            );
+        }
         UserCommand::Disable { address } => {
             let addr = Address::parse(&address)?.to_string();
             store.disable_account(&addr).await?;
@@ -284,6 +342,40 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
     }
     store.close().await;
     Ok(())
+}
+
+/// A limit given to `mes user quota`: `default`, or an amount read by `parse`
+/// (None from it: no limit).
+fn limit(text: &str, parse: fn(&str) -> Result<Option<u64>, String>) -> anyhow::Result<Limit> {
+    if text.trim().eq_ignore_ascii_case("default") {
+        return Ok(Limit::Default);
+    }
+    match parse(text).map_err(anyhow::Error::msg)? {
+        Some(n) => Ok(Limit::Max(n)),
+        None => Ok(Limit::Unlimited),
+    }
+}
+
+/// A stored limit as the audit trail records it.
+fn shown_limit(limit: Limit, unit: &str) -> String {
+    match limit {
+        Limit::Default => "default".into(),
+        Limit::Unlimited => "none".into(),
+        Limit::Max(n) => format!("{n}{unit}"),
+    }
+}
+
+/// The limit in force and where it comes from, as `mes user quota` prints it.
+fn in_force(limit: Option<u64>, own: Limit, unit: &str) -> String {
+    let from = if own == Limit::Default {
+        "[quota] default"
+    } else {
+        "set for this account"
+    };
+    match limit {
+        Some(n) => format!("limit {n}{unit} ({from})"),
+        None => format!("no limit ({from})"),
+    }
 }
 
 /// The certificate subject to map, from `--certificate-subject DN` (any usual

@@ -201,6 +201,19 @@ pub enum UserCommand {
         /// The patient's address.
         address: String,
     },
+    /// Show an account's storage quota (usage and limits), or set its
+    /// limits: `--storage 500M` (octets, or K, M, G, T: powers of 1024),
+    /// `--messages 100000`; `none` for no limit, `default` for `[quota]`'s.
+    Quota {
+        /// The account.
+        address: String,
+        /// Storage limit, all folders together.
+        #[arg(long, value_name = "SIZE|none|default")]
+        storage: Option<String>,
+        /// Message count limit, all folders together.
+        #[arg(long, value_name = "N|none|default")]
+        messages: Option<String>,
+    },
     /// Disable an account: no login, no delivery; mail is kept.
     Disable {
         /// The account.

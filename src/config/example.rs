@@ -90,6 +90,17 @@ https = "127.0.0.1:8443"
 # login_timeout_secs = 60           # from connection to login, however slowly the client sends
 # recheck_secs = 30                # a logged-in session rechecks its account (and an idling one its folder) this often
 
+[quota]
+# The storage quota (RFC 9208) of every account the operator gave none of its
+# own with `mes user quota ADDRESS --storage 2G --messages 100000`, counting
+# every message in all its folders, copies included. storage: octets, or with
+# K, M, G or T (powers of 1024); messages: a count; "none": no limit. A full
+# mailbox makes SMTP answer 452 4.2.2 (552 5.2.2 for a message larger than the
+# whole quota), IMAP APPEND and COPY NO [OVERQUOTA], the patient space a
+# message saying so; IMAP clients read usage and limits with GETQUOTAROOT.
+# storage = "none"                   # e.g. "2G"
+# messages = "none"                  # e.g. 100000
+
 [https]
 # max_connections_per_ip = 100
 # max_connections = 10000

@@ -13,8 +13,10 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
 mod example;
+mod quota;
 
 pub use example::{ExampleValues, render_example};
+pub use quota::{QuotaSettings, parse_count, parse_storage};
 
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -473,6 +475,8 @@ struct RawConfig {
     #[serde(default)]
     imap: ImapSettings,
     #[serde(default)]
+    quota: quota::RawQuotaSettings,
+    #[serde(default)]
     https: HttpsSettings,
     #[serde(default)]
     relay: RelaySettings,
@@ -542,6 +546,8 @@ pub struct Config {
     pub smtp: SmtpSettings,
     /// IMAP settings.
     pub imap: ImapSettings,
+    /// The quota of accounts that have none of their own.
+    pub quota: QuotaSettings,
     /// Limits of the HTTPS listener.
     pub https: HttpsSettings,
     /// Outbound relay settings.
@@ -788,6 +794,10 @@ impl Config {
                 format!("must be at least {MIN_IMAP_COMMAND_LINE} (RFC 7162)"),
             ));
         }
+        let quota = raw
+            .quota
+            .validate()
+            .map_err(|(key, message)| invalid(Some("quota"), key, message))?;
         for (i, item) in raw.trust.whitelist.iter().enumerate() {
             let i = i.to_string();
             if crate::address::normalize_domain(&item.domain).is_err() {
@@ -827,6 +837,7 @@ impl Config {
             listen,
             smtp,
             imap: raw.imap,
+            quota,
             https: raw.https,
             secrets: SecretsSettings {
                 key_file: base.join(&raw.secrets.key_file),

@@ -192,3 +192,41 @@ fn missing_certificate_is_named() {
     assert!(err.contains("tls.private_key"), "{err}");
     assert!(err.contains("server.key"), "{err}");
 }
+
+#[test]
+fn quota_defaults_amounts_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    let path = dir.path().join("mes.toml");
+    // No limit unless the file sets one.
+    assert_eq!(
+        Config::parse(&path, &sample()).unwrap().quota,
+        QuotaSettings::default()
+    );
+    let text = sample()
+        .replace("# storage = \"none\"", "storage = \"2G\" #")
+        .replace("# messages = \"none\"", "messages = 1000 #");
+    let quota = Config::parse(&path, &text).unwrap().quota;
+    assert_eq!(quota.storage_kib, Some(2 * 1024 * 1024));
+    assert_eq!(quota.messages, Some(1000));
+    let text = sample().replace("# storage = \"none\"", "storage = 5000 #");
+    assert_eq!(
+        Config::parse(&path, &text).unwrap().quota.storage_kib,
+        Some(5)
+    );
+    let text = sample().replace("# storage = \"none\"", "storage = \"2 bananas\" #");
+    let err = Config::parse(&path, &text).unwrap_err().to_string();
+    assert!(
+        err.contains("quota.storage") && err.contains("2 bananas"),
+        "{err}"
+    );
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("storage = \"2 bananas\""))
+        .unwrap()
+        + 1;
+    assert!(err.contains(&format!("mes.toml:{line}:")), "{err}");
+    let text = sample().replace("# messages = \"none\"", "messages = \"lots\" #");
+    let err = Config::parse(&path, &text).unwrap_err().to_string();
+    assert!(err.contains("quota.messages"), "{err}");
+}

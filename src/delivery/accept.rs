@@ -17,8 +17,10 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 use super::prepare::{Analysis, Incoming};
+use super::quota::QuotaRefusal;
 use super::trace::{self, TraceInfo};
 use super::{Deliverer, DeliveryError, NewRecipient, Stored};
+use crate::config::QuotaSettings;
 use crate::dossier::authorship;
 use crate::dossier::filing::{self, Depositor, PatientRecipient};
 use crate::dossier::limits::Limits;
@@ -31,6 +33,7 @@ use crate::mime::facts::MessageFacts;
 use crate::mime::structure::ParsedMessage;
 use crate::store::accounts::Account;
 use crate::store::dossier::DossierFiling;
+use crate::store::messages::{NewMessage, folders_of};
 use crate::store::threads::Thread;
 use crate::store::{Store, StoreError};
 use crate::threads::notify::Notifier;
@@ -251,6 +254,9 @@ pub enum AcceptError {
     /// Structured attachments do not concern their patient or cannot be read.
     #[error(transparent)]
     Documents(#[from] filing::Refusal),
+    /// An account's quota has no room for it (`delivery::quota`).
+    #[error(transparent)]
+    Quota(#[from] QuotaRefusal),
     /// A lookup failed: the sender should retry later.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -277,12 +283,14 @@ pub struct Services {
     pub notifier: Option<Notifier>,
     /// Work after a commit (notices, MDNs): tracked, and waited for at shutdown.
     pub after_commit: TaskTracker,
+    /// The quota of accounts that have none of their own (`delivery::quota`).
+    pub quota: QuotaSettings,
 }
 
 /// The accept path: cheap to clone, shared by every source.
 #[derive(Debug, Clone)]
 pub struct Acceptor {
-    services: Arc<Services>,
+    pub(super) services: Arc<Services>,
     deliverer: Deliverer,
 }
 
@@ -347,7 +355,52 @@ impl Acceptor {
         Box::pin(self.run(source, content))
     }
 
+    /// Accepts APPENDed messages together: every one is committed or none
+    /// is (RFC 3502 MULTIAPPEND), and the quota must take them all. Returns
+    /// them in order.
+    pub async fn accept_all(
+        &self,
+        appends: Vec<(Append<'_>, Vec<u8>)>,
+    ) -> Result<Vec<Accepted>, AcceptError> {
+        let mut prepared = Vec::with_capacity(appends.len());
+        for (append, content) in appends {
+            prepared.push(self.prepare(Source::Append(append), content).await?);
+        }
+        if prepared.len() > 1 {
+            // Each fitted alone: together too?
+            let filed: Vec<(i64, u64)> = prepared
+                .iter()
+                .flat_map(|p| {
+                    let size = p.message.data.len() as u64;
+                    p.message.folders().into_iter().map(move |f| (f, size))
+                })
+                .collect();
+            self.check_quota(&filed).await?;
+        }
+        let (messages, rest): (Vec<NewMessage>, Vec<AfterCommit<'_>>) =
+            prepared.into_iter().map(|p| (p.message, p.after)).unzip();
+        let stored = self.deliverer.deliver_all(messages).await?;
+        Ok(stored
+            .into_iter()
+            .zip(rest)
+            .map(|(stored, after)| self.after_commit(after, stored))
+            .collect())
+    }
+
     async fn run(&self, source: Source<'_>, content: Vec<u8>) -> Result<Accepted, AcceptError> {
+        let prepared = self.prepare(source, content).await?;
+        let stored = self.deliverer.deliver(prepared.message).await?;
+        Ok(self.after_commit(prepared.after, stored))
+    }
+
+    /// Every step before the commit: the author, the envelope, trace
+    /// headers, the quota, threads and documents; the message to store and
+    /// what to do once it is.
+    async fn prepare<'a>(
+        &self,
+        source: Source<'a>,
+        content: Vec<u8>,
+    ) -> Result<Prepared<'a>, AcceptError> {
         let rules = source.rules();
         let facts = MessageFacts::read(&content);
         let id = transaction_id();
@@ -383,6 +436,12 @@ impl Acceptor {
             }
             _ => (content, facts.message_id.clone()),
         };
+        // Before the costlier steps: every account filed in must have room.
+        let filed: Vec<(i64, u64)> = folders_of(&envelope.recipients)
+            .into_iter()
+            .map(|f| (f, content.len() as u64))
+            .collect();
+        self.check_quota(&filed).await?;
         let thread = match (rules.threads, &source, authored.as_ref()) {
             (ThreadRule::ToPatients, _, Some(Authored::Author(author)))
                 if envelope.recipients.iter().any(|r| r.patient_id.is_some()) =>
@@ -427,11 +486,36 @@ impl Acceptor {
             analysis,
         }
         .prepare();
-        let size = message.data.len();
-        let recipients = message.recipients.len();
-        let stored = self.deliverer.deliver(message).await?;
+        Ok(Prepared {
+            after: AfterCommit {
+                source,
+                id,
+                size: message.data.len(),
+                recipients: message.recipients.len(),
+                authored,
+                patients,
+                message_id: facts.message_id,
+                mdn: mdn_to
+                    .zip(mdn_content)
+                    .map(|(to, content)| (to, content, filed_for)),
+            },
+            message,
+        })
+    }
 
-        // After the commit.
+    /// What follows a commit: the log line, patients' notices, MDNs.
+    fn after_commit(&self, after: AfterCommit<'_>, stored: super::Stored) -> Accepted {
+        let AfterCommit {
+            source,
+            id,
+            size,
+            recipients,
+            authored,
+            patients,
+            message_id,
+            mdn,
+        } = after;
+        let rules = source.rules();
         if let Source::Mx(smtp) | Source::Submission(smtp) = &source {
             match authored.as_ref().and_then(Authored::author) {
                 Some(author) => tracing::info!(
@@ -462,10 +546,9 @@ impl Acceptor {
                 n.spawn_message_for(patient);
             }
         }
-        if let (Some(to), Some(content)) = (mdn_to, mdn_content) {
+        if let Some((to, content, filed_for)) = mdn {
             // Tell the sender its documents were filed.
             let this = self.clone();
-            let message_id = facts.message_id.clone();
             self.services.after_commit.spawn(async move {
                 for patient in filed_for {
                     this.send_mdn(
@@ -479,7 +562,7 @@ impl Acceptor {
                 }
             });
         }
-        Ok(Accepted { id, stored })
+        Accepted { id, stored }
     }
 
     /// Who wrote the message: the author rule over what the SMTP peer proved.
@@ -775,6 +858,27 @@ impl Acceptor {
             Err(e) => tracing::error!(error = %e, "MDN could not be built"),
         }
     }
+}
+
+/// A message ready for the commit, and what follows it.
+struct Prepared<'a> {
+    message: NewMessage,
+    after: AfterCommit<'a>,
+}
+
+/// What the path does once a message is committed.
+struct AfterCommit<'a> {
+    source: Source<'a>,
+    id: String,
+    size: usize,
+    recipients: usize,
+    authored: Option<Authored>,
+    /// Patients told (without content) that something arrived.
+    patients: Vec<i64>,
+    /// The message's Message-ID (MDNs).
+    message_id: Option<String>,
+    /// An MDN to send: to whom, about which content, for which patients.
+    mdn: Option<(String, Vec<u8>, Vec<String>)>,
 }
 
 fn is_local(r: &NewRecipient) -> bool {

@@ -8,6 +8,7 @@
 
 pub mod accept;
 pub mod prepare;
+pub mod quota;
 pub mod trace;
 mod writer;
 
@@ -35,9 +36,10 @@ pub enum DeliveryError {
     Stopped,
 }
 
+/// Messages stored together or not at all (one, or a MULTIAPPEND's).
 struct Job {
-    message: NewMessage,
-    reply: oneshot::Sender<Result<Stored, DeliveryError>>,
+    messages: Vec<NewMessage>,
+    reply: oneshot::Sender<Result<Vec<Stored>, DeliveryError>>,
 }
 
 /// Handle to the group-commit writers under [`Acceptor`]; cheap to clone.
@@ -68,9 +70,21 @@ impl Deliverer {
 
     /// Stores `message`; returns once it is committed durably.
     pub async fn deliver(&self, message: NewMessage) -> Result<Stored, DeliveryError> {
+        self.deliver_all(vec![message])
+            .await?
+            .pop()
+            .ok_or(DeliveryError::Stopped)
+    }
+
+    /// Stores `messages` together, all or none (MULTIAPPEND); returns once
+    /// they are committed durably, in order.
+    pub async fn deliver_all(
+        &self,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Stored>, DeliveryError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job { message, reply })
+            .send(Job { messages, reply })
             .await
             .map_err(|_| DeliveryError::Stopped)?;
         rx.await.map_err(|_| DeliveryError::Stopped)?

@@ -1,5 +1,6 @@
 //! Group commit: writers take every job waiting in the queue and store them in
-//! one transaction, so that concurrent deliveries share one fsync.
+//! one transaction, so that concurrent deliveries share one fsync. A job's
+//! messages (several for a MULTIAPPEND) are stored together or not at all.
 
 use std::sync::Arc;
 
@@ -31,12 +32,12 @@ async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
             let Some(first) = rx.recv().await else {
                 return;
             };
-            let mut bytes = first.message.data.len();
+            let mut bytes = job_bytes(&first);
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 match rx.try_recv() {
                     Ok(job) => {
-                        bytes += job.message.data.len();
+                        bytes += job_bytes(&job);
                         batch.push(job);
                     }
                     Err(_) => break,
@@ -44,8 +45,9 @@ async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
             }
             batch
         };
-        let messages: Vec<_> = batch.iter().map(|j| &j.message).collect();
-        let outcome = store.insert_batch(&messages).await;
+        let groups: Vec<&[crate::store::messages::NewMessage]> =
+            batch.iter().map(|j| j.messages.as_slice()).collect();
+        let outcome = store.insert_groups(&groups).await;
         tracing::debug!(messages = batch.len(), "delivery batch written");
         match outcome {
             Ok(results) => {
@@ -64,4 +66,8 @@ async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
             }
         }
     }
+}
+
+fn job_bytes(job: &Job) -> usize {
+    job.messages.iter().map(|m| m.data.len()).sum()
 }

@@ -16,6 +16,9 @@
 //! parsed by imap-codec as the pattern of a plain LIST). The ESEARCH response
 //! has no imap-types variant either: the session writes it in place of a
 //! placeholder.
+//!
+//! APPEND with several messages (MULTIAPPEND) or CATENATE parts is cut into
+//! its messages by [`append`] and run as one [`append::AppendCommand`].
 
 use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
@@ -24,6 +27,8 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::status::StatusDataItemName;
+
+pub mod append;
 
 use super::sequence;
 use super::session::ImapSession;
@@ -85,6 +90,8 @@ pub enum Rewrite {
     Command(Command<'static>),
     /// Already answered (a command on an empty `$`, or a malformed extended LIST).
     Answered,
+    /// An APPEND of several messages or with CATENATE parts.
+    Append(append::AppendCommand),
 }
 
 /// Where `$` stands for a whole sequence set (RFC 5182 `seq-last-command`):
@@ -228,6 +235,10 @@ fn rewrite_append_utf8<S: Mailstore>(session: &mut ImapSession<S>, raw: &[u8]) -
 pub fn rewrite<S: Mailstore>(session: &mut ImapSession<S>, raw: &[u8]) -> Option<Rewrite> {
     if let Some(done) = rewrite_append_utf8(session, raw) {
         return Some(done);
+    }
+    // Before anything else: its literals need not be UTF-8.
+    if let Some(append) = append::parse(raw) {
+        return Some(Rewrite::Append(append));
     }
     let text = std::str::from_utf8(raw).ok()?;
     let line = text.strip_suffix("\r\n").unwrap_or(text);

@@ -70,6 +70,16 @@
 //! cover SEARCH, which matches by Unicode lower case. On ASCII, this is the
 //! i;ascii-casemap RFC 5256 names.
 //!
+//! QUOTA (RFC 9208, `op/quota.rs`): one root `""` per account with the
+//! STORAGE and MESSAGE resources it is limited in (`[quota]`, `mes user
+//! quota`); GETQUOTAROOT and GETQUOTA, SETQUOTA refused (no QUOTASET);
+//! `NO [OVERQUOTA]` for an APPEND or COPY the quota cannot take.
+//! MULTIAPPEND (RFC 3502) and CATENATE (RFC 4469, `op/catenate.rs`, URLs
+//! to the account's own messages: `url.rs`), parsed around imap-codec
+//! (`extend/append.rs`); all the messages of one APPEND are stored together
+//! or not at all. A MULTIAPPEND command is bounded as a whole by imap-next's
+//! command limit (APPENDLIMIT plus `imap.max_command_line`).
+//!
 //! Not done, so an IMAP4rev2 client may meet IMAP4rev1 behaviour there:
 //!
 //! * Names are not normalised to NFC. `SEARCH CHARSET …` is still accepted
@@ -98,6 +108,7 @@ pub mod services;
 pub mod session;
 pub mod sort;
 pub mod storage;
+pub mod url;
 pub mod utf7;
 pub mod wire;
 
@@ -183,6 +194,11 @@ pub fn capabilities(
             "THREAD=REFERENCES",
             "ESORT",
             "CONTEXT=SEARCH",
+            "MULTIAPPEND",
+            "CATENATE",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
+            "QUOTA=RES-MESSAGE",
         ]
         .into_iter()
         .filter_map(other),

@@ -8,8 +8,10 @@ use futures_core::Stream;
 use tokio::sync::OwnedMutexGuard;
 
 use super::listing::{Listing, Listings};
-use super::storage::{Entry, FlagChange, FlagOp, Folder, FolderCounts, Login, Mailstore};
-use crate::delivery::{AcceptError, Acceptor, Append, Source};
+use super::storage::{
+    Entry, FlagChange, FlagOp, Folder, FolderCounts, Login, Mailstore, Quota, ToAppend,
+};
+use crate::delivery::{AcceptError, Acceptor, Append};
 use crate::identity::auth::{Authenticator, CredentialStamp, LoginResult};
 use crate::identity::sasl::Credentials;
 use crate::store::{Store, StoreError};
@@ -216,17 +218,36 @@ impl Mailstore for ImapServices {
         &self,
         account: &str,
         folder_id: i64,
-        flags: &str,
-        internal_date: Option<i64>,
-        content: Vec<u8>,
-    ) -> Result<i64, AcceptError> {
-        let source = Source::Append(Append {
-            account,
-            mailbox_id: folder_id,
-            flags,
-            internal_date,
-        });
-        let accepted = self.delivery.accept(source, content).await?;
-        Ok(accepted.stored.placements.first().map(|p| p.1).unwrap_or(0))
+        messages: Vec<ToAppend>,
+    ) -> Result<Vec<i64>, AcceptError> {
+        // The flags stay here while the contents move on.
+        let mut flags = Vec::with_capacity(messages.len());
+        let mut rest = Vec::with_capacity(messages.len());
+        for m in messages {
+            flags.push(m.flags);
+            rest.push((m.internal_date, m.content));
+        }
+        let appends: Vec<(Append<'_>, Vec<u8>)> = flags
+            .iter()
+            .zip(rest)
+            .map(|(flags, (internal_date, content))| {
+                let append = Append {
+                    account,
+                    mailbox_id: folder_id,
+                    flags,
+                    internal_date,
+                };
+                (append, content)
+            })
+            .collect();
+        let accepted = self.delivery.accept_all(appends).await?;
+        Ok(accepted
+            .iter()
+            .map(|a| a.stored.placements.first().map(|p| p.1).unwrap_or(0))
+            .collect())
+    }
+
+    async fn quota(&self, account_id: i64) -> Result<Option<Quota>, StoreError> {
+        self.delivery.quota(account_id).await
     }
 }

@@ -549,6 +549,14 @@ impl<S: Mailstore> ImapSession<S> {
                     return;
                 }
                 Some(super::extend::Rewrite::Answered) => return,
+                Some(super::extend::Rewrite::Append(append)) => {
+                    if self.user.is_some() {
+                        self.append(append).await;
+                    } else {
+                        self.bad(append.tag, "Log in first");
+                    }
+                    return;
+                }
                 None => {}
             }
         }

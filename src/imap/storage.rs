@@ -16,6 +16,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use super::listing::Listing;
 use crate::delivery::AcceptError;
+pub use crate::delivery::quota::{Quota, QuotaRefusal};
 use crate::identity::auth::CredentialStamp;
 use crate::identity::sasl::Credentials;
 use crate::store::StoreError;
@@ -234,15 +235,31 @@ pub trait Mailstore: Send + Sync + 'static {
         to: i64,
     ) -> impl Future<Output = Result<Vec<(i64, i64)>, StoreError>> + Send;
 
-    /// APPEND by `account` to its folder: the message is stored (through the
-    /// delivery path for real sessions) with `flags` (normalised) and
-    /// `internal_date` (Unix seconds; None: now). Returns its UID.
+    /// APPEND by `account` to its folder: the messages are stored (through
+    /// the delivery path for real sessions) all or none (MULTIAPPEND), within
+    /// the account's quota. Returns their UIDs, in order.
     fn append(
         &self,
         account: &str,
         folder_id: i64,
-        flags: &str,
-        internal_date: Option<i64>,
-        content: Vec<u8>,
-    ) -> impl Future<Output = Result<i64, AcceptError>> + Send;
+        messages: Vec<ToAppend>,
+    ) -> impl Future<Output = Result<Vec<i64>, AcceptError>> + Send;
+
+    /// The account's quota in force (GETQUOTA, GETQUOTAROOT, the check
+    /// before COPY); None: the account is gone.
+    fn quota(
+        &self,
+        account_id: i64,
+    ) -> impl Future<Output = Result<Option<Quota>, StoreError>> + Send;
+}
+
+/// One message of an APPEND, ready to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToAppend {
+    /// Flags, normalised.
+    pub flags: String,
+    /// INTERNALDATE (Unix seconds); None: now.
+    pub internal_date: Option<i64>,
+    /// The message.
+    pub content: Vec<u8>,
 }

@@ -74,6 +74,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .collect(),
         notifier: notifier.clone(),
         after_commit: after_commit.clone(),
+        quota: config.quota,
     });
     let throttle = Arc::new(Throttle::new(
         store.clone(),

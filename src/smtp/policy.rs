@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use super::Mode;
 use super::reply::{self, Reply};
 use super::session::{AuthOutcome, Authenticated, Backend, Envelope, SessionView};
+use crate::delivery::quota::QuotaRefusal;
 use crate::delivery::{AcceptError, Acceptor, Smtp, Source, Target};
 use crate::identity::auth::{Authenticator, CredentialStamp, LoginResult};
 use crate::identity::author::{Peer, Refusal as AuthorRefusal, SenderCheck};
@@ -61,6 +62,27 @@ fn refusal_reply(refusal: &AuthorRefusal, mode: Mode) -> Reply {
             Reply::new(553, "5.7.1", refusal.to_string())
         }
         _ => Reply::new(550, "5.7.1", refusal.to_string()),
+    }
+}
+
+/// A quota refusal (RFC 3463 X.2.2 mailbox full): 452 while the mailbox is
+/// full, 552 when the message alone is larger than its quota.
+fn quota_reply(refusal: &QuotaRefusal) -> Reply {
+    if refusal.permanent() {
+        Reply::new(
+            552,
+            "5.2.2",
+            format!(
+                "Message larger than the mailbox quota of {}",
+                refusal.address()
+            ),
+        )
+    } else {
+        Reply::new(
+            452,
+            "4.2.2",
+            format!("Mailbox of {} is full, try again later", refusal.address()),
+        )
     }
 }
 
@@ -161,7 +183,7 @@ impl Backend for ServerBackend {
     async fn check_recipient(
         &self,
         view: &SessionView,
-        _envelope: &Envelope,
+        envelope: &Envelope,
         rcpt: &str,
     ) -> Result<Target, Reply> {
         let store = &self.0.store;
@@ -169,11 +191,19 @@ impl Backend for ServerBackend {
             tracing::error!(error = %e, "recipient lookup failed");
             reply::temporary_failure()
         })?;
-        if let Some((acc, inbox)) = account {
+        if let Some(found) = account {
+            let acc = found.account;
             if acc.disabled {
                 return Err(Reply::new(550, "5.2.1", "Mailbox disabled"));
             }
-            let inbox = inbox.ok_or_else(reply::temporary_failure)?;
+            let inbox = found.inbox.ok_or_else(reply::temporary_failure)?;
+            // Told now when the quota cannot take the declared size (or, without
+            // SIZE, anything at all); the delivery path checks again at the end of DATA.
+            let size = envelope.size.max(1) as u64;
+            if let Err(refusal) = self.0.delivery.quota_in_force(&found.quota).admit(size, 1) {
+                tracing::info!(account = %acc.address, reason = %refusal, "recipient refused: quota");
+                return Err(quota_reply(&refusal));
+            }
             return Ok(Target::Local {
                 account_id: acc.id,
                 mailbox_id: inbox,
@@ -234,6 +264,7 @@ impl Backend for ServerBackend {
             Err(AcceptError::Author(AuthorRefusal::Unavailable)) => reply::temporary_failure(),
             Err(AcceptError::Author(refusal)) => Reply::new(550, "5.7.1", refusal.to_string()),
             Err(AcceptError::Documents(refusal)) => Reply::new(550, "5.7.1", refusal.smtp_text()),
+            Err(AcceptError::Quota(refusal)) => quota_reply(&refusal),
             Err(e) => {
                 tracing::error!(error = %e, "delivery failed");
                 reply::temporary_failure()

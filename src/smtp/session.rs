@@ -91,6 +91,9 @@ pub struct Envelope {
     pub body_8bit: bool,
     /// SMTPUTF8 was given.
     pub smtputf8: bool,
+    /// The size the client declared (RFC 1870 SIZE; 0 when not given): a
+    /// recipient whose quota cannot take it is refused at RCPT.
+    pub size: usize,
     /// Accepted recipients.
     pub recipients: Vec<Recipient>,
     /// What the check of the reverse path proved at MAIL FROM (none for the null sender).
@@ -705,6 +708,7 @@ impl<B: Backend> Session<B> {
             ret,
             body_8bit: from.flags & smtp_proto::MAIL_BODY_8BITMIME != 0,
             smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
+            size: from.size,
             recipients: Vec::new(),
             sender,
         });

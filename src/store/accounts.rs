@@ -69,6 +69,17 @@ impl std::fmt::Debug for Account {
     }
 }
 
+/// A recipient's account as the RCPT TO lookup reads it.
+#[derive(Debug, Clone)]
+pub struct RecipientAccount {
+    /// The account.
+    pub account: Account,
+    /// Its INBOX (None only if the folder was removed by hand).
+    pub inbox: Option<i64>,
+    /// Its quota usage and limits.
+    pub quota: super::quota::AccountQuota,
+}
+
 /// What `create_account` needs.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
@@ -256,28 +267,37 @@ impl Store {
         row.map(Account::try_from).transpose()
     }
 
-    /// The account at this address with its INBOX's id, in one query: the
-    /// recipient lookup of every RCPT TO.
+    /// The account at this address with its INBOX's id and its quota, in
+    /// one query: the recipient lookup of every RCPT TO.
     pub async fn account_with_inbox(
         &self,
         address: &str,
-    ) -> Result<Option<(Account, Option<i64>)>, StoreError> {
+    ) -> Result<Option<RecipientAccount>, StoreError> {
         #[derive(sqlx::FromRow)]
         struct WithInbox {
             #[sqlx(flatten)]
             account: AccountRow,
             inbox: Option<i64>,
+            #[sqlx(flatten)]
+            quota: super::quota::QuotaRow,
         }
         let row: Option<WithInbox> = sqlx::query_as(&format!(
             "SELECT {ACCOUNT_COLUMNS}, (SELECT m.id FROM mailboxes m \
-             WHERE m.account_id = accounts.id AND m.name = 'INBOX') AS inbox \
-             FROM accounts WHERE address = $1"
+             WHERE m.account_id = a.id AND m.name = 'INBOX') AS inbox, {} \
+             FROM accounts a LEFT JOIN quotas q ON q.account_id = a.id WHERE a.address = $1",
+            super::quota::QUOTA_COLUMNS
         ))
         .bind(address)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| Ok((Account::try_from(r.account)?, r.inbox)))
-            .transpose()
+        row.map(|r| {
+            Ok(RecipientAccount {
+                account: Account::try_from(r.account)?,
+                inbox: r.inbox,
+                quota: r.quota.into(),
+            })
+        })
+        .transpose()
     }
 
     /// The account with this row id.

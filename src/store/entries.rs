@@ -163,18 +163,29 @@ async fn next_modseq(conn: &mut AnyConnection, folder_id: i64) -> Result<i64, St
 /// Takes the row locks of these folders (in id order, so that two
 /// transactions over the same folders never wait for each other in a cycle)
 /// before anything is read: what the transaction then reads of them is what it
-/// changes. On SQLite this takes the database's write lock up front.
-async fn lock_folders(conn: &mut AnyConnection, folders: &[i64]) -> Result<(), StoreError> {
+/// changes. On SQLite this takes the database's write lock up front. Returns
+/// each existing folder's account, in the order given (quota usage).
+pub(super) async fn lock_folders(
+    conn: &mut AnyConnection,
+    folders: &[i64],
+) -> Result<Vec<Option<i64>>, StoreError> {
     let mut ids = folders.to_vec();
     ids.sort_unstable();
     ids.dedup();
+    let mut owners = std::collections::HashMap::with_capacity(ids.len());
     for id in ids {
-        sqlx::query("UPDATE mailboxes SET highestmodseq = highestmodseq WHERE id = $1")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+        let owner: Option<i64> = sqlx::query_scalar(
+            "UPDATE mailboxes SET highestmodseq = highestmodseq WHERE id = $1 RETURNING account_id",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        owners.insert(id, owner);
     }
-    Ok(())
+    Ok(folders
+        .iter()
+        .map(|f| owners.get(f).copied().flatten())
+        .collect())
 }
 
 impl Store {
@@ -452,8 +463,12 @@ impl Store {
         to: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         let mut tx = self.pool().begin().await?;
-        lock_folders(&mut tx, &[from, to]).await?;
-        let pairs = copy_on(&mut tx, from, uids, to).await?;
+        let owners = lock_folders(&mut tx, &[from, to]).await?;
+        let (pairs, bytes) = copy_on(&mut tx, from, uids, to).await?;
+        if let Some(account) = owners[1] {
+            let usage = [(account, bytes, pairs.len() as i64)];
+            super::quota::change_usage_on(&mut tx, &usage).await?;
+        }
         tx.commit().await?;
         self.announce_folder(to).await;
         Ok(pairs)
@@ -467,8 +482,18 @@ impl Store {
         to: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         let mut tx = self.pool().begin().await?;
-        lock_folders(&mut tx, &[from, to]).await?;
-        let pairs = copy_on(&mut tx, from, uids, to).await?;
+        let owners = lock_folders(&mut tx, &[from, to]).await?;
+        let (pairs, bytes) = copy_on(&mut tx, from, uids, to).await?;
+        // Within one account (always, from IMAP) the usage does not change.
+        if owners[0] != owners[1] {
+            let n = pairs.len() as i64;
+            let usage: Vec<super::quota::UsageChange> =
+                [(owners[1], bytes, n), (owners[0], -bytes, -n)]
+                    .into_iter()
+                    .filter_map(|(account, b, n)| account.map(|a| (a, b, n)))
+                    .collect();
+            super::quota::change_usage_on(&mut tx, &usage).await?;
+        }
         if !pairs.is_empty() {
             let modseq = next_modseq(&mut tx, from).await?;
             for (uid, _) in &pairs {
@@ -495,9 +520,10 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         // Under the folder's lock: a concurrent STORE -FLAGS \Deleted or
         // EXPUNGE has committed before these flags are read.
-        lock_folders(&mut tx, &[folder_id]).await?;
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT uid, flags FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
+        let owner = lock_folders(&mut tx, &[folder_id]).await?[0];
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT mm.uid, mm.flags, m.size FROM mailbox_messages mm \
+             JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = $1 ORDER BY mm.uid",
         )
         .bind(folder_id)
         .fetch_all(&mut *tx)
@@ -505,7 +531,8 @@ impl Store {
         let only: Option<std::collections::HashSet<i64>> =
             uids.map(|u| u.iter().copied().collect());
         let mut removed = Vec::new();
-        for (uid, flags) in rows {
+        let mut bytes = 0;
+        for (uid, flags, size) in rows {
             if !flags
                 .split(' ')
                 .any(|f| f.eq_ignore_ascii_case("\\Deleted"))
@@ -521,8 +548,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             removed.push(uid);
+            bytes += size;
         }
         if !removed.is_empty() {
+            if let Some(account) = owner {
+                let usage = [(account, -bytes, -(removed.len() as i64))];
+                super::quota::change_usage_on(&mut tx, &usage).await?;
+            }
             let modseq = next_modseq(&mut tx, folder_id).await?;
             for &uid in &removed {
                 remember_vanished(&mut tx, folder_id, uid, modseq).await?;
@@ -552,19 +584,22 @@ async fn remember_vanished(
     Ok(())
 }
 
+/// Copies the entries `uids` of `from` into `to`: (source UID, new UID)
+/// pairs, and the octets copied (quota usage).
 async fn copy_on(
     conn: &mut AnyConnection,
     from: i64,
     uids: &[i64],
     to: i64,
-) -> Result<Vec<(i64, i64)>, StoreError> {
+) -> Result<(Vec<(i64, i64)>, i64), StoreError> {
     let (lo, hi) = (
         uids.iter().min().copied().unwrap_or(0),
         uids.iter().max().copied().unwrap_or(-1),
     );
-    let rows: Vec<(i64, i64, String, i64)> = sqlx::query_as(
-        "SELECT uid, message_id, flags, internal_date FROM mailbox_messages \
-         WHERE mailbox_id = $1 AND uid >= $2 AND uid <= $3 ORDER BY uid",
+    let rows: Vec<(i64, i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT mm.uid, mm.message_id, mm.flags, mm.internal_date, m.size FROM mailbox_messages mm \
+         JOIN messages m ON m.id = mm.message_id \
+         WHERE mm.mailbox_id = $1 AND mm.uid >= $2 AND mm.uid <= $3 ORDER BY mm.uid",
     )
     .bind(from)
     .bind(lo)
@@ -573,7 +608,8 @@ async fn copy_on(
     .await?;
     let wanted: std::collections::HashSet<i64> = uids.iter().copied().collect();
     let mut pairs = Vec::new();
-    for (uid, message_id, flags, internal_date) in rows {
+    let mut bytes = 0;
+    for (uid, message_id, flags, internal_date, size) in rows {
         if !wanted.contains(&uid) {
             continue;
         }
@@ -598,6 +634,7 @@ async fn copy_on(
         .execute(&mut *conn)
         .await?;
         pairs.push((uid, new_uid));
+        bytes += size;
     }
-    Ok(pairs)
+    Ok((pairs, bytes))
 }

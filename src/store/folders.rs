@@ -142,9 +142,22 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a folder and its message entries (its children stay, RFC 3501 §6.3.4).
+    /// Deletes a folder and its message entries (its children stay, RFC 3501 §6.3.4);
+    /// they leave the account's quota usage.
     pub async fn delete_folder(&self, folder_id: i64) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
+        // The folder's lock first, as every writer takes it before the quota row.
+        if let Some(account) = super::entries::lock_folders(&mut tx, &[folder_id]).await?[0] {
+            let (bytes, count): (i64, i64) = sqlx::query_as(
+                "SELECT CAST(COALESCE(SUM(m.size), 0) AS BIGINT), COUNT(mm.uid) \
+                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+                 WHERE mm.mailbox_id = $1",
+            )
+            .bind(folder_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            super::quota::change_usage_on(&mut tx, &[(account, -bytes, -count)]).await?;
+        }
         sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1")
             .bind(folder_id)
             .execute(&mut *tx)

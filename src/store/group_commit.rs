@@ -191,7 +191,8 @@ async fn insert_recipients(
 
 /// Files every message in its recipients' folders: one UPDATE takes the UIDs
 /// and MODSEQs of all the batch's folders (its row locks order concurrent
-/// writers), one INSERT files the copies. Returns each message's placements.
+/// writers), one INSERT files the copies, one more adds them to their
+/// accounts' quota usage. Returns each message's placements.
 async fn place(
     conn: &mut AnyConnection,
     batch: &[&NewMessage],
@@ -224,16 +225,18 @@ async fn place(
     let sql = format!(
         "UPDATE mailboxes SET uidnext = uidnext + CASE id{uidnext} END, \
          highestmodseq = highestmodseq + CASE id{modseq} END \
-         WHERE id IN ({list}) RETURNING id, uidnext, highestmodseq"
+         WHERE id IN ({list}) RETURNING id, account_id, uidnext, highestmodseq"
     );
-    let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql).persistent(false);
+    let mut query = sqlx::query_as::<_, (i64, i64, i64, i64)>(&sql).persistent(false);
     for (folder, n) in &wanted {
         query = query.bind(*folder).bind(*n);
     }
     let rows = query.fetch_all(&mut *conn).await?;
-    // Next UID and MODSEQ to hand out in each folder.
+    // Next UID and MODSEQ to hand out in each folder, and its account.
     let mut next: HashMap<i64, (i64, i64)> = HashMap::with_capacity(rows.len());
-    for &(folder, uidnext, highest) in &rows {
+    let mut owner: HashMap<i64, i64> = HashMap::with_capacity(rows.len());
+    for &(folder, account, uidnext, highest) in &rows {
+        owner.insert(folder, account);
         let n = wanted
             .iter()
             .find(|(f, _)| *f == folder)
@@ -242,6 +245,7 @@ async fn place(
     }
     let mut placements = Vec::with_capacity(batch.len());
     let mut copies: Vec<(i64, i64, i64, &str, i64, i64)> = Vec::new();
+    let mut usage: Vec<super::quota::UsageChange> = Vec::new();
     for ((m, id), folders) in batch.iter().zip(ids).zip(&folders) {
         let mut placed = Vec::with_capacity(folders.len());
         for folder in folders {
@@ -250,6 +254,9 @@ async fn place(
                 .ok_or_else(|| StoreError::NotFound(format!("mailbox {folder}")))?;
             copies.push((*folder, *uid, *id, &m.flags, *modseq, m.received_at));
             placed.push((*folder, *uid));
+            if let Some(account) = owner.get(folder) {
+                usage.push((*account, m.data.len() as i64, 1));
+            }
             *uid += 1;
             *modseq += 1;
         }
@@ -273,6 +280,7 @@ async fn place(
         }
         query.execute(&mut *conn).await?;
     }
+    super::quota::change_usage_on(conn, &usage).await?;
     Ok(placements)
 }
 

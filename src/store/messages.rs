@@ -62,16 +62,21 @@ pub struct NewMessage {
 impl NewMessage {
     /// The folders it is filed in, each once, in recipient order.
     pub fn folders(&self) -> Vec<i64> {
-        let mut folders: Vec<i64> = Vec::new();
-        for r in self.recipients.iter().filter(|r| !r.remote) {
-            if let Some(f) = r.mailbox_id
-                && !folders.contains(&f)
-            {
-                folders.push(f);
-            }
-        }
-        folders
+        folders_of(&self.recipients)
     }
+}
+
+/// The folders a message to `recipients` is filed in, each once, in recipient order.
+pub fn folders_of(recipients: &[NewRecipient]) -> Vec<i64> {
+    let mut folders: Vec<i64> = Vec::new();
+    for r in recipients.iter().filter(|r| !r.remote) {
+        if let Some(f) = r.mailbox_id
+            && !folders.contains(&f)
+        {
+            folders.push(f);
+        }
+    }
+    folders
 }
 
 /// Where a stored message landed.
@@ -152,23 +157,52 @@ impl Store {
         &self,
         batch: &[&NewMessage],
     ) -> Result<Vec<Result<Stored, StoreError>>, StoreError> {
+        let groups: Vec<&[NewMessage]> = batch.iter().map(|m| std::slice::from_ref(*m)).collect();
+        let results = self.insert_groups(&groups).await?;
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.and_then(|stored| {
+                    stored
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| StoreError::NotFound("stored message".into()))
+                })
+            })
+            .collect())
+    }
+
+    /// Writes groups of messages in one transaction (group commit), each
+    /// group whole or not at all (MULTIAPPEND): the batch is written with one
+    /// statement per table; when that fails, group by group, each under its
+    /// own savepoint, so that one failing group does not fail the others.
+    /// The outer `Err` means the commit itself failed and nothing was stored.
+    pub async fn insert_groups(
+        &self,
+        groups: &[&[NewMessage]],
+    ) -> Result<Vec<Result<Vec<Stored>, StoreError>>, StoreError> {
+        let batch: Vec<&NewMessage> = groups.iter().flat_map(|g| g.iter()).collect();
         let mut tx = self.pool().begin().await?;
-        let results = match super::group_commit::write(&mut tx, self.backend(), batch).await {
-            Ok(stored) => stored.into_iter().map(Ok).collect(),
+        let results = match super::group_commit::write(&mut tx, self.backend(), &batch).await {
+            Ok(stored) => {
+                let mut stored = stored.into_iter();
+                groups
+                    .iter()
+                    .map(|g| Ok(stored.by_ref().take(g.len()).collect()))
+                    .collect()
+            }
             Err(e) => {
-                tracing::debug!(error = %e, messages = batch.len(), "batch write failed, storing one by one");
+                tracing::debug!(error = %e, messages = batch.len(), "batch write failed, storing group by group");
                 tx.rollback().await?;
                 tx = self.pool().begin().await?;
-                let mut results = Vec::with_capacity(batch.len());
-                for m in batch {
+                let mut results = Vec::with_capacity(groups.len());
+                for group in groups {
                     let mut sp = tx.begin().await?;
-                    let one = std::slice::from_ref(m);
-                    match super::group_commit::write(&mut sp, self.backend(), one).await {
-                        Ok(mut stored) => {
+                    let group: Vec<&NewMessage> = group.iter().collect();
+                    match super::group_commit::write(&mut sp, self.backend(), &group).await {
+                        Ok(stored) => {
                             sp.commit().await?;
-                            results.push(stored.pop().ok_or_else(|| {
-                                StoreError::Corrupt("batch of one wrote nothing".into())
-                            }));
+                            results.push(Ok(stored));
                         }
                         Err(e) => {
                             sp.rollback().await?;
@@ -181,13 +215,15 @@ impl Store {
         };
         tx.commit().await?;
         self.wrote();
-        for (stored, m) in results.iter().zip(batch) {
+        for (stored, group) in results.iter().zip(groups) {
             let Ok(stored) = stored else { continue };
-            for (folder, _) in &stored.placements {
-                self.announce_folder(*folder).await;
-            }
-            if m.recipients.iter().any(|r| r.remote) {
-                self.announce_queue().await;
+            for (stored, m) in stored.iter().zip(group.iter()) {
+                for (folder, _) in &stored.placements {
+                    self.announce_folder(*folder).await;
+                }
+                if m.recipients.iter().any(|r| r.remote) {
+                    self.announce_queue().await;
+                }
             }
         }
         Ok(results)

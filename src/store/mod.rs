@@ -18,6 +18,7 @@ mod group_commit;
 pub mod kinds;
 pub mod messages;
 pub mod queue;
+pub mod quota;
 pub mod threads;
 pub mod throttle;
 pub mod whitelist;

@@ -289,6 +289,7 @@ fn send_error(e: SendError) -> ApiError {
         SendError::Refused(r) => ApiError(StatusCode::FORBIDDEN, r.to_string()),
         SendError::Attachment(a) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, a.to_string()),
         SendError::Empty => ApiError(StatusCode::BAD_REQUEST, SendError::Empty.to_string()),
+        e @ SendError::Quota(..) => ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()),
         SendError::Unavailable(e) => unavailable(e),
     }
 }

@@ -3,6 +3,7 @@
 //! files it in the patient's Sent folder and delivers it locally or queues it
 //! for another operator.
 
+use crate::delivery::quota::QuotaRefusal;
 use crate::delivery::{AcceptError, Acceptor, FromPatient, Source};
 use crate::store::accounts::Account;
 use crate::store::threads::Thread;
@@ -22,9 +23,39 @@ pub enum SendError {
     /// The message is empty.
     #[error("Le message est vide.")]
     Empty,
+    /// A mailbox's quota has no room for it (507, French reason).
+    #[error("{}", quota_text(.0, .1))]
+    Quota(QuotaRefusal, Whose),
     /// The store or delivery failed (503).
     #[error("service unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Whose mailbox a quota refusal is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// The patient's own space (the copy in its Sent folder).
+    Own,
+    /// The correspondent's mailbox.
+    Correspondent,
+}
+
+/// What the patient reads when a quota refuses the message.
+fn quota_text(refusal: &QuotaRefusal, whose: &Whose) -> &'static str {
+    match (whose, refusal.permanent()) {
+        (Whose::Own, false) => {
+            "Votre espace de messagerie est plein : le message n'a pas été envoyé. \
+             Réessayez plus tard ou contactez le service."
+        }
+        (Whose::Own, true) => "Ce message est trop volumineux pour votre espace de messagerie.",
+        (Whose::Correspondent, false) => {
+            "La messagerie de votre correspondant est pleine : le message n'a pas été envoyé. \
+             Réessayez plus tard."
+        }
+        (Whose::Correspondent, true) => {
+            "Ce message est trop volumineux pour la messagerie de votre correspondant."
+        }
+    }
 }
 
 impl From<StoreError> for SendError {
@@ -108,7 +139,18 @@ impl Sender {
         .map_err(|e| SendError::Unavailable(Box::new(e)))?;
 
         let source = Source::Patient(FromPatient { patient, thread });
-        let accepted = self.delivery.accept(source, content).await?;
+        let accepted = match self.delivery.accept(source, content).await {
+            Ok(accepted) => accepted,
+            Err(AcceptError::Quota(refusal)) => {
+                let whose = if refusal.address() == patient.address {
+                    Whose::Own
+                } else {
+                    Whose::Correspondent
+                };
+                return Err(SendError::Quota(refusal, whose));
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(accepted.stored.message_id)
     }
 

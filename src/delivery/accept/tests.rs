@@ -79,6 +79,7 @@ async fn fixture() -> Fixture {
         delegations: Delegations::new(),
         notifier: None,
         after_commit: tracker.clone(),
+        quota: Default::default(),
     });
     Fixture {
         _dir: dir,
@@ -535,4 +536,121 @@ async fn no_mdn_to_a_third_party_nor_without_documents() {
     f.tracker.wait().await;
     assert!(f.contents(f.inbox(&f.jean).await).await.is_empty());
     assert_eq!(f.origins().await, ["submission", "submission"]);
+}
+
+#[tokio::test]
+async fn the_quota_is_checked_for_every_source() {
+    use crate::delivery::quota::{QuotaRefusal, Resource};
+    use crate::store::quota::Limit;
+    let f = fixture().await;
+    let (inbox, jean_inbox) = (f.inbox(&f.patient).await, f.inbox(&f.jean).await);
+    // Jean opens a thread with the patient, then has 1 KiB and 2 messages in all.
+    f.submit(
+        JEAN,
+        &[f.local(&f.patient, inbox)],
+        &to_patient(JEAN, "Suivi", ""),
+    )
+    .await
+    .unwrap();
+    let thread = f.store.threads_of(f.patient.id).await.unwrap().remove(0);
+    f.store
+        .set_quota_limits(JEAN, Some(Limit::Max(1)), Some(Limit::Max(2)))
+        .await
+        .unwrap();
+    let full = |resource| QuotaRefusal::Full {
+        address: JEAN.into(),
+        resource,
+    };
+    let quota_of = |e: AcceptError| match e {
+        AcceptError::Quota(r) => r,
+        e => panic!("not a quota refusal: {e:?}"),
+    };
+    // Larger than the whole quota: for good.
+    let big = format!(
+        "From: <{JEAN}>\r\nSubject: big\r\n\r\n{}\r\n",
+        "x".repeat(1100)
+    );
+    let rcpts = [f.local(&f.jean, jean_inbox)];
+    let refusal = quota_of(f.submit(JEAN, &rcpts, &big).await.unwrap_err());
+    assert!(refusal.permanent(), "{refusal}");
+    // Small messages until it is full.
+    let small = "From: <jean@hopital.test>\r\nSubject: small\r\n\r\nx\r\n";
+    f.submit(JEAN, &rcpts, small).await.unwrap();
+    f.submit(JEAN, &rcpts, small).await.unwrap();
+    let refusal = quota_of(f.submit(JEAN, &rcpts, small).await.unwrap_err());
+    assert_eq!(refusal, full(Resource::Message));
+    assert!(!refusal.permanent());
+    // 1 KiB: the two messages with their trace headers and a third do not fit.
+    f.store
+        .set_quota_limits(JEAN, None, Some(Limit::Unlimited))
+        .await
+        .unwrap();
+    let medium = format!(
+        "From: <{JEAN}>\r\nSubject: m\r\n\r\n{}\r\n",
+        "x".repeat(600)
+    );
+    let refusal = quota_of(f.submit(JEAN, &rcpts, &medium).await.unwrap_err());
+    assert_eq!(refusal, full(Resource::Storage));
+    assert!(!refusal.permanent());
+    f.store
+        .set_quota_limits(JEAN, None, Some(Limit::Max(2)))
+        .await
+        .unwrap();
+    // Every other source meets the same rule.
+    let append = |mailbox_id| Append {
+        account: JEAN,
+        mailbox_id,
+        flags: "",
+        internal_date: None,
+    };
+    let e = f
+        .acceptor
+        .accept(Source::Append(append(jean_inbox)), small.into())
+        .await
+        .unwrap_err();
+    assert_eq!(quota_of(e), full(Resource::Message));
+    let reply = format!("From: <{PATIENT}>\r\nTo: <{JEAN}>\r\nSubject: Re: Suivi\r\n\r\nMerci\r\n");
+    let source = Source::Patient(FromPatient {
+        patient: &f.patient,
+        thread: &thread,
+    });
+    let e = f
+        .acceptor
+        .accept(source, reply.into_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(quota_of(e).address(), JEAN);
+    let source = Source::Report(Report {
+        kind: ReportKind::Dsn,
+        to: JEAN,
+    });
+    let e = f.acceptor.accept(source, small.into()).await.unwrap_err();
+    assert_eq!(quota_of(e), full(Resource::Message));
+    // MULTIAPPEND: each message fits, not both together; nothing is stored.
+    f.store
+        .set_quota_limits(JEAN, Some(Limit::Unlimited), Some(Limit::Max(3)))
+        .await
+        .unwrap();
+    let archive = f.mailbox(&f.jean, "Archive").await;
+    let e = f
+        .acceptor
+        .accept_all(vec![
+            (append(archive), small.into()),
+            (append(archive), small.into()),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(quota_of(e), full(Resource::Message));
+    assert!(f.contents(archive).await.is_empty());
+    let accepted = f
+        .acceptor
+        .accept_all(vec![(append(archive), small.into())])
+        .await
+        .unwrap();
+    assert_eq!(accepted[0].stored.placements, [(archive, 1)]);
+    let q = f.acceptor.quota(f.jean.id).await.unwrap().unwrap();
+    assert_eq!(
+        (q.messages_used, q.messages_limit, q.storage_limit_kib),
+        (3, Some(3), None)
+    );
 }

@@ -33,6 +33,46 @@ fn uid_set(uids: &[i64]) -> Option<UidSet> {
 }
 
 impl<S: Mailstore> ImapSession<S> {
+    /// Whether copies of `uids` of `folder` fit the account's quota; answers
+    /// `NO [OVERQUOTA]` (RFC 9208 §4.3) or a failure itself when not.
+    async fn copy_fits(&mut self, tag: &Tag<'static>, folder: i64, uids: &[i64]) -> bool {
+        let (Some(&first), Some(&last)) = (uids.first(), uids.last()) else {
+            return true;
+        };
+        let quota = match self.mailstore.quota(self.account()).await {
+            Ok(Some(q)) if q.is_limited() => q,
+            Ok(_) => return true,
+            Err(e) => {
+                self.store_failed(tag.clone(), e);
+                return false;
+            }
+        };
+        let entries = match self
+            .mailstore
+            .entries_in_range(folder, first, last, false, false)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                self.store_failed(tag.clone(), e);
+                return false;
+            }
+        };
+        let wanted: std::collections::HashSet<i64> = uids.iter().copied().collect();
+        let copied: Vec<u64> = entries
+            .iter()
+            .filter(|e| wanted.contains(&e.uid))
+            .map(|e| e.size.max(0) as u64)
+            .collect();
+        match quota.admit(copied.iter().sum(), copied.len() as u64) {
+            Ok(()) => true,
+            Err(refusal) => {
+                self.over_quota(tag.clone(), &refusal);
+                false
+            }
+        }
+    }
+
     /// COPY, or MOVE when `moving`.
     pub(in crate::imap) async fn copy(
         &mut self,
@@ -55,6 +95,10 @@ impl<S: Mailstore> ImapSession<S> {
             return;
         };
         let uids = sequence::resolve(&set, &sel.uids.to_vec(), uid);
+        // A copy adds to the account's quota usage (a move within it does not).
+        if !moving && !self.copy_fits(&tag, sel.id, &uids).await {
+            return;
+        }
         let store = self.mailstore.clone();
         let result = if moving {
             store.move_messages(sel.id, &uids, target.id).await

@@ -5,12 +5,14 @@
 
 pub(super) mod append;
 pub(super) mod auth;
+pub(super) mod catenate;
 pub(super) mod context;
 pub(super) mod copy_move;
 pub(super) mod expunge;
 pub(super) mod fetch;
 pub(super) mod list;
 pub(super) mod mailbox;
+pub(super) mod quota;
 pub(super) mod returns;
 pub(super) mod search;
 pub(super) mod select;
@@ -180,7 +182,10 @@ impl<S: Mailstore> ImapSession<S> {
                 flags,
                 date,
                 message,
-            } => self.append(tag, mailbox, flags, date, message).await,
+            } => self.append_one(tag, mailbox, flags, date, message).await,
+            CommandBody::GetQuotaRoot { mailbox } => self.get_quota_root(tag, mailbox).await,
+            CommandBody::GetQuota { root } => self.get_quota(tag, root).await,
+            CommandBody::SetQuota { .. } => self.set_quota(tag),
             _ if !selected => self.bad(tag, "Select a mailbox first"),
             CommandBody::Check => {
                 self.sync_selected(true).await;

@@ -4,6 +4,7 @@
 //! the same session over the real [`crate::imap::ImapServices`]; the
 //! integration tests (`tests/imap.rs`) go through the real binary.
 
+mod append;
 mod dovecot;
 mod extensions;
 mod fake;

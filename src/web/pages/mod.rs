@@ -301,6 +301,7 @@ fn send_refusal(e: &SendError) -> (StatusCode, String) {
         SendError::Refused(r) => (StatusCode::FORBIDDEN, r.to_string()),
         SendError::Attachment(a) => (StatusCode::UNPROCESSABLE_ENTITY, a.to_string()),
         SendError::Empty => (StatusCode::BAD_REQUEST, SendError::Empty.to_string()),
+        SendError::Quota(..) => (StatusCode::INSUFFICIENT_STORAGE, e.to_string()),
         SendError::Unavailable(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Le service est momentanément indisponible. Réessayez dans quelques minutes.".into(),

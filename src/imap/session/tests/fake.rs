@@ -14,7 +14,9 @@ use crate::identity::AccountKind;
 use crate::identity::auth::CredentialStamp;
 use crate::identity::sasl::Credentials;
 use crate::imap::listing::Listing;
-use crate::imap::storage::{Entry, FlagChange, FlagOp, Folder, FolderCounts, Login, Mailstore};
+use crate::imap::storage::{
+    Entry, FlagChange, FlagOp, Folder, FolderCounts, Login, Mailstore, Quota, ToAppend,
+};
 use crate::store::StoreError;
 use crate::store::accounts::Account;
 use crate::store::entries::normalize_flags;
@@ -62,6 +64,8 @@ struct State {
     appended: Vec<Appended>,
     calls: Vec<String>,
     disabled: bool,
+    /// The account's limits: KiB and messages (None: no limit).
+    limits: (Option<u64>, Option<u64>),
 }
 
 impl State {
@@ -98,6 +102,21 @@ impl State {
             .or_default()
             .insert(uid, stored);
         uid
+    }
+
+    /// The account's quota: its limits, and every entry of every folder.
+    fn quota(&self) -> Quota {
+        let contents = self.entries.values().flat_map(|e| e.values());
+        let (octets, messages) =
+            contents.fold((0, 0), |(o, n), s| (o + s.content.len() as u64, n + 1));
+        Quota {
+            account_id: 1,
+            address: ADDRESS.into(),
+            storage_used: octets,
+            storage_limit_kib: self.limits.0,
+            messages_used: messages,
+            messages_limit: self.limits.1,
+        }
     }
 
     fn entries_of(&self, folder_id: i64) -> impl Iterator<Item = (&i64, &Stored)> {
@@ -244,6 +263,11 @@ impl Fake {
     /// The calls that change something, and logins, in order.
     pub(super) fn calls(&self) -> Vec<String> {
         self.state().calls.clone()
+    }
+
+    /// The operator sets the account's limits (KiB, messages; None: no limit).
+    pub(super) fn set_quota(&self, storage_kib: Option<u64>, messages: Option<u64>) {
+        self.state().limits = (storage_kib, messages);
     }
 
     /// The operator disables the account.
@@ -575,19 +599,28 @@ impl Mailstore for Fake {
         &self,
         account: &str,
         folder_id: i64,
-        flags: &str,
-        internal_date: Option<i64>,
-        content: Vec<u8>,
-    ) -> Result<i64, AcceptError> {
+        messages: Vec<ToAppend>,
+    ) -> Result<Vec<i64>, AcceptError> {
         let mut state = self.state();
-        state.appended.push(Appended {
-            account: account.to_string(),
-            folder_id,
-            flags: flags.to_string(),
-            internal_date,
-            content: content.clone(),
-        });
-        let date = internal_date.unwrap_or(1_700_000_000);
-        Ok(state.insert(folder_id, flags, date, content))
+        // As the delivery path: all or none, within the quota.
+        let octets = messages.iter().map(|m| m.content.len() as u64).sum();
+        state.quota().admit(octets, messages.len() as u64)?;
+        let mut uids = Vec::with_capacity(messages.len());
+        for m in messages {
+            state.appended.push(Appended {
+                account: account.to_string(),
+                folder_id,
+                flags: m.flags.clone(),
+                internal_date: m.internal_date,
+                content: m.content.clone(),
+            });
+            let date = m.internal_date.unwrap_or(1_700_000_000);
+            uids.push(state.insert(folder_id, &m.flags, date, m.content));
+        }
+        Ok(uids)
+    }
+
+    async fn quota(&self, _: i64) -> Result<Option<Quota>, StoreError> {
+        Ok(Some(self.state().quota()))
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Action, ImapSession, open, send, tls};
+use crate::config::QuotaSettings;
 use crate::delivery::{Acceptor, Services};
 use crate::identity::auth::Authenticator;
 use crate::identity::password;
@@ -23,6 +24,11 @@ const PASSWORD: &str = "correct horse battery";
 
 /// Services over a fresh store holding one professional account.
 async fn services(dir: &tempfile::TempDir) -> Arc<ImapServices> {
+    services_with(dir, QuotaSettings::default()).await
+}
+
+/// [`services`] with `quota` as the configured default.
+async fn services_with(dir: &tempfile::TempDir, quota: QuotaSettings) -> Arc<ImapServices> {
     let url = format!("sqlite://{}/t.db", dir.path().display());
     let store = Store::open(&url, 2).await.expect("store");
     store
@@ -51,6 +57,7 @@ async fn services(dir: &tempfile::TempDir) -> Arc<ImapServices> {
         delegations: Default::default(),
         notifier: None,
         after_commit: tokio_util::task::TaskTracker::new(),
+        quota,
     });
     Arc::new(ImapServices {
         store: store.clone(),
@@ -152,4 +159,70 @@ async fn append_then_fetch() {
         "{out}"
     );
     assert!(out.ends_with("a4 OK FETCH completed\r\n"), "{out}");
+}
+
+#[tokio::test]
+async fn multiappend_and_quota_over_the_real_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 1 KiB and 3 messages for every account, by default.
+    let quota = QuotaSettings {
+        storage_kib: Some(1),
+        messages: Some(3),
+    };
+    let services = services_with(&dir, quota).await;
+    let store = services.store.clone();
+    let mut s = session(services, tls()).await;
+    send(&mut s, &format!("a1 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+    let (_, out) = send(&mut s, "a2 GETQUOTAROOT INBOX\r\n").await;
+    assert_eq!(
+        out,
+        "* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" (STORAGE 0 1 MESSAGE 0 3)\r\n\
+         a2 OK GETQUOTAROOT completed\r\n"
+    );
+    let (_, out) = send(
+        &mut s,
+        "a3 APPEND INBOX (\\Seen) {5+}\r\nfirst {6+}\r\nsecond\r\n",
+    )
+    .await;
+    assert!(out.starts_with("a3 OK [APPENDUID "), "{out}");
+    assert!(out.ends_with(" 1:2] APPEND completed\r\n"), "{out}");
+    // Two more do not fit (three messages in all): neither is stored.
+    let (_, out) = send(&mut s, "a4 APPEND INBOX {1+}\r\na {1+}\r\nb\r\n").await;
+    assert_eq!(out, "a4 NO [OVERQUOTA] Quota exceeded (mailbox full)\r\n");
+    // CATENATE copies the first message into Drafts: the third and last.
+    let (_, out) = send(
+        &mut s,
+        "a5 APPEND Drafts CATENATE (URL \"/INBOX/;UID=1\" TEXT {1+}\r\n!)\r\n",
+    )
+    .await;
+    assert!(out.starts_with("a5 OK [APPENDUID "), "{out}");
+    let (_, out) = send(&mut s, "a6 GETQUOTA \"\"\r\n").await;
+    assert_eq!(
+        out,
+        "* QUOTA \"\" (STORAGE 1 1 MESSAGE 3 3)\r\na6 OK GETQUOTA completed\r\n"
+    );
+    let account = store.account_by_address(ADDRESS).await.unwrap().unwrap();
+    let drafts = store
+        .mailbox_id(account.id, "Drafts")
+        .await
+        .unwrap()
+        .unwrap();
+    let filed = store.folder_messages(drafts).await.unwrap();
+    assert_eq!(filed[0].data, b"first!");
+    assert_eq!(store.recount_usage(account.id).await.unwrap(), (17, 3));
+    // The operator lifts the message limit for this account.
+    store
+        .set_quota_limits(ADDRESS, None, Some(crate::store::quota::Limit::Unlimited))
+        .await
+        .unwrap();
+    let (_, out) = send(&mut s, "a7 SELECT INBOX\r\n").await;
+    assert!(out.contains("a7 OK"), "{out}");
+    let (_, out) = send(&mut s, "a8 COPY 1:2 Drafts\r\n").await;
+    assert!(out.starts_with("a8 OK [COPYUID "), "{out}");
+    let (_, out) = send(&mut s, "a9 GETQUOTAROOT Drafts\r\n").await;
+    assert_eq!(
+        out,
+        "* QUOTAROOT Drafts \"\"\r\n* QUOTA \"\" (STORAGE 1 1)\r\n\
+         a9 OK GETQUOTAROOT completed\r\n"
+    );
 }
