@@ -124,14 +124,12 @@ impl<S: Mailstore> ImapSession<S> {
             self.condstore = true;
         }
         let store = self.mailstore.clone();
-        let uids = match store.folder_uids(folder.id, 0).await {
-            Ok(u) => u,
-            Err(e) => return self.store_failed(tag, e),
-        };
+        // One read gives the UIDs, flags and \Recent of the whole folder.
         let entries = match store.entry_flags(folder.id).await {
             Ok(e) => e,
             Err(e) => return self.store_failed(tag, e),
         };
+        let uids: Vec<i64> = entries.iter().map(|e| e.0).collect();
         let recent: HashSet<i64> = if read_only {
             entries.iter().filter(|e| e.2).map(|e| e.0).collect()
         } else {
