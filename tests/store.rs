@@ -513,7 +513,54 @@ async fn a_batch_files_every_copy(db: Db) {
     store.close().await;
 }
 
+/// STATUS counts come from the database in one row: a flag is a whole word of
+/// the list in any case, not a substring of a keyword.
+async fn folder_counts_are_exact(db: Db) {
+    let (store, _dir) = open(db).await;
+    store
+        .add_domain("a.test", DomainKind::Professional)
+        .await
+        .unwrap();
+    let a = store
+        .create_account(&account("jean@a.test", AccountKind::Professional))
+        .await
+        .unwrap();
+    let inbox = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
+    let empty = store.folder_counts(inbox).await.unwrap();
+    assert_eq!(
+        (empty.messages, empty.unseen, empty.size, empty.deleted),
+        (0, 0, 0, 0)
+    );
+    let flagged = [
+        ("seen", "\\Seen"),
+        ("shouting", "\\SEEN \\Deleted"),
+        ("keyword", "$NotSeen $unseen"),
+        ("new", ""),
+        ("gone", "\\deleted $x"),
+    ];
+    let messages: Vec<_> = flagged
+        .iter()
+        .map(|(body, flags)| {
+            let mut m = message(body, inbox, "jean@a.test");
+            m.flags = (*flags).to_string();
+            m
+        })
+        .collect();
+    let refs: Vec<_> = messages.iter().collect();
+    store.insert_batch(&refs).await.unwrap();
+    let c = store.folder_counts(inbox).await.unwrap();
+    let size = |body: &str| message(body, inbox, "jean@a.test").data.len() as i64;
+    assert_eq!(c.messages, 5);
+    assert_eq!(c.recent, 5);
+    assert_eq!(c.unseen, 3, "keyword, new and gone have no \\Seen");
+    assert_eq!(c.deleted, 2);
+    assert_eq!(c.size, flagged.iter().map(|(b, _)| size(b)).sum::<i64>());
+    assert_eq!(c.deleted_size, size("shouting") + size("gone"));
+    store.close().await;
+}
+
 both_backends!(
+    folder_counts_are_exact,
     a_batch_files_every_copy,
     break_glass_limit_is_exact,
     account_changes_end_sessions,

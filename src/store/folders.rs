@@ -262,31 +262,42 @@ impl Store {
 
     /// Message, recent, unseen counts and total size of a folder.
     pub async fn folder_counts(&self, folder_id: i64) -> Result<FolderCounts, StoreError> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT mm.flags, mm.recent, m.size FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
-             WHERE mm.mailbox_id = $1",
+        // Counted by the database: one row comes back, not one per message.
+        // A flag is a whole word of the space-separated list, in any case;
+        // `!` is the LIKE escape so that the backslash stays literal.
+        let (messages, recent, unseen, size, deleted, deleted_size): (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = sqlx::query_as(
+            "SELECT COUNT(*), \
+                 CAST(COALESCE(SUM(CASE WHEN mm.recent <> 0 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN (' ' || lower(mm.flags) || ' ') LIKE $2 ESCAPE '!' \
+                      THEN 0 ELSE 1 END), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(m.size), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN (' ' || lower(mm.flags) || ' ') LIKE $3 ESCAPE '!' \
+                      THEN 1 ELSE 0 END), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN (' ' || lower(mm.flags) || ' ') LIKE $3 ESCAPE '!' \
+                      THEN m.size ELSE 0 END), 0) AS BIGINT) \
+                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+                 WHERE mm.mailbox_id = $1",
         )
         .bind(folder_id)
-        .fetch_all(self.pool())
+        .bind("% \\seen %")
+        .bind("% \\deleted %")
+        .fetch_one(self.pool())
         .await?;
-        let mut c = FolderCounts::default();
-        for (flags, recent, size) in rows {
-            c.messages += 1;
-            if recent != 0 {
-                c.recent += 1;
-            }
-            if !flags.split(' ').any(|f| f.eq_ignore_ascii_case("\\Seen")) {
-                c.unseen += 1;
-            }
-            c.size += size;
-            if flags
-                .split(' ')
-                .any(|f| f.eq_ignore_ascii_case("\\Deleted"))
-            {
-                c.deleted += 1;
-                c.deleted_size += size;
-            }
-        }
+        let c = FolderCounts {
+            messages,
+            recent,
+            unseen,
+            size,
+            deleted,
+            deleted_size,
+        };
         Ok(c)
     }
 }
