@@ -51,11 +51,15 @@ impl Backend for Fake {
         }
     }
 
-    async fn check_sender(&self, _: &SessionView, from: &str) -> Result<(), Reply> {
+    async fn check_sender(
+        &self,
+        _: &SessionView,
+        from: &str,
+    ) -> Result<Option<mes::identity::author::SenderCheck>, Reply> {
         if from.contains("refuse") {
             Err(Reply::new(550, "5.7.1", "sender refused"))
         } else {
-            Ok(())
+            Ok(None)
         }
     }
 
