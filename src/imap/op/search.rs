@@ -49,13 +49,13 @@ fn stored_suffices(key: &SearchKey<'_>) -> bool {
         SearchKey::And(keys) => keys.as_ref().iter().all(stored_suffices),
         SearchKey::Not(k) => stored_suffices(k),
         SearchKey::Or(a, b) => stored_suffices(a) && stored_suffices(b),
-        SearchKey::Body(_)
-        | SearchKey::Header(..)
-        | SearchKey::Text(_)
-        | SearchKey::SentBefore(_)
-        | SearchKey::SentOn(_)
-        | SearchKey::SentSince(_) => false,
-        _ => true,
+        SearchKey::Bcc(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::Subject(_)
+        | SearchKey::To(_) => true,
+        // Any other key that reads content (BODY, TEXT, HEADER, SENT*) needs it.
+        k => !needs_content(k),
     }
 }
 
