@@ -2359,6 +2359,96 @@ async fn search_sent_dates_and_address_groups(db: Db) {
     }
 }
 
+/// Runs each `(key, answer)` SEARCH and checks its one untagged line.
+async fn search_answers<S>(c: &mut common::Imap<S>, expected: &[(&str, &str)], what: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    for (key, answer) in expected {
+        let r = c.expect(&format!("SEARCH {key}"), "OK").await;
+        assert_eq!(r.untagged, [*answer], "SEARCH {key} ({what})");
+    }
+}
+
+/// SEARCH SUBJECT/FROM/TO/CC/BCC on messages delivered over SMTP and APPEND
+/// (which store the text these keys match, issue 17) answers as the content
+/// path does: the same answers once the stored text is gone (rows written
+/// before it existed), for one message and then for all.
+async fn search_stored_headers_and_old_rows(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let data = format!(
+        "From: Jean Dupont <{JEAN}>\r\nTo: Cardiologie: {JEAN};\r\n\
+         Subject: =?utf-8?q?R=C3=A9sultats_IRM?=\r\n\r\nbonjour\r\n"
+    );
+    let code = common::submit(server.addr("submissions"), &ca, JEAN, PW, "", JEAN, &data).await;
+    assert_eq!(code, 250);
+    let mut c = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    c.append("INBOX", "", &mail("bilan", "x")).await;
+    c.append(
+        "INBOX",
+        "",
+        b"From: =?utf-8?q?L=C3=A9a?= <lea@b.test>\r\nTo: a@a.test\r\nTo: Paul <p@c.test>\r\n\
+          Cc: Groupe vide:;\r\nSubject: Compte rendu\r\n\r\ncorps\r\n",
+    )
+    .await;
+    let sel = c.expect("SELECT INBOX", "OK").await.all();
+    assert!(sel.contains("* 3 EXISTS"), "{sel}");
+    let expected = [
+        ("SUBJECT irm", "* SEARCH 1"),
+        ("SUBJECT sultats", "* SEARCH 1"),
+        ("SUBJECT BILAN", "* SEARCH 2"),
+        ("SUBJECT \"\"", "* SEARCH 1 2 3"),
+        ("SUBJECT \"compte rendu\"", "* SEARCH 3"),
+        ("FROM marie", "* SEARCH 2"),
+        ("FROM jean", "* SEARCH 1"),
+        ("FROM lea@b", "* SEARCH 3"),
+        ("TO cardiologie", "* SEARCH 1"),
+        ("TO jean", "* SEARCH 1 2"),
+        ("TO a@a.test", "* SEARCH 3"),
+        ("TO paul", "* SEARCH 3"),
+        ("CC groupe", "* SEARCH 3"),
+        ("CC \"\"", "* SEARCH 3"),
+        ("BCC \"\"", "* SEARCH"),
+        ("OR SUBJECT bilan FROM lea", "* SEARCH 2 3"),
+        ("NOT SUBJECT bilan", "* SEARCH 1 3"),
+        ("SUBJECT compte BODY corps", "* SEARCH 3"),
+    ];
+    search_answers(&mut c, &expected, "stored text").await;
+
+    let store = common::open_store(&instance).await;
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages WHERE search_subject IS NOT NULL \
+         AND search_from IS NOT NULL AND search_to IS NOT NULL \
+         AND search_cc IS NOT NULL AND search_bcc IS NOT NULL",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(stored, 3, "SMTP and APPEND store the search text");
+    let to: String = sqlx::query_scalar("SELECT search_to FROM messages WHERE search_cc <> ''")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        to.starts_with('\n') && to.matches('\n').count() == 2 && to.contains("p@c.test"),
+        "{to:?}"
+    );
+
+    let clear = "UPDATE messages SET search_subject = NULL, search_from = NULL, \
+                 search_to = NULL, search_cc = NULL, search_bcc = NULL";
+    sqlx::query(&format!(
+        "{clear} WHERE id = (SELECT MIN(id) FROM messages)"
+    ))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    search_answers(&mut c, &expected, "first row NULL").await;
+    sqlx::query(clear).execute(store.pool()).await.unwrap();
+    search_answers(&mut c, &expected, "all rows NULL").await;
+    store.close().await;
+}
+
 /// CONDSTORE with ESEARCH: the MODSEQ of `RETURN (MIN)`/`(MAX)` is that of
 /// the message reported, for ALL and COUNT the highest of those found (RFC
 /// 4731, RFC 7162 §3.1.5); the first CONDSTORE enabling command with a
@@ -2453,6 +2543,7 @@ both_backends!(
     list_extended_and_lsub,
     keywords_are_announced_before_use,
     search_sent_dates_and_address_groups,
+    search_stored_headers_and_old_rows,
     condstore_highestmodseq_and_esearch_modseq,
 );
 

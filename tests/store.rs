@@ -55,6 +55,7 @@ fn message(body: &str, mailbox: i64, rcpt: &str) -> NewMessage {
         envelope: None,
         imap_envelope: None,
         bodystructure: None,
+        search: Default::default(),
         flags: String::new(),
         thread: None,
         dossier: None,
@@ -233,6 +234,54 @@ async fn one_bad_message_does_not_fail_its_batch(db: Db) {
         .await
         .unwrap();
     assert_eq!(n.0, 2, "the failed message left no row behind");
+    store.close().await;
+}
+
+/// The text SEARCH matches (SUBJECT/FROM/TO/CC/BCC) is written with the
+/// message and read back by `entries` (SEARCH), not by `entries_in_range`
+/// (FETCH, which has no use for it); a message stored without it reads None.
+async fn search_headers_are_written_and_read(db: Db) {
+    let (store, _dir) = open(db).await;
+    store
+        .add_domain("a.test", DomainKind::Professional)
+        .await
+        .unwrap();
+    let a = store
+        .create_account(&account("jean@a.test", AccountKind::Professional))
+        .await
+        .unwrap();
+    let inbox = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
+    let mut with = message("with", inbox, "jean@a.test");
+    with.search = mes::delivery::prepare::search_headers(
+        b"Subject: =?utf-8?q?R=C3=A9sultats?=\r\nTo: a@a.test\r\nTo: G: b@b.test;\r\n\r\n",
+    );
+    assert_eq!(with.search.subject.as_deref(), Some("\nrésultats"));
+    let without = message("without", inbox, "jean@a.test");
+    let refs = [&with, &without];
+    let results = store.insert_batch(&refs).await.unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let entries = store.entries(inbox).await.unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].search, with.search);
+    assert_eq!(entries[1].search, Default::default());
+    let row: (Option<String>, Option<String>, Option<String>) =
+        sqlx::query_as("SELECT search_to, search_cc, search_bcc FROM messages WHERE id = $1")
+            .bind(entries[0].message_id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(row.0, with.search.to);
+    assert_eq!(
+        row.1.as_deref(),
+        Some(""),
+        "no Cc: stored as such, not NULL"
+    );
+    assert_eq!(row.2.as_deref(), Some(""));
+    let fetched = store
+        .entries_in_range(inbox, 1, 2, true, true)
+        .await
+        .unwrap();
+    assert!(fetched.iter().all(|e| e.search == Default::default()));
     store.close().await;
 }
 
@@ -568,6 +617,7 @@ both_backends!(
     domains_and_accounts,
     messages_get_increasing_uids_under_concurrency,
     one_bad_message_does_not_fail_its_batch,
+    search_headers_are_written_and_read,
     audit_chain_detects_tampering,
 );
 

@@ -1,6 +1,6 @@
 //! Turns accepted content into a [`NewMessage`]: content hash and the IMAP
-//! ENVELOPE/BODYSTRUCTURE, computed once here so that IMAP never re-parses
-//! a message to list a folder.
+//! ENVELOPE/BODYSTRUCTURE and the text SEARCH matches, computed once here so
+//! that IMAP never re-parses a message to list or search a folder.
 
 use sha2::Digest;
 
@@ -46,6 +46,8 @@ pub struct Analysis {
     pub imap_envelope: Vec<u8>,
     /// IMAP BODYSTRUCTURE as JSON.
     pub bodystructure: Option<String>,
+    /// What SEARCH SUBJECT/FROM/TO/CC/BCC match, so that SEARCH reads no content.
+    pub search: crate::store::messages::SearchHeaders,
 }
 
 impl Analysis {
@@ -66,6 +68,9 @@ impl Analysis {
             hash: hex::encode(sha2::Sha256::digest(content)),
             imap_envelope: crate::mime::structure::wire::envelope(&parsed.envelope()),
             bodystructure: serde_json::to_string(&parsed.body_structure()).ok(),
+            // Its own parse (headers only): the very one SEARCH's content path
+            // makes, so both give the same answers.
+            search: search_headers(content),
         }
     }
 }
@@ -90,9 +95,25 @@ impl Incoming {
             envelope: None,
             imap_envelope: Some(analysis.imap_envelope),
             bodystructure: analysis.bodystructure,
+            search: analysis.search,
             flags: self.flags,
             thread: self.thread,
             dossier: self.dossier,
         }
+    }
+}
+
+/// The text IMAP SEARCH matches for SUBJECT, FROM, TO, CC and BCC, from the
+/// same parse as SEARCH's content path (`mime::search::parse`), so that the
+/// stored text gives the same answers without reading the content.
+pub fn search_headers(content: &[u8]) -> crate::store::messages::SearchHeaders {
+    use crate::mime::search::{lines, parse};
+    let parsed = parse(content, false);
+    crate::store::messages::SearchHeaders {
+        subject: lines(&parsed, "subject"),
+        from: lines(&parsed, "from"),
+        to: lines(&parsed, "to"),
+        cc: lines(&parsed, "cc"),
+        bcc: lines(&parsed, "bcc"),
     }
 }

@@ -8,6 +8,7 @@
 //! hostile message is read as unparsable everywhere, never as a crash.
 
 pub mod facts;
+pub mod search;
 pub mod structure;
 pub mod subject;
 

@@ -30,6 +30,9 @@ pub struct Entry {
     pub imap_envelope: Option<Vec<u8>>,
     /// BODYSTRUCTURE as stored at delivery (JSON).
     pub bodystructure: Option<String>,
+    /// What SEARCH matches for SUBJECT/FROM/TO/CC/BCC, as stored at delivery
+    /// (read by [`Store::entries`] only: SEARCH then skips the content).
+    pub search: super::messages::SearchHeaders,
 }
 
 /// One change of a folder, as [`Store::listing_since`] reads it.
@@ -74,7 +77,16 @@ pub struct FlagChange {
 }
 
 const ENTRY_COLUMNS: &str = "mm.uid, mm.message_id, mm.flags, mm.recent, mm.modseq, mm.internal_date, \
-     m.size, m.blob_hash, m.envelope, m.imap_envelope, m.bodystructure";
+     m.size, m.blob_hash, m.envelope, m.imap_envelope, m.bodystructure, \
+     m.search_subject, m.search_from, m.search_to, m.search_cc, m.search_bcc";
+
+/// The search columns of [`ENTRY_COLUMNS`], and what replaces them where only
+/// SEARCH needs them.
+const SEARCH_COLUMNS: &str =
+    "m.search_subject, m.search_from, m.search_to, m.search_cc, m.search_bcc";
+const NO_SEARCH_COLUMNS: &str = "CAST(NULL AS TEXT) AS search_subject, \
+     CAST(NULL AS TEXT) AS search_from, CAST(NULL AS TEXT) AS search_to, \
+     CAST(NULL AS TEXT) AS search_cc, CAST(NULL AS TEXT) AS search_bcc";
 
 /// An entry as read ([`ENTRY_COLUMNS`]), \Recent as an integer.
 #[derive(sqlx::FromRow)]
@@ -90,6 +102,11 @@ struct EntryRow {
     envelope: Option<String>,
     imap_envelope: Option<Vec<u8>>,
     bodystructure: Option<String>,
+    search_subject: Option<String>,
+    search_from: Option<String>,
+    search_to: Option<String>,
+    search_cc: Option<String>,
+    search_bcc: Option<String>,
 }
 
 impl From<EntryRow> for Entry {
@@ -106,6 +123,13 @@ impl From<EntryRow> for Entry {
             envelope: r.envelope,
             imap_envelope: r.imap_envelope,
             bodystructure: r.bodystructure,
+            search: super::messages::SearchHeaders {
+                subject: r.search_subject,
+                from: r.search_from,
+                to: r.search_to,
+                cc: r.search_cc,
+                bcc: r.search_bcc,
+            },
         }
     }
 }
@@ -189,10 +213,18 @@ pub(super) async fn lock_folders(
 }
 
 impl Store {
-    /// Every entry of a folder, by UID.
+    /// Every entry of a folder, by UID, with the stored search text (SEARCH).
+    /// No BODYSTRUCTURE (SEARCH and SORT have no use for it), and the JSON
+    /// ENVELOPE only for rows without the wire form: most of a row's size.
     pub async fn entries(&self, folder_id: i64) -> Result<Vec<Entry>, StoreError> {
+        let columns = ENTRY_COLUMNS
+            .replace(
+                "m.envelope,",
+                "CASE WHEN m.imap_envelope IS NULL THEN m.envelope END AS envelope,",
+            )
+            .replace("m.bodystructure", "CAST(NULL AS TEXT) AS bodystructure");
         let rows: Vec<EntryRow> = sqlx::query_as(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+            "SELECT {columns} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
              WHERE mm.mailbox_id = $1 ORDER BY mm.uid"
         ))
         .bind(folder_id)
@@ -217,6 +249,7 @@ impl Store {
             super::Backend::Postgres => "CAST(NULL AS BYTEA)",
         };
         let columns = ENTRY_COLUMNS
+            .replace(SEARCH_COLUMNS, NO_SEARCH_COLUMNS)
             .replace(
                 "m.envelope, m.imap_envelope",
                 &if envelope {

@@ -136,8 +136,9 @@ async fn insert_messages(
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO messages (id, blob_hash, size, received_at, mail_from, header_message_id, \
-             dsn_envid, dsn_ret, origin, envelope, imap_envelope, bodystructure) VALUES {}",
-            values(chunk.len(), 12)
+             dsn_envid, dsn_ret, origin, envelope, imap_envelope, bodystructure, search_subject, \
+             search_from, search_to, search_cc, search_bcc) VALUES {}",
+            values(chunk.len(), 17)
         );
         let mut query = sqlx::query(&sql).persistent(false);
         for (m, id) in chunk {
@@ -153,7 +154,12 @@ async fn insert_messages(
                 .bind(m.origin)
                 .bind(&m.envelope)
                 .bind(&m.imap_envelope)
-                .bind(&m.bodystructure);
+                .bind(&m.bodystructure)
+                .bind(&m.search.subject)
+                .bind(&m.search.from)
+                .bind(&m.search.to)
+                .bind(&m.search.cc)
+                .bind(&m.search.bcc);
         }
         query.execute(&mut *conn).await?;
     }

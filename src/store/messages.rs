@@ -51,12 +51,35 @@ pub struct NewMessage {
     pub imap_envelope: Option<Vec<u8>>,
     /// IMAP BODYSTRUCTURE as JSON.
     pub bodystructure: Option<String>,
+    /// What SEARCH matches for SUBJECT/FROM/TO/CC/BCC (computed once, at
+    /// delivery: `delivery::prepare::search_headers`), so SEARCH need not read the content.
+    pub search: SearchHeaders,
     /// Flags every filed copy starts with (APPEND), space-separated.
     pub flags: String,
     /// How the message relates to patient threads.
     pub thread: Option<super::threads::ThreadLink>,
     /// Documents and profile items it files in patients' records.
     pub dossier: Option<Box<super::dossier::DossierFiling>>,
+}
+
+/// The text IMAP SEARCH matches for SUBJECT, FROM, TO, CC and BCC, stored
+/// with the message so that SEARCH on those keys reads neither the content nor
+/// parses it (issue 17). Each header of that name is one line, decoded and
+/// lower-cased, every line starting with `\n` (`""`: no such header). None:
+/// not stored (rows written before, or a value a line cannot hold): SEARCH
+/// reads the content instead.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchHeaders {
+    /// The Subject fields.
+    pub subject: Option<String>,
+    /// The From fields (address lists written as Dovecot searches them).
+    pub from: Option<String>,
+    /// The To fields.
+    pub to: Option<String>,
+    /// The Cc fields.
+    pub cc: Option<String>,
+    /// The Bcc fields.
+    pub bcc: Option<String>,
 }
 
 impl NewMessage {

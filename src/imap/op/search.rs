@@ -7,104 +7,72 @@ use std::num::NonZeroU32;
 use imap_codec::imap_types::core::{AString, Charset, Tag, Vec1};
 use imap_codec::imap_types::response::{Code, Data};
 use imap_codec::imap_types::search::SearchKey;
-use mail_parser::HeaderValue;
 
 use super::returns::Returns;
 use crate::imap::sequence;
 use crate::imap::session::{ImapSession, Selected};
 use crate::imap::storage::Entry;
 use crate::imap::storage::Mailstore;
-
-/// The parts of a message text keys look at, decoded and lower-cased.
-#[derive(Debug, Default)]
-struct Parsed {
-    headers: Vec<(String, String)>,
-    body: String,
-    sent: Option<chrono::NaiveDate>,
-}
-
-fn parse(raw: &[u8], with_body: bool) -> Parsed {
-    let parsed = if with_body {
-        crate::mime::parse(raw)
-    } else {
-        crate::mime::parse_headers(raw)
-    };
-    let Some(msg) = parsed else {
-        return Parsed::default();
-    };
-    let mut headers = Vec::new();
-    for h in msg.headers() {
-        let name = h.name().to_ascii_lowercase();
-        let start = h.offset_start() as usize;
-        let end = (h.offset_end() as usize).min(raw.len());
-        let value_bytes = raw.get(start..end).unwrap_or_default();
-        let value = if ADDRESS_HEADERS.contains(&name.as_str()) {
-            // As Dovecot: the address list rewritten (groups included), then decoded.
-            decode_words(&crate::mime::structure::address_search_form(value_bytes))
-        } else {
-            match h.value() {
-                HeaderValue::Text(t) => t.to_string(),
-                HeaderValue::TextList(list) => list.join(" "),
-                _ => String::from_utf8_lossy(value_bytes).into_owned(),
-            }
-        };
-        headers.push((name, value.to_lowercase()));
-    }
-    let mut body = String::new();
-    for i in 0..if with_body { msg.text_body_count() } else { 0 } {
-        if let Some(t) = msg.body_text(i) {
-            body.push_str(&t);
-            body.push('\n');
-        }
-    }
-    for i in 0..if with_body { msg.html_body_count() } else { 0 } {
-        if let Some(t) = msg.body_html(i) {
-            body.push_str(&t);
-            body.push('\n');
-        }
-    }
-    // The date as written, in the header's own zone (RFC 3501 §6.4.4).
-    let sent = msg.date().and_then(|d| {
-        chrono::NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
-    });
-    Parsed {
-        headers,
-        body: body.to_lowercase(),
-        sent,
-    }
-}
-
-/// The headers Dovecot searches as address lists (`message_header_is_address`).
-const ADDRESS_HEADERS: [&str; 11] = [
-    "from",
-    "sender",
-    "reply-to",
-    "to",
-    "cc",
-    "bcc",
-    "resent-from",
-    "resent-sender",
-    "resent-to",
-    "resent-cc",
-    "resent-bcc",
-];
-
-/// `text` with its RFC 2047 encoded-words decoded, by mail-parser's reading
-/// of an unstructured header.
-fn decode_words(text: &[u8]) -> String {
-    if !text.windows(2).any(|w| w == b"=?") {
-        return String::from_utf8_lossy(text).into_owned();
-    }
-    let mut header = b"Subject: ".to_vec();
-    header.extend_from_slice(text);
-    header.extend_from_slice(b"\r\n\r\n");
-    crate::mime::parse_headers(&header)
-        .and_then(|m| m.subject().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(text).into_owned())
-}
+use crate::mime::search::{Parsed, parse};
 
 fn needle(s: &AString<'_>) -> String {
     String::from_utf8_lossy(s.as_ref()).to_lowercase()
+}
+
+/// The needle borrowed when lower-casing cannot change it (ASCII without
+/// capitals, the usual case), so that matching the stored text allocates nothing.
+fn needle_cow<'a>(s: &'a AString<'_>) -> std::borrow::Cow<'a, str> {
+    match std::str::from_utf8(s.as_ref()) {
+        Ok(t) if t.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) => t.into(),
+        _ => needle(s).into(),
+    }
+}
+
+/// Whether the stored lines `text` (`delivery::prepare::search_headers`) hold `needle`,
+/// as [`header_contains`] answers on the parsed headers: some line contains
+/// it (an empty needle: there is a line).
+fn stored_contains(text: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        !text.is_empty()
+    } else if needle.contains('\n') {
+        // No line holds a newline, so none holds this needle.
+        false
+    } else {
+        text.contains(needle)
+    }
+}
+
+/// True when the content `key` needs is only what delivery stores
+/// (SUBJECT, FROM, TO, CC, BCC): with the stored text, no content is read.
+fn stored_suffices(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().all(stored_suffices),
+        SearchKey::Not(k) => stored_suffices(k),
+        SearchKey::Or(a, b) => stored_suffices(a) && stored_suffices(b),
+        SearchKey::Bcc(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::Subject(_)
+        | SearchKey::To(_) => true,
+        // Any other key that reads content (BODY, TEXT, HEADER, SENT*) needs it.
+        k => !needs_content(k),
+    }
+}
+
+/// True when `entry` has the stored text of every key in `key`.
+fn has_stored(key: &SearchKey<'_>, entry: &Entry) -> bool {
+    let s = &entry.search;
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().all(|k| has_stored(k, entry)),
+        SearchKey::Not(k) => has_stored(k, entry),
+        SearchKey::Or(a, b) => has_stored(a, entry) && has_stored(b, entry),
+        SearchKey::Subject(_) => s.subject.is_some(),
+        SearchKey::From(_) => s.from.is_some(),
+        SearchKey::To(_) => s.to.is_some(),
+        SearchKey::Cc(_) => s.cc.is_some(),
+        SearchKey::Bcc(_) => s.bcc.is_some(),
+        _ => true,
+    }
 }
 
 /// True when a key tests MODSEQ (RFC 7162 §3.1.5: the response then carries the highest one).
@@ -169,6 +137,17 @@ struct Ctx<'a> {
     entry: &'a Entry,
     seq: i64,
     parsed: Option<&'a Parsed>,
+    /// Match SUBJECT/FROM/TO/CC/BCC on the entry's stored text, not `parsed`.
+    stored: bool,
+}
+
+/// SUBJECT, FROM, TO, CC or BCC (`name`) on the stored text `text` when the
+/// context says so, otherwise on the parsed headers.
+fn address_or_subject(c: &Ctx<'_>, text: Option<&str>, name: &str, s: &AString<'_>) -> bool {
+    match text {
+        Some(text) if c.stored => stored_contains(text, &needle_cow(s)),
+        _ => header_contains(c.parsed, name, &needle(s)),
+    }
 }
 
 fn has_flag(e: &Entry, flag: &str) -> bool {
@@ -226,11 +205,11 @@ fn matches(key: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
             .parsed
             .and_then(|p| p.sent)
             .is_some_and(|x| x >= *d.as_ref()),
-        SearchKey::Bcc(s) => header_contains(c.parsed, "bcc", &needle(s)),
-        SearchKey::Cc(s) => header_contains(c.parsed, "cc", &needle(s)),
-        SearchKey::From(s) => header_contains(c.parsed, "from", &needle(s)),
-        SearchKey::To(s) => header_contains(c.parsed, "to", &needle(s)),
-        SearchKey::Subject(s) => header_contains(c.parsed, "subject", &needle(s)),
+        SearchKey::Bcc(s) => address_or_subject(c, e.search.bcc.as_deref(), "bcc", s),
+        SearchKey::Cc(s) => address_or_subject(c, e.search.cc.as_deref(), "cc", s),
+        SearchKey::From(s) => address_or_subject(c, e.search.from.as_deref(), "from", s),
+        SearchKey::To(s) => address_or_subject(c, e.search.to.as_deref(), "to", s),
+        SearchKey::Subject(s) => address_or_subject(c, e.search.subject.as_deref(), "subject", s),
         SearchKey::Header(name, value) => {
             let name = String::from_utf8_lossy(name.as_ref()).to_ascii_lowercase();
             header_contains(c.parsed, &name, &needle(value))
@@ -288,6 +267,7 @@ pub(in crate::imap) fn entry_matches(
             entry,
             seq,
             parsed: parsed.as_ref(),
+            stored: false,
         },
     )
 }
@@ -319,6 +299,8 @@ impl<S: Mailstore> ImapSession<S> {
         let content = needs_content(key) || headers;
         let with_body = needs_body(key);
         let key_content = needs_content(key);
+        // SUBJECT/FROM/TO/CC/BCC only: entries with the stored text skip the content.
+        let storable = key_content && !headers && stored_suffices(key);
         let mut hits = Vec::new();
         let mut contents = Box::pin(store.contents(sel.id));
         let mut next_content: Option<(i64, Vec<u8>)> = None;
@@ -326,7 +308,8 @@ impl<S: Mailstore> ImapSession<S> {
             let Some(seq) = sel.seq_of(entry.uid) else {
                 continue;
             };
-            let raw = if content {
+            let stored = storable && has_stored(key, &entry);
+            let raw = if content && !stored {
                 // Both lists are in UID order: advance the content stream to this entry.
                 while next_content.as_ref().is_none_or(|(u, _)| *u < entry.uid) {
                     match contents.next().await {
@@ -347,6 +330,7 @@ impl<S: Mailstore> ImapSession<S> {
                 entry: &entry,
                 seq: i64::from(seq.get()),
                 parsed: parsed.as_ref(),
+                stored,
             };
             if matches(key, &ctx) {
                 let header = raw
@@ -433,5 +417,141 @@ impl<S: Mailstore> ImapSession<S> {
         self.sync_selected(false).await;
         let code = self.highest_modseq(first);
         self.ok(tag, code, "SEARCH completed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Messages whose headers the two paths could read differently.
+    const TRICKY: [&[u8]; 7] = [
+        b"Subject: =?utf-8?q?R=C3=A9sultats_d'ANALYSE?= du =?ISO-8859-1?Q?Dr_L=E9a?=\r\n\
+         From: =?utf-8?b?w4lxdWlwZQ==?= <Equipe@Hopital-A.test>\r\n\
+         To: a@a.test\r\nTo: \"Dr B\" <B@b.test>, c@c.test\r\n\
+         Cc: Service: =?utf-8?q?M=C3=A9decin?= <m@d.test>, x@y.test;\r\n\r\nbody\r\n",
+        b"Subject: folded\r\n continued\tline\r\nTo: Undisclosed recipients:;\r\n\
+         Bcc: hidden@z.test\r\nBcc: second@z.test\r\n\r\n",
+        b"From: plain@a.test\r\n\r\nno subject, no to\r\n",
+        b"Subject: =?utf-8?q?a=0Ab?=\r\nTo: =?utf-8?q?x=00y?= <n@n.test>\r\n\r\n",
+        b"Subject: \xe9t\xe9 latin-1\r\nCc: Groupe vide:;, Autre: o@o.test;\r\n\r\n",
+        b"Subject:\r\nTo:\r\n\r\n",
+        b"not a message at all",
+    ];
+
+    fn needles(parsed: &Parsed) -> Vec<String> {
+        let mut out: Vec<String> = [
+            "",
+            "\n",
+            "a\nb",
+            "zzz",
+            "é",
+            "résultats",
+            "analyse",
+            "dr léa",
+            "équipe",
+            "a@a.test",
+            "b@b.test",
+            "\"dr b\"",
+            "service",
+            "médecin",
+            "undisclosed",
+            "hidden",
+            "second",
+            "latin",
+            "continued",
+            "x",
+            "y",
+            "<",
+            ";",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for (_, v) in &parsed.headers {
+            let chars: Vec<char> = v.chars().collect();
+            out.push(v.clone());
+            out.push(chars[..chars.len() / 2].iter().collect());
+            out.push(chars[chars.len() / 2..].iter().collect());
+        }
+        out
+    }
+
+    #[test]
+    fn stored_text_answers_as_the_content_path() {
+        for raw in TRICKY {
+            let parsed = parse(raw, false);
+            let stored = crate::delivery::prepare::search_headers(raw);
+            let raw = String::from_utf8_lossy(raw);
+            let fields = [
+                ("subject", &stored.subject),
+                ("from", &stored.from),
+                ("to", &stored.to),
+                ("cc", &stored.cc),
+                ("bcc", &stored.bcc),
+            ];
+            for (name, text) in fields {
+                let Some(text) = text else {
+                    // Not storable: such a message keeps the content path.
+                    assert!(
+                        parsed
+                            .headers
+                            .iter()
+                            .any(|(n, v)| n == name && v.contains(['\n', '\0'])),
+                        "{name} of {raw:?}"
+                    );
+                    continue;
+                };
+                for n in needles(&parsed) {
+                    assert_eq!(
+                        stored_contains(text, &n),
+                        header_contains(Some(&parsed), name, &n),
+                        "{name} {n:?} in {raw:?} (stored {text:?})"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stored_text_is_decoded_lower_cased_and_one_line_per_field() {
+        let s = crate::delivery::prepare::search_headers(TRICKY[0]);
+        assert_eq!(
+            s.subject.as_deref(),
+            Some("\nrésultats d'analyse du dr léa")
+        );
+        let to = s.to.unwrap();
+        assert_eq!(to.matches('\n').count(), 2, "{to:?}");
+        assert!(to.contains("b@b.test") && to.contains("a@a.test"), "{to:?}");
+        assert!(s.cc.unwrap().contains("service"));
+        assert_eq!(s.bcc.as_deref(), Some(""));
+        let s = crate::delivery::prepare::search_headers(TRICKY[3]);
+        assert_eq!(s.subject, None, "a value holding a newline is not stored");
+        assert_eq!(s.to, None, "nor one holding a NUL");
+        assert_eq!(s.from.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn stored_text_serves_only_subject_and_address_keys() {
+        let subject = SearchKey::Subject(AString::try_from("x").unwrap());
+        let body = SearchKey::Body(AString::try_from("x").unwrap());
+        let header = SearchKey::Header(
+            AString::try_from("subject").unwrap(),
+            AString::try_from("x").unwrap(),
+        );
+        assert!(stored_suffices(&subject));
+        assert!(stored_suffices(&SearchKey::Not(Box::new(subject.clone()))));
+        assert!(!stored_suffices(&body));
+        assert!(!stored_suffices(&header));
+        assert!(!stored_suffices(&SearchKey::Or(
+            Box::new(subject.clone()),
+            Box::new(body)
+        )));
+        assert!(!stored_suffices(&SearchKey::SentOn(
+            chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
+                .unwrap()
+                .try_into()
+                .unwrap()
+        )));
     }
 }

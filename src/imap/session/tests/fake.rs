@@ -435,8 +435,21 @@ impl Mailstore for Fake {
     }
 
     async fn entries(&self, folder_id: i64) -> Result<Vec<Entry>, StoreError> {
-        self.entries_in_range(folder_id, 0, i64::MAX, false, false)
-            .await
+        let mut entries = self
+            .entries_in_range(folder_id, 0, i64::MAX, false, false)
+            .await?;
+        // As delivery stores it: in-process SEARCH takes the stored path.
+        let state = self.state();
+        let contents: std::collections::HashMap<i64, &Vec<u8>> = state
+            .entries_of(folder_id)
+            .map(|(&uid, s)| (uid, &s.content))
+            .collect();
+        for e in &mut entries {
+            if let Some(content) = contents.get(&e.uid) {
+                e.search = crate::delivery::prepare::search_headers(content);
+            }
+        }
+        Ok(entries)
     }
 
     async fn entries_in_range(
@@ -464,6 +477,7 @@ impl Mailstore for Fake {
                 envelope: None,
                 imap_envelope: None,
                 bodystructure: None,
+                search: Default::default(),
             })
             .collect())
     }
