@@ -40,6 +40,8 @@ DV_PORT=${DV_PORT:-2994}
 USER_ADDR=bench@hopital-a.mes.test
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 say() { printf '%s\n' "$*"; }
 die() {
 	printf 'compare-dovecot: %s\n' "$*" >&2
@@ -80,15 +82,7 @@ dv_started=
 
 stop_all() {
 	set +e
-	if [ -n "$mes_pid" ] && kill -0 "$mes_pid" 2>/dev/null; then
-		kill -TERM "$mes_pid"
-		for _ in $(seq 100); do
-			kill -0 "$mes_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$mes_pid" 2>/dev/null
-		wait "$mes_pid" 2>/dev/null
-	fi
+	mes_stop
 	if [ -n "$dv_started" ]; then
 		local master
 		master=$(cat "$dv/run/master.pid" 2>/dev/null)
@@ -113,29 +107,13 @@ export MES_BENCH_PASSWORD=$password
 
 # --- 3. MES instance ---------------------------------------------------------------
 mes=$tmp/mes
-"$MES_BIN" init "$mes" --force >/dev/null
-cfg=$mes/mes.toml
-# [listen]: IMAPS on our port; every other listener off (its key removed).
-sed -i -E \
-	-e "s|^imaps = \"127\.0\.0\.1:[0-9]+\"|imaps = \"127.0.0.1:$MES_PORT\"|" \
-	-e '/^(mx|submissions?|imap|https) = /d' \
-	"$cfg"
-grep -q "^imaps = \"127.0.0.1:$MES_PORT\"" "$cfg" || die "could not set the IMAPS listener in $cfg"
-printf '%s\n' "$password" |
-	"$MES_BIN" --config "$cfg" user add "$USER_ADDR" --kind professional --name Bench --password-stdin >/dev/null
+mes_instance "$mes" imaps "$MES_PORT"
 hash=$(sqlite3 "$mes/data/mes.db" "SELECT password_hash FROM accounts WHERE address = '$USER_ADDR'")
 case $hash in
 '$argon2id$'*) ;;
 *) die "unexpected password hash in MES's database: ${hash:0:12}…" ;;
 esac
-RUST_LOG=warn "$MES_BIN" serve --config "$cfg" >"$tmp/mes.out" 2>"$tmp/mes.err" &
-mes_pid=$!
-for _ in $(seq 600); do
-	grep -qx 'mes: ready' "$tmp/mes.out" 2>/dev/null && break
-	kill -0 "$mes_pid" 2>/dev/null || die "mes serve exited: $(cat "$tmp/mes.err")"
-	sleep 0.1
-done
-grep -qx 'mes: ready' "$tmp/mes.out" || die "mes serve not ready after 60 s"
+mes_start "$tmp/mes.out" "$tmp/mes.err"
 
 # --- 4. Dovecot instance -----------------------------------------------------------
 mkdir -p "$dv/run" "$dv/state" "$dv/home"

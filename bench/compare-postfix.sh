@@ -37,6 +37,8 @@ PF_PORT=${PF_PORT:-2626}
 DELIVERY_TIMEOUT=${DELIVERY_TIMEOUT:-600}
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 
 say() { printf '== %s\n' "$*" >&2; }
 die() {
@@ -93,15 +95,7 @@ pf_started=
 
 stop_all() {
 	set +e
-	if [ -n "$mes_pid" ] && kill -0 "$mes_pid" 2>/dev/null; then
-		kill -TERM "$mes_pid"
-		for _ in $(seq 100); do
-			kill -0 "$mes_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$mes_pid" 2>/dev/null
-		wait "$mes_pid" 2>/dev/null
-	fi
+	mes_stop
 	if [ -n "$pf_started" ]; then
 		local master
 		master=$(tr -dc 0-9 <"$pf/spool/pid/master.pid" 2>/dev/null)
@@ -151,26 +145,9 @@ load() {
 # --- 3. MES instance -------------------------------------------------------------
 say "MES instance in $tmp/mes"
 mes=$tmp/mes
-"$MES_BIN" init "$mes" --force >/dev/null
-cfg=$mes/mes.toml
-# [listen]: MX on our port; every other listener off (its key removed).
-sed -i -E \
-	-e "s|^mx = \"127\.0\.0\.1:[0-9]+\"|mx = \"127.0.0.1:$MES_PORT\"|" \
-	-e '/^submissions? = /d' \
-	-e '/^(imaps?|https) = /d' \
-	"$cfg"
-grep -q "^mx = \"127.0.0.1:$MES_PORT\"" "$cfg" || die "could not set the MX listener in $cfg"
-printf '%s\n' "bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')" |
-	"$MES_BIN" --config "$cfg" user add bench@hopital-a.mes.test \
-		--kind professional --name "Bench" --password-stdin >/dev/null
-RUST_LOG=warn "$MES_BIN" serve --config "$cfg" >"$tmp/mes.out" 2>"$tmp/mes.err" &
-mes_pid=$!
-for _ in $(seq 600); do
-	grep -qx 'mes: ready' "$tmp/mes.out" 2>/dev/null && break
-	kill -0 "$mes_pid" 2>/dev/null || die "mes serve exited: $(cat "$tmp/mes.err")"
-	sleep 0.1
-done
-grep -qx 'mes: ready' "$tmp/mes.out" || die "mes serve not ready after 60 s: $(cat "$tmp/mes.err")"
+password="bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+mes_instance "$mes" mx "$MES_PORT"
+mes_start "$tmp/mes.out" "$tmp/mes.err"
 
 # --- 4. Postfix instance ---------------------------------------------------------
 say "Postfix $PF_VERSION instance in $pf"

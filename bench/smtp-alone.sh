@@ -9,29 +9,26 @@
 # Environment: MES_BIN (required), MESSAGES (5000), CONNECTIONS (16), SIZE (4096),
 # PORT (2725), PERF (perf record options; the profile goes to ./perf.data).
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+say() { printf '%s\n' "$*"; }
+die() {
+	printf 'smtp-alone: %s\n' "$*" >&2
+	exit 1
+}
 B=${MES_BIN:?set MES_BIN to a release build of mes}
 MESSAGES=${MESSAGES:-5000} CONNECTIONS=${CONNECTIONS:-16} SIZE=${SIZE:-4096} PORT=${PORT:-2725}
 tmp=$(mktemp -d -t mes-alone.XXXXXX)
-pid=
+mes_pid=
 cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	mes_stop
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 mes=$tmp/mes
-"$B" init "$mes" --force >/dev/null
-cfg=$mes/mes.toml
-sed -i -E -e "s|^mx = \"127\.0\.0\.1:[0-9]+\"|mx = \"127.0.0.1:$PORT\"|" \
-	-e '/^submissions? = /d' -e '/^(imaps?|https) = /d' "$cfg"
-printf '%s\n' "bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')" |
-	"$B" --config "$cfg" user add bench@hopital-a.mes.test --kind professional --name Bench --password-stdin >/dev/null
-RUST_LOG=warn "$B" serve --config "$cfg" >"$tmp/out" 2>"$tmp/err" &
-pid=$!
-for _ in $(seq 600); do
-	grep -qx 'mes: ready' "$tmp/out" 2>/dev/null && break
-	sleep 0.1
-done
-grep -qx 'mes: ready' "$tmp/out" || { cat "$tmp/err" >&2; exit 1; }
+password="bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+mes_instance "$mes" mx "$PORT"
+mes_start "$tmp/out" "$tmp/err"
 load() {
 	"$B" bench smtp --server "127.0.0.1:$PORT" --ca "$mes/certs/ca.pem" \
 		--cert "$mes/certs/operator2.pem" --key "$mes/certs/operator2.key" \
@@ -42,11 +39,11 @@ load 300 warmup >/dev/null
 perf_pid=
 if [ -n "${PERF:-}" ]; then
 	# shellcheck disable=SC2086
-	perf record $PERF -o perf.data -p "$pid" 2>/dev/null &
+	perf record $PERF -o perf.data -p "$mes_pid" 2>/dev/null &
 	perf_pid=$!
 	sleep 0.5
 fi
-ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+ticks() { awk '{print $14 + $15}' "/proc/$mes_pid/stat"; }
 before=$(ticks)
 load "$MESSAGES" run
 after=$(ticks)
