@@ -6,7 +6,8 @@ use common::Db;
 use mes::audit::{self, AuditEntry};
 use mes::identity::{AccountKind, DomainKind};
 use mes::store::accounts::NewAccount;
-use mes::store::messages::{NewMessage, NewRecipient};
+use mes::store::messages::{GroupError, NewMessage, NewRecipient};
+use mes::store::quota::AccountQuota;
 use mes::store::{Store, StoreError};
 
 async fn open(db: Db) -> (Store, tempfile::TempDir) {
@@ -165,7 +166,7 @@ async fn messages_get_increasing_uids_under_concurrency(db: Db) {
         .await
         .unwrap();
     let inbox = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
-    let (deliverer, writer) = mes::delivery::Deliverer::start(store.clone());
+    let (deliverer, writer) = mes::delivery::Deliverer::start(store.clone(), Default::default());
     let mut tasks = Vec::new();
     for i in 0..40 {
         let d = deliverer.clone();
@@ -846,17 +847,37 @@ async fn quota_usage_follows_every_change(db: Db) {
         store.set_quota_limits("nobody@a.test", None, None).await,
         Err(StoreError::NotFound(_))
     ));
-    let mut owners: Vec<(i64, i64)> = store
-        .quotas_of_folders(&[inbox_b, archive_a, 999_999])
+    // The writer's admission, under the write lock: each group is judged
+    // with its account's usage plus what the groups before it in the batch
+    // took; a refused group writes nothing and does not stop the others.
+    let (used_b, count_b) = usage(&store, b.id).await;
+    let filed_b = store.folder_uids(inbox_b, 0).await.unwrap().len();
+    let first = [message("q1", inbox_b, "anne@a.test")];
+    let second = [message("q2", inbox_b, "anne@a.test")];
+    let to_a_too = [message("q3", inbox_a, "jean@a.test")];
+    let room = used_b + size(&first[0]);
+    let rule = |q: &AccountQuota, octets: u64, messages: u64| {
+        if q.account_id == b.id && q.storage_used + octets > room {
+            Err((q.account_id, q.storage_used, messages))
+        } else {
+            Ok(())
+        }
+    };
+    let results = store
+        .insert_groups_within(&[&first, &second, &to_a_too], &rule)
         .await
-        .unwrap()
-        .into_iter()
-        .map(|(f, q)| (f, q.account_id))
-        .collect();
-    owners.sort_unstable();
-    let mut expected = vec![(inbox_b, b.id), (archive_a, a.id)];
-    expected.sort_unstable();
-    assert_eq!(owners, expected);
+        .unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(
+        matches!(results[1], Err(GroupError::Refused((id, used, 1))) if id == b.id && used == room),
+        "{results:?}"
+    );
+    assert!(results[2].is_ok(), "{results:?}");
+    assert_eq!(usage(&store, b.id).await, (room, count_b + 1));
+    assert_eq!(
+        store.folder_uids(inbox_b, 0).await.unwrap().len(),
+        filed_b + 1
+    );
     store.close().await;
 }
 
@@ -913,7 +934,54 @@ async fn quota_migration_counts_existing_mail(db: Db) {
     store.close().await;
 }
 
+/// Concurrent deliveries cannot overshoot a quota: the writers (one on
+/// SQLite, four on PostgreSQL) judge it under the write lock or the
+/// account's lock, so exactly the room left is filled and the rest refused.
+async fn concurrent_deliveries_fill_a_quota_exactly(db: Db) {
+    let (store, _dir) = open(db).await;
+    store
+        .add_domain("a.test", DomainKind::Professional)
+        .await
+        .unwrap();
+    let a = store
+        .create_account(&account("jean@a.test", AccountKind::Professional))
+        .await
+        .unwrap();
+    let inbox = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
+    let limits = mes::config::QuotaSettings {
+        storage_kib: None,
+        messages: Some(7),
+    };
+    let (deliverer, writer) = mes::delivery::Deliverer::start(store.clone(), limits);
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let d = deliverer.clone();
+        tasks.push(tokio::spawn(async move {
+            d.deliver(message(&format!("m{i}"), inbox, "jean@a.test"))
+                .await
+        }));
+    }
+    let (mut stored, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => stored += 1,
+            Err(mes::delivery::DeliveryError::Quota(refusal)) => {
+                assert!(!refusal.permanent(), "{refusal}");
+                refused += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    drop(deliverer);
+    writer.await.unwrap();
+    assert_eq!((stored, refused), (7, 23));
+    assert_eq!(usage(&store, a.id).await.1, 7);
+    assert_eq!(store.folder_uids(inbox, 0).await.unwrap().len(), 7);
+    store.close().await;
+}
+
 both_backends!(
     quota_usage_follows_every_change,
-    quota_migration_counts_existing_mail
+    quota_migration_counts_existing_mail,
+    concurrent_deliveries_fill_a_quota_exactly
 );

@@ -33,7 +33,7 @@ use crate::mime::facts::MessageFacts;
 use crate::mime::structure::ParsedMessage;
 use crate::store::accounts::Account;
 use crate::store::dossier::DossierFiling;
-use crate::store::messages::{NewMessage, folders_of};
+use crate::store::messages::NewMessage;
 use crate::store::threads::Thread;
 use crate::store::{Store, StoreError};
 use crate::threads::notify::Notifier;
@@ -265,7 +265,16 @@ pub enum AcceptError {
     Indexing(#[from] tokio::task::JoinError),
     /// The commit failed, or the server is stopping.
     #[error(transparent)]
-    Delivery(#[from] DeliveryError),
+    Delivery(DeliveryError),
+}
+
+impl From<DeliveryError> for AcceptError {
+    fn from(e: DeliveryError) -> Self {
+        match e {
+            DeliveryError::Quota(refusal) => AcceptError::Quota(refusal),
+            e => AcceptError::Delivery(e),
+        }
+    }
 }
 
 /// What the path shares between messages, built once by `mes serve`.
@@ -317,7 +326,7 @@ impl Acceptor {
     /// Starts the group-commit writers under the path. They stop once every
     /// clone is dropped and their queue is drained.
     pub fn start(services: Services) -> (Acceptor, JoinHandle<()>) {
-        let (deliverer, writer) = Deliverer::start(services.store.clone());
+        let (deliverer, writer) = Deliverer::start(services.store.clone(), services.quota);
         let acceptor = Acceptor {
             services: Arc::new(services),
             deliverer,
@@ -365,17 +374,6 @@ impl Acceptor {
         let mut prepared = Vec::with_capacity(appends.len());
         for (append, content) in appends {
             prepared.push(self.prepare(Source::Append(append), content).await?);
-        }
-        if prepared.len() > 1 {
-            // Each fitted alone: together too?
-            let filed: Vec<(i64, u64)> = prepared
-                .iter()
-                .flat_map(|p| {
-                    let size = p.message.data.len() as u64;
-                    p.message.folders().into_iter().map(move |f| (f, size))
-                })
-                .collect();
-            self.check_quota(&filed).await?;
         }
         let (messages, rest): (Vec<NewMessage>, Vec<AfterCommit<'_>>) =
             prepared.into_iter().map(|p| (p.message, p.after)).unzip();
@@ -436,12 +434,6 @@ impl Acceptor {
             }
             _ => (content, facts.message_id.clone()),
         };
-        // Before the costlier steps: every account filed in must have room.
-        let filed: Vec<(i64, u64)> = folders_of(&envelope.recipients)
-            .into_iter()
-            .map(|f| (f, content.len() as u64))
-            .collect();
-        self.check_quota(&filed).await?;
         let thread = match (rules.threads, &source, authored.as_ref()) {
             (ThreadRule::ToPatients, _, Some(Authored::Author(author)))
                 if envelope.recipients.iter().any(|r| r.patient_id.is_some()) =>

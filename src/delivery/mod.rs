@@ -17,6 +17,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::config::QuotaSettings;
 pub use crate::store::messages::{NewMessage, NewRecipient, Stored};
 use crate::store::{Backend, Store, StoreError};
 pub use accept::{
@@ -31,6 +32,10 @@ pub enum DeliveryError {
     /// commit fails every message of its batch.
     #[error("store: {0}")]
     Store(#[source] Arc<StoreError>),
+    /// An account's quota has no room for it: judged by the writer, under
+    /// the write lock, so that concurrent deliveries cannot overshoot it.
+    #[error(transparent)]
+    Quota(#[from] quota::QuotaRefusal),
     /// The server is shutting down.
     #[error("delivery service stopped")]
     Stopped,
@@ -58,13 +63,14 @@ impl std::fmt::Debug for Job {
 impl Deliverer {
     /// Starts the writers: one on SQLite (a single writer is all it allows), a few on PostgreSQL.
     /// They stop when every `Deliverer` clone is dropped and the queue is drained.
-    pub fn start(store: Store) -> (Deliverer, JoinHandle<()>) {
+    /// `quota` is the limit of accounts that have none of their own.
+    pub fn start(store: Store, quota: QuotaSettings) -> (Deliverer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1024);
         let writers = match store.backend() {
             Backend::Sqlite => 1,
             Backend::Postgres => 4,
         };
-        let handle = tokio::spawn(writer::run(store, rx, writers));
+        let handle = tokio::spawn(writer::run(store, quota, rx, writers));
         (Deliverer { tx }, handle)
     }
 

@@ -3,15 +3,16 @@
 //! configured ones (`[quota]`); what would take an account past one of them
 //! is refused, for now when the account is full (SMTP 452 4.2.2, the sender
 //! retries), for good when the message alone is larger than the limit (552
-//! 5.2.2). The accept path applies it to every message of every source
-//! (`accept.rs`); SMTP asks it early at RCPT TO and IMAP before a COPY,
-//! through the [`super::Acceptor`]. The usage counters are the store's
+//! 5.2.2). The group-commit writer applies it to every message of every
+//! source (`writer.rs`), judged by the store under the write lock so that
+//! concurrent deliveries cannot overshoot it; SMTP also asks it early at
+//! RCPT TO and IMAP before a COPY, through the [`super::Acceptor`]. The
+//! usage counters are the store's
 //! (`store::quota`).
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use super::accept::{AcceptError, Acceptor};
+use super::accept::Acceptor;
 use crate::config::QuotaSettings;
 use crate::store::StoreError;
 use crate::store::quota::{AccountQuota, Limit};
@@ -168,35 +169,6 @@ impl Acceptor {
     /// RCPT TO lookup reads it with the recipient).
     pub fn quota_in_force(&self, row: &AccountQuota) -> Quota {
         Quota::of(row, &self.services.quota)
-    }
-
-    /// Refuses when `filed` ((folder, octets) for every copy to be filed)
-    /// does not fit the quota of the folders' accounts: the accept path's
-    /// check, for every source.
-    pub(super) async fn check_quota(&self, filed: &[(i64, u64)]) -> Result<(), AcceptError> {
-        if filed.is_empty() {
-            return Ok(());
-        }
-        let mut folders: Vec<i64> = filed.iter().map(|(f, _)| *f).collect();
-        folders.sort_unstable();
-        folders.dedup();
-        let rows = self.services.store.quotas_of_folders(&folders).await?;
-        // Octets and messages per account: several folders may share one.
-        let mut wanted: BTreeMap<i64, (&AccountQuota, u64, u64)> = BTreeMap::new();
-        for (folder, octets) in filed {
-            if let Some((_, row)) = rows.iter().find(|(f, _)| f == folder) {
-                let entry = wanted.entry(row.account_id).or_insert((row, 0, 0));
-                entry.1 += octets;
-                entry.2 += 1;
-            }
-        }
-        for (row, octets, messages) in wanted.into_values() {
-            if let Err(refusal) = self.quota_in_force(row).admit(octets, messages) {
-                tracing::info!(account = %row.address, reason = %refusal, "message refused: quota");
-                return Err(refusal.into());
-            }
-        }
-        Ok(())
     }
 }
 

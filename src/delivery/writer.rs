@@ -6,26 +6,39 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc};
 
+use super::quota::Quota;
 use super::{DeliveryError, Job};
+use crate::config::QuotaSettings;
 use crate::store::Store;
+use crate::store::messages::GroupError;
+use crate::store::quota::AccountQuota;
 
 /// Most messages in one transaction.
 const MAX_BATCH: usize = 128;
 /// Most content bytes in one transaction.
 const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
 
-pub(super) async fn run(store: Store, rx: mpsc::Receiver<Job>, writers: usize) {
+pub(super) async fn run(
+    store: Store,
+    quota: QuotaSettings,
+    rx: mpsc::Receiver<Job>,
+    writers: usize,
+) {
     let rx = Arc::new(Mutex::new(rx));
     let mut tasks = Vec::with_capacity(writers);
     for _ in 0..writers {
-        tasks.push(tokio::spawn(writer(store.clone(), rx.clone())));
+        tasks.push(tokio::spawn(writer(store.clone(), quota, rx.clone())));
     }
     for t in tasks {
         let _ = t.await;
     }
 }
 
-async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn writer(store: Store, quota: QuotaSettings, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    // The quota rule, judged by the store under the write lock.
+    let admit = move |row: &AccountQuota, octets: u64, messages: u64| {
+        Quota::of(row, &quota).admit(octets, messages)
+    };
     loop {
         let batch = {
             let mut rx = rx.lock().await;
@@ -47,14 +60,19 @@ async fn writer(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
         };
         let groups: Vec<&[crate::store::messages::NewMessage]> =
             batch.iter().map(|j| j.messages.as_slice()).collect();
-        let outcome = store.insert_groups(&groups).await;
+        let outcome = store.insert_groups_within(&groups, &admit).await;
         tracing::debug!(messages = batch.len(), "delivery batch written");
         match outcome {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
-                    let _ = job
-                        .reply
-                        .send(result.map_err(|e| DeliveryError::Store(Arc::new(e))));
+                    let result = result.map_err(|e| match e {
+                        GroupError::Refused(refusal) => {
+                            tracing::info!(reason = %refusal, "message refused: quota");
+                            DeliveryError::Quota(refusal)
+                        }
+                        GroupError::Store(e) => DeliveryError::Store(Arc::new(e)),
+                    });
+                    let _ = job.reply.send(result);
                 }
             }
             Err(e) => {

@@ -271,7 +271,13 @@ impl AuthorRule<'_> {
     /// One sender address (envelope, `From:` or `Sender:`) against what the peer proved.
     async fn check_address(&self, peer: Peer<'_>, address: &str) -> Result<SenderCheck, Refusal> {
         let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-        let hosted = self.store.domain_kind(domain).await?;
+        // One round trip for the domain's kind and whether the certificate is
+        // mapped to systems; the mapped accounts themselves only when it is.
+        let cert_key = match peer {
+            Peer::Certificate(subject) => crate::pki::dn::key_of(subject),
+            _ => None,
+        };
+        let (hosted, mapped_any) = self.store.sender_facts(domain, cert_key.as_deref()).await?;
         if hosted == Some(DomainKind::Patient) {
             return Err(Refusal::Patient);
         }
@@ -295,7 +301,11 @@ impl AuthorRule<'_> {
                 }
             }
             Peer::Certificate(subject) => {
-                let mapped = self.store.accounts_by_cert_subject(subject).await?;
+                let mapped = if mapped_any {
+                    self.store.accounts_by_cert_subject(subject).await?
+                } else {
+                    Vec::new()
+                };
                 if let Some(system) = mapped
                     .iter()
                     .find(|a| self.may_send_as(&a.address, address))

@@ -64,4 +64,24 @@ impl Store {
             .await?;
         kind.map(kinds::parse).transpose()
     }
+
+    /// What a sender check needs in one round trip: the kind of `domain` if
+    /// we host it, and whether enabled accounts are mapped to the certificate
+    /// whose canonical subject key is `cert_key` (see
+    /// `accounts_by_cert_subject`, read only when some are).
+    pub async fn sender_facts(
+        &self,
+        domain: &str,
+        cert_key: Option<&str>,
+    ) -> Result<(Option<DomainKind>, bool), StoreError> {
+        let (kind, mapped): (Option<String>, i64) = sqlx::query_as(
+            "SELECT (SELECT kind FROM domains WHERE name = $1) AS kind, \
+             (SELECT COUNT(*) FROM accounts WHERE cert_subject = $2 AND disabled = 0) AS mapped",
+        )
+        .bind(domain)
+        .bind(cert_key)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((kind.map(kinds::parse).transpose()?, mapped > 0))
+    }
 }

@@ -9,26 +9,129 @@
 //! the attempt; the caller rolls it back and stores the batch message by
 //! message instead, so that one bad message still fails alone.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sqlx::AnyConnection;
 
 use super::messages::{NewMessage, NewRecipient, Stored};
+use super::quota::AccountQuota;
 use super::{Backend, StoreError};
 
 /// Most rows in one multi-row INSERT: keeps every statement far below the
 /// bound-parameter limits (32,766 on SQLite, 65,535 on PostgreSQL).
 pub(super) const ROWS_PER_STATEMENT: usize = 256;
 
-/// Writes `batch` inside the caller's transaction; the result is in batch order.
-pub(super) async fn write(
+/// Writes `groups` inside the caller's transaction, each group whole or
+/// not at all: a group that `admit` refuses for an account's quota is left
+/// out with its refusal. The result is in group order.
+pub(super) async fn write<R>(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    groups: &[&[NewMessage]],
+    admit: &Admit<'_, R>,
+) -> Result<Vec<Result<Vec<Stored>, R>>, StoreError> {
+    let all: Vec<&NewMessage> = groups.iter().flat_map(|g| g.iter()).collect();
+    // First a write, so that on SQLite this transaction holds the write lock
+    // before it reads the quotas and counters below. (A refused message's
+    // blob stays, like any blob: content is shared by hash.)
+    insert_blobs(conn, &all).await?;
+    let admitted = admit_groups(conn, backend, groups, admit).await?;
+    let batch: Vec<&NewMessage> = groups
+        .iter()
+        .zip(&admitted)
+        .filter(|(_, a)| a.is_ok())
+        .flat_map(|(g, _)| g.iter())
+        .collect();
+    let mut stored = if batch.is_empty() {
+        Vec::new()
+    } else {
+        write_admitted(conn, backend, &batch).await?
+    }
+    .into_iter();
+    Ok(groups
+        .iter()
+        .zip(admitted)
+        .map(|(g, a)| a.map(|()| stored.by_ref().take(g.len()).collect()))
+        .collect())
+}
+
+/// The caller's quota rule: may the account with this quota (usage
+/// including what the batch already took) take these octets in this many
+/// more copies? The store reads; the rule (`delivery::quota`) decides.
+pub(super) type Admit<'a, R> = dyn Fn(&AccountQuota, u64, u64) -> Result<(), R> + Send + Sync + 'a;
+
+/// Reads the quotas of every folder the groups file into (one statement,
+/// under the write lock on SQLite and the accounts' locks on PostgreSQL, so
+/// that concurrent batches cannot both take the last room) and asks
+/// `admit` for each group in turn.
+async fn admit_groups<R>(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    groups: &[&[NewMessage]],
+    admit: &Admit<'_, R>,
+) -> Result<Vec<Result<(), R>>, StoreError> {
+    let mut folders: Vec<i64> = groups
+        .iter()
+        .flat_map(|g| g.iter())
+        .flat_map(|m| m.folders())
+        .collect();
+    folders.sort_unstable();
+    folders.dedup();
+    if folders.is_empty() {
+        return Ok(groups.iter().map(|_| Ok(())).collect());
+    }
+    if backend == Backend::Postgres {
+        // Several writers there: one at a time per account from here to the
+        // commit, and the read below (a new statement, so a new snapshot)
+        // sees what the one before committed.
+        super::quota::lock_accounts_on(conn, &folders).await?;
+    }
+    let quotas: HashMap<i64, AccountQuota> = super::quota::of_folders_on(conn, &folders)
+        .await?
+        .into_iter()
+        .collect();
+    // What the groups admitted so far take, per account.
+    let mut taken: HashMap<i64, (u64, u64)> = HashMap::new();
+    let mut out = Vec::with_capacity(groups.len());
+    for group in groups {
+        let mut wanted: BTreeMap<i64, (&AccountQuota, u64, u64)> = BTreeMap::new();
+        for m in group.iter() {
+            for folder in m.folders() {
+                if let Some(quota) = quotas.get(&folder) {
+                    let entry = wanted.entry(quota.account_id).or_insert((quota, 0, 0));
+                    entry.1 += m.data.len() as u64;
+                    entry.2 += 1;
+                }
+            }
+        }
+        let verdict = wanted.values().try_for_each(|(quota, octets, messages)| {
+            let (more_octets, more_messages) =
+                taken.get(&quota.account_id).copied().unwrap_or_default();
+            let now = AccountQuota {
+                storage_used: quota.storage_used.saturating_add(more_octets),
+                messages_used: quota.messages_used.saturating_add(more_messages),
+                ..(*quota).clone()
+            };
+            admit(&now, *octets, *messages)
+        });
+        if verdict.is_ok() {
+            for (account, (_, octets, messages)) in &wanted {
+                let t = taken.entry(*account).or_default();
+                t.0 += octets;
+                t.1 += messages;
+            }
+        }
+        out.push(verdict);
+    }
+    Ok(out)
+}
+
+/// Writes admitted messages (their blobs are in) with one statement per table.
+async fn write_admitted(
     conn: &mut AnyConnection,
     backend: Backend,
     batch: &[&NewMessage],
 ) -> Result<Vec<Stored>, StoreError> {
-    // First a write, so that on SQLite this transaction holds the write lock
-    // before it reads the counters below.
-    insert_blobs(conn, batch).await?;
     let ids = reserve_message_ids(conn, backend, batch.len()).await?;
     insert_messages(conn, batch, &ids).await?;
     insert_recipients(conn, batch, &ids).await?;

@@ -4,6 +4,8 @@
 use sqlx::Acquire;
 use sqlx::AnyConnection;
 
+use super::group_commit::Admit;
+use super::quota::AccountQuota;
 use super::{Store, StoreError};
 
 /// One envelope recipient of a message being stored.
@@ -170,6 +172,15 @@ pub(super) async fn link_on(
     Ok(())
 }
 
+/// Why one group of a batch was not stored.
+#[derive(Debug)]
+pub enum GroupError<R> {
+    /// The caller's quota rule refused it; nothing of it was written.
+    Refused(R),
+    /// The store failed on it.
+    Store(StoreError),
+}
+
 impl Store {
     /// Writes a batch of messages in one transaction (one fsync for all: group commit).
     ///
@@ -196,40 +207,72 @@ impl Store {
     }
 
     /// Writes groups of messages in one transaction (group commit), each
-    /// group whole or not at all (MULTIAPPEND): the batch is written with one
-    /// statement per table; when that fails, group by group, each under its
-    /// own savepoint, so that one failing group does not fail the others.
-    /// The outer `Err` means the commit itself failed and nothing was stored.
+    /// group whole or not at all (MULTIAPPEND), with no quota rule (tools
+    /// and tests; deliveries go through [`Store::insert_groups_within`]).
     pub async fn insert_groups(
         &self,
         groups: &[&[NewMessage]],
     ) -> Result<Vec<Result<Vec<Stored>, StoreError>>, StoreError> {
-        let batch: Vec<&NewMessage> = groups.iter().flat_map(|g| g.iter()).collect();
+        let any = |_: &AccountQuota, _: u64, _: u64| Ok::<(), std::convert::Infallible>(());
+        Ok(self
+            .insert_groups_within(groups, &any)
+            .await?
+            .into_iter()
+            .map(|r| {
+                r.map_err(|e| match e {
+                    GroupError::Store(e) => e,
+                    GroupError::Refused(never) => match never {},
+                })
+            })
+            .collect())
+    }
+
+    /// Writes groups of messages in one transaction (group commit), each
+    /// group whole or not at all (MULTIAPPEND), each only if `admit` lets
+    /// its accounts' quotas take it, judged under the write lock so that
+    /// concurrent deliveries cannot overshoot a quota: the batch is written
+    /// with one statement per table; when that fails, group by group, each
+    /// under its own savepoint, so that one failing group does not fail the
+    /// others. The outer `Err` means the commit itself failed and nothing
+    /// was stored.
+    pub async fn insert_groups_within<R>(
+        &self,
+        groups: &[&[NewMessage]],
+        admit: &Admit<'_, R>,
+    ) -> Result<Vec<Result<Vec<Stored>, GroupError<R>>>, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let results = match super::group_commit::write(&mut tx, self.backend(), &batch).await {
-            Ok(stored) => {
-                let mut stored = stored.into_iter();
-                groups
-                    .iter()
-                    .map(|g| Ok(stored.by_ref().take(g.len()).collect()))
-                    .collect()
-            }
+        let results = match super::group_commit::write(&mut tx, self.backend(), groups, admit).await
+        {
+            Ok(results) => results
+                .into_iter()
+                .map(|r| r.map_err(GroupError::Refused))
+                .collect(),
             Err(e) => {
-                tracing::debug!(error = %e, messages = batch.len(), "batch write failed, storing group by group");
+                tracing::debug!(error = %e, groups = groups.len(), "batch write failed, storing group by group");
                 tx.rollback().await?;
                 tx = self.pool().begin().await?;
                 let mut results = Vec::with_capacity(groups.len());
                 for group in groups {
                     let mut sp = tx.begin().await?;
-                    let group: Vec<&NewMessage> = group.iter().collect();
-                    match super::group_commit::write(&mut sp, self.backend(), &group).await {
-                        Ok(stored) => {
+                    match super::group_commit::write(&mut sp, self.backend(), &[*group], admit)
+                        .await
+                    {
+                        Ok(mut written) => {
                             sp.commit().await?;
-                            results.push(Ok(stored));
+                            results.push(
+                                written
+                                    .pop()
+                                    .ok_or_else(|| {
+                                        GroupError::Store(StoreError::NotFound(
+                                            "written group".into(),
+                                        ))
+                                    })
+                                    .and_then(|r| r.map_err(GroupError::Refused)),
+                            );
                         }
                         Err(e) => {
                             sp.rollback().await?;
-                            results.push(Err(e));
+                            results.push(Err(GroupError::Store(e)));
                         }
                     }
                 }

@@ -95,6 +95,67 @@ impl From<QuotaRow> for AccountQuota {
 /// for removals.
 pub(super) type UsageChange = (i64, i64, i64);
 
+/// PostgreSQL only: takes the transaction's advisory locks on the accounts
+/// owning `folders`, in account order (no deadlock between writers), so
+/// that writers judge and change one account's usage one at a time.
+pub(super) async fn lock_accounts_on(
+    conn: &mut AnyConnection,
+    folders: &[i64],
+) -> Result<(), StoreError> {
+    for chunk in folders.chunks(ROWS_PER_STATEMENT) {
+        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT pg_advisory_xact_lock({QUOTA_LOCK_SPACE}, (a.account_id % 2147483647)::int) \
+             FROM (SELECT DISTINCT account_id FROM mailboxes WHERE id IN ({}) \
+             ORDER BY account_id) a",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(&sql).persistent(false);
+        for folder in chunk {
+            query = query.bind(*folder);
+        }
+        // Only waits: the rows (void) are not decoded.
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The first key of the quota advisory locks (the second is the account id).
+const QUOTA_LOCK_SPACE: i32 = 0x5155_4f54; // "QUOT"
+
+/// The quotas of the accounts owning `folders`, read inside the caller's
+/// transaction (the group-commit writer's admission): (folder id, its
+/// account's quota) for every folder that exists, in one query per chunk.
+pub(super) async fn of_folders_on(
+    conn: &mut AnyConnection,
+    folders: &[i64],
+) -> Result<Vec<(i64, AccountQuota)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        folder: i64,
+        #[sqlx(flatten)]
+        quota: QuotaRow,
+    }
+    let mut out = Vec::with_capacity(folders.len());
+    for chunk in folders.chunks(ROWS_PER_STATEMENT) {
+        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT f.id AS folder, {QUOTA_COLUMNS} FROM mailboxes f \
+             JOIN accounts a ON a.id = f.account_id \
+             LEFT JOIN quotas q ON q.account_id = a.id WHERE f.id IN ({})",
+            list.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, Row>(&sql).persistent(false);
+        for folder in chunk {
+            query = query.bind(*folder);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            out.push((row.folder, AccountQuota::from(row.quota)));
+        }
+    }
+    Ok(out)
+}
+
 /// Adds `changes` to the accounts' counters inside the caller's transaction:
 /// one statement per [`ROWS_PER_STATEMENT`] accounts, in account order (the
 /// order every writer takes these rows in), a missing row created.
@@ -140,38 +201,6 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(row.map(AccountQuota::from))
-    }
-
-    /// The quotas of the accounts owning `folders`: (folder id, its account's
-    /// quota) for every folder that exists, in one query.
-    pub async fn quotas_of_folders(
-        &self,
-        folders: &[i64],
-    ) -> Result<Vec<(i64, AccountQuota)>, StoreError> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            folder: i64,
-            #[sqlx(flatten)]
-            quota: QuotaRow,
-        }
-        let mut out = Vec::with_capacity(folders.len());
-        for chunk in folders.chunks(ROWS_PER_STATEMENT) {
-            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT f.id AS folder, {QUOTA_COLUMNS} FROM mailboxes f \
-                 JOIN accounts a ON a.id = f.account_id \
-                 LEFT JOIN quotas q ON q.account_id = a.id WHERE f.id IN ({})",
-                list.join(", ")
-            );
-            let mut query = sqlx::query_as::<_, Row>(&sql).persistent(false);
-            for folder in chunk {
-                query = query.bind(*folder);
-            }
-            for row in query.fetch_all(self.pool()).await? {
-                out.push((row.folder, AccountQuota::from(row.quota)));
-            }
-        }
-        Ok(out)
     }
 
     /// Sets the limits of the account at `address` (None: left as they
