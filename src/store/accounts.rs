@@ -288,7 +288,7 @@ impl Store {
             super::quota::QUOTA_COLUMNS
         ))
         .bind(address)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.hot_reader().await?)
         .await?;
         row.map(|r| {
             Ok(RecipientAccount {

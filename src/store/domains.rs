@@ -80,7 +80,7 @@ impl Store {
         )
         .bind(domain)
         .bind(cert_key)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *self.hot_reader().await?)
         .await?;
         Ok((kind.map(kinds::parse).transpose()?, mapped > 0))
     }

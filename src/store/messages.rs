@@ -240,7 +240,8 @@ impl Store {
         groups: &[&[NewMessage]],
         admit: &Admit<'_, R>,
     ) -> Result<Vec<Result<Vec<Stored>, GroupError<R>>>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut conn = self.writer_connection().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let results = match super::group_commit::write(&mut tx, self.backend(), groups, admit).await
         {
             Ok(results) => results
@@ -250,7 +251,7 @@ impl Store {
             Err(e) => {
                 tracing::debug!(error = %e, groups = groups.len(), "batch write failed, storing group by group");
                 tx.rollback().await?;
-                tx = self.pool().begin().await?;
+                tx = sqlx::Connection::begin(&mut *conn).await?;
                 let mut results = Vec::with_capacity(groups.len());
                 for group in groups {
                     let mut sp = tx.begin().await?;

@@ -10,6 +10,7 @@ pub mod activation;
 pub mod audit;
 pub mod changes;
 pub mod checkpoint;
+mod direct;
 pub mod domains;
 pub mod dossier;
 pub mod entries;
@@ -64,6 +65,9 @@ pub enum StoreError {
     InvalidDn(String),
 }
 
+/// Connections kept for the hottest reads on SQLite (see `direct.rs`).
+const HOT_READERS: usize = 4;
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./schemas/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./schemas/postgres");
 
@@ -71,6 +75,10 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./schemas/
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite only: connections for the hottest reads, outside the pool.
+    readers: Option<std::sync::Arc<direct::Direct>>,
+    /// SQLite only: the group-commit writer's connection, outside the pool.
+    writer: Option<std::sync::Arc<direct::Direct>>,
     backend: Backend,
     changes: changes::ChangeBus,
     /// SQLite only: the background WAL checkpoint task.
@@ -143,6 +151,14 @@ impl Store {
             return Err(StoreError::Url);
         };
         let options = AnyConnectOptions::from_str(&url)?;
+        // Durability first: a committed delivery must survive power loss.
+        let sqlite_setup = format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+             PRAGMA wal_autocheckpoint = {};",
+            checkpoint::BACKSTOP_PAGES
+        );
+        let setup = sqlite_setup.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
@@ -150,24 +166,15 @@ impl Store {
             // test costs a round trip to the connection's thread at every query.
             .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
+                let setup = setup.clone();
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // Durability first: a committed delivery must survive power loss.
-                        conn.execute(
-                            format!(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                                 PRAGMA wal_autocheckpoint = {};",
-                                checkpoint::BACKSTOP_PAGES
-                            )
-                            .as_str(),
-                        )
-                        .await?;
+                        conn.execute(setup.as_str()).await?;
                     }
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         match backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
@@ -180,8 +187,19 @@ impl Store {
         }
         let checkpointer =
             (backend == Backend::Sqlite).then(|| checkpoint::Checkpointer::start(pool.clone()));
+        let direct = |slots| {
+            (backend == Backend::Sqlite).then(|| {
+                std::sync::Arc::new(direct::Direct::new(
+                    options.clone(),
+                    sqlite_setup.clone(),
+                    slots,
+                ))
+            })
+        };
         let store = Store {
             pool,
+            readers: direct(HOT_READERS),
+            writer: direct(1),
             backend,
             changes,
             checkpointer,
@@ -205,6 +223,17 @@ impl Store {
     /// The connection pool, for the aggregate modules.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A connection for one of the hottest reads (SMTP's lookups at MAIL
+    /// and RCPT): outside the pool on SQLite (`direct.rs`).
+    async fn hot_reader(&self) -> Result<direct::Lent<'_>, StoreError> {
+        direct::Lent::from(self.readers.as_deref(), &self.pool).await
+    }
+
+    /// The group-commit writer's connection: outside the pool on SQLite.
+    async fn writer_connection(&self) -> Result<direct::Lent<'_>, StoreError> {
+        direct::Lent::from(self.writer.as_deref(), &self.pool).await
     }
 
     /// Announces a change of `folder_id` (after its commit) here and, on PostgreSQL, to other nodes.
@@ -257,6 +286,9 @@ impl Store {
 
     /// Waits for in-flight queries and closes every connection (SQLite checkpoints its WAL).
     pub async fn close(&self) {
+        for direct in [&self.readers, &self.writer].into_iter().flatten() {
+            direct.close().await;
+        }
         self.pool.close().await;
     }
 }
