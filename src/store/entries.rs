@@ -421,7 +421,7 @@ impl Store {
             "UPDATE mailbox_messages SET recent = 0 WHERE mailbox_id = $1 AND recent = 1 RETURNING uid",
         )
         .bind(folder_id)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.writer_connection().await?)
         .await?;
         uids.sort_unstable();
         Ok(uids)
@@ -436,7 +436,8 @@ impl Store {
         flags: &[String],
         unchanged_since: Option<i64>,
     ) -> Result<FlagChange, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut conn = self.writer_connection().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let modseq = next_modseq(&mut tx, folder_id).await?;
         let mut change = FlagChange::default();
         // Only the rows between the lowest and highest UID asked for.
@@ -484,6 +485,7 @@ impl Store {
             change.changed.push((uid, new, modseq));
         }
         tx.commit().await?;
+        drop(conn);
         self.announce_folder(folder_id).await;
         Ok(change)
     }
@@ -495,7 +497,8 @@ impl Store {
         uids: &[i64],
         to: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut conn = self.writer_connection().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let owners = lock_folders(&mut tx, &[from, to]).await?;
         let (pairs, bytes) = copy_on(&mut tx, from, uids, to).await?;
         if let Some(account) = owners[1] {
@@ -503,6 +506,7 @@ impl Store {
             super::quota::change_usage_on(&mut tx, &usage).await?;
         }
         tx.commit().await?;
+        drop(conn);
         self.announce_folder(to).await;
         Ok(pairs)
     }
@@ -514,7 +518,8 @@ impl Store {
         uids: &[i64],
         to: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut conn = self.writer_connection().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let owners = lock_folders(&mut tx, &[from, to]).await?;
         let (pairs, bytes) = copy_on(&mut tx, from, uids, to).await?;
         // Within one account (always, from IMAP) the usage does not change.
@@ -539,6 +544,7 @@ impl Store {
             }
         }
         tx.commit().await?;
+        drop(conn);
         self.announce_folder(from).await;
         self.announce_folder(to).await;
         Ok(pairs)
@@ -550,7 +556,8 @@ impl Store {
         folder_id: i64,
         uids: Option<&[i64]>,
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut conn = self.writer_connection().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         // Under the folder's lock: a concurrent STORE -FLAGS \Deleted or
         // EXPUNGE has committed before these flags are read.
         let owner = lock_folders(&mut tx, &[folder_id]).await?[0];
@@ -594,6 +601,7 @@ impl Store {
             }
         }
         tx.commit().await?;
+        drop(conn);
         if !removed.is_empty() {
             self.announce_folder(folder_id).await;
         }

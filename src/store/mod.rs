@@ -231,7 +231,11 @@ impl Store {
         direct::Lent::from(self.readers.as_deref(), &self.pool).await
     }
 
-    /// The group-commit writer's connection: outside the pool on SQLite.
+    /// The writers' connection: outside the pool on SQLite, where it is
+    /// the only one that writes on the hot paths (the group-commit writer,
+    /// IMAP's flag, \Recent, copy, move and expunge changes), so that they
+    /// take turns behind a mutex rather than in SQLite's busy handler, which
+    /// sleeps 1, 2, 5… ms between tries. Never held across another write.
     async fn writer_connection(&self) -> Result<direct::Lent<'_>, StoreError> {
         direct::Lent::from(self.writer.as_deref(), &self.pool).await
     }
