@@ -599,13 +599,15 @@ impl Store {
         id: i64,
         hidden: bool,
     ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE documents SET hidden = $1 WHERE id = $2 AND patient_id = $3")
-                .bind(i64::from(hidden))
-                .bind(id)
-                .bind(patient_id)
-                .execute(self.pool())
-                .await?;
+        let done = sqlx::query(
+            "UPDATE documents SET hidden = $1 WHERE id = $2 AND patient_id = $3 \
+                 AND status <> 'deleted'",
+        )
+        .bind(i64::from(hidden))
+        .bind(id)
+        .bind(patient_id)
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
