@@ -965,6 +965,11 @@ async fn withdrawal_by_its_author(db: Db) {
 
     let delete = deletion_of_vsm(None);
     assert_eq!(
+        entries(&delete),
+        entries(&common::xdm_withdrawal("VSM_1.4_2022.01")),
+        "one way to build a withdrawal"
+    );
+    assert_eq!(
         send_package(&instance, &server, PATIENT, &delete, &dnt).await,
         250
     );
@@ -1119,6 +1124,24 @@ async fn withdrawal_refused(db: Db) {
         "{trail:?}"
     );
     assert_eq!(inbox(&store, PATIENT).await.len(), 1);
+
+    // The same uniqueId filed by two authors: a withdrawal takes every
+    // current copy, so neither author alone may ask for it.
+    let vsm = sample("VSM_1.4_2022.01");
+    assert_eq!(
+        common::send_xdm(&instance, &server, (PIERRE, PW), PATIENT, &vsm, "").await,
+        250
+    );
+    let delete = deletion_of_vsm(None);
+    assert_eq!(
+        send_package(&instance, &server, PATIENT, &delete, "").await,
+        550
+    );
+    assert_eq!(
+        common::send_xdm(&instance, &server, (PIERRE, PW), PATIENT, &delete, "").await,
+        550
+    );
+    assert_eq!(store.documents_of(patient.id).await.unwrap().len(), 2);
 }
 
 /// What everyday zip tools do to a package is accepted, with the reason in

@@ -8,7 +8,8 @@ use crate::store::{Store, StoreError};
 /// Signs `filing` with `depositor`, then refuses it whole when one of its
 /// documents replaces (RPLC) a document deposited by someone else, or when
 /// it withdraws (action `D`) a document the patient's record does not hold
-/// as current (904) or that someone else deposited (906). A replacement of
+/// as current (904) or of which a current copy was deposited by someone
+/// else (906). A replacement of
 /// a document the record does not hold is filed as a first version.
 ///
 /// The rule for who may withdraw is the rule for who may replace
@@ -30,17 +31,18 @@ pub async fn sign_and_check(
         }
     }
     for (patient_id, w) in &filing.withdrawals {
-        match store
-            .current_document_depositor(*patient_id, &w.unique_id)
-            .await?
+        // Every current copy goes, so every copy must be the depositor's to withdraw.
+        let copies = store
+            .current_document_depositors(*patient_id, &w.unique_id)
+            .await?;
+        if copies.is_empty() {
+            return Ok(Err(Refusal::UnknownDocument(w.unique_id.clone())));
+        }
+        if !copies
+            .iter()
+            .all(|(by, est)| depositor.may_replace(by.as_deref(), est.as_deref()))
         {
-            None => return Ok(Err(Refusal::UnknownDocument(w.unique_id.clone()))),
-            Some((by, establishment))
-                if !depositor.may_replace(by.as_deref(), establishment.as_deref()) =>
-            {
-                return Ok(Err(Refusal::DeleteNotAuthor(w.unique_id.clone())));
-            }
-            Some(_) => {}
+            return Ok(Err(Refusal::DeleteNotAuthor(w.unique_id.clone())));
         }
     }
     Ok(Ok(()))

@@ -647,21 +647,23 @@ impl Store {
         .await?)
     }
 
-    /// Who deposited the patient's current document with this uniqueId
-    /// (what a withdrawal, ANS action `D`, names): None when the record
-    /// holds no current document with it (unknown, replaced or withdrawn).
-    pub async fn current_document_depositor(
+    /// Who deposited each current document of the patient with this
+    /// uniqueId (what a withdrawal, ANS action `D`, names; a package sent
+    /// twice files two): (depositor address, depositing establishment).
+    /// Empty when the record holds no current document with it (unknown,
+    /// replaced or withdrawn).
+    pub async fn current_document_depositors(
         &self,
         patient_id: i64,
         unique_id: &str,
-    ) -> Result<Option<(Option<String>, Option<String>)>, StoreError> {
+    ) -> Result<Vec<(Option<String>, Option<String>)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT deposited_by, deposited_establishment FROM documents WHERE patient_id = $1 \
-             AND unique_id = $2 AND status = 'current' ORDER BY version DESC LIMIT 1",
+             AND unique_id = $2 AND status = 'current' ORDER BY id",
         )
         .bind(patient_id)
         .bind(unique_id)
-        .fetch_optional(self.pool())
+        .fetch_all(self.pool())
         .await?)
     }
 
