@@ -422,6 +422,13 @@ async fn rules_hold_on_the_professionals_api(db: Db) {
     );
     let (_, docs) = api(&server, &ca, "GET", "/api/v1/documents", Some(&token), None);
     assert_eq!(docs["documents"].as_array().unwrap().len(), 3);
+    // Its author withdraws it the same way (ANS action D); once gone, a
+    // second withdrawal names an unknown document.
+    let withdrawal = common::xdm_withdrawal("LDL-SES_2022.01");
+    assert_eq!(deposit(&authorised, &withdrawal), 201);
+    let (_, docs) = api(&server, &ca, "GET", "/api/v1/documents", Some(&token), None);
+    assert_eq!(docs["documents"].as_array().unwrap().len(), 2, "{docs}");
+    assert_eq!(deposit(&authorised, &withdrawal), 403);
 }
 
 async fn audit_log_is_append_only_and_verified(db: Db) {

@@ -823,7 +823,464 @@ async fn fhir_bundle_feeds_the_profile(db: Db) {
     assert_eq!(code, 550);
 }
 
+/// The entries of a package, folders left out, in order.
+fn entries(zip: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).unwrap();
+    let mut out = Vec::new();
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).unwrap();
+        if f.is_dir() {
+            continue;
+        }
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).unwrap();
+        out.push((f.name().to_string(), data));
+    }
+    out
+}
+
+/// A zip of `files`, as an archiver would write them.
+fn pack(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, data) in files {
+        w.start_file(name.as_str(), zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// The VSM sample asking for the withdrawal of its document (its ANS
+/// action slot turned from C to D); `unique_id` replaces the document's
+/// uniqueId when given.
+fn deletion_of_vsm(unique_id: Option<&str>) -> Vec<u8> {
+    const VSM_ID: &str = "value=\"1.2.250.1.213.1.1.1.13.2022.1.1\"";
+    rewrite(
+        &sample("VSM_1.4_2022.01"),
+        |name, data| {
+            if !name.ends_with("METADATA.XML") {
+                return data;
+            }
+            let text = String::from_utf8(data).unwrap();
+            assert!(text.contains(VSM_ID), "the sample's uniqueId");
+            let text = replace_slot(&text, "urn:action:extraMetadataSlot", "D");
+            match unique_id {
+                Some(id) => text.replace(VSM_ID, &format!("value=\"{id}\"")),
+                None => text,
+            }
+            .into_bytes()
+        },
+        true,
+    )
+}
+
+/// The MDNs in `address`'s INBOX, whole, once `count` of them arrived.
+async fn mdns(store: &mes::store::Store, address: &str, count: usize) -> Vec<Vec<u8>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found: Vec<Vec<u8>> = inbox(store, address)
+            .await
+            .into_iter()
+            .map(|m| m.data)
+            .filter(|d| {
+                MessageParser::default().parse(d).is_some_and(|m| {
+                    m.content_type().is_some_and(|ct| {
+                        ct.attribute("report-type") == Some("disposition-notification")
+                    })
+                })
+            })
+            .collect();
+        if found.len() >= count || std::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The latest indexing outcome recorded for `recipient`: (outcome, detail,
+/// X-MSS-CODECDA, X-MSS-INS, remarks).
+async fn last_outcome(
+    store: &mes::store::Store,
+    recipient: &str,
+) -> (String, String, Option<String>, Option<String>, String) {
+    sqlx::query_as(
+        "SELECT outcome, detail, header_codecda, header_ins, remarks FROM indexing_outcomes \
+         WHERE recipient = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(recipient)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+/// A C package then its D package from the same author: the document is
+/// withdrawn (kept as `deleted` for the audit and the archive, nowhere
+/// else), its profile items go, the MDN says processed with the MSSanté
+/// headers, the audit trail names the author; asking again is a 904.
+async fn withdrawal_by_its_author(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ca = instance.cert("ca.pem");
+    let dnt = format!("Disposition-Notification-To: <{JEAN}>\r\n");
+    let headers = format!("{dnt}X-MSS-CODECDA: SYNTH\r\nX-MSS-INS: O\r\n");
+    let create = sample("VSM_1.4_2022.01");
+    assert_eq!(
+        send_package(&instance, &server, PATIENT, &create, &headers).await,
+        250
+    );
+    let store = open_store(&instance).await;
+    let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
+    let docs = store.documents_of(patient.id).await.unwrap();
+    assert_eq!(docs.len(), 1);
+    let id = docs[0].id;
+    assert!(
+        store
+            .profile_of(patient.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|i| i.document_id == Some(id)),
+        "the VSM feeds the profile"
+    );
+    let declared = r#"{"category": "allergies", "label": "Pollen de bouleau"}"#;
+    let token = api_login(&server, &ca, "279035121518989", PATIENT_PW);
+    let (status, _) = api(
+        &server,
+        &ca,
+        "POST",
+        "/api/v1/profile",
+        Some(&token),
+        Some(declared),
+    );
+    assert_eq!(status, 201);
+    let outcome = last_outcome(&store, PATIENT).await;
+    assert_eq!(
+        (
+            outcome.2.as_deref(),
+            outcome.3.as_deref(),
+            outcome.4.as_str()
+        ),
+        (Some("SYNTH"), Some("O"), ""),
+        "headers recorded, in agreement: {outcome:?}"
+    );
+
+    let delete = deletion_of_vsm(None);
+    assert_eq!(
+        entries(&delete),
+        entries(&common::xdm_withdrawal("VSM_1.4_2022.01")),
+        "one way to build a withdrawal"
+    );
+    assert_eq!(
+        send_package(&instance, &server, PATIENT, &delete, &dnt).await,
+        250
+    );
+    // Nowhere in the dossier or the profile …
+    assert!(store.documents_of(patient.id).await.unwrap().is_empty());
+    assert_eq!(store.document_of(patient.id, id).await.unwrap(), None);
+    let profile = store.profile_of(patient.id).await.unwrap();
+    assert_eq!(
+        profile.len(),
+        1,
+        "only what the patient declared: {profile:?}"
+    );
+    assert_eq!(profile[0].document_id, None);
+    let (status, body) = api(&server, &ca, "GET", "/api/v1/documents", Some(&token), None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["documents"].as_array().map(Vec::len),
+        Some(0),
+        "{body}"
+    );
+    let (status, _) = api(
+        &server,
+        &ca,
+        "GET",
+        &format!("/api/v1/documents/{id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 404);
+    // … but kept for the archive, marked deleted, and no second copy filed.
+    let archive = store.documents_archive(patient.id).await.unwrap();
+    assert_eq!(archive.len(), 1, "{archive:?}");
+    assert_eq!((archive[0].id, archive[0].status.as_str()), (id, "deleted"));
+    let outcome = last_outcome(&store, PATIENT).await;
+    assert_eq!(outcome.0, "indexed");
+    assert_eq!(outcome.1, "0 document(s), 1 withdrawn");
+    assert!(
+        outcome.4.contains("X-MSS-CODECDA disagrees"),
+        "a CDA came without its header: {outcome:?}"
+    );
+    // The audit trail says who withdrew what.
+    let trail = mes::audit::entries_for(&store, PATIENT).await.unwrap();
+    let deleted: Vec<_> = trail
+        .iter()
+        .filter(|e| e.action == "document.delete")
+        .collect();
+    assert_eq!(deleted.len(), 1, "{trail:?}");
+    assert_eq!(deleted[0].actor, JEAN);
+    assert!(deleted[0].detail.contains(&format!("document {id}")));
+    // Both MDNs say processed, with the MSSanté headers of what was read.
+    let reports = mdns(&store, JEAN, 2).await;
+    assert_eq!(reports.len(), 2);
+    for raw in &reports {
+        let msg = MessageParser::default().parse(raw).unwrap();
+        assert_eq!(
+            msg.header_raw("X-MSS-CODECDA").map(str::trim),
+            Some("SYNTH")
+        );
+        assert_eq!(msg.header_raw("X-MSS-INS").map(str::trim), Some("O"));
+        let text = String::from_utf8_lossy(raw);
+        assert!(
+            text.contains("MDN-sent-automatically; processed\r\n"),
+            "{text}"
+        );
+    }
+    // Withdrawn already: a second request names an unknown document.
+    assert_eq!(
+        send_package(&instance, &server, PATIENT, &delete, &dnt).await,
+        550
+    );
+    let reports = mdns(&store, JEAN, 3).await;
+    assert!(
+        reports
+            .iter()
+            .any(|r| String::from_utf8_lossy(r).contains("Error: 904 ")),
+        "an error MDN 904"
+    );
+    assert_eq!(
+        store.documents_archive(patient.id).await.unwrap().len(),
+        1,
+        "nothing changed"
+    );
+}
+
+/// A withdrawal by another author than the document's (906) or of a
+/// document the record does not hold (904) is refused at the end of DATA
+/// with an error MDN, and nothing changes.
+async fn withdrawal_refused(db: Db) {
+    let (instance, server) = setup(db).await;
+    const PIERRE: &str = "pierre.martin@hopital-a.mes.test";
+    instance.add_named_user(PIERRE, "professional", "Dr Pierre Martin", PW);
+    assert_eq!(
+        send_package(&instance, &server, PATIENT, &sample("VSM_1.4_2022.01"), "").await,
+        250
+    );
+    let store = open_store(&instance).await;
+    let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
+    let before_docs = store.documents_of(patient.id).await.unwrap();
+    let before_profile = store.profile_of(patient.id).await.unwrap();
+    assert_eq!(before_docs.len(), 1);
+    assert!(!before_profile.is_empty());
+
+    let dnt = format!("Disposition-Notification-To: <{PIERRE}>\r\n");
+    let code = common::send_xdm(
+        &instance,
+        &server,
+        (PIERRE, PW),
+        PATIENT,
+        &deletion_of_vsm(None),
+        &dnt,
+    )
+    .await;
+    assert_eq!(code, 550, "another author");
+    let dnt = format!("Disposition-Notification-To: <{JEAN}>\r\n");
+    let unknown = deletion_of_vsm(Some("1.2.250.1.213.1.1.1.13.2022.1.99"));
+    assert_eq!(
+        send_package(&instance, &server, PATIENT, &unknown, &dnt).await,
+        550,
+        "unknown uniqueId"
+    );
+    // The reply text names the code too.
+    let log = server.log();
+    assert!(
+        log.contains("code=906") && log.contains("code=904"),
+        "{log}"
+    );
+
+    let pierre = mdns(&store, PIERRE, 1).await;
+    assert_eq!(pierre.len(), 1);
+    let text = String::from_utf8_lossy(&pierre[0]);
+    assert!(text.contains("; processed/error\r\n"), "{text}");
+    assert!(text.contains("Error: 906 "), "{text}");
+    let jean = mdns(&store, JEAN, 1).await;
+    assert_eq!(jean.len(), 1);
+    let text = String::from_utf8_lossy(&jean[0]);
+    assert!(text.contains("Error: 904 "), "{text}");
+    // An error MDN about a CDA still carries its headers.
+    let msg = MessageParser::default().parse(&jean[0]).unwrap();
+    assert_eq!(
+        msg.header_raw("X-MSS-CODECDA").map(str::trim),
+        Some("SYNTH")
+    );
+
+    // Nothing changed: the document, the profile, the trail; the patient
+    // received neither message.
+    assert_eq!(store.documents_of(patient.id).await.unwrap(), before_docs);
+    assert_eq!(store.profile_of(patient.id).await.unwrap(), before_profile);
+    assert_eq!(store.documents_archive(patient.id).await.unwrap().len(), 1);
+    let trail = mes::audit::entries_for(&store, PATIENT).await.unwrap();
+    assert!(
+        !trail.iter().any(|e| e.action == "document.delete"),
+        "{trail:?}"
+    );
+    assert_eq!(inbox(&store, PATIENT).await.len(), 1);
+
+    // The same uniqueId filed by two authors: a withdrawal takes every
+    // current copy, so neither author alone may ask for it.
+    let vsm = sample("VSM_1.4_2022.01");
+    assert_eq!(
+        common::send_xdm(&instance, &server, (PIERRE, PW), PATIENT, &vsm, "").await,
+        250
+    );
+    let delete = deletion_of_vsm(None);
+    assert_eq!(
+        send_package(&instance, &server, PATIENT, &delete, "").await,
+        550
+    );
+    assert_eq!(
+        common::send_xdm(&instance, &server, (PIERRE, PW), PATIENT, &delete, "").await,
+        550
+    );
+    assert_eq!(store.documents_of(patient.id).await.unwrap().len(), 2);
+}
+
+/// What everyday zip tools do to a package is accepted, with the reason in
+/// the indexing outcome: a URI differing from its entry by case, a BOM
+/// before METADATA.XML, `__MACOSX/` and other junk, one top folder. A
+/// disagreeing X-MSS-CODECDA is recorded too.
+async fn tolerated_packages_are_indexed(db: Db) {
+    let (instance, server) = setup(db).await;
+    let ldl = entries(&sample("LDL-SES_2022.01"));
+    let renamed = |f: &dyn Fn(&str) -> String| -> Vec<(String, Vec<u8>)> {
+        ldl.iter().map(|(n, d)| (f(n), d.clone())).collect()
+    };
+    let case = pack(&renamed(&|n: &str| n.replace("DOC0001.XML", "doc0001.xml")));
+    let bom = pack(
+        &ldl.iter()
+            .map(|(n, d)| {
+                let mut d = d.clone();
+                if n.ends_with("METADATA.XML") {
+                    d.splice(0..0, [0xEF, 0xBB, 0xBF]);
+                }
+                (n.clone(), d)
+            })
+            .collect::<Vec<_>>(),
+    );
+    let mut junk_files = ldl.clone();
+    for name in [
+        "__MACOSX/IHE_XDM/SUBSET01/._DOC0001.XML",
+        "__MACOSX/IHE_XDM/SUBSET01/._METADATA.XML",
+        "IHE_XDM/SUBSET01/.DS_Store",
+        "Thumbs.db",
+    ] {
+        junk_files.push((name.to_string(), b"\x00\x05\x16\x07junk".to_vec()));
+    }
+    let junk = pack(&junk_files);
+    let top = pack(&renamed(&|n: &str| format!("Envoi du 3 mai/{n}")));
+    let cases: [(&str, &[u8], &str); 4] = [
+        ("case-different URI", &case, "ignoring case"),
+        ("BOM", &bom, "byte-order mark"),
+        ("junk entries", &junk, "4 junk zip entries ignored"),
+        ("top folder", &top, "one top folder"),
+    ];
+    let store = open_store(&instance).await;
+    let patient = store.account_by_address(PATIENT).await.unwrap().unwrap();
+    let dnt = format!("Disposition-Notification-To: <{JEAN}>\r\n");
+    for (n, (what, zip, reason)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            send_package(&instance, &server, PATIENT, zip, &dnt).await,
+            250,
+            "{what}"
+        );
+        let (outcome, detail, _, _, remarks) = last_outcome(&store, PATIENT).await;
+        assert_eq!(
+            (outcome.as_str(), detail.as_str()),
+            ("indexed", "1 document(s)"),
+            "{what}"
+        );
+        assert!(
+            remarks.contains("tolerated: ") && remarks.contains(reason),
+            "{what}: {remarks}"
+        );
+        assert_eq!(
+            store.documents_of(patient.id).await.unwrap().len(),
+            n + 1,
+            "{what}"
+        );
+    }
+    // Each filed document reads back byte for byte from its message.
+    let want = &ldl
+        .iter()
+        .find(|(n, _)| n.ends_with("DOC0001.XML"))
+        .unwrap()
+        .1;
+    let limits = mes::dossier::limits::Limits::default();
+    for d in store.documents_of(patient.id).await.unwrap() {
+        let message = store.blob(&d.blob_hash).await.unwrap();
+        let at = d.reference.clone().expect("a reference").into();
+        let got = mes::dossier::filing::extract(&message, &at, &d.unique_id, &limits);
+        assert_eq!(got.as_ref(), Some(want), "{}", d.id);
+    }
+    assert!(
+        !store.profile_of(patient.id).await.unwrap().is_empty(),
+        "the profile is fed"
+    );
+    let processed = mdns(&store, JEAN, 4).await;
+    assert_eq!(processed.len(), 4);
+    assert!(processed.iter().all(|r| {
+        let m = MessageParser::default().parse(r).unwrap();
+        m.header_raw("X-MSS-CODECDA").map(str::trim) == Some("11490-0")
+    }));
+
+    // Headers that disagree with the package are recorded with the outcome.
+    let said = "X-MSS-CODECDA: SYNTH\r\nX-MSS-INS: N\r\n";
+    assert_eq!(
+        send_package(
+            &instance,
+            &server,
+            PATIENT,
+            &sample("LDL-SES_2022.01"),
+            said
+        )
+        .await,
+        250
+    );
+    let (_, _, codecda, ins, remarks) = last_outcome(&store, PATIENT).await;
+    assert_eq!(
+        (codecda.as_deref(), ins.as_deref()),
+        (Some("SYNTH"), Some("N"))
+    );
+    assert!(remarks.contains("X-MSS-CODECDA disagrees"), "{remarks}");
+    assert!(remarks.contains("X-MSS-INS disagrees"), "{remarks}");
+
+    // Integrity and identity stay strict inside a tolerated layout.
+    let wrong_hash = pack(
+        &renamed(&|n: &str| format!("Envoi/{n}"))
+            .into_iter()
+            .map(|(n, mut d)| {
+                if n.ends_with("DOC0001.XML") {
+                    let last = d.len() - 2;
+                    d[last] ^= 0x20;
+                }
+                (n, d)
+            })
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        send_package(&instance, &server, PATIENT, &wrong_hash, "").await,
+        550
+    );
+    assert_eq!(
+        send_package(&instance, &server, OTHER, &junk, "").await,
+        550
+    );
+    assert_eq!(store.documents_of(patient.id).await.unwrap().len(), 5);
+}
+
 both_backends!(
+    withdrawal_by_its_author,
+    withdrawal_refused,
+    tolerated_packages_are_indexed,
     replacement_supersedes,
     fhir_bundle_feeds_the_profile,
     indexed_as_the_fixtures,

@@ -22,7 +22,8 @@ use super::trace::{self, TraceInfo};
 use super::{Deliverer, DeliveryError, NewRecipient, Stored};
 use crate::config::QuotaSettings;
 use crate::dossier::authorship;
-use crate::dossier::filing::{self, Depositor, PatientRecipient};
+use crate::dossier::filing::{self, Depositor, PatientRecipient, Refused};
+use crate::dossier::headers::MssHeaders;
 use crate::dossier::limits::Limits;
 use crate::dossier::mdn::{self, Disposition};
 use crate::identity::AccountKind;
@@ -450,13 +451,14 @@ impl Acceptor {
             _ => None,
         };
         let mdn_to = mdn_address(&facts, envelope.mail_from);
-        let (dossier, filed_for, analysis) = match authored.as_ref().and_then(Authored::author) {
-            Some(author) if rules.files_documents => {
-                self.examine_dossier(&envelope, &content, &facts, author, mdn_to.as_deref())
-                    .await?
-            }
-            _ => (None, Vec::new(), None),
-        };
+        let (dossier, filed_for, analysis, documents) =
+            match authored.as_ref().and_then(Authored::author) {
+                Some(author) if rules.files_documents => {
+                    self.examine_dossier(&envelope, &content, &facts, author, mdn_to.as_deref())
+                        .await?
+                }
+                _ => (None, Vec::new(), None, MssHeaders::default()),
+            };
         let mdn_content = (mdn_to.is_some() && !filed_for.is_empty()).then(|| content.clone());
         let patients: Vec<i64> = envelope
             .recipients
@@ -489,7 +491,7 @@ impl Acceptor {
                 message_id: facts.message_id,
                 mdn: mdn_to
                     .zip(mdn_content)
-                    .map(|(to, content)| (to, content, filed_for)),
+                    .map(|(to, content)| (to, content, filed_for, documents)),
             },
             message,
         })
@@ -538,7 +540,7 @@ impl Acceptor {
                 n.spawn_message_for(patient);
             }
         }
-        if let Some((to, content, filed_for)) = mdn {
+        if let Some((to, content, filed_for, documents)) = mdn {
             // Tell the sender its documents were filed.
             let this = self.clone();
             self.services.after_commit.spawn(async move {
@@ -548,6 +550,7 @@ impl Acceptor {
                         &patient,
                         message_id.as_deref(),
                         &content,
+                        &documents,
                         Disposition::Processed,
                     )
                     .await;
@@ -728,10 +731,12 @@ impl Acceptor {
     }
 
     /// Indexes structured attachments for local recipients: the rows to file
-    /// with the message, the patients whose documents were filed, and the
-    /// IMAP structure from the same parse. A message whose documents do not
-    /// concern its patient recipient is refused whole (with an error MDN when
-    /// the sender asked for one).
+    /// with the message, the patients whose documents were filed, the IMAP
+    /// structure from the same parse, and the MSSanté headers of the
+    /// documents read (for the MDN). A message whose documents do not
+    /// concern its patient recipient, or that replaces or withdraws another
+    /// author's document, is refused whole (with an error MDN when the
+    /// sender asked for one).
     async fn examine_dossier(
         &self,
         envelope: &Envelope<'_>,
@@ -739,7 +744,15 @@ impl Acceptor {
         facts: &MessageFacts,
         author: &Author,
         mdn_to: Option<&str>,
-    ) -> Result<(Option<Box<DossierFiling>>, Vec<String>, Option<Analysis>), AcceptError> {
+    ) -> Result<
+        (
+            Option<Box<DossierFiling>>,
+            Vec<String>,
+            Option<Analysis>,
+            MssHeaders,
+        ),
+        AcceptError,
+    > {
         let store = &self.services.store;
         let mut patients = Vec::new();
         let mut professionals = Vec::new();
@@ -758,7 +771,7 @@ impl Acceptor {
             }
         }
         if patients.is_empty() && professionals.is_empty() {
-            return Ok((None, Vec::new(), None));
+            return Ok((None, Vec::new(), None, MssHeaders::default()));
         }
         let raw = content.to_vec();
         let p = patients.clone();
@@ -773,22 +786,26 @@ impl Acceptor {
             (Analysis::of_parsed(&raw, &parsed), outcome)
         })
         .await?;
-        // Only a document's author replaces it.
+        // Only a document's author replaces or withdraws it.
         let outcome = match outcome {
-            Ok(mut e) => match e.filing.as_mut() {
-                Some(filing) => {
-                    let depositor = Depositor::new(
-                        &author.address,
-                        author.kind,
-                        author.establishment.as_deref(),
-                    );
-                    authorship::sign_and_check(store, filing, &depositor)
-                        .await?
-                        .map(|()| e)
+            Ok(mut e) => {
+                let headers = e.headers.clone();
+                match e.filing.as_mut() {
+                    Some(filing) => {
+                        let depositor = Depositor::new(
+                            &author.address,
+                            author.kind,
+                            author.establishment.as_deref(),
+                        );
+                        authorship::sign_and_check(store, filing, &depositor)
+                            .await?
+                            .map(|()| e)
+                            .map_err(|refusal| Refused { refusal, headers })
+                    }
+                    None => Ok(e),
                 }
-                None => Ok(e),
-            },
-            Err(refusal) => Err(refusal),
+            }
+            Err(refused) => Err(refused),
         };
         match outcome {
             // What the dossier decided becomes the store's rows here, once.
@@ -796,8 +813,9 @@ impl Acceptor {
                 e.filing.map(|f| Box::new(DossierFiling::from(f))),
                 e.filed_for,
                 Some(analysis),
+                e.headers,
             )),
-            Err(refusal) => {
+            Err(Refused { refusal, headers }) => {
                 tracing::warn!(code = refusal.mdn_code(), "structured attachments refused");
                 if let Some(to) = mdn_to {
                     for p in &patients {
@@ -806,6 +824,7 @@ impl Acceptor {
                             &p.address,
                             facts.message_id.as_deref(),
                             content,
+                            &headers,
                             Disposition::Error(refusal.mdn_code(), refusal.to_string()),
                         )
                         .await;
@@ -823,6 +842,7 @@ impl Acceptor {
         recipient: &str,
         message_id: Option<&str>,
         content: &[u8],
+        documents: &MssHeaders,
         disposition: Disposition,
     ) {
         // Reports go to senders, never into a patient's mailbox.
@@ -836,6 +856,7 @@ impl Acceptor {
             final_recipient: recipient,
             message_id,
             headers: crate::mime::header_fields(content),
+            documents,
         };
         match mdn::build(&self.services.hostname, &original, &disposition) {
             Ok(report) => {
@@ -869,8 +890,9 @@ struct AfterCommit<'a> {
     patients: Vec<i64>,
     /// The message's Message-ID (MDNs).
     message_id: Option<String>,
-    /// An MDN to send: to whom, about which content, for which patients.
-    mdn: Option<(String, Vec<u8>, Vec<String>)>,
+    /// An MDN to send: to whom, about which content, for which patients,
+    /// with the MSSanté headers of its documents.
+    mdn: Option<(String, Vec<u8>, Vec<String>, MssHeaders)>,
 }
 
 fn is_local(r: &NewRecipient) -> bool {

@@ -7,9 +7,10 @@
 
 use mail_parser::{Message, MimeHeaders};
 
+use super::headers::{MssHeaders, ReceivedHeaders};
 use super::identity::{self, IdentityProblem};
 use super::limits::Limits;
-use super::metadata::Code;
+use super::metadata::{Code, EntryAction};
 use super::profile::ProfileItem;
 use super::{Indexed, IndexedDocument, ProfileCategory, index_attachment};
 
@@ -24,6 +25,20 @@ pub struct Filing {
     pub documents: Vec<(i64, FiledDocument)>,
     /// One per recipient that had structured attachments.
     pub outcomes: Vec<Outcome>,
+    /// (patient account id, document to withdraw): ANS action `D`.
+    pub withdrawals: Vec<(i64, Withdrawal)>,
+}
+
+/// A document the sender asks to withdraw from a patient's record (an
+/// entry whose `urn:action:extraMetadataSlot` is `D`). The document stays
+/// stored, marked `deleted`, for the audit trail and the archive; only its
+/// author may ask ([`super::authorship::sign_and_check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// uniqueId of the document to withdraw.
+    pub unique_id: String,
+    /// The proven author who asks ([`Depositor::sign`]): the audit entry's actor.
+    pub requested_by: Option<String>,
 }
 
 /// A document to file in a patient's record.
@@ -175,6 +190,11 @@ pub struct Outcome {
     pub kind: OutcomeKind,
     /// Details, without health data (counts, what could not be read).
     pub detail: String,
+    /// The MSSanté headers the message carried.
+    pub headers: ReceivedHeaders,
+    /// What was tolerated to read the attachments, and where the headers
+    /// disagree with them (one remark each).
+    pub remarks: Vec<String>,
 }
 
 /// The kinds of indexing outcome (stored by name).
@@ -222,6 +242,32 @@ pub enum Refusal {
     /// A replacement (RPLC) of a document deposited by someone else.
     #[error("Remplacement refusé : le document {0} a été déposé par un autre auteur")]
     NotAuthor(String),
+    /// A withdrawal (action `D`) of a document the patient's record does
+    /// not hold as current.
+    #[error("Suppression refusée : le document {0} est inconnu dans le dossier du patient")]
+    UnknownDocument(String),
+    /// A withdrawal (action `D`) of a document deposited by someone else.
+    #[error("Suppression refusée : le document {0} a été déposé par un autre auteur")]
+    DeleteNotAuthor(String),
+}
+
+/// A refusal, with the MSSanté header values of what was read (for the
+/// error MDN), when the attachments could be read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{refusal}")]
+pub struct Refused {
+    /// Why.
+    pub refusal: Refusal,
+    /// `X-MSS-CODECDA` / `X-MSS-INS` of the documents read.
+    pub headers: MssHeaders,
+}
+
+/// Up to 128 printable ASCII characters of a document id, for an SMTP reply.
+fn ascii_id(id: &str) -> String {
+    id.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(128)
+        .collect()
 }
 
 impl Refusal {
@@ -239,7 +285,15 @@ impl Refusal {
             }
             Refusal::NotAuthor(id) => format!(
                 "Replacement refused: document {} was deposited by another author [906]",
-                id.chars().filter(|c| c.is_ascii_graphic()).take(128).collect::<String>()
+                ascii_id(id)
+            ),
+            Refusal::UnknownDocument(id) => format!(
+                "Deletion refused: document {} is not in the patient's record [904]",
+                ascii_id(id)
+            ),
+            Refusal::DeleteNotAuthor(id) => format!(
+                "Deletion refused: document {} was deposited by another author [906]",
+                ascii_id(id)
             ),
             Refusal::Unreadable(why) => format!(
                 "Structured attachment refused: {} [900]",
@@ -249,12 +303,15 @@ impl Refusal {
     }
 
     /// Integration error code for the MDN (900 invalid content, 902, 903,
-    /// 905; 906 for a replacement by another author than the document's).
+    /// 905; 904 for a withdrawal of a document the record does not hold;
+    /// 906 for a replacement or withdrawal by another author than the
+    /// document's).
     pub fn mdn_code(&self) -> u16 {
         match self {
             Refusal::Identity(p) => p.mdn_code(),
             Refusal::Unreadable(_) => 900,
-            Refusal::NotAuthor(_) => 906,
+            Refusal::UnknownDocument(_) => 904,
+            Refusal::NotAuthor(_) | Refusal::DeleteNotAuthor(_) => 906,
         }
     }
 }
@@ -297,8 +354,11 @@ impl Depositor {
         }
     }
 
-    /// Records this depositor on every document of `filing`.
+    /// Records this depositor on every document and withdrawal of `filing`.
     pub fn sign(&self, filing: &mut Filing) {
+        for (_, w) in &mut filing.withdrawals {
+            w.requested_by = Some(self.address.clone());
+        }
         for (_, d) in &mut filing.documents {
             d.deposited_by = Some(self.address.clone());
             d.deposited_establishment = self
@@ -328,6 +388,8 @@ pub struct Examination {
     pub filing: Option<Filing>,
     /// Patients whose documents were filed (for the `processed` MDN).
     pub filed_for: Vec<String>,
+    /// `X-MSS-CODECDA` / `X-MSS-INS` of the documents read (for MDNs).
+    pub headers: MssHeaders,
 }
 
 fn code_text(c: Option<&Code>) -> Option<String> {
@@ -351,13 +413,28 @@ fn filed_item(i: &ProfileItem, author: Option<&str>) -> FiledItem {
     }
 }
 
-/// The documents of one indexed attachment for one patient.
+/// The documents of one indexed attachment for one patient, and the
+/// documents it asks to withdraw (entries marked `D`: nothing of them is filed).
 /// `part` is the attachment's index in its message, when there is one: its
 /// package's documents are then filed as references into the message.
-fn documents_of(indexed: &Indexed, message_title: &str, part: Option<usize>) -> Vec<FiledDocument> {
+fn documents_of(
+    indexed: &Indexed,
+    message_title: &str,
+    part: Option<usize>,
+) -> (Vec<FiledDocument>, Vec<Withdrawal>) {
     let mut out = Vec::new();
+    let mut withdrawals = Vec::new();
     for d in &indexed.documents {
         let entry = d.entry.as_ref();
+        if let Some(e) = entry
+            && e.action == EntryAction::Delete
+        {
+            withdrawals.push(Withdrawal {
+                unique_id: e.unique_id.clone(),
+                requested_by: None,
+            });
+            continue;
+        }
         let author = entry.and_then(|e| e.authors.first());
         let person = author.and_then(|a| a.person.clone()).or_else(|| {
             d.cda
@@ -427,7 +504,7 @@ fn documents_of(indexed: &Indexed, message_title: &str, part: Option<usize>) -> 
             )
         });
     }
-    out
+    (out, withdrawals)
 }
 
 /// Reads back a document filed as a reference into its message
@@ -473,7 +550,7 @@ pub fn examine(
     patients: &[PatientRecipient],
     professionals: &[String],
     limits: &Limits,
-) -> Result<Examination, Refusal> {
+) -> Result<Examination, Refused> {
     match crate::mime::parse(raw) {
         Some(msg) => examine_parsed(&msg, patients, professionals, limits),
         None => Ok(Examination::default()),
@@ -487,7 +564,7 @@ pub fn examine_parsed(
     patients: &[PatientRecipient],
     professionals: &[String],
     limits: &Limits,
-) -> Result<Examination, Refusal> {
+) -> Result<Examination, Refused> {
     // (what was found, FHIR content, index of the attachment)
     let mut found: Vec<(Result<Indexed, String>, Vec<u8>, usize)> = Vec::new();
     // What the message's structured attachments hold once read, all together.
@@ -534,17 +611,33 @@ pub fn examine_parsed(
         return Ok(Examination::default());
     }
     let subject = msg.subject().unwrap_or_default().to_string();
+    let headers = MssHeaders::of(found.iter().filter_map(|(r, _, _)| r.as_ref().ok()));
+    let received = ReceivedHeaders::read(msg);
+    let mut remarks: Vec<String> = found
+        .iter()
+        .filter_map(|(r, _, _)| r.as_ref().ok())
+        .flat_map(|i| i.tolerated.iter().map(|t| format!("tolerated: {t}")))
+        .collect();
+    remarks.extend(received.disagreements(&headers));
+    let refused = |refusal: Refusal| Refused {
+        refusal,
+        headers: headers.clone(),
+    };
     let mut filing = Filing::default();
     let mut filed_for = Vec::new();
     for p in patients {
         for (r, _, _) in &found {
-            let indexed = r.as_ref().map_err(|e| Refusal::Unreadable(e.clone()))?;
-            identity::check_indexed(&p.ins, indexed).map_err(Refusal::Identity)?;
+            let indexed = r
+                .as_ref()
+                .map_err(|e| refused(Refusal::Unreadable(e.clone())))?;
+            identity::check_indexed(&p.ins, indexed).map_err(|e| refused(Refusal::Identity(e)))?;
         }
         let mut count = 0;
+        let mut withdrawn = 0;
         for (r, fhir_raw, index) in &found {
             let Ok(indexed) = r else { continue };
-            for mut d in documents_of(indexed, &subject, Some(*index)) {
+            let (documents, withdrawals) = documents_of(indexed, &subject, Some(*index));
+            for mut d in documents {
                 if d.source == DocumentSource::Fhir {
                     d.data = fhir_raw.clone();
                 }
@@ -554,11 +647,21 @@ pub fn examine_parsed(
                 filing.documents.push((p.account_id, d));
                 count += 1;
             }
+            for w in withdrawals {
+                filing.withdrawals.push((p.account_id, w));
+                withdrawn += 1;
+            }
         }
         filing.outcomes.push(Outcome {
             recipient: p.address.clone(),
             kind: OutcomeKind::Indexed,
-            detail: format!("{count} document(s)"),
+            detail: if withdrawn == 0 {
+                format!("{count} document(s)")
+            } else {
+                format!("{count} document(s), {withdrawn} withdrawn")
+            },
+            headers: received.clone(),
+            remarks: remarks.clone(),
         });
         filed_for.push(p.address.clone());
     }
@@ -582,11 +685,14 @@ pub fn examine_parsed(
             } else {
                 problems.join("; ")
             },
+            headers: received.clone(),
+            remarks: remarks.clone(),
         });
     }
     Ok(Examination {
         filing: Some(filing),
         filed_for,
+        headers,
     })
 }
 
@@ -599,17 +705,33 @@ pub fn deposit(zip: &[u8], patient: &PatientRecipient, limits: &Limits) -> Resul
         None => return Err(Refusal::Unreadable("not an IHE XDM package".into())),
     };
     identity::check_indexed(&patient.ins, &indexed).map_err(Refusal::Identity)?;
-    let documents: Vec<(i64, FiledDocument)> = documents_of(&indexed, "", None)
+    let (documents, withdrawals) = documents_of(&indexed, "", None);
+    let documents: Vec<(i64, FiledDocument)> = documents
         .into_iter()
         .map(|d| (patient.account_id, d))
+        .collect();
+    let withdrawals: Vec<(i64, Withdrawal)> = withdrawals
+        .into_iter()
+        .map(|w| (patient.account_id, w))
         .collect();
     Ok(Filing {
         outcomes: vec![Outcome {
             recipient: patient.address.clone(),
             kind: OutcomeKind::Indexed,
-            detail: format!("{} document(s), deposited", documents.len()),
+            detail: format!(
+                "{} document(s), {} withdrawn, deposited",
+                documents.len(),
+                withdrawals.len()
+            ),
+            headers: ReceivedHeaders::default(),
+            remarks: indexed
+                .tolerated
+                .iter()
+                .map(|t| format!("tolerated: {t}"))
+                .collect(),
         }],
         documents,
+        withdrawals,
     })
 }
 

@@ -1,13 +1,18 @@
 //! Message disposition notifications (RFC 8098) telling a sender what indexing
 //! did with the structured attachments it sent to a patient: `processed` when
 //! they were filed, `processed/error` with the integration error code (902
-//! unknown or other patient, 903 no INS, 905 incomplete INS, …) when not.
+//! unknown or other patient, 903 no INS, 904 unknown document to withdraw,
+//! 905 incomplete INS, 906 another author's document) when not. An MDN about
+//! CDA documents carries their `X-MSS-CODECDA` and `X-MSS-INS`, computed
+//! from the documents read (`dossier::headers`).
 
 use mail_builder::MessageBuilder;
 use mail_builder::headers::HeaderType;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::text::Text;
 use mail_builder::mime::MimePart;
+
+use super::headers::{self, MssHeaders};
 
 /// What the MDN reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +34,8 @@ pub struct Original<'a> {
     pub message_id: Option<&'a str>,
     /// Its header block (returned as text/rfc822-headers).
     pub headers: &'a [u8],
+    /// The MSSanté headers of the documents it carried, as read.
+    pub documents: &'a MssHeaders,
 }
 
 /// Builds the MDN, from our mailer-daemon to the address that asked for it.
@@ -100,6 +107,14 @@ pub fn build(
             .in_reply_to(format!("<{id}>"))
             .references(format!("<{id}>"));
     }
+    if let (Some(codes), Some(ins)) = (
+        original.documents.codecda_value(),
+        original.documents.ins_value(),
+    ) {
+        builder = builder
+            .header(headers::CODECDA, HeaderType::Text(Text::new(codes)))
+            .header(headers::INS, HeaderType::Text(Text::new(ins)));
+    }
     builder.write_to_vec()
 }
 
@@ -136,6 +151,7 @@ mod tests {
             final_recipient: "279035121518989@patient.test",
             message_id: Some("m1@hopital.test"),
             headers: b"Subject: x\r\n\r\n",
+            documents: &MssHeaders::default(),
         };
         let ok = build("mes.test", &original, &Disposition::Processed).unwrap();
         let fields = report_fields(&ok);
@@ -155,5 +171,23 @@ mod tests {
         let fields = report_fields(&err);
         assert!(fields.contains("; processed/error\r\n"), "{fields}");
         assert!(fields.contains("Error: 903 Aucun INS"), "{fields}");
+        let text = String::from_utf8_lossy(&err);
+        assert!(!text.contains("X-MSS-"), "no CDA, no MSSanté header");
+
+        let documents = MssHeaders {
+            codecda: vec!["SYNTH".into(), "11490-0".into()],
+            ins: Some(true),
+        };
+        let about = Original {
+            documents: &documents,
+            ..original
+        };
+        let ok = build("mes.test", &about, &Disposition::Processed).unwrap();
+        let msg = MessageParser::default().parse(&ok).unwrap();
+        assert_eq!(
+            msg.header_raw("X-MSS-CODECDA").map(str::trim),
+            Some("SYNTH,11490-0")
+        );
+        assert_eq!(msg.header_raw("X-MSS-INS").map(str::trim), Some("O"));
     }
 }

@@ -56,6 +56,15 @@ pub enum MetadataError {
     /// A document entry has no XDSDocumentEntry.uniqueId.
     #[error("document entry {0} has no uniqueId")]
     MissingUniqueId(String),
+    /// The `urn:action:extraMetadataSlot` slot holds neither `C` nor `D`:
+    /// guessing what the sender meant could delete or duplicate a document.
+    #[error("document entry {id} has an unknown action {value:?} (expected C or D)")]
+    BadAction {
+        /// Entry id.
+        id: String,
+        /// Slot value as found.
+        value: String,
+    },
     /// The `size` slot is not a number.
     #[error("document entry {id} has an invalid size {value:?}")]
     BadSize {
@@ -196,6 +205,22 @@ pub struct DocumentEntry {
     pub healthcare_facility_type: Option<Code>,
     /// practiceSettingCode.
     pub practice_setting: Option<Code>,
+    /// What the sender asks for this entry (create or delete).
+    pub action: EntryAction,
+}
+
+/// The ANS extra metadata slot that says what to do with a document entry.
+pub const ACTION_SLOT: &str = "urn:action:extraMetadataSlot";
+
+/// What the sender asks for one document entry (ANS `urn:action:extraMetadataSlot`):
+/// packages without the slot create, as every XDM package did before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryAction {
+    /// `C`: file the document (a new one, or a replacement through RPLC).
+    #[default]
+    Create,
+    /// `D`: withdraw the document with this uniqueId from the patient's record.
+    Delete,
 }
 
 /// A relation between registry objects (HasMember, RPLC, APND, XFRM…).
@@ -321,7 +346,19 @@ pub fn parse_metadata(xml: &[u8], limits: &Limits) -> Result<Metadata, MetadataE
             })?),
             None => None,
         };
+        let action = match o.slot_first(ACTION_SLOT) {
+            None => EntryAction::Create,
+            Some(v) if v.eq_ignore_ascii_case("C") => EntryAction::Create,
+            Some(v) if v.eq_ignore_ascii_case("D") => EntryAction::Delete,
+            Some(value) => {
+                return Err(MetadataError::BadAction {
+                    id: o.id.to_owned(),
+                    value,
+                });
+            }
+        };
         entries.push(DocumentEntry {
+            action,
             id: o.id.to_owned(),
             unique_id,
             patient_id: o
@@ -681,5 +718,37 @@ mod tests {
             .unwrap_err(),
             MetadataError::MissingUniqueId("d".into())
         );
+    }
+
+    #[test]
+    fn action_slot_creates_deletes_or_is_refused() {
+        let l = Limits::default();
+        let with = |slot: &str| {
+            format!(
+                "<SubmitObjectsRequest><RegistryObjectList><RegistryPackage id='s'/><ExtrinsicObject id='d'>{slot}\
+                 <ExternalIdentifier identificationScheme='urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab' value='1.2.3'/>\
+                 </ExtrinsicObject></RegistryObjectList></SubmitObjectsRequest>"
+            )
+        };
+        let slot = |v: &str| {
+            format!(
+                "<Slot name='urn:action:extraMetadataSlot'><ValueList><Value>{v}</Value></ValueList></Slot>"
+            )
+        };
+        let action = |xml: String| parse_metadata(xml.as_bytes(), &l).map(|m| m.entries[0].action);
+        assert_eq!(action(with("")), Ok(EntryAction::Create));
+        assert_eq!(action(with(&slot("C"))), Ok(EntryAction::Create));
+        assert_eq!(action(with(&slot(" D "))), Ok(EntryAction::Delete));
+        assert_eq!(
+            action(with(&slot("X"))),
+            Err(MetadataError::BadAction {
+                id: "d".into(),
+                value: "X".into()
+            })
+        );
+        // The ANS VSM sample says C.
+        let zip = corpus("xdm/ans-interop-exemples-xdm/VSM_1.4_2022.01/IHE_XDM.ZIP");
+        let p = crate::dossier::xdm::read_package(&zip, &l).unwrap();
+        assert_eq!(p.metadata.entries[0].action, EntryAction::Create);
     }
 }

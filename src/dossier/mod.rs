@@ -13,6 +13,7 @@ pub mod category;
 pub mod cda;
 pub mod fhir;
 pub mod filing;
+pub mod headers;
 pub mod identity;
 pub mod limits;
 pub mod mdn;
@@ -92,6 +93,8 @@ pub struct Indexed {
     pub replaces: Vec<(String, String)>,
     /// The submission set's patient id (XDM).
     pub submission_patient: Option<metadata::PatientId>,
+    /// What was tolerated to read the package (recorded with the outcome).
+    pub tolerated: Vec<xdm::Tolerance>,
 }
 
 /// Indexes an attachment if it is structured: `None` for ordinary attachments,
@@ -204,6 +207,7 @@ fn index_package(data: &[u8], limits: &Limits) -> Result<Indexed, IndexError> {
         fhir: None,
         replaces,
         submission_patient: pkg.metadata.submission_set.patient_id.clone(),
+        tolerated: pkg.tolerated,
     })
 }
 

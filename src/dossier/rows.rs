@@ -4,7 +4,7 @@
 //! lives here, in the layer that knows both. Also the way back for a stored
 //! document's place in its message ([`filing::extract`](super::filing::extract)).
 
-use super::filing::{DocumentRef, FiledDocument, FiledItem, Filing, Outcome};
+use super::filing::{DocumentRef, FiledDocument, FiledItem, Filing, Outcome, Withdrawal};
 use crate::store::dossier as store;
 
 impl From<Filing> for store::DossierFiling {
@@ -16,6 +16,20 @@ impl From<Filing> for store::DossierFiling {
                 .map(|(patient_id, d)| (patient_id, d.into()))
                 .collect(),
             outcomes: f.outcomes.into_iter().map(Into::into).collect(),
+            withdrawals: f
+                .withdrawals
+                .into_iter()
+                .map(|(patient_id, w)| (patient_id, w.into()))
+                .collect(),
+        }
+    }
+}
+
+impl From<Withdrawal> for store::Withdrawal {
+    fn from(w: Withdrawal) -> store::Withdrawal {
+        store::Withdrawal {
+            unique_id: w.unique_id,
+            requested_by: w.requested_by.unwrap_or_default(),
         }
     }
 }
@@ -75,6 +89,9 @@ impl From<Outcome> for store::IndexingOutcome {
             recipient: o.recipient,
             outcome: o.kind.as_str().to_string(),
             detail: o.detail,
+            header_codecda: o.headers.codecda,
+            header_ins: o.headers.ins,
+            remarks: o.remarks.join("; "),
         }
     }
 }
@@ -139,7 +156,19 @@ mod tests {
                 recipient: "pro@hospital.test".into(),
                 kind: OutcomeKind::NotIndexed,
                 detail: "1 structured attachment(s), professional recipient".into(),
+                headers: crate::dossier::headers::ReceivedHeaders {
+                    codecda: Some("SYNTH".into()),
+                    ins: None,
+                },
+                remarks: vec!["tolerated: a".into(), "tolerated: b".into()],
             }],
+            withdrawals: vec![(
+                7,
+                Withdrawal {
+                    unique_id: "1.2.3".into(),
+                    requested_by: Some("jean@a.test".into()),
+                },
+            )],
         };
         let rows = store::DossierFiling::from(filing);
         let (patient, d) = &rows.documents[0];
@@ -166,5 +195,17 @@ mod tests {
             }
         );
         assert_eq!(rows.outcomes[0].outcome, "not_indexed");
+        assert_eq!(rows.outcomes[0].header_codecda.as_deref(), Some("SYNTH"));
+        assert_eq!(rows.outcomes[0].remarks, "tolerated: a; tolerated: b");
+        assert_eq!(
+            rows.withdrawals,
+            [(
+                7,
+                store::Withdrawal {
+                    unique_id: "1.2.3".into(),
+                    requested_by: "jean@a.test".into()
+                }
+            )]
+        );
     }
 }

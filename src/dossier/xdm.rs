@@ -91,6 +91,68 @@ pub enum XdmError {
     Corrupt(#[source] zip::result::ZipError),
 }
 
+/// A departure from the XDM layout that is accepted because it touches
+/// neither integrity (sizes and hashes are still checked) nor identity:
+/// everyday zip tools produce them. Each is recorded with the indexing
+/// outcome, so the sender's habits stay visible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tolerance {
+    /// A document URI matched its zip entry only when letter case is
+    /// ignored (zip tools on Windows).
+    UriCase {
+        /// The URI given in METADATA.XML.
+        uri: String,
+        /// The zip entry it matched.
+        entry: String,
+    },
+    /// METADATA.XML starts with a UTF-8 byte-order mark.
+    MetadataBom,
+    /// Entries that are no part of the package were ignored: macOS
+    /// `__MACOSX/` and `._*` resource forks, `.DS_Store`, Windows
+    /// `Thumbs.db` and `desktop.ini` (how many).
+    JunkEntries(usize),
+    /// The whole package sits in one top folder (`name/IHE_XDM/…`).
+    TopFolder,
+}
+
+impl std::fmt::Display for Tolerance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tolerance::UriCase { uri, entry } => {
+                write!(
+                    f,
+                    "document URI {uri:?} matched zip entry {entry:?} ignoring case"
+                )
+            }
+            Tolerance::MetadataBom => f.write_str("byte-order mark at the start of METADATA.XML"),
+            Tolerance::JunkEntries(n) => write!(
+                f,
+                "{n} junk zip entr{} ignored",
+                if *n == 1 { "y" } else { "ies" }
+            ),
+            Tolerance::TopFolder => f.write_str("package wrapped in one top folder"),
+        }
+    }
+}
+
+/// The UTF-8 byte-order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Entries that archivers add and no XDM package means: anything under
+/// `__MACOSX/`, AppleDouble `._*` files, `.DS_Store`, `Thumbs.db`,
+/// `desktop.ini`. They are never read; their paths are still checked.
+fn is_junk(name: &str) -> bool {
+    let trimmed = name.trim_end_matches('/');
+    let base = trimmed.rsplit('/').next().unwrap_or(trimmed);
+    trimmed
+        .split('/')
+        .any(|s| s.eq_ignore_ascii_case("__MACOSX"))
+        || base.starts_with("._")
+        || [".DS_Store", "Thumbs.db", "desktop.ini"]
+            .iter()
+            .any(|j| base.eq_ignore_ascii_case(j))
+}
+
 /// A document of the package together with its metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackagedDocument {
@@ -109,6 +171,8 @@ pub struct Package {
     pub metadata: Metadata,
     /// Documents, in metadata order.
     pub documents: Vec<PackagedDocument>,
+    /// What was tolerated to read it.
+    pub tolerated: Vec<Tolerance>,
 }
 
 /// True when `data` is a zip that is an XDM package: named like `IHE_XDM.zip`,
@@ -164,12 +228,20 @@ pub fn read_package(zip: &[u8], limits: &Limits) -> Result<Package, XdmError> {
     let mut by_name: HashMap<String, (String, usize)> = HashMap::new();
     let mut declared_total: u64 = 0;
     let mut metadata_paths = Vec::new();
+    let mut junk = 0usize;
     for i in 0..archive.len() {
         let f = archive.by_index_raw(i).map_err(zip_error)?;
         let name = f.name().to_owned();
         check_path(&name)?;
         if f.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000) {
             return Err(XdmError::Link(name));
+        }
+        if is_junk(&name) {
+            // Never read, so neither named nor counted against the sizes.
+            if !f.is_dir() {
+                junk += 1;
+            }
+            continue;
         }
         if by_name
             .insert(name.to_lowercase(), (name.clone(), i))
@@ -204,6 +276,13 @@ pub fn read_package(zip: &[u8], limits: &Limits) -> Result<Package, XdmError> {
         .rsplit_once('/')
         .map(|(f, _)| f.to_owned())
         .unwrap_or_default();
+    let mut tolerated = Vec::new();
+    if meta_path.split('/').count() == 4 {
+        tolerated.push(Tolerance::TopFolder);
+    }
+    if junk > 0 {
+        tolerated.push(Tolerance::JunkEntries(junk));
+    }
 
     let mut budget = Budget {
         used: 0,
@@ -214,11 +293,26 @@ pub fn read_package(zip: &[u8], limits: &Limits) -> Result<Package, XdmError> {
         .map(|(_, i)| *i)
         .ok_or(XdmError::NoMetadata)?;
     let meta_bytes = budget.read(&mut archive, meta_index)?;
-    let metadata = metadata::parse_metadata(&meta_bytes, limits)?;
+    let meta_xml = match meta_bytes.strip_prefix(BOM) {
+        Some(rest) => {
+            tolerated.push(Tolerance::MetadataBom);
+            rest
+        }
+        None => &meta_bytes[..],
+    };
+    let metadata = metadata::parse_metadata(meta_xml, limits)?;
 
     let mut documents = Vec::with_capacity(metadata.entries.len());
     for entry in &metadata.entries {
         let (path, index) = locate(entry, &folder, &by_name)?;
+        if let Some(uri) = &entry.uri
+            && !path.ends_with(uri.as_str())
+        {
+            tolerated.push(Tolerance::UriCase {
+                uri: uri.clone(),
+                entry: path.clone(),
+            });
+        }
         let data = budget.read(&mut archive, index)?;
         let uri = entry.uri.clone().unwrap_or_else(|| path.clone());
         if let Some(expected) = entry.size
@@ -245,6 +339,7 @@ pub fn read_package(zip: &[u8], limits: &Limits) -> Result<Package, XdmError> {
     Ok(Package {
         metadata,
         documents,
+        tolerated,
     })
 }
 
@@ -534,6 +629,103 @@ mod tests {
         assert_eq!(d.path, "IHE_XDM/SUBSET/doc.txt");
         assert_eq!(d.data, b"My Document");
         assert_eq!(d.entry.mime_type.as_deref(), Some("text/plain"));
+        assert!(p.tolerated.contains(&Tolerance::UriCase {
+            uri: "DOC.TXT".into(),
+            entry: "IHE_XDM/SUBSET/doc.txt".into()
+        }));
+    }
+
+    /// What everyday zip tools do to a package is accepted and recorded;
+    /// the checks that matter still apply to what is read.
+    #[test]
+    fn tolerated_layouts_are_recorded() {
+        let doc = b"hello world";
+        let meta = metadata_for(doc, "DOC0001.TXT", None, None);
+        let mut bom = BOM.to_vec();
+        bom.extend_from_slice(meta.as_bytes());
+        let zip = build(&[
+            ("IHE_XDM/SUBSET01/METADATA.XML", &bom),
+            ("IHE_XDM/SUBSET01/DOC0001.TXT", doc),
+        ]);
+        let p = read_package(&zip, &Limits::default()).unwrap();
+        assert_eq!(p.tolerated, [Tolerance::MetadataBom]);
+
+        let zip = build(&[
+            ("IHE_XDM/SUBSET01/METADATA.XML", meta.as_bytes()),
+            ("IHE_XDM/SUBSET01/doc0001.txt", doc),
+            ("__MACOSX/IHE_XDM/SUBSET01/._METADATA.XML", b"junk"),
+            ("__MACOSX/IHE_XDM/SUBSET01/METADATA.XML", b"<not-metadata/>"),
+            ("IHE_XDM/SUBSET01/.DS_Store", b"junk"),
+            ("IHE_XDM/Thumbs.db", b"junk"),
+            // A junk name twice is no duplicate: it is never read.
+            ("IHE_XDM/thumbs.db", b"junk"),
+        ]);
+        let p = read_package(&zip, &Limits::default()).unwrap();
+        assert_eq!(
+            p.tolerated,
+            [
+                Tolerance::JunkEntries(5),
+                Tolerance::UriCase {
+                    uri: "DOC0001.TXT".into(),
+                    entry: "IHE_XDM/SUBSET01/doc0001.txt".into()
+                }
+            ]
+        );
+        assert_eq!(p.documents[0].data, doc);
+
+        let zip = build(&[
+            ("envoi/IHE_XDM/SUBSET01/METADATA.XML", meta.as_bytes()),
+            ("envoi/IHE_XDM/SUBSET01/DOC0001.TXT", doc),
+            ("envoi/README.TXT", b"x"),
+        ]);
+        let p = read_package(&zip, &Limits::default()).unwrap();
+        assert_eq!(p.tolerated, [Tolerance::TopFolder]);
+        assert!(
+            read_package(&good_package(), &Limits::default())
+                .unwrap()
+                .tolerated
+                .is_empty()
+        );
+    }
+
+    /// Junk is skipped, never trusted: its paths are still checked, and a
+    /// wrong hash or size in a tolerated package is still refused.
+    #[test]
+    fn tolerance_stops_where_integrity_starts() {
+        let doc = b"hello world";
+        let zip = build(&[
+            (
+                "IHE_XDM/SUBSET01/METADATA.XML",
+                metadata_for(doc, "DOC0001.TXT", None, None).as_bytes(),
+            ),
+            ("IHE_XDM/SUBSET01/DOC0001.TXT", doc),
+            ("__MACOSX/../../evil", b"x"),
+        ]);
+        assert!(matches!(
+            read_package(&zip, &Limits::default()),
+            Err(XdmError::UnsafePath(_))
+        ));
+        let mut bom = BOM.to_vec();
+        bom.extend_from_slice(metadata_for(doc, "doc0001.txt", Some("00"), None).as_bytes());
+        let zip = build(&[
+            ("top/IHE_XDM/SUBSET01/METADATA.XML", &bom),
+            ("top/IHE_XDM/SUBSET01/DOC0001.TXT", doc),
+        ]);
+        assert!(matches!(
+            read_package(&zip, &Limits::default()),
+            Err(XdmError::HashMismatch { .. })
+        ));
+        let zip = build(&[
+            (
+                "top/IHE_XDM/SUBSET01/METADATA.XML",
+                metadata_for(doc, "doc0001.txt", None, Some(3)).as_bytes(),
+            ),
+            ("top/IHE_XDM/SUBSET01/DOC0001.TXT", doc),
+        ]);
+        assert!(matches!(
+            read_package(&zip, &Limits::default()),
+            Err(XdmError::SizeMismatch { .. })
+        ));
     }
 
     #[test]

@@ -120,6 +120,24 @@ pub struct IndexingOutcome {
     pub outcome: String,
     /// Details, without health data (counts, error kind).
     pub detail: String,
+    /// `X-MSS-CODECDA` as the message carried it.
+    pub header_codecda: Option<String>,
+    /// `X-MSS-INS` as the message carried it.
+    pub header_ins: Option<String>,
+    /// What was tolerated to read the attachments and where the headers
+    /// disagree with them, `; ` separated (empty: nothing to say).
+    pub remarks: String,
+}
+
+/// A document to withdraw from a patient's record (ANS action `D`), checked
+/// beforehand (`dossier::authorship`): its current version becomes
+/// `deleted`, its profile items go, and the audit trail says who did it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// uniqueId of the document.
+    pub unique_id: String,
+    /// The proven author who asked (the audit entry's actor).
+    pub requested_by: String,
 }
 
 /// Everything a delivery files in patients' records, written with the message.
@@ -129,6 +147,8 @@ pub struct DossierFiling {
     pub documents: Vec<(i64, NewDocument)>,
     /// One per recipient that had structured attachments.
     pub outcomes: Vec<IndexingOutcome>,
+    /// (patient account id, document to withdraw).
+    pub withdrawals: Vec<(i64, Withdrawal)>,
 }
 
 /// A document as listed.
@@ -171,7 +191,8 @@ pub struct Document {
     pub size: i64,
     /// Version (1, then 2 for its replacement, …).
     pub version: i64,
-    /// `current` or `superseded`.
+    /// `current`, `superseded`, or `deleted` (withdrawn by its author: shown
+    /// only by [`Store::documents_archive`], for the audit and the export).
     pub status: String,
     /// Hidden from professionals (MASQUE_PS).
     pub hidden: bool,
@@ -337,9 +358,11 @@ pub(super) async fn file_on(
         let mut replaced: Option<i64> = None;
         let mut hidden = 0i64;
         if let Some(old) = &d.replaces {
+            // A withdrawn document is replaced by nothing: its successor is a first version.
             let row: Option<(i64, i64, i64)> = sqlx::query_as(
                 "SELECT id, version, hidden FROM documents WHERE patient_id = $1 \
-                 AND (unique_id = $2 OR entry_uuid = $2) ORDER BY version DESC LIMIT 1",
+                 AND (unique_id = $2 OR entry_uuid = $2) AND status <> 'deleted' \
+                 ORDER BY version DESC LIMIT 1",
             )
             .bind(patient_id)
             .bind(old)
@@ -408,17 +431,71 @@ pub(super) async fn file_on(
             insert_item(&mut *conn, *patient_id, Some(id), item, t).await?;
         }
     }
+    for (patient_id, w) in &filing.withdrawals {
+        withdraw_on(&mut *conn, *patient_id, w, t).await?;
+    }
     for o in &filing.outcomes {
         sqlx::query(
-            "INSERT INTO indexing_outcomes (message_id, recipient, outcome, detail, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO indexing_outcomes (message_id, recipient, outcome, detail, created_at, \
+             header_codecda, header_ins, remarks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(message_id)
         .bind(&o.recipient)
         .bind(&o.outcome)
         .bind(&o.detail)
         .bind(t)
+        .bind(&o.header_codecda)
+        .bind(&o.header_ins)
+        .bind(&o.remarks)
         .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Withdraws the current version of a patient's document: status `deleted`
+/// (the row and its content stay for the audit and the archive), its
+/// profile items removed, and an audit entry on the patient's trail, all in
+/// the caller's transaction. A document no longer current by now (withdrawn
+/// or replaced since the check) is left as it is.
+async fn withdraw_on(
+    conn: &mut AnyConnection,
+    patient_id: i64,
+    w: &Withdrawal,
+    t: i64,
+) -> Result<(), StoreError> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "UPDATE documents SET status = 'deleted', withdrawn_at = $1, withdrawn_by = $2 \
+         WHERE patient_id = $3 AND unique_id = $4 AND status = 'current' RETURNING id",
+    )
+    .bind(t)
+    .bind(&w.requested_by)
+    .bind(patient_id)
+    .bind(&w.unique_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let patient: String = sqlx::query_scalar("SELECT address FROM accounts WHERE id = $1")
+        .bind(patient_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    for id in ids {
+        sqlx::query("DELETE FROM profile_items WHERE document_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        super::audit::append_on(
+            conn,
+            &super::audit::AuditEntry::new(
+                &w.requested_by,
+                "document.delete",
+                &patient,
+                &format!("document {id} withdrawn by its author"),
+            ),
+            t,
+        )
         .await?;
     }
     Ok(())
@@ -451,10 +528,12 @@ async fn insert_item(
 }
 
 impl Store {
-    /// The patient's documents, current versions first by category then newest.
+    /// The patient's documents, current versions first by category then
+    /// newest; withdrawn ones are not shown (only [`Store::documents_archive`]
+    /// has them).
     pub async fn documents_of(&self, patient_id: i64) -> Result<Vec<Document>, StoreError> {
         let rows: Vec<DocumentRow> = sqlx::query_as(&format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE patient_id = $1 \
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE patient_id = $1 AND status <> 'deleted' \
              ORDER BY category, created_at DESC, id DESC"
         ))
         .bind(patient_id)
@@ -473,7 +552,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Document>, StoreError> {
         let rows: Vec<DocumentRow> = sqlx::query_as(&format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE patient_id = $1 \
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE patient_id = $1 AND status <> 'deleted' \
              AND ($2 IS NULL OR category = $2) AND id < $3 ORDER BY id DESC LIMIT $4"
         ))
         .bind(patient_id)
@@ -496,14 +575,15 @@ impl Store {
         )
     }
 
-    /// One document, only if it belongs to `patient_id`.
+    /// One document, only if it belongs to `patient_id` and was not withdrawn.
     pub async fn document_of(
         &self,
         patient_id: i64,
         id: i64,
     ) -> Result<Option<Document>, StoreError> {
         let row: Option<DocumentRow> = sqlx::query_as(&format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = $1 AND patient_id = $2"
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = $1 AND patient_id = $2 \
+             AND status <> 'deleted'"
         ))
         .bind(id)
         .bind(patient_id)
@@ -519,13 +599,15 @@ impl Store {
         id: i64,
         hidden: bool,
     ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE documents SET hidden = $1 WHERE id = $2 AND patient_id = $3")
-                .bind(i64::from(hidden))
-                .bind(id)
-                .bind(patient_id)
-                .execute(self.pool())
-                .await?;
+        let done = sqlx::query(
+            "UPDATE documents SET hidden = $1 WHERE id = $2 AND patient_id = $3 \
+                 AND status <> 'deleted'",
+        )
+        .bind(i64::from(hidden))
+        .bind(id)
+        .bind(patient_id)
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -538,16 +620,17 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let filing = DossierFiling {
             documents: vec![(patient_id, document)],
-            outcomes: Vec::new(),
+            ..DossierFiling::default()
         };
         file_on(&mut tx, None, &filing, self.now()).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Who deposited the current version of the patient's document `id`
+    /// Who deposited the latest version of the patient's document `id`
     /// (uniqueId or entryUUID): (depositor address, depositing
-    /// establishment); None when there is no such document.
+    /// establishment); None when there is no such document, or it was
+    /// withdrawn (RPLC then files a first version).
     pub async fn document_depositor(
         &self,
         patient_id: i64,
@@ -555,12 +638,46 @@ impl Store {
     ) -> Result<Option<(Option<String>, Option<String>)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT deposited_by, deposited_establishment FROM documents WHERE patient_id = $1 \
-             AND (unique_id = $2 OR entry_uuid = $2) ORDER BY version DESC LIMIT 1",
+             AND (unique_id = $2 OR entry_uuid = $2) AND status <> 'deleted' \
+             ORDER BY version DESC LIMIT 1",
         )
         .bind(patient_id)
         .bind(id)
         .fetch_optional(self.pool())
         .await?)
+    }
+
+    /// Who deposited each current document of the patient with this
+    /// uniqueId (what a withdrawal, ANS action `D`, names; a package sent
+    /// twice files two): (depositor address, depositing establishment).
+    /// Empty when the record holds no current document with it (unknown,
+    /// replaced or withdrawn).
+    pub async fn current_document_depositors(
+        &self,
+        patient_id: i64,
+        unique_id: &str,
+    ) -> Result<Vec<(Option<String>, Option<String>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT deposited_by, deposited_establishment FROM documents WHERE patient_id = $1 \
+             AND unique_id = $2 AND status = 'current' ORDER BY id",
+        )
+        .bind(patient_id)
+        .bind(unique_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Every document row of the patient, withdrawn and superseded ones
+    /// included, oldest first: what the audit and the export of the whole
+    /// space read (and nothing that shows the record to anyone).
+    pub async fn documents_archive(&self, patient_id: i64) -> Result<Vec<Document>, StoreError> {
+        let rows: Vec<DocumentRow> = sqlx::query_as(&format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE patient_id = $1 ORDER BY id"
+        ))
+        .bind(patient_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(Document::from).collect())
     }
 
     /// Files documents outside any message (a deposit through the API).
@@ -602,7 +719,8 @@ impl Store {
         message_id: i64,
     ) -> Result<Vec<IndexingOutcome>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT recipient, outcome, detail FROM indexing_outcomes WHERE message_id = $1 ORDER BY id",
+            "SELECT recipient, outcome, detail, header_codecda, header_ins, remarks FROM indexing_outcomes \
+             WHERE message_id = $1 ORDER BY id",
         )
         .bind(message_id)
         .fetch_all(self.pool())

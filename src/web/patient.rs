@@ -73,7 +73,9 @@ pub async fn own_document(
     if let Some(d) = s.store.document_of(p.id, id).await? {
         return Ok(d);
     }
+    // The patient's own withdrawn document is simply not there any more.
     if let Some(owner) = s.store.document_owner(id).await?
+        && owner != p.id
         && let Some(owner) = s.store.account_by_id(owner).await?
     {
         let _refused = s

@@ -351,8 +351,13 @@ async fn deposit(
         .map_err(unavailable)?
         .map_err(|r| ProError(StatusCode::FORBIDDEN, r.smtp_text()))?;
     let documents = filing.documents.len();
+    let withdrawn = filing.withdrawals.len();
     s.store.file(&filing.into()).await.map_err(unavailable)?;
-    Ok((StatusCode::CREATED, Json(json!({ "documents": documents }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "documents": documents, "withdrawn": withdrawn })),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -907,6 +907,50 @@ pub fn xdm_sample(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
 }
 
+/// A sample of [`xdm_sample`] whose document entry asks for the withdrawal
+/// of its document (ANS `urn:action:extraMetadataSlot` = `D`): the slot is
+/// set where the sample has one, added first in the entry otherwise. The
+/// document itself is unchanged, so hash and size still hold.
+pub fn xdm_withdrawal(name: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    const SLOT: &str = "Slot name=\"urn:action:extraMetadataSlot\"";
+    let zip = xdm_sample(name);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&zip[..])).unwrap();
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).unwrap();
+        if f.is_dir() {
+            continue;
+        }
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).unwrap();
+        if f.name().ends_with("METADATA.XML") {
+            let text = String::from_utf8(data).unwrap();
+            let text = match text.find(SLOT) {
+                Some(at) => {
+                    let value = at + text[at..].find("Value>").unwrap() + "Value>".len();
+                    let end = value + text[value..].find('<').unwrap();
+                    format!("{}D{}", &text[..value], &text[end..])
+                }
+                None => {
+                    let entry = text.find("ExtrinsicObject ").unwrap();
+                    let open = entry + text[entry..].find('>').unwrap() + 1;
+                    format!(
+                        "{}<ns2:{SLOT}><ns2:ValueList><ns2:Value>D</ns2:Value></ns2:ValueList></ns2:Slot>{}",
+                        &text[..open],
+                        &text[open..]
+                    )
+                }
+            };
+            data = text.into_bytes();
+        }
+        w.start_file(f.name(), zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(&data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
 /// A professional and the client certificate their software presents
 /// (password: correct horse battery staple).
 pub struct Pro {
