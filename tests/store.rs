@@ -6,6 +6,7 @@ use common::Db;
 use mes::audit::{self, AuditEntry};
 use mes::identity::{AccountKind, DomainKind};
 use mes::store::accounts::NewAccount;
+use mes::store::entries::{SearchField, StoredNeedle};
 use mes::store::messages::{GroupError, NewMessage, NewRecipient};
 use mes::store::quota::AccountQuota;
 use mes::store::{Store, StoreError};
@@ -261,8 +262,53 @@ async fn search_headers_are_written_and_read(db: Db) {
     let refs = [&with, &without];
     let results = store.insert_batch(&refs).await.unwrap();
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let entries = store.entries(inbox).await.unwrap();
+    let entries = store.entries(inbox, &[]).await.unwrap();
     assert_eq!(entries.len(), 2);
+    // Needles: rows whose stored text cannot match are left out by the
+    // database; rows without stored text are always kept.
+    let uids = |needles: Vec<(SearchField, &'static str)>| {
+        let store = store.clone();
+        let needles: Vec<StoredNeedle> = needles
+            .into_iter()
+            .map(|(field, n)| StoredNeedle {
+                field,
+                needle: n.to_string(),
+            })
+            .collect();
+        async move {
+            let found = store.entries(inbox, &needles).await.unwrap();
+            found.iter().map(|e| e.uid).collect::<Vec<_>>()
+        }
+    };
+    let (with_uid, without_uid) = (entries[0].uid, entries[1].uid);
+    assert_eq!(
+        uids(vec![(SearchField::Subject, "sultats")]).await,
+        [with_uid, without_uid]
+    );
+    assert_eq!(
+        uids(vec![(SearchField::Subject, "absent")]).await,
+        [without_uid]
+    );
+    assert_eq!(
+        uids(vec![(SearchField::Subject, "")]).await,
+        [with_uid, without_uid]
+    );
+    assert_eq!(
+        uids(vec![(SearchField::Subject, "a\nb")]).await,
+        [without_uid]
+    );
+    assert_eq!(
+        uids(vec![
+            (SearchField::To, "b@b.test"),
+            (SearchField::Subject, "r")
+        ])
+        .await,
+        [with_uid, without_uid]
+    );
+    assert_eq!(
+        uids(vec![(SearchField::To, "b@b.test"), (SearchField::Cc, "x")]).await,
+        [without_uid]
+    );
     assert_eq!(entries[0].search, with.search);
     assert_eq!(entries[1].search, Default::default());
     let row: (Option<String>, Option<String>, Option<String>) =

@@ -9,7 +9,8 @@ use tokio::sync::OwnedMutexGuard;
 
 use super::listing::{Listing, Listings};
 use super::storage::{
-    Entry, FlagChange, FlagOp, Folder, FolderCounts, Login, Mailstore, Quota, ToAppend,
+    Entry, FlagChange, FlagOp, Folder, FolderCounts, Login, Mailstore, Quota, StoredNeedle,
+    ToAppend,
 };
 use crate::delivery::{AcceptError, Acceptor, Append};
 use crate::identity::auth::{Authenticator, CredentialStamp, LoginResult};
@@ -125,8 +126,12 @@ impl Mailstore for ImapServices {
         self.store.vanished_since(folder_id, modseq).await
     }
 
-    async fn entries(&self, folder_id: i64) -> Result<Vec<Entry>, StoreError> {
-        self.store.entries(folder_id).await
+    async fn entries(
+        &self,
+        folder_id: i64,
+        needles: &[StoredNeedle],
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.store.entries(folder_id, needles).await
     }
 
     async fn entries_in_range(

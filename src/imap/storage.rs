@@ -20,7 +20,7 @@ pub use crate::delivery::quota::{Quota, QuotaRefusal};
 use crate::identity::auth::CredentialStamp;
 use crate::identity::sasl::Credentials;
 use crate::store::StoreError;
-pub use crate::store::entries::{Entry, FlagChange, FlagOp};
+pub use crate::store::entries::{Entry, FlagChange, FlagOp, SearchField, StoredNeedle};
 pub use crate::store::folders::{Folder, FolderCounts};
 
 /// The outcome of LOGIN or AUTHENTICATE, as the session answers it.
@@ -154,10 +154,12 @@ pub trait Mailstore: Send + Sync + 'static {
         modseq: i64,
     ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send;
 
-    /// Every entry of the folder, by UID (SEARCH).
+    /// Every entry of the folder that may meet `needles` (all of them
+    /// when there are none), by UID (SEARCH): a superset of the matches.
     fn entries(
         &self,
         folder_id: i64,
+        needles: &[StoredNeedle],
     ) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send;
 
     /// The entries with UIDs in `first..=last`, by UID; the stored ENVELOPE

@@ -212,24 +212,95 @@ pub(super) async fn lock_folders(
         .collect())
 }
 
+/// A stored search field (`messages.search_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchField {
+    /// `search_subject`.
+    Subject,
+    /// `search_from`.
+    From,
+    /// `search_to`.
+    To,
+    /// `search_cc`.
+    Cc,
+    /// `search_bcc`.
+    Bcc,
+}
+
+impl SearchField {
+    fn column(self) -> &'static str {
+        match self {
+            SearchField::Subject => "m.search_subject",
+            SearchField::From => "m.search_from",
+            SearchField::To => "m.search_to",
+            SearchField::Cc => "m.search_cc",
+            SearchField::Bcc => "m.search_bcc",
+        }
+    }
+}
+
+/// A condition every wanted entry meets (a SEARCH key in the top-level
+/// conjunction): its stored text of `field` holds `needle` (lower-cased)
+/// on one line, as `imap::op::search` matches it. Entries without the
+/// stored text are kept: SEARCH reads their content instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredNeedle {
+    /// The field.
+    pub field: SearchField,
+    /// The lower-cased text to find.
+    pub needle: String,
+}
+
 impl Store {
-    /// Every entry of a folder, by UID, with the stored search text (SEARCH).
+    /// Every entry of a folder that may meet `needles`, by UID, with the
+    /// stored search text (SEARCH): the database leaves out the rows whose
+    /// stored text cannot match, so a SEARCH SUBJECT reads only its hits.
     /// No BODYSTRUCTURE (SEARCH and SORT have no use for it), and the JSON
     /// ENVELOPE only for rows without the wire form: most of a row's size.
-    pub async fn entries(&self, folder_id: i64) -> Result<Vec<Entry>, StoreError> {
+    pub async fn entries(
+        &self,
+        folder_id: i64,
+        needles: &[StoredNeedle],
+    ) -> Result<Vec<Entry>, StoreError> {
         let columns = ENTRY_COLUMNS
             .replace(
                 "m.envelope,",
                 "CASE WHEN m.imap_envelope IS NULL THEN m.envelope END AS envelope,",
             )
             .replace("m.bodystructure", "CAST(NULL AS TEXT) AS bodystructure");
-        let rows: Vec<EntryRow> = sqlx::query_as(&format!(
+        let find = match self.backend() {
+            super::Backend::Sqlite => "instr",
+            super::Backend::Postgres => "strpos",
+        };
+        let mut conditions = String::new();
+        let mut texts: Vec<&str> = Vec::new();
+        for n in needles {
+            let column = n.field.column();
+            let condition = if n.needle.is_empty() {
+                // There is such a header.
+                format!("({column} IS NULL OR {column} <> '')")
+            } else if n.needle.contains('\n') {
+                // No stored line holds a newline.
+                format!("{column} IS NULL")
+            } else {
+                texts.push(&n.needle);
+                format!(
+                    "({column} IS NULL OR {find}({column}, ${}) > 0)",
+                    texts.len() + 1
+                )
+            };
+            conditions.push_str(" AND ");
+            conditions.push_str(&condition);
+        }
+        let sql = format!(
             "SELECT {columns} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
-             WHERE mm.mailbox_id = $1 ORDER BY mm.uid"
-        ))
-        .bind(folder_id)
-        .fetch_all(self.pool())
-        .await?;
+             WHERE mm.mailbox_id = $1{conditions} ORDER BY mm.uid"
+        );
+        let mut query = sqlx::query_as::<_, EntryRow>(&sql).bind(folder_id);
+        for text in texts {
+            query = query.bind(text);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
         Ok(rows.into_iter().map(Entry::from).collect())
     }
 

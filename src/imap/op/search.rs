@@ -13,6 +13,7 @@ use crate::imap::sequence;
 use crate::imap::session::{ImapSession, Selected};
 use crate::imap::storage::Entry;
 use crate::imap::storage::Mailstore;
+use crate::imap::storage::{SearchField, StoredNeedle};
 use crate::mime::search::{Parsed, parse};
 
 fn needle(s: &AString<'_>) -> String {
@@ -57,6 +58,30 @@ fn stored_suffices(key: &SearchKey<'_>) -> bool {
         // Any other key that reads content (BODY, TEXT, HEADER, SENT*) needs it.
         k => !needs_content(k),
     }
+}
+
+/// The SUBJECT/FROM/TO/CC/BCC keys every match must meet (those of the
+/// top-level conjunction): the database leaves out the entries whose stored
+/// text cannot meet them (`Store::entries`).
+fn conjunct_needles(key: &SearchKey<'_>, out: &mut Vec<StoredNeedle>) {
+    let field = match key {
+        SearchKey::And(keys) => {
+            for k in keys.as_ref() {
+                conjunct_needles(k, out);
+            }
+            return;
+        }
+        SearchKey::Subject(s) => (SearchField::Subject, s),
+        SearchKey::From(s) => (SearchField::From, s),
+        SearchKey::To(s) => (SearchField::To, s),
+        SearchKey::Cc(s) => (SearchField::Cc, s),
+        SearchKey::Bcc(s) => (SearchField::Bcc, s),
+        _ => return,
+    };
+    out.push(StoredNeedle {
+        field: field.0,
+        needle: needle(field.1),
+    });
 }
 
 /// True when `entry` has the stored text of every key in `key`.
@@ -295,7 +320,9 @@ impl<S: Mailstore> ImapSession<S> {
     ) -> Result<Vec<Hit>, crate::store::StoreError> {
         use futures_util::StreamExt;
         let store = self.mailstore.clone();
-        let entries = store.entries(sel.id).await?;
+        let mut needles = Vec::new();
+        conjunct_needles(key, &mut needles);
+        let entries = store.entries(sel.id, &needles).await?;
         let content = needs_content(key) || headers;
         let with_body = needs_body(key);
         let key_content = needs_content(key);

@@ -15,7 +15,8 @@ use crate::identity::auth::CredentialStamp;
 use crate::identity::sasl::Credentials;
 use crate::imap::listing::Listing;
 use crate::imap::storage::{
-    Entry, FlagChange, FlagOp, Folder, FolderCounts, Login, Mailstore, Quota, ToAppend,
+    Entry, FlagChange, FlagOp, Folder, FolderCounts, Login, Mailstore, Quota, StoredNeedle,
+    ToAppend,
 };
 use crate::store::StoreError;
 use crate::store::accounts::Account;
@@ -434,7 +435,12 @@ impl Mailstore for Fake {
         Ok(uids)
     }
 
-    async fn entries(&self, folder_id: i64) -> Result<Vec<Entry>, StoreError> {
+    /// Every entry (a superset of what `needles` select: SEARCH filters).
+    async fn entries(
+        &self,
+        folder_id: i64,
+        _needles: &[StoredNeedle],
+    ) -> Result<Vec<Entry>, StoreError> {
         let mut entries = self
             .entries_in_range(folder_id, 0, i64::MAX, false, false)
             .await?;
