@@ -59,6 +59,7 @@ fn message(body: &str, mailbox: i64, rcpt: &str) -> NewMessage {
         flags: String::new(),
         thread: None,
         dossier: None,
+        agenda: None,
     }
 }
 

@@ -20,6 +20,7 @@ use super::prepare::{Analysis, Incoming};
 use super::quota::QuotaRefusal;
 use super::trace::{self, TraceInfo};
 use super::{Deliverer, DeliveryError, NewRecipient, Stored};
+use crate::agenda;
 use crate::config::QuotaSettings;
 use crate::dossier::authorship;
 use crate::dossier::filing::{self, Depositor, PatientRecipient};
@@ -32,6 +33,7 @@ use crate::identity::author::{
 use crate::mime::facts::MessageFacts;
 use crate::mime::structure::ParsedMessage;
 use crate::store::accounts::Account;
+use crate::store::agenda::AgendaFiling;
 use crate::store::dossier::DossierFiling;
 use crate::store::messages::{NewMessage, folders_of};
 use crate::store::threads::Thread;
@@ -458,13 +460,14 @@ impl Acceptor {
             _ => None,
         };
         let mdn_to = mdn_address(&facts, envelope.mail_from);
-        let (dossier, filed_for, analysis) = match authored.as_ref().and_then(Authored::author) {
-            Some(author) if rules.files_documents => {
-                self.examine_dossier(&envelope, &content, &facts, author, mdn_to.as_deref())
-                    .await?
-            }
-            _ => (None, Vec::new(), None),
-        };
+        let (dossier, filed_for, analysis, agenda) =
+            match authored.as_ref().and_then(Authored::author) {
+                Some(author) if rules.files_documents => {
+                    self.examine_dossier(&envelope, &content, &facts, author, mdn_to.as_deref())
+                        .await?
+                }
+                _ => (None, Vec::new(), None, None),
+            };
         let mdn_content = (mdn_to.is_some() && !filed_for.is_empty()).then(|| content.clone());
         let patients: Vec<i64> = envelope
             .recipients
@@ -483,6 +486,7 @@ impl Acceptor {
             flags: envelope.flags.to_string(),
             thread,
             dossier,
+            agenda,
             analysis,
         }
         .prepare();
@@ -747,7 +751,7 @@ impl Acceptor {
         facts: &MessageFacts,
         author: &Author,
         mdn_to: Option<&str>,
-    ) -> Result<(Option<Box<DossierFiling>>, Vec<String>, Option<Analysis>), AcceptError> {
+    ) -> Result<Examined, AcceptError> {
         let store = &self.services.store;
         let mut patients = Vec::new();
         let mut professionals = Vec::new();
@@ -766,19 +770,40 @@ impl Acceptor {
             }
         }
         if patients.is_empty() && professionals.is_empty() {
-            return Ok((None, Vec::new(), None));
+            return Ok((None, Vec::new(), None, None));
         }
         let raw = content.to_vec();
         let p = patients.clone();
+        // Invitations to patients are filed in their agenda, organised by the proven author.
+        let agenda_patients: Vec<agenda::filing::Patient> = patients
+            .iter()
+            .map(|p| agenda::filing::Patient {
+                account_id: p.account_id,
+                address: p.address.clone(),
+            })
+            .collect();
+        let organiser = agenda::filing::Organiser {
+            address: author.address.clone(),
+            name: Some(author.name.clone()).filter(|n| !n.is_empty()),
+        };
         // One parse for both: the IMAP structure the store keeps and the
         // attachments to index (base64 decoding a large package is most of it).
-        let (analysis, outcome) = tokio::task::spawn_blocking(move || {
+        let (analysis, outcome, agenda) = tokio::task::spawn_blocking(move || {
             let limits = Limits::default();
-            let (parsed, outcome) = ParsedMessage::parse_sharing(&raw, |message| match message {
-                Some(m) => filing::examine_parsed(m, &p, &professionals, &limits),
-                None => filing::examine(&raw, &p, &professionals, &limits),
-            });
-            (Analysis::of_parsed(&raw, &parsed), outcome)
+            let (parsed, (outcome, agenda)) =
+                ParsedMessage::parse_sharing(&raw, |message| match message {
+                    Some(m) => (
+                        filing::examine_parsed(m, &p, &professionals, &limits),
+                        agenda::filing::examine(
+                            m,
+                            &agenda_patients,
+                            &organiser,
+                            &agenda::Limits::default(),
+                        ),
+                    ),
+                    None => (filing::examine(&raw, &p, &professionals, &limits), None),
+                });
+            (Analysis::of_parsed(&raw, &parsed), outcome, agenda)
         })
         .await?;
         // Only a document's author replaces it.
@@ -804,6 +829,7 @@ impl Acceptor {
                 e.filing.map(|f| Box::new(DossierFiling::from(f))),
                 e.filed_for,
                 Some(analysis),
+                agenda.map(Box::new),
             )),
             Err(refusal) => {
                 tracing::warn!(code = refusal.mdn_code(), "structured attachments refused");
@@ -859,6 +885,15 @@ impl Acceptor {
         }
     }
 }
+
+/// What indexing found: dossier rows, the patients whose documents were
+/// filed, the IMAP structure from the same parse, agenda rows.
+type Examined = (
+    Option<Box<DossierFiling>>,
+    Vec<String>,
+    Option<Analysis>,
+    Option<Box<AgendaFiling>>,
+);
 
 /// A message ready for the commit, and what follows it.
 struct Prepared<'a> {
