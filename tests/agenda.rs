@@ -6,16 +6,25 @@
 //! override and an EXDATE, a Windows zone name, a malformed calendar that is
 //! delivered with its outcome recorded.
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
 use base64::Engine;
-use common::{Db, Instance, Server, open_store};
+use browser::{Browser, Viewport};
+use calcard::icalendar::{
+    ICalendarComponentType, ICalendarParameterName, ICalendarParameterValue,
+    ICalendarParticipationStatus, ICalendarProperty, ICalendarValue,
+};
+use common::{Db, Instance, Server, api, api_login, open_store};
 use mes::store::agenda::Appointment;
 
 const PW: &str = "correct horse battery staple";
 const JEAN: &str = "jean.dupont@hopital-a.mes.test";
 const PATIENT: &str = "279035121518989@patient.mes.test";
 const PATIENT_PW: &str = "jardin des plantes 7";
+const INS: &str = "279035121518989";
+const OTHER: &str = "184127645108946@patient.mes.test";
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
@@ -386,7 +395,353 @@ async fn malformed_calendar_is_delivered_with_outcome(db: Db) {
     store.close().await;
 }
 
+/// Validates `value` against a JSON Schema of `schemas/api/` (Python's jsonschema).
+fn validate(value: &serde_json::Value, schema: &str) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), value.to_string()).unwrap();
+    let schema = format!("{}/schemas/api/{schema}", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, jsonschema\n\
+             s = json.load(open(sys.argv[1]))\n\
+             jsonschema.Draft202012Validator.check_schema(s)\n\
+             jsonschema.Draft202012Validator(s).validate(json.load(open(sys.argv[2])))",
+            &schema,
+            file.path().to_str().unwrap(),
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{schema}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An invitation of Dr Dupont on `day` (AAAAMMJJ) at 09:30 Paris, 30 minutes.
+fn invitation(uid: &str, day: &str, title: &str) -> String {
+    format!(
+        "BEGIN:VCALENDAR\nVERSION:2.0\nMETHOD:REQUEST\nPRODID:-//test//EN\nBEGIN:VEVENT\nUID:{uid}\n\
+         SEQUENCE:0\nDTSTAMP:20261201T100000Z\nDTSTART;TZID=Europe/Paris:{day}T093000\n\
+         DTEND;TZID=Europe/Paris:{day}T100000\nSUMMARY:{title}\nLOCATION:Cabinet du Dr Dupont\n\
+         ORGANIZER;CN=Dr Jean Dupont:mailto:{JEAN}\n\
+         ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{PATIENT}\nEND:VEVENT\nEND:VCALENDAR"
+    )
+}
+
+/// The body of an IMAP `FETCH n BODY.PEEK[]` answer.
+fn fetched(reply: &common::ImapReply) -> String {
+    let line = &reply.untagged[0];
+    let start = line.find("}\n").unwrap() + 2;
+    line[start..line.len() - 1].to_string()
+}
+
+async fn api_lists_and_replies(db: Db) {
+    let (instance, server) = setup(db).await;
+    instance.add_user(OTHER, "patient", PATIENT_PW);
+    let ca = instance.cert("ca.pem");
+    let mail = calendar_mail(&invitation("api-1", "20270115", "Bilan sanguin"), false);
+    assert_eq!(send(&instance, &server, &mail).await, 250);
+    let token = api_login(&server, &ca, PATIENT, PATIENT_PW);
+    let (status, body) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/agenda?from=2027-01-01&to=2027-02-01",
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    validate(&body, "agenda.schema.json");
+    let items = body["appointments"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{body}");
+    let a = &items[0];
+    assert_eq!(a["title"], "Bilan sanguin");
+    assert_eq!(a["start"], "2027-01-15T08:30:00Z");
+    assert_eq!(a["start_local"], "2027-01-15T09:30:00+01:00");
+    assert_eq!(a["timezone"], "Europe/Paris");
+    assert_eq!(a["organizer"]["address"], JEAN);
+    assert_eq!(a["partstat"], "NEEDS-ACTION");
+    let id = a["id"].as_i64().unwrap();
+    // Out of the window: nothing; a bad date: 400.
+    let (_, none) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/agenda?from=2027-02-01&to=2027-03-01",
+        Some(&token),
+        None,
+    );
+    assert_eq!(none["appointments"].as_array().unwrap().len(), 0);
+    let (status, _) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/agenda?from=demain",
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 400);
+
+    // Another patient cannot answer it: 404, and the attempt is audited.
+    let other = api_login(&server, &ca, OTHER, PATIENT_PW);
+    let accept = serde_json::json!({"partstat": "ACCEPTED"}).to_string();
+    let (status, _) = api(
+        &server,
+        &ca,
+        "POST",
+        &format!("/api/v1/agenda/{id}/reply"),
+        Some(&other),
+        Some(&accept),
+    );
+    assert_eq!(status, 404);
+    let (status, _) = api(
+        &server,
+        &ca,
+        "POST",
+        &format!("/api/v1/agenda/{id}/reply"),
+        Some(&token),
+        Some("{\"partstat\": \"MAYBE\"}"),
+    );
+    assert_eq!(status, 422);
+    validate(
+        &serde_json::json!({"partstat": "ACCEPTED"}),
+        "agenda-reply.schema.json",
+    );
+
+    // The patient accepts: the organiser receives an iTIP REPLY over IMAP.
+    let (status, answer) = api(
+        &server,
+        &ca,
+        "POST",
+        &format!("/api/v1/agenda/{id}/reply"),
+        Some(&token),
+        Some(&accept),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["partstat"], "ACCEPTED");
+    validate(
+        &serde_json::json!({ "appointments": [answer] }),
+        "agenda.schema.json",
+    );
+    let mut imap = common::imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
+    let r = imap.expect("SELECT INBOX", "OK").await;
+    assert!(r.all().contains("* 1 EXISTS"), "{r:?}");
+    let r = imap.expect("FETCH 1 BODY.PEEK[]", "OK").await;
+    let raw = fetched(&r);
+    let message = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .unwrap();
+    assert_eq!(
+        message.from().unwrap().first().unwrap().address().unwrap(),
+        PATIENT
+    );
+    let part = message
+        .parts
+        .iter()
+        .find(|p| {
+            mail_parser::MimeHeaders::content_type(*p)
+                .is_some_and(|ct| ct.subtype() == Some("calendar"))
+        })
+        .expect("text/calendar part");
+    let ct = mail_parser::MimeHeaders::content_type(part).unwrap();
+    assert_eq!(ct.attribute("method"), Some("REPLY"));
+    let text = String::from_utf8_lossy(part.contents()).to_string();
+    let calcard::Entry::ICalendar(ical) = calcard::Parser::new(&text).entry() else {
+        panic!("not iCalendar: {text}");
+    };
+    let root = &ical.components[0];
+    assert!(matches!(
+        root.property(&ICalendarProperty::Method)
+            .and_then(|e| e.values.first()),
+        Some(ICalendarValue::Method(
+            calcard::icalendar::ICalendarMethod::Reply
+        ))
+    ));
+    let event = ical
+        .components
+        .iter()
+        .find(|c| c.component_type == ICalendarComponentType::VEvent)
+        .unwrap();
+    assert_eq!(event.uid(), Some("api-1"));
+    let attendee = event.property(&ICalendarProperty::Attendee).unwrap();
+    assert_eq!(
+        attendee.values.first().and_then(|v| v.as_text()),
+        Some(format!("mailto:{PATIENT}").as_str())
+    );
+    assert_eq!(
+        attendee.parameter(&ICalendarParameterName::Partstat),
+        Some(&ICalendarParameterValue::Partstat(
+            ICalendarParticipationStatus::Accepted
+        ))
+    );
+    assert!(event.property(&ICalendarProperty::Dtstamp).is_some());
+    assert!(event.property(&ICalendarProperty::Organizer).is_some());
+    imap.expect("LOGOUT", "OK").await;
+
+    // Once cancelled by the professional, no answer: 409; it shows cancelled.
+    let cancel = invitation("api-1", "20270115", "Bilan sanguin")
+        .replace("METHOD:REQUEST", "METHOD:CANCEL")
+        .replace("SEQUENCE:0", "SEQUENCE:1\nSTATUS:CANCELLED");
+    assert_eq!(
+        send(&instance, &server, &calendar_mail(&cancel, false)).await,
+        250
+    );
+    let (status, _) = api(
+        &server,
+        &ca,
+        "POST",
+        &format!("/api/v1/agenda/{id}/reply"),
+        Some(&token),
+        Some(&accept),
+    );
+    assert_eq!(status, 409);
+    let (_, body) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/agenda?from=2027-01-01&to=2027-02-01",
+        Some(&token),
+        None,
+    );
+    assert_eq!(body["appointments"][0]["status"], "CANCELLED");
+
+    let store = open_store(&instance).await;
+    let denied: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'agenda.access_denied'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(denied, 1);
+    store.close().await;
+}
+
+/// GET over HTTPS with curl: (status, body).
+fn fetch(server: &Server, ca: &std::path::Path, path: &str) -> (u16, String) {
+    let url = format!("https://localhost:{}{path}", server.addr("https").port());
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--cacert",
+            ca.to_str().unwrap(),
+            "-w",
+            "\n%{http_code}",
+            &url,
+        ])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_string())
+}
+
+async fn check_page(b: &Browser, name: &str) {
+    b.screenshot(name).await;
+    b.check_accessibility(name).await;
+    b.check_no_horizontal_scroll(name).await;
+}
+
+/// The Agenda page in Chromium at 1280 and 360 px (axe), accepting from the
+/// page, and the ICS feed: made on the settings page, parsed back with
+/// calcard, 404 once revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agenda_page_and_feed_in_a_browser() {
+    let (instance, server) = setup(Db::Sqlite).await;
+    let ca = instance.cert("ca.pem");
+    for (uid, day, title) in [
+        ("page-1", "20270115", "Consultation de suivi"),
+        ("page-2", "20270203", "Échographie abdominale"),
+    ] {
+        let mail = calendar_mail(&invitation(uid, day, title), true);
+        assert_eq!(send(&instance, &server, &mail).await, 250);
+    }
+    let cancel = invitation("page-2", "20270203", "Échographie abdominale")
+        .replace("METHOD:REQUEST", "METHOD:CANCEL")
+        .replace("SEQUENCE:0", "SEQUENCE:1");
+    assert_eq!(
+        send(&instance, &server, &calendar_mail(&cancel, false)).await,
+        250
+    );
+    let url = format!("https://localhost:{}", server.addr("https").port());
+    for viewport in [Viewport::Desktop, Viewport::Phone] {
+        let b = Browser::start(&ca, viewport).await;
+        b.goto(&format!("{url}/connexion")).await;
+        b.fill("#login", INS).await;
+        b.fill("#password", PATIENT_PW).await;
+        b.navigate_by("main button[type=submit]").await;
+        b.navigate_by("nav a[href='/agenda']").await;
+        assert_eq!(b.path().await, "/agenda");
+        let text = b.main_text().await;
+        assert!(text.contains("Prochains rendez-vous"), "{text}");
+        assert!(
+            text.contains("janvier 2027") || text.contains("Janvier 2027"),
+            "{text}"
+        );
+        assert!(text.contains("Consultation de suivi"), "{text}");
+        assert!(
+            text.contains("vendredi 15 janvier 2027, 09:30 – 10:00"),
+            "{text}"
+        );
+        assert!(text.contains("Annulé"), "{text}");
+        check_page(&b, "agenda").await;
+        if viewport == Viewport::Desktop {
+            // Only the appointment still on offers an answer.
+            assert_eq!(b.count("form[action$='/repondre']").await, 2);
+            b.navigate_by("form[action$='/repondre'] button").await;
+            assert_eq!(b.path().await, "/agenda?etat=rdv-accepte");
+            assert!(b.main_text().await.contains("Vous avez accepté"));
+            assert_eq!(
+                b.count("form[action$='/repondre']").await,
+                2,
+                "may change their mind"
+            );
+
+            // The feed: made on the settings page, shown once.
+            b.goto(&format!("{url}/parametres")).await;
+            b.navigate_by("form[action='/parametres/agenda/lien'] button")
+                .await;
+            check_page(&b, "parametres-agenda").await;
+            let feed = b
+                .js("return document.getElementById('lien-flux').textContent;")
+                .await;
+            let feed = feed.as_str().unwrap().trim().to_string();
+            let path = &feed[feed.find("/agenda/").unwrap()..];
+            let (status, ics) = fetch(&server, &ca, path);
+            assert_eq!(status, 200, "{ics}");
+            let calcard::Entry::ICalendar(ical) = calcard::Parser::new(&ics).entry() else {
+                panic!("feed is not iCalendar: {ics}");
+            };
+            let events: Vec<_> = ical
+                .components
+                .iter()
+                .filter(|c| c.component_type == ICalendarComponentType::VEvent)
+                .collect();
+            assert_eq!(events.len(), 2, "{ics}");
+            let summaries: Vec<&str> = events
+                .iter()
+                .filter_map(|e| e.property(&ICalendarProperty::Summary))
+                .filter_map(|p| p.values.first().and_then(|v| v.as_text()))
+                .collect();
+            assert!(
+                summaries.contains(&"Consultation de suivi"),
+                "{summaries:?}"
+            );
+            assert!(!ics.contains("ATTENDEE"), "no other attendee in the feed");
+            assert!(ics.contains("STATUS:CANCELLED"), "{ics}");
+            // Revoked: the address answers 404.
+            b.navigate_by("form[action='/parametres/agenda/revoquer'] button")
+                .await;
+            assert_eq!(b.path().await, "/parametres?etat=flux-revoque");
+            assert_eq!(fetch(&server, &ca, path).0, 404);
+            assert_eq!(fetch(&server, &ca, "/agenda/inconnu.ics").0, 404);
+        }
+        b.close().await;
+    }
+}
+
 both_backends!(
+    api_lists_and_replies,
     corpus_invitations_are_indexed,
     updates_by_sequence_and_cancel,
     cancel_before_request_wins,

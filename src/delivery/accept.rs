@@ -59,6 +59,8 @@ pub enum Source<'a> {
     Patient(FromPatient<'a>),
     /// A report the server writes itself (DSN, MDN).
     Report(Report<'a>),
+    /// A patient's answer to an invitation (iTIP REPLY) to its organiser.
+    CalendarReply(CalendarReply<'a>),
 }
 
 /// An SMTP transaction at the end of DATA.
@@ -114,6 +116,18 @@ pub struct Report<'a> {
     /// What it reports.
     pub kind: ReportKind,
     /// Where it goes.
+    pub to: &'a str,
+}
+
+/// A patient's iTIP REPLY (`agenda::reply`) to the organiser of one of
+/// their appointments: the web layer checked that the appointment is the
+/// patient's and `to` its organiser (the proven author of the invitation),
+/// so it needs no open thread; it joins none.
+#[derive(Debug, Clone, Copy)]
+pub struct CalendarReply<'a> {
+    /// The patient, logged in to the patient space.
+    pub patient: &'a Account,
+    /// The organiser.
     pub to: &'a str,
 }
 
@@ -221,6 +235,13 @@ impl Source<'_> {
                 threads: ThreadRule::FromPatient,
                 files_documents: false,
             },
+            Source::CalendarReply(_) => Rules {
+                origin: "itip-reply",
+                trace: TraceRule::Received,
+                adds_missing_ids: false,
+                threads: ThreadRule::Never,
+                files_documents: false,
+            },
             Source::Report(r) => Rules {
                 origin: match r.kind {
                     ReportKind::Dsn => "dsn",
@@ -259,6 +280,9 @@ pub enum AcceptError {
     /// An account's quota has no room for it (`delivery::quota`).
     #[error(transparent)]
     Quota(#[from] QuotaRefusal),
+    /// The recipient is neither ours nor in the trust space.
+    #[error("recipient outside the trust space")]
+    Unroutable,
     /// A lookup failed: the sender should retry later.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -580,7 +604,7 @@ impl Acceptor {
         let smtp = match source {
             Source::Mx(s) | Source::Submission(s) => s,
             Source::Report(_) => return Ok(Some(Authored::Report)),
-            Source::Append(_) | Source::Patient(_) => return Ok(None),
+            Source::Append(_) | Source::Patient(_) | Source::CalendarReply(_) => return Ok(None),
         };
         let trust = self.trust();
         match self
@@ -654,6 +678,21 @@ impl Acceptor {
                 env_id: None,
                 ret: None,
             },
+            Source::CalendarReply(c) => Envelope {
+                mail_from: &c.patient.address,
+                recipients: self.reply_recipients(c).await?,
+                hop: Some(Hop {
+                    helo: "patient-space",
+                    peer_ip: "127.0.0.1".into(),
+                    protocol: "HTTPS",
+                    tls: None,
+                }),
+                received_at: None,
+                // Unread for the organiser (flags apply to every copy).
+                flags: "",
+                env_id: None,
+                ret: None,
+            },
             Source::Report(r) => Envelope {
                 mail_from: "",
                 recipients: vec![self.report_recipient(r.to).await?],
@@ -713,6 +752,54 @@ impl Acceptor {
             target,
             NewRecipient {
                 address: p.patient.address.clone(),
+                orcpt: None,
+                notify: 0,
+                mailbox_id: sent,
+                remote: false,
+                patient_id: None,
+            },
+        ])
+    }
+
+    /// A REPLY goes to the organiser, here or at another operator of the trust
+    /// space, with a copy in the patient's Sent folder.
+    async fn reply_recipients(
+        &self,
+        c: CalendarReply<'_>,
+    ) -> Result<Vec<NewRecipient>, AcceptError> {
+        let store = &self.services.store;
+        let target =
+            match store.account_by_address(c.to).await? {
+                Some(acc) if !acc.disabled => NewRecipient {
+                    mailbox_id: Some(store.mailbox_id(acc.id, "INBOX").await?.ok_or_else(
+                        || StoreError::NotFound(format!("INBOX of {}", acc.address)),
+                    )?),
+                    address: acc.address,
+                    orcpt: None,
+                    notify: 0,
+                    remote: false,
+                    patient_id: None,
+                },
+                _ => {
+                    let domain = c.to.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+                    if !self.trust().is_whitelisted(domain) {
+                        return Err(AcceptError::Unroutable);
+                    }
+                    NewRecipient {
+                        address: c.to.to_string(),
+                        orcpt: None,
+                        notify: 0,
+                        mailbox_id: None,
+                        remote: true,
+                        patient_id: None,
+                    }
+                }
+            };
+        let sent = store.mailbox_id(c.patient.id, "Sent").await?;
+        Ok(vec![
+            target,
+            NewRecipient {
+                address: c.patient.address.clone(),
                 orcpt: None,
                 notify: 0,
                 mailbox_id: sent,

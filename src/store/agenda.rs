@@ -285,6 +285,16 @@ impl Store {
         .await?)
     }
 
+    /// The address of the patient appointment `id` belongs to.
+    pub async fn appointment_owner(&self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT a.address FROM appointments p JOIN accounts a ON a.id = p.patient_id WHERE p.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     /// Records the patient's answer to appointment `id`.
     pub async fn set_partstat(
         &self,
