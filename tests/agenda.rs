@@ -697,6 +697,18 @@ async fn agenda_page_and_feed_in_a_browser() {
                 "may change their mind"
             );
 
+            // Recommended exams: a woman born in 1979 has HPV screening to plan.
+            let text = b.main_text().await;
+            assert!(
+                text.contains("Examens et vaccinations recommandés"),
+                "{text}"
+            );
+            assert!(text.contains("test HPV"), "{text}");
+            b.navigate_by("form[action='/agenda/recommandations/DEPISTAGE_COL_HPV'] button")
+                .await;
+            assert!(b.path().await.starts_with("/agenda?etat=recommandation"));
+            assert!(b.main_text().await.contains("Dernière fois"));
+
             // The feed: made on the settings page, shown once.
             b.goto(&format!("{url}/parametres")).await;
             b.navigate_by("form[action='/parametres/agenda/lien'] button")
@@ -740,7 +752,234 @@ async fn agenda_page_and_feed_in_a_browser() {
     }
 }
 
+/// A matricule INS (NIR + key) for `nir` (13 digits).
+fn ins(nir: &str) -> String {
+    let n: u64 = nir.parse().unwrap();
+    format!("{nir}{:02}", 97 - n % 97)
+}
+
+/// Born `years` ago this month (the INS gives year and month), as YYMM.
+fn born(years: i32) -> String {
+    use chrono::Datelike;
+    let today = chrono::Utc::now().date_naive();
+    // The month before this one: `years` birthdays are behind for sure.
+    let (y, m) = if today.month() == 1 {
+        (today.year() - years - 1, 12)
+    } else {
+        (today.year() - years, today.month() - 1)
+    };
+    format!("{:02}{:02}", y % 100, m)
+}
+
+fn statuses(body: &serde_json::Value) -> Vec<(String, String)> {
+    body["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["code"].as_str().unwrap().to_string(),
+                r["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn recommendations_for_a_woman_of_52_and_a_man_of_66(db: Db) {
+    let instance = Instance::new(db).await;
+    let woman = format!(
+        "{}@patient.mes.test",
+        ins(&format!("2{}75123456", born(52)))
+    );
+    let man = format!(
+        "{}@patient.mes.test",
+        ins(&format!("1{}75123457", born(66)))
+    );
+    instance.add_user(&woman, "patient", PATIENT_PW);
+    instance.add_user(&man, "patient", PATIENT_PW);
+    let server = instance.start();
+    let ca = instance.cert("ca.pem");
+    let s = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+
+    // The woman of 52, nothing in her profile.
+    let w = api_login(&server, &ca, &woman, PATIENT_PW);
+    let (status, body) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/recommendations",
+        Some(&w),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    validate(&body, "recommendations.schema.json");
+    assert_eq!(
+        statuses(&body),
+        s(&[
+            ("DEPISTAGE_CANCER_SEIN", "TO_PLAN"),
+            ("DEPISTAGE_CANCER_COLORECTAL", "TO_PLAN"),
+            ("DEPISTAGE_COL_HPV", "TO_PLAN"),
+            ("VACCIN_DTCAPOLIO", "TO_PLAN"),
+        ])
+    );
+    // Her booster in the profile: dTcaPolio done, next at 65.
+    let declare =
+        serde_json::json!({"category": "vaccinations", "label": "Rappel dTcaPolio (Repevax)"})
+            .to_string();
+    let (status, _) = api(
+        &server,
+        &ca,
+        "POST",
+        "/api/v1/profile",
+        Some(&w),
+        Some(&declare),
+    );
+    assert_eq!(status, 201);
+    let (_, one) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/recommendations/VACCIN_DTCAPOLIO",
+        Some(&w),
+        None,
+    );
+    assert_eq!(one["status"], "DONE", "{one}");
+    assert_eq!(one["source"], "profil");
+    let due = one["due_date"].as_str().unwrap();
+    assert_eq!(
+        &due[..4],
+        (chrono::Utc::now()
+            .date_naive()
+            .format("%Y")
+            .to_string()
+            .parse::<i32>()
+            .unwrap()
+            - 52
+            + 65)
+            .to_string()
+    );
+    // She marks her mammography done two months ago, the colorectal test not done.
+    let two_months_ago = (chrono::Utc::now().date_naive() - chrono::Duration::days(60))
+        .format("%Y-%m-%d")
+        .to_string();
+    let mark = serde_json::json!({"status": "DONE", "date": two_months_ago});
+    validate(&mark, "recommendation-mark.schema.json");
+    let (status, one) = api(
+        &server,
+        &ca,
+        "PUT",
+        "/api/v1/recommendations/DEPISTAGE_CANCER_SEIN",
+        Some(&w),
+        Some(&mark.to_string()),
+    );
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["status"], "DONE");
+    assert_eq!(one["last_done"], two_months_ago.as_str());
+    let (status, one) = api(
+        &server,
+        &ca,
+        "PUT",
+        "/api/v1/recommendations/DEPISTAGE_CANCER_COLORECTAL",
+        Some(&w),
+        Some("{\"status\": \"NOT_DONE\"}"),
+    );
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["status"], "NOT_DONE");
+    // What does not concern her: 404.
+    let (status, _) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/recommendations/VACCIN_GRIPPE",
+        Some(&w),
+        None,
+    );
+    assert_eq!(status, 404);
+    let (status, _) = api(
+        &server,
+        &ca,
+        "PUT",
+        "/api/v1/recommendations/INCONNU",
+        Some(&w),
+        Some("{\"status\": \"DONE\"}"),
+    );
+    assert_eq!(status, 404);
+    let (_, body) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/recommendations",
+        Some(&w),
+        None,
+    );
+    validate(&body, "recommendations.schema.json");
+
+    // The man of 66: colorectal, dTcaPolio at 65, influenza every year.
+    let m = api_login(&server, &ca, &man, PATIENT_PW);
+    let (_, body) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/recommendations",
+        Some(&m),
+        None,
+    );
+    assert_eq!(
+        statuses(&body),
+        s(&[
+            ("DEPISTAGE_CANCER_COLORECTAL", "TO_PLAN"),
+            ("VACCIN_DTCAPOLIO", "TO_PLAN"),
+            ("VACCIN_GRIPPE", "TO_PLAN"),
+        ])
+    );
+    let declare =
+        serde_json::json!({"category": "vaccinations", "label": "Vaccin grippal saisonnier"})
+            .to_string();
+    let (status, _) = api(
+        &server,
+        &ca,
+        "POST",
+        "/api/v1/profile",
+        Some(&m),
+        Some(&declare),
+    );
+    assert_eq!(status, 201);
+    let (_, body) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/recommendations",
+        Some(&m),
+        None,
+    );
+    validate(&body, "recommendations.schema.json");
+    assert_eq!(
+        statuses(&body),
+        s(&[
+            ("DEPISTAGE_CANCER_COLORECTAL", "TO_PLAN"),
+            ("VACCIN_DTCAPOLIO", "TO_PLAN"),
+            ("VACCIN_GRIPPE", "DONE"),
+        ])
+    );
+    let flu = &body["recommendations"][2];
+    let next_year = (chrono::Utc::now().date_naive() + chrono::Duration::days(366))
+        .format("%Y")
+        .to_string();
+    assert!(
+        flu["due_date"]
+            .as_str()
+            .unwrap()
+            .starts_with(&next_year[..3]),
+        "{flu}"
+    );
+}
+
 both_backends!(
+    recommendations_for_a_woman_of_52_and_a_man_of_66,
     api_lists_and_replies,
     corpus_invitations_are_indexed,
     updates_by_sequence_and_cancel,

@@ -39,3 +39,32 @@ CREATE TABLE agenda_feeds (
     token_hash     TEXT NOT NULL UNIQUE,
     created_at     BIGINT NOT NULL
 );
+
+-- What the patient marked of a recommended screening or vaccination
+-- (`agenda::recommend`): the latest mark per code, DONE or NOT_DONE, with
+-- the date it was done (ISO AAAA-MM-JJ).
+CREATE TABLE recommendation_marks (
+    patient_id     BIGINT NOT NULL REFERENCES accounts (id),
+    code           TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    done_on        TEXT NOT NULL,
+    updated_at     BIGINT NOT NULL,
+    PRIMARY KEY (patient_id, code)
+);
+
+-- Reminder slots: one row per patient, kind (appointment, recommendation),
+-- what it is about and due day, inserted before the notice goes out, so a
+-- reminder is sent once across restarts and nodes.
+CREATE TABLE agenda_reminders (
+    patient_id     BIGINT NOT NULL REFERENCES accounts (id),
+    kind           TEXT NOT NULL,
+    subject        TEXT NOT NULL,
+    due_day        TEXT NOT NULL,
+    sent_at        BIGINT NOT NULL,
+    PRIMARY KEY (patient_id, kind, subject, due_day)
+);
+
+-- The patient's choices: reminders of appointments (NOTIF_APPOINTMENT) and
+-- of recommended screenings and vaccinations (NOTIF_DEPISTAGE).
+ALTER TABLE patient_settings ADD COLUMN notify_appointment BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE patient_settings ADD COLUMN notify_screening BIGINT NOT NULL DEFAULT 1;

@@ -14,6 +14,7 @@ pub mod expand;
 pub mod feed;
 pub mod filing;
 pub mod ical;
+pub mod recommend;
 pub mod reply;
 
 use crate::store::agenda::Version;

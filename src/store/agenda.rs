@@ -365,4 +365,40 @@ impl Store {
                 .await?,
         )
     }
+
+    /// The patient's marks of recommendations: (code, status, done_on).
+    pub async fn recommendation_marks(
+        &self,
+        patient_id: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT code, status, done_on FROM recommendation_marks WHERE patient_id = $1 ORDER BY code",
+        )
+        .bind(patient_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records the patient's mark of recommendation `code`.
+    pub async fn set_recommendation_mark(
+        &self,
+        patient_id: i64,
+        code: &str,
+        status: &str,
+        done_on: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO recommendation_marks (patient_id, code, status, done_on, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (patient_id, code) DO UPDATE SET \
+             status = excluded.status, done_on = excluded.done_on, updated_at = excluded.updated_at",
+        )
+        .bind(patient_id)
+        .bind(code)
+        .bind(status)
+        .bind(done_on)
+        .bind(self.now())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
 }

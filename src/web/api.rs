@@ -60,6 +60,11 @@ pub fn routes() -> axum::Router<Shared> {
         .route("/api/v1/consents", get(get_consents).put(put_consents))
         .route("/api/v1/agenda", get(agenda_list))
         .route("/api/v1/agenda/{id}/reply", post(agenda_reply))
+        .route("/api/v1/recommendations", get(recommendations))
+        .route(
+            "/api/v1/recommendations/{code}",
+            get(recommendation).put(mark_recommendation),
+        )
         .route(
             "/api/v1/settings/notifications",
             get(get_settings).put(put_settings),
@@ -739,4 +744,85 @@ async fn agenda_reply(
             other => other.into(),
         })?;
     Ok(Json(super::agenda::first_view(&a)))
+}
+
+/// The recommended screenings, vaccinations and examinations that concern
+/// the patient now (schema: `schemas/api/recommendations.schema.json`).
+async fn recommendations(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let items = super::agenda::recommendations(&s, &p).await?;
+    Ok(Json(json!({ "recommendations": items })))
+}
+
+fn one_recommendation(
+    items: Vec<crate::agenda::recommend::Computed>,
+    code: &str,
+) -> Result<Json<crate::agenda::recommend::Computed>, ApiError> {
+    items
+        .into_iter()
+        .find(|r| r.code == code)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "Cette recommandation ne vous concerne pas.".into(),
+            )
+        })
+}
+
+/// One recommendation (`recommendations.schema.json#/$defs/recommendation`).
+async fn recommendation(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Path(code): Path<String>,
+) -> Result<Json<crate::agenda::recommend::Computed>, ApiError> {
+    one_recommendation(super::agenda::recommendations(&s, &p).await?, &code)
+}
+
+#[derive(Debug, Deserialize)]
+struct MarkBody {
+    status: String,
+    date: Option<String>,
+}
+
+/// The patient marks a recommendation done or not done
+/// (`recommendation-mark.schema.json`); answers the recommendation.
+async fn mark_recommendation(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Path(code): Path<String>,
+    Json(body): Json<MarkBody>,
+) -> Result<Json<crate::agenda::recommend::Computed>, ApiError> {
+    let done = match body.status.as_str() {
+        "DONE" => true,
+        "NOT_DONE" => false,
+        _ => {
+            return Err(ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Statut attendu : DONE ou NOT_DONE.".into(),
+            ));
+        }
+    };
+    let date = match body.date.as_deref() {
+        Some(d) => Some(
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                ApiError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Date attendue : AAAA-MM-JJ.".into(),
+                )
+            })?,
+        ),
+        None => None,
+    };
+    let items = super::agenda::recommendations(&s, &p).await?;
+    if !items.iter().any(|r| r.code == code) {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "Cette recommandation ne vous concerne pas.".into(),
+        ));
+    }
+    super::agenda::mark_recommendation(&s, &p, &code, done, date).await?;
+    one_recommendation(super::agenda::recommendations(&s, &p).await?, &code)
 }

@@ -62,6 +62,21 @@ struct AgendaPage {
     error: Option<String>,
     months: Vec<Month>,
     past: Vec<Item>,
+    recommendations: Vec<Reco>,
+}
+
+/// A recommendation as the page lists it.
+struct Reco {
+    code: String,
+    label: String,
+    status: &'static str,
+    due: Option<String>,
+    last: Option<String>,
+}
+
+/// `15/01/2027`.
+fn day_fr(d: chrono::NaiveDate) -> String {
+    d.format("%d/%m/%Y").to_string()
 }
 
 /// `lundi 10 mars 2025, 14:00 – 15:00` in the appointment's zone (named when
@@ -151,12 +166,35 @@ async fn agenda_page(
         .collect();
     past.reverse();
     past.truncate(20);
+    let today = chrono::DateTime::from_timestamp(now, 0)
+        .map(|d| d.date_naive())
+        .unwrap_or_default();
+    let recommendations = agenda::recommendations(s, p)
+        .await?
+        .into_iter()
+        .map(|r| Reco {
+            due: r.due_date.map(|d| {
+                if d < today {
+                    format!("Recommandé depuis le {}", day_fr(d))
+                } else {
+                    format!("À faire avant le {}", day_fr(d))
+                }
+            }),
+            last: r
+                .last_done
+                .map(|d| format!("Dernière fois : {}", day_fr(d))),
+            status: r.status.label_fr(),
+            code: r.code,
+            label: r.label,
+        })
+        .collect();
     Ok(AgendaPage {
         l: Layout::patient("Agenda", csrf, p, "agenda"),
         notice,
         error: None,
         months,
         past,
+        recommendations,
     })
 }
 
@@ -225,4 +263,30 @@ pub(in crate::web) async fn feed(
             .into_response()),
         None => Err(PageError::NotFound),
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct MarkForm {
+    csrf: Option<String>,
+    status: String,
+}
+
+/// POST /agenda/recommandations/{code}: done or not done (today).
+pub(super) async fn mark(
+    State(s): State<Shared>,
+    Extension(csrf): Extension<Csrf>,
+    session: Session,
+    Path(code): Path<String>,
+    Form(f): Form<MarkForm>,
+) -> Result<Response, PageError> {
+    if !csrf.accepts(f.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let done = match f.status.as_str() {
+        "DONE" => true,
+        "NOT_DONE" => false,
+        _ => return Err(PageError::Bad("Statut inconnu.".into())),
+    };
+    agenda::mark_recommendation(&s, &session.account, &code, done, None).await?;
+    Ok(Redirect::to("/agenda?etat=recommandation#reco-titre").into_response())
 }

@@ -82,6 +82,7 @@ pub(super) fn routes() -> axum::Router<Shared> {
         .route("/historique", get(acces::history_page))
         .route("/agenda", get(agenda::page))
         .route("/agenda/{id}/repondre", post(agenda::reply))
+        .route("/agenda/recommandations/{code}", post(agenda::mark))
         .route("/parametres", get(parametres::page))
         .route("/parametres/agenda/lien", post(parametres::new_feed))
         .route("/parametres/agenda/revoquer", post(parametres::revoke_feed))
@@ -300,6 +301,7 @@ impl Etat {
                 "Le professionnel est débloqué. Il devra être autorisé de nouveau pour consulter votre dossier."
             }
             "consentements" => "Vos choix pour les situations d'urgence sont enregistrés.",
+            "recommandation" => "C'est noté. Votre calendrier de prévention est à jour.",
             "rdv-accepte" => "Vous avez accepté le rendez-vous. L'organisateur en est informé.",
             "rdv-refuse" => "Vous avez refusé le rendez-vous. L'organisateur en est informé.",
             "flux-revoque" => {
