@@ -978,7 +978,121 @@ async fn recommendations_for_a_woman_of_52_and_a_man_of_66(db: Db) {
     );
 }
 
+/// The reminders the sink received, by subject.
+fn reminders(got: &std::sync::Mutex<Vec<String>>, subject: &str) -> Vec<String> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            mail_parser::MessageParser::default()
+                .parse(m.as_bytes())
+                .and_then(|p| p.subject().map(|s| s == subject))
+                .unwrap_or(false)
+        })
+        .cloned()
+        .collect()
+}
+
+async fn reminders_are_sent_once_across_a_restart(db: Db) {
+    use std::time::{Duration, Instant};
+    let (port, got) = common::smtp_sink().await;
+    let instance = Instance::new(db).await;
+    instance.edit_config(|t| {
+        t.replacen(
+            "[notify]\n",
+            &format!("[notify]\nsmarthost = \"127.0.0.1:{port}\"\nstarttls = false\nreminder_interval_secs = 1\n"),
+            1,
+        )
+    });
+    instance.add_named_user(JEAN, "professional", "Dr Jean Dupont", PW);
+    // A man of 66 whose influenza vaccination is due again tomorrow.
+    let man = format!(
+        "{}@patient.mes.test",
+        ins(&format!("1{}75123457", born(66)))
+    );
+    instance.add_user(&man, "patient", PATIENT_PW);
+    let mut server = instance.start();
+    let ca = instance.cert("ca.pem");
+    let token = api_login(&server, &ca, &man, PATIENT_PW);
+    let settings =
+        serde_json::json!({"email": "dominique@perso.example", "enabled": true}).to_string();
+    let (status, _) = api(
+        &server,
+        &ca,
+        "PUT",
+        "/api/v1/settings/notifications",
+        Some(&token),
+        Some(&settings),
+    );
+    assert_eq!(status, 200);
+    let paris = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Paris)
+        .date_naive();
+    let tomorrow = paris + chrono::Duration::days(1);
+    let last_year = tomorrow - chrono::Months::new(12);
+    let mark =
+        serde_json::json!({"status": "DONE", "date": last_year.format("%Y-%m-%d").to_string()})
+            .to_string();
+    let (status, one) = api(
+        &server,
+        &ca,
+        "PUT",
+        "/api/v1/recommendations/VACCIN_GRIPPE",
+        Some(&token),
+        Some(&mark),
+    );
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["due_date"], tomorrow.format("%Y-%m-%d").to_string());
+    assert_eq!(one["status"], "TO_PLAN");
+    // An appointment tomorrow at 10:00, and one next month (no reminder yet).
+    let mail = calendar_mail(
+        &invitation(
+            "rappel-1",
+            &tomorrow.format("%Y%m%d").to_string(),
+            "Consultation confidentielle",
+        ),
+        false,
+    )
+    .replace(PATIENT, &man);
+    let code = common::submit(server.addr("submissions"), &ca, JEAN, PW, "", &man, &mail).await;
+    assert_eq!(code, 250);
+    let later = (paris + chrono::Duration::days(40))
+        .format("%Y%m%d")
+        .to_string();
+    let mail =
+        calendar_mail(&invitation("rappel-2", &later, "Plus tard"), false).replace(PATIENT, &man);
+    assert_eq!(
+        common::submit(server.addr("submissions"), &ca, JEAN, PW, "", &man, &mail).await,
+        250
+    );
+
+    let end = Instant::now() + Duration::from_secs(15);
+    while (reminders(&got, "Rappel de rendez-vous").is_empty()
+        || reminders(&got, "Rappel de prévention").is_empty())
+        && Instant::now() < end
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Restarted, and a few more rounds: nothing sent twice.
+    server.terminate(Duration::from_secs(10));
+    let server = instance.start();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let appointment = reminders(&got, "Rappel de rendez-vous");
+    let prevention = reminders(&got, "Rappel de prévention");
+    assert_eq!(appointment.len(), 1, "{:?}", got.lock().unwrap());
+    assert_eq!(prevention.len(), 1, "{:?}", got.lock().unwrap());
+    for m in appointment.iter().chain(&prevention) {
+        assert!(m.contains("dominique@perso.example"));
+        assert!(
+            !m.contains("Consultation") && !m.contains("Dupont") && !m.contains("grippe"),
+            "content-free: {m}"
+        );
+    }
+    drop(server);
+}
+
 both_backends!(
+    reminders_are_sent_once_across_a_restart,
     recommendations_for_a_woman_of_52_and_a_man_of_66,
     api_lists_and_replies,
     corpus_invitations_are_indexed,

@@ -28,6 +28,7 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("identity", "trust"),
     ("access", "threads"),
     ("dossier", "threads"),
+    ("agenda", "threads"),
     ("cli", "server"),
 ];
 

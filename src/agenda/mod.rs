@@ -15,6 +15,7 @@ pub mod feed;
 pub mod filing;
 pub mod ical;
 pub mod recommend;
+pub mod reminders;
 pub mod reply;
 
 use crate::store::agenda::Version;

@@ -351,9 +351,10 @@ pub fn compute_one(
         .iter()
         .filter(|m| m.code == r.code && !m.done)
         .any(|m| last_date.is_none_or(|l| m.date > l));
+    // Done for the current cycle: the next one is not yet close.
     let done_now = match (due, last_date) {
         (None, Some(_)) => true,
-        (Some(d), Some(_)) => d > today,
+        (Some(d), Some(_)) => d > soon,
         _ => false,
     };
     let status = if done_now {
@@ -374,6 +375,66 @@ pub fn compute_one(
         last_done: last_date,
         source: last.map(|(_, s)| s.to_string()),
     })
+}
+
+/// The recommendations of patient `patient_id` on `today`, from their INS
+/// traits, the record (screening reports by typeCode, vaccinations of the
+/// profile) and their marks. A patient without an INS has none.
+pub async fn of_patient(
+    store: &crate::store::Store,
+    patient_id: i64,
+    ins: Option<&str>,
+    today: NaiveDate,
+) -> Result<Vec<Computed>, crate::store::StoreError> {
+    let Some(traits) = ins.and_then(|i| Traits::from_ins(i, today)) else {
+        return Ok(Vec::new());
+    };
+    let day_of = |t: i64| chrono::DateTime::from_timestamp(t, 0).map(|t| t.date_naive());
+    let reports: Vec<Report> = store
+        .documents_of(patient_id)
+        .await?
+        .into_iter()
+        .filter_map(|d| {
+            let code = d.type_code?.split('^').next()?.to_string();
+            let date = d
+                .creation_time
+                .as_deref()
+                .and_then(parse_date)
+                .or_else(|| day_of(d.created_at))?;
+            Some(Report { code, date })
+        })
+        .collect();
+    let vaccinations: Vec<Vaccination> = store
+        .profile_of(patient_id)
+        .await?
+        .into_iter()
+        .filter(|i| i.category == "vaccinations")
+        .filter_map(|i| {
+            let date = i
+                .date
+                .as_deref()
+                .and_then(parse_date)
+                .or_else(|| day_of(i.created_at))?;
+            Some(Vaccination {
+                code: i.code,
+                label: i.label,
+                date,
+            })
+        })
+        .collect();
+    let marks: Vec<Mark> = store
+        .recommendation_marks(patient_id)
+        .await?
+        .into_iter()
+        .filter_map(|(code, status, done_on)| {
+            Some(Mark {
+                code,
+                done: status == "DONE",
+                date: parse_date(&done_on)?,
+            })
+        })
+        .collect();
+    Ok(compute(traits, today, &reports, &vaccinations, &marks))
 }
 
 #[cfg(test)]

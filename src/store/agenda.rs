@@ -401,4 +401,80 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Patients who gave a notice address and want some agenda reminder:
+    /// (patient id, INS, address, appointments, prevention).
+    pub async fn reminder_targets(
+        &self,
+    ) -> Result<Vec<(i64, Option<String>, String, bool, bool)>, StoreError> {
+        let rows: Vec<(i64, Option<String>, String, i64, i64)> = sqlx::query_as(
+            "SELECT a.id, a.ins, s.notify_email, s.notify_appointment, s.notify_screening \
+             FROM patient_settings s JOIN accounts a ON a.id = s.account_id \
+             WHERE s.notify_email IS NOT NULL AND a.disabled = 0 \
+             AND (s.notify_appointment = 1 OR s.notify_screening = 1) ORDER BY a.id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, ins, email, a, s)| (id, ins, email, a != 0, s != 0))
+            .collect())
+    }
+
+    /// Takes the slot of one reminder: true (and recorded) only the first
+    /// time, on any node.
+    pub async fn take_reminder_slot(
+        &self,
+        patient_id: i64,
+        kind: &str,
+        subject: &str,
+        due_day: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO agenda_reminders (patient_id, kind, subject, due_day, sent_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(patient_id)
+        .bind(kind)
+        .bind(subject)
+        .bind(due_day)
+        .bind(self.now())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The patient's agenda reminder switches: (appointments, prevention).
+    pub async fn agenda_notice_settings(
+        &self,
+        patient_id: i64,
+    ) -> Result<(bool, bool), StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT notify_appointment, notify_screening FROM patient_settings WHERE account_id = $1",
+        )
+        .bind(patient_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map_or((true, true), |(a, s)| (a != 0, s != 0)))
+    }
+
+    /// Sets the agenda reminder switches (after the notice settings exist).
+    pub async fn set_agenda_notice_settings(
+        &self,
+        patient_id: i64,
+        appointments: bool,
+        prevention: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO patient_settings (account_id, notify_appointment, notify_screening) VALUES ($1, $2, $3) \
+             ON CONFLICT (account_id) DO UPDATE SET notify_appointment = excluded.notify_appointment, \
+             notify_screening = excluded.notify_screening",
+        )
+        .bind(patient_id)
+        .bind(i64::from(appointments))
+        .bind(i64::from(prevention))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
 }

@@ -274,78 +274,15 @@ pub async fn feed(s: &WebServices, token: &str) -> Result<Option<String>, Patien
     Ok(Some(agenda::feed::calendar(&rows)))
 }
 
-/// The patient's recommendations today, from their INS traits, the record
-/// (screening reports by typeCode, vaccinations of the profile) and their
-/// marks. A patient without an INS has none.
+/// The patient's recommendations today (`agenda::recommend::of_patient`).
 pub async fn recommendations(
     s: &WebServices,
     p: &Account,
 ) -> Result<Vec<agenda::recommend::Computed>, PatientError> {
-    use agenda::recommend::{self, Mark, Report, Traits, Vaccination};
     let today = chrono::DateTime::from_timestamp(s.store.now(), 0)
         .map(|d| d.date_naive())
         .unwrap_or_default();
-    let Some(traits) = p.ins.as_deref().and_then(|i| Traits::from_ins(i, today)) else {
-        return Ok(Vec::new());
-    };
-    let reports: Vec<Report> = s
-        .store
-        .documents_of(p.id)
-        .await?
-        .into_iter()
-        .filter_map(|d| {
-            let code = d.type_code?.split('^').next()?.to_string();
-            let date = d
-                .creation_time
-                .as_deref()
-                .and_then(recommend::parse_date)
-                .or_else(|| {
-                    chrono::DateTime::from_timestamp(d.created_at, 0).map(|t| t.date_naive())
-                })?;
-            Some(Report { code, date })
-        })
-        .collect();
-    let vaccinations: Vec<Vaccination> = s
-        .store
-        .profile_of(p.id)
-        .await?
-        .into_iter()
-        .filter(|i| i.category == "vaccinations")
-        .filter_map(|i| {
-            let date = i
-                .date
-                .as_deref()
-                .and_then(recommend::parse_date)
-                .or_else(|| {
-                    chrono::DateTime::from_timestamp(i.created_at, 0).map(|t| t.date_naive())
-                })?;
-            Some(Vaccination {
-                code: i.code,
-                label: i.label,
-                date,
-            })
-        })
-        .collect();
-    let marks: Vec<Mark> = s
-        .store
-        .recommendation_marks(p.id)
-        .await?
-        .into_iter()
-        .filter_map(|(code, status, done_on)| {
-            Some(Mark {
-                code,
-                done: status == "DONE",
-                date: recommend::parse_date(&done_on)?,
-            })
-        })
-        .collect();
-    Ok(recommend::compute(
-        traits,
-        today,
-        &reports,
-        &vaccinations,
-        &marks,
-    ))
+    Ok(agenda::recommend::of_patient(&s.store, p.id, p.ins.as_deref(), today).await?)
 }
 
 /// The patient marks recommendation `code` done (on `date`, default today)

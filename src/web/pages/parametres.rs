@@ -24,6 +24,10 @@ struct SettingsPage {
     password_error: Option<String>,
     email: String,
     enabled: bool,
+    /// Reminders of appointments (NOTIF_APPOINTMENT).
+    notif_appointment: bool,
+    /// Reminders of screenings and vaccinations (NOTIF_DEPISTAGE).
+    notif_depistage: bool,
     rules: &'static [&'static str],
     /// The patient has a feed address.
     feed_active: bool,
@@ -39,6 +43,8 @@ async fn settings_page(
 ) -> Result<SettingsPage, PageError> {
     let (email, enabled, _) = s.store.patient_settings(session.account.id).await?;
     let feed_active = s.store.feed_created(session.account.id).await?.is_some();
+    let (notif_appointment, notif_depistage) =
+        s.store.agenda_notice_settings(session.account.id).await?;
     Ok(SettingsPage {
         l: Layout::patient("Paramètres", csrf, &session.account, "parametres"),
         notice,
@@ -46,6 +52,8 @@ async fn settings_page(
         password_error: None,
         email: email.unwrap_or_default(),
         enabled,
+        notif_appointment,
+        notif_depistage,
         rules: &RULES_FR,
         feed_active,
         feed_url: None,
@@ -69,6 +77,10 @@ pub(super) struct NoticeForm {
     #[serde(default)]
     email: String,
     enabled: Option<String>,
+    #[serde(rename = "NOTIF_APPOINTMENT")]
+    notif_appointment: Option<String>,
+    #[serde(rename = "NOTIF_DEPISTAGE")]
+    notif_depistage: Option<String>,
 }
 
 /// POST /parametres/notifications
@@ -102,6 +114,13 @@ pub(super) async fn notifications(
     };
     s.store
         .set_patient_settings(session.account.id, email.as_deref(), enabled)
+        .await?;
+    s.store
+        .set_agenda_notice_settings(
+            session.account.id,
+            f.notif_appointment.is_some(),
+            f.notif_depistage.is_some(),
+        )
         .await?;
     Ok(Redirect::to("/parametres?etat=notifications").into_response())
 }
