@@ -1091,7 +1091,46 @@ async fn reminders_are_sent_once_across_a_restart(db: Db) {
     drop(server);
 }
 
+/// The load tool's invitations (`mes bench smtp --invitation`, the benchmark
+/// of delivery with agenda indexing) are indexed, one appointment each.
+async fn bench_invitations_are_indexed(db: Db) {
+    let (instance, server) = setup(db).await;
+    let out = std::process::Command::new(common::MES)
+        .args([
+            "bench",
+            "smtp",
+            "--server",
+            &server.addr("submissions").to_string(),
+            "--implicit-tls",
+            "--ca",
+            instance.cert("ca.pem").to_str().unwrap(),
+            "--user",
+            JEAN,
+            "--from",
+            JEAN,
+            "--to",
+            PATIENT,
+            "--connections",
+            "2",
+            "--messages",
+            "20",
+            "--invitation",
+        ])
+        .env("MES_BENCH_PASSWORD", PW)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = agenda(&instance).await;
+    assert_eq!(rows.len(), 20, "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(rows.iter().all(|r| r.recurring == 1 && r.organizer == JEAN));
+}
+
 both_backends!(
+    bench_invitations_are_indexed,
     reminders_are_sent_once_across_a_restart,
     recommendations_for_a_woman_of_52_and_a_man_of_66,
     api_lists_and_replies,
