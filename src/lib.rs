@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod address;
+pub mod agenda;
 pub mod audit;
 pub mod bench;
 pub mod cli;

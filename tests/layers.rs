@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["config", "logging"],
     &["store"],
     &["identity", "trust", "tls", "audit"],
-    &["threads", "access", "dossier"],
+    &["threads", "access", "dossier", "agenda"],
     &["delivery"],
     &["smtp", "imap", "web", "relay", "bench"],
     &["server", "cli"],
@@ -28,6 +28,7 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("identity", "trust"),
     ("access", "threads"),
     ("dossier", "threads"),
+    ("agenda", "threads"),
     ("cli", "server"),
 ];
 

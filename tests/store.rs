@@ -61,6 +61,7 @@ fn message(body: &str, mailbox: i64, rcpt: &str) -> NewMessage {
         flags: String::new(),
         thread: None,
         dossier: None,
+        agenda: None,
     }
 }
 

@@ -80,6 +80,11 @@ pub struct SmtpBenchArgs {
     /// packages, so that no document is stored only once for all messages).
     #[arg(long)]
     pub attach: Option<PathBuf>,
+    /// Add an iMIP invitation (text/calendar; method=REQUEST, a UID of its
+    /// own per message) to every message: sent by a professional to a
+    /// patient, measures delivery with indexing into the patient's agenda.
+    #[arg(long, conflicts_with = "attach")]
+    pub invitation: bool,
 }
 
 /// Result of one run.
@@ -225,6 +230,19 @@ fn build_message(
         .to(args.to.parse::<Mailbox>()?)
         .subject(format!("bench {token}"))
         .message_id(Some(format!("<{token}@bench.mes.test>")));
+    if args.invitation {
+        return Ok(builder.multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(body))
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::parse(
+                            "text/calendar; method=REQUEST; charset=utf-8",
+                        )?)
+                        .body(invitation(token, &args.from, &args.to)),
+                ),
+        )?);
+    }
     Ok(match attachment {
         None => builder.header(ContentType::TEXT_PLAIN).body(body)?,
         Some(zip) => builder.multipart(
@@ -236,6 +254,32 @@ fn build_message(
                 ),
         )?,
     })
+}
+
+/// An iTIP REQUEST whose UID is the message's token (so every message files
+/// its own appointment), weekly with a time zone, as clients send them.
+fn invitation(token: &str, from: &str, to: &str) -> String {
+    [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//MES//bench//FR",
+        "METHOD:REQUEST",
+        "BEGIN:VEVENT",
+        &format!("UID:{token}@bench.mes.test"),
+        "SEQUENCE:0",
+        "DTSTAMP:20260101T080000Z",
+        "DTSTART;TZID=Europe/Paris:20270105T093000",
+        "DTEND;TZID=Europe/Paris:20270105T100000",
+        "RRULE:FREQ=WEEKLY;COUNT=10",
+        "SUMMARY:Consultation de suivi",
+        "LOCATION:Cabinet",
+        &format!("ORGANIZER:mailto:{from}"),
+        &format!("ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{to}"),
+        "END:VEVENT",
+        "END:VCALENDAR",
+        "",
+    ]
+    .join("\r\n")
 }
 
 /// A message's token: unique in the run, and of the same width for every

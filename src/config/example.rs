@@ -137,6 +137,7 @@ https = "127.0.0.1:8443"
 # starttls = true
 # from = "Espace sante <ne-pas-repondre@mes.test>"
 # window_secs = 900                      # at most one notice per patient per window
+# reminder_interval_secs = 300           # how often agenda reminders (the day before, the day of) are looked for
 
 [patients]
 # max_attachment_size = 5242880          # PDF, JPEG, PNG, TIFF, TXT, RTF only

@@ -349,6 +349,8 @@ pub struct NotifySettings {
     pub from: String,
     /// At most one notice per patient in this many seconds.
     pub window_secs: u64,
+    /// How often the agenda's reminders are looked for (`agenda::reminders`).
+    pub reminder_interval_secs: u64,
 }
 
 impl Default for NotifySettings {
@@ -358,6 +360,7 @@ impl Default for NotifySettings {
             starttls: true,
             from: "Espace sante <ne-pas-repondre@mes.test>".into(),
             window_secs: 900,
+            reminder_interval_secs: 300,
         }
     }
 }

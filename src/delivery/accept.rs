@@ -20,6 +20,7 @@ use super::prepare::{Analysis, Incoming};
 use super::quota::QuotaRefusal;
 use super::trace::{self, TraceInfo};
 use super::{Deliverer, DeliveryError, NewRecipient, Stored};
+use crate::agenda;
 use crate::config::QuotaSettings;
 use crate::dossier::authorship;
 use crate::dossier::filing::{self, Depositor, PatientRecipient, Refused};
@@ -33,6 +34,7 @@ use crate::identity::author::{
 use crate::mime::facts::MessageFacts;
 use crate::mime::structure::ParsedMessage;
 use crate::store::accounts::Account;
+use crate::store::agenda::AgendaFiling;
 use crate::store::dossier::DossierFiling;
 use crate::store::messages::NewMessage;
 use crate::store::threads::Thread;
@@ -58,6 +60,8 @@ pub enum Source<'a> {
     Patient(FromPatient<'a>),
     /// A report the server writes itself (DSN, MDN).
     Report(Report<'a>),
+    /// A patient's answer to an invitation (iTIP REPLY) to its organiser.
+    CalendarReply(CalendarReply<'a>),
 }
 
 /// An SMTP transaction at the end of DATA.
@@ -113,6 +117,18 @@ pub struct Report<'a> {
     /// What it reports.
     pub kind: ReportKind,
     /// Where it goes.
+    pub to: &'a str,
+}
+
+/// A patient's iTIP REPLY (`agenda::reply`) to the organiser of one of
+/// their appointments: the web layer checked that the appointment is the
+/// patient's and `to` its organiser (the proven author of the invitation),
+/// so it needs no open thread; it joins none.
+#[derive(Debug, Clone, Copy)]
+pub struct CalendarReply<'a> {
+    /// The patient, logged in to the patient space.
+    pub patient: &'a Account,
+    /// The organiser.
     pub to: &'a str,
 }
 
@@ -220,6 +236,13 @@ impl Source<'_> {
                 threads: ThreadRule::FromPatient,
                 files_documents: false,
             },
+            Source::CalendarReply(_) => Rules {
+                origin: "itip-reply",
+                trace: TraceRule::Received,
+                adds_missing_ids: false,
+                threads: ThreadRule::Never,
+                files_documents: false,
+            },
             Source::Report(r) => Rules {
                 origin: match r.kind {
                     ReportKind::Dsn => "dsn",
@@ -258,6 +281,9 @@ pub enum AcceptError {
     /// An account's quota has no room for it (`delivery::quota`).
     #[error(transparent)]
     Quota(#[from] QuotaRefusal),
+    /// The recipient is neither ours nor in the trust space.
+    #[error("recipient outside the trust space")]
+    Unroutable,
     /// A lookup failed: the sender should retry later.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -451,13 +477,13 @@ impl Acceptor {
             _ => None,
         };
         let mdn_to = mdn_address(&facts, envelope.mail_from);
-        let (dossier, filed_for, analysis, documents) =
+        let (dossier, filed_for, analysis, agenda, documents) =
             match authored.as_ref().and_then(Authored::author) {
                 Some(author) if rules.files_documents => {
                     self.examine_dossier(&envelope, &content, &facts, author, mdn_to.as_deref())
                         .await?
                 }
-                _ => (None, Vec::new(), None, MssHeaders::default()),
+                _ => (None, Vec::new(), None, None, MssHeaders::default()),
             };
         let mdn_content = (mdn_to.is_some() && !filed_for.is_empty()).then(|| content.clone());
         let patients: Vec<i64> = envelope
@@ -477,6 +503,7 @@ impl Acceptor {
             flags: envelope.flags.to_string(),
             thread,
             dossier,
+            agenda,
             analysis,
         }
         .prepare();
@@ -571,7 +598,7 @@ impl Acceptor {
         let smtp = match source {
             Source::Mx(s) | Source::Submission(s) => s,
             Source::Report(_) => return Ok(Some(Authored::Report)),
-            Source::Append(_) | Source::Patient(_) => return Ok(None),
+            Source::Append(_) | Source::Patient(_) | Source::CalendarReply(_) => return Ok(None),
         };
         let trust = self.trust();
         match self
@@ -645,6 +672,21 @@ impl Acceptor {
                 env_id: None,
                 ret: None,
             },
+            Source::CalendarReply(c) => Envelope {
+                mail_from: &c.patient.address,
+                recipients: self.reply_recipients(c).await?,
+                hop: Some(Hop {
+                    helo: "patient-space",
+                    peer_ip: "127.0.0.1".into(),
+                    protocol: "HTTPS",
+                    tls: None,
+                }),
+                received_at: None,
+                // Unread for the organiser (flags apply to every copy).
+                flags: "",
+                env_id: None,
+                ret: None,
+            },
             Source::Report(r) => Envelope {
                 mail_from: "",
                 recipients: vec![self.report_recipient(r.to).await?],
@@ -713,6 +755,54 @@ impl Acceptor {
         ])
     }
 
+    /// A REPLY goes to the organiser, here or at another operator of the trust
+    /// space, with a copy in the patient's Sent folder.
+    async fn reply_recipients(
+        &self,
+        c: CalendarReply<'_>,
+    ) -> Result<Vec<NewRecipient>, AcceptError> {
+        let store = &self.services.store;
+        let target =
+            match store.account_by_address(c.to).await? {
+                Some(acc) if !acc.disabled => NewRecipient {
+                    mailbox_id: Some(store.mailbox_id(acc.id, "INBOX").await?.ok_or_else(
+                        || StoreError::NotFound(format!("INBOX of {}", acc.address)),
+                    )?),
+                    address: acc.address,
+                    orcpt: None,
+                    notify: 0,
+                    remote: false,
+                    patient_id: None,
+                },
+                _ => {
+                    let domain = c.to.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+                    if !self.trust().is_whitelisted(domain) {
+                        return Err(AcceptError::Unroutable);
+                    }
+                    NewRecipient {
+                        address: c.to.to_string(),
+                        orcpt: None,
+                        notify: 0,
+                        mailbox_id: None,
+                        remote: true,
+                        patient_id: None,
+                    }
+                }
+            };
+        let sent = store.mailbox_id(c.patient.id, "Sent").await?;
+        Ok(vec![
+            target,
+            NewRecipient {
+                address: c.patient.address.clone(),
+                orcpt: None,
+                notify: 0,
+                mailbox_id: sent,
+                remote: false,
+                patient_id: None,
+            },
+        ])
+    }
+
     /// A report goes to the local INBOX when the address is ours, else to the queue.
     async fn report_recipient(&self, to: &str) -> Result<NewRecipient, AcceptError> {
         let store = &self.services.store;
@@ -744,15 +834,7 @@ impl Acceptor {
         facts: &MessageFacts,
         author: &Author,
         mdn_to: Option<&str>,
-    ) -> Result<
-        (
-            Option<Box<DossierFiling>>,
-            Vec<String>,
-            Option<Analysis>,
-            MssHeaders,
-        ),
-        AcceptError,
-    > {
+    ) -> Result<Examined, AcceptError> {
         let store = &self.services.store;
         let mut patients = Vec::new();
         let mut professionals = Vec::new();
@@ -771,19 +853,40 @@ impl Acceptor {
             }
         }
         if patients.is_empty() && professionals.is_empty() {
-            return Ok((None, Vec::new(), None, MssHeaders::default()));
+            return Ok((None, Vec::new(), None, None, MssHeaders::default()));
         }
         let raw = content.to_vec();
         let p = patients.clone();
+        // Invitations to patients are filed in their agenda, organised by the proven author.
+        let agenda_patients: Vec<agenda::filing::Patient> = patients
+            .iter()
+            .map(|p| agenda::filing::Patient {
+                account_id: p.account_id,
+                address: p.address.clone(),
+            })
+            .collect();
+        let organiser = agenda::filing::Organiser {
+            address: author.address.clone(),
+            name: Some(author.name.clone()).filter(|n| !n.is_empty()),
+        };
         // One parse for both: the IMAP structure the store keeps and the
         // attachments to index (base64 decoding a large package is most of it).
-        let (analysis, outcome) = tokio::task::spawn_blocking(move || {
+        let (analysis, outcome, agenda) = tokio::task::spawn_blocking(move || {
             let limits = Limits::default();
-            let (parsed, outcome) = ParsedMessage::parse_sharing(&raw, |message| match message {
-                Some(m) => filing::examine_parsed(m, &p, &professionals, &limits),
-                None => filing::examine(&raw, &p, &professionals, &limits),
-            });
-            (Analysis::of_parsed(&raw, &parsed), outcome)
+            let (parsed, (outcome, agenda)) =
+                ParsedMessage::parse_sharing(&raw, |message| match message {
+                    Some(m) => (
+                        filing::examine_parsed(m, &p, &professionals, &limits),
+                        agenda::filing::examine(
+                            m,
+                            &agenda_patients,
+                            &organiser,
+                            &agenda::Limits::default(),
+                        ),
+                    ),
+                    None => (filing::examine(&raw, &p, &professionals, &limits), None),
+                });
+            (Analysis::of_parsed(&raw, &parsed), outcome, agenda)
         })
         .await?;
         // Only a document's author replaces or withdraws it.
@@ -813,6 +916,7 @@ impl Acceptor {
                 e.filing.map(|f| Box::new(DossierFiling::from(f))),
                 e.filed_for,
                 Some(analysis),
+                agenda.map(Box::new),
                 e.headers,
             )),
             Err(Refused { refusal, headers }) => {
@@ -872,6 +976,17 @@ impl Acceptor {
         }
     }
 }
+
+/// What indexing found: dossier rows, the patients whose documents were
+/// filed, the IMAP structure from the same parse, agenda rows, and the
+/// MSSanté headers of the documents read (for the MDN).
+type Examined = (
+    Option<Box<DossierFiling>>,
+    Vec<String>,
+    Option<Analysis>,
+    Option<Box<AgendaFiling>>,
+    MssHeaders,
+);
 
 /// A message ready for the commit, and what follows it.
 struct Prepared<'a> {

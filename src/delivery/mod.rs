@@ -21,8 +21,8 @@ use crate::config::QuotaSettings;
 pub use crate::store::messages::{NewMessage, NewRecipient, Stored};
 use crate::store::{Backend, Store, StoreError};
 pub use accept::{
-    AcceptError, Accepted, Acceptor, Append, FromPatient, Recipient, Report, ReportKind, Services,
-    Smtp, Source, Target,
+    AcceptError, Accepted, Acceptor, Append, CalendarReply, FromPatient, Recipient, Report,
+    ReportKind, Services, Smtp, Source, Target,
 };
 
 /// Why a delivery did not happen.

@@ -32,6 +32,8 @@ pub struct Incoming {
     /// What it files in patients' records (indexed before the transaction,
     /// written inside it).
     pub dossier: Option<Box<crate::store::dossier::DossierFiling>>,
+    /// What it files in patients' agendas (written inside the transaction).
+    pub agenda: Option<Box<crate::store::agenda::AgendaFiling>>,
     /// What [`Analysis`] computes from `content`, when the caller already has
     /// it (None: [`Incoming::prepare`] computes it).
     pub analysis: Option<Analysis>,
@@ -99,6 +101,7 @@ impl Incoming {
             flags: self.flags,
             thread: self.thread,
             dossier: self.dossier,
+            agenda: self.agenda,
         }
     }
 }

@@ -298,6 +298,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         })
     };
 
+    // Agenda reminders (agenda/reminders.rs), through the notices' smarthost.
+    if let Some(n) = notifier.clone() {
+        tokio::spawn(crate::agenda::reminders::run(
+            store.clone(),
+            n,
+            Duration::from_secs(config.notify.reminder_interval_secs.max(1)),
+            stop_rx.clone(),
+        ));
+    }
+
     // Handlers first, then "ready": a supervisor (or a test) may signal at once.
     let stop_signal = stop_signals();
     println!("mes: ready");

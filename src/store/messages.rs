@@ -62,6 +62,8 @@ pub struct NewMessage {
     pub thread: Option<super::threads::ThreadLink>,
     /// Documents and profile items it files in patients' records.
     pub dossier: Option<Box<super::dossier::DossierFiling>>,
+    /// Appointments it files in patients' agendas.
+    pub agenda: Option<Box<super::agenda::AgendaFiling>>,
 }
 
 /// The text IMAP SEARCH matches for SUBJECT, FROM, TO, CC and BCC, stored
@@ -168,6 +170,9 @@ pub(super) async fn link_on(
             m.received_at,
         )
         .await?;
+    }
+    if let Some(filing) = &m.agenda {
+        super::agenda::file_on(&mut *conn, Some(message_id), filing, m.received_at).await?;
     }
     Ok(())
 }

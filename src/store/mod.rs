@@ -7,6 +7,7 @@
 pub mod access;
 pub mod accounts;
 pub mod activation;
+pub mod agenda;
 pub mod audit;
 pub mod changes;
 pub mod checkpoint;

@@ -25,6 +25,20 @@ pub const EMERGENCY_BODY: &str = "Bonjour,\r\n\r\nUn professionnel de santé a c
 Connectez-vous à votre espace santé et ouvrez « Historique des accès » pour en savoir plus.\r\n\r\n\
 Ce message est envoyé automatiquement, merci de ne pas y répondre.\r\n";
 
+/// The reminder of an appointment (no title, no professional, no place).
+pub const APPOINTMENT_SUBJECT: &str = "Rappel de rendez-vous";
+/// Its body.
+pub const APPOINTMENT_BODY: &str = "Bonjour,\r\n\r\nUn rendez-vous de votre agenda approche.\r\n\
+Connectez-vous à votre espace santé et ouvrez « Agenda » pour le consulter.\r\n\r\n\
+Ce message est envoyé automatiquement, merci de ne pas y répondre.\r\n";
+
+/// The reminder of a recommended screening or vaccination (which one is not said).
+pub const PREVENTION_SUBJECT: &str = "Rappel de prévention";
+/// Its body.
+pub const PREVENTION_BODY: &str = "Bonjour,\r\n\r\nUn examen de dépistage ou une vaccination recommandés sont à prévoir.\r\n\
+Connectez-vous à votre espace santé et ouvrez « Agenda » pour en savoir plus.\r\n\r\n\
+Ce message est envoyé automatiquement, merci de ne pas y répondre.\r\n";
+
 /// Sends notices; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Notifier {
@@ -106,6 +120,18 @@ impl Notifier {
         }
         if let Err(e) = self.send(&email, EMERGENCY_SUBJECT, EMERGENCY_BODY).await {
             tracing::warn!(error = %e, "emergency access notice not sent");
+        }
+    }
+
+    /// A content-free agenda reminder to `email` (the caller took its slot).
+    pub async fn reminder(&self, email: &str, appointment: bool) {
+        let (subject, body) = if appointment {
+            (APPOINTMENT_SUBJECT, APPOINTMENT_BODY)
+        } else {
+            (PREVENTION_SUBJECT, PREVENTION_BODY)
+        };
+        if let Err(e) = self.send(email, subject, body).await {
+            tracing::warn!(error = %e, "agenda reminder not sent");
         }
     }
 

@@ -58,6 +58,13 @@ pub fn routes() -> axum::Router<Shared> {
             get(professionals).put(set_professional),
         )
         .route("/api/v1/consents", get(get_consents).put(put_consents))
+        .route("/api/v1/agenda", get(agenda_list))
+        .route("/api/v1/agenda/{id}/reply", post(agenda_reply))
+        .route("/api/v1/recommendations", get(recommendations))
+        .route(
+            "/api/v1/recommendations/{code}",
+            get(recommendation).put(mark_recommendation),
+        )
         .route(
             "/api/v1/settings/notifications",
             get(get_settings).put(put_settings),
@@ -662,4 +669,160 @@ async fn put_consents(
         .await
         .map_err(unavailable)?;
     Ok(Json(c))
+}
+
+#[derive(Debug, Deserialize)]
+struct AgendaQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `2026-03-10` (midnight UTC) or an RFC 3339 date-time, in Unix seconds.
+fn api_time(value: &str) -> Option<i64> {
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Some(d.timestamp());
+    }
+    chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc().timestamp())
+}
+
+/// The patient's appointments between `from` (default: now) and `to`
+/// (default: a year later), one item per occurrence (schema:
+/// `schemas/api/agenda.schema.json`).
+async fn agenda_list(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    axum::extract::Query(q): axum::extract::Query<AgendaQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let bad = || {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "Date incorrecte (AAAA-MM-JJ ou RFC 3339).".into(),
+        )
+    };
+    let from = match q.from.as_deref() {
+        Some(v) => api_time(v).ok_or_else(bad)?,
+        None => s.store.now(),
+    };
+    let to = match q.to.as_deref() {
+        Some(v) => api_time(v).ok_or_else(bad)?,
+        None => from + 365 * 86_400,
+    };
+    let items = super::agenda::list(&s, &p, from, to).await?;
+    Ok(Json(json!({ "appointments": items })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReplyBody {
+    partstat: String,
+}
+
+/// Accepts or declines an invitation: the organiser gets an iTIP REPLY
+/// (schema: `schemas/api/agenda-reply.schema.json` for the body, the answer
+/// is one appointment of `agenda.schema.json`).
+async fn agenda_reply(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Path(id): Path<i64>,
+    Json(body): Json<ReplyBody>,
+) -> Result<Json<super::agenda::AppointmentView>, ApiError> {
+    let partstat = crate::agenda::PartStat::parse(&body.partstat).ok_or_else(|| {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Réponse attendue : ACCEPTED ou DECLINED.".into(),
+        )
+    })?;
+    let a = super::agenda::reply(&s, &p, id, partstat)
+        .await
+        .map_err(|e| match e {
+            PatientError::NotFound => {
+                ApiError(StatusCode::NOT_FOUND, "Ce rendez-vous n'existe pas.".into())
+            }
+            PatientError::Bad(m) => ApiError(StatusCode::CONFLICT, m),
+            other => other.into(),
+        })?;
+    Ok(Json(super::agenda::first_view(&a)))
+}
+
+/// The recommended screenings, vaccinations and examinations that concern
+/// the patient now (schema: `schemas/api/recommendations.schema.json`).
+async fn recommendations(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let items = super::agenda::recommendations(&s, &p).await?;
+    Ok(Json(json!({ "recommendations": items })))
+}
+
+fn one_recommendation(
+    items: Vec<crate::agenda::recommend::Computed>,
+    code: &str,
+) -> Result<Json<crate::agenda::recommend::Computed>, ApiError> {
+    items
+        .into_iter()
+        .find(|r| r.code == code)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "Cette recommandation ne vous concerne pas.".into(),
+            )
+        })
+}
+
+/// One recommendation (`recommendations.schema.json#/$defs/recommendation`).
+async fn recommendation(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Path(code): Path<String>,
+) -> Result<Json<crate::agenda::recommend::Computed>, ApiError> {
+    one_recommendation(super::agenda::recommendations(&s, &p).await?, &code)
+}
+
+#[derive(Debug, Deserialize)]
+struct MarkBody {
+    status: String,
+    date: Option<String>,
+}
+
+/// The patient marks a recommendation done or not done
+/// (`recommendation-mark.schema.json`); answers the recommendation.
+async fn mark_recommendation(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    Path(code): Path<String>,
+    Json(body): Json<MarkBody>,
+) -> Result<Json<crate::agenda::recommend::Computed>, ApiError> {
+    let done = match body.status.as_str() {
+        "DONE" => true,
+        "NOT_DONE" => false,
+        _ => {
+            return Err(ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Statut attendu : DONE ou NOT_DONE.".into(),
+            ));
+        }
+    };
+    let date = match body.date.as_deref() {
+        Some(d) => Some(
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                ApiError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Date attendue : AAAA-MM-JJ.".into(),
+                )
+            })?,
+        ),
+        None => None,
+    };
+    let items = super::agenda::recommendations(&s, &p).await?;
+    if !items.iter().any(|r| r.code == code) {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "Cette recommandation ne vous concerne pas.".into(),
+        ));
+    }
+    super::agenda::mark_recommendation(&s, &p, &code, done, date).await?;
+    one_recommendation(super::agenda::recommendations(&s, &p).await?, &code)
 }

@@ -3,6 +3,7 @@
 //! every listener. Both go through `patient.rs` for the patient's own data and
 //! get the security headers of `security.rs`.
 
+pub mod agenda;
 pub mod api;
 pub mod dossier_view;
 pub mod history;
@@ -63,6 +64,7 @@ pub fn router(services: Arc<WebServices>) -> Router {
     api::routes()
         .merge(pro::routes())
         .merge(pages::routes())
+        .merge(pages::feed_routes())
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(services)
 }

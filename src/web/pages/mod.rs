@@ -4,6 +4,7 @@
 //! session, page errors and the French formatting of dates and sizes.
 
 mod acces;
+mod agenda;
 mod auth;
 mod dossier;
 mod messagerie;
@@ -31,6 +32,11 @@ type Shared = Arc<WebServices>;
 
 /// The stylesheet, compiled in so the binary is the whole application.
 const STYLESHEET: &str = include_str!("../../../static/mes.css");
+
+/// The private ICS feed: outside the pages' session and anti-forgery layers.
+pub(super) fn feed_routes() -> axum::Router<Shared> {
+    axum::Router::new().route("/agenda/{file}", get(agenda::feed))
+}
 
 /// The webmail routes.
 pub(super) fn routes() -> axum::Router<Shared> {
@@ -74,7 +80,12 @@ pub(super) fn routes() -> axum::Router<Shared> {
         )
         .route("/professionnels/consentements", post(acces::set_consents))
         .route("/historique", get(acces::history_page))
+        .route("/agenda", get(agenda::page))
+        .route("/agenda/{id}/repondre", post(agenda::reply))
+        .route("/agenda/recommandations/{code}", post(agenda::mark))
         .route("/parametres", get(parametres::page))
+        .route("/parametres/agenda/lien", post(parametres::new_feed))
+        .route("/parametres/agenda/revoquer", post(parametres::revoke_feed))
         .route("/parametres/notifications", post(parametres::notifications))
         .route("/parametres/mot-de-passe", post(parametres::password))
         .route("/static/mes.css", get(stylesheet))
@@ -290,6 +301,12 @@ impl Etat {
                 "Le professionnel est débloqué. Il devra être autorisé de nouveau pour consulter votre dossier."
             }
             "consentements" => "Vos choix pour les situations d'urgence sont enregistrés.",
+            "recommandation" => "C'est noté. Votre calendrier de prévention est à jour.",
+            "rdv-accepte" => "Vous avez accepté le rendez-vous. L'organisateur en est informé.",
+            "rdv-refuse" => "Vous avez refusé le rendez-vous. L'organisateur en est informé.",
+            "flux-revoque" => {
+                "L'adresse d'abonnement à votre agenda est révoquée : elle ne fonctionne plus."
+            }
             _ => return None,
         })
     }

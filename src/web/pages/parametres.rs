@@ -24,7 +24,15 @@ struct SettingsPage {
     password_error: Option<String>,
     email: String,
     enabled: bool,
+    /// Reminders of appointments (NOTIF_APPOINTMENT).
+    notif_appointment: bool,
+    /// Reminders of screenings and vaccinations (NOTIF_DEPISTAGE).
+    notif_depistage: bool,
     rules: &'static [&'static str],
+    /// The patient has a feed address.
+    feed_active: bool,
+    /// The new feed address, shown once right after it is made.
+    feed_url: Option<String>,
 }
 
 async fn settings_page(
@@ -34,6 +42,9 @@ async fn settings_page(
     notice: Option<&'static str>,
 ) -> Result<SettingsPage, PageError> {
     let (email, enabled, _) = s.store.patient_settings(session.account.id).await?;
+    let feed_active = s.store.feed_created(session.account.id).await?.is_some();
+    let (notif_appointment, notif_depistage) =
+        s.store.agenda_notice_settings(session.account.id).await?;
     Ok(SettingsPage {
         l: Layout::patient("Paramètres", csrf, &session.account, "parametres"),
         notice,
@@ -41,7 +52,11 @@ async fn settings_page(
         password_error: None,
         email: email.unwrap_or_default(),
         enabled,
+        notif_appointment,
+        notif_depistage,
         rules: &RULES_FR,
+        feed_active,
+        feed_url: None,
     })
 }
 
@@ -62,6 +77,10 @@ pub(super) struct NoticeForm {
     #[serde(default)]
     email: String,
     enabled: Option<String>,
+    #[serde(rename = "NOTIF_APPOINTMENT")]
+    notif_appointment: Option<String>,
+    #[serde(rename = "NOTIF_DEPISTAGE")]
+    notif_depistage: Option<String>,
 }
 
 /// POST /parametres/notifications
@@ -95,6 +114,13 @@ pub(super) async fn notifications(
     };
     s.store
         .set_patient_settings(session.account.id, email.as_deref(), enabled)
+        .await?;
+    s.store
+        .set_agenda_notice_settings(
+            session.account.id,
+            f.notif_appointment.is_some(),
+            f.notif_depistage.is_some(),
+        )
         .await?;
     Ok(Redirect::to("/parametres?etat=notifications").into_response())
 }
@@ -170,4 +196,50 @@ pub(super) async fn password(
     )
     .await?;
     Ok(Redirect::to("/parametres?etat=mot-de-passe").into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// POST /parametres/agenda/lien: a new private feed address (the previous
+/// one stops working), shown once on the page.
+pub(super) async fn new_feed(
+    State(s): State<Shared>,
+    Extension(csrf): Extension<Csrf>,
+    session: Session,
+    headers: axum::http::HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    if !csrf.accepts(f.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let token = crate::web::agenda::new_feed(&s, &session.account).await?;
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| s.sender.hostname.clone());
+    let mut page = settings_page(&s, &csrf, &session, None).await?;
+    page.feed_url = Some(format!("https://{host}/agenda/{token}.ics"));
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// POST /parametres/agenda/revoquer
+pub(super) async fn revoke_feed(
+    State(s): State<Shared>,
+    Extension(csrf): Extension<Csrf>,
+    session: Session,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    if !csrf.accepts(f.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    crate::web::agenda::revoke_feed(&s, &session.account).await?;
+    Ok(Redirect::to("/parametres?etat=flux-revoque").into_response())
 }

@@ -1,0 +1,97 @@
+//! The private ICS feed a phone calendar subscribes to: the patient's
+//! appointments only (never documents nor messages), one VCALENDAR with
+//! each event's time zones, cancelled ones kept with STATUS:CANCELLED, other
+//! attendees and alarms left out.
+
+use calcard::icalendar::{
+    ICalendar, ICalendarComponent, ICalendarComponentType, ICalendarProperty, ICalendarStatus,
+    ICalendarValue,
+};
+
+use super::ical::stored;
+use crate::store::agenda::Appointment;
+
+/// The feed's text.
+pub fn calendar(rows: &[Appointment]) -> String {
+    let mut root = ICalendarComponent::new(ICalendarComponentType::VCalendar);
+    root.add_property(
+        ICalendarProperty::Prodid,
+        ICalendarValue::Text("-//MES//Agenda//FR".into()),
+    );
+    root.add_property(
+        ICalendarProperty::Version,
+        ICalendarValue::Text("2.0".into()),
+    );
+    let mut out = ICalendar {
+        components: vec![root],
+    };
+    let mut zones: Vec<String> = Vec::new();
+    for r in rows {
+        let Some(ical) = stored(&r.ics) else {
+            continue;
+        };
+        for c in &ical.components {
+            match c.component_type {
+                ICalendarComponentType::VTimezone => {
+                    let name = c
+                        .property(&ICalendarProperty::Tzid)
+                        .and_then(|e| e.values.first())
+                        .and_then(ICalendarValue::as_text)
+                        .unwrap_or_default()
+                        .to_string();
+                    if zones.contains(&name) {
+                        continue;
+                    }
+                    zones.push(name);
+                    let tz_id = out.components.len() as u32;
+                    out.components[0].component_ids.push(tz_id);
+                    out.components.push(ICalendarComponent {
+                        component_type: c.component_type.clone(),
+                        entries: c.entries.clone(),
+                        component_ids: Vec::new(),
+                    });
+                    for child in &c.component_ids {
+                        if let Some(item) = ical.components.get(*child as usize) {
+                            let item_id = out.components.len() as u32;
+                            out.components.push(ICalendarComponent {
+                                component_type: item.component_type.clone(),
+                                entries: item.entries.clone(),
+                                component_ids: Vec::new(),
+                            });
+                            out.components[tz_id as usize].component_ids.push(item_id);
+                        }
+                    }
+                }
+                ICalendarComponentType::VEvent => {
+                    let mut entries: Vec<_> = c
+                        .entries
+                        .iter()
+                        .filter(|e| {
+                            let other = matches!(
+                                e.name,
+                                ICalendarProperty::Attendee | ICalendarProperty::Other(_)
+                            );
+                            let status =
+                                r.status == "CANCELLED" && e.name == ICalendarProperty::Status;
+                            !(other || status)
+                        })
+                        .cloned()
+                        .collect();
+                    let mut event = ICalendarComponent::new(ICalendarComponentType::VEvent);
+                    event.entries.append(&mut entries);
+                    if r.status == "CANCELLED" {
+                        event.add_property(
+                            ICalendarProperty::Status,
+                            ICalendarValue::Status(ICalendarStatus::Cancelled),
+                        );
+                    }
+                    let id = out.components.len() as u32;
+                    out.components[0].component_ids.push(id);
+                    out.components.push(event);
+                }
+                _ => {}
+            }
+        }
+    }
+    out.to_string()
+}
