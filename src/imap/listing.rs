@@ -98,6 +98,11 @@ impl Listing {
         self.entries.get(&uid)
     }
 
+    /// Every listed message, by UID.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &Listed)> {
+        self.entries.iter().map(|(uid, listed)| (*uid, listed))
+    }
+
     /// Number of messages listed.
     pub fn len(&self) -> usize {
         self.entries.len()

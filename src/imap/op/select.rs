@@ -124,10 +124,31 @@ impl<S: Mailstore> ImapSession<S> {
             self.condstore = true;
         }
         let store = self.mailstore.clone();
-        // One read gives the UIDs, flags and \Recent of the whole folder.
-        let entries = match store.entry_flags(folder.id).await {
-            Ok(e) => e,
-            Err(e) => return self.store_failed(tag, e),
+        // The UIDs and flags of the whole folder: from the shared listing
+        // (caught up with the database) when the folder is large or already
+        // listed, else in one read with \Recent; SELECT then claims \Recent.
+        let size_at_most = usize::try_from(folder.uidnext.saturating_sub(1)).unwrap_or(0);
+        let listed = if read_only {
+            None
+        } else {
+            match store
+                .listing(folder.id, folder.uidvalidity, size_at_most, size_at_most)
+                .await
+            {
+                Ok(l) => l.map(|l| {
+                    l.iter()
+                        .map(|(uid, e)| (uid, e.flags.to_string(), false))
+                        .collect::<Vec<_>>()
+                }),
+                Err(e) => return self.store_failed(tag, e),
+            }
+        };
+        let entries = match listed {
+            Some(entries) => entries,
+            None => match store.entry_flags(folder.id).await {
+                Ok(e) => e,
+                Err(e) => return self.store_failed(tag, e),
+            },
         };
         let uids: Vec<i64> = entries.iter().map(|e| e.0).collect();
         let recent: HashSet<i64> = if read_only {
