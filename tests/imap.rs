@@ -1498,6 +1498,52 @@ async fn header_fetch_of_a_large_folder(db: Db) {
         lines[0]
     );
     assert!(lines[0].contains(" MODSEQ ("), "{}", lines[0]);
+    // STATUS without RECENT is counted from the listing, with RECENT by the
+    // database: the same counts. 148 messages, 37 of them \Seen (i % 4 == 1,
+    // less UID 1 expunged) plus UID 103, and one \Deleted after this STORE.
+    b.expect("STORE 5 +FLAGS.SILENT (\\Deleted)", "OK").await;
+    let counts = |r: &common::ImapReply| {
+        let line = r
+            .untagged
+            .iter()
+            .find(|l| l.starts_with("* STATUS "))
+            .cloned()
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for name in ["MESSAGES", "UNSEEN", "SIZE", "DELETED"] {
+            let at = line.find(&format!("{name} ")).map(|i| i + name.len() + 1);
+            let value: Option<u64> = at.and_then(|i| {
+                line[i..]
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|v| v.parse().ok())
+            });
+            out.push(value);
+        }
+        out
+    };
+    let listed = a
+        .expect("STATUS INBOX (MESSAGES UNSEEN SIZE DELETED)", "OK")
+        .await;
+    let by_rows = a
+        .expect("STATUS INBOX (MESSAGES RECENT UNSEEN SIZE DELETED)", "OK")
+        .await;
+    let (l, r) = (counts(&listed), counts(&by_rows));
+    assert_eq!(l, r, "{}\n{}", listed.all(), by_rows.all());
+    assert_eq!(
+        (l[0], l[1], l[3]),
+        (Some(148), Some(148 - 38), Some(1)),
+        "{}",
+        listed.all()
+    );
+    // SELECT from the listing: the same EXISTS and first unseen as EXAMINE,
+    // which reads the rows.
+    let selected = a.expect("SELECT INBOX", "OK").await;
+    let examined = b.expect("EXAMINE INBOX", "OK").await;
+    for needle in ["* 148 EXISTS", "[UNSEEN 1]"] {
+        assert!(selected.all().contains(needle), "{}", selected.all());
+        assert!(examined.all().contains(needle), "{}", examined.all());
+    }
 }
 
 both_backends!(header_fetch_of_a_large_folder);

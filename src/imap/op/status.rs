@@ -6,6 +6,7 @@ use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::nz;
+use crate::imap::listing::Listing;
 use crate::imap::session::ImapSession;
 use crate::imap::storage::Mailstore;
 use crate::imap::storage::{Folder, FolderCounts};
@@ -36,7 +37,52 @@ pub(super) fn status_items(
         .collect()
 }
 
+/// The counts of a listed folder (\Recent is not listed: 0).
+fn counts_of(listing: &Listing) -> FolderCounts {
+    let mut counts = FolderCounts::default();
+    for (_, listed) in listing.iter() {
+        let has = |flag: &str| {
+            listed
+                .flags
+                .split(' ')
+                .any(|f| f.eq_ignore_ascii_case(flag))
+        };
+        counts.messages += 1;
+        counts.size += listed.size;
+        if !has("\\Seen") {
+            counts.unseen += 1;
+        }
+        if has("\\Deleted") {
+            counts.deleted += 1;
+            counts.deleted_size += listed.size;
+        }
+    }
+    counts
+}
+
 impl<S: Mailstore> ImapSession<S> {
+    /// The counts STATUS reports: from the folder's shared listing (caught
+    /// up with the database) when it is held or the folder is large and
+    /// RECENT is not asked (the listing does not keep \Recent), else in one
+    /// aggregate query.
+    async fn counts(
+        &self,
+        folder: &Folder,
+        items: &[StatusDataItemName],
+    ) -> Result<FolderCounts, crate::store::StoreError> {
+        if !items.contains(&StatusDataItemName::Recent) {
+            let size_at_most = usize::try_from(folder.uidnext.saturating_sub(1)).unwrap_or(0);
+            if let Some(listing) = self
+                .mailstore
+                .listing(folder.id, folder.uidvalidity, size_at_most, size_at_most)
+                .await?
+            {
+                return Ok(counts_of(&listing));
+            }
+        }
+        self.mailstore.folder_counts(folder.id).await
+    }
+
     /// STATUS.
     pub(in crate::imap) async fn status(
         &mut self,
@@ -47,7 +93,7 @@ impl<S: Mailstore> ImapSession<S> {
         let Some(folder) = self.resolve_folder(&tag, &mailbox).await else {
             return;
         };
-        let counts = match self.mailstore.folder_counts(folder.id).await {
+        let counts = match self.counts(&folder, items).await {
             Ok(c) => c,
             Err(e) => return self.store_failed(tag, e),
         };
