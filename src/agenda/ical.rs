@@ -289,6 +289,32 @@ fn event(
     })
 }
 
+/// Copies the VTIMEZONE `tz` of `ical`, with its STANDARD and DAYLIGHT
+/// rules, under the root (component 0) of `out`: calendars MES writes
+/// (stored rows, the ICS feed, REPLYs) carry the zones their times name.
+pub(super) fn copy_timezone(out: &mut ICalendar, ical: &ICalendar, tz: &ICalendarComponent) {
+    let tz_id = out.components.len() as u32;
+    if let Some(root) = out.components.first_mut() {
+        root.component_ids.push(tz_id);
+    }
+    out.components.push(ICalendarComponent {
+        component_type: ICalendarComponentType::VTimezone,
+        entries: tz.entries.clone(),
+        component_ids: Vec::new(),
+    });
+    for child in &tz.component_ids {
+        if let Some(item) = ical.components.get(*child as usize) {
+            let item_id = out.components.len() as u32;
+            out.components.push(ICalendarComponent {
+                component_type: item.component_type.clone(),
+                entries: item.entries.clone(),
+                component_ids: Vec::new(),
+            });
+            out.components[tz_id as usize].component_ids.push(item_id);
+        }
+    }
+}
+
 /// A VCALENDAR holding the root's VERSION and PRODID, every VTIMEZONE (with
 /// its rules) and the components `ids` (without their alarms).
 fn only(ical: &ICalendar, ids: &[u32]) -> ICalendar {
@@ -305,24 +331,7 @@ fn only(ical: &ICalendar, ids: &[u32]) -> ICalendar {
         components: vec![root],
     };
     for tz in ical.timezones() {
-        let tz_id = out.components.len() as u32;
-        out.components[0].component_ids.push(tz_id);
-        out.components.push(ICalendarComponent {
-            component_type: ICalendarComponentType::VTimezone,
-            entries: tz.entries.clone(),
-            component_ids: Vec::new(),
-        });
-        for child in &tz.component_ids {
-            if let Some(item) = ical.components.get(*child as usize) {
-                let item_id = out.components.len() as u32;
-                out.components.push(ICalendarComponent {
-                    component_type: item.component_type.clone(),
-                    entries: item.entries.clone(),
-                    component_ids: Vec::new(),
-                });
-                out.components[tz_id as usize].component_ids.push(item_id);
-            }
-        }
+        copy_timezone(&mut out, ical, tz);
     }
     for id in ids {
         let comp = component(ical, *id);

@@ -67,26 +67,8 @@ pub fn calendar(
     };
     // The time zones the copied times refer to.
     for c in &ical.components {
-        if c.component_type != ICalendarComponentType::VTimezone {
-            continue;
-        }
-        let tz_id = out.components.len() as u32;
-        out.components[0].component_ids.push(tz_id);
-        out.components.push(ICalendarComponent {
-            component_type: c.component_type.clone(),
-            entries: c.entries.clone(),
-            component_ids: Vec::new(),
-        });
-        for child in &c.component_ids {
-            if let Some(item) = ical.components.get(*child as usize) {
-                let item_id = out.components.len() as u32;
-                out.components.push(ICalendarComponent {
-                    component_type: item.component_type.clone(),
-                    entries: item.entries.clone(),
-                    component_ids: Vec::new(),
-                });
-                out.components[tz_id as usize].component_ids.push(item_id);
-            }
+        if c.component_type == ICalendarComponentType::VTimezone {
+            super::ical::copy_timezone(&mut out, &ical, c);
         }
     }
     let mut reply = ICalendarComponent::new(ICalendarComponentType::VEvent);
