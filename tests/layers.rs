@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["config", "logging"],
     &["store"],
     &["identity", "trust", "tls", "audit"],
-    &["threads", "access", "dossier"],
+    &["threads", "access", "dossier", "lifecycle"],
     &["delivery"],
     &["smtp", "imap", "web", "relay", "bench"],
     &["server", "cli"],
@@ -28,6 +28,7 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("identity", "trust"),
     ("access", "threads"),
     ("dossier", "threads"),
+    ("lifecycle", "threads"),
     ("cli", "server"),
 ];
 
