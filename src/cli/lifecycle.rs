@@ -41,6 +41,15 @@ pub struct BenchProvisionArgs {
     pub write: Option<PathBuf>,
 }
 
+/// The store, with the configuration's domains hosted (as `mes user`).
+async fn open(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::open(&config.database_url, 2)
+        .await
+        .context("opening the store")?;
+    super::init::seed_domains(config, &store).await?;
+    Ok(store)
+}
+
 fn with_suffix(file: &Path, suffix: &str) -> PathBuf {
     let mut s = file.as_os_str().to_owned();
     s.push(suffix);
@@ -81,7 +90,7 @@ pub(super) async fn provision(config: &Config, args: ProvisionArgs) -> anyhow::R
     })?;
     let reader = std::fs::File::open(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
-    let store = Store::open(&config.database_url, 2).await?;
+    let store = open(config).await?;
     let domain = patient_domain(&store, args.domain).await?;
     let opts = Options {
         domain,
@@ -178,7 +187,7 @@ pub(super) async fn bench(config: &Config, args: BenchProvisionArgs) -> anyhow::
         println!("{} beneficiaries written to {}", args.count, path.display());
         return Ok(());
     }
-    let store = Store::open(&config.database_url, 2).await?;
+    let store = open(config).await?;
     let domain = patient_domain(&store, None).await?;
     let dir = tempdir_in(&config.data_dir)?;
     let opts = Options {

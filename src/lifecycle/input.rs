@@ -38,21 +38,55 @@ pub struct RawBeneficiary {
 }
 
 fn representatives<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Reps {
-        List(Vec<String>),
-        Text(String),
+    d.deserialize_any(Representatives)
+}
+
+/// Representatives as NDJSON gives them (an array of strings) or as CSV
+/// does (one text, separated by spaces, `;` or `,`; csv may read a lone
+/// INS as a number).
+struct Representatives;
+
+impl<'de> serde::de::Visitor<'de> for Representatives {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of INS, as an array or separated by spaces or `;`")
     }
-    Ok(match Option::<Reps>::deserialize(d)? {
-        None => Vec::new(),
-        Some(Reps::List(v)) => v,
-        Some(Reps::Text(t)) => t
-            .split([' ', ';', ','])
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Vec<String>, E> {
+        Ok(v.split([' ', ';', ','])
             .filter(|s| !s.is_empty())
             .map(str::to_string)
-            .collect(),
-    })
+            .collect())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Vec<String>, E> {
+        Ok(vec![v.to_string()])
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Vec<String>, E> {
+        Ok(vec![v.to_string()])
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Vec<String>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Vec<String>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<String>, D::Error> {
+        d.deserialize_any(Representatives)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mut out = Vec::new();
+        while let Some(s) = seq.next_element::<String>()? {
+            out.push(s);
+        }
+        Ok(out)
+    }
 }
 
 /// A checked beneficiary.

@@ -291,7 +291,7 @@ impl Store {
             return Ok(0);
         }
         let sql = format!(
-            "INSERT INTO accounts (address, domain, kind, display_name, ins, disabled, created_at) \
+            "INSERT INTO accounts (address, domain, kind, display_name, ins, created_at, disabled) \
              VALUES {} ON CONFLICT (address) DO NOTHING RETURNING id, ins",
             placeholders(todo.len(), 6, 1).replace(')', ", 0)")
         );
