@@ -216,4 +216,166 @@ async fn oppose_after_window_before_opening(db: Db) {
     store.close().await;
 }
 
-both_backends!(provision_oppose_open, oppose_after_window_before_opening);
+/// GET or POST (form fields) on the HTTPS listener with curl and a cookie
+/// jar; returns (status, body).
+fn web(
+    instance: &Instance,
+    server: &common::Server,
+    jar: &std::path::Path,
+    path: &str,
+    form: Option<&[(&str, &str)]>,
+) -> (u16, String) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "--cacert"])
+        .arg(instance.cert("ca.pem"))
+        .arg("-b")
+        .arg(jar)
+        .arg("-c")
+        .arg(jar)
+        .args(["-w", "\n%{http_code}"])
+        .arg(format!(
+            "https://localhost:{}{path}",
+            server.addr("https").port()
+        ));
+    for (k, v) in form.unwrap_or_default() {
+        cmd.arg("--data-urlencode").arg(format!("{k}={v}"));
+    }
+    let out = cmd.output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().expect("status"), body.to_string())
+}
+
+fn is_code(l: &str) -> bool {
+    let l = l.trim();
+    l.len() == 11
+        && l.char_indices().all(|(i, c)| {
+            if i == 5 {
+                c == '-'
+            } else {
+                c.is_ascii_uppercase() || c.is_ascii_digit()
+            }
+        })
+}
+
+async fn opposition_by_page_and_notices(db: Db) {
+    let (port, got) = common::smtp_sink().await;
+    let instance = Instance::new(db).await;
+    instance.edit_config(|t| {
+        t.replacen(
+            "[notify]\n",
+            &format!("[notify]\nsmarthost = \"127.0.0.1:{port}\"\nstarttls = false\n"),
+            1,
+        )
+    });
+    let c = ins("2850575056123");
+    let path = instance.root().join("b.csv");
+    std::fs::write(&path, file(&c, "marie@example.test")).unwrap();
+    let (config, p) = (instance.config.clone(), path.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        common::mes_ok(
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "provision",
+                p.to_str().unwrap(),
+            ],
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.contains("notices: 2 e-mails sent, 0 failed, 1 letters to print"),
+        "{out}"
+    );
+    // Content-free e-mails with a personal code, no INS.
+    let mails = got.lock().unwrap().clone();
+    assert_eq!(mails.len(), 2);
+    for m in &mails {
+        assert!(m.lines().any(is_code), "{m}");
+        assert!(!m.contains(A) && !m.contains(&c), "{m}");
+    }
+    let export = std::fs::read_to_string(instance.root().join("b.csv.print.csv")).unwrap();
+    let code = export
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(',').find(|f| is_code(f)))
+        .expect("a code in the letter")
+        .to_string();
+
+    let server = instance.start();
+    let jar = tempfile::NamedTempFile::new().unwrap();
+    let (status, body) = web(&instance, &server, jar.path(), "/opposition", None);
+    assert_eq!(status, 200);
+    assert!(body.contains("Opposition à la création") && !body.contains("<script"));
+    let at = body.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
+    let csrf = body[at..at + 43].to_string();
+    // Without the token: refused.
+    let (status, _) = web(
+        &instance,
+        &server,
+        jar.path(),
+        "/opposition",
+        Some(&[("ins", B), ("code", &code)]),
+    );
+    assert_eq!(status, 403);
+    // A wrong code, then an unknown INS: the same answer.
+    let (status, wrong) = web(
+        &instance,
+        &server,
+        jar.path(),
+        "/opposition",
+        Some(&[("csrf", &csrf), ("ins", B), ("code", "AAAAA-AAAAA")]),
+    );
+    assert_eq!(status, 422);
+    assert!(
+        wrong.contains("code d&#39;opposition incorrect")
+            || wrong.contains("code d'opposition incorrect"),
+        "{wrong}"
+    );
+    let (status, _) = web(
+        &instance,
+        &server,
+        jar.path(),
+        "/opposition",
+        Some(&[
+            ("csrf", &csrf),
+            ("ins", &ins("1990175056001")),
+            ("code", &code),
+        ]),
+    );
+    assert_eq!(status, 422);
+    // The right code, as typed by a person (lower case, spaces).
+    let typed = code.to_lowercase().replace('-', " ");
+    let (status, body) = web(
+        &instance,
+        &server,
+        jar.path(),
+        "/opposition",
+        Some(&[("csrf", &csrf), ("ins", B), ("code", &typed)]),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Votre opposition est enregistrée"), "{body}");
+    let store = open_store(&instance).await;
+    let state: String = sqlx::query_scalar("SELECT state FROM patient_spaces WHERE ins_hash = $1")
+        .bind(mes::lifecycle::ins_hash(B))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(state, "opposed");
+    let trail: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'space.oppose' AND actor = 'patient'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(trail, 1);
+    store.close().await;
+}
+
+both_backends!(
+    provision_oppose_open,
+    oppose_after_window_before_opening,
+    opposition_by_page_and_notices
+);

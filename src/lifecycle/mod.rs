@@ -122,12 +122,7 @@ pub async fn oppose(
     let Some(space) = store.space_state(&key).await? else {
         return Err(OpposeError::Unknown);
     };
-    match SpaceState::parse(&space.state) {
-        Some(SpaceState::Opposed) => return Ok(Opposed::Already),
-        Some(SpaceState::Open) => return Err(OpposeError::Open),
-        Some(SpaceState::Informed) => {}
-        None => return Err(StoreError::Corrupt(format!("space state {}", space.state)).into()),
-    }
+    // The code first: without it, nothing is told about the space.
     if let Some(code) = code {
         let given = code_hash(&key, code);
         let stored = space.opposition_code_hash.unwrap_or_default();
@@ -135,6 +130,12 @@ pub async fn oppose(
         if !bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
             return Err(OpposeError::Code);
         }
+    }
+    match SpaceState::parse(&space.state) {
+        Some(SpaceState::Opposed) => return Ok(Opposed::Already),
+        Some(SpaceState::Open) => return Err(OpposeError::Open),
+        Some(SpaceState::Informed) => {}
+        None => return Err(StoreError::Corrupt(format!("space state {}", space.state)).into()),
     }
     if store.now() >= space.opens_at {
         return Err(OpposeError::Open);
