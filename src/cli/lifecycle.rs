@@ -160,7 +160,7 @@ fn generated_line(n: u64) -> String {
     let year = 1900 + ins[1..3].parse::<u32>().unwrap_or(50);
     let month = &ins[3..5];
     let place = &ins[5..10];
-    if n % 5 == 0 {
+    if n.is_multiple_of(5) {
         format!(
             "{ins},NOM{n},Prenom,{year}-{month}-15,{sex},{place},,{n} rue du Test 75001 Paris,\n"
         )
