@@ -80,8 +80,20 @@ pub struct DueSpace {
 /// opens_at and changed_at).
 const SPACE_COLUMNS: usize = 15;
 
+/// One placeholder: `$n` on PostgreSQL, a bare `?` on SQLite, where sqlx
+/// looks every numbered parameter up by name (`sqlite3_bind_parameter_name`
+/// walks the list: quadratic in a statement of thousands of values, most of
+/// the run's time), while unnamed ones bind in order.
+fn param(numbered: bool, n: usize) -> String {
+    if numbered {
+        format!("${n}")
+    } else {
+        "?".to_string()
+    }
+}
+
 /// `($1, $2, …), (…)` for `rows` rows of `cols` placeholders from `$start`.
-fn placeholders(rows: usize, cols: usize, start: usize) -> String {
+fn placeholders(numbered: bool, rows: usize, cols: usize, start: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -92,8 +104,7 @@ fn placeholders(rows: usize, cols: usize, start: usize) -> String {
             if c > 0 {
                 s.push_str(", ");
             }
-            s.push('$');
-            s.push_str(&(start + r * cols + c).to_string());
+            s.push_str(&param(numbered, start + r * cols + c));
         }
         s.push(')');
     }
@@ -101,14 +112,19 @@ fn placeholders(rows: usize, cols: usize, start: usize) -> String {
 }
 
 /// `$start, $start+1, …` for an `IN (…)` list of `n` values.
-fn list(n: usize, start: usize) -> String {
+fn list(numbered: bool, n: usize, start: usize) -> String {
     (0..n)
-        .map(|i| format!("${}", start + i))
+        .map(|i| param(numbered, start + i))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 impl Store {
+    /// Numbered placeholders (PostgreSQL) or bare `?` (SQLite): see [`param`].
+    fn numbered(&self) -> bool {
+        self.backend() == super::Backend::Postgres
+    }
+
     /// The stored state and contact of each of `hashes` that is known (one statement).
     pub async fn known_spaces(&self, hashes: &[String]) -> Result<Vec<KnownSpace>, StoreError> {
         if hashes.is_empty() {
@@ -117,7 +133,7 @@ impl Store {
         let sql = format!(
             "SELECT ins_hash, state, COALESCE(email, '') AS email, COALESCE(postal, '') AS postal \
              FROM patient_spaces WHERE ins_hash IN ({})",
-            list(hashes.len(), 1)
+            list(self.numbered(), hashes.len(), 1)
         );
         let mut q = sqlx::query_as::<_, KnownSpace>(&sql);
         for h in hashes {
@@ -151,7 +167,7 @@ impl Store {
                  birth_date = excluded.birth_date, sex = excluded.sex, birth_place = excluded.birth_place, \
                  representatives = excluded.representatives, changed_at = excluded.changed_at \
                  WHERE patient_spaces.state <> 'opposed'",
-                placeholders_with_state(rows.len())
+                placeholders_with_state(self.numbered(), rows.len())
             );
             let mut q = sqlx::query(&sql);
             for r in rows {
@@ -272,9 +288,10 @@ impl Store {
         // Mark first: the row lock (PostgreSQL) or the write lock (SQLite)
         // makes a concurrent opener of the same rows wait, then skip them.
         let sql = format!(
-            "UPDATE patient_spaces SET state = 'open', changed_at = $1 \
+            "UPDATE patient_spaces SET state = 'open', changed_at = {} \
              WHERE state = 'informed' AND ins_hash IN ({}) RETURNING ins_hash",
-            list(due.len(), 2)
+            param(self.numbered(), 1),
+            list(self.numbered(), due.len(), 2)
         );
         let mut q = sqlx::query_scalar::<_, String>(&sql).bind(now);
         for d in due {
@@ -293,7 +310,7 @@ impl Store {
         let sql = format!(
             "INSERT INTO accounts (address, domain, kind, display_name, ins, created_at, disabled) \
              VALUES {} ON CONFLICT (address) DO NOTHING RETURNING id, ins",
-            placeholders(todo.len(), 6, 1).replace(')', ", 0)")
+            placeholders(self.numbered(), todo.len(), 6, 1).replace(')', ", 0)")
         );
         let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
         for d in &todo {
@@ -311,7 +328,7 @@ impl Store {
             let per = DEFAULT_MAILBOXES.len();
             let sql = format!(
                 "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity) VALUES {}",
-                placeholders(ids.len() * per, 4, 1)
+                placeholders(self.numbered(), ids.len() * per, 4, 1)
             );
             let mut q = sqlx::query(&sql);
             for id in &ids {
@@ -335,7 +352,7 @@ impl Store {
             if !settings.is_empty() {
                 let sql = format!(
                     "INSERT INTO patient_settings (account_id, notify_email) VALUES {}",
-                    placeholders(settings.len(), 2, 1)
+                    placeholders(self.numbered(), settings.len(), 2, 1)
                 );
                 let mut q = sqlx::query(&sql);
                 for (id, e) in &settings {
@@ -365,7 +382,7 @@ impl Store {
 }
 
 /// `placeholders` for the upsert: the state is the literal `'informed'`.
-fn placeholders_with_state(rows: usize) -> String {
+fn placeholders_with_state(numbered: bool, rows: usize) -> String {
     let cols = SPACE_COLUMNS;
     let mut s = String::with_capacity(rows * cols * 6);
     for r in 0..rows {
@@ -373,9 +390,9 @@ fn placeholders_with_state(rows: usize) -> String {
             s.push_str(", ");
         }
         let base = 1 + r * cols;
-        s.push_str(&format!("(${base}, 'informed'"));
+        s.push_str(&format!("({}, 'informed'", param(numbered, base)));
         for c in 1..cols {
-            s.push_str(&format!(", ${}", base + c));
+            s.push_str(&format!(", {}", param(numbered, base + c)));
         }
         s.push(')');
     }
@@ -398,9 +415,11 @@ mod tests {
 
     #[test]
     fn placeholders_number_rows_and_columns() {
-        assert_eq!(placeholders(2, 2, 1), "($1, $2), ($3, $4)");
-        assert_eq!(list(3, 2), "$2, $3, $4");
-        assert!(placeholders_with_state(2).starts_with("($1, 'informed', $2,"));
-        assert!(placeholders_with_state(2).contains("($16, 'informed', $17,"));
+        assert_eq!(placeholders(true, 2, 2, 1), "($1, $2), ($3, $4)");
+        assert_eq!(placeholders(false, 2, 2, 1), "(?, ?), (?, ?)");
+        assert_eq!(list(true, 3, 2), "$2, $3, $4");
+        assert!(placeholders_with_state(true, 2).starts_with("($1, 'informed', $2,"));
+        assert!(placeholders_with_state(true, 2).contains("($16, 'informed', $17,"));
+        assert!(placeholders_with_state(false, 1).starts_with("(?, 'informed', ?,"));
     }
 }
