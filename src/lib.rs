@@ -17,6 +17,7 @@ pub mod dossier;
 pub mod identity;
 pub mod imap;
 pub mod keyfile;
+pub mod lifecycle;
 pub mod listen;
 pub mod logging;
 pub mod mime;

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["config", "logging"],
     &["store"],
     &["identity", "trust", "tls", "audit"],
-    &["threads", "access", "dossier", "agenda"],
+    &["threads", "access", "dossier", "agenda", "lifecycle"],
     &["delivery"],
     &["smtp", "imap", "web", "relay", "bench"],
     &["server", "cli"],
@@ -29,6 +29,7 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("access", "threads"),
     ("dossier", "threads"),
     ("agenda", "threads"),
+    ("lifecycle", "threads"),
     ("cli", "server"),
 ];
 

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod init;
+mod lifecycle;
 mod pki;
 mod queue;
 
@@ -64,6 +65,16 @@ pub enum Command {
     /// The development PKI: revoke a certificate.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
+    /// Create patient spaces by opt-out from a beneficiaries file (CSV or
+    /// NDJSON): each new space is informed (notice with an opposition code)
+    /// and opens at the end of the opposition window.
+    Provision(lifecycle::ProvisionArgs),
+    /// Record a beneficiary's opposition to the creation of their space
+    /// (before it opens; afterwards opposing means closing it).
+    Oppose {
+        /// The beneficiary's INS.
+        ins: String,
+    },
 }
 
 /// `mes audit …`
@@ -134,6 +145,9 @@ pub enum BenchCommand {
     Smtp(crate::bench::smtp::SmtpBenchArgs),
     /// IMAP: header FETCH of a large mailbox, mixed workload, memory of idle IDLE connections.
     Imap(crate::bench::imap::ImapBenchArgs),
+    /// Provision generated beneficiaries (valid INS and traits) into the
+    /// configured store and print the rate, or write them to a file.
+    Provision(lifecycle::BenchProvisionArgs),
 }
 
 /// `mes user …`
@@ -344,6 +358,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Imap(args)) => crate::bench::imap::run(args).await,
+        Command::Bench(BenchCommand::Provision(args)) => {
+            lifecycle::bench(&load(cli.config)?, args).await
+        }
+        Command::Provision(args) => lifecycle::provision(&load(cli.config)?, args).await,
+        Command::Oppose { ins } => lifecycle::oppose(&load(cli.config)?, &ins).await,
     }
 }
 

@@ -145,6 +145,12 @@ https = "127.0.0.1:8443"
 # session_max_secs = 43200                # absolute lifetime of a session (12 h), however active
 # activation_valid_days = 30              # `mes user activation ADDRESS` issues a new code
 
+[lifecycle]
+# Spaces created by `mes provision FILE` (opt-out): informed, then open
+# unless the patient opposed within the window.
+# opposition_days = 42                    # six weeks from the information notice
+# open_check_secs = 60                    # how often `mes serve` opens the spaces due
+
 [access]
 # Break the glass (emergency read of a record without the patient's authorisation):
 # professions allowed, as name prefixes (case, accents, hyphens ignored) or RPPS codes.

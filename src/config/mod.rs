@@ -390,6 +390,26 @@ impl Default for PatientSettings {
     }
 }
 
+/// `[lifecycle]`: patient spaces created by opt-out (`lifecycle/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleSettings {
+    /// Days between the information notice and the opening of a space,
+    /// during which the patient may oppose (six weeks by default).
+    pub opposition_days: u32,
+    /// Seconds between two passes of `mes serve`'s opening task.
+    pub open_check_secs: u64,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        Self {
+            opposition_days: 42,
+            open_check_secs: 60,
+        }
+    }
+}
+
 /// `[access]`: emergency access to patients' records (`access/`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -488,6 +508,8 @@ struct RawConfig {
     #[serde(default)]
     patients: PatientSettings,
     #[serde(default)]
+    lifecycle: LifecycleSettings,
+    #[serde(default)]
     access: AccessSettings,
     #[serde(default)]
     trust: TrustSettings,
@@ -559,6 +581,8 @@ pub struct Config {
     pub notify: NotifySettings,
     /// The patient space.
     pub patients: PatientSettings,
+    /// Opt-out creation of patient spaces.
+    pub lifecycle: LifecycleSettings,
     /// Emergency access rules.
     pub access: AccessSettings,
     /// Trust space entries from the file.
@@ -852,6 +876,7 @@ impl Config {
             relay: raw.relay,
             notify: raw.notify,
             patients: raw.patients,
+            lifecycle: raw.lifecycle,
             access: raw.access,
             trust: raw.trust,
             log: raw.log,

@@ -106,6 +106,12 @@ impl Authenticator {
         }
     }
 
+    /// The shared failure throttle, for other guessable secrets checked on
+    /// the web (the opposition code of `/opposition`).
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
     /// Whether a session that logged in to `account_id` with `stamp` may go
     /// on: the account still exists, is enabled, and its credentials are
     /// those it logged in with.

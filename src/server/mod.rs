@@ -307,6 +307,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             stop_rx.clone(),
         ));
     }
+    // Patient spaces whose opposition window ended are opened (lifecycle/open.rs).
+    let opener = tokio::spawn(crate::lifecycle::open::run(
+        store.clone(),
+        Duration::from_secs(config.lifecycle.open_check_secs.max(1)),
+    ));
 
     // Handlers first, then "ready": a supervisor (or a test) may signal at once.
     let stop_signal = stop_signals();
@@ -318,6 +323,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = l.await;
     }
     reload.abort();
+    opener.abort();
     let _ = tokio::time::timeout(Duration::from_secs(2), relay).await;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let deadline = tokio::time::Instant::now() + grace;

@@ -215,7 +215,16 @@ impl Backend for ServerBackend {
             .domain_kind(domain)
             .await
             .map_err(|_| reply::temporary_failure())?;
-        if hosted.is_some() {
+        if let Some(kind) = hosted {
+            if kind == crate::identity::DomainKind::Patient {
+                let local = rcpt.rsplit_once('@').map(|(l, _)| l).unwrap_or_default();
+                let refusal = crate::lifecycle::refusal_for(store, local)
+                    .await
+                    .map_err(|_| reply::temporary_failure())?;
+                if let Some(text) = refusal {
+                    return Err(Reply::new(550, "5.1.1", text));
+                }
+            }
             return Err(Reply::new(550, "5.1.1", "No such mailbox here"));
         }
         match view.mode {

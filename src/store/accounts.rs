@@ -478,6 +478,6 @@ impl Store {
 }
 
 /// A UIDVALIDITY that differs between folders created in the same second.
-fn uidvalidity_seed(created: i64, index: usize) -> i64 {
+pub(crate) fn uidvalidity_seed(created: i64, index: usize) -> i64 {
     (created & 0x7fff_ffff).saturating_add(index as i64) & 0xffff_ffff
 }

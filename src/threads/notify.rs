@@ -136,14 +136,39 @@ impl Notifier {
     }
 
     async fn send(&self, to: &str, subject: &str, body: &str) -> anyhow::Result<()> {
-        let Some(host) = &self.settings.smarthost else {
-            return Ok(());
+        match NoticeSender::new(&self.settings)? {
+            Some(sender) => sender.send(to, subject, body).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// One connection set to the smarthost for many notices (the information
+/// notices of a provisioning run, `lifecycle/provision.rs`): the transport
+/// is built once and its pool reuses the connection.
+#[derive(Clone)]
+pub struct NoticeSender {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl std::fmt::Debug for NoticeSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NoticeSender").finish_non_exhaustive()
+    }
+}
+
+impl NoticeSender {
+    /// A sender through `settings.smarthost`; `None` without one.
+    pub fn new(settings: &NotifySettings) -> anyhow::Result<Option<NoticeSender>> {
+        let Some(host) = &settings.smarthost else {
+            return Ok(None);
         };
         let (name, port) = host
             .rsplit_once(':')
             .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_string(), p)))
             .ok_or_else(|| anyhow::anyhow!("notify.smarthost is not HOST:PORT"))?;
-        let tls = if self.settings.starttls {
+        let tls = if settings.starttls {
             Tls::Required(lettre::transport::smtp::client::TlsParameters::new(
                 name.clone(),
             )?)
@@ -155,13 +180,21 @@ impl Notifier {
             .tls(tls)
             .timeout(Some(Duration::from_secs(30)))
             .build();
+        Ok(Some(NoticeSender {
+            transport,
+            from: settings.from.parse::<Mailbox>()?,
+        }))
+    }
+
+    /// Sends one plain-text notice (content-free: the callers' texts).
+    pub async fn send(&self, to: &str, subject: &str, body: &str) -> anyhow::Result<()> {
         let message = Message::builder()
-            .from(self.settings.from.parse::<Mailbox>()?)
+            .from(self.from.clone())
             .to(to.parse::<Mailbox>()?)
             .subject(subject)
             .header(lettre::message::header::ContentType::TEXT_PLAIN)
             .body(body.to_string())?;
-        transport.send(message).await?;
+        self.transport.send(message).await?;
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ mod agenda;
 mod auth;
 mod dossier;
 mod messagerie;
+mod opposition;
 mod parametres;
 
 use std::sync::Arc;
@@ -46,6 +47,10 @@ pub(super) fn routes() -> axum::Router<Shared> {
         .route(
             "/activation",
             get(auth::activation_page).post(auth::activate),
+        )
+        .route(
+            "/opposition",
+            get(opposition::page).post(opposition::oppose),
         )
         .route("/deconnexion", post(auth::logout))
         .route("/messagerie", get(messagerie::list))
