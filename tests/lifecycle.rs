@@ -2,9 +2,13 @@
 //! opposition (CLI and page), the opening at the end of the window (store
 //! clock moved, no sleeping), and mail refused to spaces that are not open.
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
 use std::sync::Arc;
+
+use browser::{Browser, Viewport};
 
 use common::{Db, Instance, client_tls, connect_starttls, mes, open_store, plain};
 
@@ -379,3 +383,30 @@ both_backends!(
     oppose_after_window_before_opening,
     opposition_by_page_and_notices
 );
+
+/// The opposition page in Chromium at 1280 and 360 px: accessible (axe: no
+/// serious or critical violation), no horizontal scroll, in French, and
+/// the same after a refused attempt (its error shown on the page).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opposition_page_in_a_browser() {
+    let instance = Instance::new(Db::Sqlite).await;
+    let server = instance.start();
+    let ca = instance.cert("ca.pem");
+    let url = format!("https://localhost:{}", server.addr("https").port());
+    for viewport in [Viewport::Desktop, Viewport::Phone] {
+        let b = Browser::start(&ca, viewport).await;
+        b.goto(&format!("{url}/opposition")).await;
+        let text = b.main_text().await;
+        assert!(text.contains("opposition"), "{text}");
+        b.check_accessibility("opposition").await;
+        b.check_no_horizontal_scroll("opposition").await;
+        // An unknown INS with a made-up code: refused, said on the page.
+        b.fill("#ins", A).await;
+        b.fill("#code", "ABCDE12345").await;
+        b.navigate_by("main button[type=submit]").await;
+        let text = b.main_text().await;
+        assert!(text.contains("incorrect"), "{text}");
+        b.check_accessibility("opposition-refused").await;
+        b.check_no_horizontal_scroll("opposition-refused").await;
+    }
+}
