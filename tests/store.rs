@@ -65,6 +65,20 @@ fn message(body: &str, mailbox: i64, rcpt: &str) -> NewMessage {
     }
 }
 
+/// The domain a.test with jean@a.test, a professional: (account, INBOX id).
+async fn jean_with_inbox(store: &Store) -> (mes::store::accounts::Account, i64) {
+    store
+        .add_domain("a.test", DomainKind::Professional)
+        .await
+        .unwrap();
+    let a = store
+        .create_account(&account("jean@a.test", AccountKind::Professional))
+        .await
+        .unwrap();
+    let inbox = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
+    (a, inbox)
+}
+
 async fn domains_and_accounts(db: Db) {
     let (store, _dir) = open(db).await;
     store
@@ -159,15 +173,7 @@ async fn domains_and_accounts(db: Db) {
 
 async fn messages_get_increasing_uids_under_concurrency(db: Db) {
     let (store, _dir) = open(db).await;
-    store
-        .add_domain("a.test", DomainKind::Professional)
-        .await
-        .unwrap();
-    let a = store
-        .create_account(&account("jean@a.test", AccountKind::Professional))
-        .await
-        .unwrap();
-    let inbox = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
+    let (_, inbox) = jean_with_inbox(&store).await;
     let (deliverer, writer) = mes::delivery::Deliverer::start(store.clone(), Default::default());
     let mut tasks = Vec::new();
     for i in 0..40 {
@@ -211,15 +217,7 @@ async fn messages_get_increasing_uids_under_concurrency(db: Db) {
 
 async fn one_bad_message_does_not_fail_its_batch(db: Db) {
     let (store, _dir) = open(db).await;
-    store
-        .add_domain("a.test", DomainKind::Professional)
-        .await
-        .unwrap();
-    let a = store
-        .create_account(&account("jean@a.test", AccountKind::Professional))
-        .await
-        .unwrap();
-    let inbox = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
+    let (_, inbox) = jean_with_inbox(&store).await;
     let batch = [
         message("ok1", inbox, "jean@a.test"),
         message("bad", 999_999, "jean@a.test"),
@@ -245,15 +243,7 @@ async fn one_bad_message_does_not_fail_its_batch(db: Db) {
 /// (FETCH, which has no use for it); a message stored without it reads None.
 async fn search_headers_are_written_and_read(db: Db) {
     let (store, _dir) = open(db).await;
-    store
-        .add_domain("a.test", DomainKind::Professional)
-        .await
-        .unwrap();
-    let a = store
-        .create_account(&account("jean@a.test", AccountKind::Professional))
-        .await
-        .unwrap();
-    let inbox = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
+    let (_, inbox) = jean_with_inbox(&store).await;
     let mut with = message("with", inbox, "jean@a.test");
     with.search = mes::delivery::prepare::search_headers(
         b"Subject: =?utf-8?q?R=C3=A9sultats?=\r\nTo: a@a.test\r\nTo: G: b@b.test;\r\n\r\n",
@@ -614,15 +604,7 @@ async fn a_batch_files_every_copy(db: Db) {
 /// the list in any case, not a substring of a keyword.
 async fn folder_counts_are_exact(db: Db) {
     let (store, _dir) = open(db).await;
-    store
-        .add_domain("a.test", DomainKind::Professional)
-        .await
-        .unwrap();
-    let a = store
-        .create_account(&account("jean@a.test", AccountKind::Professional))
-        .await
-        .unwrap();
-    let inbox = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
+    let (_, inbox) = jean_with_inbox(&store).await;
     let empty = store.folder_counts(inbox).await.unwrap();
     assert_eq!(
         (empty.messages, empty.unseen, empty.size, empty.deleted),
@@ -986,15 +968,7 @@ async fn quota_migration_counts_existing_mail(db: Db) {
 /// account's lock, so exactly the room left is filled and the rest refused.
 async fn concurrent_deliveries_fill_a_quota_exactly(db: Db) {
     let (store, _dir) = open(db).await;
-    store
-        .add_domain("a.test", DomainKind::Professional)
-        .await
-        .unwrap();
-    let a = store
-        .create_account(&account("jean@a.test", AccountKind::Professional))
-        .await
-        .unwrap();
-    let inbox = store.mailbox_id(a.id, "INBOX").await.unwrap().unwrap();
+    let (a, inbox) = jean_with_inbox(&store).await;
     let limits = mes::config::QuotaSettings {
         storage_kib: None,
         messages: Some(7),

@@ -6,7 +6,7 @@
 //! with STORAGE (KiB) and MESSAGE resources as far as they are limited; an
 //! account without any limit has no quota root.
 
-use imap_codec::imap_types::core::{AString, Tag, Vec1};
+use imap_codec::imap_types::core::{AString, IString, Quoted, Tag, Vec1};
 use imap_codec::imap_types::extensions::quota::{QuotaGet, Resource};
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data};
@@ -18,7 +18,8 @@ use crate::imap::storage::{Mailstore, Quota, QuotaRefusal};
 const ROOT: &str = "";
 
 fn root() -> AString<'static> {
-    AString::try_from(ROOT).expect("the empty string is a quoted AString")
+    // The empty string is a valid quoted string.
+    AString::String(IString::Quoted(Quoted::unvalidated(ROOT)))
 }
 
 /// The text of a tagged `NO [OVERQUOTA]` (APPEND, COPY).
