@@ -39,6 +39,10 @@ pub struct BenchProvisionArgs {
     /// Write them to this CSV file instead of provisioning them.
     #[arg(long, value_name = "FILE")]
     pub write: Option<PathBuf>,
+    /// Then open them: move the clock past the opposition window and time
+    /// the opening task's pass.
+    #[arg(long, conflicts_with = "write")]
+    pub open: bool,
 }
 
 /// The store, with the configuration's domains hosted (as `mes user`).
@@ -203,14 +207,35 @@ pub(super) async fn bench(config: &Config, args: BenchProvisionArgs) -> anyhow::
     let started = std::time::Instant::now();
     let summary = provision::provision(&store, records, &opts, None).await;
     let elapsed = started.elapsed().as_secs_f64();
-    store.close().await;
-    let summary = summary?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(e) => {
+            store.close().await;
+            return Err(e.into());
+        }
+    };
     println!("{summary}");
     println!(
         "{count} beneficiaries in {elapsed:.1} s ({:.0} per second)",
         count as f64 / elapsed.max(0.001)
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    if !args.open {
+        store.close().await;
+        return Ok(());
+    }
+    let window = (i64::from(config.lifecycle.opposition_days) + 1) * 86_400;
+    let later = std::sync::Arc::new(crate::clock::ManualClock::new(store.now() + window));
+    let store = store.with_clock(later);
+    let started = std::time::Instant::now();
+    let opened = crate::lifecycle::open::open_due(&store).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    store.close().await;
+    let opened = opened?;
+    println!(
+        "{opened} spaces opened in {elapsed:.1} s ({:.0} per second)",
+        opened as f64 / elapsed.max(0.001)
+    );
     Ok(())
 }
 

@@ -49,27 +49,79 @@ pub fn verify(password: &str, phc: &str) -> bool {
 /// and a core for tens of milliseconds: a burst of logins (or of wrong
 /// passwords) must queue here rather than fill tokio's blocking pool (512
 /// threads), exhaust memory, or take the cores every other session needs.
+/// Its threads run at a lower scheduling priority ([`HASH_NICE`]): when the
+/// cores are busy, commands of sessions already logged in go first, and a
+/// storm of login attempts slows logins, not the service.
 #[derive(Debug)]
 pub struct HashPool {
     permits: tokio::sync::Semaphore,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
+/// A job for a pool thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The nice value of the pool's threads (0 is normal, 19 the lowest).
+pub const HASH_NICE: i32 = 10;
+
 impl HashPool {
-    /// A pool running at most `size` jobs at once (at least one).
+    /// A pool of `size` threads (at least one), each running one job at a time.
     pub fn new(size: usize) -> HashPool {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..size.max(1) {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || work(&queue));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "password hashing thread not started");
+            }
+        }
         HashPool {
             permits: tokio::sync::Semaphore::new(size.max(1)),
+            jobs,
         }
     }
 
-    /// Runs `job` on a blocking thread once a slot is free; None if the job
-    /// panicked or the pool was closed.
+    /// Runs `job` on a pool thread once a slot is free; None if the job
+    /// panicked or no pool thread is left.
     pub async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
         let _permit = self.permits.acquire().await.ok()?;
-        tokio::task::spawn_blocking(job).await.ok()
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(job());
+            }))
+            .ok()?;
+        result.await.ok()
+    }
+}
+
+/// A pool thread: lowers its own priority, then runs jobs until the pool
+/// is dropped. A panicking job loses its caller's answer, not the thread.
+fn work(queue: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>) {
+    lower_priority();
+    loop {
+        let job = match queue.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    }
+}
+
+/// Sets this thread's nice value to [`HASH_NICE`] (on Linux a thread has
+/// its own; raising it needs no privilege).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASH_NICE)
+    {
+        tracing::warn!(error = %e, "password hashing thread keeps its priority");
     }
 }
 
@@ -155,6 +207,20 @@ pub fn generate() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn hashing_runs_at_a_lower_priority_and_survives_a_panic() {
+        let pool = super::HashPool::new(1);
+        #[cfg(target_os = "linux")]
+        {
+            let nice = pool
+                .run(|| rustix::process::getpriority_process(Some(rustix::thread::gettid())))
+                .await;
+            assert_eq!(nice.map(|r| r.ok()), Some(Some(super::HASH_NICE)));
+        }
+        assert_eq!(pool.run(|| -> u8 { panic!("job fails") }).await, None);
+        assert_eq!(pool.run(|| 7).await, Some(7), "the thread outlives a panic");
+    }
+
     #[test]
     fn patient_password_rules() {
         use super::{PasswordRule, check_rules};

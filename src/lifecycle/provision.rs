@@ -21,8 +21,11 @@ use crate::store::spaces::SpaceRow;
 use crate::store::{Store, StoreError};
 use crate::threads::notify::NoticeSender;
 
-/// Beneficiaries per transaction (15 values each: within both backends' bind limits).
-pub const BATCH: usize = 1000;
+/// Beneficiaries per transaction. Large, because the key is a hash: each
+/// row dirties its own index page, and a page written once per transaction
+/// for many rows is the run's main saving (1,000 rows per commit wrote 14 GB
+/// for a million). Memory stays bounded: about 10 MB of rows.
+pub const BATCH: usize = 20_000;
 
 /// The information notice (French: it goes to the patient; no health data).
 pub const INFORMATION_SUBJECT: &str = "Création de votre espace santé";

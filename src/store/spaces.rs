@@ -5,6 +5,9 @@
 //! multi-row statement per table for a whole batch, so provisioning a
 //! million beneficiaries costs a few statements per thousand rows.
 
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, Any};
+
 use super::accounts::DEFAULT_MAILBOXES;
 use super::{Store, StoreError};
 
@@ -80,6 +83,16 @@ pub struct DueSpace {
 /// opens_at and changed_at).
 const SPACE_COLUMNS: usize = 15;
 
+/// Rows per statement: 15,000 values, within both backends' bind limits
+/// (SQLite 32,766, PostgreSQL 65,535). A transaction may hold many.
+const STATEMENT_ROWS: usize = 1000;
+
+/// SQLite page cache (KiB) of the connection writing a provisioning
+/// transaction: the primary key is a hash, so every row dirties its own
+/// index page; pages that stay in the cache are written to the WAL once per
+/// transaction instead of being spilled and read back. Reset after the commit.
+const BULK_CACHE_KIB: i64 = 128 * 1024;
+
 /// One placeholder: `$n` on PostgreSQL, a bare `?` on SQLite, where sqlx
 /// looks every numbered parameter up by name (`sqlite3_bind_parameter_name`
 /// walks the list: quadratic in a statement of thousands of values, most of
@@ -125,27 +138,31 @@ impl Store {
         self.backend() == super::Backend::Postgres
     }
 
-    /// The stored state and contact of each of `hashes` that is known (one statement).
+    /// The stored state and contact of each of `hashes` that is known (one
+    /// statement per [`STATEMENT_ROWS`] hashes).
     pub async fn known_spaces(&self, hashes: &[String]) -> Result<Vec<KnownSpace>, StoreError> {
-        if hashes.is_empty() {
-            return Ok(Vec::new());
+        let mut known = Vec::new();
+        for chunk in hashes.chunks(STATEMENT_ROWS) {
+            let sql = format!(
+                "SELECT ins_hash, state, COALESCE(email, '') AS email, COALESCE(postal, '') AS postal \
+                 FROM patient_spaces WHERE ins_hash IN ({})",
+                list(self.numbered(), chunk.len(), 1)
+            );
+            let mut q = sqlx::query_as::<_, KnownSpace>(&sql);
+            for h in chunk {
+                q = q.bind(h);
+            }
+            known.extend(q.fetch_all(self.pool()).await?);
         }
-        let sql = format!(
-            "SELECT ins_hash, state, COALESCE(email, '') AS email, COALESCE(postal, '') AS postal \
-             FROM patient_spaces WHERE ins_hash IN ({})",
-            list(self.numbered(), hashes.len(), 1)
-        );
-        let mut q = sqlx::query_as::<_, KnownSpace>(&sql);
-        for h in hashes {
-            q = q.bind(h);
-        }
-        Ok(q.fetch_all(self.pool()).await?)
+        Ok(known)
     }
 
     /// Writes a batch in one transaction: `new` rows are inserted informed
     /// (window ending at `opens_at`), `changed` rows get their contact and
     /// traits updated; an opposed row is never touched (the upsert's
-    /// condition), whatever the caller asked. One statement per kind.
+    /// condition), whatever the caller asked. One statement per kind and
+    /// [`STATEMENT_ROWS`] rows; on SQLite the connection's page cache is
+    /// raised to [`BULK_CACHE_KIB`] for the transaction.
     pub async fn upsert_spaces(
         &self,
         new: &[SpaceRow],
@@ -153,13 +170,53 @@ impl Store {
         opens_at: i64,
     ) -> Result<(), StoreError> {
         let now = self.now();
-        let mut tx = self.pool().begin().await?;
-        for (rows, informed) in [(new, true), (changed, false)] {
-            if rows.is_empty() {
-                continue;
-            }
-            let sql = format!(
-                "INSERT INTO patient_spaces (ins_hash, state, ins, domain, birth_name, first_names, \
+        let mut conn = self.bulk_connection().await?;
+        let written = self
+            .upsert_spaces_on(&mut conn, new, changed, opens_at, now)
+            .await;
+        self.end_bulk(&mut conn).await?;
+        written?;
+        self.wrote();
+        Ok(())
+    }
+
+    /// A pooled connection for one bulk transaction: on SQLite its page
+    /// cache is raised to [`BULK_CACHE_KIB`] (see there); give it back to
+    /// [`Store::end_bulk`].
+    async fn bulk_connection(&self) -> Result<PoolConnection<Any>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        if !self.numbered() {
+            sqlx::query(&format!("PRAGMA cache_size = -{BULK_CACHE_KIB}"))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(conn)
+    }
+
+    /// Back to SQLite's default page cache (2 MiB): the pool keeps the connection.
+    async fn end_bulk(&self, conn: &mut PoolConnection<Any>) -> Result<(), StoreError> {
+        if !self.numbered() {
+            sqlx::query("PRAGMA cache_size = -2000")
+                .execute(&mut **conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::upsert_spaces`]'s transaction on `conn`.
+    async fn upsert_spaces_on(
+        &self,
+        conn: &mut PoolConnection<Any>,
+        new: &[SpaceRow],
+        changed: &[SpaceRow],
+        opens_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = conn.begin().await?;
+        for (all, informed) in [(new, true), (changed, false)] {
+            for rows in all.chunks(STATEMENT_ROWS) {
+                let sql = format!(
+                    "INSERT INTO patient_spaces (ins_hash, state, ins, domain, birth_name, first_names, \
                  birth_date, sex, birth_place, email, postal, representatives, opposition_code_hash, \
                  informed_at, opens_at, changed_at) VALUES {} \
                  ON CONFLICT (ins_hash) DO UPDATE SET email = excluded.email, postal = excluded.postal, \
@@ -167,46 +224,46 @@ impl Store {
                  birth_date = excluded.birth_date, sex = excluded.sex, birth_place = excluded.birth_place, \
                  representatives = excluded.representatives, changed_at = excluded.changed_at \
                  WHERE patient_spaces.state <> 'opposed'",
-                placeholders_with_state(self.numbered(), rows.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for r in rows {
-                q = q
-                    .bind(&r.ins_hash)
-                    .bind(&r.ins)
-                    .bind(&r.domain)
-                    .bind(&r.birth_name)
-                    .bind(&r.first_names)
-                    .bind(&r.birth_date)
-                    .bind(&r.sex)
-                    .bind(&r.birth_place)
-                    .bind(&r.email)
-                    .bind(&r.postal)
-                    .bind(&r.representatives)
-                    .bind(informed.then(|| r.opposition_code_hash.clone()))
-                    .bind(now)
-                    .bind(opens_at)
-                    .bind(now);
-            }
-            q.execute(&mut *tx).await?;
-            if !informed {
-                // An open space's notices follow its new e-mail address
-                // (no account yet: nothing to do). Changes are rare: a
-                // statement each.
+                    placeholders_with_state(self.numbered(), rows.len())
+                );
+                let mut q = sqlx::query(&sql);
                 for r in rows {
-                    sqlx::query(
-                        "UPDATE patient_settings SET notify_email = $1 WHERE account_id = \
+                    q = q
+                        .bind(&r.ins_hash)
+                        .bind(&r.ins)
+                        .bind(&r.domain)
+                        .bind(&r.birth_name)
+                        .bind(&r.first_names)
+                        .bind(&r.birth_date)
+                        .bind(&r.sex)
+                        .bind(&r.birth_place)
+                        .bind(&r.email)
+                        .bind(&r.postal)
+                        .bind(&r.representatives)
+                        .bind(informed.then(|| r.opposition_code_hash.clone()))
+                        .bind(now)
+                        .bind(opens_at)
+                        .bind(now);
+                }
+                q.execute(&mut *tx).await?;
+                if !informed {
+                    // An open space's notices follow its new e-mail address
+                    // (no account yet: nothing to do). Changes are rare: a
+                    // statement each.
+                    for r in rows {
+                        sqlx::query(
+                            "UPDATE patient_settings SET notify_email = $1 WHERE account_id = \
                          (SELECT id FROM accounts WHERE address = $2)",
-                    )
-                    .bind(&r.email)
-                    .bind(format!("{}@{}", r.ins, r.domain))
-                    .execute(&mut *tx)
-                    .await?;
+                        )
+                        .bind(&r.email)
+                        .bind(format!("{}@{}", r.ins, r.domain))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
             }
         }
         tx.commit().await?;
-        self.wrote();
         Ok(())
     }
 
@@ -262,76 +319,134 @@ impl Store {
 
     /// Up to `limit` informed spaces whose window ended.
     pub async fn due_spaces(&self, limit: i64) -> Result<Vec<DueSpace>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT ins_hash, ins, domain, \
-             TRIM(COALESCE(first_names, '') || ' ' || COALESCE(birth_name, '')) AS display_name, email \
-             FROM patient_spaces WHERE state = 'informed' AND opens_at <= $1 \
-             AND ins IS NOT NULL AND domain IS NOT NULL ORDER BY opens_at LIMIT $2",
-        )
-        .bind(self.now())
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?)
+        Ok(sqlx::query_as(DUE_SQL)
+            .bind(self.now())
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Opens up to `limit` spaces whose window ended, in one transaction;
+    /// returns how many were due and how many this call opened. On
+    /// PostgreSQL the due rows are claimed with `FOR UPDATE SKIP LOCKED`,
+    /// so several callers (the passes of [`crate::lifecycle::open`], other
+    /// nodes) open disjoint batches side by side; SQLite has one writer,
+    /// and a space another opened meanwhile is skipped.
+    pub async fn open_due_batch(&self, limit: i64) -> Result<(usize, u64), StoreError> {
+        if !self.numbered() {
+            let due = self.due_spaces(limit).await?;
+            let opened = self.open_spaces(&due).await?;
+            return Ok((due.len(), opened));
+        }
+        let now = self.now();
+        let mut tx = self.pool().begin().await?;
+        let due: Vec<DueSpace> = sqlx::query_as(&format!("{DUE_SQL} FOR UPDATE SKIP LOCKED"))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let opened = self.open_spaces_on(&mut tx, &due, now).await?;
+        tx.commit().await?;
+        if opened > 0 {
+            self.wrote();
+        }
+        Ok((due.len(), opened))
     }
 
     /// Opens `due` in one transaction: accounts (multi-row, an address that
     /// already exists is kept as it is), their folders and notice settings
     /// for the accounts created, the spaces marked open, one audit entry for
-    /// the batch. Safe to run on several nodes at once: a space opened by
+    /// the batch; [`STATEMENT_ROWS`] spaces per statement, on a bulk
+    /// connection. Safe to run on several nodes at once: a space opened by
     /// another is skipped. Returns how many spaces this call opened.
     pub async fn open_spaces(&self, due: &[DueSpace]) -> Result<u64, StoreError> {
         if due.is_empty() {
             return Ok(0);
         }
         let now = self.now();
-        let mut tx = self.pool().begin().await?;
+        let mut conn = self.bulk_connection().await?;
+        let opened = async {
+            let mut tx = conn.begin().await?;
+            let opened = self.open_spaces_on(&mut tx, due, now).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(opened)
+        }
+        .await;
+        self.end_bulk(&mut conn).await?;
+        let opened = opened?;
+        if opened > 0 {
+            self.wrote();
+        }
+        Ok(opened)
+    }
+
+    /// [`Store::open_spaces`]'s statements in `tx` (committed by the caller).
+    async fn open_spaces_on(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+        due: &[DueSpace],
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        if due.is_empty() {
+            return Ok(0);
+        }
         // Mark first: the row lock (PostgreSQL) or the write lock (SQLite)
         // makes a concurrent opener of the same rows wait, then skip them.
-        let sql = format!(
-            "UPDATE patient_spaces SET state = 'open', changed_at = {} \
-             WHERE state = 'informed' AND ins_hash IN ({}) RETURNING ins_hash",
-            param(self.numbered(), 1),
-            list(self.numbered(), due.len(), 2)
-        );
-        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(now);
-        for d in due {
-            q = q.bind(&d.ins_hash);
+        // `state || ''` keeps SQLite's planner off the (state, opens_at)
+        // index, which would scan every informed space for each statement
+        // (a million-space opening took 275 s instead of seconds).
+        let mut marked = std::collections::HashSet::new();
+        for chunk in due.chunks(STATEMENT_ROWS) {
+            let sql = format!(
+                "UPDATE patient_spaces SET state = 'open', changed_at = {} \
+                 WHERE ins_hash IN ({}) AND state || '' = 'informed' RETURNING ins_hash",
+                param(self.numbered(), 1),
+                list(self.numbered(), chunk.len(), 2)
+            );
+            let mut q = sqlx::query_scalar::<_, String>(&sql).bind(now);
+            for d in chunk {
+                q = q.bind(&d.ins_hash);
+            }
+            marked.extend(q.fetch_all(&mut **tx).await?);
         }
-        let marked: std::collections::HashSet<String> =
-            q.fetch_all(&mut *tx).await?.into_iter().collect();
         let todo: Vec<&DueSpace> = due
             .iter()
             .filter(|d| marked.contains(&d.ins_hash))
             .collect();
         if todo.is_empty() {
-            tx.commit().await?;
             return Ok(0);
         }
-        let sql = format!(
-            "INSERT INTO accounts (address, domain, kind, display_name, ins, created_at, disabled) \
-             VALUES {} ON CONFLICT (address) DO NOTHING RETURNING id, ins",
-            placeholders(self.numbered(), todo.len(), 6, 1).replace(')', ", 0)")
-        );
-        let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
-        for d in &todo {
-            q = q
-                .bind(format!("{}@{}", d.ins, d.domain))
-                .bind(&d.domain)
-                .bind(super::kinds::AccountKind::Patient.as_str())
-                .bind(&d.display_name)
-                .bind(&d.ins)
-                .bind(now);
-        }
-        let created = q.fetch_all(&mut *tx).await?;
-        let ids: Vec<i64> = created.iter().map(|(id, _)| *id).collect();
-        if !ids.is_empty() {
+        let email: std::collections::HashMap<&str, &str> = todo
+            .iter()
+            .filter_map(|d| d.email.as_deref().map(|e| (d.ins.as_str(), e)))
+            .collect();
+        for chunk in todo.chunks(STATEMENT_ROWS) {
+            let sql = format!(
+                "INSERT INTO accounts (address, domain, kind, display_name, ins, created_at, disabled) \
+                 VALUES {} ON CONFLICT (address) DO NOTHING RETURNING id, ins",
+                placeholders(self.numbered(), chunk.len(), 6, 1).replace(')', ", 0)")
+            );
+            let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
+            for d in chunk {
+                q = q
+                    .bind(format!("{}@{}", d.ins, d.domain))
+                    .bind(&d.domain)
+                    .bind(super::kinds::AccountKind::Patient.as_str())
+                    .bind(&d.display_name)
+                    .bind(&d.ins)
+                    .bind(now);
+            }
+            let created = q.fetch_all(&mut **tx).await?;
+            if created.is_empty() {
+                continue;
+            }
             let per = DEFAULT_MAILBOXES.len();
             let sql = format!(
                 "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity) VALUES {}",
-                placeholders(self.numbered(), ids.len() * per, 4, 1)
+                placeholders(self.numbered(), created.len() * per, 4, 1)
             );
             let mut q = sqlx::query(&sql);
-            for id in &ids {
+            for (id, _) in &created {
                 for (i, (name, special)) in DEFAULT_MAILBOXES.iter().enumerate() {
                     q = q
                         .bind(*id)
@@ -340,11 +455,7 @@ impl Store {
                         .bind(super::accounts::uidvalidity_seed(now, i));
                 }
             }
-            q.execute(&mut *tx).await?;
-            let email: std::collections::HashMap<&str, &str> = todo
-                .iter()
-                .filter_map(|d| d.email.as_deref().map(|e| (d.ins.as_str(), e)))
-                .collect();
+            q.execute(&mut **tx).await?;
             let settings: Vec<(i64, &str)> = created
                 .iter()
                 .filter_map(|(id, ins)| email.get(ins.as_str()).map(|e| (*id, *e)))
@@ -358,11 +469,11 @@ impl Store {
                 for (id, e) in &settings {
                     q = q.bind(*id).bind(*e);
                 }
-                q.execute(&mut *tx).await?;
+                q.execute(&mut **tx).await?;
             }
         }
         super::audit::append_on(
-            &mut tx,
+            tx,
             &super::audit::AuditEntry::new(
                 "system",
                 "space.open",
@@ -375,11 +486,15 @@ impl Store {
             now,
         )
         .await?;
-        tx.commit().await?;
-        self.wrote();
         Ok(todo.len() as u64)
     }
 }
+
+/// Informed spaces whose window ended (`$1`: now; `$2`: limit), oldest first.
+const DUE_SQL: &str = "SELECT ins_hash, ins, domain, \
+     TRIM(COALESCE(first_names, '') || ' ' || COALESCE(birth_name, '')) AS display_name, email \
+     FROM patient_spaces WHERE state = 'informed' AND opens_at <= $1 \
+     AND ins IS NOT NULL AND domain IS NOT NULL ORDER BY opens_at LIMIT $2";
 
 /// `placeholders` for the upsert: the state is the literal `'informed'`.
 fn placeholders_with_state(numbered: bool, rows: usize) -> String {
