@@ -6,6 +6,7 @@
 mod acces;
 mod agenda;
 mod auth;
+pub(crate) use auth::CLOSED_FR;
 mod dossier;
 mod messagerie;
 mod opposition;
