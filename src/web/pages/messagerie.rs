@@ -12,7 +12,6 @@ use super::{
     ACCEPT, Etat, Layout, PageError, Session, Shared, attachment_rules, date_fr, render,
     send_refusal, size_fr,
 };
-use crate::store::accounts::Account;
 use crate::store::threads::Thread;
 use crate::web::patient::{self, PatientError};
 use crate::web::security::Csrf;
@@ -82,7 +81,7 @@ pub(super) async fn list(
         })
         .collect();
     let page = ListPage {
-        l: Layout::patient("Messagerie", &csrf, &session.account, "messagerie"),
+        l: Layout::patient("Messagerie", &csrf, &session, "messagerie"),
         notice: Etat::notice(&q),
         threads,
     };
@@ -140,12 +139,13 @@ fn kind_fr(content_type: &str) -> String {
 async fn thread_page(
     s: &Shared,
     csrf: &Csrf,
-    p: &Account,
+    session: &Session,
     t: &Thread,
     notice: Option<&'static str>,
     error: Option<String>,
     text: String,
 ) -> Result<ThreadPage, PageError> {
+    let p = &session.account;
     let messages = patient::messages(s, p, t)
         .await?
         .into_iter()
@@ -170,7 +170,7 @@ async fn thread_page(
         })
         .collect();
     Ok(ThreadPage {
-        l: Layout::patient(&subject_or_default(&t.subject), csrf, p, "messagerie"),
+        l: Layout::patient(&subject_or_default(&t.subject), csrf, session, "messagerie"),
         t: ThreadHead {
             id: t.id,
             name: t.correspondent_name.clone(),
@@ -198,7 +198,16 @@ pub(super) async fn thread(
 ) -> Result<Response, PageError> {
     let p = &session.account;
     let t = patient::own_thread(&s, p, id).await?;
-    let page = thread_page(&s, &csrf, p, &t, Etat::notice(&q), None, String::new()).await?;
+    let page = thread_page(
+        &s,
+        &csrf,
+        &session,
+        &t,
+        Etat::notice(&q),
+        None,
+        String::new(),
+    )
+    .await?;
     s.store.mark_thread_read(t.id).await?;
     Ok(render(StatusCode::OK, &page))
 }
@@ -216,7 +225,7 @@ pub(super) async fn reply(
     let c = match patient::read_multipart(req, s.settings.max_attachment_size).await {
         Ok(c) => c,
         Err(PatientError::TooLarge(m)) => {
-            let page = thread_page(&s, &csrf, p, &t, None, Some(m), String::new()).await?;
+            let page = thread_page(&s, &csrf, &session, &t, None, Some(m), String::new()).await?;
             return Ok(render(StatusCode::PAYLOAD_TOO_LARGE, &page));
         }
         Err(e) => return Err(e.into()),
@@ -228,7 +237,7 @@ pub(super) async fn reply(
         Ok(_) => Ok(Redirect::to(&format!("/messagerie/{}?etat=envoye", t.id)).into_response()),
         Err(e) => {
             let (status, message) = send_refusal(&e);
-            let page = thread_page(&s, &csrf, p, &t, None, Some(message), c.text).await?;
+            let page = thread_page(&s, &csrf, &session, &t, None, Some(message), c.text).await?;
             Ok(render(status, &page))
         }
     }
@@ -263,11 +272,12 @@ struct NewPage {
 async fn new_page_for(
     s: &Shared,
     csrf: &Csrf,
-    p: &Account,
+    session: &Session,
     selected: Option<&str>,
     error: Option<String>,
     text: String,
 ) -> Result<NewPage, PageError> {
+    let p = &session.account;
     let correspondents = patient::writable_correspondents(s, p)
         .await?
         .into_iter()
@@ -281,7 +291,7 @@ async fn new_page_for(
         })
         .collect();
     Ok(NewPage {
-        l: Layout::patient("Nouveau message", csrf, p, "messagerie"),
+        l: Layout::patient("Nouveau message", csrf, session, "messagerie"),
         correspondents,
         error,
         text,
@@ -296,7 +306,7 @@ pub(super) async fn new_page(
     Extension(csrf): Extension<Csrf>,
     session: Session,
 ) -> Result<Response, PageError> {
-    let page = new_page_for(&s, &csrf, &session.account, None, None, String::new()).await?;
+    let page = new_page_for(&s, &csrf, &session, None, None, String::new()).await?;
     Ok(render(StatusCode::OK, &page))
 }
 
@@ -311,7 +321,7 @@ pub(super) async fn new_message(
     let c = match patient::read_multipart(req, s.settings.max_attachment_size).await {
         Ok(c) => c,
         Err(PatientError::TooLarge(m)) => {
-            let page = new_page_for(&s, &csrf, p, None, Some(m), String::new()).await?;
+            let page = new_page_for(&s, &csrf, &session, None, Some(m), String::new()).await?;
             return Ok(render(StatusCode::PAYLOAD_TOO_LARGE, &page));
         }
         Err(e) => return Err(e.into()),
@@ -326,7 +336,7 @@ pub(super) async fn new_message(
         }
         Err(e) => {
             let (status, message) = send_refusal(&e);
-            let page = new_page_for(&s, &csrf, p, Some(&to), Some(message), c.text).await?;
+            let page = new_page_for(&s, &csrf, &session, Some(&to), Some(message), c.text).await?;
             Ok(render(status, &page))
         }
     }
