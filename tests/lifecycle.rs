@@ -187,11 +187,19 @@ async fn provision_oppose_open(db: Db) {
     let r = rcpt(&instance, &server, &format!("{c}@{pd}")).await;
     assert_eq!(r.code, 550, "{r:?}");
 
-    // After opening, opposing means closing: refused with that explanation.
-    let (ok, _, err) = mes(&["--config", cfg, "oppose", A], None);
-    assert!(!ok && err.contains("closing the space"), "{err}");
     // Activation works as for any patient account.
     instance.run(&["user", "activation", &format!("{A}@{pd}")], None);
+    // After opening, opposing closes the space (archived): mail is refused.
+    let out = instance.run(&["oppose", A], None);
+    assert!(out.contains("opposing closed it"), "{out}");
+    let r = rcpt(&instance, &server, &format!("{A}@{pd}")).await;
+    assert_eq!(r.code, 550, "{r:?}");
+    assert!(
+        r.text().contains("5.1.1") && r.text().contains("closed"),
+        "{r:?}"
+    );
+    let (ok, _, err) = mes(&["--config", cfg, "oppose", A], None);
+    assert!(!ok && err.contains("already closed"), "{err}");
     server.terminate(std::time::Duration::from_secs(10));
     store.close().await;
 }
@@ -213,7 +221,7 @@ async fn oppose_after_window_before_opening(db: Db) {
     let store = open_store(&instance).await;
     let clock = Arc::new(mes::clock::ManualClock::new(store.now() + 42 * 86_400));
     let timed = store.clone().with_clock(clock);
-    let err = mes::lifecycle::oppose(&timed, A, None, mes::lifecycle::Opponent::Operator)
+    let err = mes::lifecycle::oppose(&timed, A, None, mes::lifecycle::Opponent::Operator, 10)
         .await
         .unwrap_err();
     assert!(matches!(err, mes::lifecycle::OpposeError::Open), "{err}");
@@ -409,4 +417,368 @@ async fn opposition_page_in_a_browser() {
         b.check_accessibility("opposition-refused").await;
         b.check_no_horizontal_scroll("opposition-refused").await;
     }
+}
+
+// ---- Closure, archive, purge, reopening (issue 20, second part) ----
+
+const PATIENT_PW: &str = "jardin des plantes 7";
+
+/// Rows left for a patient account id in the tables a purge empties.
+async fn rows_of(store: &mes::store::Store, id: i64) -> Vec<(String, i64)> {
+    let mut left = Vec::new();
+    for (table, col) in [
+        ("accounts", "id"),
+        ("mailboxes", "account_id"),
+        ("threads", "patient_id"),
+        ("documents", "patient_id"),
+        ("patient_settings", "account_id"),
+        ("api_sessions", "account_id"),
+        ("quotas", "account_id"),
+        ("patient_professionals", "patient_id"),
+    ] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {col} = $1"))
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        if n > 0 {
+            left.push((table.to_string(), n));
+        }
+    }
+    left
+}
+
+/// The messages in a patient's folders and the blobs of those messages
+/// and of their documents.
+async fn content_of(store: &mes::store::Store, id: i64) -> (Vec<i64>, Vec<String>) {
+    let messages: Vec<i64> = sqlx::query_scalar(
+        "SELECT e.message_id FROM mailbox_messages e JOIN mailboxes f ON f.id = e.mailbox_id \
+         WHERE f.account_id = $1",
+    )
+    .bind(id)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let blobs: Vec<String> = sqlx::query_scalar(
+        "SELECT blob_hash FROM documents WHERE patient_id = $1 UNION \
+         SELECT m.blob_hash FROM messages m JOIN mailbox_messages e ON e.message_id = m.id \
+         JOIN mailboxes f ON f.id = e.mailbox_id WHERE f.account_id = $1",
+    )
+    .bind(id)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    (messages, blobs)
+}
+
+async fn count(store: &mes::store::Store, sql: &str, bind: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .bind(bind)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+async fn close_archive_purge_reopen(db: Db) {
+    let instance = Instance::new(db).await;
+    let pd = instance.patient_domain.clone();
+    let patient = format!("{A}@{pd}");
+    instance.add_user(&patient, "patient", PATIENT_PW);
+    instance.add_professional(PRO, "Jean Dupont", "Médecin", PW);
+    let doctor = common::professional(&instance, "traitant", "Dr Traitant");
+    let cfg = instance.config.to_str().unwrap().to_string();
+    let mut server = instance.start();
+    let ca = instance.cert("ca.pem");
+    // A message with a document, and an authorised professional.
+    let code = common::send_xdm(
+        &instance,
+        &server,
+        (&doctor.address, PW),
+        &patient,
+        &common::xdm_sample("VSM_1.4_2022.01"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 250);
+    let token = common::api_login(&server, &ca, A, PATIENT_PW);
+    let (code, body) = common::api(
+        &server,
+        &ca,
+        "PUT",
+        "/api/v1/professionals",
+        Some(&token),
+        Some(&serde_json::json!({"address": doctor.address, "status": "authorised"}).to_string()),
+    );
+    assert_eq!(code, 204, "{body}");
+    let documents = format!("/api/pro/v1/patients/{A}/documents");
+    let (code, _) = common::pro_get(&server, &instance, &doctor, &documents);
+    assert_eq!(code, 200);
+
+    // Closed by the operator: archived.
+    let out = instance.run(&["close", A], None);
+    assert!(
+        out.contains("space closed") && out.contains("archived until"),
+        "{out}"
+    );
+    let (ok, _, err) = mes(&["--config", &cfg, "close", A], None);
+    assert!(!ok && err.contains("already closed"), "{err}");
+    // Login: the right password is told the space is closed; a wrong one
+    // gets the usual answer (no oracle).
+    let login = |password: &str| {
+        common::api(
+            &server,
+            &ca,
+            "POST",
+            "/api/v1/login",
+            None,
+            Some(&serde_json::json!({"login": A, "password": password}).to_string()),
+        )
+    };
+    let (code, body) = login(PATIENT_PW);
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.to_string().contains("espace santé est fermé"),
+        "{body}"
+    );
+    let (code, body) = login("not the password at all");
+    assert_eq!(code, 401, "{body}");
+    assert!(!body.to_string().contains("fermé"), "{body}");
+    // The session opened before the closure ended with it.
+    let (code, _) = common::api(&server, &ca, "GET", "/api/v1/threads", Some(&token), None);
+    assert_eq!(code, 401);
+    // IMAP: refused, said clearly.
+    let mut imap = common::imap_tls(server.addr("imaps"), &ca).await;
+    let r = imap.cmd(&format!("LOGIN {patient} \"{PATIENT_PW}\"")).await;
+    assert!(!r.ok() && r.all().contains("closed"), "{}", r.all());
+    // SMTP AUTH: refused too.
+    let mut smtp = connect_starttls(server.addr("submission"), client_tls(&ca, None))
+        .await
+        .unwrap();
+    let r = smtp
+        .cmd(&format!("AUTH PLAIN {}", plain(&patient, PATIENT_PW)))
+        .await;
+    assert_eq!(r.code, 535, "{r:?}");
+    assert!(r.text().contains("closed"), "{r:?}");
+    // Mail to it: 550 5.1.1 with the reason.
+    let r = rcpt(&instance, &server, &patient).await;
+    assert_eq!(r.code, 550, "{r:?}");
+    assert!(
+        r.text().contains("5.1.1") && r.text().contains("closed"),
+        "{r:?}"
+    );
+    // The professional is refused by the gate, and the refusal is on the trail.
+    let (code, _) = common::pro_get(&server, &instance, &doctor, &documents);
+    assert_eq!(code, 403);
+    let store = open_store(&instance).await;
+    let refused = count(
+        &store,
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'record.refused' AND target = $1 \
+         AND detail LIKE '%Closed%'",
+        &patient,
+    )
+    .await;
+    assert_eq!(refused, 1);
+
+    // Reopened within the archive period: everything works again.
+    let out = instance.run(&["reopen", A], None);
+    assert!(out.contains("reopened"), "{out}");
+    let (code, _) = login(PATIENT_PW);
+    assert_eq!(code, 200);
+    let r = rcpt(&instance, &server, &patient).await;
+    assert_eq!(r.code, 250, "{r:?}");
+    let (code, _) = common::pro_get(&server, &instance, &doctor, &documents);
+    assert_eq!(code, 200);
+    let (ok, _, err) = mes(&["--config", &cfg, "reopen", A], None);
+    assert!(!ok && err.contains("not closed"), "{err}");
+
+    // Closed again, then purged by the task when the archive period ends.
+    instance.run(&["close", A], None);
+    let account = store.account_by_ins(A).await.unwrap().expect("archived");
+    let (messages, blobs) = content_of(&store, account.id).await;
+    assert!(!messages.is_empty() && !blobs.is_empty());
+    assert!(rows_of(&store, account.id).await.len() >= 3);
+    let now = store.now();
+    let clock = Arc::new(mes::clock::ManualClock::new(now + 10 * 31_557_600 - 86_400));
+    let timed = store.clone().with_clock(clock.clone());
+    assert_eq!(mes::lifecycle::close::purge_due(&timed).await.unwrap(), 0);
+    clock.advance(2 * 86_400);
+    assert_eq!(mes::lifecycle::close::purge_due(&timed).await.unwrap(), 1);
+    assert_eq!(mes::lifecycle::close::purge_due(&timed).await.unwrap(), 0);
+    assert_eq!(rows_of(&store, account.id).await, vec![]);
+    // Messages and blobs are gone unless another row still uses them.
+    for m in &messages {
+        let left = count(
+            &store,
+            "SELECT COUNT(*) FROM messages WHERE CAST(id AS TEXT) = $1",
+            &m.to_string(),
+        )
+        .await;
+        let used = count(
+            &store,
+            "SELECT COUNT(*) FROM mailbox_messages WHERE CAST(message_id AS TEXT) = $1",
+            &m.to_string(),
+        )
+        .await;
+        assert_eq!(left, used.min(1), "message {m}");
+    }
+    for b in &blobs {
+        let left = count(&store, "SELECT COUNT(*) FROM blobs WHERE hash = $1", b).await;
+        let used = count(
+            &store,
+            "SELECT COUNT(*) FROM messages WHERE blob_hash = $1",
+            b,
+        )
+        .await;
+        assert_eq!(left, used.min(1), "blob {b}");
+    }
+    // Only the INS hash is kept, and the trail.
+    let kept: Vec<(String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT state, ins, domain FROM patient_spaces WHERE ins_hash = $1")
+            .bind(mes::lifecycle::ins_hash(A))
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(kept, vec![("purged".to_string(), None, None)]);
+    let trail: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'space.%' ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        trail,
+        ["space.close", "space.reopen", "space.close", "space.purge"]
+    );
+    // After the purge: nothing to reopen, mail still refused clearly.
+    let (ok, _, err) = mes(&["--config", &cfg, "reopen", A], None);
+    assert!(!ok && err.contains("purged"), "{err}");
+    let r = rcpt(&instance, &server, &patient).await;
+    assert_eq!(r.code, 550, "{r:?}");
+    assert!(r.text().contains("no longer exists"), "{r:?}");
+    server.terminate(std::time::Duration::from_secs(10));
+    store.close().await;
+}
+
+async fn destroy_at_once(db: Db) {
+    let instance = Instance::new(db).await;
+    let patient = format!("{A}@{}", instance.patient_domain);
+    instance.add_user(&patient, "patient", PATIENT_PW);
+    let doctor = common::professional(&instance, "traitant", "Dr Traitant");
+    let mut server = instance.start();
+    let code = common::send_xdm(
+        &instance,
+        &server,
+        (&doctor.address, PW),
+        &patient,
+        &common::xdm_sample("VSM_1.4_2022.01"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 250);
+    let store = open_store(&instance).await;
+    let id = store.account_by_ins(A).await.unwrap().unwrap().id;
+    assert!(!rows_of(&store, id).await.is_empty());
+    let out = instance.run(&["close", A, "--destroy"], None);
+    assert!(out.contains("destroyed"), "{out}");
+    assert_eq!(rows_of(&store, id).await, vec![]);
+    let state: String = sqlx::query_scalar("SELECT state FROM patient_spaces WHERE ins_hash = $1")
+        .bind(mes::lifecycle::ins_hash(A))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(state, "purged");
+    let destroyed = count(
+        &store,
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'space.destroy' AND target = $1",
+        &patient,
+    )
+    .await;
+    assert_eq!(destroyed, 1);
+    let cfg = instance.config.to_str().unwrap();
+    let (ok, _, err) = mes(&["--config", cfg, "reopen", A], None);
+    assert!(!ok && err.contains("purged"), "{err}");
+    server.terminate(std::time::Duration::from_secs(10));
+    store.close().await;
+}
+
+both_backends!(close_archive_purge_reopen, destroy_at_once);
+
+/// Logs `login` in on the browser's connexion page.
+async fn browser_login(b: &Browser, url: &str, login: &str, password: &str) {
+    b.goto(&format!("{url}/connexion")).await;
+    b.fill("#login", login).await;
+    b.fill("#password", password).await;
+    b.navigate_by("main button[type=submit]").await;
+}
+
+async fn check_page(b: &Browser, name: &str) {
+    b.check_accessibility(name).await;
+    b.check_no_horizontal_scroll(name).await;
+}
+
+/// The patient closes their space from the settings page in Chromium at
+/// 1280 and 360 px: password entered again and confirmation, then the
+/// login is refused with the French explanation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closure_from_the_settings_page_in_a_browser() {
+    let instance = Instance::new(Db::Sqlite).await;
+    let pd = instance.patient_domain.clone();
+    for ins in [A, B] {
+        instance.add_user(&format!("{ins}@{pd}"), "patient", PATIENT_PW);
+    }
+    let server = instance.start();
+    let ca = instance.cert("ca.pem");
+    let url = format!("https://localhost:{}", server.addr("https").port());
+    for (viewport, ins) in [(Viewport::Desktop, A), (Viewport::Phone, B)] {
+        let b = Browser::start(&ca, viewport).await;
+        browser_login(&b, &url, ins, PATIENT_PW).await;
+        b.goto(&format!("{url}/parametres")).await;
+        let text = b.main_text().await;
+        assert!(text.contains("Fermer mon espace santé"), "{text}");
+        check_page(&b, "fermeture").await;
+        // A wrong password: nothing closed, said on the page.
+        b.fill("#fermer-mdp", "pas le bon mot de passe").await;
+        b.click("#fermer-confirmer").await;
+        b.navigate_by("form[action='/parametres/fermer'] button[type=submit]")
+            .await;
+        let text = b.main_text().await;
+        assert!(text.contains("mot de passe est incorrect"), "{text}");
+        check_page(&b, "fermeture-refusee").await;
+        // The right one, confirmed: closed, archived by default.
+        b.fill("#fermer-mdp", PATIENT_PW).await;
+        b.click("#fermer-confirmer").await;
+        b.navigate_by("form[action='/parametres/fermer'] button[type=submit]")
+            .await;
+        assert_eq!(b.path().await, "/connexion?etat=ferme");
+        let text = b.main_text().await;
+        assert!(text.contains("Votre espace santé est fermé"), "{text}");
+        check_page(&b, "fermee").await;
+        // Logging in again: refused with the explanation.
+        browser_login(&b, &url, ins, PATIENT_PW).await;
+        let text = b.main_text().await;
+        assert!(
+            text.contains("il n'est plus possible de s'y connecter"),
+            "{text}"
+        );
+        check_page(&b, "connexion-fermee").await;
+        b.close().await;
+    }
+    let store = open_store(&instance).await;
+    for ins in [A, B] {
+        let address = format!("{ins}@{pd}");
+        let closed = count(
+            &store,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'space.close' AND actor = $1",
+            &address,
+        )
+        .await;
+        assert_eq!(closed, 1, "{address}");
+        let state: String =
+            sqlx::query_scalar("SELECT state FROM patient_spaces WHERE ins_hash = $1")
+                .bind(mes::lifecycle::ins_hash(ins))
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(state, "closed");
+    }
+    store.close().await;
 }
