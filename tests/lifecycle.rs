@@ -782,3 +782,268 @@ async fn closure_from_the_settings_page_in_a_browser() {
     }
     store.close().await;
 }
+
+// ---- Legal representatives ----
+
+/// `name`'s XDM sample with its document's confidentiality code set to
+/// INVISIBLE_REPRESENTANTS_LEGAUX (the document itself unchanged).
+fn xdm_invisible_to_representatives(name: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    const SCHEME: &str = "classificationScheme=\"urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f\"";
+    let zip = common::xdm_sample(name);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&zip[..])).unwrap();
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).unwrap();
+        if f.is_dir() {
+            continue;
+        }
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).unwrap();
+        if f.name().ends_with("METADATA.XML") {
+            let text = String::from_utf8(data).unwrap();
+            let at = text.find(SCHEME).expect("a confidentiality code");
+            let node = at + text[at..].find("nodeRepresentation=\"N\"").unwrap();
+            let text = format!(
+                "{}nodeRepresentation=\"INVISIBLE_REPRESENTANTS_LEGAUX\"{}",
+                &text[..node],
+                &text[node + "nodeRepresentation=\"N\"".len()..]
+            );
+            data = text.into_bytes();
+        }
+        w.start_file(f.name(), zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(&data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// Links from the provisioning file and `mes representative`, then the end
+/// of the representation at 18 (store clock moved) with a content-free notice.
+async fn representatives_and_coming_of_age(db: Db) {
+    let (port, got) = common::smtp_sink().await;
+    let instance = Instance::new(db).await;
+    instance.edit_config(|t| {
+        t.replacen(
+            "[notify]\n",
+            &format!("[notify]\nsmarthost = \"127.0.0.1:{port}\"\nstarttls = false\n"),
+            1,
+        )
+    });
+    let pd = instance.patient_domain.clone();
+    let path = instance.root().join("mineurs.csv");
+    std::fs::write(
+        &path,
+        format!(
+            "{HEAD}\
+             {A},DUPONT,Marie,1979-03-12,F,51215,marie@example.test,,\n\
+             {B},MARTIN,Jean,2015-01-01,M,76451,jean.martin@example.test,,{A}\n"
+        ),
+    )
+    .unwrap();
+    let (config, p) = (instance.config.clone(), path.clone());
+    tokio::task::spawn_blocking(move || {
+        common::mes_ok(
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "provision",
+                p.to_str().unwrap(),
+            ],
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    let store = open_store(&instance).await;
+    let clock = Arc::new(mes::clock::ManualClock::new(store.now() + 43 * 86_400));
+    let timed = store.clone().with_clock(clock.clone());
+    assert_eq!(mes::lifecycle::open::open_due(&timed).await.unwrap(), 2);
+    let child = store.account_by_ins(B).await.unwrap().unwrap();
+    let seen = store.represented_by(A).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].account_id, child.id);
+    assert!(store.represented_by(B).await.unwrap().is_empty());
+
+    // The operator removes and adds the link.
+    let parent = format!("{A}@{pd}");
+    let out = instance.run(&["representative", "remove", B, &parent], None);
+    assert!(out.contains("removed"), "{out}");
+    assert!(store.represented_by(A).await.unwrap().is_empty());
+    let out = instance.run(&["representative", "add", B, &parent], None);
+    assert!(out.contains("representative added"), "{out}");
+    let out = instance.run(&["representative", "add", B, &parent], None);
+    assert!(out.contains("already"), "{out}");
+    let cfg = instance.config.to_str().unwrap();
+    let (ok, _, err) = mes(
+        &[
+            "--config",
+            cfg,
+            "representative",
+            "add",
+            B,
+            "nobody@example.test",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("existing patient account"), "{err}");
+    let (ok, _, err) = mes(
+        &["--config", cfg, "representative", "add", A, &parent],
+        None,
+    );
+    assert!(!ok && err.contains("own representative"), "{err}");
+    assert_eq!(store.represented_by(A).await.unwrap().len(), 1);
+
+    // The day before the 18th birthday nothing ends; on it, the link ends.
+    let notify = mes::config::Config::load(&instance.config).unwrap().notify;
+    let sender = mes::threads::notify::NoticeSender::new(&notify)
+        .unwrap()
+        .expect("a smarthost");
+    let sent_before = got.lock().unwrap().len();
+    let eve = 1_988_064_000; // 2032-12-31T00:00:00Z
+    let timed = store
+        .clone()
+        .with_clock(Arc::new(mes::clock::ManualClock::new(eve)));
+    let ended = mes::lifecycle::representation::end_due(&timed, Some(&sender));
+    assert_eq!(ended.await.unwrap(), 0);
+    assert_eq!(store.represented_by(A).await.unwrap().len(), 1);
+    let timed = store
+        .clone()
+        .with_clock(Arc::new(mes::clock::ManualClock::new(eve + 86_400)));
+    let ended = mes::lifecycle::representation::end_due(&timed, Some(&sender));
+    assert_eq!(ended.await.unwrap(), 1);
+    assert!(store.represented_by(A).await.unwrap().is_empty());
+    let ended = mes::lifecycle::representation::end_due(&timed, Some(&sender));
+    assert_eq!(ended.await.unwrap(), 0);
+    // One content-free notice to the young adult.
+    let mails = got.lock().unwrap().clone();
+    assert_eq!(mails.len(), sent_before + 1);
+    let notice = &mails[sent_before];
+    assert!(notice.contains("jean.martin@example.test"), "{notice}");
+    assert!(notice.contains("majeur"), "{notice}");
+    assert!(
+        !notice.contains(B) && !notice.contains("MARTIN"),
+        "{notice}"
+    );
+    let trail: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE action LIKE 'representative.%' ORDER BY id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        trail,
+        [
+            "representative.remove",
+            "representative.add",
+            "representative.end"
+        ]
+    );
+    store.close().await;
+}
+
+both_backends!(representatives_and_coming_of_age);
+
+/// A representative switches to the child's space in Chromium at 1280 and
+/// 360 px: the child's messages and dossier, without the document marked
+/// INVISIBLE_REPRESENTANTS_LEGAUX; every request on the trail as the
+/// representative on the child's behalf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn representative_sees_the_child_space_in_a_browser() {
+    let instance = Instance::new(Db::Sqlite).await;
+    let pd = instance.patient_domain.clone();
+    let (child, parent) = (format!("{A}@{pd}"), format!("{B}@{pd}"));
+    instance.add_named_user(&child, "patient", "Léa Dupont", PATIENT_PW);
+    instance.add_named_user(&parent, "patient", "Paul Dupont", PATIENT_PW);
+    instance.run(&["representative", "add", A, &parent], None);
+    let doctor = common::professional(&instance, "traitant", "Dr Traitant");
+    let server = instance.start();
+    for zip in [
+        common::xdm_sample("VSM_1.4_2022.01"),
+        xdm_invisible_to_representatives("BIO-CR-BIO_2024.01_TSH_1"),
+    ] {
+        let code =
+            common::send_xdm(&instance, &server, (&doctor.address, PW), &child, &zip, "").await;
+        assert_eq!(code, 250);
+    }
+    let store = open_store(&instance).await;
+    let child_id = store.account_by_ins(A).await.unwrap().unwrap().id;
+    let docs: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, title, confidentiality FROM documents WHERE patient_id = $1 ORDER BY id",
+    )
+    .bind(child_id)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(docs.len(), 2, "{docs:?}");
+    let (shown, hidden) = (&docs[0], &docs[1]);
+    assert_eq!(hidden.2.as_deref(), Some("INVISIBLE_REPRESENTANTS_LEGAUX"));
+    assert_ne!(shown.1, hidden.1);
+
+    let ca = instance.cert("ca.pem");
+    let url = format!("https://localhost:{}", server.addr("https").port());
+    for viewport in [Viewport::Desktop, Viewport::Phone] {
+        let b = Browser::start(&ca, viewport).await;
+        browser_login(&b, &url, B, PATIENT_PW).await;
+        // Their own space first, with the switcher.
+        let text = b.main_text().await;
+        assert!(!text.contains("Dr Traitant"), "{text}");
+        assert_eq!(b.count("form.espaces select option").await, 2);
+        check_page(&b, "representant-moi").await;
+        b.js(&format!(
+            "document.querySelector('#espace').value = '{child_id}';"
+        ))
+        .await;
+        b.navigate_by("form.espaces button[type=submit]").await;
+        let text = b.main_text().await;
+        assert!(
+            text.contains("Vous consultez l'espace de Léa Dupont"),
+            "{text}"
+        );
+        assert!(text.contains("Dr Traitant"), "{text}");
+        check_page(&b, "representant-messagerie").await;
+        b.goto(&format!("{url}/dossier")).await;
+        let text = b.main_text().await;
+        assert!(text.contains(&shown.1), "{text}");
+        assert!(!text.contains(&hidden.1), "{text}");
+        check_page(&b, "representant-dossier").await;
+        // The hidden document is not found, even by its address.
+        b.goto(&format!("{url}/dossier/{}", hidden.0)).await;
+        let text = b.main_text().await;
+        assert!(text.contains("Page introuvable"), "{text}");
+        b.goto(&format!("{url}/dossier/{}", shown.0)).await;
+        let text = b.main_text().await;
+        assert!(!text.contains("Page introuvable"), "{text}");
+        // The child's settings stay theirs.
+        b.goto(&format!("{url}/parametres")).await;
+        assert!(!b.main_text().await.contains("Fermer mon espace"));
+        // Back to their own space.
+        b.goto(&format!("{url}/messagerie")).await;
+        b.js("document.querySelector('#espace').value = 'moi';")
+            .await;
+        b.navigate_by("form.espaces button[type=submit]").await;
+        let text = b.main_text().await;
+        assert!(!text.contains("Dr Traitant"), "{text}");
+        b.close().await;
+    }
+    // The trail: requests in the child's space by the representative.
+    let acts: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor, detail FROM audit_log WHERE action = 'representative.act' AND target = $1",
+    )
+    .bind(&child)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert!(acts.iter().all(|(actor, _)| *actor == parent), "{acts:?}");
+    for path in [
+        "GET /messagerie",
+        "GET /dossier",
+        &format!("GET /dossier/{}", hidden.0),
+    ] {
+        assert!(
+            acts.iter().any(|(_, d)| d == path),
+            "{path} not in {acts:?}"
+        );
+    }
+    store.close().await;
+}
