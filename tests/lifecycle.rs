@@ -980,8 +980,23 @@ async fn representative_sees_the_child_space_in_a_browser() {
     assert_eq!(hidden.2.as_deref(), Some("INVISIBLE_REPRESENTANTS_LEGAUX"));
     assert_ne!(shown.1, hidden.1);
 
+    let threads: Vec<i64> = sqlx::query_scalar("SELECT id FROM threads WHERE patient_id = $1")
+        .bind(child_id)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
     let ca = instance.cert("ca.pem");
     let url = format!("https://localhost:{}", server.addr("https").port());
+    // The child sees both messages.
+    let b = Browser::start(&ca, Viewport::Desktop).await;
+    browser_login(&b, &url, A, PATIENT_PW).await;
+    let mut own_messages = 0;
+    for t in &threads {
+        b.goto(&format!("{url}/messagerie/{t}")).await;
+        own_messages += b.count("li.message").await;
+    }
+    assert_eq!(own_messages, 2);
+    b.close().await;
     for viewport in [Viewport::Desktop, Viewport::Phone] {
         let b = Browser::start(&ca, viewport).await;
         browser_login(&b, &url, B, PATIENT_PW).await;
@@ -1002,6 +1017,13 @@ async fn representative_sees_the_child_space_in_a_browser() {
         );
         assert!(text.contains("Dr Traitant"), "{text}");
         check_page(&b, "representant-messagerie").await;
+        // The message that carried the hidden document is left out.
+        let mut shown_messages = 0;
+        for t in &threads {
+            b.goto(&format!("{url}/messagerie/{t}")).await;
+            shown_messages += b.count("li.message").await;
+        }
+        assert_eq!(shown_messages, 1);
         b.goto(&format!("{url}/dossier")).await;
         let text = b.main_text().await;
         assert!(text.contains(&shown.1), "{text}");

@@ -110,6 +110,22 @@ impl Store {
         .await?)
     }
 
+    /// The messages of `patient_id` that filed documents, with each
+    /// document's confidentiality codes (what a representative may not see
+    /// is decided by `dossier::hidden_from_representatives`).
+    pub async fn message_document_codes(
+        &self,
+        patient_id: i64,
+    ) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT message_id, confidentiality FROM documents \
+             WHERE patient_id = $1 AND message_id IS NOT NULL",
+        )
+        .bind(patient_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Ends every representation of `child_ins`, with `audit`; false when
     /// there was none left (another node ended it).
     pub async fn end_representation(

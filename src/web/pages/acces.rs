@@ -31,7 +31,7 @@ async fn professionals_page(
     error: Option<&'static str>,
 ) -> Result<ProfessionalsPage, PageError> {
     Ok(ProfessionalsPage {
-        l: Layout::patient("Professionnels autorisés", csrf, &session, "professionnels"),
+        l: Layout::patient("Professionnels autorisés", csrf, session, "professionnels"),
         notice,
         error,
         professionals: history::professionals(s, &session.account).await?,

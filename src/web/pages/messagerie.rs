@@ -146,9 +146,11 @@ async fn thread_page(
     text: String,
 ) -> Result<ThreadPage, PageError> {
     let p = &session.account;
+    let hidden = hidden_messages(s, session).await?;
     let messages = patient::messages(s, p, t)
         .await?
         .into_iter()
+        .filter(|m| !hidden.contains(&m.id))
         .map(|m| MessageRow {
             id: m.id,
             mine: m.direction == "out",
@@ -249,7 +251,29 @@ pub(super) async fn download(
     session: Session,
     Path((id, message, index)): Path<(i64, i64, usize)>,
 ) -> Result<Response, PageError> {
+    if hidden_messages(&s, &session).await?.contains(&message) {
+        return Err(PageError::NotFound);
+    }
     Ok(patient::download(&s, &session.account, id, message, index).await?)
+}
+
+/// While a legal representative acts for a child: the messages that
+/// carried a document hidden from representatives (left out of the thread,
+/// attachments included). Empty for the patient themself.
+async fn hidden_messages(
+    s: &Shared,
+    session: &Session,
+) -> Result<std::collections::HashSet<i64>, PageError> {
+    if session.representative.is_none() {
+        return Ok(Default::default());
+    }
+    Ok(s.store
+        .message_document_codes(session.account.id)
+        .await?
+        .into_iter()
+        .filter(|(_, codes)| crate::dossier::hidden_from_representatives(codes.as_deref()))
+        .map(|(id, _)| id)
+        .collect())
 }
 
 struct CorrespondentOption {
