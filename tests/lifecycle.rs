@@ -383,6 +383,46 @@ async fn opposition_by_page_and_notices(db: Db) {
     .await
     .unwrap();
     assert_eq!(trail, 1);
+
+    // Once A's space is open, opposing with the code of the notice closes it.
+    let a_code = mails
+        .iter()
+        .find(|m| m.contains("marie@example.test"))
+        .and_then(|m| m.lines().find(|l| is_code(l)))
+        .expect("A's code")
+        .trim()
+        .to_string();
+    let clock = Arc::new(mes::clock::ManualClock::new(store.now() + 43 * 86_400));
+    let timed = store.clone().with_clock(clock);
+    assert_eq!(mes::lifecycle::open::open_due(&timed).await.unwrap(), 2);
+    let (status, body) = web(
+        &instance,
+        &server,
+        jar.path(),
+        "/opposition",
+        Some(&[("csrf", &csrf), ("ins", A), ("code", &a_code)]),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("votre opposition l&#39;a fermé")
+            || body.contains("votre opposition l'a fermé"),
+        "{body}"
+    );
+    let state: String = sqlx::query_scalar("SELECT state FROM patient_spaces WHERE ins_hash = $1")
+        .bind(mes::lifecycle::ins_hash(A))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(state, "closed");
+    let (status, body) = web(
+        &instance,
+        &server,
+        jar.path(),
+        "/opposition",
+        Some(&[("csrf", &csrf), ("ins", A), ("code", &a_code)]),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("déjà fermé"), "{body}");
     store.close().await;
 }
 

@@ -52,6 +52,8 @@ CREATE TABLE representatives (
     PRIMARY KEY (child_ins, parent_ins)
 );
 CREATE INDEX representatives_parent ON representatives (parent_ins);
+-- The end of representations at 18 joins the child's space by INS.
+CREATE INDEX patient_spaces_ins ON patient_spaces (ins);
 
 -- Logins by INS, representatives and closures look accounts up by it.
 CREATE INDEX accounts_ins ON accounts (ins);
