@@ -999,8 +999,8 @@ async fn representative_sees_the_child_space_in_a_browser() {
     let doctor = common::professional(&instance, "traitant", "Dr Traitant");
     let server = instance.start();
     for zip in [
-        common::xdm_sample("VSM_1.4_2022.01"),
-        xdm_invisible_to_representatives("BIO-CR-BIO_2024.01_TSH_1"),
+        common::xdm_sample("BIO-CR-BIO_2024.01_TSH_1"),
+        xdm_invisible_to_representatives("VSM_1.4_2022.01"),
     ] {
         let code =
             common::send_xdm(&instance, &server, (&doctor.address, PW), &child, &zip, "").await;
@@ -1020,6 +1020,21 @@ async fn representative_sees_the_child_space_in_a_browser() {
     assert_eq!(hidden.2.as_deref(), Some("INVISIBLE_REPRESENTANTS_LEGAUX"));
     assert_ne!(shown.1, hidden.1);
 
+    // Profile items that only the hidden document gave.
+    let items: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT label, document_id FROM profile_items WHERE patient_id = $1")
+            .bind(child_id)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    let hidden_only_items: Vec<String> = items
+        .iter()
+        .filter(|(l, d)| {
+            *d == Some(hidden.0) && !items.iter().any(|(o, e)| o == l && *e != Some(hidden.0))
+        })
+        .map(|(l, _)| l.clone())
+        .collect();
+    assert!(!hidden_only_items.is_empty(), "{items:?}");
     let threads: Vec<i64> = sqlx::query_scalar("SELECT id FROM threads WHERE patient_id = $1")
         .bind(child_id)
         .fetch_all(store.pool())
@@ -1076,6 +1091,13 @@ async fn representative_sees_the_child_space_in_a_browser() {
         b.goto(&format!("{url}/dossier/{}", shown.0)).await;
         let text = b.main_text().await;
         assert!(!text.contains("Page introuvable"), "{text}");
+        // Nor in the profile: nothing that came from the hidden document.
+        b.goto(&format!("{url}/profil")).await;
+        let text = b.main_text().await;
+        for label in &hidden_only_items {
+            assert!(!text.contains(label.as_str()), "{label} in {text}");
+        }
+        check_page(&b, "representant-profil").await;
         // The child's settings stay theirs.
         b.goto(&format!("{url}/parametres")).await;
         assert!(!b.main_text().await.contains("Fermer mon espace"));

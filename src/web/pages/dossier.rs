@@ -328,7 +328,19 @@ async fn profile_page(
     notice: Option<&'static str>,
     error: Option<&'static str>,
 ) -> Result<ProfilePage, PageError> {
-    let items = s.store.profile_of(session.account.id).await?;
+    let mut items = s.store.profile_of(session.account.id).await?;
+    if session.representative.is_some() {
+        // Nothing that came from a document hidden from representatives.
+        let hidden: std::collections::HashSet<i64> = s
+            .store
+            .documents_of(session.account.id)
+            .await?
+            .into_iter()
+            .filter(|d| dossier::hidden_from_representatives(d.confidentiality.as_deref()))
+            .map(|d| d.id)
+            .collect();
+        items.retain(|i| i.document_id.is_none_or(|d| !hidden.contains(&d)));
+    }
     let blocks = dossier::ProfileCategory::ALL
         .iter()
         .map(|c| ProfileBlock {
