@@ -146,6 +146,8 @@ impl Gate {
             >= i64::from(self.settings.break_glass_per_hour)
         {
             Err(Denial::TooManyBreakGlass)
+        } else if patient.is_some_and(|p| p.disabled) {
+            Err(Denial::Closed)
         } else if let Some(patient) = patient {
             let who = self.actor(actor, patient).await?;
             let consents = self.store.consents(patient.id).await?;
@@ -260,6 +262,8 @@ impl Gate {
             _ => None,
         };
         let (decision, reason) = match (mode, &opened) {
+            // A closed space: refused here, the one place, before any rule.
+            _ if patient.disabled => (Err(Denial::Closed), None),
             (Mode::BreakGlass(_), None) => (Err(Denial::BreakGlassNotOpen), None),
             (Mode::BreakGlass(_), Some(r)) => (
                 decide(who, Mode::BreakGlass(r), consents, hidden),

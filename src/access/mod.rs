@@ -17,6 +17,8 @@
 //!   blocked in an emergency too.
 //! - Documents the patient hid from professionals (MASQUE_PS) are never shown
 //!   in normal access, and in an emergency only if the patient allowed it (MASKED).
+//! - A closed space (`lifecycle/close.rs`: its account is disabled) is read by
+//!   nobody, emergency or not ([`check::Gate`] refuses it before deciding).
 
 pub mod check;
 
@@ -113,6 +115,10 @@ pub enum Denial {
     /// A document hidden from professionals (and not shown in emergencies).
     #[error("document hidden by the patient")]
     Hidden,
+    /// The patient's space is closed (archived until its purge) or disabled:
+    /// nobody reads or deposits, emergency or not.
+    #[error("the patient's space is closed")]
+    Closed,
 }
 
 /// The decision for one actor, one way of asking, one document (or the record

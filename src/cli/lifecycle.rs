@@ -1,5 +1,6 @@
-//! `mes provision FILE`, `mes oppose INS` and `mes bench provision`: parse,
-//! call `lifecycle/`, print.
+//! `mes provision FILE`, `mes oppose INS`, `mes close INS`, `mes reopen
+//! INS`, `mes representative` and `mes bench provision`: parse, call
+//! `lifecycle/`, print.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -8,9 +9,10 @@ use anyhow::{Context, bail};
 
 use crate::config::Config;
 use crate::identity::DomainKind;
+use crate::lifecycle::close::{self, Closed, Closer, Disposal};
 use crate::lifecycle::input::{self, Format};
 use crate::lifecycle::provision::{self, Options};
-use crate::lifecycle::{self, Opponent, Opposed};
+use crate::lifecycle::{self, Opponent, Opposed, representation};
 use crate::store::Store;
 
 /// `mes provision` arguments.
@@ -118,18 +120,108 @@ pub(super) async fn provision(config: &Config, args: ProvisionArgs) -> anyhow::R
     Ok(())
 }
 
-/// `mes oppose INS`.
+/// `mes oppose INS`: before opening, an opposition; afterwards, a closure.
 pub(super) async fn oppose(config: &Config, ins: &str) -> anyhow::Result<()> {
     let store = Store::open(&config.database_url, 1).await?;
-    let outcome = lifecycle::oppose(&store, ins, None, Opponent::Operator).await;
+    let outcome = lifecycle::oppose(
+        &store,
+        ins,
+        None,
+        Opponent::Operator,
+        config.lifecycle.archive_years,
+    )
+    .await;
     store.close().await;
     match outcome? {
         Opposed::Done => println!(
             "opposition recorded: the space will never be opened, its data is deleted \
              (only a hash of the INS is kept so that provisioning does not recreate it)"
         ),
+        Opposed::Closed(at) => println!(
+            "the space was open: opposing closed it; its content is archived until {} \
+             (mes reopen INS until then), then purged",
+            day(at)
+        ),
         Opposed::Already => println!("already opposed: nothing to do"),
     }
+    Ok(())
+}
+
+/// A Unix time as its UTC day.
+fn day(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| at.to_string())
+}
+
+/// `mes close INS [--destroy]`.
+pub(super) async fn close(config: &Config, ins: &str, destroy: bool) -> anyhow::Result<()> {
+    let store = Store::open(&config.database_url, 1).await?;
+    let disposal = if destroy {
+        Disposal::Destroy
+    } else {
+        Disposal::Archive
+    };
+    let outcome = close::close(
+        &store,
+        ins,
+        disposal,
+        &Closer::Operator,
+        config.lifecycle.archive_years,
+    )
+    .await;
+    store.close().await;
+    match outcome? {
+        Closed::Archived(at) => println!(
+            "space closed: its content is archived until {} (mes reopen INS until then), \
+             then purged",
+            day(at)
+        ),
+        Closed::Destroyed => {
+            println!(
+                "space closed and destroyed: only a hash of the INS and the audit trail remain"
+            )
+        }
+    }
+    Ok(())
+}
+
+/// `mes reopen INS`.
+pub(super) async fn reopen(config: &Config, ins: &str) -> anyhow::Result<()> {
+    let store = Store::open(&config.database_url, 1).await?;
+    let outcome = close::reopen(&store, ins).await;
+    store.close().await;
+    outcome?;
+    println!("space reopened: login and mail work again");
+    Ok(())
+}
+
+/// `mes representative add|remove CHILD_INS PARENT_ADDRESS`.
+pub(super) async fn representative(
+    config: &Config,
+    add: bool,
+    child: &str,
+    parent: &str,
+) -> anyhow::Result<()> {
+    let store = Store::open(&config.database_url, 1).await?;
+    let parent = crate::address::Address::parse(parent)?.to_string();
+    let outcome = if add {
+        representation::add(&store, child, &parent)
+            .await
+            .map(|new| {
+                if new {
+                    "representative added"
+                } else {
+                    "already a representative: nothing to do"
+                }
+            })
+    } else {
+        representation::remove(&store, child, &parent)
+            .await
+            .map(|()| "representative removed")
+    };
+    store.close().await;
+    println!("{}", outcome?);
     Ok(())
 }
 

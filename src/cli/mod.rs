@@ -70,10 +70,47 @@ pub enum Command {
     /// and opens at the end of the opposition window.
     Provision(lifecycle::ProvisionArgs),
     /// Record a beneficiary's opposition to the creation of their space
-    /// (before it opens; afterwards opposing means closing it).
+    /// (before it opens; afterwards opposing closes it, archived).
     Oppose {
         /// The beneficiary's INS.
         ins: String,
+    },
+    /// Close a patient space: login, mail and professionals' access stop;
+    /// the content is archived `lifecycle.archive_years`, then purged.
+    Close {
+        /// The patient's INS.
+        ins: String,
+        /// Purge the content now instead of archiving it.
+        #[arg(long)]
+        destroy: bool,
+    },
+    /// Reopen a closed patient space within its archive period.
+    Reopen {
+        /// The patient's INS.
+        ins: String,
+    },
+    /// Legal representatives of a minor (they act in the child's space
+    /// from their own login until the child turns 18).
+    #[command(subcommand)]
+    Representative(RepresentativeCommand),
+}
+
+/// `mes representative …`
+#[derive(Debug, clap::Subcommand)]
+pub enum RepresentativeCommand {
+    /// Make a patient a representative of a child.
+    Add {
+        /// The child's INS.
+        child_ins: String,
+        /// The representative's address (an existing patient account).
+        parent_address: String,
+    },
+    /// End a representation.
+    Remove {
+        /// The child's INS.
+        child_ins: String,
+        /// The representative's address.
+        parent_address: String,
     },
 }
 
@@ -363,6 +400,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Provision(args) => lifecycle::provision(&load(cli.config)?, args).await,
         Command::Oppose { ins } => lifecycle::oppose(&load(cli.config)?, &ins).await,
+        Command::Close { ins, destroy } => {
+            lifecycle::close(&load(cli.config)?, &ins, destroy).await
+        }
+        Command::Reopen { ins } => lifecycle::reopen(&load(cli.config)?, &ins).await,
+        Command::Representative(RepresentativeCommand::Add {
+            child_ins,
+            parent_address,
+        }) => {
+            lifecycle::representative(&load(cli.config)?, true, &child_ins, &parent_address).await
+        }
+        Command::Representative(RepresentativeCommand::Remove {
+            child_ins,
+            parent_address,
+        }) => {
+            lifecycle::representative(&load(cli.config)?, false, &child_ins, &parent_address).await
+        }
     }
 }
 

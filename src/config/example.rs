@@ -149,7 +149,10 @@ https = "127.0.0.1:8443"
 # Spaces created by `mes provision FILE` (opt-out): informed, then open
 # unless the patient opposed within the window.
 # opposition_days = 42                    # six weeks from the information notice
-# open_check_secs = 60                    # how often `mes serve` opens the spaces due
+# open_check_secs = 60                    # how often `mes serve` opens the spaces due,
+#                                         # purges archives and ends representations at 18
+# archive_years = 10                      # a closed space's content is kept (and may be
+#                                         # reopened: mes reopen INS) this long, then purged
 
 [access]
 # Break the glass (emergency read of a record without the patient's authorisation):

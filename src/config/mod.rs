@@ -397,8 +397,12 @@ pub struct LifecycleSettings {
     /// Days between the information notice and the opening of a space,
     /// during which the patient may oppose (six weeks by default).
     pub opposition_days: u32,
-    /// Seconds between two passes of `mes serve`'s opening task.
+    /// Seconds between two passes of `mes serve`'s lifecycle tasks
+    /// (opening, purge of archives, end of representations at 18).
     pub open_check_secs: u64,
+    /// Years a closed space's content is kept (and may be reopened) before
+    /// it is purged; 1 to 100.
+    pub archive_years: u32,
 }
 
 impl Default for LifecycleSettings {
@@ -406,6 +410,7 @@ impl Default for LifecycleSettings {
         Self {
             opposition_days: 42,
             open_check_secs: 60,
+            archive_years: 10,
         }
     }
 }
@@ -805,6 +810,13 @@ impl Config {
                 Some("audit"),
                 "checkpoint_secs",
                 "must be at least 1".into(),
+            ));
+        }
+        if !(1..=100).contains(&raw.lifecycle.archive_years) {
+            return Err(invalid(
+                Some("lifecycle"),
+                "archive_years",
+                "must be between 1 and 100".into(),
             ));
         }
         if raw.patients.session_max_secs == 0 {

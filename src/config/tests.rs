@@ -230,3 +230,25 @@ fn quota_defaults_amounts_and_errors() {
     let err = Config::parse(&path, &text).unwrap_err().to_string();
     assert!(err.contains("quota.messages"), "{err}");
 }
+
+#[test]
+fn archive_years_default_and_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    let path = dir.path().join("mes.toml");
+    let cfg = Config::parse(&path, &sample()).unwrap();
+    assert_eq!(cfg.lifecycle.archive_years, 10);
+    let set =
+        |v: &str| sample().replace("# archive_years = 10 ", &format!("archive_years = {v} #"));
+    assert_eq!(
+        Config::parse(&path, &set("20"))
+            .unwrap()
+            .lifecycle
+            .archive_years,
+        20
+    );
+    for bad in ["0", "101"] {
+        let err = Config::parse(&path, &set(bad)).unwrap_err().to_string();
+        assert!(err.contains("lifecycle.archive_years"), "{err}");
+    }
+}

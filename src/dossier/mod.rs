@@ -31,6 +31,19 @@ use crate::dossier::xdm::XdmError;
 pub use filing::{PATIENT_DOCUMENT_MAX, declared_item, patient_document};
 pub use profile::ProfileCategory;
 
+/// The confidentiality code of documents a minor's legal representatives
+/// never see (DESIGN: patient spaces over their life).
+pub const INVISIBLE_REPRESENTANTS_LEGAUX: &str = "INVISIBLE_REPRESENTANTS_LEGAUX";
+
+/// Whether a document with these stored confidentiality codes (comma
+/// separated, as filed) is hidden from the patient's legal representatives.
+pub fn hidden_from_representatives(confidentiality: Option<&str>) -> bool {
+    confidentiality
+        .unwrap_or_default()
+        .split(',')
+        .any(|c| c.trim() == INVISIBLE_REPRESENTANTS_LEGAUX)
+}
+
 /// Why a structured attachment could not be indexed.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {

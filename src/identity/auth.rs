@@ -70,6 +70,9 @@ pub enum LoginResult {
     Throttled,
     /// Valid, and a patient: mail protocols refuse it; the patient space accepts it.
     Patient(Box<Account>),
+    /// Valid, but the patient's space is closed (`lifecycle/close.rs`): told
+    /// only after the password is verified, so closure is no oracle.
+    Closed,
     /// The store failed.
     Unavailable,
 }
@@ -179,25 +182,57 @@ impl Authenticator {
                 }
                 LoginResult::Success(Box::new(acc))
             }
+            Some(acc) if valid && acc.kind == AccountKind::Patient => {
+                // Disabled: closed space, or disabled by the operator.
+                match self
+                    .store
+                    .space_closed(acc.ins.as_deref().unwrap_or(""))
+                    .await
+                {
+                    Ok(true) => {
+                        if forgive {
+                            self.throttle.success(&keys).await;
+                        }
+                        tracing::info!(%ip, "login to a closed patient space refused");
+                        LoginResult::Closed
+                    }
+                    Ok(false) => self.failed(ip, &keys, true, account_key).await,
+                    Err(e) => {
+                        tracing::error!(error = %e, "space lookup failed during login");
+                        LoginResult::Unavailable
+                    }
+                }
+            }
             _ => {
                 // A patient's address carries their INS: never in the logs.
                 let patient = account
                     .as_ref()
                     .is_some_and(|a| a.kind == AccountKind::Patient)
                     || address.is_none();
-                if patient {
-                    tracing::warn!(%ip, "authentication failed");
-                } else {
-                    tracing::warn!(%ip, user = %account_key, "authentication failed");
-                }
-                let locked = self.throttle.failure(&keys).await;
-                tokio::time::sleep(self.failure_delay).await;
-                if locked {
-                    LoginResult::Throttled
-                } else {
-                    LoginResult::Invalid
-                }
+                self.failed(ip, &keys, patient, account_key).await
             }
+        }
+    }
+
+    /// A failed login: logged (without a patient's address), counted, delayed.
+    async fn failed(
+        &self,
+        ip: IpAddr,
+        keys: &super::throttle::Keys,
+        patient: bool,
+        account_key: &str,
+    ) -> LoginResult {
+        if patient {
+            tracing::warn!(%ip, "authentication failed");
+        } else {
+            tracing::warn!(%ip, user = %account_key, "authentication failed");
+        }
+        let locked = self.throttle.failure(keys).await;
+        tokio::time::sleep(self.failure_delay).await;
+        if locked {
+            LoginResult::Throttled
+        } else {
+            LoginResult::Invalid
         }
     }
 

@@ -39,6 +39,7 @@ fn login(result: LoginResult) -> Login {
         },
         LoginResult::Invalid => Login::Invalid,
         LoginResult::Patient(_) => Login::Patient,
+        LoginResult::Closed => Login::Closed,
         LoginResult::Throttled => Login::Throttled,
         LoginResult::Unavailable => Login::Unavailable,
     }

@@ -39,6 +39,8 @@ pub enum Login {
     Invalid,
     /// A patient account: patients use the web space, not IMAP.
     Patient,
+    /// Valid, but the patient space is closed (also refused).
+    Closed,
     /// Too many failures: the session ends.
     Throttled,
     /// The check itself failed: try again later.

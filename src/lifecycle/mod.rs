@@ -1,4 +1,5 @@
-//! Patient spaces over their life, first part: creation by opt-out.
+//! Patient spaces over their life: creation by opt-out, closure, archive,
+//! purge, reopening (`close.rs`), legal representatives (`representation.rs`).
 //!
 //! A beneficiary provisioned from a file (`provision.rs`) gets a space in
 //! state `informed`: an information notice with a personal opposition code
@@ -7,11 +8,15 @@
 //! folders, notice address): only then does its mailbox exist. An opposed
 //! space is never opened; only the hash of its INS is kept, so provisioning
 //! never recreates it. Accounts made by `mes user add` have no space row and
-//! are open. The states are data of `store::spaces`; the rules are here.
+//! are open (closing one makes its row). An open space is closed (opposing
+//! after opening closes it too), archived, then purged or reopened. The
+//! states are data of `store::spaces`; the rules are here.
 
+pub mod close;
 pub mod input;
 pub mod open;
 pub mod provision;
+pub mod representation;
 
 use crate::identity::ins::{Ins, InsError};
 use crate::store::audit::AuditEntry;
@@ -28,6 +33,10 @@ pub enum SpaceState {
     Open,
     /// The patient opposed: never opened, nothing kept but the INS hash.
     Opposed,
+    /// Closed: account disabled, content archived until its purge.
+    Closed,
+    /// Closed and purged: nothing kept but the INS hash.
+    Purged,
 }
 
 impl SpaceState {
@@ -37,17 +46,20 @@ impl SpaceState {
             "informed" => Some(SpaceState::Informed),
             "open" => Some(SpaceState::Open),
             "opposed" => Some(SpaceState::Opposed),
+            "closed" => Some(SpaceState::Closed),
+            "purged" => Some(SpaceState::Purged),
             _ => None,
         }
     }
 }
 
-/// The one rule for mail to a patient address that has no account: when it
-/// is a provisioned space that is not open (informed or opposed), the text
-/// of the 550 5.1.1 that refuses it; `None` for an unknown address (the
-/// caller's usual "no such mailbox"). Called from the RCPT path
-/// (`smtp/policy.rs`); every other delivery path needs an account, which
-/// only an open space has.
+/// The one rule for mail to a patient address whose space is not open: when
+/// it is a provisioned space not open yet, opposed, closed (its account is
+/// still there, disabled) or purged, the text of the 550 5.1.1 that refuses
+/// it; `None` for an open or unknown address (the caller's usual answer).
+/// Called from the RCPT path (`smtp/policy.rs`) for addresses without an
+/// account and for disabled patient accounts; every other delivery path
+/// needs an enabled account, which only an open space has.
 pub async fn refusal_for(
     store: &Store,
     local_part: &str,
@@ -62,6 +74,12 @@ pub async fn refusal_for(
         }
         Some(SpaceState::Opposed) => {
             Some("This patient space does not exist (the patient opposed its creation)")
+        }
+        Some(SpaceState::Closed) => {
+            Some("This patient space is closed: the patient no longer receives mail here")
+        }
+        Some(SpaceState::Purged) => {
+            Some("This patient space was closed and no longer exists: no mail accepted")
         }
         Some(SpaceState::Open) | None => None,
     })
@@ -81,6 +99,9 @@ pub enum Opponent {
 pub enum Opposed {
     /// The space is now opposed and its data deleted.
     Done,
+    /// The space was open: it is now closed, its content archived until
+    /// this time (Unix seconds), then purged.
+    Closed(i64),
     /// It was already opposed (nothing changed).
     Already,
 }
@@ -97,12 +118,16 @@ pub enum OpposeError {
     /// The code does not match (patients only).
     #[error("the opposition code does not match")]
     Code,
-    /// The window ended or the space is open: opposing now means closing it.
+    /// The window ended and the space is being opened: once open,
+    /// opposing closes it.
     #[error(
-        "the opposition window has ended and the space is open (or opening): opposing now means \
-         closing the space, which this version cannot do yet"
+        "the opposition window has ended and the space is being opened: try again in a few \
+         minutes (opposing an open space closes it)"
     )]
     Open,
+    /// The space is already closed (or purged).
+    #[error("this patient space is already closed")]
+    Closed,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -110,12 +135,15 @@ pub enum OpposeError {
 
 /// Opposes the creation of `ins`'s space before its window ends: the space
 /// is never opened and all but the INS hash is deleted, audited in the same
-/// transaction. A patient must give the code of their notice.
+/// transaction. Once it is open, opposing closes it (archived for
+/// `archive_years`, see `close.rs`). A patient must give the code of their
+/// notice.
 pub async fn oppose(
     store: &Store,
     ins: &str,
     code: Option<&str>,
     by: Opponent,
+    archive_years: u32,
 ) -> Result<Opposed, OpposeError> {
     let ins = Ins::parse(ins)?;
     let key = ins_hash(ins.as_str());
@@ -133,7 +161,30 @@ pub async fn oppose(
     }
     match SpaceState::parse(&space.state) {
         Some(SpaceState::Opposed) => return Ok(Opposed::Already),
-        Some(SpaceState::Open) => return Err(OpposeError::Open),
+        Some(SpaceState::Closed | SpaceState::Purged) => return Err(OpposeError::Closed),
+        Some(SpaceState::Open) => {
+            let closer = match by {
+                Opponent::Operator => close::Closer::Operator,
+                Opponent::Patient => close::Closer::Patient("patient".to_string()),
+            };
+            return match close::close(
+                store,
+                ins.as_str(),
+                close::Disposal::Archive,
+                &closer,
+                archive_years,
+            )
+            .await
+            {
+                Ok(close::Closed::Archived(at)) => Ok(Opposed::Closed(at)),
+                Ok(close::Closed::Destroyed) => Ok(Opposed::Done),
+                Err(close::CloseError::AlreadyClosed | close::CloseError::Purged) => {
+                    Err(OpposeError::Closed)
+                }
+                Err(close::CloseError::Store(e)) => Err(e.into()),
+                Err(_) => Err(OpposeError::Open),
+            };
+        }
         Some(SpaceState::Informed) => {}
         None => return Err(StoreError::Corrupt(format!("space state {}", space.state)).into()),
     }

@@ -241,6 +241,14 @@ impl Run<'_> {
                     self.summary.opposed += 1;
                     self.refuse(line, "opposed", "the beneficiary opposed: not recreated")?;
                 }
+                Some(k) if k.state == "purged" => {
+                    self.summary.opposed += 1;
+                    self.refuse(
+                        line,
+                        "purged",
+                        "the space was closed and purged: not recreated",
+                    )?;
+                }
                 Some(k)
                     if k.email != row.email.clone().unwrap_or_default()
                         || k.postal != row.postal.clone().unwrap_or_default() =>

@@ -240,6 +240,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 notifier: notifier.clone(),
                 settings: config.access.clone(),
             },
+            archive_years: config.lifecycle.archive_years,
         });
         let app = crate::web::router(web);
         println!("mes: listening https {local}");
@@ -312,6 +313,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store.clone(),
         Duration::from_secs(config.lifecycle.open_check_secs.max(1)),
     ));
+    // Archives of closed spaces purged at the end of their period (lifecycle/close.rs).
+    let purger = tokio::spawn(crate::lifecycle::close::run(
+        store.clone(),
+        Duration::from_secs(config.lifecycle.open_check_secs.max(1)),
+    ));
+    // Representations of minors ended at 18, with a notice (lifecycle/representation.rs).
+    let adults = tokio::spawn(crate::lifecycle::representation::run(
+        store.clone(),
+        crate::threads::notify::NoticeSender::new(&config.notify)?,
+        Duration::from_secs(config.lifecycle.open_check_secs.max(1)),
+    ));
 
     // Handlers first, then "ready": a supervisor (or a test) may signal at once.
     let stop_signal = stop_signals();
@@ -324,6 +336,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     reload.abort();
     opener.abort();
+    purger.abort();
+    adults.abort();
     let _ = tokio::time::timeout(Duration::from_secs(2), relay).await;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let deadline = tokio::time::Instant::now() + grace;

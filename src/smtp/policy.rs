@@ -101,6 +101,9 @@ fn outcome(result: LoginResult) -> AuthOutcome {
             "5.7.8",
             "Patient accounts use the patient web space, not SMTP",
         )),
+        LoginResult::Closed => {
+            AuthOutcome::Refused(Reply::new(535, "5.7.8", "This patient space is closed"))
+        }
         LoginResult::Unavailable => {
             AuthOutcome::Refused(Reply::new(454, "4.7.0", "Temporary authentication failure"))
         }
@@ -194,6 +197,15 @@ impl Backend for ServerBackend {
         if let Some(found) = account {
             let acc = found.account;
             if acc.disabled {
+                // A closed patient space is told as such (lifecycle's one rule).
+                if acc.kind == crate::identity::AccountKind::Patient
+                    && let Some(local) = rcpt.rsplit_once('@').map(|(l, _)| l)
+                    && let Some(text) = crate::lifecycle::refusal_for(store, local)
+                        .await
+                        .map_err(|_| reply::temporary_failure())?
+                {
+                    return Err(Reply::new(550, "5.1.1", text));
+                }
                 return Err(Reply::new(550, "5.2.1", "Mailbox disabled"));
             }
             let inbox = found.inbox.ok_or_else(reply::temporary_failure)?;

@@ -223,7 +223,7 @@ impl Store {
                  birth_name = excluded.birth_name, first_names = excluded.first_names, \
                  birth_date = excluded.birth_date, sex = excluded.sex, birth_place = excluded.birth_place, \
                  representatives = excluded.representatives, changed_at = excluded.changed_at \
-                 WHERE patient_spaces.state <> 'opposed'",
+                 WHERE patient_spaces.state NOT IN ('opposed', 'purged')",
                     placeholders_with_state(self.numbered(), rows.len())
                 );
                 let mut q = sqlx::query(&sql);
@@ -246,6 +246,27 @@ impl Store {
                         .bind(now);
                 }
                 q.execute(&mut *tx).await?;
+                // The legal representatives named in the file (a minor's row).
+                let links: Vec<(&str, &str)> = rows
+                    .iter()
+                    .flat_map(|r| {
+                        r.representatives
+                            .split_whitespace()
+                            .map(move |p| (r.ins.as_str(), p))
+                    })
+                    .collect();
+                for chunk in links.chunks(STATEMENT_ROWS) {
+                    let sql = format!(
+                        "INSERT INTO representatives (child_ins, parent_ins, created_at) VALUES {} \
+                         ON CONFLICT (child_ins, parent_ins) DO NOTHING",
+                        placeholders(self.numbered(), chunk.len(), 3, 1)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (child, parent) in chunk {
+                        q = q.bind(*child).bind(*parent).bind(now);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
                 if !informed {
                     // An open space's notices follow its new e-mail address
                     // (no account yet: nothing to do). Changes are rare: a

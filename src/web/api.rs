@@ -163,6 +163,10 @@ async fn login(
             "Trop de tentatives de connexion. Réessayez dans quelques minutes.".into(),
         )),
         LoginResult::Unavailable => Err(unavailable("store")),
+        LoginResult::Closed => Err(ApiError(
+            StatusCode::FORBIDDEN,
+            crate::web::pages::CLOSED_FR.into(),
+        )),
         _ => Err(ApiError(
             StatusCode::UNAUTHORIZED,
             "Identifiant ou mot de passe incorrect.".into(),

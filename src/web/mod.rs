@@ -57,6 +57,8 @@ pub struct WebServices {
     pub settings: PatientSettings,
     /// The access rules, for every read of a record by someone else.
     pub gate: crate::access::check::Gate,
+    /// `lifecycle.archive_years`: how long a closed space is kept.
+    pub archive_years: u32,
 }
 
 /// The application: every route.

@@ -168,16 +168,16 @@ impl How {
     }
 }
 
-/// The patient of `ins`, if the record exists (None for a malformed INS too).
+/// The patient of `ins`, if the record exists (None for a malformed INS
+/// too). A closed space's account is disabled: the gate refuses it.
 async fn find_patient(s: &Shared, ins: &str) -> Result<Option<Account>, ProError> {
     let Ok(ins) = Ins::parse(ins) else {
         return Ok(None);
     };
-    Ok(s.store
+    s.store
         .account_by_ins(ins.as_str())
         .await
-        .map_err(unavailable)?
-        .filter(|a| !a.disabled))
+        .map_err(unavailable)
 }
 
 /// The patient of `ins`, or the answer of a refused access.

@@ -69,6 +69,7 @@ impl<S: Mailstore> ImapSession<S> {
                 Some(code("NOPERM")),
                 "Patient accounts use the patient web space, not IMAP",
             ),
+            Login::Closed => self.no(tag, Some(code("NOPERM")), "This patient space is closed"),
             Login::Throttled => {
                 self.no(
                     tag,
@@ -189,6 +190,11 @@ impl<S: Mailstore> ImapSession<S> {
                 Some(tag),
                 Some(code("NOPERM")),
                 "Patient accounts use the patient web space, not IMAP",
+            )),
+            Login::Closed => statuses.push(Status::no(
+                Some(tag),
+                Some(code("NOPERM")),
+                "This patient space is closed",
             )),
             Login::Throttled => {
                 statuses.push(Status::no(

@@ -31,12 +31,7 @@ async fn professionals_page(
     error: Option<&'static str>,
 ) -> Result<ProfessionalsPage, PageError> {
     Ok(ProfessionalsPage {
-        l: Layout::patient(
-            "Professionnels autorisés",
-            csrf,
-            &session.account,
-            "professionnels",
-        ),
+        l: Layout::patient("Professionnels autorisés", csrf, session, "professionnels"),
         notice,
         error,
         professionals: history::professionals(s, &session.account).await?,
@@ -165,12 +160,7 @@ pub(super) async fn history_page(
     let only = q.actor_type.as_deref().filter(|t| !t.is_empty());
     let lines: Vec<HistoryLine> = history::history(&s, &session.account, only).await?;
     let page = HistoryPage {
-        l: Layout::patient(
-            "Historique des accès",
-            &csrf,
-            &session.account,
-            "historique",
-        ),
+        l: Layout::patient("Historique des accès", &csrf, &session, "historique"),
         rows: lines
             .into_iter()
             .map(|h| HistoryRow {

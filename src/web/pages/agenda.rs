@@ -189,7 +189,7 @@ async fn agenda_page(
         })
         .collect();
     Ok(AgendaPage {
-        l: Layout::patient("Agenda", csrf, p, "agenda"),
+        l: Layout::patient("Agenda", csrf, session, "agenda"),
         notice,
         error: None,
         months,

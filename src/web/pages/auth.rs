@@ -16,6 +16,12 @@ use crate::identity::password::RULES_FR;
 use crate::web::ClientAddr;
 use crate::web::security::{self, CSRF_COOKIE, Csrf, SESSION_COOKIE};
 
+/// What a patient whose space is closed is told once their password is
+/// verified (web and API).
+pub(crate) const CLOSED_FR: &str = "Votre espace santé est fermé : il n'est plus possible de \
+     s'y connecter. Pendant la durée de conservation de ses données, vous pouvez demander sa \
+     réouverture au support du service.";
+
 #[derive(Template)]
 #[template(path = "connexion.html")]
 struct LoginPage {
@@ -73,6 +79,7 @@ pub(super) async fn login(
             "Trop de tentatives de connexion. Par sécurité, attendez quelques minutes avant de réessayer.",
         ),
         LoginResult::Unavailable => return Err(PageError::Unavailable("login".into())),
+        LoginResult::Closed => (StatusCode::FORBIDDEN, CLOSED_FR),
         _ => (
             StatusCode::UNAUTHORIZED,
             "Identifiant ou mot de passe incorrect. Vérifiez votre saisie et réessayez.",

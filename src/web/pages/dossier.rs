@@ -46,7 +46,14 @@ pub(super) async fn list(
     session: Session,
     q: Query<Etat>,
 ) -> Result<Response, PageError> {
-    let docs = s.store.documents_of(session.account.id).await?;
+    let acting = session.representative.is_some();
+    let docs: Vec<_> = s
+        .store
+        .documents_of(session.account.id)
+        .await?
+        .into_iter()
+        .filter(|d| !(acting && dossier::hidden_from_representatives(d.confidentiality.as_deref())))
+        .collect();
     let mut categories: Vec<CategoryBlock> = Vec::new();
     for code in category::CATEGORIES {
         let documents: Vec<DocumentRow> = docs
@@ -70,11 +77,27 @@ pub(super) async fn list(
         }
     }
     let page = DossierPage {
-        l: Layout::patient("Mon dossier médical", &csrf, &session.account, "dossier"),
+        l: Layout::patient("Mon dossier médical", &csrf, &session, "dossier"),
         notice: Etat::notice(&q),
         categories,
     };
     Ok(render(StatusCode::OK, &page))
+}
+
+/// The space's document `id`, unless a legal representative acts and the
+/// document is hidden from them (then, as for any other id: not found).
+async fn document_for(
+    s: &Shared,
+    session: &Session,
+    id: i64,
+) -> Result<crate::store::dossier::Document, PageError> {
+    let d = patient::own_document(s, &session.account, id).await?;
+    if session.representative.is_some()
+        && dossier::hidden_from_representatives(d.confidentiality.as_deref())
+    {
+        return Err(PageError::NotFound);
+    }
+    Ok(d)
 }
 
 #[derive(Template)]
@@ -94,12 +117,12 @@ pub(super) async fn show(
     Path(id): Path<i64>,
     q: Query<Etat>,
 ) -> Result<Response, PageError> {
-    let d = patient::own_document(&s, &session.account, id).await?;
+    let d = document_for(&s, &session, id).await?;
     let raw = crate::web::patient::document_bytes(&s.store, &d).await?;
     let size = size_fr(raw.len());
     let v = view::document_view(&d, &raw);
     let page = DocumentPage {
-        l: Layout::patient(&d.title, &csrf, &session.account, "dossier"),
+        l: Layout::patient(&d.title, &csrf, &session, "dossier"),
         notice: Etat::notice(&q),
         d: v,
         size,
@@ -113,7 +136,7 @@ pub(super) async fn content(
     session: Session,
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
-    let d = patient::own_document(&s, &session.account, id).await?;
+    let d = document_for(&s, &session, id).await?;
     let raw = crate::web::patient::document_bytes(&s.store, &d).await?;
     Ok(patient::file_download(&view::file_name(&d), raw))
 }
@@ -135,14 +158,14 @@ async fn set_hidden(
         return Err(PageError::Forbidden);
     }
     let p = &session.account;
-    patient::own_document(s, p, id).await?;
+    document_for(s, session, id).await?;
     if !s.store.set_document_hidden(p.id, id, hidden).await? {
         return Err(PageError::NotFound);
     }
     crate::audit::append(
         &s.store,
         &crate::audit::AuditEntry::new(
-            &p.address,
+            &session.actor().address,
             if hidden {
                 "document.hide"
             } else {
@@ -195,7 +218,7 @@ struct AddPage {
 
 fn add_page(csrf: &Csrf, session: &Session, error: Option<String>, title: String) -> AddPage {
     AddPage {
-        l: Layout::patient("Ajouter un document", csrf, &session.account, "dossier"),
+        l: Layout::patient("Ajouter un document", csrf, session, "dossier"),
         error,
         categories: category::PATIENT_CATEGORIES
             .iter()
@@ -250,7 +273,16 @@ pub(super) async fn add(
             s.store.add_document(p.id, doc.into()).await?;
             crate::audit::append(
                 &s.store,
-                &crate::audit::AuditEntry::new(&p.address, "document.add", &p.address, "patient"),
+                &crate::audit::AuditEntry::new(
+                    &session.actor().address,
+                    "document.add",
+                    &p.address,
+                    if session.representative.is_some() {
+                        "legal representative"
+                    } else {
+                        "patient"
+                    },
+                ),
             )
             .await?;
             Ok(Redirect::to("/dossier?etat=ajoute").into_response())
@@ -296,7 +328,19 @@ async fn profile_page(
     notice: Option<&'static str>,
     error: Option<&'static str>,
 ) -> Result<ProfilePage, PageError> {
-    let items = s.store.profile_of(session.account.id).await?;
+    let mut items = s.store.profile_of(session.account.id).await?;
+    if session.representative.is_some() {
+        // Nothing that came from a document hidden from representatives.
+        let hidden: std::collections::HashSet<i64> = s
+            .store
+            .documents_of(session.account.id)
+            .await?
+            .into_iter()
+            .filter(|d| dossier::hidden_from_representatives(d.confidentiality.as_deref()))
+            .map(|d| d.id)
+            .collect();
+        items.retain(|i| i.document_id.is_none_or(|d| !hidden.contains(&d)));
+    }
     let blocks = dossier::ProfileCategory::ALL
         .iter()
         .map(|c| ProfileBlock {
@@ -314,7 +358,7 @@ async fn profile_page(
         })
         .collect();
     Ok(ProfilePage {
-        l: Layout::patient("Mon profil médical", csrf, &session.account, "profil"),
+        l: Layout::patient("Mon profil médical", csrf, session, "profil"),
         notice,
         error,
         blocks,

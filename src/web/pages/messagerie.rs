@@ -12,7 +12,6 @@ use super::{
     ACCEPT, Etat, Layout, PageError, Session, Shared, attachment_rules, date_fr, render,
     send_refusal, size_fr,
 };
-use crate::store::accounts::Account;
 use crate::store::threads::Thread;
 use crate::web::patient::{self, PatientError};
 use crate::web::security::Csrf;
@@ -82,7 +81,7 @@ pub(super) async fn list(
         })
         .collect();
     let page = ListPage {
-        l: Layout::patient("Messagerie", &csrf, &session.account, "messagerie"),
+        l: Layout::patient("Messagerie", &csrf, &session, "messagerie"),
         notice: Etat::notice(&q),
         threads,
     };
@@ -140,15 +139,18 @@ fn kind_fr(content_type: &str) -> String {
 async fn thread_page(
     s: &Shared,
     csrf: &Csrf,
-    p: &Account,
+    session: &Session,
     t: &Thread,
     notice: Option<&'static str>,
     error: Option<String>,
     text: String,
 ) -> Result<ThreadPage, PageError> {
+    let p = &session.account;
+    let hidden = hidden_messages(s, session).await?;
     let messages = patient::messages(s, p, t)
         .await?
         .into_iter()
+        .filter(|m| !hidden.contains(&m.id))
         .map(|m| MessageRow {
             id: m.id,
             mine: m.direction == "out",
@@ -170,7 +172,7 @@ async fn thread_page(
         })
         .collect();
     Ok(ThreadPage {
-        l: Layout::patient(&subject_or_default(&t.subject), csrf, p, "messagerie"),
+        l: Layout::patient(&subject_or_default(&t.subject), csrf, session, "messagerie"),
         t: ThreadHead {
             id: t.id,
             name: t.correspondent_name.clone(),
@@ -198,7 +200,16 @@ pub(super) async fn thread(
 ) -> Result<Response, PageError> {
     let p = &session.account;
     let t = patient::own_thread(&s, p, id).await?;
-    let page = thread_page(&s, &csrf, p, &t, Etat::notice(&q), None, String::new()).await?;
+    let page = thread_page(
+        &s,
+        &csrf,
+        &session,
+        &t,
+        Etat::notice(&q),
+        None,
+        String::new(),
+    )
+    .await?;
     s.store.mark_thread_read(t.id).await?;
     Ok(render(StatusCode::OK, &page))
 }
@@ -216,7 +227,7 @@ pub(super) async fn reply(
     let c = match patient::read_multipart(req, s.settings.max_attachment_size).await {
         Ok(c) => c,
         Err(PatientError::TooLarge(m)) => {
-            let page = thread_page(&s, &csrf, p, &t, None, Some(m), String::new()).await?;
+            let page = thread_page(&s, &csrf, &session, &t, None, Some(m), String::new()).await?;
             return Ok(render(StatusCode::PAYLOAD_TOO_LARGE, &page));
         }
         Err(e) => return Err(e.into()),
@@ -228,7 +239,7 @@ pub(super) async fn reply(
         Ok(_) => Ok(Redirect::to(&format!("/messagerie/{}?etat=envoye", t.id)).into_response()),
         Err(e) => {
             let (status, message) = send_refusal(&e);
-            let page = thread_page(&s, &csrf, p, &t, None, Some(message), c.text).await?;
+            let page = thread_page(&s, &csrf, &session, &t, None, Some(message), c.text).await?;
             Ok(render(status, &page))
         }
     }
@@ -240,7 +251,29 @@ pub(super) async fn download(
     session: Session,
     Path((id, message, index)): Path<(i64, i64, usize)>,
 ) -> Result<Response, PageError> {
+    if hidden_messages(&s, &session).await?.contains(&message) {
+        return Err(PageError::NotFound);
+    }
     Ok(patient::download(&s, &session.account, id, message, index).await?)
+}
+
+/// While a legal representative acts for a child: the messages that
+/// carried a document hidden from representatives (left out of the thread,
+/// attachments included). Empty for the patient themself.
+async fn hidden_messages(
+    s: &Shared,
+    session: &Session,
+) -> Result<std::collections::HashSet<i64>, PageError> {
+    if session.representative.is_none() {
+        return Ok(Default::default());
+    }
+    Ok(s.store
+        .message_document_codes(session.account.id)
+        .await?
+        .into_iter()
+        .filter(|(_, codes)| crate::dossier::hidden_from_representatives(codes.as_deref()))
+        .map(|(id, _)| id)
+        .collect())
 }
 
 struct CorrespondentOption {
@@ -263,11 +296,12 @@ struct NewPage {
 async fn new_page_for(
     s: &Shared,
     csrf: &Csrf,
-    p: &Account,
+    session: &Session,
     selected: Option<&str>,
     error: Option<String>,
     text: String,
 ) -> Result<NewPage, PageError> {
+    let p = &session.account;
     let correspondents = patient::writable_correspondents(s, p)
         .await?
         .into_iter()
@@ -281,7 +315,7 @@ async fn new_page_for(
         })
         .collect();
     Ok(NewPage {
-        l: Layout::patient("Nouveau message", csrf, p, "messagerie"),
+        l: Layout::patient("Nouveau message", csrf, session, "messagerie"),
         correspondents,
         error,
         text,
@@ -296,7 +330,7 @@ pub(super) async fn new_page(
     Extension(csrf): Extension<Csrf>,
     session: Session,
 ) -> Result<Response, PageError> {
-    let page = new_page_for(&s, &csrf, &session.account, None, None, String::new()).await?;
+    let page = new_page_for(&s, &csrf, &session, None, None, String::new()).await?;
     Ok(render(StatusCode::OK, &page))
 }
 
@@ -311,7 +345,7 @@ pub(super) async fn new_message(
     let c = match patient::read_multipart(req, s.settings.max_attachment_size).await {
         Ok(c) => c,
         Err(PatientError::TooLarge(m)) => {
-            let page = new_page_for(&s, &csrf, p, None, Some(m), String::new()).await?;
+            let page = new_page_for(&s, &csrf, &session, None, Some(m), String::new()).await?;
             return Ok(render(StatusCode::PAYLOAD_TOO_LARGE, &page));
         }
         Err(e) => return Err(e.into()),
@@ -326,7 +360,7 @@ pub(super) async fn new_message(
         }
         Err(e) => {
             let (status, message) = send_refusal(&e);
-            let page = new_page_for(&s, &csrf, p, Some(&to), Some(message), c.text).await?;
+            let page = new_page_for(&s, &csrf, &session, Some(&to), Some(message), c.text).await?;
             Ok(render(status, &page))
         }
     }

@@ -6,6 +6,7 @@
 mod acces;
 mod agenda;
 mod auth;
+pub(crate) use auth::CLOSED_FR;
 mod dossier;
 mod messagerie;
 mod opposition;
@@ -93,9 +94,43 @@ pub(super) fn routes() -> axum::Router<Shared> {
         .route("/parametres/agenda/revoquer", post(parametres::revoke_feed))
         .route("/parametres/notifications", post(parametres::notifications))
         .route("/parametres/mot-de-passe", post(parametres::password))
+        .route("/parametres/fermer", post(parametres::close))
+        .route("/espace", post(switch_space))
         .route("/static/mes.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(super::FORM_LIMIT))
         .layer(axum::middleware::from_fn(security::csrf_cookie))
+}
+
+#[derive(Debug, Deserialize)]
+struct SpaceForm {
+    csrf: Option<String>,
+    espace: String,
+}
+
+/// POST /espace: the space switcher (`moi` or a represented child's
+/// account id); the choice is checked again at every request.
+async fn switch_space(
+    axum::Extension(csrf): axum::Extension<Csrf>,
+    session: Session,
+    jar: CookieJar,
+    axum::Form(f): axum::Form<SpaceForm>,
+) -> Result<Response, PageError> {
+    if !csrf.accepts(f.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let chosen = f
+        .espace
+        .parse::<i64>()
+        .ok()
+        .filter(|id| session.represented.iter().any(|r| r.account_id == *id));
+    let jar = match chosen {
+        Some(id) => jar.add(security::protected_cookie(SPACE_COOKIE, id.to_string())),
+        None if f.espace == "moi" => {
+            jar.remove(security::protected_cookie(SPACE_COOKIE, String::new()))
+        }
+        None => return Err(PageError::NotFound),
+    };
+    Ok((jar, Redirect::to("/messagerie")).into_response())
 }
 
 async fn stylesheet() -> Response {
@@ -120,6 +155,22 @@ pub(crate) struct Layout {
     pub(crate) patient: Option<String>,
     /// Which menu entry is current.
     pub(crate) nav: &'static str,
+    /// The spaces the logged-in patient may show (their own, then the
+    /// children they represent); empty without representation.
+    pub(crate) spaces: Vec<SpaceChoice>,
+    /// The represented child's name, while acting for them.
+    pub(crate) acting_for: Option<String>,
+}
+
+/// One entry of the space switcher.
+#[derive(Debug, Clone)]
+pub(crate) struct SpaceChoice {
+    /// `moi` or the child's account id.
+    pub(crate) value: String,
+    /// What the patient reads.
+    pub(crate) label: String,
+    /// The space shown now.
+    pub(crate) current: bool,
 }
 
 impl Layout {
@@ -129,15 +180,38 @@ impl Layout {
             csrf: csrf.token.clone(),
             patient: None,
             nav: "",
+            spaces: Vec::new(),
+            acting_for: None,
         }
     }
 
-    fn patient(title: &str, csrf: &Csrf, p: &Account, nav: &'static str) -> Layout {
+    fn patient(title: &str, csrf: &Csrf, session: &Session, nav: &'static str) -> Layout {
+        let me = session.representative.as_ref().unwrap_or(&session.account);
+        let mut spaces = Vec::new();
+        if !session.represented.is_empty() {
+            spaces.push(SpaceChoice {
+                value: "moi".into(),
+                label: "Moi".into(),
+                current: session.representative.is_none(),
+            });
+            for c in &session.represented {
+                spaces.push(SpaceChoice {
+                    value: c.account_id.to_string(),
+                    label: c.display_name.clone(),
+                    current: session.representative.is_some() && c.account_id == session.account.id,
+                });
+            }
+        }
         Layout {
             title: title.to_string(),
             csrf: csrf.token.clone(),
-            patient: Some(p.shown_name()),
+            patient: Some(me.shown_name()),
             nav,
+            spaces,
+            acting_for: session
+                .representative
+                .as_ref()
+                .map(|_| session.account.shown_name()),
         }
     }
 }
@@ -217,6 +291,8 @@ impl IntoResponse for PageError {
                 csrf: String::new(),
                 patient: None,
                 nav: "",
+                spaces: Vec::new(),
+                acting_for: None,
             },
             heading,
             message,
@@ -232,11 +308,41 @@ impl IntoResponse for PageError {
 /// session the visitor is sent to the login page, told when it has expired.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
-    /// The patient.
+    /// The patient whose space is shown: the logged-in patient, or the
+    /// child they represent when they chose the child's space.
     pub(crate) account: Account,
     /// SHA-256 of the session token.
     pub(crate) token_hash: String,
+    /// While acting for a child: the logged-in legal representative (the
+    /// actor of every audit row).
+    pub(crate) representative: Option<Account>,
+    /// The children the logged-in patient represents.
+    pub(crate) represented: Vec<crate::store::representatives::Represented>,
 }
+
+impl Session {
+    /// Who acts: the representative while acting for a child, else the patient.
+    pub(crate) fn actor(&self) -> &Account {
+        self.representative.as_ref().unwrap_or(&self.account)
+    }
+
+    /// Refuses what only the space's own patient may do (settings,
+    /// closing the space, password) while a representative acts for a child.
+    pub(crate) fn own_space_only(&self) -> Result<(), PageError> {
+        match self.representative {
+            None => Ok(()),
+            Some(_) => Err(PageError::Bad(
+                "Les paramètres de l'espace d'un enfant ne sont modifiables que par lui. \
+                 Revenez à votre propre espace pour modifier les vôtres."
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// The cookie naming the child's space a representative chose (an account
+/// id, checked against the representations at every request).
+pub(crate) const SPACE_COOKIE: &str = "__Host-mes_espace";
 
 impl FromRequestParts<Shared> for Session {
     type Rejection = Response;
@@ -272,9 +378,48 @@ impl FromRequestParts<Shared> for Session {
             .map_err(|e| PageError::from(e).into_response())?
             .filter(|a| a.kind == AccountKind::Patient && !a.disabled)
             .ok_or_else(expired)?;
+        let unavailable = |e: crate::store::StoreError| PageError::from(e).into_response();
+        let represented = match account.ins.as_deref() {
+            Some(ins) => s.store.represented_by(ins).await.map_err(unavailable)?,
+            None => Vec::new(),
+        };
+        let chosen = jar
+            .get(SPACE_COOKIE)
+            .and_then(|c| c.value().parse::<i64>().ok())
+            .filter(|id| represented.iter().any(|r| r.account_id == *id));
+        let child = match chosen {
+            Some(id) => s
+                .store
+                .account_by_id(id)
+                .await
+                .map_err(unavailable)?
+                .filter(|a| a.kind == AccountKind::Patient && !a.disabled),
+            None => None,
+        };
+        let Some(child) = child else {
+            return Ok(Session {
+                account,
+                token_hash,
+                representative: None,
+                represented,
+            });
+        };
+        // Every request while acting for the child is on the trail, as the
+        // representative, on the child's behalf (no query string: ids only).
+        let entry = crate::audit::AuditEntry::new(
+            &account.address,
+            "representative.act",
+            &child.address,
+            &format!("{} {}", parts.method, parts.uri.path()),
+        );
+        crate::audit::append(&s.store, &entry)
+            .await
+            .map_err(unavailable)?;
         Ok(Session {
-            account,
+            account: child,
             token_hash,
+            representative: Some(account),
+            represented,
         })
     }
 }
@@ -309,6 +454,11 @@ impl Etat {
             "recommandation" => "C'est noté. Votre calendrier de prévention est à jour.",
             "rdv-accepte" => "Vous avez accepté le rendez-vous. L'organisateur en est informé.",
             "rdv-refuse" => "Vous avez refusé le rendez-vous. L'organisateur en est informé.",
+            "ferme" => {
+                "Votre espace santé est fermé. Son contenu est conservé pendant la durée légale, \
+                 puis supprimé ; d'ici là, vous pouvez demander sa réouverture au support du service."
+            }
+            "detruit" => "Votre espace santé est fermé et son contenu a été supprimé.",
             "flux-revoque" => {
                 "L'adresse d'abonnement à votre agenda est révoquée : elle ne fonctionne plus."
             }

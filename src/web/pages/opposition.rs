@@ -25,6 +25,8 @@ struct OppositionPage {
     error: Option<&'static str>,
     ins: String,
     done: bool,
+    /// The space was open: the opposition closed it.
+    closed: bool,
 }
 
 const TITLE: &str = "Opposition à la création de l'espace santé";
@@ -36,6 +38,7 @@ pub(super) async fn page(Extension(csrf): Extension<Csrf>) -> Response {
         error: None,
         ins: String::new(),
         done: false,
+        closed: false,
     };
     render(StatusCode::OK, &page)
 }
@@ -65,29 +68,42 @@ pub(super) async fn oppose(
     let outcome = if locked {
         None
     } else {
-        Some(lifecycle::oppose(&s.store, &ins, Some(&f.code), Opponent::Patient).await)
+        Some(
+            lifecycle::oppose(
+                &s.store,
+                &ins,
+                Some(&f.code),
+                Opponent::Patient,
+                s.archive_years,
+            )
+            .await,
+        )
     };
     let (status, error) = match outcome {
         None => (
             StatusCode::TOO_MANY_REQUESTS,
             "Trop de tentatives. Par sécurité, attendez quelques minutes avant de réessayer.",
         ),
-        Some(Ok(_)) => {
+        Some(Ok(outcome)) => {
             throttle.success(&keys).await;
             let page = OppositionPage {
                 l: Layout::public(TITLE, &csrf),
                 error: None,
                 ins: String::new(),
                 done: true,
+                closed: matches!(outcome, lifecycle::Opposed::Closed(_)),
             };
             return Ok(render(StatusCode::OK, &page));
         }
         Some(Err(OpposeError::Store(e))) => return Err(e.into()),
         Some(Err(OpposeError::Open)) => (
             StatusCode::CONFLICT,
-            "La période d'opposition est terminée : votre espace santé est ouvert. Vous pouvez \
-             demander sa fermeture à tout moment.",
+            "La période d'opposition est terminée et votre espace santé est en cours d'ouverture. \
+             Réessayez dans quelques minutes : votre opposition fermera alors l'espace.",
         ),
+        Some(Err(OpposeError::Closed)) => {
+            (StatusCode::CONFLICT, "Votre espace santé est déjà fermé.")
+        }
         // Unknown INS, wrong INS or wrong code: one answer (no INS enumeration).
         Some(Err(OpposeError::Ins(_) | OpposeError::Unknown | OpposeError::Code)) => {
             throttle.failure(&keys).await;
@@ -103,6 +119,7 @@ pub(super) async fn oppose(
         error: Some(error),
         ins,
         done: false,
+        closed: false,
     };
     Ok(render(status, &page))
 }

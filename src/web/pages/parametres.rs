@@ -1,4 +1,6 @@
-//! Paramètres: the personal address for notices, notices on/off, password change.
+//! Paramètres: the personal address for notices, notices on/off, password
+//! change, closing the space (password entered again, explicit confirmation,
+//! archived or destroyed at once: `lifecycle/close.rs`).
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -12,6 +14,7 @@ use crate::address::Address;
 use crate::audit::{self, AuditEntry};
 use crate::identity::auth::LoginResult;
 use crate::identity::password::{self, RULES_FR};
+use crate::lifecycle::close::{self, CloseError, Closer, Disposal};
 use crate::web::ClientAddr;
 use crate::web::security::Csrf;
 
@@ -33,6 +36,10 @@ struct SettingsPage {
     feed_active: bool,
     /// The new feed address, shown once right after it is made.
     feed_url: Option<String>,
+    /// Why closing the space was refused.
+    close_error: Option<String>,
+    /// Years a closed space is kept.
+    archive_years: u32,
 }
 
 async fn settings_page(
@@ -46,7 +53,7 @@ async fn settings_page(
     let (notif_appointment, notif_depistage) =
         s.store.agenda_notice_settings(session.account.id).await?;
     Ok(SettingsPage {
-        l: Layout::patient("Paramètres", csrf, &session.account, "parametres"),
+        l: Layout::patient("Paramètres", csrf, session, "parametres"),
         notice,
         notice_error: None,
         password_error: None,
@@ -57,6 +64,8 @@ async fn settings_page(
         rules: &RULES_FR,
         feed_active,
         feed_url: None,
+        close_error: None,
+        archive_years: s.archive_years,
     })
 }
 
@@ -67,6 +76,7 @@ pub(super) async fn page(
     session: Session,
     q: Query<Etat>,
 ) -> Result<Response, PageError> {
+    session.own_space_only()?;
     let page = settings_page(&s, &csrf, &session, Etat::notice(&q)).await?;
     Ok(render(StatusCode::OK, &page))
 }
@@ -90,6 +100,7 @@ pub(super) async fn notifications(
     session: Session,
     Form(f): Form<NoticeForm>,
 ) -> Result<Response, PageError> {
+    session.own_space_only()?;
     if !csrf.accepts(f.csrf.as_deref()) {
         return Err(PageError::Forbidden);
     }
@@ -142,6 +153,7 @@ pub(super) async fn password(
     session: Session,
     Form(f): Form<PasswordForm>,
 ) -> Result<Response, PageError> {
+    session.own_space_only()?;
     if !csrf.accepts(f.csrf.as_deref()) {
         return Err(PageError::Forbidden);
     }
@@ -212,6 +224,7 @@ pub(super) async fn new_feed(
     headers: axum::http::HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
+    session.own_space_only()?;
     if !csrf.accepts(f.csrf.as_deref()) {
         return Err(PageError::Forbidden);
     }
@@ -237,9 +250,105 @@ pub(super) async fn revoke_feed(
     session: Session,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
+    session.own_space_only()?;
     if !csrf.accepts(f.csrf.as_deref()) {
         return Err(PageError::Forbidden);
     }
     crate::web::agenda::revoke_feed(&s, &session.account).await?;
     Ok(Redirect::to("/parametres?etat=flux-revoque").into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct CloseForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    password: String,
+    /// `archiver` (the default) or `detruire`.
+    #[serde(default)]
+    sort: String,
+    /// The confirmation box.
+    confirm: Option<String>,
+}
+
+/// POST /parametres/fermer: closes the space once the password is entered
+/// again and the closure confirmed; the session ends with it.
+pub(super) async fn close(
+    State(s): State<Shared>,
+    Extension(csrf): Extension<Csrf>,
+    Extension(ClientAddr(peer)): Extension<ClientAddr>,
+    session: Session,
+    jar: axum_extra::extract::CookieJar,
+    Form(f): Form<CloseForm>,
+) -> Result<Response, PageError> {
+    session.own_space_only()?;
+    if !csrf.accepts(f.csrf.as_deref()) {
+        return Err(PageError::Forbidden);
+    }
+    let p = &session.account;
+    let refuse = |status: StatusCode, message: &str| {
+        let (s, csrf, session) = (&s, &csrf, &session);
+        let message = message.to_string();
+        async move {
+            let mut page = settings_page(s, csrf, session, None).await?;
+            page.close_error = Some(message);
+            Ok::<_, PageError>(render(status, &page))
+        }
+    };
+    if f.confirm.is_none() {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Cochez la case de confirmation pour fermer votre espace.",
+        )
+        .await;
+    }
+    let disposal = match f.sort.as_str() {
+        "" | "archiver" => Disposal::Archive,
+        "detruire" => Disposal::Destroy,
+        _ => return Err(PageError::Bad("Choix de fermeture inconnu.".into())),
+    };
+    match s
+        .auth
+        .login_patient(peer.ip(), &p.address, f.password)
+        .await
+    {
+        LoginResult::Patient(a) if a.id == p.id => {}
+        LoginResult::Throttled => {
+            return refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Trop de tentatives. Par sécurité, attendez quelques minutes avant de réessayer.",
+            )
+            .await;
+        }
+        LoginResult::Unavailable => return Err(PageError::Unavailable("login".into())),
+        _ => {
+            return refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Votre mot de passe est incorrect : votre espace n'a pas été fermé.",
+            )
+            .await;
+        }
+    }
+    let Some(ins) = p.ins.as_deref() else {
+        return Err(PageError::NotFound);
+    };
+    match close::close(
+        &s.store,
+        ins,
+        disposal,
+        &Closer::Patient(p.address.clone()),
+        s.archive_years,
+    )
+    .await
+    {
+        Ok(_) | Err(CloseError::AlreadyClosed) => {}
+        Err(CloseError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(PageError::Unavailable(Box::new(e))),
+    }
+    let gone =
+        crate::web::security::protected_cookie(crate::web::security::SESSION_COOKIE, String::new());
+    let to = match disposal {
+        Disposal::Archive => "/connexion?etat=ferme",
+        Disposal::Destroy => "/connexion?etat=detruit",
+    };
+    Ok((jar.remove(gone), Redirect::to(to)).into_response())
 }
