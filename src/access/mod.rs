@@ -19,6 +19,7 @@
 //!   in normal access, and in an emergency only if the patient allowed it (MASKED).
 
 pub mod check;
+pub mod history;
 
 use crate::store::access::Consents;
 

@@ -9,6 +9,7 @@
 //! never recreates it. Accounts made by `mes user add` have no space row and
 //! are open. The states are data of `store::spaces`; the rules are here.
 
+pub mod export;
 pub mod input;
 pub mod open;
 pub mod provision;

@@ -15,6 +15,7 @@ mod direct;
 pub mod domains;
 pub mod dossier;
 pub mod entries;
+pub mod export;
 pub mod folders;
 mod group_commit;
 pub mod kinds;
