@@ -75,6 +75,15 @@ pub enum Command {
         /// The beneficiary's INS.
         ins: String,
     },
+    /// Export a whole patient space (messages as mbox, dossier as IHE XDM,
+    /// profile and agenda as FHIR, access history as CSV) into a zip file,
+    /// the same archive the patient downloads; audited.
+    Export {
+        /// The patient's INS.
+        ins: String,
+        /// The zip file to write.
+        file: PathBuf,
+    },
 }
 
 /// `mes audit …`
@@ -363,6 +372,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Provision(args) => lifecycle::provision(&load(cli.config)?, args).await,
         Command::Oppose { ins } => lifecycle::oppose(&load(cli.config)?, &ins).await,
+        Command::Export { ins, file } => lifecycle::export(&load(cli.config)?, &ins, &file).await,
     }
 }
 

@@ -243,3 +243,13 @@ pub(super) async fn revoke_feed(
     crate::web::agenda::revoke_feed(&s, &session.account).await?;
     Ok(Redirect::to("/parametres?etat=flux-revoque").into_response())
 }
+
+/// GET /parametres/export: the whole space as a zip, by the same path as
+/// the app's (ranges, ETag, audit).
+pub(super) async fn export(
+    State(s): State<Shared>,
+    session: Session,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    crate::web::export::download(&s, &session.account, &headers).await
+}
