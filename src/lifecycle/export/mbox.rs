@@ -32,8 +32,10 @@ pub fn separator(raw: &[u8]) -> String {
     format!("From {sender} {when}\n")
 }
 
-/// Appends `raw` to `out` as one mbox message: separator, quoted lines,
-/// a final newline when the message has none, and the empty line.
+/// Appends `raw` to `out` as one mbox message: separator, quoted lines and
+/// one newline, which is the empty line that ends the message when it ends
+/// with a newline, and ends its last line otherwise. Readers take that one
+/// newline off and get the stored bytes exactly, whatever the last line.
 pub fn append(raw: &[u8], out: &mut Vec<u8>) {
     out.reserve(raw.len() + 128);
     out.extend_from_slice(separator(raw).as_bytes());
@@ -43,9 +45,6 @@ pub fn append(raw: &[u8], out: &mut Vec<u8>) {
             out.push(b'>');
         }
         out.extend_from_slice(line);
-    }
-    if !raw.ends_with(b"\n") {
-        out.push(b'\n');
     }
     out.push(b'\n');
 }
@@ -96,7 +95,7 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(back.len(), 2);
         assert_eq!(&back[0][..back[0].len() - 1], &raw[..]);
-        assert_eq!(back[1], b"Subject: x\r\n\r\nno newline\n\n");
+        assert_eq!(back[1], b"Subject: x\r\n\r\nno newline\n");
     }
 
     #[test]
