@@ -135,7 +135,10 @@ fn download(
 ) -> (u16, HashMap<String, String>, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let (head, body) = (dir.path().join("head"), dir.path().join("body"));
-    let url = format!("https://localhost:{}/api/v1/export", server.addr("https").port());
+    let url = format!(
+        "https://localhost:{}/api/v1/export",
+        server.addr("https").port()
+    );
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--cacert", ca.to_str().unwrap(), "-D"])
         .arg(&head)
@@ -146,7 +149,11 @@ fn download(
         cmd.args(["-H", &format!("{k}: {v}")]);
     }
     let out = cmd.arg(&url).output().expect("curl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let head = std::fs::read_to_string(&head).unwrap();
     let mut lines = head.lines();
     let status = lines
@@ -178,7 +185,12 @@ fn entry<'a>(all: &'a [(String, Vec<u8>)], name: &str) -> &'a [u8] {
     all.iter()
         .find(|(n, _)| n == name)
         .map(|(_, d)| &d[..])
-        .unwrap_or_else(|| panic!("no {name} in {:?}", all.iter().map(|e| &e.0).collect::<Vec<_>>()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no {name} in {:?}",
+                all.iter().map(|e| &e.0).collect::<Vec<_>>()
+            )
+        })
 }
 
 /// The messages of an mbox as mail-parser reads them, the separator's empty
@@ -215,7 +227,11 @@ fn validate_fhir(value: &Value) {
         ])
         .output()
         .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Checks every part of an archive against the store.
@@ -224,7 +240,10 @@ async fn check_archive(instance: &Instance, zip: &[u8]) {
     let account = store.account_by_address(PATIENT).await.unwrap().unwrap();
     let all = entries(zip);
     let readme = String::from_utf8(entry(&all, "README.TXT").to_vec()).unwrap();
-    assert!(readme.contains("Vos messages") && readme.contains("IHE XDM"), "{readme}");
+    assert!(
+        readme.contains("Vos messages") && readme.contains("IHE XDM"),
+        "{readme}"
+    );
 
     // Messages: one mbox per folder, the stored bytes back after un-quoting.
     let mut quoted_seen = false;
@@ -280,10 +299,13 @@ async fn check_archive(instance: &Instance, zip: &[u8]) {
             .find(|d| d.entry.unique_id == row.unique_id)
             .expect("the document sent");
         assert_eq!(doc.data, sent.data, "the document as received");
-        assert_eq!(doc.entry.type_code, sent.entry.type_code.clone().map(|mut c| {
-            c.display = None;
-            c
-        }));
+        assert_eq!(
+            doc.entry.type_code,
+            sent.entry.type_code.clone().map(|mut c| {
+                c.display = None;
+                c
+            })
+        );
         assert_eq!(doc.entry.creation_time, sent.entry.creation_time);
     }
     let index = String::from_utf8_lossy(entry(&all, "INDEX.HTM")).to_string();
@@ -306,11 +328,16 @@ async fn check_archive(instance: &Instance, zip: &[u8]) {
     assert_eq!(of("Patient"), 1);
     assert_eq!(of("Appointment"), 1);
     assert!(
-        resources.iter().any(|r| r["resourceType"] == "AllergyIntolerance"
-            && r["code"]["text"] == "Pollen de bouleau"),
+        resources
+            .iter()
+            .any(|r| r["resourceType"] == "AllergyIntolerance"
+                && r["code"]["text"] == "Pollen de bouleau"),
         "{fhir}"
     );
-    let rdv = resources.iter().find(|r| r["resourceType"] == "Appointment").unwrap();
+    let rdv = resources
+        .iter()
+        .find(|r| r["resourceType"] == "Appointment")
+        .unwrap();
     assert_eq!(rdv["description"], "Consultation de suivi");
     assert_eq!(rdv["start"], "2027-01-15T08:30:00Z");
 
@@ -332,7 +359,11 @@ async fn check_archive(instance: &Instance, zip: &[u8]) {
         assert_eq!(&row[3], line.action.as_str());
         assert!(row[1].starts_with(&line.actor), "{row:?}");
     }
-    assert!(rows.iter().any(|r| &r[3] == "Nouvel échange ouvert" && &r[2] == "professionnel"), "{rows:?}");
+    assert!(
+        rows.iter()
+            .any(|r| &r[3] == "Nouvel échange ouvert" && &r[2] == "professionnel"),
+        "{rows:?}"
+    );
     store.close().await;
 }
 
@@ -395,7 +426,10 @@ async fn export_of_a_space(db: Db) {
     let file = instance.root().join("space.zip");
     let said = instance.run(&["export", INS, file.to_str().unwrap()], None);
     assert!(said.contains("exported"), "{said}");
-    assert!(std::fs::read(&file).unwrap() == full, "mes export writes the same zip");
+    assert!(
+        std::fs::read(&file).unwrap() == full,
+        "mes export writes the same zip"
+    );
     let (_, h, _) = download(&server, &ca, &token, &[]);
     assert_eq!(h["etag"], etag, "exports are not part of the state");
 
@@ -421,9 +455,19 @@ async fn export_of_a_space(db: Db) {
         .collect();
     assert!(exports.contains(&PATIENT), "{exports:?}");
     assert!(exports.contains(&"operator"), "{exports:?}");
-    let (_, history) = api(&server, &ca, "GET", "/api/v1/access-history", Some(&token), None);
+    let (_, history) = api(
+        &server,
+        &ca,
+        "GET",
+        "/api/v1/access-history",
+        Some(&token),
+        None,
+    );
     let text = history.to_string();
-    assert!(text.contains("Téléchargement de l'espace complet"), "{text}");
+    assert!(
+        text.contains("Téléchargement de l'espace complet"),
+        "{text}"
+    );
     store.close().await;
 
     // Without a token: nothing.
@@ -439,12 +483,9 @@ async fn export_of_a_large_space(db: Db) {
     instance.add_user(PATIENT, "patient", PATIENT_PW);
     let server = instance.start();
     let ca = instance.cert("ca.pem");
-    let mut s = common::connect_tls(
-        server.addr("submissions"),
-        common::client_tls(&ca, None),
-    )
-    .await
-    .unwrap();
+    let mut s = common::connect_tls(server.addr("submissions"), common::client_tls(&ca, None))
+        .await
+        .unwrap();
     s.expect("EHLO client.test", 250).await;
     s.expect(&format!("AUTH PLAIN {}", common::plain(JEAN, PW)), 235)
         .await;
@@ -452,9 +493,15 @@ async fn export_of_a_large_space(db: Db) {
         s.expect(&format!("MAIL FROM:<{JEAN}>"), 250).await;
         s.expect(&format!("RCPT TO:<{PATIENT}>"), 250).await;
         s.expect("DATA", 354).await;
-        let body = format!("Message {i}\nFrom line {i}\n{}", format!("{}\n", "x".repeat(100)).repeat(20));
-        s.send(&format!("{}.\r\n", smtp_text(&letter(&format!("n°{i}"), &body))))
-            .await;
+        let body = format!(
+            "Message {i}\nFrom line {i}\n{}",
+            format!("{}\n", "x".repeat(100)).repeat(20)
+        );
+        s.send(&format!(
+            "{}.\r\n",
+            smtp_text(&letter(&format!("n°{i}"), &body))
+        ))
+        .await;
         assert_eq!(s.read_reply().await.code, 250);
     }
     let file = instance.root().join("large.zip");

@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use super::check::{ACCESS_ALLOWED, ACCESS_REFUSED, AccessDetail};
 use crate::identity::AccountKind;
-use crate::store::{Store, StoreError};
 use crate::store::accounts::Account;
 use crate::store::export::EXPORT_ACTION;
+use crate::store::{Store, StoreError};
 
 /// The actor types a patient can filter on.
 pub const ACTOR_TYPES: [(&str, &str); 5] = [

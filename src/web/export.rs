@@ -88,7 +88,10 @@ async fn respond(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"espace-sante.zip\""),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     let (status, first, last) = match range {
         None => (StatusCode::OK, 0, None),
         Some(wanted) => {
@@ -98,7 +101,10 @@ async fn respond(
                 Err(e) => return Ok(unavailable(e)),
             };
             let (first, last) = match wanted {
-                Wanted::Range(first, last) => (first, last.map_or(total.saturating_sub(1), |l| l.min(total.saturating_sub(1)))),
+                Wanted::Range(first, last) => (
+                    first,
+                    last.map_or(total.saturating_sub(1), |l| l.min(total.saturating_sub(1))),
+                ),
                 Wanted::Suffix(n) => (total.saturating_sub(n), total.saturating_sub(1)),
             };
             if first >= total || (matches!(wanted, Wanted::Suffix(0))) {
@@ -114,7 +120,10 @@ async fn respond(
             (StatusCode::PARTIAL_CONTENT, first, Some(last))
         }
     };
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
     export::record(&store, account, Exporter::Patient).await?;
     let (writer, reader) = tokio::io::duplex(PIPE);
     let (done, finished) = tokio::sync::oneshot::channel::<bool>();
@@ -151,7 +160,10 @@ mod tests {
     #[test]
     fn ranges() {
         assert_eq!(parse_range("bytes=10-"), Some(Wanted::Range(10, None)));
-        assert_eq!(parse_range("bytes=10-20"), Some(Wanted::Range(10, Some(20))));
+        assert_eq!(
+            parse_range("bytes=10-20"),
+            Some(Wanted::Range(10, Some(20)))
+        );
         assert_eq!(parse_range("bytes=-5"), Some(Wanted::Suffix(5)));
         assert_eq!(parse_range("bytes=20-10"), None);
         assert_eq!(parse_range("bytes=1-2,4-5"), None);

@@ -192,7 +192,10 @@ pub fn appointment(a: &Appointment, patient: &str) -> Value {
     if let Some(d) = a.description.as_deref().filter(|d| !d.is_empty()) {
         comment.push(d.to_string());
     }
-    let organizer = a.organizer_name.clone().unwrap_or_else(|| a.organizer.clone());
+    let organizer = a
+        .organizer_name
+        .clone()
+        .unwrap_or_else(|| a.organizer.clone());
     let mut r = json!({
         "resourceType": "Appointment",
         "id": format!("rdv-{}", a.id),
@@ -251,7 +254,10 @@ mod tests {
 
     #[test]
     fn dates_and_urns() {
-        assert_eq!(date_time("20220115103000+0100").as_deref(), Some("2022-01-15"));
+        assert_eq!(
+            date_time("20220115103000+0100").as_deref(),
+            Some("2022-01-15")
+        );
         assert_eq!(date_time("2022-01-15").as_deref(), Some("2022-01-15"));
         assert_eq!(date_time("202201").as_deref(), Some("2022-01"));
         assert_eq!(date_time("hier"), None);

@@ -87,8 +87,14 @@ mod tests {
         append(raw, &mut out);
         append(b"Subject: x\r\n\r\nno newline", &mut out);
         let text = String::from_utf8_lossy(&out);
-        assert!(text.starts_with("From a@b.test Thu Jan  1 10:00:00 2026\n"), "{text}");
-        assert!(text.contains("\r\n>From here\r\n>>From there\r\n"), "{text}");
+        assert!(
+            text.starts_with("From a@b.test Thu Jan  1 10:00:00 2026\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\n>From here\r\n>>From there\r\n"),
+            "{text}"
+        );
         let back: Vec<_> = mail_parser::mailbox::mbox::MessageIterator::new(&out[..])
             .map(|m| m.map(|m| m.contents().to_vec()))
             .collect::<Result<_, _>>()

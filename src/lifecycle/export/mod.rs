@@ -142,7 +142,10 @@ fn readme(folders: &[String], documents: usize) -> String {
 }
 
 /// The bytes of a document: its blob, or read back from its message.
-async fn document_bytes(store: &Store, d: &ArchivedDocument) -> Result<Option<Vec<u8>>, StoreError> {
+async fn document_bytes(
+    store: &Store,
+    d: &ArchivedDocument,
+) -> Result<Option<Vec<u8>>, StoreError> {
     let Some(at) = d.reference.clone() else {
         return Ok(Some(store.blob(&d.blob_hash).await?));
     };
@@ -178,11 +181,15 @@ pub async fn write<W: AsyncWrite + Unpin>(
     let mut written = Vec::with_capacity(documents.len());
     for d in documents {
         let Some(bytes) = document_bytes(store, &d).await? else {
-            tracing::warn!(document = d.id, "export: a document could not be read back, left out");
+            tracing::warn!(
+                document = d.id,
+                "export: a document could not be read back, left out"
+            );
             continue;
         };
         let file = xdm::file_name(written.len() + 1, &d);
-        zip.entry(&format!("{}/{file}", xdm::SUBSET), &bytes).await?;
+        zip.entry(&format!("{}/{file}", xdm::SUBSET), &bytes)
+            .await?;
         written.push(xdm::Written {
             size: bytes.len() as u64,
             sha1: hex::encode_upper(sha1::Sha1::digest(&bytes)),
@@ -191,9 +198,13 @@ pub async fn write<W: AsyncWrite + Unpin>(
         });
     }
     let metadata = xdm::metadata(account.ins.as_deref(), &space_oid(account), &written);
-    zip.entry(&format!("{}/METADATA.XML", xdm::SUBSET), metadata.as_bytes())
+    zip.entry(
+        &format!("{}/METADATA.XML", xdm::SUBSET),
+        metadata.as_bytes(),
+    )
+    .await?;
+    zip.entry("INDEX.HTM", xdm::index(&written).as_bytes())
         .await?;
-    zip.entry("INDEX.HTM", xdm::index(&written).as_bytes()).await?;
     drop(written);
 
     // The messages, one folder at a time, one message at a time.

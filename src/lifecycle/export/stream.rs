@@ -45,11 +45,15 @@ impl<W: AsyncWrite + Unpin> Output<W> {
 
     async fn put(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
         self.produced += bytes.len() as u64;
-        let dropped = usize::try_from(self.skip).unwrap_or(usize::MAX).min(bytes.len());
+        let dropped = usize::try_from(self.skip)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
         self.skip -= dropped as u64;
         bytes = &bytes[dropped..];
         if let Some(limit) = &mut self.limit {
-            let kept = usize::try_from(*limit).unwrap_or(usize::MAX).min(bytes.len());
+            let kept = usize::try_from(*limit)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
             *limit -= kept as u64;
             bytes = &bytes[..kept];
         }

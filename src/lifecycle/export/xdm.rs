@@ -51,7 +51,11 @@ pub fn file_name(n: usize, doc: &ArchivedDocument) -> String {
     let from_entry = doc
         .reference
         .as_ref()
-        .and_then(|r| r.entry.rsplit_once('.').map(|(_, e)| e.to_ascii_uppercase()))
+        .and_then(|r| {
+            r.entry
+                .rsplit_once('.')
+                .map(|(_, e)| e.to_ascii_uppercase())
+        })
         .filter(|e| (1..=4).contains(&e.len()) && e.chars().all(|c| c.is_ascii_alphanumeric()));
     let ext = from_entry.unwrap_or_else(|| {
         match doc.mime_type.as_str() {
@@ -69,7 +73,10 @@ pub fn file_name(n: usize, doc: &ArchivedDocument) -> String {
 }
 
 fn slot(out: &mut String, name: &str, values: &[&str]) {
-    out.push_str(&format!("<rim:Slot name=\"{}\"><rim:ValueList>", escape(name)));
+    out.push_str(&format!(
+        "<rim:Slot name=\"{}\"><rim:ValueList>",
+        escape(name)
+    ));
     for v in values {
         out.push_str(&format!("<rim:Value>{}</rim:Value>", escape(*v)));
     }
@@ -130,10 +137,31 @@ pub fn metadata(ins: Option<&str>, space_oid: &str, docs: &[Written]) -> String 
         "<rim:Classification id=\"ss-node\" classifiedObject=\"SubmissionSet01\" classificationNode=\"{}\"/>",
         uuid::SUBMISSION_SET
     ));
-    identifier(&mut o, "ss-unique", "SubmissionSet01", uuid::SS_UNIQUE_ID, space_oid, "XDSSubmissionSet.uniqueId");
-    identifier(&mut o, "ss-source", "SubmissionSet01", uuid::SS_SOURCE_ID, space_oid, "XDSSubmissionSet.sourceId");
+    identifier(
+        &mut o,
+        "ss-unique",
+        "SubmissionSet01",
+        uuid::SS_UNIQUE_ID,
+        space_oid,
+        "XDSSubmissionSet.uniqueId",
+    );
+    identifier(
+        &mut o,
+        "ss-source",
+        "SubmissionSet01",
+        uuid::SS_SOURCE_ID,
+        space_oid,
+        "XDSSubmissionSet.sourceId",
+    );
     if let Some(p) = &patient {
-        identifier(&mut o, "ss-patient", "SubmissionSet01", uuid::SS_PATIENT_ID, p, "XDSSubmissionSet.patientId");
+        identifier(
+            &mut o,
+            "ss-patient",
+            "SubmissionSet01",
+            uuid::SS_PATIENT_ID,
+            p,
+            "XDSSubmissionSet.patientId",
+        );
     }
     o.push_str("</rim:RegistryPackage>");
     let object_of = |row: i64| {
@@ -144,7 +172,11 @@ pub fn metadata(ins: Option<&str>, space_oid: &str, docs: &[Written]) -> String 
     for (i, w) in docs.iter().enumerate() {
         let d = &w.doc;
         let id = format!("Document{:05}", i + 1);
-        let status = if d.status == "current" { "Approved" } else { "Deprecated" };
+        let status = if d.status == "current" {
+            "Approved"
+        } else {
+            "Deprecated"
+        };
         o.push_str(&format!(
             "<rim:ExtrinsicObject id=\"{id}\" mimeType=\"{}\" objectType=\"{}\" status=\"urn:oasis:names:tc:ebxml-regrep:StatusType:{status}\">",
             escape(&d.mime_type),
@@ -189,7 +221,13 @@ pub fn metadata(ins: Option<&str>, space_oid: &str, docs: &[Written]) -> String 
             .filter(|c| !c.is_empty())
             .enumerate()
         {
-            classification(&mut o, &format!("{id}-conf{n}"), &id, uuid::CONFIDENTIALITY, code);
+            classification(
+                &mut o,
+                &format!("{id}-conf{n}"),
+                &id,
+                uuid::CONFIDENTIALITY,
+                code,
+            );
         }
         if d.author.is_some() || d.author_institution.is_some() {
             o.push_str(&format!(
@@ -208,9 +246,23 @@ pub fn metadata(ins: Option<&str>, space_oid: &str, docs: &[Written]) -> String 
             }
             o.push_str("</rim:Classification>");
         }
-        identifier(&mut o, &format!("{id}-uid"), &id, uuid::UNIQUE_ID, &d.unique_id, "XDSDocumentEntry.uniqueId");
+        identifier(
+            &mut o,
+            &format!("{id}-uid"),
+            &id,
+            uuid::UNIQUE_ID,
+            &d.unique_id,
+            "XDSDocumentEntry.uniqueId",
+        );
         if let Some(p) = &patient {
-            identifier(&mut o, &format!("{id}-pid"), &id, uuid::PATIENT_ID, p, "XDSDocumentEntry.patientId");
+            identifier(
+                &mut o,
+                &format!("{id}-pid"),
+                &id,
+                uuid::PATIENT_ID,
+                p,
+                "XDSDocumentEntry.patientId",
+            );
         }
         o.push_str("</rim:ExtrinsicObject>");
     }
