@@ -387,6 +387,28 @@ async fn export_of_a_space(db: Db) {
     assert_eq!(again_headers["etag"], etag, "downloading changes nothing");
     assert!(again == full, "deterministic");
 
+    // HEAD: the same headers, nothing made, nothing audited.
+    let store = open_store(&instance).await;
+    let exports = |trail: Vec<mes::store::audit::AuditEntry>| {
+        trail.iter().filter(|e| e.action == "space.export").count()
+    };
+    let before = exports(mes::audit::entries_for(&store, PATIENT).await.unwrap());
+    let out = Command::new("curl")
+        .args(["-sS", "-I", "--cacert", ca.to_str().unwrap()])
+        .args(["-H", &format!("authorization: Bearer {token}")])
+        .arg(format!(
+            "https://localhost:{}/api/v1/export",
+            server.addr("https").port()
+        ))
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains(&format!("etag: {etag}")), "{head}");
+    let after = exports(mes::audit::entries_for(&store, PATIENT).await.unwrap());
+    assert_eq!(before, after);
+    store.close().await;
+
     // Resuming: the exact suffix, whatever N.
     let len = full.len() as u64;
     for n in [1, len / 3, len - 1] {

@@ -832,7 +832,8 @@ async fn mark_recommendation(
 async fn export_space(
     State(s): State<Shared>,
     Patient(p, _): Patient,
+    method: axum::http::Method,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    super::export::download(&s, &p, &headers).await
+    super::export::download(&s, &p, &method, &headers).await
 }

@@ -6,7 +6,7 @@
 //! is audited.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
@@ -56,9 +56,15 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
-/// The response to a download of `account`'s space by its patient.
-pub async fn download(s: &WebServices, account: &Account, request: &HeaderMap) -> Response {
-    match respond(s, account, request).await {
+/// The response to a download of `account`'s space by its patient; a
+/// `HEAD` gets the headers only (nothing made, nothing audited).
+pub async fn download(
+    s: &WebServices,
+    account: &Account,
+    method: &Method,
+    request: &HeaderMap,
+) -> Response {
+    match respond(s, account, method == Method::HEAD, request).await {
         Ok(r) => r,
         Err(e) => unavailable(e),
     }
@@ -67,6 +73,7 @@ pub async fn download(s: &WebServices, account: &Account, request: &HeaderMap) -
 async fn respond(
     s: &WebServices,
     account: &Account,
+    head: bool,
     request: &HeaderMap,
 ) -> Result<Response, StoreError> {
     let store = s.store.clone();
@@ -124,6 +131,9 @@ async fn respond(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/zip"),
     );
+    if head {
+        return Ok((status, headers).into_response());
+    }
     export::record(&store, account, Exporter::Patient).await?;
     let (writer, reader) = tokio::io::duplex(PIPE);
     let (done, finished) = tokio::sync::oneshot::channel::<bool>();
@@ -131,7 +141,14 @@ async fn respond(
     tokio::spawn(async move {
         let out = Output::range(writer, first, last);
         let ok = match export::write(&store, &account, out).await {
-            Ok(out) => out.finish().await.is_ok(),
+            // The space changed while it was written: the bytes are not
+            // those the ETag names, so the download fails and is retried.
+            Ok(out) => {
+                out.finish().await.is_ok()
+                    && export::state_tag(&store, &account)
+                        .await
+                        .is_ok_and(|now| now == tag)
+            }
             // A client that goes away ends the export too.
             Err(e) => {
                 tracing::info!(error = %e, "export stopped");

@@ -249,7 +249,8 @@ pub(super) async fn revoke_feed(
 pub(super) async fn export(
     State(s): State<Shared>,
     session: Session,
+    method: axum::http::Method,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    crate::web::export::download(&s, &session.account, &headers).await
+    crate::web::export::download(&s, &session.account, &method, &headers).await
 }
