@@ -30,6 +30,8 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("dossier", "threads"),
     ("agenda", "threads"),
     ("lifecycle", "threads"),
+    ("lifecycle", "access"),
+    ("lifecycle", "dossier"),
     ("cli", "server"),
 ];
 

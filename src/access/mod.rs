@@ -21,6 +21,7 @@
 //!   nobody, emergency or not ([`check::Gate`] refuses it before deciding).
 
 pub mod check;
+pub mod history;
 
 use crate::store::access::Consents;
 

@@ -64,6 +64,19 @@ pub async fn by_others(store: &Store, target: &str) -> Result<Vec<Recorded>, Sto
     .await?)
 }
 
+/// A patient's access history: entries about `target` written by anyone
+/// else, and the patient's own exports of their space, newest first.
+pub async fn history_of(store: &Store, target: &str) -> Result<Vec<Recorded>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, at, actor, action, target, detail FROM audit_log \
+         WHERE target = $1 AND (actor <> $1 OR action = $2) ORDER BY id DESC",
+    )
+    .bind(target)
+    .bind(crate::store::export::EXPORT_ACTION)
+    .fetch_all(store.pool())
+    .await?)
+}
+
 /// Recomputes the chain; returns the id of the first broken entry, if any.
 pub async fn verify_chain(store: &Store) -> Result<Option<i64>, StoreError> {
     let rows: Vec<Chained> = sqlx::query_as(

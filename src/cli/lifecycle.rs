@@ -225,6 +225,38 @@ pub(super) async fn representative(
     Ok(())
 }
 
+/// `mes export INS FILE`: the archive of the space into FILE (written
+/// beside it, then renamed, so a failed export leaves no partial file).
+pub(super) async fn export(config: &Config, ins: &str, file: &Path) -> anyhow::Result<()> {
+    use crate::lifecycle::export::{self, Exporter, Output};
+    let store = Store::open(&config.database_url, 2).await?;
+    let outcome = async {
+        let account = export::patient_by_ins(&store, ins).await?;
+        let partial = with_suffix(file, ".partial");
+        let f = tokio::fs::File::create(&partial)
+            .await
+            .with_context(|| format!("creating {}", partial.display()))?;
+        let out = Output::new(tokio::io::BufWriter::with_capacity(1 << 16, f));
+        let out = export::write(&store, &account, out).await?;
+        let size = out.produced();
+        if let Some(mut w) = out.finish().await? {
+            use tokio::io::AsyncWriteExt;
+            w.flush().await?;
+            w.into_inner().sync_all().await?;
+        }
+        tokio::fs::rename(&partial, file)
+            .await
+            .with_context(|| format!("renaming to {}", file.display()))?;
+        export::record(&store, &account, Exporter::Operator).await?;
+        anyhow::Ok(size)
+    }
+    .await;
+    store.close().await;
+    let size = outcome?;
+    println!("exported: {} ({size} bytes)", file.display());
+    Ok(())
+}
+
 /// A valid INS for `n`, distinct for every `n` (each part of the NIR is a
 /// digit of `n` in a mixed radix): sex, year, month, department, commune,
 /// order number, then the key.

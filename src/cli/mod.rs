@@ -93,6 +93,15 @@ pub enum Command {
     /// from their own login until the child turns 18).
     #[command(subcommand)]
     Representative(RepresentativeCommand),
+    /// Export a whole patient space (messages as mbox, dossier as IHE XDM,
+    /// profile and agenda as FHIR, access history as CSV) into a zip file,
+    /// the same archive the patient downloads; audited.
+    Export {
+        /// The patient's INS.
+        ins: String,
+        /// The zip file to write.
+        file: PathBuf,
+    },
 }
 
 /// `mes representative …`
@@ -416,6 +425,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             lifecycle::representative(&load(cli.config)?, false, &child_ins, &parent_address).await
         }
+        Command::Export { ins, file } => lifecycle::export(&load(cli.config)?, &ins, &file).await,
     }
 }
 

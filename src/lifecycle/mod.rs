@@ -13,6 +13,7 @@
 //! states are data of `store::spaces`; the rules are here.
 
 pub mod close;
+pub mod export;
 pub mod input;
 pub mod open;
 pub mod provision;

@@ -16,6 +16,7 @@ mod direct;
 pub mod domains;
 pub mod dossier;
 pub mod entries;
+pub mod export;
 pub mod folders;
 mod group_commit;
 pub mod kinds;

@@ -53,6 +53,7 @@ pub fn routes() -> axum::Router<Shared> {
         .route("/api/v1/documents/{id}/hidden", put(document_hidden))
         .route("/api/v1/profile", get(profile).post(declare))
         .route("/api/v1/access-history", get(access_history))
+        .route("/api/v1/export", get(export_space))
         .route(
             "/api/v1/professionals",
             get(professionals).put(set_professional),
@@ -829,4 +830,14 @@ async fn mark_recommendation(
     }
     super::agenda::mark_recommendation(&s, &p, &code, done, date).await?;
     one_recommendation(super::agenda::recommendations(&s, &p).await?, &code)
+}
+
+/// GET /api/v1/export: the whole space as a zip (ranges, ETag: `web/export.rs`).
+async fn export_space(
+    State(s): State<Shared>,
+    Patient(p, _): Patient,
+    method: axum::http::Method,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    super::export::download(&s, &p, &method, &headers).await
 }

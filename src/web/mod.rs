@@ -6,6 +6,7 @@
 pub mod agenda;
 pub mod api;
 pub mod dossier_view;
+pub mod export;
 pub mod history;
 mod idle;
 mod pages;

@@ -90,6 +90,7 @@ pub(super) fn routes() -> axum::Router<Shared> {
         .route("/agenda/{id}/repondre", post(agenda::reply))
         .route("/agenda/recommandations/{code}", post(agenda::mark))
         .route("/parametres", get(parametres::page))
+        .route("/parametres/export", get(parametres::export))
         .route("/parametres/agenda/lien", post(parametres::new_feed))
         .route("/parametres/agenda/revoquer", post(parametres::revoke_feed))
         .route("/parametres/notifications", post(parametres::notifications))

@@ -352,3 +352,19 @@ pub(super) async fn close(
     };
     Ok((jar.remove(gone), Redirect::to(to)).into_response())
 }
+
+/// GET /parametres/export: the whole space as a zip, by the same path as
+/// the app's (ranges, ETag, audit).
+pub(super) async fn export(
+    State(s): State<Shared>,
+    session: Session,
+    method: axum::http::Method,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    // A representative acting in a child's space does not export it: the
+    // archive holds every document, those hidden from representatives too.
+    if let Err(e) = session.own_space_only() {
+        return e.into_response();
+    }
+    crate::web::export::download(&s, &session.account, &method, &headers).await
+}
