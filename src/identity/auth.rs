@@ -82,6 +82,8 @@ pub struct Authenticator {
     pub(super) failure_delay: Duration,
     /// Opens the TOTP secrets the store keeps encrypted.
     pub(super) secrets: Arc<super::secret_box::SecretBox>,
+    /// The protocol its failures are counted under in the metrics.
+    protocol: &'static str,
 }
 
 pub(super) fn dummy_hash() -> &'static str {
@@ -103,6 +105,16 @@ impl Authenticator {
             store,
             throttle,
             failure_delay,
+            protocol: "smtp",
+        }
+    }
+
+    /// The same authenticator (same throttle), its failures counted under
+    /// `protocol` (`smtp`, `imap`, `https`) in the metrics.
+    pub fn for_protocol(&self, protocol: &'static str) -> Authenticator {
+        Authenticator {
+            protocol,
+            ..self.clone()
         }
     }
 
@@ -147,7 +159,10 @@ impl Authenticator {
         let keys = Throttle::keys("login", account_key, ip);
         match self.throttle.is_locked(&keys).await {
             Ok(false) => {}
-            Ok(true) => return LoginResult::Throttled,
+            Ok(true) => {
+                crate::metrics::auth_failure(self.protocol);
+                return LoginResult::Throttled;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "login throttle lookup failed");
                 return LoginResult::Unavailable;
@@ -190,6 +205,7 @@ impl Authenticator {
                 } else {
                     tracing::warn!(%ip, user = %account_key, "authentication failed");
                 }
+                crate::metrics::auth_failure(self.protocol);
                 let locked = self.throttle.failure(&keys).await;
                 tokio::time::sleep(self.failure_delay).await;
                 if locked {
@@ -245,6 +261,7 @@ impl Authenticator {
             Some(acc) => LoginResult::Success(Box::new(acc)),
             None => {
                 tracing::warn!(subject, "client certificate is not mapped to one account");
+                crate::metrics::auth_failure(self.protocol);
                 LoginResult::Invalid
             }
         }

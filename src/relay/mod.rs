@@ -281,6 +281,9 @@ impl Relay {
                         .filter(|(_, o)| **o == RcptOutcome::Delivered)
                         .map(|(i, _)| i.id)
                         .collect();
+                    for _ in &delivered {
+                        crate::metrics::relay_attempt("sent");
+                    }
                     if !delivered.is_empty() {
                         tracing::info!(message = message_id, recipients = delivered.len(), %remote, "relayed");
                         if let Err(e) = self.store.queue_sent(&delivered, &remote).await {
@@ -356,6 +359,7 @@ impl Relay {
     }
 
     async fn fail(&self, item: &QueueItem, reason: &str, remote: Option<&str>) {
+        crate::metrics::relay_attempt("failed");
         tracing::warn!(queue = item.id, domain = %item.domain, %reason, "relay failed permanently");
         if let Err(e) = self.store.queue_failed(item.id, reason, remote).await {
             tracing::error!(error = %e, "queue update failed");
@@ -370,6 +374,7 @@ impl Relay {
             self.return_failures(std::slice::from_ref(item)).await;
             return;
         }
+        crate::metrics::relay_attempt("deferred");
         let schedule = &self.settings.retry_schedule_secs;
         let step = schedule
             .get(item.attempts as usize)

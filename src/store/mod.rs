@@ -237,7 +237,7 @@ impl Store {
     /// A connection for one of the hottest reads (SMTP's lookups at MAIL
     /// and RCPT): outside the pool on SQLite (`direct.rs`).
     async fn hot_reader(&self) -> Result<direct::Lent<'_>, StoreError> {
-        direct::Lent::from(self.readers.as_deref(), &self.pool).await
+        direct::Lent::from(self.readers.as_deref(), &self.pool, "reader").await
     }
 
     /// The writers' connection: outside the pool on SQLite, where it is
@@ -246,7 +246,7 @@ impl Store {
     /// take turns behind a mutex rather than in SQLite's busy handler, which
     /// sleeps 1, 2, 5… ms between tries. Never held across another write.
     async fn writer_connection(&self) -> Result<direct::Lent<'_>, StoreError> {
-        direct::Lent::from(self.writer.as_deref(), &self.pool).await
+        direct::Lent::from(self.writer.as_deref(), &self.pool, "writer").await
     }
 
     /// Announces a change of `folder_id` (after its commit) here and, on PostgreSQL, to other nodes.
@@ -290,6 +290,25 @@ impl Store {
     /// The folder change bus of this process.
     pub fn changes(&self) -> &changes::ChangeBus {
         &self.changes
+    }
+
+    /// Whether the database answers and every migration this binary knows
+    /// is applied (`/readyz`); the reason otherwise, short and without secrets.
+    pub async fn readiness(&self) -> Result<(), &'static str> {
+        let applied: Result<i64, sqlx::Error> = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE",
+        )
+        .fetch_one(&self.pool)
+        .await;
+        let known = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.iter().count(),
+            Backend::Postgres => POSTGRES_MIGRATIONS.iter().count(),
+        };
+        match applied {
+            Err(_) => Err("database unreachable"),
+            Ok(n) if (n as usize) < known => Err("migrations not applied"),
+            Ok(_) => Ok(()),
+        }
     }
 
     /// Which backend this is.

@@ -380,7 +380,7 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(remaining) {
+            match rx.recv_timeout(remaining).map(|l| announcement(&l)) {
                 Ok(line) if line == "mes: ready" => break,
                 Ok(line) => {
                     if let Some(rest) = line.strip_prefix("mes: listening ") {
@@ -448,6 +448,19 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A line `mes serve` prints on standard output, in its text form (`[log]
+/// format = "json"` prints `{"mes":"listening","listener":…,"address":…}`).
+fn announcement(line: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+        return line.to_string();
+    };
+    match (v["mes"].as_str(), v["listener"].as_str(), v["address"].as_str()) {
+        (Some(what), Some(name), Some(addr)) => format!("mes: {what} {name} {addr}"),
+        (Some(what), _, _) => format!("mes: {what}"),
+        _ => line.to_string(),
     }
 }
 
