@@ -24,6 +24,7 @@ const LAYERS: &[&[&str]] = &[
 /// Imports allowed inside one layer: (importer, imported).
 const SAME_LAYER: &[(&str, &str)] = &[
     ("mime", "address"),
+    ("listen", "metrics"),
     ("logging", "config"),
     ("identity", "trust"),
     ("access", "threads"),

@@ -1,6 +1,7 @@
 //! The command line (clap): every operator command, each in its own file.
 
 mod accounts;
+mod dns;
 mod init;
 mod lifecycle;
 mod pki;
@@ -368,17 +369,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Dns(DnsCommand::Records { domain }) => {
-            let config = load(cli.config)?;
-            let domain = crate::address::normalize_domain(&domain)
-                .map_err(|e| anyhow::anyhow!("`{domain}`: {e}"))?;
-            let store = crate::store::Store::open(&config.database_url, 1).await?;
-            let hosted = store.domain_kind(&domain).await;
-            store.close().await;
-            if hosted?.is_none() {
-                anyhow::bail!("{domain} is not a hosted domain (mes domain list)");
-            }
-            print!("{}", crate::config::dns::records(&config, &domain));
-            Ok(())
+            dns::records(&load(cli.config)?, &domain).await
         }
         Command::Trust(cmd) => accounts::trust(&load(cli.config)?, cmd).await,
         Command::Audit(AuditCommand::Verify { anchors }) => {

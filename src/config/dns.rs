@@ -21,7 +21,9 @@ pub fn records(config: &Config, domain: &str) -> String {
         let _ = writeln!(out, "{s}");
     };
     line(format!("; DNS records for {domain} (mes dns records)"));
-    line(format!("; Incoming mail from the trust space reaches {host}."));
+    line(format!(
+        "; Incoming mail from the trust space reaches {host}."
+    ));
     line(format!("{domain}. 3600 IN MX 10 {host}."));
     line(String::new());
     line("; Mail clients (RFC 6186). RFC 8314: implicit TLS (imaps, submissions)".into());
@@ -48,7 +50,9 @@ pub fn records(config: &Config, domain: &str) -> String {
         "; below at https://mta-sts.{domain}/.well-known/mta-sts.txt and change the"
     ));
     line("; id whenever it changes (this id is a digest of the policy).".into());
-    line(format!("_mta-sts.{domain}. 3600 IN TXT \"v=STSv1; id={policy_id}\""));
+    line(format!(
+        "_mta-sts.{domain}. 3600 IN TXT \"v=STSv1; id={policy_id}\""
+    ));
     line(format!("mta-sts.{domain}. 3600 IN CNAME {host}."));
     for l in policy.lines() {
         line(format!(";   {l}"));

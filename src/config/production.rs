@@ -87,10 +87,7 @@ pub fn check(config: &Config) -> Vec<Problem> {
                     match X509Certificate::from_der(&der) {
                         Ok((_, ca)) if is_development(ca.subject()) => problem(
                             "tls.trust_anchors",
-                            format!(
-                                "{} is the development CA of `mes init`",
-                                file.display()
-                            ),
+                            format!("{} is the development CA of `mes init`", file.display()),
                         ),
                         Ok((_, ca)) => anchors.push((file.clone(), ca.subject().as_raw().to_vec())),
                         Err(e) => problem("tls.trust_anchors", format!("{}: {e}", file.display())),
@@ -149,8 +146,10 @@ pub fn check(config: &Config) -> Vec<Problem> {
 
 /// Whether a name carries the development PKI's organisation.
 fn is_development(name: &X509Name<'_>) -> bool {
-    name.iter_organization()
-        .any(|o| o.as_str().is_ok_and(|o| o == crate::pki::DEV_CA_ORGANISATION))
+    name.iter_organization().any(|o| {
+        o.as_str()
+            .is_ok_and(|o| o == crate::pki::DEV_CA_ORGANISATION)
+    })
 }
 
 /// Whether metrics on `ip` would be reachable from anywhere: not loopback,

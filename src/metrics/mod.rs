@@ -188,10 +188,7 @@ pub struct SessionGauge(&'static str);
 
 impl Drop for SessionGauge {
     fn drop(&mut self) {
-        get()
-            .sessions
-            .get_or_create(&[("protocol", self.0)])
-            .dec();
+        get().sessions.get_or_create(&[("protocol", self.0)]).dec();
     }
 }
 
@@ -265,8 +262,14 @@ mod tests {
             text.contains("mes_messages_refused_total{listener=\"mx\",reason=\"quota\"} 2"),
             "{text}"
         );
-        assert!(text.contains("mes_sessions_open{protocol=\"imap\"} 1"), "{text}");
-        assert!(text.contains("mes_queue_depth{domain=\"b.test\"} 3"), "{text}");
+        assert!(
+            text.contains("mes_sessions_open{protocol=\"imap\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mes_queue_depth{domain=\"b.test\"} 3"),
+            "{text}"
+        );
         set_queue(&[]);
         assert!(!render().contains("b.test"));
     }

@@ -216,7 +216,8 @@ mod tests {
             autodiscover_address(ok).map(|a| a.to_string()).as_deref(),
             Some("jean@a.test")
         );
-        let laughs = br#"<?xml version="1.0"?><!DOCTYPE a [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>
+        let laughs =
+            br#"<?xml version="1.0"?><!DOCTYPE a [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>
 <Autodiscover><Request><EMailAddress>&b;@a.test</EMailAddress></Request></Autodiscover>"#;
         assert!(autodiscover_address(laughs).is_none());
         assert!(autodiscover_address(b"<Other><Request/></Other>").is_none());
@@ -231,7 +232,10 @@ mod tests {
             submission: Some(("smtp.a.test".into(), 587)),
         };
         let x = thunderbird_xml("a.test", "A & <B>", &e);
-        assert!(x.contains("<displayName>A &amp; &lt;B&gt;</displayName>"), "{x}");
+        assert!(
+            x.contains("<displayName>A &amp; &lt;B&gt;</displayName>"),
+            "{x}"
+        );
         assert!(x.contains("<port>993</port>"));
         assert!(!x.contains("STARTTLS</socketType>\n      <username>%EMAILADDRESS%</username>\n      <authentication>password-cleartext</authentication>\n    </incomingServer>"));
     }

@@ -114,7 +114,8 @@ pub async fn serve(
     limits: Limits,
     shutdown: watch::Receiver<bool>,
 ) {
-    let span = |peer: &SocketAddr, session: u64| tracing::info_span!("https", session, peer = %peer);
+    let span =
+        |peer: &SocketAddr, session: u64| tracing::info_span!("https", session, peer = %peer);
     let request = limits.request;
     let app = app.layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| async move {

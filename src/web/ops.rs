@@ -75,9 +75,7 @@ async fn readyz(State(state): State<OpsState>) -> Response {
     }
     match tokio::time::timeout(DATABASE_WAIT, state.store.readiness()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
-        Ok(Err(reason)) => {
-            (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response()
-        }
+        Ok(Err(reason)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response(),
     }
 }
