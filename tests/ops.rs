@@ -297,6 +297,26 @@ async fn json_logs_carry_no_health_data_nor_secrets() {
     let token = api_login(&server, &ca, PATIENT, PATIENT_PW);
     let (status, threads) = api(&server, &ca, "GET", "/api/v1/threads", Some(&token), None);
     assert_eq!(status, 200, "{threads}");
+    // The patient opens the thread and answers with their name in the text.
+    let id = threads["threads"][0]["id"].as_i64().expect("a thread");
+    let (status, thread) = api(
+        &server,
+        &ca,
+        "GET",
+        &format!("/api/v1/threads/{id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "{thread}");
+    let (status, body) = api(
+        &server,
+        &ca,
+        "POST",
+        &format!("/api/v1/threads/{id}/reply"),
+        Some(&token),
+        Some(&serde_json::json!({"text": "Merci, Dominique Pat-Trois"}).to_string()),
+    );
+    assert_eq!(status, 201, "{body}");
     // The professional reads the sent copy over IMAP.
     let mut imap = imap_login(server.addr("imaps"), &ca, JEAN, PW).await;
     imap.expect("SELECT INBOX", "OK").await;

@@ -360,7 +360,9 @@ impl Relay {
 
     async fn fail(&self, item: &QueueItem, reason: &str, remote: Option<&str>) {
         crate::metrics::relay_attempt("failed");
-        tracing::warn!(queue = item.id, domain = %item.domain, %reason, "relay failed permanently");
+        // Remote replies often quote the recipient (a patient's INS): not in the logs.
+        let logged = crate::address::redact_local_parts(reason);
+        tracing::warn!(queue = item.id, domain = %item.domain, reason = %logged, "relay failed permanently");
         if let Err(e) = self.store.queue_failed(item.id, reason, remote).await {
             tracing::error!(error = %e, "queue update failed");
         }
@@ -381,7 +383,8 @@ impl Relay {
             .or(schedule.last())
             .copied()
             .unwrap_or(300);
-        tracing::info!(queue = item.id, domain = %item.domain, %reason, retry_in = step, "relay deferred");
+        let logged = crate::address::redact_local_parts(reason);
+        tracing::info!(queue = item.id, domain = %item.domain, reason = %logged, retry_in = step, "relay deferred");
         if let Err(e) = self
             .store
             .queue_retry(item.id, reason, remote, t + step as i64)

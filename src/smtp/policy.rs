@@ -201,7 +201,8 @@ impl Backend for ServerBackend {
             // SIZE, anything at all); the delivery path checks again at the end of DATA.
             let size = envelope.size.max(1) as u64;
             if let Err(refusal) = self.0.delivery.quota_in_force(&found.quota).admit(size, 1) {
-                tracing::info!(account = %acc.address, reason = %refusal, "recipient refused: quota");
+                // By id: a patient's address carries their INS.
+                tracing::info!(account_id = acc.id, "recipient refused: quota");
                 return Err(quota_reply(&refusal));
             }
             return Ok(Target::Local {
