@@ -253,19 +253,22 @@ mod tests {
 
     #[test]
     fn rendered_series_carry_the_counts() {
-        message_refused("mx", "quota");
-        message_refused("mx", "quota");
-        let _open = session_opened("imap");
+        // Labels of their own: other tests of this process count too.
+        message_refused("unit", "quota");
+        message_refused("unit", "quota");
+        let open = session_opened("unit");
         set_queue(&[("b.test".into(), 3, 42)]);
         let text = render();
         assert!(
-            text.contains("mes_messages_refused_total{listener=\"mx\",reason=\"quota\"} 2"),
+            text.contains("mes_messages_refused_total{listener=\"unit\",reason=\"quota\"} 2"),
             "{text}"
         );
         assert!(
-            text.contains("mes_sessions_open{protocol=\"imap\"} 1"),
+            text.contains("mes_sessions_open{protocol=\"unit\"} 1"),
             "{text}"
         );
+        drop(open);
+        assert!(render().contains("mes_sessions_open{protocol=\"unit\"} 0"));
         assert!(
             text.contains("mes_queue_depth{domain=\"b.test\"} 3"),
             "{text}"
