@@ -130,6 +130,16 @@ async fn metrics_count_events_and_readyz_follows_the_database(db: Db) {
     s.expect("EHLO client.test", 250).await;
     s.expect(&format!("AUTH PLAIN {}", plain(JEAN, "wrong")), 535)
         .await;
+    // One recipient refused at RCPT.
+    let mut s = connect_tls(server.addr("submissions"), client_tls(&ca, None))
+        .await
+        .expect("submissions");
+    s.expect("EHLO client.test", 250).await;
+    s.expect(&format!("AUTH PLAIN {}", plain(JEAN, PW)), 235)
+        .await;
+    s.expect(&format!("MAIL FROM:<{JEAN}>"), 250).await;
+    s.expect("RCPT TO:<nobody@hopital-a.mes.test>", 550).await;
+    drop(s);
     let mut bad = imap_tls(server.addr("imaps"), &ca).await;
     bad.expect(&format!("LOGIN {MARIE} \"wrong\""), "NO").await;
     drop(bad);
@@ -151,6 +161,14 @@ async fn metrics_count_events_and_readyz_follows_the_database(db: Db) {
             "mes_delivery_latency_seconds_count{listener=\"submission\"}"
         ),
         1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "mes_messages_refused_total{listener=\"submission\",reason=\"recipient\"}"
+        ),
+        1.0,
+        "{page}"
     );
     assert_eq!(
         sample(&m, "mes_auth_failures_total{protocol=\"smtp\"}"),
