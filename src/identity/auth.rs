@@ -195,12 +195,12 @@ impl Authenticator {
                 LoginResult::Success(Box::new(acc))
             }
             _ => {
-                // A patient's address carries their INS: never in the logs.
-                let patient = account
+                // A patient's address carries their INS: never in the logs,
+                // nor an unknown name (a mistyped patient address, an INS).
+                let named = account
                     .as_ref()
-                    .is_some_and(|a| a.kind == AccountKind::Patient)
-                    || address.is_none();
-                if patient {
+                    .is_some_and(|a| a.kind != AccountKind::Patient);
+                if !named {
                     tracing::warn!(%ip, "authentication failed");
                 } else {
                     tracing::warn!(%ip, user = %account_key, "authentication failed");
