@@ -61,6 +61,32 @@ impl fmt::Display for Address {
     }
 }
 
+/// `text` with the local part of every address in it replaced by `***`
+/// (`<279035121518989@patient.b.test> unknown` becomes `<***@patient.b.test>
+/// unknown`), for logging text that comes from elsewhere, such as a remote
+/// server's reply: a patient's local part is their INS.
+pub fn redact_local_parts(text: &str) -> String {
+    let delimiter = |c: char| c.is_whitespace() || "<>()[]{}\",;:'`=".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('@') {
+        let before = &rest[..at];
+        let start = before
+            .char_indices()
+            .rev()
+            .find(|(_, c)| delimiter(*c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        out.push_str(&before[..start]);
+        if start < at {
+            out.push_str("***");
+        }
+        out.push('@');
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Lower-cases a domain, converts an IDN to ASCII and checks its shape.
 pub fn normalize_domain(domain: &str) -> Result<String, AddressError> {
     let d = domain.trim().trim_end_matches('.');
@@ -86,6 +112,16 @@ pub fn normalize_domain(domain: &str) -> Result<String, AddressError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_parts_are_redacted_from_foreign_text() {
+        assert_eq!(
+            redact_local_parts("550 5.1.1 <279035121518989@patient.b.test>: unknown, a.b@c x@"),
+            "550 5.1.1 <***@patient.b.test>: unknown, ***@c ***@"
+        );
+        assert_eq!(redact_local_parts("no address"), "no address");
+        assert_eq!(redact_local_parts("@lead"), "@lead");
+    }
 
     #[test]
     fn normalises_case_and_idn() {

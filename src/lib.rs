@@ -20,6 +20,7 @@ pub mod keyfile;
 pub mod lifecycle;
 pub mod listen;
 pub mod logging;
+pub mod metrics;
 pub mod mime;
 pub mod pki;
 pub mod relay;

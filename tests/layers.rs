@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// Bottom first, as in ARCHITECTURE.md.
 const LAYERS: &[&[&str]] = &[
     &[
-        "xml", "mime", "address", "pki", "keyfile", "listen", "clock",
+        "xml", "mime", "address", "pki", "keyfile", "listen", "clock", "metrics",
     ],
     &["config", "logging"],
     &["store"],
@@ -24,6 +24,7 @@ const LAYERS: &[&[&str]] = &[
 /// Imports allowed inside one layer: (importer, imported).
 const SAME_LAYER: &[(&str, &str)] = &[
     ("mime", "address"),
+    ("listen", "metrics"),
     ("logging", "config"),
     ("identity", "trust"),
     ("access", "threads"),

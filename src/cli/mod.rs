@@ -1,6 +1,7 @@
 //! The command line (clap): every operator command, each in its own file.
 
 mod accounts;
+mod dns;
 mod init;
 mod lifecycle;
 mod pki;
@@ -50,6 +51,9 @@ pub enum Command {
     /// Manage the trust space whitelist.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// What to publish in DNS for a hosted domain.
+    #[command(subcommand)]
+    Dns(DnsCommand),
     /// Inspect and act on the outbound queue.
     #[command(subcommand)]
     Queue(QueueCommand),
@@ -315,8 +319,22 @@ pub enum DomainCommand {
 /// `mes config …`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate the configuration file, its certificates and the database connection.
+    /// Validate the configuration file, its certificates and the database
+    /// connection; with `[server] mode = "production"`, also refuse
+    /// development or self-signed certificates, missing revocation lists and
+    /// metrics on a public address (as `mes serve` does).
     Check,
+}
+
+/// `mes dns …`
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// Print the records to publish for DOMAIN: MX, RFC 6186 SRV,
+    /// autoconfig/autodiscover, MTA-STS and TLS-RPT, with comments.
+    Records {
+        /// A hosted domain.
+        domain: String,
+    },
 }
 
 /// `mes trust …`
@@ -373,6 +391,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => init::ensure_default(PathBuf::from(DEFAULT_CONFIG)).await?,
             };
             let config = Config::load(&path)?;
+            production_check(&config)?;
             crate::logging::init(&config.log);
             crate::server::serve(config).await
         }
@@ -380,6 +399,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Domain(cmd) => accounts::domain(&load(cli.config)?, cmd).await,
         Command::Config(ConfigCommand::Check) => {
             let config = load(cli.config)?;
+            production_check(&config)?;
             let revocation = crate::tls::revocation::Revocation::load(
                 &config.tls.crl_files,
                 &config.tls.trust_anchors,
@@ -387,8 +407,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::tls::server_config(&config.tls, crate::tls::ClientAuth::Required, &revocation)?;
             let store = crate::store::Store::open(&config.database_url, 1).await?;
             store.close().await;
-            println!("{}: OK", config.path.display());
+            let mode = match config.mode {
+                crate::config::ServerMode::Production => "production",
+                crate::config::ServerMode::Development => "development",
+            };
+            println!("{}: OK ({mode})", config.path.display());
             Ok(())
+        }
+        Command::Dns(DnsCommand::Records { domain }) => {
+            dns::records(&load(cli.config)?, &domain).await
         }
         Command::Trust(cmd) => accounts::trust(&load(cli.config)?, cmd).await,
         Command::Audit(AuditCommand::Verify { anchors }) => {
@@ -427,6 +454,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Export { ins, file } => lifecycle::export(&load(cli.config)?, &ins, &file).await,
     }
+}
+
+/// In production mode, refuses a configuration with development or
+/// self-signed certificates, a trust anchor without a revocation list or
+/// metrics on a public address, naming every key at fault.
+fn production_check(config: &Config) -> anyhow::Result<()> {
+    if config.mode != crate::config::ServerMode::Production {
+        return Ok(());
+    }
+    let problems = crate::config::production::check(config);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    anyhow::bail!(
+        "{}: not fit for production ([server] mode = \"production\"): {}",
+        config.path.display(),
+        list.join("; ")
+    )
 }
 
 fn load(path: Option<PathBuf>) -> anyhow::Result<Config> {

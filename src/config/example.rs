@@ -33,6 +33,24 @@ data_dir = "data"
 # Seconds open sessions get to finish after SIGTERM/SIGINT.
 # shutdown_grace_secs = 20
 
+[server]
+# "development" (default) or "production": in production, `mes serve` and
+# `mes config check` refuse the development PKI of `mes init`, a self-signed
+# certificate, a trust anchor without a revocation list, and metrics on a
+# public address (see certs/README.md).
+# mode = "development"
+
+[clients]
+# What mail clients are told by autoconfiguration (Thunderbird autoconfig,
+# Outlook autodiscover) and what `mes dns records` prints: the public names
+# and ports (default: hostname and the listeners' ports; production: 993, 465, 587).
+# imap_host = "{hostname}"
+# smtp_host = "{hostname}"
+# imaps_port = 993
+# imap_port = 143
+# submissions_port = 465
+# submission_port = 587
+
 [database]
 # sqlite://PATH (default: DATA_DIR/mes.db, WAL, synchronous=FULL)
 # or postgres://USER:PASSWORD@HOST/DB for several nodes and large operators.
@@ -65,6 +83,10 @@ submissions = "127.0.0.1:2465"
 imap = "127.0.0.1:2143"
 imaps = "127.0.0.1:2993"
 https = "127.0.0.1:8443"
+# Prometheus metrics and the /healthz, /readyz probes, plain HTTP, off when absent.
+# Loopback only, unless metrics_public = true (no authentication: firewall it).
+# metrics = "127.0.0.1:9464"
+# metrics_public = false
 
 [smtp]
 # max_message_size = 52428800        # octets, announced with SIZE

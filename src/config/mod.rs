@@ -12,9 +12,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
+mod clients;
+pub mod dns;
 mod example;
+pub mod production;
 mod quota;
 
+pub use clients::{ClientEndpoints, Endpoint, PortOf};
 pub use example::{ExampleValues, render_example};
 pub use quota::{QuotaSettings, parse_count, parse_storage};
 
@@ -138,6 +142,54 @@ pub struct ListenSettings {
     pub imaps: Option<String>,
     /// HTTPS (webmail and API).
     pub https: Option<String>,
+    /// Plain HTTP for Prometheus (`/metrics`) and probes (`/healthz`,
+    /// `/readyz`); off when absent. Loopback only unless `metrics_public`.
+    pub metrics: Option<String>,
+    /// Allows `metrics` on an address other than loopback (the metrics have
+    /// no authentication: put a firewall or a proxy in front).
+    #[serde(default)]
+    pub metrics_public: bool,
+}
+
+/// `[server] mode`: what `mes config check` and `mes serve` demand of the files.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerMode {
+    /// The development PKI of `mes init` is fine.
+    #[default]
+    Development,
+    /// Development or self-signed certificates, a missing CRL or metrics on
+    /// a public address stop the server (`config::production`).
+    Production,
+}
+
+/// `[server]`: how this instance is run.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// `development` (default) or `production`.
+    pub mode: ServerMode,
+}
+
+/// `[clients]`: what mail clients are told (autoconfiguration, `mes dns
+/// records`): the public names and ports, which may differ from the bound
+/// addresses behind a load balancer. Absent: the host name and the port of
+/// the listener (none when the listener is off).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientSettings {
+    /// Host name of the IMAP service.
+    pub imap_host: Option<String>,
+    /// Host name of the submission service.
+    pub smtp_host: Option<String>,
+    /// IMAP over implicit TLS (993 in production).
+    pub imaps_port: Option<u16>,
+    /// IMAP with STARTTLS (143).
+    pub imap_port: Option<u16>,
+    /// Submission over implicit TLS (465, preferred by RFC 8314).
+    pub submissions_port: Option<u16>,
+    /// Submission with STARTTLS (587).
+    pub submission_port: Option<u16>,
 }
 
 /// `[smtp]`: limits and policy of the SMTP listeners.
@@ -524,6 +576,10 @@ struct RawConfig {
     secrets: SecretsSettings,
     #[serde(default)]
     log: LogSettings,
+    #[serde(default)]
+    server: ServerSettings,
+    #[serde(default)]
+    clients: ClientSettings,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -549,6 +605,10 @@ pub struct Listeners {
     pub imaps: Option<SocketAddr>,
     /// See [`ListenSettings::https`].
     pub https: Option<SocketAddr>,
+    /// See [`ListenSettings::metrics`].
+    pub metrics: Option<SocketAddr>,
+    /// See [`ListenSettings::metrics_public`].
+    pub metrics_public: bool,
 }
 
 /// The validated configuration: paths are absolute, addresses parsed.
@@ -598,6 +658,10 @@ pub struct Config {
     pub secrets: SecretsSettings,
     /// Logging.
     pub log: LogSettings,
+    /// Development or production.
+    pub mode: ServerMode,
+    /// What mail clients are told.
+    pub clients: ClientSettings,
 }
 
 impl Config {
@@ -747,7 +811,36 @@ impl Config {
             imap: addr("imap", &raw.listen.imap)?,
             imaps: addr("imaps", &raw.listen.imaps)?,
             https: addr("https", &raw.listen.https)?,
+            metrics: addr("metrics", &raw.listen.metrics)?,
+            metrics_public: raw.listen.metrics_public,
         };
+        if let Some(m) = listen.metrics
+            && !m.ip().is_loopback()
+            && !listen.metrics_public
+        {
+            return Err(invalid(
+                Some("listen"),
+                "metrics",
+                format!(
+                    "`{m}` is not a loopback address: the metrics have no authentication; \
+                     set `listen.metrics_public = true` to serve them there anyway"
+                ),
+            ));
+        }
+        for (key, host) in [
+            ("imap_host", &raw.clients.imap_host),
+            ("smtp_host", &raw.clients.smtp_host),
+        ] {
+            if let Some(h) = host
+                && crate::address::normalize_domain(h).is_err()
+            {
+                return Err(invalid(
+                    Some("clients"),
+                    key,
+                    format!("`{h}` is not a host name"),
+                ));
+            }
+        }
 
         for (domain, route) in &raw.relay.routes {
             let ok = route
@@ -892,6 +985,8 @@ impl Config {
             access: raw.access,
             trust: raw.trust,
             log: raw.log,
+            mode: raw.server.mode,
+            clients: raw.clients,
         })
     }
 }

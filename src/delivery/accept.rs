@@ -12,6 +12,7 @@
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
@@ -31,6 +32,7 @@ use crate::identity::AccountKind;
 use crate::identity::author::{
     Author, AuthorRule, Authored, Delegations, Peer, Refusal as AuthorRefusal, SenderCheck,
 };
+use crate::metrics;
 use crate::mime::facts::MessageFacts;
 use crate::mime::structure::ParsedMessage;
 use crate::store::accounts::Account;
@@ -398,6 +400,19 @@ impl Acceptor {
         &self,
         appends: Vec<(Append<'_>, Vec<u8>)>,
     ) -> Result<Vec<Accepted>, AcceptError> {
+        let started = Instant::now();
+        let count = appends.len();
+        let result = self.append_all(appends).await;
+        for _ in 0..count {
+            counted("imap_append", started, &result);
+        }
+        result
+    }
+
+    async fn append_all(
+        &self,
+        appends: Vec<(Append<'_>, Vec<u8>)>,
+    ) -> Result<Vec<Accepted>, AcceptError> {
         let mut prepared = Vec::with_capacity(appends.len());
         for (append, content) in appends {
             prepared.push(self.prepare(Source::Append(append), content).await?);
@@ -413,9 +428,16 @@ impl Acceptor {
     }
 
     async fn run(&self, source: Source<'_>, content: Vec<u8>) -> Result<Accepted, AcceptError> {
-        let prepared = self.prepare(source, content).await?;
-        let stored = self.deliverer.deliver(prepared.message).await?;
-        Ok(self.after_commit(prepared.after, stored))
+        let started = Instant::now();
+        let listener = source.metric_label();
+        let result = async {
+            let prepared = self.prepare(source, content).await?;
+            let stored = self.deliverer.deliver(prepared.message).await?;
+            Ok(self.after_commit(prepared.after, stored))
+        }
+        .await;
+        counted(listener, started, &result);
+        result
     }
 
     /// Every step before the commit: the author, the envelope, trace
@@ -910,6 +932,16 @@ impl Acceptor {
             }
             Err(refused) => Err(refused),
         };
+        if agenda.is_some() {
+            metrics::indexing_outcome("calendar", "filed");
+        }
+        match &outcome {
+            Ok(e) if e.filing.is_some() => metrics::indexing_outcome("xdm", "filed"),
+            Ok(_) => {}
+            Err(r) => {
+                metrics::indexing_outcome("xdm", metrics::mdn_code_label(r.refusal.mdn_code()))
+            }
+        }
         match outcome {
             // What the dossier decided becomes the store's rows here, once.
             Ok(e) => Ok((
@@ -973,6 +1005,49 @@ impl Acceptor {
                 }
             }
             Err(e) => tracing::error!(error = %e, "MDN could not be built"),
+        }
+    }
+}
+
+/// Counts one message of `listener` accepted (with its latency) or refused.
+fn counted<T>(listener: &'static str, started: Instant, result: &Result<T, AcceptError>) {
+    match result {
+        Ok(_) => metrics::message_accepted(listener, started.elapsed()),
+        Err(e) => metrics::message_refused(listener, e.metric_label()),
+    }
+}
+
+impl AcceptError {
+    /// The refusal's reason as a metrics label (a fixed word).
+    fn metric_label(&self) -> &'static str {
+        match self {
+            AcceptError::Author(_) => "author",
+            AcceptError::Thread(_) => "thread",
+            AcceptError::Documents(_) => "documents",
+            AcceptError::Quota(_) => "quota",
+            AcceptError::Unroutable => "unroutable",
+            AcceptError::Store(_) => "store",
+            AcceptError::Indexing(_) => "indexing",
+            AcceptError::Delivery(_) => "delivery",
+        }
+    }
+}
+
+impl Source<'_> {
+    /// The listener or source as a metrics label: `relay_in` is a hospital
+    /// system or another operator proven by its certificate on the MX
+    /// listener, `mx` an MX peer without one.
+    fn metric_label(&self) -> &'static str {
+        match self {
+            Source::Mx(s) => match s.peer {
+                Peer::Certificate(_) => "relay_in",
+                _ => "mx",
+            },
+            Source::Submission(_) => "submission",
+            Source::Append(_) => "imap_append",
+            Source::Patient(_) => "patient",
+            Source::Report(_) => "report",
+            Source::CalendarReply(_) => "calendar_reply",
         }
     }
 }

@@ -85,6 +85,8 @@ pub struct Authenticator {
     pub(super) failure_delay: Duration,
     /// Opens the TOTP secrets the store keeps encrypted.
     pub(super) secrets: Arc<super::secret_box::SecretBox>,
+    /// The protocol its failures are counted under in the metrics.
+    protocol: &'static str,
 }
 
 pub(super) fn dummy_hash() -> &'static str {
@@ -106,6 +108,16 @@ impl Authenticator {
             store,
             throttle,
             failure_delay,
+            protocol: "smtp",
+        }
+    }
+
+    /// The same authenticator (same throttle), its failures counted under
+    /// `protocol` (`smtp`, `imap`, `https`) in the metrics.
+    pub fn for_protocol(&self, protocol: &'static str) -> Authenticator {
+        Authenticator {
+            protocol,
+            ..self.clone()
         }
     }
 
@@ -150,7 +162,10 @@ impl Authenticator {
         let keys = Throttle::keys("login", account_key, ip);
         match self.throttle.is_locked(&keys).await {
             Ok(false) => {}
-            Ok(true) => return LoginResult::Throttled,
+            Ok(true) => {
+                crate::metrics::auth_failure(self.protocol);
+                return LoginResult::Throttled;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "login throttle lookup failed");
                 return LoginResult::Unavailable;
@@ -204,12 +219,12 @@ impl Authenticator {
                 }
             }
             _ => {
-                // A patient's address carries their INS: never in the logs.
-                let patient = account
+                // A patient's address carries their INS: never in the logs,
+                // nor an unknown name (a mistyped patient address, an INS).
+                let named = account
                     .as_ref()
-                    .is_some_and(|a| a.kind == AccountKind::Patient)
-                    || address.is_none();
-                self.failed(ip, &keys, patient, account_key).await
+                    .is_some_and(|a| a.kind != AccountKind::Patient);
+                self.failed(ip, &keys, !named, account_key).await
             }
         }
     }
@@ -227,6 +242,7 @@ impl Authenticator {
         } else {
             tracing::warn!(%ip, user = %account_key, "authentication failed");
         }
+        crate::metrics::auth_failure(self.protocol);
         let locked = self.throttle.failure(keys).await;
         tokio::time::sleep(self.failure_delay).await;
         if locked {
@@ -280,6 +296,7 @@ impl Authenticator {
             Some(acc) => LoginResult::Success(Box::new(acc)),
             None => {
                 tracing::warn!(subject, "client certificate is not mapped to one account");
+                crate::metrics::auth_failure(self.protocol);
                 LoginResult::Invalid
             }
         }

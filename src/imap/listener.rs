@@ -56,7 +56,8 @@ impl ImapListener {
     /// Accepts connections until `shutdown` turns true.
     pub async fn run(self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
-        let span = |peer: &SocketAddr| tracing::info_span!("imap", peer = %peer);
+        let span =
+            |peer: &SocketAddr, session: u64| tracing::info_span!("imap", session, peer = %peer);
         accept::accept_loop(listener, shutdown, span, move |stream, peer, shutdown| {
             let this = this.clone();
             async move { this.connection(stream, peer, shutdown).await }

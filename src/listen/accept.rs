@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -12,14 +13,19 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::Instrument;
 
+/// Session numbers of this process, shared by every listener.
+static SESSIONS: AtomicU64 = AtomicU64::new(1);
+
 /// How long a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Accepts connections until `shutdown` turns true; `handle` runs in its own task per connection.
+/// Accepts connections until `shutdown` turns true; `handle` runs in its own
+/// task per connection, in the span `span` makes from the client's address
+/// and a session number (unique in this process, for the logs).
 pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
-    span: fn(&SocketAddr) -> tracing::Span,
+    span: fn(&SocketAddr, u64) -> tracing::Span,
     handle: F,
 ) where
     F: Fn(TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut,
@@ -38,7 +44,8 @@ pub async fn accept_loop<F, Fut>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(handle(stream, peer, shutdown.clone()).instrument(span(&peer)));
+                let session = SESSIONS.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(handle(stream, peer, shutdown.clone()).instrument(span(&peer, session)));
             }
             _ = shutdown.changed() => break,
         }

@@ -1,4 +1,5 @@
-//! Connection limits, in all and per client IP address.
+//! Connection limits, in all and per client IP address; each slot taken is
+//! also an open session in the metrics (`mes_sessions_open`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -7,6 +8,7 @@ use std::sync::{Arc, Mutex};
 /// Counts open connections; [`ConnectionLimits::acquire`] refuses past the limits.
 #[derive(Debug)]
 pub struct ConnectionLimits {
+    protocol: &'static str,
     max_total: usize,
     max_per_ip: usize,
     open: Mutex<(usize, HashMap<IpAddr, usize>)>,
@@ -17,12 +19,19 @@ pub struct ConnectionLimits {
 pub struct ConnectionGuard {
     limits: Arc<ConnectionLimits>,
     ip: IpAddr,
+    _session: crate::metrics::SessionGauge,
 }
 
 impl ConnectionLimits {
-    /// Limits of `max_total` connections, `max_per_ip` from one address.
-    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<ConnectionLimits> {
+    /// Limits of `max_total` connections, `max_per_ip` from one address, for
+    /// the listeners of `protocol` (`smtp`, `imap`, `https`: the metrics label).
+    pub fn new(
+        protocol: &'static str,
+        max_total: usize,
+        max_per_ip: usize,
+    ) -> Arc<ConnectionLimits> {
         Arc::new(ConnectionLimits {
+            protocol,
             max_total,
             max_per_ip,
             open: Mutex::new((0, HashMap::new())),
@@ -41,6 +50,7 @@ impl ConnectionLimits {
         Some(ConnectionGuard {
             limits: self.clone(),
             ip,
+            _session: crate::metrics::session_opened(self.protocol),
         })
     }
 
@@ -69,7 +79,7 @@ mod tests {
 
     #[test]
     fn per_ip_and_total_limits() {
-        let l = ConnectionLimits::new(3, 2);
+        let l = ConnectionLimits::new("smtp", 3, 2);
         let a: IpAddr = "127.0.0.1".parse().unwrap();
         let b: IpAddr = "127.0.0.2".parse().unwrap();
         let g1 = l.acquire(a).unwrap();

@@ -281,6 +281,9 @@ impl Relay {
                         .filter(|(_, o)| **o == RcptOutcome::Delivered)
                         .map(|(i, _)| i.id)
                         .collect();
+                    for _ in &delivered {
+                        crate::metrics::relay_attempt("sent");
+                    }
                     if !delivered.is_empty() {
                         tracing::info!(message = message_id, recipients = delivered.len(), %remote, "relayed");
                         if let Err(e) = self.store.queue_sent(&delivered, &remote).await {
@@ -356,7 +359,10 @@ impl Relay {
     }
 
     async fn fail(&self, item: &QueueItem, reason: &str, remote: Option<&str>) {
-        tracing::warn!(queue = item.id, domain = %item.domain, %reason, "relay failed permanently");
+        crate::metrics::relay_attempt("failed");
+        // Remote replies often quote the recipient (a patient's INS): not in the logs.
+        let logged = crate::address::redact_local_parts(reason);
+        tracing::warn!(queue = item.id, domain = %item.domain, reason = %logged, "relay failed permanently");
         if let Err(e) = self.store.queue_failed(item.id, reason, remote).await {
             tracing::error!(error = %e, "queue update failed");
         }
@@ -370,13 +376,15 @@ impl Relay {
             self.return_failures(std::slice::from_ref(item)).await;
             return;
         }
+        crate::metrics::relay_attempt("deferred");
         let schedule = &self.settings.retry_schedule_secs;
         let step = schedule
             .get(item.attempts as usize)
             .or(schedule.last())
             .copied()
             .unwrap_or(300);
-        tracing::info!(queue = item.id, domain = %item.domain, %reason, retry_in = step, "relay deferred");
+        let logged = crate::address::redact_local_parts(reason);
+        tracing::info!(queue = item.id, domain = %item.domain, reason = %logged, retry_in = step, "relay deferred");
         if let Err(e) = self
             .store
             .queue_retry(item.id, reason, remote, t + step as i64)

@@ -119,10 +119,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )?
     .start(stop_rx.clone());
     let limits = ConnectionLimits::new(
+        "smtp",
         config.smtp.max_connections,
         config.smtp.max_connections_per_ip,
     );
     let mut listeners = Vec::new();
+    // Bound ports by listener name, for what mail clients are told.
+    let mut bound: std::collections::HashMap<&'static str, u16> = Default::default();
 
     let mx_auth = match config.smtp.mx_client_certificate {
         ClientCertPolicy::Required => ClientAuth::Required,
@@ -153,6 +156,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {name} on {addr}"))?;
         let local = listener.local_addr()?;
+        bound.insert(name, local.port());
         let session = Arc::new(SessionConfig {
             hostname: config.hostname.clone(),
             mode,
@@ -170,7 +174,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             session_timeout: Duration::from_secs(config.smtp.session_timeout_secs),
         };
         // Tests and operators read this line to learn the bound port.
-        println!("mes: listening {name} {local}");
+        crate::logging::announce("listening", Some((name, local)));
         tracing::info!(listener = name, address = %local, "listening");
         listeners.push(tokio::spawn(l.run(listener, stop_rx.clone())));
     }
@@ -183,13 +187,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
     let imap_services = Arc::new(ImapServices {
         store: store.clone(),
-        auth: services.auth.clone(),
+        auth: services.auth.for_protocol("imap"),
         delivery: services.delivery.clone(),
         listings: crate::imap::listing::Listings::new(
             config.imap.listing_cache_mb.saturating_mul(1024 * 1024),
         ),
     });
     let imap_limits = ConnectionLimits::new(
+        "imap",
         config.imap.max_connections,
         config.imap.max_connections_per_ip,
     );
@@ -204,6 +209,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {name} on {addr}"))?;
         let local = listener.local_addr()?;
+        bound.insert(name, local.port());
         let l = ImapListener {
             implicit_tls,
             acceptor: TlsAcceptor::from(tls_config),
@@ -211,7 +217,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             services: imap_services.clone(),
             limits: imap_limits.clone(),
         };
-        println!("mes: listening {name} {local}");
+        crate::logging::announce("listening", Some((name, local)));
         tracing::info!(listener = name, address = %local, "listening");
         listeners.push(tokio::spawn(l.run(listener, stop_rx.clone())));
     }
@@ -227,7 +233,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         let web = Arc::new(crate::web::WebServices {
             store: store.clone(),
-            auth: services.auth.clone(),
+            auth: services.auth.for_protocol("https"),
             sender: crate::web::send::Sender {
                 store: store.clone(),
                 delivery: services.delivery.clone(),
@@ -241,9 +247,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 settings: config.access.clone(),
             },
             archive_years: config.lifecycle.archive_years,
+            operator: config.operator.clone(),
+            clients: config.client_endpoints(&|name| bound.get(name).copied()),
         });
         let app = crate::web::router(web);
-        println!("mes: listening https {local}");
+        crate::logging::announce("listening", Some(("https", local)));
         tracing::info!(listener = "https", address = %local, "listening");
         listeners.push(tokio::spawn(crate::web::serve(
             listener,
@@ -253,6 +261,26 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             stop_rx.clone(),
         )));
     }
+
+    // Metrics and probes, last: `/readyz` answers 200 once every listener is bound.
+    let listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(addr) = config.listen.metrics {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding metrics on {addr}"))?;
+        let local = listener.local_addr()?;
+        crate::logging::announce("listening", Some(("metrics", local)));
+        tracing::info!(listener = "metrics", address = %local, "listening");
+        listeners.push(tokio::spawn(crate::web::ops::serve(
+            listener,
+            crate::web::ops::OpsState {
+                store: store.clone(),
+                listening: listening.clone(),
+            },
+            stop_rx.clone(),
+        )));
+    }
+    listening.store(true, std::sync::atomic::Ordering::Release);
 
     let reload = {
         let services = services.clone();
@@ -327,7 +355,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     // Handlers first, then "ready": a supervisor (or a test) may signal at once.
     let stop_signal = stop_signals();
-    println!("mes: ready");
+    crate::logging::announce("ready", None);
     stop_signal.await;
     tracing::info!("stopping: no new connections");
     let _ = stop_tx.send(true);

@@ -49,10 +49,10 @@ impl SmtpListener {
         let mode = this.config.mode;
         let span = match mode {
             super::Mode::Mx => {
-                |peer: &SocketAddr| tracing::info_span!("smtp", mode = "mx", peer = %peer)
+                |peer: &SocketAddr, session: u64| tracing::info_span!("smtp", listener = "mx", session, peer = %peer)
             }
             super::Mode::Submission => {
-                |peer: &SocketAddr| tracing::info_span!("smtp", mode = "submission", peer = %peer)
+                |peer: &SocketAddr, session: u64| tracing::info_span!("smtp", listener = "submission", session, peer = %peer)
             }
         };
         accept::accept_loop(listener, shutdown, span, move |stream, peer, shutdown| {

@@ -178,12 +178,68 @@ impl Backend for ServerBackend {
                     reason = %refusal,
                     "envelope sender refused"
                 );
+                crate::metrics::message_refused(listener_label(view), "sender");
                 Err(refusal_reply(&refusal, view.mode))
             }
         }
     }
 
     async fn check_recipient(
+        &self,
+        view: &SessionView,
+        envelope: &Envelope,
+        rcpt: &str,
+    ) -> Result<Target, Reply> {
+        let target = self.recipient_target(view, envelope, rcpt).await;
+        if let Err(reply) = &target {
+            let reason = if reply.code >= 500 {
+                "recipient"
+            } else {
+                "recipient_temporary"
+            };
+            crate::metrics::message_refused(listener_label(view), reason);
+        }
+        target
+    }
+
+    async fn deliver(&self, view: &SessionView, envelope: &Envelope, data: Vec<u8>) -> Reply {
+        let smtp = Smtp {
+            peer: peer_of(view),
+            helo: &view.helo,
+            peer_ip: view.peer_ip,
+            tls: view.tls.as_ref(),
+            authenticated: view.auth.is_some(),
+            mail_from: &envelope.mail_from,
+            sender: envelope.sender.as_ref(),
+            recipients: &envelope.recipients,
+            env_id: envelope.env_id.as_deref(),
+            ret: envelope.ret,
+        };
+        let source = match view.mode {
+            Mode::Mx => Source::Mx(smtp),
+            Mode::Submission => Source::Submission(smtp),
+        };
+        match self.0.delivery.accept(source, data).await {
+            Ok(accepted) => Reply::new(
+                250,
+                "2.0.0",
+                format!("Message accepted, id {}", accepted.id),
+            ),
+            Err(AcceptError::Author(AuthorRefusal::Unavailable)) => reply::temporary_failure(),
+            Err(AcceptError::Author(refusal)) => Reply::new(550, "5.7.1", refusal.to_string()),
+            Err(AcceptError::Documents(refusal)) => Reply::new(550, "5.7.1", refusal.smtp_text()),
+            Err(AcceptError::Quota(refusal)) => quota_reply(&refusal),
+            Err(e) => {
+                tracing::error!(error = %e, "delivery failed");
+                reply::temporary_failure()
+            }
+        }
+    }
+}
+
+impl ServerBackend {
+    /// Where a recipient goes, or the reply refusing it.
+    async fn recipient_target(
         &self,
         view: &SessionView,
         envelope: &Envelope,
@@ -213,7 +269,8 @@ impl Backend for ServerBackend {
             // SIZE, anything at all); the delivery path checks again at the end of DATA.
             let size = envelope.size.max(1) as u64;
             if let Err(refusal) = self.0.delivery.quota_in_force(&found.quota).admit(size, 1) {
-                tracing::info!(account = %acc.address, reason = %refusal, "recipient refused: quota");
+                // By id: a patient's address carries their INS.
+                tracing::info!(account_id = acc.id, "recipient refused: quota");
                 return Err(quota_reply(&refusal));
             }
             return Ok(Target::Local {
@@ -258,38 +315,12 @@ impl Backend for ServerBackend {
             }
         }
     }
+}
 
-    async fn deliver(&self, view: &SessionView, envelope: &Envelope, data: Vec<u8>) -> Reply {
-        let smtp = Smtp {
-            peer: peer_of(view),
-            helo: &view.helo,
-            peer_ip: view.peer_ip,
-            tls: view.tls.as_ref(),
-            authenticated: view.auth.is_some(),
-            mail_from: &envelope.mail_from,
-            sender: envelope.sender.as_ref(),
-            recipients: &envelope.recipients,
-            env_id: envelope.env_id.as_deref(),
-            ret: envelope.ret,
-        };
-        let source = match view.mode {
-            Mode::Mx => Source::Mx(smtp),
-            Mode::Submission => Source::Submission(smtp),
-        };
-        match self.0.delivery.accept(source, data).await {
-            Ok(accepted) => Reply::new(
-                250,
-                "2.0.0",
-                format!("Message accepted, id {}", accepted.id),
-            ),
-            Err(AcceptError::Author(AuthorRefusal::Unavailable)) => reply::temporary_failure(),
-            Err(AcceptError::Author(refusal)) => Reply::new(550, "5.7.1", refusal.to_string()),
-            Err(AcceptError::Documents(refusal)) => Reply::new(550, "5.7.1", refusal.smtp_text()),
-            Err(AcceptError::Quota(refusal)) => quota_reply(&refusal),
-            Err(e) => {
-                tracing::error!(error = %e, "delivery failed");
-                reply::temporary_failure()
-            }
-        }
+/// The listener as a metrics label: an MX peer proven by its certificate is `relay_in`.
+fn listener_label(view: &SessionView) -> &'static str {
+    match (view.mode, peer_of(view)) {
+        (Mode::Mx, Peer::Certificate(_)) => "relay_in",
+        (mode, _) => mode.as_str(),
     }
 }

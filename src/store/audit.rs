@@ -79,5 +79,6 @@ pub async fn append_on(
         .bind(&hash)
         .execute(&mut *conn)
         .await?;
+    crate::metrics::audit_entry();
     Ok(())
 }

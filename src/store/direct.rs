@@ -82,11 +82,15 @@ impl Lent<'_> {
     pub(super) async fn from<'a>(
         direct: Option<&'a Direct>,
         pool: &AnyPool,
+        use_: &'static str,
     ) -> Result<Lent<'a>, StoreError> {
-        Ok(match direct {
+        let started = std::time::Instant::now();
+        let lent = match direct {
             Some(d) => Lent::Direct(d.lend().await?),
             None => Lent::Pooled(pool.acquire().await?),
-        })
+        };
+        crate::metrics::db_acquired(use_, started.elapsed());
+        Ok(lent)
     }
 }
 

@@ -96,6 +96,9 @@ pub struct Store {
     checkpointer: Option<checkpoint::Checkpointer>,
     /// The time every row is stamped with and every expiry is read against.
     clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// SQLite only: the database file, whose disappearance open connections
+    /// would not notice (readiness checks it).
+    file: Option<std::path::PathBuf>,
 }
 
 /// Creates `dir` (and its parents) if missing; a directory this creates is
@@ -140,8 +143,12 @@ impl Store {
     /// Connects (creating a SQLite file if needed) and brings the schema up to date.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
+        let mut db_file = None;
         let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
             let file = std::path::Path::new(path.split('?').next().unwrap_or(path));
+            if !path.contains(":memory:") && !file.as_os_str().is_empty() {
+                db_file = Some(file.to_path_buf());
+            }
             if let Some(parent) = file.parent()
                 && !parent.as_os_str().is_empty()
             {
@@ -216,6 +223,7 @@ impl Store {
             changes,
             checkpointer,
             clock: std::sync::Arc::new(crate::clock::SystemClock),
+            file: db_file,
         };
         store.canonicalize_cert_subjects().await?;
         Ok(store)
@@ -240,7 +248,7 @@ impl Store {
     /// A connection for one of the hottest reads (SMTP's lookups at MAIL
     /// and RCPT): outside the pool on SQLite (`direct.rs`).
     async fn hot_reader(&self) -> Result<direct::Lent<'_>, StoreError> {
-        direct::Lent::from(self.readers.as_deref(), &self.pool).await
+        direct::Lent::from(self.readers.as_deref(), &self.pool, "reader").await
     }
 
     /// The writers' connection: outside the pool on SQLite, where it is
@@ -249,7 +257,7 @@ impl Store {
     /// take turns behind a mutex rather than in SQLite's busy handler, which
     /// sleeps 1, 2, 5… ms between tries. Never held across another write.
     async fn writer_connection(&self) -> Result<direct::Lent<'_>, StoreError> {
-        direct::Lent::from(self.writer.as_deref(), &self.pool).await
+        direct::Lent::from(self.writer.as_deref(), &self.pool, "writer").await
     }
 
     /// Announces a change of `folder_id` (after its commit) here and, on PostgreSQL, to other nodes.
@@ -293,6 +301,29 @@ impl Store {
     /// The folder change bus of this process.
     pub fn changes(&self) -> &changes::ChangeBus {
         &self.changes
+    }
+
+    /// Whether the database answers and every migration this binary knows
+    /// is applied (`/readyz`); the reason otherwise, short and without secrets.
+    pub async fn readiness(&self) -> Result<(), &'static str> {
+        if let Some(file) = &self.file
+            && tokio::fs::File::open(file).await.is_err()
+        {
+            return Err("database file missing or unreadable");
+        }
+        let applied: Result<i64, sqlx::Error> =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(&self.pool)
+                .await;
+        let known = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.iter().count(),
+            Backend::Postgres => POSTGRES_MIGRATIONS.iter().count(),
+        };
+        match applied {
+            Err(_) => Err("database unreachable"),
+            Ok(n) if (n as usize) < known => Err("migrations not applied"),
+            Ok(_) => Ok(()),
+        }
     }
 
     /// Which backend this is.

@@ -310,4 +310,20 @@ impl Store {
         .await?;
         Ok((n, oldest.map(|o| self.now() - o).unwrap_or(0)))
     }
+
+    /// Per destination domain: (domain, pending rows, age in seconds of the
+    /// oldest), for the metrics read at each scrape.
+    pub async fn queue_depth_by_domain(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT domain, COUNT(*) AS n, MIN(created_at) AS oldest FROM queue \
+             WHERE status = 'pending' GROUP BY domain ORDER BY domain",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let now = self.now();
+        Ok(rows
+            .into_iter()
+            .map(|(domain, n, oldest)| (domain, n, (now - oldest).max(0)))
+            .collect())
+    }
 }

@@ -5,10 +5,12 @@
 
 pub mod agenda;
 pub mod api;
+pub mod autoconfig;
 pub mod dossier_view;
 pub mod export;
 pub mod history;
 mod idle;
+pub mod ops;
 mod pages;
 pub mod patient;
 pub mod pro;
@@ -60,6 +62,10 @@ pub struct WebServices {
     pub gate: crate::access::check::Gate,
     /// `lifecycle.archive_years`: how long a closed space is kept.
     pub archive_years: u32,
+    /// The operator's name (mail-client autoconfiguration).
+    pub operator: String,
+    /// What mail clients are told to connect to (`autoconfig.rs`).
+    pub clients: crate::config::ClientEndpoints,
 }
 
 /// The application: every route.
@@ -68,6 +74,7 @@ pub fn router(services: Arc<WebServices>) -> Router {
         .merge(pro::routes())
         .merge(pages::routes())
         .merge(pages::feed_routes())
+        .merge(autoconfig::routes())
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(services)
 }
@@ -91,6 +98,7 @@ impl Limits {
     pub fn of(settings: &HttpsSettings) -> Limits {
         Limits {
             connections: ConnectionLimits::new(
+                "https",
                 settings.max_connections,
                 settings.max_connections_per_ip,
             ),
@@ -109,7 +117,8 @@ pub async fn serve(
     limits: Limits,
     shutdown: watch::Receiver<bool>,
 ) {
-    let span = |peer: &SocketAddr| tracing::info_span!("https", peer = %peer);
+    let span =
+        |peer: &SocketAddr, session: u64| tracing::info_span!("https", session, peer = %peer);
     let request = limits.request;
     let app = app.layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| async move {

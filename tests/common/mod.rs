@@ -341,9 +341,14 @@ impl Server {
     /// restart after `pin_ports`) can find one of them taken for a moment by
     /// another test's outgoing connection: that start is tried again.
     pub fn start(config: &Path) -> Server {
+        Server::start_with_env(config, &[("RUST_LOG", "info")])
+    }
+
+    /// Like `start`, with environment variables (`RUST_LOG`…) of its own.
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Server {
         let mut attempt = 0;
         loop {
-            match Server::try_start(config) {
+            match Server::try_start(config, env) {
                 Ok(server) => return server,
                 Err(log) if log.contains("Address already in use") && attempt < 40 => {
                     attempt += 1;
@@ -354,13 +359,15 @@ impl Server {
         }
     }
 
-    fn try_start(config: &Path) -> Result<Server, String> {
+    fn try_start(config: &Path, env: &[(&str, &str)]) -> Result<Server, String> {
         let stderr_dir = tempfile::tempdir().expect("tempdir");
         let stderr_path = stderr_dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let mut stdout_copy =
+            std::fs::File::create(stderr_dir.path().join("stdout.log")).expect("stdout file");
         let mut child = Command::new(MES)
             .args(["serve", "--config", config.to_str().expect("utf-8")])
-            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -370,6 +377,10 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                {
+                    use std::io::Write;
+                    let _ = writeln!(stdout_copy, "{line}");
+                }
                 if tx.send(line).is_err() {
                     // Keep draining so the server never blocks on a full pipe.
                     continue;
@@ -380,7 +391,7 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(remaining) {
+            match rx.recv_timeout(remaining).map(|l| announcement(&l)) {
                 Ok(line) if line == "mes: ready" => break,
                 Ok(line) => {
                     if let Some(rest) = line.strip_prefix("mes: listening ") {
@@ -412,6 +423,12 @@ impl Server {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Everything `mes serve` printed on standard output so far.
+    pub fn stdout(&self) -> String {
+        let path = self.stderr_path.with_file_name("stdout.log");
+        std::fs::read_to_string(path).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
@@ -448,6 +465,23 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A line `mes serve` prints on standard output, in its text form (`[log]
+/// format = "json"` prints `{"mes":"listening","listener":…,"address":…}`).
+fn announcement(line: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+        return line.to_string();
+    };
+    match (
+        v["mes"].as_str(),
+        v["listener"].as_str(),
+        v["address"].as_str(),
+    ) {
+        (Some(what), Some(name), Some(addr)) => format!("mes: {what} {name} {addr}"),
+        (Some(what), _, _) => format!("mes: {what}"),
+        _ => line.to_string(),
     }
 }
 
