@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["config", "logging"],
     &["store"],
     &["identity", "trust", "tls", "audit"],
-    &["threads", "access", "dossier", "agenda", "lifecycle"],
+    &["threads", "access", "dossier", "agenda", "lifecycle", "directory"],
     &["delivery"],
     &["smtp", "imap", "web", "relay", "bench"],
     &["server", "cli"],

@@ -30,6 +30,8 @@ fn node_config(a: &Instance, n: usize) -> PathBuf {
         &format!("[relay]\nnode_id = \"node-{n}\"\n"),
         1,
     );
+    // IDLE wakes only through the change bus (NOTIFY), not the periodic recheck.
+    let text = text.replacen("[imap]\n", "[imap]\nrecheck_secs = 3600\n", 1);
     let path = a.root().join(format!("mes-{n}.toml"));
     std::fs::write(&path, text).expect("write node config");
     path

@@ -13,6 +13,7 @@ pub mod changes;
 pub mod checkpoint;
 mod direct;
 pub mod domains;
+pub mod directory;
 pub mod dossier;
 pub mod entries;
 pub mod folders;
