@@ -51,7 +51,10 @@ pub(super) async fn run(config: &Config, cmd: DirectoryCommand) -> anyhow::Resul
             "operator",
             "directory.import",
             "directory",
-            &format!("{} entries, {} malformed lines", summary.entries, summary.malformed),
+            &format!(
+                "{} entries, {} malformed lines",
+                summary.entries, summary.malformed
+            ),
         ),
     )
     .await?;

@@ -116,7 +116,11 @@ pub async fn import<R: Read>(
         Some(true) => {
             let header = String::from_utf8_lossy(&buf);
             let header = header.trim_start_matches('\u{feff}');
-            let compact: String = header.split('|').map(str::trim).collect::<Vec<_>>().join("|");
+            let compact: String = header
+                .split('|')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join("|");
             if !compact.starts_with(HEADER_START) {
                 return Err(ImportError::Header);
             }

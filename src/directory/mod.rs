@@ -159,15 +159,24 @@ mod tests {
         let row = parse_line(&line("Helene.Durand@Hopital.MSSANTE.fr")).unwrap();
         assert_eq!(row.address, "helene.durand@hopital.mssante.fr");
         assert_eq!(row.profession.as_deref(), Some("Médecin"));
-        assert_eq!(display_name(&row).as_deref(), Some("Hélène DURAND, Médecin"));
+        assert_eq!(
+            display_name(&row).as_deref(),
+            Some("Hélène DURAND, Médecin")
+        );
         assert!(search_text(&row).contains("helene durand"));
-        assert!(parse_line(&format!("{}|", line("a@b.fr"))).is_ok(), "trailing separator");
+        assert!(
+            parse_line(&format!("{}|", line("a@b.fr"))).is_ok(),
+            "trailing separator"
+        );
     }
 
     #[test]
     fn malformed_lines_are_refused() {
         assert_eq!(parse_line("PER|a@b.fr"), Err(LineError::Columns(2)));
-        assert_eq!(parse_line(&line("pas une adresse")), Err(LineError::Address));
+        assert_eq!(
+            parse_line(&line("pas une adresse")),
+            Err(LineError::Address)
+        );
         assert_eq!(terms("  Médecin  x DURAND "), ["medecin", "durand"]);
     }
 }
