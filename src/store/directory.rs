@@ -65,7 +65,8 @@ impl Store {
         let sql = format!(
             "INSERT INTO directory_entries (generation, {COLUMNS}, search) VALUES {} \
              ON CONFLICT (generation, address) DO NOTHING",
-            super::group_commit::values(rows.len(), 12)
+            // Bare `?` on SQLite: see `spaces::param` (numbered ones are quadratic there).
+            super::spaces::placeholders(self.numbered(), rows.len(), 12, 1)
         );
         let mut query = sqlx::query(&sql);
         for (r, search) in rows {
