@@ -163,7 +163,7 @@ mod tests {
             display_name(&row).as_deref(),
             Some("Hélène DURAND, Médecin")
         );
-        assert!(search_text(&row).contains("helene durand"));
+        assert!(search_text(&row).contains("durand helene"));
         assert!(
             parse_line(&format!("{}|", line("a@b.fr"))).is_ok(),
             "trailing separator"
