@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod delivery;
+pub mod directory;
 pub mod dossier;
 pub mod identity;
 pub mod imap;

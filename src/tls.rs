@@ -140,6 +140,19 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// A client configuration for public HTTPS servers (the Web PKI roots of
+/// webpki-roots), no client certificate: the whitelist refresh.
+pub fn web_client_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// A client configuration that verifies servers against `anchors` and, when
 /// given, presents `client` (certificate chain file, key file) — our operator
 /// certificate. Revocation is not checked (tools, tests); the relay uses

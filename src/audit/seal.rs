@@ -95,8 +95,10 @@ pub async fn checkpoint(store: &Store, key: &SealKey) -> Result<Option<i64>, Sto
         return Ok(None);
     }
     let at = store.now();
+    // Conditional: several nodes checkpoint the same head at about the same time.
     sqlx::query(
-        "INSERT INTO audit_checkpoints (at, entry_id, entry_hash, mac) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO audit_checkpoints (at, entry_id, entry_hash, mac) SELECT $1, $2, $3, $4 \
+         WHERE NOT EXISTS (SELECT 1 FROM audit_checkpoints WHERE entry_id >= $2)",
     )
     .bind(at)
     .bind(entry_id)

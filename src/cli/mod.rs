@@ -1,6 +1,7 @@
 //! The command line (clap): every operator command, each in its own file.
 
 mod accounts;
+mod directory;
 mod dns;
 mod init;
 mod lifecycle;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Inspect and act on the outbound queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// The directory (annuaire) of the trust space.
+    #[command(subcommand)]
+    Directory(directory::DirectoryCommand),
     /// Load tools: measure a running server.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -198,6 +202,9 @@ pub enum BenchCommand {
     /// Provision generated beneficiaries (valid INS and traits) into the
     /// configured store and print the rate, or write them to a file.
     Provision(lifecycle::BenchProvisionArgs),
+    /// Import a generated directory extract into the configured store and
+    /// print the time (or write the extract to a file).
+    Directory(directory::BenchDirectoryArgs),
 }
 
 /// `mes user …`
@@ -424,6 +431,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Head) => accounts::audit_head(&load(cli.config)?).await,
         Command::Careteam(cmd) => accounts::careteam(&load(cli.config)?, cmd).await,
         Command::Queue(cmd) => queue::run(&load(cli.config)?, cmd).await,
+        Command::Directory(cmd) => directory::run(&load(cli.config)?, cmd).await,
+        Command::Bench(BenchCommand::Directory(args)) => {
+            directory::bench(&load(cli.config)?, args).await
+        }
         Command::Pki(cmd) => pki::run(&load(cli.config)?, cmd),
         Command::Bench(BenchCommand::Smtp(args)) => {
             let report = crate::bench::smtp::run(args).await?;

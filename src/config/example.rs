@@ -152,6 +152,7 @@ https = "127.0.0.1:8443"
 # max_connections_per_domain = 4
 # timeout_secs = 60
 # node_id = "node-1"                     # default: the machine's host name
+# lease_secs = 300                       # a crashed node's queue rows go to the others after this
 
 [notify]
 # Content-free notices of new messages to patients' personal addresses, through a smarthost.
@@ -185,7 +186,11 @@ https = "127.0.0.1:8443"
 
 [trust]
 # Trust space domains and the subject DN of their operator certificate.
-# The published XML whitelist is loaded with `mes trust import FILE.xml`.
+# The published XML whitelist is loaded with `mes trust import FILE.xml`, or
+# refreshed by `mes serve` from a path or an https:// URL (a list that fails
+# to fetch, parse or validate keeps the one in force):
+# whitelist_url = "https://example.invalid/listeblanche.xml"
+# refresh_secs = 3600
 whitelist = [
   {{ domain = "{domain}", operator_dn = "{own_dn}" }},
   {{ domain = "{patient_domain}", operator_dn = "{own_dn}" }},

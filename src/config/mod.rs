@@ -370,6 +370,10 @@ pub struct RelaySettings {
     /// This node's name in queue leases (several nodes on one PostgreSQL need distinct names);
     /// default: the machine's host name.
     pub node_id: Option<String>,
+    /// Seconds a node holds the queue rows it claimed (renewed before each
+    /// message) before another node may take them over: how long the mail of a
+    /// crashed node waits. Keep it well above `timeout_secs`.
+    pub lease_secs: u64,
 }
 
 impl Default for RelaySettings {
@@ -385,6 +389,7 @@ impl Default for RelaySettings {
             max_connections_per_domain: 4,
             timeout_secs: 60,
             node_id: None,
+            lease_secs: 300,
         }
     }
 }
@@ -508,12 +513,33 @@ pub struct WhitelistItem {
 }
 
 /// `[trust]`: the trust space known from the configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustSettings {
     /// Whitelist entries in addition to the imported ones.
     #[serde(default)]
     pub whitelist: Vec<WhitelistItem>,
+    /// Where `mes serve` refreshes the imported whitelist from: a local path
+    /// or an `https://` URL (the published XML); absent: only `mes trust import`.
+    #[serde(default)]
+    pub whitelist_url: Option<String>,
+    /// Seconds between refreshes (the first one at start).
+    #[serde(default = "default_refresh_secs")]
+    pub refresh_secs: u64,
+}
+
+fn default_refresh_secs() -> u64 {
+    3600
+}
+
+impl Default for TrustSettings {
+    fn default() -> Self {
+        Self {
+            whitelist: Vec::new(),
+            whitelist_url: None,
+            refresh_secs: default_refresh_secs(),
+        }
+    }
 }
 
 /// `[log]`: log output.

@@ -40,8 +40,6 @@ fn node_id(settings: &RelaySettings) -> String {
     })
 }
 
-/// How long a node keeps rows it works on before another node may take them.
-const LEASE_SECS: i64 = 300;
 /// Rows claimed per round.
 const CLAIM_LIMIT: i64 = 500;
 
@@ -121,7 +119,7 @@ impl Relay {
                 }
                 let claimed = match this
                     .store
-                    .claim_due(&this.node, CLAIM_LIMIT, LEASE_SECS)
+                    .claim_due(&this.node, CLAIM_LIMIT, this.lease_secs())
                     .await
                 {
                     Ok(c) => c,
@@ -172,6 +170,11 @@ impl Relay {
                 }
             }
         })
+    }
+
+    /// How long a node keeps rows it works on before another node may take them.
+    fn lease_secs(&self) -> i64 {
+        i64::try_from(self.settings.lease_secs.max(1)).unwrap_or(i64::MAX / 2)
     }
 
     fn domain_semaphore(&self, domain: &str) -> Arc<Semaphore> {
@@ -271,6 +274,25 @@ impl Relay {
             by_message.entry(item.message_id).or_default().push(item);
         }
         for (message_id, rcpts) in by_message {
+            // Renew the lease before each message; rows whose lease ran out (a slow
+            // lane) may be another node's by now and are left to it.
+            let ids: Vec<i64> = rcpts.iter().map(|r| r.id).collect();
+            let held = match self
+                .store
+                .renew_leases(&ids, &self.node, self.lease_secs())
+                .await
+            {
+                Ok(held) => held,
+                Err(e) => {
+                    tracing::error!(error = %e, "queue lease renewal failed");
+                    continue;
+                }
+            };
+            let rcpts: Vec<QueueItem> =
+                rcpts.into_iter().filter(|r| held.contains(&r.id)).collect();
+            if rcpts.is_empty() {
+                continue;
+            }
             let outcome = self.send_message(&mut conn, message_id, &rcpts).await;
             let remote = conn.remote.clone();
             match outcome {

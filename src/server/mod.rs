@@ -311,6 +311,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         })
     };
 
+    // The imported whitelist refreshed from `trust.whitelist_url` (trust/refresh.rs).
+    if let Some(source) = config.trust.whitelist_url.clone() {
+        let services = services.clone();
+        let config = config.clone();
+        let web_tls = tls::web_client_config().context("TLS for the whitelist refresh")?;
+        let every = Duration::from_secs(config.trust.refresh_secs.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                refresh_whitelist(&config, &services, &source, web_tls.clone()).await;
+            }
+        });
+    }
+
     // Sealed checkpoints of the audit trail's head (audit/seal.rs).
     let sealer = {
         let store = store.clone();
@@ -412,6 +428,45 @@ async fn reload_trust(config: &Config, services: &SmtpServices) {
             }
         }
         Err(e) => tracing::error!(error = %e, "whitelist reload failed"),
+    }
+}
+
+/// One whitelist refresh: on success the change is logged (domains only),
+/// audited and put in force here at once (other nodes within a minute).
+async fn refresh_whitelist(
+    config: &Config,
+    services: &SmtpServices,
+    source: &str,
+    web_tls: Arc<rustls::ClientConfig>,
+) {
+    match crate::trust::refresh::refresh(&services.store, source, web_tls).await {
+        Ok(change) if change.is_empty() => {
+            tracing::debug!("whitelist refresh: no change")
+        }
+        Ok(change) => {
+            tracing::info!(
+                added = change.added.len(),
+                removed = change.removed.len(),
+                changed = change.changed.len(),
+                added_domains = %change.added.join(","),
+                removed_domains = %change.removed.join(","),
+                changed_domains = %change.changed.join(","),
+                "whitelist refreshed"
+            );
+            let detail = format!(
+                "{} added, {} removed, {} changed",
+                change.added.len(),
+                change.removed.len(),
+                change.changed.len()
+            );
+            let entry =
+                crate::audit::AuditEntry::new("system", "whitelist.refresh", "whitelist", &detail);
+            if let Err(e) = crate::audit::append(&services.store, &entry).await {
+                tracing::error!(error = %e, "audit of the whitelist refresh failed");
+            }
+            reload_trust(config, services).await;
+        }
+        Err(e) => tracing::error!(error = %e, "whitelist refresh failed; the list in force stays"),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod changes;
 pub mod checkpoint;
 pub mod closure;
 mod direct;
+pub mod directory;
 pub mod domains;
 pub mod dossier;
 pub mod entries;

@@ -140,10 +140,16 @@ impl Store {
         lease_secs: i64,
     ) -> Result<Vec<QueueItem>, StoreError> {
         let t = self.now();
+        // PostgreSQL: nodes claiming at once skip each other's locked rows
+        // instead of waiting for them (and then finding them taken).
+        let lock = match self.backend() {
+            super::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            super::Backend::Sqlite => "",
+        };
         let rows: Vec<QueueRow> = sqlx::query_as(&format!(
             "UPDATE queue SET lease_owner = $1, lease_until = $2 \
              WHERE id IN (SELECT id FROM queue WHERE status = 'pending' AND next_attempt <= $3 AND lease_until < $3 \
-                          ORDER BY next_attempt, id LIMIT $4) \
+                          ORDER BY next_attempt, id LIMIT $4 {lock}) \
              AND status = 'pending' AND lease_until < $3 RETURNING {COLUMNS}"
         ))
         .bind(owner)
@@ -153,6 +159,36 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().map(QueueItem::from).collect())
+    }
+
+    /// Extends `owner`'s lease on `ids` by `lease_secs` from now; returns the
+    /// ids it still held (a row whose lease ran out may be another node's).
+    pub async fn renew_leases(
+        &self,
+        ids: &[i64],
+        owner: &str,
+        lease_secs: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let t = self.now();
+        let mut held = Vec::with_capacity(ids.len());
+        let mut tx = self.pool().begin().await?;
+        for id in ids {
+            let done = sqlx::query(
+                "UPDATE queue SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 \
+                 AND status = 'pending' AND lease_until >= $4",
+            )
+            .bind(t + lease_secs)
+            .bind(id)
+            .bind(owner)
+            .bind(t)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                held.push(*id);
+            }
+        }
+        tx.commit().await?;
+        Ok(held)
     }
 
     /// Frees the rows `owner` had leased: a node that restarts works on nothing yet.

@@ -106,7 +106,7 @@ fn param(numbered: bool, n: usize) -> String {
 }
 
 /// `($1, $2, …), (…)` for `rows` rows of `cols` placeholders from `$start`.
-fn placeholders(numbered: bool, rows: usize, cols: usize, start: usize) -> String {
+pub(super) fn placeholders(numbered: bool, rows: usize, cols: usize, start: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -134,7 +134,7 @@ fn list(numbered: bool, n: usize, start: usize) -> String {
 
 impl Store {
     /// Numbered placeholders (PostgreSQL) or bare `?` (SQLite): see [`param`].
-    fn numbered(&self) -> bool {
+    pub(super) fn numbered(&self) -> bool {
         self.backend() == super::Backend::Postgres
     }
 

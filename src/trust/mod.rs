@@ -2,6 +2,7 @@
 //! may send for each. Every inbound path asks [`TrustSpace`]; nothing else
 //! decides whether a peer may send as a domain.
 
+pub mod refresh;
 pub mod whitelist;
 
 use std::collections::HashMap;

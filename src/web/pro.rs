@@ -59,6 +59,8 @@ pub fn routes() -> axum::Router<Shared> {
             axum::routing::post(break_glass),
         )
         .route("/api/pro/v1/token", axum::routing::post(token))
+        .route("/api/pro/v1/directory", get(directory))
+        .route("/api/pro/v1/directory.vcf", get(directory_vcf))
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
 }
 
@@ -405,4 +407,75 @@ async fn token(
             "wrong address, password or code".into(),
         )),
     }
+}
+
+/// `?q=` of the directory search.
+#[derive(Debug, Deserialize)]
+pub struct DirectoryQuery {
+    q: Option<String>,
+}
+
+/// Most entries one search returns.
+const DIRECTORY_LIMIT: i64 = 50;
+
+async fn directory_rows(
+    s: &Shared,
+    query: &DirectoryQuery,
+) -> Result<Vec<crate::store::directory::DirectoryRow>, ProError> {
+    let terms = crate::directory::terms(query.q.as_deref().unwrap_or_default());
+    if terms.is_empty() {
+        return Err(ProError(
+            StatusCode::BAD_REQUEST,
+            "q needs a term of at least two characters".into(),
+        ));
+    }
+    s.store
+        .directory_search(&terms, DIRECTORY_LIMIT)
+        .await
+        .map_err(unavailable)
+}
+
+/// `GET /api/pro/v1/directory?q=`: mailboxes of the trust space's directory
+/// whose name, address, profession, structure or city hold every term.
+async fn directory(
+    State(s): State<Shared>,
+    _pro: Professional,
+    Query(query): Query<DirectoryQuery>,
+) -> Result<Response, ProError> {
+    let rows = directory_rows(&s, &query).await?;
+    let entries: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "address": r.address,
+                "kind": r.kind,
+                "rpps": r.rpps,
+                "civility": r.civility,
+                "last_name": r.last_name,
+                "first_name": r.first_name,
+                "profession": r.profession,
+                "specialty": r.specialty,
+                "organization": r.organization,
+                "city": r.city,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "entries": entries })).into_response())
+}
+
+/// `GET /api/pro/v1/directory.vcf?q=`: the same search as vCards.
+async fn directory_vcf(
+    State(s): State<Shared>,
+    _pro: Professional,
+    Query(query): Query<DirectoryQuery>,
+) -> Result<Response, ProError> {
+    let rows = directory_rows(&s, &query).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/vcard; charset=utf-8",
+        )],
+        crate::directory::vcard::render(&rows),
+    )
+        .into_response())
 }

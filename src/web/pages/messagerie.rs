@@ -57,6 +57,45 @@ fn provenance(t: &crate::store::threads::Thread) -> Option<String> {
     }
 }
 
+/// The correspondent's name and profession as the patient sees them: for a
+/// professional of another operator listed in the directory, the directory's
+/// (marked "(annuaire)": checked by the ANS, not by us), else the thread's.
+async fn correspondent(s: &Shared, t: &crate::store::threads::Thread) -> (String, Option<String>) {
+    let own = (
+        t.correspondent_name.clone(),
+        t.correspondent_profession.clone(),
+    );
+    if !t.correspondent_other_operator {
+        return own;
+    }
+    let row = match s
+        .store
+        .directory_entry(&t.correspondent.to_lowercase())
+        .await
+    {
+        Ok(Some(row)) => row,
+        Ok(None) => return own,
+        Err(e) => {
+            tracing::warn!(error = %e, "directory lookup failed");
+            return own;
+        }
+    };
+    let name = [row.first_name.as_deref(), row.last_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let name = if name.is_empty() {
+        row.organization.clone().unwrap_or_default()
+    } else {
+        name
+    };
+    if name.is_empty() {
+        return own;
+    }
+    (format!("{name} (annuaire)"), row.profession.or(own.1))
+}
+
 /// GET /messagerie
 pub(super) async fn list(
     State(s): State<Shared>,
@@ -64,22 +103,20 @@ pub(super) async fn list(
     session: Session,
     q: Query<Etat>,
 ) -> Result<Response, PageError> {
-    let threads = s
-        .store
-        .threads_of(session.account.id)
-        .await?
-        .into_iter()
-        .map(|t| ThreadRow {
+    let mut threads = Vec::new();
+    for t in s.store.threads_of(session.account.id).await? {
+        let (name, profession) = correspondent(&s, &t).await;
+        threads.push(ThreadRow {
             id: t.id,
-            name: t.correspondent_name.clone(),
-            profession: t.correspondent_profession.clone(),
+            name,
+            profession,
             provenance: provenance(&t),
             subject: subject_or_default(&t.subject),
             date: date_fr(t.last_message_at),
             unread: t.unread,
             ended: crate::threads::may_reply(&t).is_err(),
-        })
-        .collect();
+        });
+    }
     let page = ListPage {
         l: Layout::patient("Messagerie", &csrf, &session, "messagerie"),
         notice: Etat::notice(&q),
@@ -171,12 +208,13 @@ async fn thread_page(
                 .collect(),
         })
         .collect();
+    let (name, profession) = correspondent(s, t).await;
     Ok(ThreadPage {
         l: Layout::patient(&subject_or_default(&t.subject), csrf, session, "messagerie"),
         t: ThreadHead {
             id: t.id,
-            name: t.correspondent_name.clone(),
-            profession: t.correspondent_profession.clone(),
+            name,
+            profession,
             provenance: provenance(t),
             subject: subject_or_default(&t.subject),
             ended_notice: crate::threads::may_reply(t).err().map(|e| e.to_string()),

@@ -1,0 +1,533 @@
+//! Several `mes serve` nodes on one PostgreSQL database (the multi-node
+//! backend, so PostgreSQL only): deliveries spread over three nodes, one of
+//! them SIGKILLed while it holds relay leases, IDLE on one node hearing a
+//! delivery made through another, login throttling shared; then the
+//! structure of `docker/compose.yml`, and the whitelist refresh.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Db, Instance, Server, imap_login, inbox, open_store};
+
+const PW: &str = "correct horse battery staple";
+const JEAN_A: &str = "jean.dupont@hopital-a.mes.test";
+const LOAD_A: &str = "paul.charge@hopital-a.mes.test";
+const LOCKED_A: &str = "luc.verrou@hopital-a.mes.test";
+const MARIE_B: &str = "marie.curie@hopital-b.mes.test";
+/// Lease of the test's relay: short, so a crashed node's rows move on soon.
+const LEASE_SECS: u64 = 8;
+
+/// A copy of `a`'s configuration naming node `n` (same database, certificates
+/// and keys; listeners on ports of their own).
+fn node_config(a: &Instance, n: usize) -> PathBuf {
+    let text = std::fs::read_to_string(&a.config).expect("config");
+    let text = text.replacen(
+        "[relay]\n",
+        &format!("[relay]\nnode_id = \"node-{n}\"\n"),
+        1,
+    );
+    // IDLE wakes only through the change bus (NOTIFY), not the periodic recheck.
+    let text = text.replacen("[imap]\n", "[imap]\nrecheck_secs = 3600\n", 1);
+    let path = a.root().join(format!("mes-{n}.toml"));
+    std::fs::write(&path, text).expect("write node config");
+    path
+}
+
+/// `mes bench smtp` in the background: `n` messages, tokens `run-…`, every
+/// acknowledged token appended to `acked`.
+fn load(extra: &[&str], to: &str, n: u64, run: &str, acked: &Path) -> Child {
+    let n = n.to_string();
+    let mut args = vec![
+        "bench",
+        "smtp",
+        "--to",
+        to,
+        "--connections",
+        "2",
+        "--messages",
+        &n,
+        "--size",
+        "1024",
+        "--keep-going",
+        "--run-id",
+        run,
+        "--acked-log",
+        acked.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    Command::new(common::MES)
+        .env("MES_BENCH_PASSWORD", PW)
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn load")
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Token -> copies among `messages` (bench messages carry a `token …` line).
+fn tokens(messages: &[mes::store::messages::FiledMessage]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for m in messages {
+        let text = String::from_utf8_lossy(&m.data);
+        if let Some(t) = text.lines().find_map(|l| l.strip_prefix("token ")) {
+            *counts.entry(t.trim().to_string()).or_insert(0usize) += 1;
+        }
+    }
+    counts
+}
+
+/// Polls `f` until it returns `Some`, failing with `what` after `secs`.
+async fn until<T, F: std::future::Future<Output = Option<T>>>(
+    secs: u64,
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn signal(child: &Server, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success(), "kill {sig}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_on_one_postgres() {
+    let a = Instance::with(
+        Db::Postgres,
+        "hopital-a.mes.test",
+        None,
+        "auth_failures_before_lockout = 3",
+    )
+    .await;
+    // The remote operator: one node of its own, sharing the test CA.
+    let b = Instance::with(Db::Sqlite, "hopital-b.mes.test", Some(&a.root()), "").await;
+    for user in [JEAN_A, LOAD_A, LOCKED_A] {
+        a.add_user(user, "professional", PW);
+    }
+    b.add_user(MARIE_B, "professional", PW);
+    a.whitelist("hopital-b.mes.test", &b.cert("server.pem"));
+    b.whitelist("hopital-a.mes.test", &a.cert("server.pem"));
+    let b_server = b.start();
+    a.relay(&format!(
+        "retry_schedule_secs = [1]\nlease_secs = {LEASE_SECS}\ntimeout_secs = 3\n\
+         routes = {{ \"hopital-b.mes.test\" = \"127.0.0.1:{}\" }}",
+        b_server.addr("mx").port()
+    ));
+    let configs: Vec<PathBuf> = (1..=3).map(|n| node_config(&a, n)).collect();
+    let mut nodes: Vec<Server> = configs.iter().map(|c| Server::start(c)).collect();
+    let ca = a.cert("ca.pem");
+
+    // IDLE on node 1 hears a delivery made through node 3.
+    let mut idle = imap_login(nodes[0].addr("imaps"), &ca, JEAN_A, PW).await;
+    idle.expect("SELECT INBOX", "OK").await;
+    let tag = idle.tag();
+    idle.send_raw(format!("{tag} IDLE\r\n").as_bytes()).await;
+    let go_ahead = idle.read_line().await;
+    assert!(go_ahead.starts_with('+'), "{go_ahead}");
+    let data = format!("From: <{JEAN_A}>\r\nTo: <{JEAN_A}>\r\nSubject: note\r\n\r\nvu\r\n");
+    let code = common::submit(
+        nodes[2].addr("submissions"),
+        &ca,
+        JEAN_A,
+        PW,
+        "",
+        JEAN_A,
+        &data,
+    )
+    .await;
+    assert_eq!(code, 250);
+    let heard = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = idle.read_line().await;
+            if line.contains("EXISTS") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("IDLE on node 1 hears the delivery through node 3");
+    assert_eq!(heard.trim(), "* 1 EXISTS");
+    idle.send_raw(b"DONE\r\n").await;
+    assert!(idle.read_until_tagged(&tag).await.ok());
+
+    // Login throttling agrees: failures on node 1 lock the account on node 2.
+    let mut c = imap_login(nodes[1].addr("imaps"), &ca, LOCKED_A, PW).await;
+    c.expect("LOGOUT", "OK").await;
+    let mut c = common::imap_tls(nodes[0].addr("imaps"), &ca).await;
+    for i in 0..3 {
+        let r = c.cmd(&format!("LOGIN {LOCKED_A} \"wrong {i}\"")).await;
+        assert!(!r.ok(), "{}", r.all());
+    }
+    let mut c = common::imap_tls(nodes[1].addr("imaps"), &ca).await;
+    let r = c.cmd(&format!("LOGIN {LOCKED_A} \"{PW}\"")).await;
+    assert!(!r.ok(), "locked out on node 2 too: {}", r.all());
+
+    // The remote operator stops answering: relay rows stay leased while the
+    // nodes wait for its greeting.
+    signal(&b_server, "-STOP");
+    let dir = a.root();
+    let mut loads = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let mx = node.addr("mx").to_string();
+        let sub = node.addr("submissions").to_string();
+        let local_log = dir.join(format!("local-{i}.log"));
+        let relay_log = dir.join(format!("relay-{i}.log"));
+        let op2 = [
+            "--server".to_string(),
+            mx,
+            "--ca".into(),
+            ca.display().to_string(),
+            "--cert".into(),
+            a.cert("operator2.pem").display().to_string(),
+            "--key".into(),
+            a.cert("operator2.key").display().to_string(),
+            "--from".into(),
+            "load@operateur2.mes.test".into(),
+        ];
+        let op2: Vec<&str> = op2.iter().map(String::as_str).collect();
+        loads.push(load(&op2, LOAD_A, 80, &format!("l{i}"), &local_log));
+        let ca_text = ca.display().to_string();
+        let jean = [
+            "--server",
+            &sub,
+            "--implicit-tls",
+            "--ca",
+            &ca_text,
+            "--user",
+            JEAN_A,
+            "--from",
+            JEAN_A,
+        ];
+        loads.push(load(&jean, MARIE_B, 40, &format!("r{i}"), &relay_log));
+    }
+
+    // Node 2 crashes mid-way, while it holds leases.
+    let store = open_store(&a).await;
+    let local_1 = dir.join("local-1.log");
+    until(120, "node 2 holding leases with deliveries done", || {
+        let store = store.clone();
+        let local_1 = local_1.clone();
+        async move {
+            let leased: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM queue WHERE lease_owner = 'node-2' AND status = 'pending'",
+            )
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+            (leased > 0 && lines(&local_1).len() >= 20).then_some(())
+        }
+    })
+    .await;
+    nodes[1].kill();
+    let orphans: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM queue WHERE lease_owner = 'node-2' AND status = 'pending'",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("orphans");
+    assert!(!orphans.is_empty(), "node 2 died holding leases");
+
+    let mut reports = Vec::new();
+    for l in loads {
+        let out = l.wait_with_output().expect("load");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        reports.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    signal(&b_server, "-CONT");
+
+    // Every acknowledged local message is stored exactly once.
+    let mut acked_local = Vec::new();
+    let mut acked_relay = Vec::new();
+    for i in 0..3 {
+        acked_local.extend(lines(&dir.join(format!("local-{i}.log"))));
+        acked_relay.extend(lines(&dir.join(format!("relay-{i}.log"))));
+    }
+    assert!(acked_local.len() > 150, "{reports:?}");
+    assert!(acked_relay.len() > 60, "{reports:?}");
+    let stored = tokens(&inbox(&store, LOAD_A).await);
+    for t in &acked_local {
+        assert_eq!(stored.get(t), Some(&1), "{t} stored exactly once");
+    }
+    assert!(stored.values().all(|&n| n == 1), "no message stored twice");
+
+    // The others take node 2's rows over once its leases run out, and every
+    // relayed message reaches B.
+    until(180, "the queue to drain", || {
+        let store = store.clone();
+        async move {
+            let pending: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM queue WHERE status <> 'sent'")
+                    .fetch_one(store.pool())
+                    .await
+                    .expect("count");
+            (pending == 0).then_some(())
+        }
+    })
+    .await;
+    let b_store = open_store(&b).await;
+    let at_b = until(60, "every relayed message at B", || {
+        let b_store = b_store.clone();
+        let acked = acked_relay.clone();
+        async move {
+            let at_b = tokens(&inbox(&b_store, MARIE_B).await);
+            acked.iter().all(|t| at_b.contains_key(t)).then_some(at_b)
+        }
+    })
+    .await;
+    let duplicates: usize = at_b.values().map(|n| n - 1).sum();
+    // At-least-once for relay after a crash (as tests/crash.rs and
+    // tests/relay.rs accept): reported, not failed.
+    eprintln!(
+        "nodes test: {} local acknowledged, {} relayed acknowledged, {} rows of node 2 taken over, \
+         {} distinct at B, {duplicates} duplicates",
+        acked_local.len(),
+        acked_relay.len(),
+        orphans.len(),
+        at_b.len()
+    );
+    let survivors = format!("{}{}", nodes[0].log(), nodes[2].log());
+    assert!(survivors.contains("relayed"), "{survivors}");
+}
+
+/// `docker/compose.yml`: PostgreSQL with a volume, two MES nodes with
+/// health checks behind one load balancer, started in order; the MES
+/// configurations it mounts are in the repository and load.
+#[test]
+fn compose_file_structure() {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("docker/compose.yml")).expect("compose.yml");
+    let docs = YamlLoader::load_from_str(&text).expect("valid YAML");
+    let doc = &docs[0];
+    let services = doc["services"].as_hash().expect("services");
+    let names: Vec<&str> = services.keys().filter_map(Yaml::as_str).collect();
+    for name in ["postgres", "mes-1", "mes-2", "lb"] {
+        assert!(names.contains(&name), "service {name} in {names:?}");
+    }
+    let svc = |name: &str| &doc["services"][name];
+    let pg_check = svc("postgres")["healthcheck"]["test"]
+        .as_vec()
+        .expect("postgres healthcheck");
+    assert!(
+        pg_check
+            .iter()
+            .any(|t| t.as_str().is_some_and(|s| s.contains("pg_isready"))),
+        "{pg_check:?}"
+    );
+    let certs = tempfile::tempdir().expect("tempdir");
+    common::mes_ok(
+        &[
+            "init",
+            certs.path().join("mes").to_str().expect("utf-8"),
+            "--domain",
+            "hopital.example",
+            "--hostname",
+            "mx.hopital.example",
+            "--patient-domain",
+            "patient.hopital.example",
+        ],
+        None,
+    );
+    let mut volumes_seen = Vec::new();
+    for node in ["mes-1", "mes-2"] {
+        let s = svc(node);
+        assert!(
+            !s["healthcheck"]["test"].is_badvalue(),
+            "{node} has a health check"
+        );
+        assert_eq!(
+            s["depends_on"]["postgres"]["condition"].as_str(),
+            Some("service_healthy"),
+            "{node} waits for PostgreSQL"
+        );
+        assert!(
+            s["ports"].is_badvalue(),
+            "{node} is reached through the load balancer only"
+        );
+        for v in s["volumes"].as_vec().expect("mounts") {
+            let source = match v {
+                Yaml::String(s) => s.split(':').next().unwrap_or_default().to_string(),
+                other => other["source"].as_str().unwrap_or_default().to_string(),
+            };
+            assert!(
+                source.starts_with("./"),
+                "{node} mounts host files only, no volume: {source}"
+            );
+            if source.ends_with(".toml") {
+                // Loaded beside a development certificate set, as README.md makes.
+                let text = std::fs::read_to_string(root.join("docker").join(&source))
+                    .expect("node configuration");
+                let path = certs.path().join("mes").join("node.toml");
+                std::fs::write(&path, text).expect("write");
+                let config = mes::config::Config::load(&path)
+                    .unwrap_or_else(|e| panic!("{source} loads: {e}"));
+                assert!(config.database_url.starts_with("postgres://"), "{source}");
+                assert!(config.relay.node_id.is_some(), "{source} names its node");
+                volumes_seen.push(config.relay.node_id.clone());
+            }
+        }
+    }
+    assert_eq!(volumes_seen.len(), 2, "each node mounts one configuration");
+    assert_ne!(volumes_seen[0], volumes_seen[1], "node ids differ");
+    let lb = svc("lb");
+    assert!(
+        !lb["ports"].is_badvalue(),
+        "the load balancer publishes the ports"
+    );
+    for node in ["mes-1", "mes-2"] {
+        assert_eq!(
+            lb["depends_on"][node]["condition"].as_str(),
+            Some("service_healthy"),
+            "the load balancer waits for {node}"
+        );
+    }
+    let top_volumes = doc["volumes"].as_hash().expect("named volumes");
+    let top: Vec<&str> = top_volumes.keys().filter_map(Yaml::as_str).collect();
+    assert_eq!(top, ["pgdata"], "a volume for PostgreSQL only");
+    let lb_config = lb["volumes"].as_vec().expect("lb config")[0]
+        .as_str()
+        .expect("bind mount")
+        .split(':')
+        .next()
+        .expect("source")
+        .to_string();
+    let haproxy = std::fs::read_to_string(root.join("docker").join(&lb_config)).expect("lb config");
+    for node in ["mes-1", "mes-2"] {
+        assert!(haproxy.contains(node), "{lb_config} balances over {node}");
+    }
+}
+
+/// A sample whitelist with `domains`, each operated by the test CA's server
+/// certificate subject.
+fn whitelist_xml(domains: &[&str]) -> String {
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListeBlanche xmlns=\"https://listeblanche.mssante.fr/schema\">\n\
+         <DateDeGeneration>2026-12-01T00:00:00</DateDeGeneration>\n",
+    );
+    for d in domains {
+        xml.push_str(&format!(
+            "<Domaine><Nom>{d}</Nom><Description>test</Description>\
+             <DNCertificatOperateur>CN=mx.{d}, O=Operateur, C=FR</DNCertificatOperateur>\
+             <DateMAJ>2026-12-01</DateMAJ></Domaine>\n"
+        ));
+    }
+    xml.push_str("</ListeBlanche>\n");
+    xml
+}
+
+/// The whitelist is refreshed from `trust.whitelist_url`: a changed file is
+/// taken (and the change logged by domain), a broken one keeps the list in force.
+async fn whitelist_refresh(db: Db) {
+    let a = Instance::new(db).await;
+    let list = a.root().join("liste-blanche.xml");
+    std::fs::write(&list, whitelist_xml(&["un.test", "deux.test"])).expect("write");
+    let source = list.display().to_string();
+    a.edit_config(|t| {
+        t.replacen(
+            "[trust]\n",
+            &format!("[trust]\nwhitelist_url = \"{source}\"\nrefresh_secs = 1\n"),
+            1,
+        )
+    });
+    let server = a.start();
+    let imported = |a: &Instance| {
+        let out = a.run(&["trust", "list"], None);
+        let mut d: Vec<String> = out
+            .lines()
+            .filter(|l| l.contains("\timported\t"))
+            .filter_map(|l| l.split('\t').next().map(str::to_string))
+            .collect();
+        d.sort();
+        d
+    };
+    until(60, "the first list", || {
+        let d = imported(&a);
+        async move { (d == ["deux.test", "un.test"]).then_some(()) }
+    })
+    .await;
+    std::fs::write(&list, whitelist_xml(&["un.test", "trois.test"])).expect("write");
+    until(60, "the changed list", || {
+        let d = imported(&a);
+        async move { (d == ["trois.test", "un.test"]).then_some(()) }
+    })
+    .await;
+    until(30, "the change in the log", || {
+        let log = server.log();
+        async move {
+            (log.contains("whitelist refreshed")
+                && log.contains("trois.test")
+                && log.contains("deux.test"))
+            .then_some(())
+        }
+    })
+    .await;
+    // Broken XML, then a list whose DN does not parse, then an empty list:
+    // each is refused (its own reason in the log) and the list in force stays.
+    let cases = [
+        (
+            "<ListeBlanche><Domaine>".to_string(),
+            "whitelist refused near byte",
+        ),
+        (
+            whitelist_xml(&["quatre.test"])
+                .replace("CN=mx.quatre.test, O=Operateur, C=FR", "pas un DN"),
+            "no DNCertificatOperateur",
+        ),
+        (whitelist_xml(&[]), "no Domaine"),
+    ];
+    for (broken, reason) in cases {
+        std::fs::write(&list, broken).expect("write");
+        let end = Instant::now() + Duration::from_secs(60);
+        while !server
+            .log()
+            .lines()
+            .any(|l| l.contains("whitelist refresh failed") && l.contains(reason))
+        {
+            let log = server.log();
+            let seen: Vec<&str> = log.lines().filter(|l| l.contains("whitelist")).collect();
+            assert!(Instant::now() < end, "no refusal for {reason}: {seen:#?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            imported(&a),
+            ["trois.test", "un.test"],
+            "the list in force stays"
+        );
+    }
+    let audit: i64 = {
+        let store = open_store(&a).await;
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'whitelist.refresh'")
+            .fetch_one(store.pool())
+            .await
+            .expect("audit")
+    };
+    assert_eq!(audit, 2, "each change audited once");
+}
+
+both_backends!(whitelist_refresh);
