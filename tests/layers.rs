@@ -15,7 +15,14 @@ const LAYERS: &[&[&str]] = &[
     &["config", "logging"],
     &["store"],
     &["identity", "trust", "tls", "audit"],
-    &["threads", "access", "dossier", "agenda", "lifecycle"],
+    &[
+        "threads",
+        "access",
+        "dossier",
+        "agenda",
+        "lifecycle",
+        "services",
+    ],
     &["delivery"],
     &["smtp", "imap", "web", "relay", "bench"],
     &["server", "cli"],
@@ -30,6 +37,7 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("dossier", "threads"),
     ("agenda", "threads"),
     ("lifecycle", "threads"),
+    ("services", "threads"),
     ("cli", "server"),
 ];
 

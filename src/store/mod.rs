@@ -21,6 +21,7 @@ pub mod kinds;
 pub mod messages;
 pub mod queue;
 pub mod quota;
+pub mod services;
 pub mod spaces;
 pub mod threads;
 pub mod throttle;

@@ -6,8 +6,10 @@
 pub mod agenda;
 pub mod api;
 pub mod dossier_view;
+pub mod fhir;
 pub mod history;
 mod idle;
+pub mod oauth;
 mod pages;
 pub mod patient;
 pub mod pro;
@@ -63,6 +65,8 @@ pub struct WebServices {
 pub fn router(services: Arc<WebServices>) -> Router {
     api::routes()
         .merge(pro::routes())
+        .merge(oauth::routes())
+        .merge(fhir::routes())
         .merge(pages::routes())
         .merge(pages::feed_routes())
         .layer(axum::middleware::from_fn(security::headers))

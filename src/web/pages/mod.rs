@@ -10,6 +10,7 @@ mod dossier;
 mod messagerie;
 mod opposition;
 mod parametres;
+mod services;
 
 use std::sync::Arc;
 
@@ -93,6 +94,16 @@ pub(super) fn routes() -> axum::Router<Shared> {
         .route("/parametres/agenda/revoquer", post(parametres::revoke_feed))
         .route("/parametres/notifications", post(parametres::notifications))
         .route("/parametres/mot-de-passe", post(parametres::password))
+        .route("/services", get(services::catalogue))
+        .route("/services/connectes", get(services::connected))
+        .route("/services/{id}", get(services::service))
+        .route("/services/{id}/logo", get(services::logo))
+        .route("/services/{id}/connecter", get(services::connect))
+        .route("/services/{id}/deconnecter", post(services::disconnect))
+        .route(
+            "/oauth/authorize",
+            get(services::authorize_page).post(services::authorize_answer),
+        )
         .route("/static/mes.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(super::FORM_LIMIT))
         .layer(axum::middleware::from_fn(security::csrf_cookie))
@@ -309,6 +320,7 @@ impl Etat {
             "recommandation" => "C'est noté. Votre calendrier de prévention est à jour.",
             "rdv-accepte" => "Vous avez accepté le rendez-vous. L'organisateur en est informé.",
             "rdv-refuse" => "Vous avez refusé le rendez-vous. L'organisateur en est informé.",
+            "service-deconnecte" => "Le service est déconnecté : il n'a plus accès à vos données.",
             "flux-revoque" => {
                 "L'adresse d'abonnement à votre agenda est révoquée : elle ne fonctionne plus."
             }
