@@ -360,6 +360,24 @@ impl Store {
         .await?)
     }
 
+    /// The scopes of a live, unused refresh token of `service_id` (checked
+    /// before it is spent, so a refused narrowing costs the client nothing).
+    pub async fn refresh_scopes(
+        &self,
+        hash: &str,
+        service_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT scopes FROM oauth_tokens WHERE token_hash = $1 AND kind = 'refresh' \
+             AND service_id = $2 AND used = 0 AND revoked = 0 AND expires_at > $3",
+        )
+        .bind(hash)
+        .bind(service_id)
+        .bind(self.now())
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     /// Uses a refresh token of `service_id` once; a token used before
     /// revokes its whole family.
     pub async fn rotate_refresh(

@@ -64,6 +64,19 @@ pub(super) async fn token(
         }
         "refresh_token" => {
             let presented = f.refresh_token.as_deref().ok_or_else(invalid_grant)?;
+            if let Some(asked) = f.scope.as_deref().filter(|s| !s.trim().is_empty())
+                && let Some(held) = s
+                    .store
+                    .refresh_scopes(&pkce::hash(presented), &service.id)
+                    .await
+                    .map_err(OAuthError::unavailable)?
+                && !Scopes::parse(asked).is_some_and(|a| a.within(&Scopes::stored(&held)))
+            {
+                return Err(OAuthError::bad(
+                    "invalid_scope",
+                    "scope beyond what the patient granted",
+                ));
+            }
             match s
                 .store
                 .rotate_refresh(&pkce::hash(presented), &service.id)
