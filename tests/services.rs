@@ -883,3 +883,70 @@ async fn pages_desktop() {
 async fn pages_phone_360() {
     pages(Viewport::Phone).await;
 }
+
+/// The 90-day notice of connected services, on a store whose clock the test
+/// moves: nothing before 90 days, one notice naming the service after, none
+/// again until the next period; NOTIF_SYNCHRONIZED_SERVICE off: none.
+async fn connected_services_notice(db: Db) {
+    let (port, got) = common::smtp_sink().await;
+    let (instance, _server, _url, redirect) = setup(db).await;
+    add_service(
+        &instance,
+        "suivi-tension",
+        "Suivi Tension",
+        &redirect,
+        "documents.read",
+        &[],
+    );
+    let clock = std::sync::Arc::new(mes::clock::ManualClock::new(mes::clock::system_now()));
+    let store = open_store(&instance).await.with_clock(clock.clone());
+    let a = store.account_by_address(A).await.unwrap().unwrap();
+    let b = store.account_by_address(B).await.unwrap().unwrap();
+    for (p, email) in [(&a, "marie@example.test"), (&b, "paul@example.test")] {
+        store
+            .set_grant(p.id, "suivi-tension", "documents.read")
+            .await
+            .unwrap();
+        store
+            .set_patient_settings(p.id, Some(email), true)
+            .await
+            .unwrap();
+    }
+    store
+        .set_services_notice_setting(b.id, false)
+        .await
+        .unwrap();
+    let notifier = mes::threads::notify::Notifier::new(
+        store.clone(),
+        mes::config::NotifySettings {
+            smarthost: Some(format!("127.0.0.1:{port}")),
+            starttls: false,
+            ..Default::default()
+        },
+        tokio_util::task::TaskTracker::new(),
+    )
+    .unwrap();
+    let tick = || mes::services::notice::tick(&store, &notifier);
+    assert_eq!(tick().await.unwrap(), 0, "not before 90 days");
+    clock.advance(90 * 86_400 + 1);
+    assert_eq!(tick().await.unwrap(), 1);
+    assert_eq!(tick().await.unwrap(), 0, "once per period");
+    let sent = got.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let m = mail_parser::MessageParser::default()
+        .parse(sent[0].as_bytes())
+        .unwrap();
+    assert_eq!(m.subject(), Some(mes::services::notice::SUBJECT));
+    let to = m
+        .to()
+        .and_then(|t| t.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default();
+    assert_eq!(to, "marie@example.test");
+    let text = m.body_text(0).unwrap_or_default();
+    assert!(text.contains("- Suivi Tension"), "{text}");
+    clock.advance(90 * 86_400 + 1);
+    assert_eq!(tick().await.unwrap(), 1, "the next period");
+}
+
+both_backends!(connected_services_notice);

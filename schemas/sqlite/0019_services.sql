@@ -72,3 +72,6 @@ CREATE TABLE service_notices (
     patient_id  BIGINT PRIMARY KEY REFERENCES accounts (id),
     sent_at     BIGINT NOT NULL
 );
+
+-- NOTIF_SYNCHRONIZED_SERVICE: the periodic connected-services notice.
+ALTER TABLE patient_settings ADD COLUMN notify_services BIGINT NOT NULL DEFAULT 1;

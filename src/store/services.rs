@@ -477,21 +477,55 @@ impl Store {
         }
     }
 
-    /// Patients with at least one connected service whose last notice is
-    /// older than `before` (or who never had one): their ids.
-    pub async fn service_notice_due(&self, before: i64) -> Result<Vec<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT g.patient_id FROM service_grants g \
-             LEFT JOIN service_notices n ON n.patient_id = g.patient_id \
-             WHERE n.sent_at IS NULL OR n.sent_at < $1 ORDER BY g.patient_id",
+    /// Patients due for the connected-services notice: a notice address,
+    /// NOTIF_SYNCHRONIZED_SERVICE on, a service connected before `before`,
+    /// and no such notice since `before`: (id, notice address).
+    pub async fn service_notice_due(&self, before: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT a.id, s.notify_email FROM accounts a \
+             JOIN patient_settings s ON s.account_id = a.id \
+             WHERE s.notify_email IS NOT NULL AND s.notify_services = 1 AND a.disabled = 0 \
+             AND EXISTS (SELECT 1 FROM service_grants g WHERE g.patient_id = a.id \
+                         AND g.granted_at <= $1) \
+             AND NOT EXISTS (SELECT 1 FROM service_notices n WHERE n.patient_id = a.id \
+                             AND n.sent_at > $1) \
+             ORDER BY a.id",
         )
         .bind(before)
         .fetch_all(self.pool())
         .await?)
     }
 
+    /// NOTIF_SYNCHRONIZED_SERVICE of a patient (on unless turned off).
+    pub async fn services_notice_setting(&self, patient_id: i64) -> Result<bool, StoreError> {
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT notify_services FROM patient_settings WHERE account_id = $1",
+        )
+        .bind(patient_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(v.is_none_or(|v| v != 0))
+    }
+
+    /// Sets NOTIF_SYNCHRONIZED_SERVICE.
+    pub async fn set_services_notice_setting(
+        &self,
+        patient_id: i64,
+        on: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO patient_settings (account_id, notify_services) VALUES ($1, $2) \
+             ON CONFLICT (account_id) DO UPDATE SET notify_services = excluded.notify_services",
+        )
+        .bind(patient_id)
+        .bind(i64::from(on))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Takes the notice slot of a patient: false when another node (or an
-    /// earlier run) sent it after `before`.
+    /// earlier run) took it after `before`.
     pub async fn take_service_notice(
         &self,
         patient_id: i64,
