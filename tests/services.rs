@@ -746,6 +746,74 @@ async fn oauth_flow(db: Db) {
         text.contains("nouvelles autorisations") && text.contains("Ajouter des documents"),
         "{text}"
     );
+    b.navigate_by("button[value=autoriser]").await;
+    let code = param(&b.path().await, "code").expect("code");
+    let t = exchange(
+        &instance,
+        &url,
+        "suivi-tension",
+        &redirect,
+        &code,
+        VERIFIER,
+        &[],
+    )
+    .json();
+    assert_eq!(t["scope"], "documents.read documents.write");
+    let writer = t["access_token"].as_str().unwrap().to_string();
+
+    // documents.write: a PDF, and an IHE XDM package through the deposit path.
+    let post_doc = |token: &str, kind: &str, data: &[u8]| {
+        let body = serde_json::json!({
+            "resourceType": "DocumentReference",
+            "category": [{ "text": "SYNTHESE" }],
+            "description": "Relevé de tension",
+            "content": [{ "attachment": {
+                "contentType": kind,
+                "data": base64::engine::general_purpose::STANDARD.encode(data),
+                "title": "Relevé de tension",
+            }}],
+        });
+        let file = instance.root().join("document-reference.json");
+        std::fs::write(&file, body.to_string()).unwrap();
+        curl(
+            &instance,
+            &format!("{fhir}/DocumentReference"),
+            &[
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                "-H",
+                "Content-Type: application/fhir+json",
+                "--data-binary",
+                &format!("@{}", file.display()),
+            ],
+        )
+    };
+    assert_eq!(
+        post_doc(&live, "application/pdf", PDF).status,
+        403,
+        "documents.read only"
+    );
+    let r = post_doc(&writer, "application/pdf", PDF);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = post_doc(
+        &writer,
+        "application/zip",
+        &common::xdm_sample("LDL-SES_2022.01"),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = post_doc(&writer, "text/html", b"<p>x</p>");
+    assert_eq!(r.status, 422, "{}", r.body);
+    let docs = api(&instance, &format!("{fhir}/DocumentReference"), &writer).json();
+    let titles = docs.to_string();
+    assert!(docs["total"].as_u64().unwrap() >= 3, "{titles}");
+    assert!(titles.contains("Relevé de tension"), "{titles}");
+    let by: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM documents WHERE deposited_by = 'service:suivi-tension'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert!(by >= 2, "the service is the depositor: {by}");
 
     // Removal.
     let out = instance.run(&["service", "remove", "jwt-app"], None);

@@ -110,3 +110,107 @@ pub(super) async fn binary(
     );
     Ok(res)
 }
+
+/// Largest `DocumentReference` a service may post (base64 included).
+pub(super) const CREATE_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The attachment of a posted `DocumentReference`: (content type, bytes,
+/// title, category).
+fn attachment(v: &Value) -> Option<(String, Vec<u8>, String, String)> {
+    use base64::Engine;
+    if v["resourceType"] != "DocumentReference" {
+        return None;
+    }
+    let a = &v["content"][0]["attachment"];
+    let kind = a["contentType"].as_str()?.to_string();
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(a["data"].as_str()?)
+        .ok()?;
+    let title = a["title"]
+        .as_str()
+        .or(v["description"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let category = v["category"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    Some((kind, data, title, category))
+}
+
+/// POST /fhir/r4/DocumentReference (`documents.write`): an IHE XDM package
+/// (`application/zip`) goes through the dossier's deposit path, the one mail
+/// and the professionals' API use (identity checks, indexing, authorship);
+/// a PDF, JPEG or PNG through the rules of the patient's own documents. The
+/// service is recorded as the depositor.
+pub(super) async fn create(
+    State(s): State<Shared>,
+    c: Caller,
+    body: axum::body::Bytes,
+) -> Result<Response, FhirError> {
+    use crate::dossier::filing;
+    c.allow(&s, Scope::DocumentsWrite, "DocumentReference create")
+        .await?;
+    let bad =
+        |m: &'static str| FhirError(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "invalid", m);
+    let v: Value = serde_json::from_slice(&body).map_err(|_| bad("not a JSON resource"))?;
+    let (kind, data, title, category) =
+        attachment(&v).ok_or_else(|| bad("a DocumentReference with content[0].attachment data"))?;
+    let depositor = filing::Depositor::new(
+        &crate::access::check::service_actor(&c.service.id),
+        None,
+        None,
+    );
+    let mut filed = if kind == "application/zip" {
+        let recipient = filing::PatientRecipient {
+            account_id: c.patient.id,
+            address: c.patient.address.clone(),
+            ins: c.patient.ins.clone().unwrap_or_default(),
+        };
+        tokio::task::spawn_blocking(move || {
+            filing::deposit(
+                &data,
+                &recipient,
+                &crate::dossier::limits::Limits::default(),
+            )
+        })
+        .await
+        .map_err(FhirError::unavailable)?
+        .map_err(|_| bad("the package was refused by the dossier's checks"))?
+    } else {
+        let name = match kind.as_str() {
+            "application/pdf" => "document.pdf",
+            "image/jpeg" => "document.jpg",
+            "image/png" => "document.png",
+            _ => return Err(bad("PDF, JPEG, PNG or an IHE XDM package only")),
+        };
+        let doc = filing::patient_document(&category, &title, name, data)
+            .map_err(|_| bad("category, title, type or size refused"))?;
+        filing::Filing {
+            documents: vec![(c.patient.id, doc)],
+            ..Default::default()
+        }
+    };
+    crate::dossier::authorship::sign_and_check(&s.store, &mut filed, &depositor)
+        .await
+        .map_err(FhirError::unavailable)?
+        .map_err(|_| {
+            FhirError(
+                axum::http::StatusCode::FORBIDDEN,
+                "forbidden",
+                "only a document's depositor replaces it",
+            )
+        })?;
+    let count = filed.documents.len();
+    s.store
+        .file(&filed.into())
+        .await
+        .map_err(FhirError::unavailable)?;
+    let mut res = resource(json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{ "severity": "information", "code": "informational",
+                    "diagnostics": format!("{count} document(s) filed") }],
+    }));
+    *res.status_mut() = axum::http::StatusCode::CREATED;
+    Ok(res)
+}

@@ -32,7 +32,12 @@ type Shared = Arc<WebServices>;
 /// The routes of `/fhir/r4/`.
 pub fn routes() -> axum::Router<Shared> {
     axum::Router::new()
-        .route("/fhir/r4/DocumentReference", get(documents::search))
+        .route(
+            "/fhir/r4/DocumentReference",
+            get(documents::search).post(documents::create).layer(
+                axum::extract::DefaultBodyLimit::max(documents::CREATE_LIMIT),
+            ),
+        )
         .route("/fhir/r4/DocumentReference/{id}", get(documents::read))
         .route("/fhir/r4/Binary/{id}", get(documents::binary))
         .route("/fhir/r4/{resource}", get(profile::search))
