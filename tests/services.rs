@@ -289,6 +289,17 @@ async fn setup(db: Db) -> (Instance, Server, String, String) {
         )
         .await
         .unwrap();
+    // An appointment, as the agenda's filing would store it (2026-12-10 09:00 UTC).
+    sqlx::query(
+        "INSERT INTO appointments (patient_id, organizer, organizer_name, uid, sequence, dtstamp, \
+         status, title, starts_at, ends_at, ics, created_at, updated_at) \
+         VALUES ($1, 'jean.dupont@hopital-a.mes.test', 'Dr Jean Dupont', 'rdv-1', 0, 0, \
+         'CONFIRMED', 'Consultation de suivi', 1796893200, 1796895000, '', 0, 0)",
+    )
+    .bind(a.id)
+    .execute(store.pool())
+    .await
+    .unwrap();
     (instance, server, url, redirect)
 }
 
@@ -479,7 +490,11 @@ async fn oauth_flow(db: Db) {
     assert_eq!(conditions["total"], 0);
     let appointments = api(&instance, &format!("{fhir}/Appointment"), &access);
     assert_eq!(appointments.status, 200);
-    assert_eq!(appointments.json()["resourceType"], "Bundle");
+    let appointment = &appointments.json()["entry"][0]["resource"];
+    assert_eq!(appointment["resourceType"], "Appointment");
+    assert_eq!(appointment["description"], "Consultation de suivi");
+    assert_eq!(appointment["start"], "2026-12-10T09:00:00Z");
+    assert_eq!(appointment["status"], "booked");
 
     // Another patient's document: 404, and on that patient's trail.
     let store = open_store(&instance).await;
