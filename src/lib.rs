@@ -26,6 +26,7 @@ pub mod mime;
 pub mod pki;
 pub mod relay;
 pub mod server;
+pub mod services;
 pub mod smtp;
 pub mod store;
 pub mod threads;

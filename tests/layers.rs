@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
         "agenda",
         "lifecycle",
         "directory",
+        "services",
     ],
     &["delivery"],
     &["smtp", "imap", "web", "relay", "bench"],
@@ -40,6 +41,7 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("lifecycle", "threads"),
     ("lifecycle", "access"),
     ("lifecycle", "dossier"),
+    ("services", "threads"),
     ("cli", "server"),
 ];
 

@@ -43,6 +43,20 @@ pub struct AccessDetail {
     /// The establishment they act for.
     #[serde(default)]
     pub establishment: Option<String>,
+    /// `SERVICE_TIERS` for a referenced service, absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_type: Option<String>,
+    /// The service's name, for a referenced service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+}
+
+/// Actor type of an access by a referenced service (the audit detail).
+pub const SERVICE_TIERS: &str = "SERVICE_TIERS";
+
+/// Audit actor of a referenced service: `service:` and its id.
+pub fn service_actor(service_id: &str) -> String {
+    format!("service:{service_id}")
 }
 
 /// An access the gate allowed, with what it decided on: listing a record
@@ -89,6 +103,7 @@ fn grant_name(g: Grant) -> &'static str {
         Grant::Authorised => "authorised",
         Grant::Regulation => "regulation",
         Grant::BreakGlass => "break_glass",
+        Grant::Service => "service",
     }
 }
 
@@ -224,6 +239,8 @@ impl Gate {
             profession: actor.profession.clone(),
             rpps: actor.rpps.clone(),
             establishment: actor.establishment.clone(),
+            actor_type: None,
+            service: None,
         };
         let entry = AuditEntry::new(
             &actor.address,
@@ -287,5 +304,61 @@ impl Gate {
                 Mode::BreakGlass(_) => Mode::BreakGlass("reason given"),
             },
         }))
+    }
+
+    /// Decides and audits a referenced service's call for `patient`:
+    /// `consented` when the token is the patient's and its granted scopes
+    /// cover the call. Every attempt is on the patient's trail, with actor
+    /// type [`SERVICE_TIERS`] and the service's name.
+    pub async fn check_service(
+        &self,
+        service_id: &str,
+        service_name: &str,
+        patient: &Account,
+        what: &str,
+        consented: bool,
+    ) -> Result<Result<Grant, Denial>, StoreError> {
+        // A closed (or disabled) space is read by nobody, services included.
+        let decision = if patient.disabled {
+            Err(Denial::Closed)
+        } else {
+            decide(
+                Actor::Service { consented },
+                Mode::Normal,
+                crate::store::access::Consents::default(),
+                false,
+            )
+        };
+        let detail = AccessDetail {
+            what: what.to_string(),
+            outcome: if decision.is_ok() {
+                "allowed"
+            } else {
+                "refused"
+            }
+            .into(),
+            basis: match decision {
+                Ok(g) => grant_name(g).into(),
+                Err(d) => format!("{d:?}"),
+            },
+            reason: None,
+            profession: None,
+            rpps: None,
+            establishment: None,
+            actor_type: Some(SERVICE_TIERS.into()),
+            service: Some(service_name.to_string()),
+        };
+        let entry = AuditEntry::new(
+            &service_actor(service_id),
+            if decision.is_ok() {
+                ACCESS_ALLOWED
+            } else {
+                ACCESS_REFUSED
+            },
+            &patient.address,
+            &serde_json::to_string(&detail).unwrap_or_default(),
+        );
+        audit::append(&self.store, &entry).await?;
+        Ok(decision)
     }
 }

@@ -47,9 +47,15 @@ fn action_fr(action: &str, detail: &Option<AccessDetail>) -> String {
         (ACCESS_ALLOWED, Some(d)) => match d.basis.as_str() {
             "regulation" => "Accès en urgence (régulation SAMU – Centre 15)".into(),
             "break_glass" => "Accès en urgence (bris de glace)".into(),
+            "service" => "Accès par un service connecté".into(),
             _ => "Consultation de votre dossier".into(),
         },
+        (ACCESS_REFUSED, Some(d)) if d.actor_type.is_some() => {
+            "Accès d'un service à votre dossier refusé".into()
+        }
         (ACCESS_REFUSED, _) => "Accès à votre dossier refusé".into(),
+        ("service.connect", _) => "Service connecté".into(),
+        ("service.disconnect", _) => "Service déconnecté".into(),
         ("thread.access_denied", _) => "Tentative d'accès à un de vos échanges, refusée".into(),
         ("thread.open", _) => "Nouvel échange ouvert".into(),
         ("thread.message", _) => "Message reçu".into(),
@@ -74,6 +80,15 @@ pub async fn history(
         std::collections::HashMap::new();
     for r in crate::audit::history_of(store, &p.address).await? {
         let actor = r.entry.actor.clone();
+        let detail: Option<AccessDetail> = serde_json::from_str(&r.entry.detail).ok();
+        if actor.starts_with("service:") && !names.contains_key(&actor) {
+            // A referenced service: named by the audit detail (SERVICE_TIERS).
+            let name = detail
+                .as_ref()
+                .and_then(|d| d.service.clone())
+                .unwrap_or_else(|| actor.trim_start_matches("service:").to_string());
+            names.insert(actor.clone(), ("service", name));
+        }
         if !names.contains_key(&actor) {
             let found = store.account_by_address(&actor).await?;
             let v = match found {
@@ -97,7 +112,6 @@ pub async fn history(
         if only.is_some_and(|t| t != actor_type) {
             continue;
         }
-        let detail: Option<AccessDetail> = serde_json::from_str(&r.entry.detail).ok();
         out.push(HistoryLine {
             at: r.at,
             actor_type,

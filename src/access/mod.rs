@@ -4,6 +4,8 @@
 //! patient of emergency accesses.
 //!
 //! - The patient always sees their own record; another patient never does.
+//! - A service the patient connected reads or writes what the patient
+//!   granted it (scopes), nothing of anyone else.
 //! - A professional reads when authorised by the patient or in the care team
 //!   of an establishment caring for the patient, and not blocked. Blocking
 //!   takes effect at once; unblocking restores nothing by itself.
@@ -32,6 +34,12 @@ pub enum Actor {
     Owner,
     /// Any other patient.
     OtherPatient,
+    /// A referenced service acting for a patient: `consented` when the
+    /// patient granted it the scope of the call and this is that patient.
+    Service {
+        /// The patient's grant covers this call.
+        consented: bool,
+    },
     /// A professional, with what the store knows of them for this patient.
     Professional {
         /// In the patient's authorised list.
@@ -70,6 +78,8 @@ pub enum Grant {
     Regulation,
     /// Break-glass access.
     BreakGlass,
+    /// A service the patient connected, within the scopes granted.
+    Service,
 }
 
 impl Grant {
@@ -120,6 +130,9 @@ pub enum Denial {
     /// nobody reads or deposits, emergency or not.
     #[error("the patient's space is closed")]
     Closed,
+    /// A service without the patient's consent for this call.
+    #[error("not granted to this service by the patient")]
+    NotGranted,
 }
 
 /// The decision for one actor, one way of asking, one document (or the record
@@ -133,6 +146,9 @@ pub fn decide(
     let (authorised, blocked, care_team, regulator, may_break_glass) = match actor {
         Actor::Owner => return Ok(Grant::Owner),
         Actor::OtherPatient => return Err(Denial::OtherPatient),
+        // The patient's own choice: hidden documents stay theirs to share.
+        Actor::Service { consented: true } => return Ok(Grant::Service),
+        Actor::Service { consented: false } => return Err(Denial::NotGranted),
         Actor::Professional {
             authorised,
             blocked,

@@ -7,6 +7,7 @@ mod init;
 mod lifecycle;
 mod pki;
 mod queue;
+mod services;
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -77,6 +78,9 @@ pub enum Command {
     /// NDJSON): each new space is informed (notice with an opposition code)
     /// and opens at the end of the opposition window.
     Provision(lifecycle::ProvisionArgs),
+    /// The catalogue of referenced health services (OAuth clients).
+    #[command(subcommand)]
+    Service(services::ServiceCommand),
     /// Record a beneficiary's opposition to the creation of their space
     /// (before it opens; afterwards opposing closes it, archived).
     Oppose {
@@ -446,6 +450,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             lifecycle::bench(&load(cli.config)?, args).await
         }
         Command::Provision(args) => lifecycle::provision(&load(cli.config)?, args).await,
+        Command::Service(cmd) => services::run(&load(cli.config)?, cmd).await,
         Command::Oppose { ins } => lifecycle::oppose(&load(cli.config)?, &ins).await,
         Command::Close { ins, destroy } => {
             lifecycle::close(&load(cli.config)?, &ins, destroy).await

@@ -352,6 +352,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             stop_rx.clone(),
         ));
     }
+    // The 90-day connected-services notice (services/notice.rs).
+    if let Some(n) = notifier.clone() {
+        tokio::spawn(crate::services::notice::run(
+            store.clone(),
+            n,
+            Duration::from_secs(config.notify.reminder_interval_secs.max(1)),
+            stop_rx.clone(),
+        ));
+    }
     // Patient spaces whose opposition window ended are opened (lifecycle/open.rs).
     let opener = tokio::spawn(crate::lifecycle::open::run(
         store.clone(),

@@ -25,6 +25,7 @@ pub mod messages;
 pub mod queue;
 pub mod quota;
 pub mod representatives;
+pub mod services;
 pub mod spaces;
 pub mod threads;
 pub mod throttle;

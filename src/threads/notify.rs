@@ -135,6 +135,14 @@ impl Notifier {
         }
     }
 
+    /// A content-free notice another rule wrote (the connected-services
+    /// notice of `services::notice`); a failure is logged without the address.
+    pub async fn send_notice(&self, to: &str, subject: &str, body: &str) {
+        if let Err(e) = self.send(to, subject, body).await {
+            tracing::warn!(error = %e, "patient notice not sent");
+        }
+    }
+
     async fn send(&self, to: &str, subject: &str, body: &str) -> anyhow::Result<()> {
         match NoticeSender::new(&self.settings)? {
             Some(sender) => sender.send(to, subject, body).await,

@@ -8,8 +8,10 @@ pub mod api;
 pub mod autoconfig;
 pub mod dossier_view;
 pub mod export;
+pub mod fhir;
 pub mod history;
 mod idle;
+pub mod oauth;
 pub mod ops;
 mod pages;
 pub mod patient;
@@ -72,6 +74,8 @@ pub struct WebServices {
 pub fn router(services: Arc<WebServices>) -> Router {
     api::routes()
         .merge(pro::routes())
+        .merge(oauth::routes())
+        .merge(fhir::routes())
         .merge(pages::routes())
         .merge(pages::feed_routes())
         .merge(autoconfig::routes())

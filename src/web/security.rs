@@ -35,7 +35,10 @@ pub async fn headers(req: Request, next: Next) -> Response {
     let set = |h: &mut HeaderMap, name: &'static str, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
-    set(h, "content-security-policy", CSP);
+    // A page may widen `form-action` (the consent page, to the service).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        set(h, "content-security-policy", CSP);
+    }
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
     set(h, "referrer-policy", "no-referrer");

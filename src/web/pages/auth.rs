@@ -29,15 +29,36 @@ struct LoginPage {
     notice: Option<&'static str>,
     error: Option<&'static str>,
     login: String,
+    /// Where to go after logging in (an OAuth authorization request only).
+    retour: String,
+}
+
+/// `?retour=…`: an authorization request to come back to after logging in.
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct Retour {
+    retour: Option<String>,
+}
+
+/// Only an authorization request of ours is a place to come back to (no
+/// open redirect).
+fn retour(r: Option<&str>) -> String {
+    r.filter(|r| r.starts_with("/oauth/authorize?") && !r.contains(['\\', '\r', '\n']))
+        .unwrap_or("")
+        .to_string()
 }
 
 /// GET /connexion
-pub(super) async fn login_page(Extension(csrf): Extension<Csrf>, q: Query<Etat>) -> Response {
+pub(super) async fn login_page(
+    Extension(csrf): Extension<Csrf>,
+    q: Query<Etat>,
+    Query(r): Query<Retour>,
+) -> Response {
     let page = LoginPage {
         l: Layout::public("Connexion", &csrf),
         notice: Etat::notice(&q),
         error: None,
         login: String::new(),
+        retour: retour(r.retour.as_deref()),
     };
     render(StatusCode::OK, &page)
 }
@@ -47,6 +68,7 @@ pub(super) struct LoginForm {
     csrf: Option<String>,
     login: String,
     password: String,
+    retour: Option<String>,
 }
 
 /// POST /connexion: a new session and a new anti-forgery token on success.
@@ -72,7 +94,13 @@ pub(super) async fn login(
                     CSRF_COOKIE,
                     security::random_token(),
                 ));
-            return Ok((jar, Redirect::to("/messagerie")).into_response());
+            let back = retour(f.retour.as_deref());
+            let to = if back.is_empty() {
+                "/messagerie"
+            } else {
+                &back
+            };
+            return Ok((jar, Redirect::to(to)).into_response());
         }
         LoginResult::Throttled => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -90,6 +118,7 @@ pub(super) async fn login(
         notice: None,
         error: Some(error),
         login,
+        retour: retour(f.retour.as_deref()),
     };
     Ok(render(status, &page))
 }

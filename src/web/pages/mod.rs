@@ -11,6 +11,7 @@ mod dossier;
 mod messagerie;
 mod opposition;
 mod parametres;
+mod services;
 
 use std::sync::Arc;
 
@@ -97,6 +98,16 @@ pub(super) fn routes() -> axum::Router<Shared> {
         .route("/parametres/mot-de-passe", post(parametres::password))
         .route("/parametres/fermer", post(parametres::close))
         .route("/espace", post(switch_space))
+        .route("/services", get(services::catalogue))
+        .route("/services/connectes", get(services::connected))
+        .route("/services/{id}", get(services::service))
+        .route("/services/{id}/logo", get(services::logo))
+        .route("/services/{id}/connecter", get(services::connect))
+        .route("/services/{id}/deconnecter", post(services::disconnect))
+        .route(
+            "/oauth/authorize",
+            get(services::authorize_page).post(services::authorize_answer),
+        )
         .route("/static/mes.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(super::FORM_LIMIT))
         .layer(axum::middleware::from_fn(security::csrf_cookie))
@@ -460,6 +471,7 @@ impl Etat {
                  puis supprimé ; d'ici là, vous pouvez demander sa réouverture au support du service."
             }
             "detruit" => "Votre espace santé est fermé et son contenu a été supprimé.",
+            "service-deconnecte" => "Le service est déconnecté : il n'a plus accès à vos données.",
             "flux-revoque" => {
                 "L'adresse d'abonnement à votre agenda est révoquée : elle ne fonctionne plus."
             }

@@ -31,6 +31,8 @@ struct SettingsPage {
     notif_appointment: bool,
     /// Reminders of screenings and vaccinations (NOTIF_DEPISTAGE).
     notif_depistage: bool,
+    /// The periodic notice of connected services (NOTIF_SYNCHRONIZED_SERVICE).
+    notif_services: bool,
     rules: &'static [&'static str],
     /// The patient has a feed address.
     feed_active: bool,
@@ -61,6 +63,7 @@ async fn settings_page(
         enabled,
         notif_appointment,
         notif_depistage,
+        notif_services: s.store.services_notice_setting(session.account.id).await?,
         rules: &RULES_FR,
         feed_active,
         feed_url: None,
@@ -91,6 +94,8 @@ pub(super) struct NoticeForm {
     notif_appointment: Option<String>,
     #[serde(rename = "NOTIF_DEPISTAGE")]
     notif_depistage: Option<String>,
+    #[serde(rename = "NOTIF_SYNCHRONIZED_SERVICE")]
+    notif_services: Option<String>,
 }
 
 /// POST /parametres/notifications
@@ -132,6 +137,9 @@ pub(super) async fn notifications(
             f.notif_appointment.is_some(),
             f.notif_depistage.is_some(),
         )
+        .await?;
+    s.store
+        .set_services_notice_setting(session.account.id, f.notif_services.is_some())
         .await?;
     Ok(Redirect::to("/parametres?etat=notifications").into_response())
 }
