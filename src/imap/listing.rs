@@ -13,10 +13,10 @@
 //! folders are dropped first, and a folder estimated at more than half the
 //! bound is never filled (its FETCHes read the rows).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::OwnedMutexGuard;
+use imbl::OrdMap;
 
 use crate::store::entries::ListingChange;
 use crate::store::{Store, StoreError};
@@ -41,10 +41,11 @@ pub struct Listed {
     pub internal_date: i64,
     /// RFC822.SIZE.
     pub size: i64,
-    /// Flags and keywords as stored, space-separated.
-    pub flags: Box<str>,
+    /// Flags and keywords as stored, space-separated (shared: a snapshot
+    /// copies the map's nodes, not the strings).
+    pub flags: Arc<str>,
     /// ENVELOPE in wire form; None when the message has neither form stored.
-    pub envelope: Option<Box<[u8]>>,
+    pub envelope: Option<Arc<[u8]>>,
 }
 
 impl Listed {
@@ -66,19 +67,22 @@ impl Listed {
             modseq: change.modseq,
             internal_date: change.internal_date,
             size: change.size,
-            flags: change.flags.into_boxed_str(),
-            envelope: envelope.map(Vec::into_boxed_slice),
+            flags: Arc::from(change.flags),
+            envelope: envelope.map(Arc::from),
         }
     }
 }
 
-/// One folder's listing.
-#[derive(Debug)]
+/// One folder's listing. Cloning it is cheap (a persistent map shares its
+/// nodes): each session takes a snapshot and reads it without holding the
+/// folder's lock, so a SELECT iterating 10,000 messages does not hold up
+/// another session's FETCH.
+#[derive(Debug, Clone)]
 pub struct Listing {
     uidvalidity: i64,
     /// Highest MODSEQ seen: everything up to it is in `entries`.
     seen: i64,
-    entries: BTreeMap<i64, Listed>,
+    entries: OrdMap<i64, Listed>,
     /// Octets held by `entries`.
     weight: usize,
 }
@@ -88,7 +92,7 @@ impl Listing {
         Listing {
             uidvalidity,
             seen: 0,
-            entries: BTreeMap::new(),
+            entries: OrdMap::new(),
             weight: 0,
         }
     }
@@ -185,14 +189,14 @@ impl Listings {
                     && folder_len.saturating_mul(ESTIMATE_PER_MESSAGE) <= self.max_bytes / 2))
     }
 
-    /// The listing of a folder, caught up with the database and locked for the
-    /// caller (other sessions of the folder wait for it, briefly).
+    /// A snapshot of the listing of a folder, caught up with the database
+    /// (the folder's lock is held only while catching up).
     pub async fn get(
         &self,
         store: &Store,
         folder_id: i64,
         uidvalidity: i64,
-    ) -> Result<OwnedMutexGuard<Listing>, StoreError> {
+    ) -> Result<Listing, StoreError> {
         let shared = {
             let mut folders = self.folders();
             folders.clock += 1;
@@ -211,7 +215,7 @@ impl Listings {
         if current != Some(uidvalidity) {
             self.folders().slots.remove(&folder_id);
             *listing = Listing::empty(uidvalidity);
-            return Ok(listing);
+            return Ok(listing.clone());
         }
         if listing.uidvalidity != uidvalidity {
             *listing = Listing::empty(uidvalidity);
@@ -219,7 +223,7 @@ impl Listings {
         let changes = store.listing_since(folder_id, listing.seen).await?;
         listing.apply(changes);
         self.account(folder_id, listing.weight);
-        Ok(listing)
+        Ok(listing.clone())
     }
 
     /// Records a folder's size and drops the least recently used folders
