@@ -13,10 +13,10 @@
 //! folders are dropped first, and a folder estimated at more than half the
 //! bound is never filled (its FETCHes read the rows).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use imbl::OrdMap;
+use tokio::sync::OwnedMutexGuard;
 
 use crate::store::entries::ListingChange;
 use crate::store::{Store, StoreError};
@@ -41,11 +41,10 @@ pub struct Listed {
     pub internal_date: i64,
     /// RFC822.SIZE.
     pub size: i64,
-    /// Flags and keywords as stored, space-separated (shared: a snapshot
-    /// copies the map's nodes, not the strings).
-    pub flags: Arc<str>,
+    /// Flags and keywords as stored, space-separated.
+    pub flags: Box<str>,
     /// ENVELOPE in wire form; None when the message has neither form stored.
-    pub envelope: Option<Arc<[u8]>>,
+    pub envelope: Option<Box<[u8]>>,
 }
 
 impl Listed {
@@ -67,22 +66,19 @@ impl Listed {
             modseq: change.modseq,
             internal_date: change.internal_date,
             size: change.size,
-            flags: Arc::from(change.flags),
-            envelope: envelope.map(Arc::from),
+            flags: change.flags.into_boxed_str(),
+            envelope: envelope.map(Vec::into_boxed_slice),
         }
     }
 }
 
-/// One folder's listing. Cloning it is cheap (a persistent map shares its
-/// nodes): each session takes a snapshot and reads it without holding the
-/// folder's lock, so a SELECT iterating 10,000 messages does not hold up
-/// another session's FETCH.
-#[derive(Debug, Clone)]
+/// One folder's listing.
+#[derive(Debug)]
 pub struct Listing {
     uidvalidity: i64,
     /// Highest MODSEQ seen: everything up to it is in `entries`.
     seen: i64,
-    entries: OrdMap<i64, Listed>,
+    entries: BTreeMap<i64, Listed>,
     /// Octets held by `entries`.
     weight: usize,
 }
@@ -92,7 +88,7 @@ impl Listing {
         Listing {
             uidvalidity,
             seen: 0,
-            entries: OrdMap::new(),
+            entries: BTreeMap::new(),
             weight: 0,
         }
     }
@@ -189,14 +185,14 @@ impl Listings {
                     && folder_len.saturating_mul(ESTIMATE_PER_MESSAGE) <= self.max_bytes / 2))
     }
 
-    /// A snapshot of the listing of a folder, caught up with the database
-    /// (the folder's lock is held only while catching up).
+    /// The listing of a folder, caught up with the database and locked for the
+    /// caller (other sessions of the folder wait for it, briefly).
     pub async fn get(
         &self,
         store: &Store,
         folder_id: i64,
         uidvalidity: i64,
-    ) -> Result<Listing, StoreError> {
+    ) -> Result<OwnedMutexGuard<Listing>, StoreError> {
         let shared = {
             let mut folders = self.folders();
             folders.clock += 1;
@@ -215,7 +211,7 @@ impl Listings {
         if current != Some(uidvalidity) {
             self.folders().slots.remove(&folder_id);
             *listing = Listing::empty(uidvalidity);
-            return Ok(listing.clone());
+            return Ok(listing);
         }
         if listing.uidvalidity != uidvalidity {
             *listing = Listing::empty(uidvalidity);
@@ -223,7 +219,7 @@ impl Listings {
         let changes = store.listing_since(folder_id, listing.seen).await?;
         listing.apply(changes);
         self.account(folder_id, listing.weight);
-        Ok(listing.clone())
+        Ok(listing)
     }
 
     /// Records a folder's size and drops the least recently used folders

@@ -166,7 +166,7 @@ mod tests {
             modseq: 123_456,
             internal_date: 1_764_140_400,
             size: raw.len() as i64,
-            envelope: Some(envelope(&structure::envelope(raw)).into()),
+            envelope: Some(envelope(&structure::envelope(raw)).into_boxed_slice()),
         }
     }
 

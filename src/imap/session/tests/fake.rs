@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 
 use futures_core::Stream;
+use tokio::sync::OwnedMutexGuard;
 
 use crate::delivery::AcceptError;
 use crate::identity::AccountKind;
@@ -493,7 +494,7 @@ impl Mailstore for Fake {
         _: i64,
         _: usize,
         _: usize,
-    ) -> Result<Option<Listing>, StoreError> {
+    ) -> Result<Option<OwnedMutexGuard<Listing>>, StoreError> {
         Ok(None)
     }
 
