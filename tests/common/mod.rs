@@ -338,8 +338,10 @@ pub struct Server {
 
 impl Server {
     /// Starts `mes serve` with `config`. A configuration with fixed ports (a
-    /// restart after `pin_ports`) can find one of them taken for a moment by
-    /// another test's outgoing connection: that start is tried again.
+    /// restart after `pin_ports`) can find one of them taken by another
+    /// test's outgoing connection, or by a listener another test bound to
+    /// port 0 and got that number for: that start is tried again for up to
+    /// a minute (as long as such a test may hold it).
     pub fn start(config: &Path) -> Server {
         Server::start_with_env(config, &[("RUST_LOG", "info")])
     }
@@ -350,7 +352,7 @@ impl Server {
         loop {
             match Server::try_start(config, env) {
                 Ok(server) => return server,
-                Err(log) if log.contains("Address already in use") && attempt < 40 => {
+                Err(log) if log.contains("Address already in use") && attempt < 240 => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(250));
                 }
