@@ -531,3 +531,78 @@ async fn whitelist_refresh(db: Db) {
 }
 
 both_backends!(whitelist_refresh);
+
+/// The `https://` source of the whitelist refresh, against a real TLS server
+/// with a certificate of the development PKI: the body comes back whole; an
+/// HTTP error and a server the client does not trust are errors (the task
+/// then keeps the list in force, as `whitelist_refresh` shows for a file).
+#[tokio::test]
+async fn whitelist_fetch_over_https() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = Instance::new(Db::Sqlite).await;
+    let certs = a.root().join("certs");
+    let server = rustls::ServerConfig::builder_with_provider(mes::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            mes::tls::load_certs(&certs.join("server.pem")).expect("certificate"),
+            mes::tls::load_key(&certs.join("server.key")).expect("key"),
+        )
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let xml = whitelist_xml(&["un.test", "deux.test"]);
+    let body = xml.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.ends_with(b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let found = request.starts_with(b"GET /liste-blanche.xml ");
+                let reply = if found {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .into()
+                };
+                let _ = tls.write_all(reply.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    let trusting = mes::tls::client_config(&[certs.join("ca.pem")], None).expect("client config");
+    let url = format!("https://127.0.0.1:{port}/liste-blanche.xml");
+    let got = mes::trust::refresh::fetch(&url, trusting.clone())
+        .await
+        .expect("the list over https");
+    assert_eq!(got, xml.as_bytes());
+    let missing = format!("https://127.0.0.1:{port}/absente.xml");
+    let err = mes::trust::refresh::fetch(&missing, trusting)
+        .await
+        .expect_err("an HTTP 404 is an error");
+    assert!(err.to_string().contains("404"), "{err}");
+    // The server's own default: the public roots, which do not know our CA.
+    let public = mes::tls::web_client_config().expect("web client config");
+    assert!(
+        mes::trust::refresh::fetch(&url, public).await.is_err(),
+        "a server outside the public roots is refused"
+    );
+}
