@@ -1101,6 +1101,10 @@ async fn representative_sees_the_child_space_in_a_browser() {
         // The child's settings stay theirs.
         b.goto(&format!("{url}/parametres")).await;
         assert!(!b.main_text().await.contains("Fermer mon espace"));
+        // Nor the child's whole-space export: it holds the hidden documents too.
+        b.goto(&format!("{url}/parametres/export")).await;
+        let text = b.main_text().await;
+        assert!(text.contains("Revenez à votre propre espace"), "{text}");
         // Back to their own space.
         b.goto(&format!("{url}/messagerie")).await;
         b.js("document.querySelector('#espace').value = 'moi';")
