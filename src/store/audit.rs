@@ -49,6 +49,27 @@ pub(crate) fn chain_hash(prev: &str, at: i64, e: &AuditEntry) -> String {
     hex::encode(h.finalize())
 }
 
+impl super::Store {
+    /// Runs `statement` and, when it changed a row, appends `audit` (at
+    /// `now`) in the same transaction: a state change and its trail land
+    /// together or not at all. False, with nothing written, when no row changed.
+    pub(super) async fn execute_audited<'q>(
+        &self,
+        statement: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        audit: &AuditEntry,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        if statement.execute(&mut *tx).await?.rows_affected() == 0 {
+            return Ok(false);
+        }
+        append_on(&mut tx, audit, now).await?;
+        tx.commit().await?;
+        self.wrote();
+        Ok(true)
+    }
+}
+
 /// Appends `entry` at time `at` on `conn`, inside the caller's transaction
 /// when there is one.
 pub async fn append_on(

@@ -35,23 +35,14 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let now = self.now();
-        let mut tx = self.pool().begin().await?;
-        let done = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO representatives (child_ins, parent_ins, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (child_ins, parent_ins) DO NOTHING",
         )
         .bind(child_ins)
         .bind(parent_ins)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        append_on(&mut tx, audit, now).await?;
-        tx.commit().await?;
-        self.wrote();
-        Ok(true)
+        .bind(now);
+        self.execute_audited(insert, audit, now).await
     }
 
     /// Removes the link, with `audit`; false when there was none.
@@ -61,21 +52,11 @@ impl Store {
         parent_ins: &str,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let now = self.now();
-        let mut tx = self.pool().begin().await?;
-        let done =
+        let delete =
             sqlx::query("DELETE FROM representatives WHERE child_ins = $1 AND parent_ins = $2")
                 .bind(child_ins)
-                .bind(parent_ins)
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        append_on(&mut tx, audit, now).await?;
-        tx.commit().await?;
-        self.wrote();
-        Ok(true)
+                .bind(parent_ins);
+        self.execute_audited(delete, audit, self.now()).await
     }
 
     /// The open children's spaces `parent_ins` represents, by name.

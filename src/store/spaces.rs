@@ -318,8 +318,7 @@ impl Store {
         audit: &super::audit::AuditEntry,
     ) -> Result<bool, StoreError> {
         let now = self.now();
-        let mut tx = self.pool().begin().await?;
-        let done = sqlx::query(
+        let oppose = sqlx::query(
             "UPDATE patient_spaces SET state = 'opposed', ins = NULL, domain = NULL, \
              birth_name = NULL, first_names = NULL, birth_date = NULL, sex = NULL, \
              birth_place = NULL, email = NULL, postal = NULL, representatives = NULL, \
@@ -327,15 +326,8 @@ impl Store {
              WHERE ins_hash = $1 AND state = 'informed' AND opens_at > $2",
         )
         .bind(ins_hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        super::audit::append_on(&mut tx, audit, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        .bind(now);
+        self.execute_audited(oppose, audit, now).await
     }
 
     /// Up to `limit` informed spaces whose window ended.
