@@ -1,8 +1,10 @@
 //! Folder listings kept in memory and shared by every session of this process:
 //! what a header FETCH of a whole folder (UID FLAGS RFC822.SIZE ENVELOPE …)
 //! reads, with each ENVELOPE already in wire form, so that answering it copies
-//! bytes instead of reading and converting one database row per message
-//! (Dovecot keeps its index and cache files for the same reason).
+//! bytes instead of reading and converting one database row per message, and
+//! the stored SUBJECT/FROM/TO/CC/BCC text, so that a SEARCH on those keys
+//! scans memory instead of every row of the folder (Dovecot keeps its index
+//! and cache files for the same reasons).
 //!
 //! A listing is never staler than a direct read: each use first catches up
 //! with the database ([`Store::listing_since`] from the highest MODSEQ it has
@@ -18,7 +20,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OwnedMutexGuard;
 
-use crate::store::entries::ListingChange;
+use crate::store::entries::{Entry, ListingChange};
+use crate::store::messages::SearchHeaders;
 use crate::store::{Store, StoreError};
 
 /// A FETCH of at least this many messages fills the listing of a folder that
@@ -26,11 +29,13 @@ use crate::store::{Store, StoreError};
 pub const FILL_THRESHOLD: usize = 100;
 
 /// Octets a listed message is assumed to take before its listing is read
-/// (flags, envelope, map node), to decide whether a folder is worth filling.
-const ESTIMATE_PER_MESSAGE: usize = 320;
+/// (flags, envelope, search text, map node), to decide whether a folder is
+/// worth filling.
+const ESTIMATE_PER_MESSAGE: usize = 480;
 
-/// Octets one listed message holds beyond its flags and envelope.
-const OVERHEAD_PER_MESSAGE: usize = 64;
+/// Octets one listed message holds beyond its flags, envelope, blob hash and
+/// search text.
+const OVERHEAD_PER_MESSAGE: usize = 160;
 
 /// What a header FETCH needs of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,12 +50,85 @@ pub struct Listed {
     pub flags: Box<str>,
     /// ENVELOPE in wire form; None when the message has neither form stored.
     pub envelope: Option<Box<[u8]>>,
+    /// The message row.
+    pub message_id: i64,
+    /// Content hash (to read the blob).
+    pub blob_hash: Box<str>,
+    /// SUBJECT/FROM/TO/CC/BCC as SEARCH matches them (None: not stored).
+    pub search: ListedSearch,
+}
+
+/// The stored search text of a listed message (`store::messages::SearchHeaders`,
+/// held in boxed strings: a listing holds one per message).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListedSearch {
+    /// The Subject fields.
+    pub subject: Option<Box<str>>,
+    /// The From fields.
+    pub from: Option<Box<str>>,
+    /// The To fields.
+    pub to: Option<Box<str>>,
+    /// The Cc fields.
+    pub cc: Option<Box<str>>,
+    /// The Bcc fields.
+    pub bcc: Option<Box<str>>,
+}
+
+impl ListedSearch {
+    fn weight(&self) -> usize {
+        [&self.subject, &self.from, &self.to, &self.cc, &self.bcc]
+            .iter()
+            .map(|t| t.as_ref().map_or(0, |t| t.len()))
+            .sum()
+    }
+}
+
+impl From<SearchHeaders> for ListedSearch {
+    fn from(s: SearchHeaders) -> ListedSearch {
+        ListedSearch {
+            subject: s.subject.map(String::into_boxed_str),
+            from: s.from.map(String::into_boxed_str),
+            to: s.to.map(String::into_boxed_str),
+            cc: s.cc.map(String::into_boxed_str),
+            bcc: s.bcc.map(String::into_boxed_str),
+        }
+    }
 }
 
 impl Listed {
     /// Octets held for this message.
     fn weight(&self) -> usize {
-        OVERHEAD_PER_MESSAGE + self.flags.len() + self.envelope.as_ref().map_or(0, |e| e.len())
+        OVERHEAD_PER_MESSAGE
+            + self.flags.len()
+            + self.envelope.as_ref().map_or(0, |e| e.len())
+            + self.blob_hash.len()
+            + self.search.weight()
+    }
+
+    /// The message as an [`Entry`] of a folder read from the database
+    /// (\\Recent as `recent` says; BODYSTRUCTURE is not listed).
+    pub fn entry(&self, uid: i64, recent: bool) -> Entry {
+        let text = |t: &Option<Box<str>>| t.as_deref().map(str::to_owned);
+        Entry {
+            uid,
+            message_id: self.message_id,
+            flags: self.flags.to_string(),
+            recent,
+            modseq: self.modseq,
+            internal_date: self.internal_date,
+            size: self.size,
+            blob_hash: self.blob_hash.to_string(),
+            envelope: None,
+            imap_envelope: self.envelope.as_ref().map(|e| e.to_vec()),
+            bodystructure: None,
+            search: SearchHeaders {
+                subject: text(&self.search.subject),
+                from: text(&self.search.from),
+                to: text(&self.search.to),
+                cc: text(&self.search.cc),
+                bcc: text(&self.search.bcc),
+            },
+        }
     }
 
     fn from_change(change: ListingChange) -> Listed {
@@ -68,6 +146,9 @@ impl Listed {
             size: change.size,
             flags: change.flags.into_boxed_str(),
             envelope: envelope.map(Vec::into_boxed_slice),
+            message_id: change.message_id,
+            blob_hash: change.blob_hash.into_boxed_str(),
+            search: change.search.into(),
         }
     }
 }
@@ -247,7 +328,7 @@ impl Listings {
 
     /// Number of folders held.
     #[cfg(test)]
-    fn folders_held(&self) -> usize {
+    pub(crate) fn folders_held(&self) -> usize {
         self.folders().slots.len()
     }
 }
@@ -265,6 +346,12 @@ mod tests {
             size: 100,
             imap_envelope: (!gone).then(|| b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)".to_vec()),
             envelope: None,
+            message_id: uid + 1000,
+            blob_hash: "ab".repeat(32),
+            search: SearchHeaders {
+                subject: Some(format!("compte rendu {uid}")),
+                ..SearchHeaders::default()
+            },
             gone,
         }
     }

@@ -167,6 +167,9 @@ mod tests {
             internal_date: 1_764_140_400,
             size: raw.len() as i64,
             envelope: Some(envelope(&structure::envelope(raw)).into_boxed_slice()),
+            message_id: 1,
+            blob_hash: "00".repeat(32).into(),
+            search: Default::default(),
         }
     }
 

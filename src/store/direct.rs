@@ -1,5 +1,6 @@
 //! Connections held outside the pool for the hottest statements (SMTP's
-//! per-message lookups, the group-commit writer), on SQLite only.
+//! per-message lookups, IMAP's per-command folder state and changes, the
+//! writers' connection), on SQLite only.
 //!
 //! A pooled statement costs more than the statement: sqlx 0.8 pings every
 //! connection when it comes back to the pool (`PoolConnection` drop), and on

@@ -52,6 +52,12 @@ pub struct ListingChange {
     pub imap_envelope: Option<Vec<u8>>,
     /// ENVELOPE as JSON, for rows stored before the wire form.
     pub envelope: Option<String>,
+    /// The message row.
+    pub message_id: i64,
+    /// Content hash (to read the blob).
+    pub blob_hash: String,
+    /// What SEARCH matches for SUBJECT/FROM/TO/CC/BCC, as stored at delivery.
+    pub search: super::messages::SearchHeaders,
     /// The entry was expunged (or moved away).
     pub gone: bool,
 }
@@ -134,32 +140,47 @@ impl From<EntryRow> for Entry {
     }
 }
 
-/// One change as [`Store::listing_since`] reads it, by position (a UNION):
-/// uid, modseq, flags, internal date, size, wire ENVELOPE, JSON ENVELOPE, gone.
-type ListingRow = (
-    i64,
-    i64,
-    String,
-    i64,
-    i64,
-    Option<Vec<u8>>,
-    Option<String>,
-    i64,
-);
+/// One change as [`Store::listing_since`] reads it (a UNION: expunges
+/// come with empty columns and `gone` set).
+#[derive(sqlx::FromRow)]
+struct ListingRow {
+    uid: i64,
+    modseq: i64,
+    flags: String,
+    internal_date: i64,
+    size: i64,
+    imap_envelope: Option<Vec<u8>>,
+    envelope: Option<String>,
+    message_id: i64,
+    blob_hash: String,
+    search_subject: Option<String>,
+    search_from: Option<String>,
+    search_to: Option<String>,
+    search_cc: Option<String>,
+    search_bcc: Option<String>,
+    gone: i64,
+}
 
 impl From<ListingRow> for ListingChange {
-    fn from(
-        (uid, modseq, flags, internal_date, size, imap_envelope, envelope, gone): ListingRow,
-    ) -> ListingChange {
+    fn from(r: ListingRow) -> ListingChange {
         ListingChange {
-            uid,
-            modseq,
-            flags,
-            internal_date,
-            size,
-            imap_envelope,
-            envelope,
-            gone: gone != 0,
+            uid: r.uid,
+            modseq: r.modseq,
+            flags: r.flags,
+            internal_date: r.internal_date,
+            size: r.size,
+            imap_envelope: r.imap_envelope,
+            envelope: r.envelope,
+            message_id: r.message_id,
+            blob_hash: r.blob_hash,
+            search: super::messages::SearchHeaders {
+                subject: r.search_subject,
+                from: r.search_from,
+                to: r.search_to,
+                cc: r.search_cc,
+                bcc: r.search_bcc,
+            },
+            gone: r.gone != 0,
         }
     }
 }
@@ -174,6 +195,66 @@ pub fn normalize_flags<'a>(flags: impl IntoIterator<Item = &'a str>) -> String {
     }
     out.sort_by_key(|f| (!f.starts_with('\\'), f.to_ascii_lowercase()));
     out.join(" ")
+}
+
+/// [`Store::store_flags`] on the writers' connection, in one transaction.
+async fn store_flags_on(
+    conn: &mut AnyConnection,
+    folder_id: i64,
+    uids: &[i64],
+    op: FlagOp,
+    flags: &[String],
+    unchanged_since: Option<i64>,
+) -> Result<FlagChange, StoreError> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    let modseq = next_modseq(&mut tx, folder_id).await?;
+    let mut change = FlagChange::default();
+    // Only the rows between the lowest and highest UID asked for.
+    let (lo, hi) = (
+        uids.iter().min().copied().unwrap_or(0),
+        uids.iter().max().copied().unwrap_or(-1),
+    );
+    let current: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT uid, flags, modseq FROM mailbox_messages WHERE mailbox_id = $1 AND uid >= $2 AND uid <= $3 ORDER BY uid",
+    )
+    .bind(folder_id)
+    .bind(lo)
+    .bind(hi)
+    .fetch_all(&mut *tx)
+    .await?;
+    let wanted: std::collections::HashSet<i64> = uids.iter().copied().collect();
+    for (uid, old, old_modseq) in current {
+        if !wanted.contains(&uid) {
+            continue;
+        }
+        if unchanged_since.is_some_and(|u| old_modseq > u) {
+            change.conflicts.push(uid);
+            continue;
+        }
+        let new = match op {
+            FlagOp::Replace => normalize_flags(flags.iter().map(String::as_str)),
+            FlagOp::Add => normalize_flags(old.split(' ').chain(flags.iter().map(String::as_str))),
+            FlagOp::Remove => normalize_flags(
+                old.split(' ')
+                    .filter(|f| !flags.iter().any(|x| x.eq_ignore_ascii_case(f))),
+            ),
+        };
+        if new == old && unchanged_since.is_none() {
+            continue;
+        }
+        sqlx::query(
+            "UPDATE mailbox_messages SET flags = $1, modseq = $2 WHERE mailbox_id = $3 AND uid = $4",
+        )
+        .bind(&new)
+        .bind(modseq)
+        .bind(folder_id)
+        .bind(uid)
+        .execute(&mut *tx)
+        .await?;
+        change.changed.push((uid, new, modseq));
+    }
+    tx.commit().await?;
+    Ok(change)
 }
 
 async fn next_modseq(conn: &mut AnyConnection, folder_id: i64) -> Result<i64, StoreError> {
@@ -400,7 +481,7 @@ impl Store {
         )
         .bind(folder_id)
         .bind(after)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.hot_reader().await?)
         .await?)
     }
 
@@ -415,7 +496,7 @@ impl Store {
         )
         .bind(folder_id)
         .bind(modseq)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.hot_reader().await?)
         .await?)
     }
 
@@ -431,16 +512,18 @@ impl Store {
     ) -> Result<Vec<ListingChange>, StoreError> {
         let rows: Vec<ListingRow> = sqlx::query_as(
             "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, m.size, m.imap_envelope, \
-             CASE WHEN m.imap_envelope IS NULL THEN m.envelope END AS envelope, 0 AS gone \
+             CASE WHEN m.imap_envelope IS NULL THEN m.envelope END AS envelope, \
+             mm.message_id, m.blob_hash, m.search_subject, m.search_from, m.search_to, \
+             m.search_cc, m.search_bcc, 0 AS gone \
              FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
              WHERE mm.mailbox_id = $1 AND mm.modseq > $2 \
              UNION ALL \
-             SELECT uid, modseq, '', 0, 0, NULL, NULL, 1 FROM imap_vanished \
-             WHERE mailbox_id = $1 AND modseq > $2",
+             SELECT uid, modseq, '', 0, 0, NULL, NULL, 0, '', NULL, NULL, NULL, NULL, NULL, 1 \
+             FROM imap_vanished WHERE mailbox_id = $1 AND modseq > $2",
         )
         .bind(folder_id)
         .bind(modseq)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.hot_reader().await?)
         .await?;
         Ok(rows.into_iter().map(ListingChange::from).collect())
     }
@@ -456,7 +539,7 @@ impl Store {
         )
         .bind(folder_id)
         .bind(modseq)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.hot_reader().await?)
         .await?)
     }
 
@@ -487,18 +570,24 @@ impl Store {
 
     /// Takes \Recent off every entry of the folder; returns the UIDs that had it
     /// (they are recent for the session that selected the folder, RFC 3501 §2.3.2).
+    /// Committed as [`Store::relax_commits`] says.
     pub async fn claim_recent(&self, folder_id: i64) -> Result<Vec<i64>, StoreError> {
-        let mut uids: Vec<i64> = sqlx::query_scalar(
+        let mut conn = self.writer_connection().await?;
+        self.relax_commits(&mut conn, true).await?;
+        let claimed: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
             "UPDATE mailbox_messages SET recent = 0 WHERE mailbox_id = $1 AND recent = 1 RETURNING uid",
         )
         .bind(folder_id)
-        .fetch_all(&mut *self.writer_connection().await?)
-        .await?;
+        .fetch_all(&mut *conn)
+        .await;
+        self.relax_commits(&mut conn, false).await?;
+        let mut uids = claimed?;
         uids.sort_unstable();
         Ok(uids)
     }
 
     /// Changes flags of `uids`; with `unchanged_since`, entries modified later are left alone.
+    /// Committed as [`Store::relax_commits`] says: a flag change is not worth a disk flush.
     pub async fn store_flags(
         &self,
         folder_id: i64,
@@ -508,55 +597,11 @@ impl Store {
         unchanged_since: Option<i64>,
     ) -> Result<FlagChange, StoreError> {
         let mut conn = self.writer_connection().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let modseq = next_modseq(&mut tx, folder_id).await?;
-        let mut change = FlagChange::default();
-        // Only the rows between the lowest and highest UID asked for.
-        let (lo, hi) = (
-            uids.iter().min().copied().unwrap_or(0),
-            uids.iter().max().copied().unwrap_or(-1),
-        );
-        let current: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT uid, flags, modseq FROM mailbox_messages WHERE mailbox_id = $1 AND uid >= $2 AND uid <= $3 ORDER BY uid",
-        )
-        .bind(folder_id)
-        .bind(lo)
-        .bind(hi)
-        .fetch_all(&mut *tx)
-        .await?;
-        let wanted: std::collections::HashSet<i64> = uids.iter().copied().collect();
-        for (uid, old, old_modseq) in current {
-            if !wanted.contains(&uid) {
-                continue;
-            }
-            if unchanged_since.is_some_and(|u| old_modseq > u) {
-                change.conflicts.push(uid);
-                continue;
-            }
-            let new = match op {
-                FlagOp::Replace => normalize_flags(flags.iter().map(String::as_str)),
-                FlagOp::Add => {
-                    normalize_flags(old.split(' ').chain(flags.iter().map(String::as_str)))
-                }
-                FlagOp::Remove => normalize_flags(
-                    old.split(' ')
-                        .filter(|f| !flags.iter().any(|x| x.eq_ignore_ascii_case(f))),
-                ),
-            };
-            if new == old && unchanged_since.is_none() {
-                continue;
-            }
-            sqlx::query("UPDATE mailbox_messages SET flags = $1, modseq = $2 WHERE mailbox_id = $3 AND uid = $4")
-                .bind(&new)
-                .bind(modseq)
-                .bind(folder_id)
-                .bind(uid)
-                .execute(&mut *tx)
-                .await?;
-            change.changed.push((uid, new, modseq));
-        }
-        tx.commit().await?;
+        self.relax_commits(&mut conn, true).await?;
+        let change = store_flags_on(&mut conn, folder_id, uids, op, flags, unchanged_since).await;
+        self.relax_commits(&mut conn, false).await?;
         drop(conn);
+        let change = change?;
         self.announce_folder(folder_id).await;
         Ok(change)
     }
@@ -632,11 +677,29 @@ impl Store {
         // Under the folder's lock: a concurrent STORE -FLAGS \Deleted or
         // EXPUNGE has committed before these flags are read.
         let owner = lock_folders(&mut tx, &[folder_id]).await?[0];
-        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        // The database leaves out the entries without \Deleted (the check
+        // below is the exact one), and UID EXPUNGE the UIDs out of its range:
+        // the write lock is held while this reads.
+        let (lo, hi) = match uids {
+            Some(u) => (
+                u.iter().min().copied().unwrap_or(0),
+                u.iter().max().copied().unwrap_or(-1),
+            ),
+            None => (0, i64::MAX),
+        };
+        let find = match self.backend() {
+            super::Backend::Sqlite => "instr",
+            super::Backend::Postgres => "strpos",
+        };
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
             "SELECT mm.uid, mm.flags, m.size FROM mailbox_messages mm \
-             JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = $1 ORDER BY mm.uid",
-        )
+             JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = $1 \
+             AND mm.uid >= $2 AND mm.uid <= $3 AND {find}(LOWER(mm.flags), $4) > 0 ORDER BY mm.uid"
+        ))
         .bind(folder_id)
+        .bind(lo)
+        .bind(hi)
+        .bind("\\deleted")
         .fetch_all(&mut *tx)
         .await?;
         let only: Option<std::collections::HashSet<i64>> =
@@ -749,4 +812,52 @@ async fn copy_on(
         bytes += size;
     }
     Ok((pairs, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn synchronous(store: &Store) -> i64 {
+        let mut conn = store.writer_connection().await.expect("writer");
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("pragma")
+    }
+
+    /// Flag and \Recent changes commit without a flush, and whatever happens
+    /// to them the writers' connection is durable again for the next write.
+    #[tokio::test]
+    async fn relaxed_commits_leave_the_writer_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = Store::open(&url, 2).await.expect("store");
+        assert_eq!(synchronous(&store).await, 2, "FULL by default");
+        {
+            let mut conn = store.writer_connection().await.expect("writer");
+            store.relax_commits(&mut conn, true).await.expect("relax");
+            let now: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("pragma");
+            assert_eq!(now, 1, "NORMAL while relaxed");
+            store
+                .relax_commits(&mut conn, false)
+                .await
+                .expect("restore");
+        }
+        assert_eq!(synchronous(&store).await, 2);
+        // A flag change that fails (no such folder) and a claim that succeeds.
+        let failed = store
+            .store_flags(999, &[1], FlagOp::Add, &["\\Seen".into()], None)
+            .await;
+        assert!(failed.is_err(), "{failed:?}");
+        assert_eq!(synchronous(&store).await, 2);
+        assert_eq!(
+            store.claim_recent(999).await.expect("claim"),
+            Vec::<i64>::new()
+        );
+        assert_eq!(synchronous(&store).await, 2);
+    }
 }

@@ -100,7 +100,7 @@ impl Store {
         let row: Option<FolderRow> =
             sqlx::query_as(&format!("SELECT {COLUMNS} FROM mailboxes WHERE id = $1"))
                 .bind(id)
-                .fetch_optional(self.pool())
+                .fetch_optional(&mut *self.hot_reader().await?)
                 .await?;
         Ok(row.map(Folder::from))
     }

@@ -248,9 +248,34 @@ impl Store {
     }
 
     /// A connection for one of the hottest reads (SMTP's lookups at MAIL
-    /// and RCPT): outside the pool on SQLite (`direct.rs`).
+    /// and RCPT; IMAP's per-command look at a folder and its changes):
+    /// outside the pool on SQLite (`direct.rs`). Only for short, indexed
+    /// statements: a few such connections serve every session.
     async fn hot_reader(&self) -> Result<direct::Lent<'_>, StoreError> {
         direct::Lent::from(self.readers.as_deref(), &self.pool, "reader").await
+    }
+
+    /// On SQLite, `relaxed` lets the next commits on the writers' connection
+    /// return before the disk has them (`synchronous = NORMAL` in WAL mode:
+    /// a crash of the process, SIGKILL included, loses nothing; a power loss
+    /// may lose the last ones), and `!relaxed` puts back the durable setting
+    /// (`FULL`) every other write relies on. Only for changes whose loss is
+    /// harmless, as Dovecot's `mail_fsync = optimized` does not flush its
+    /// index for them: flags and \Recent, never a message or an expunge.
+    async fn relax_commits(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        relaxed: bool,
+    ) -> Result<(), StoreError> {
+        if self.backend == Backend::Sqlite {
+            let pragma = if relaxed {
+                "PRAGMA synchronous = NORMAL"
+            } else {
+                "PRAGMA synchronous = FULL"
+            };
+            conn.execute(pragma).await?;
+        }
+        Ok(())
     }
 
     /// The writers' connection: outside the pool on SQLite, where it is

@@ -9,6 +9,7 @@ use imap_codec::imap_types::response::{Code, Data};
 use imap_codec::imap_types::search::SearchKey;
 
 use super::returns::Returns;
+use crate::imap::listing::{Listed, Listing};
 use crate::imap::sequence;
 use crate::imap::session::{ImapSession, Selected};
 use crate::imap::storage::Entry;
@@ -84,13 +85,13 @@ fn conjunct_needles(key: &SearchKey<'_>, out: &mut Vec<StoredNeedle>) {
     });
 }
 
-/// True when `entry` has the stored text of every key in `key`.
-fn has_stored(key: &SearchKey<'_>, entry: &Entry) -> bool {
-    let s = &entry.search;
+/// True when `item` has the stored text of every key in `key`.
+fn has_stored(key: &SearchKey<'_>, item: &Item<'_>) -> bool {
+    let s = item;
     match key {
-        SearchKey::And(keys) => keys.as_ref().iter().all(|k| has_stored(k, entry)),
-        SearchKey::Not(k) => has_stored(k, entry),
-        SearchKey::Or(a, b) => has_stored(a, entry) && has_stored(b, entry),
+        SearchKey::And(keys) => keys.as_ref().iter().all(|k| has_stored(k, item)),
+        SearchKey::Not(k) => has_stored(k, item),
+        SearchKey::Or(a, b) => has_stored(a, item) && has_stored(b, item),
         SearchKey::Subject(_) => s.subject.is_some(),
         SearchKey::From(_) => s.from.is_some(),
         SearchKey::To(_) => s.to.is_some(),
@@ -157,9 +158,58 @@ fn reported_modseq(options: Option<&[String]>, modseqs: &[i64]) -> Option<i64> {
     modseqs.iter().copied().max()
 }
 
+/// What SEARCH reads of one message besides its content: an [`Entry`] read
+/// from the database, or a message of the folder's listing.
+struct Item<'a> {
+    uid: i64,
+    flags: &'a str,
+    modseq: i64,
+    internal_date: i64,
+    size: i64,
+    subject: Option<&'a str>,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+    cc: Option<&'a str>,
+    bcc: Option<&'a str>,
+}
+
+impl<'a> From<&'a Entry> for Item<'a> {
+    fn from(e: &'a Entry) -> Item<'a> {
+        Item {
+            uid: e.uid,
+            flags: &e.flags,
+            modseq: e.modseq,
+            internal_date: e.internal_date,
+            size: e.size,
+            subject: e.search.subject.as_deref(),
+            from: e.search.from.as_deref(),
+            to: e.search.to.as_deref(),
+            cc: e.search.cc.as_deref(),
+            bcc: e.search.bcc.as_deref(),
+        }
+    }
+}
+
+impl<'a> Item<'a> {
+    fn listed(uid: i64, l: &'a Listed) -> Item<'a> {
+        Item {
+            uid,
+            flags: &l.flags,
+            modseq: l.modseq,
+            internal_date: l.internal_date,
+            size: l.size,
+            subject: l.search.subject.as_deref(),
+            from: l.search.from.as_deref(),
+            to: l.search.to.as_deref(),
+            cc: l.search.cc.as_deref(),
+            bcc: l.search.bcc.as_deref(),
+        }
+    }
+}
+
 struct Ctx<'a> {
     sel: &'a Selected,
-    entry: &'a Entry,
+    entry: &'a Item<'a>,
     seq: i64,
     parsed: Option<&'a Parsed>,
     /// Match SUBJECT/FROM/TO/CC/BCC on the entry's stored text, not `parsed`.
@@ -175,7 +225,7 @@ fn address_or_subject(c: &Ctx<'_>, text: Option<&str>, name: &str, s: &AString<'
     }
 }
 
-fn has_flag(e: &Entry, flag: &str) -> bool {
+fn has_flag(e: &Item<'_>, flag: &str) -> bool {
     e.flags.split(' ').any(|f| f.eq_ignore_ascii_case(flag))
 }
 
@@ -230,11 +280,11 @@ fn matches(key: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
             .parsed
             .and_then(|p| p.sent)
             .is_some_and(|x| x >= *d.as_ref()),
-        SearchKey::Bcc(s) => address_or_subject(c, e.search.bcc.as_deref(), "bcc", s),
-        SearchKey::Cc(s) => address_or_subject(c, e.search.cc.as_deref(), "cc", s),
-        SearchKey::From(s) => address_or_subject(c, e.search.from.as_deref(), "from", s),
-        SearchKey::To(s) => address_or_subject(c, e.search.to.as_deref(), "to", s),
-        SearchKey::Subject(s) => address_or_subject(c, e.search.subject.as_deref(), "subject", s),
+        SearchKey::Bcc(s) => address_or_subject(c, e.bcc, "bcc", s),
+        SearchKey::Cc(s) => address_or_subject(c, e.cc, "cc", s),
+        SearchKey::From(s) => address_or_subject(c, e.from, "from", s),
+        SearchKey::To(s) => address_or_subject(c, e.to, "to", s),
+        SearchKey::Subject(s) => address_or_subject(c, e.subject, "subject", s),
         SearchKey::Header(name, value) => {
             let name = String::from_utf8_lossy(name.as_ref()).to_ascii_lowercase();
             header_contains(c.parsed, &name, &needle(value))
@@ -289,7 +339,7 @@ pub(in crate::imap) fn entry_matches(
         key,
         &Ctx {
             sel,
-            entry,
+            entry: &Item::from(entry),
             seq,
             parsed: parsed.as_ref(),
             stored: false,
@@ -308,6 +358,39 @@ pub(in crate::imap) fn charset_ok(charset: &Charset<'_>) -> bool {
     name == "UTF-8" || name == "US-ASCII"
 }
 
+/// [`ImapSession::find`] over the folder's listing, for a key that reads no
+/// content but the stored SUBJECT/FROM/TO/CC/BCC text: memory instead of a
+/// scan of the folder's rows. None when some message lacks the stored text
+/// the key needs (its content must then be read).
+fn find_listed(sel: &Selected, key: &SearchKey<'_>, listing: &Listing) -> Option<Vec<Hit>> {
+    let content = needs_content(key);
+    let mut hits = Vec::new();
+    for (uid, listed) in listing.iter() {
+        let Some(seq) = sel.seq_of(uid) else {
+            continue;
+        };
+        let item = Item::listed(uid, listed);
+        if content && !has_stored(key, &item) {
+            return None;
+        }
+        let ctx = Ctx {
+            sel,
+            entry: &item,
+            seq: i64::from(seq.get()),
+            parsed: None,
+            stored: true,
+        };
+        if matches(key, &ctx) {
+            hits.push(Hit {
+                entry: listed.entry(uid, sel.recent.contains(&uid)),
+                seq,
+                header: None,
+            });
+        }
+    }
+    Some(hits)
+}
+
 impl<S: Mailstore> ImapSession<S> {
     /// The messages of the selected folder (as the session sees it) that
     /// match `key`, in mailbox order; with `headers`, each with its header
@@ -320,6 +403,14 @@ impl<S: Mailstore> ImapSession<S> {
     ) -> Result<Vec<Hit>, crate::store::StoreError> {
         use futures_util::StreamExt;
         let store = self.mailstore.clone();
+        if !headers && stored_suffices(key) {
+            let len = sel.uids.len();
+            if let Some(listing) = store.listing(sel.id, sel.uidvalidity, len, len).await?
+                && let Some(hits) = find_listed(sel, key, &listing)
+            {
+                return Ok(hits);
+            }
+        }
         let mut needles = Vec::new();
         conjunct_needles(key, &mut needles);
         let entries = store.entries(sel.id, &needles).await?;
@@ -335,7 +426,8 @@ impl<S: Mailstore> ImapSession<S> {
             let Some(seq) = sel.seq_of(entry.uid) else {
                 continue;
             };
-            let stored = storable && has_stored(key, &entry);
+            let item = Item::from(&entry);
+            let stored = storable && has_stored(key, &item);
             let raw = if content && !stored {
                 // Both lists are in UID order: advance the content stream to this entry.
                 while next_content.as_ref().is_none_or(|(u, _)| *u < entry.uid) {
@@ -354,7 +446,7 @@ impl<S: Mailstore> ImapSession<S> {
             let parsed = raw.filter(|_| key_content).map(|raw| parse(raw, with_body));
             let ctx = Ctx {
                 sel,
-                entry: &entry,
+                entry: &item,
                 seq: i64::from(seq.get()),
                 parsed: parsed.as_ref(),
                 stored,

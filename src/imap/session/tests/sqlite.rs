@@ -29,8 +29,26 @@ async fn services(dir: &tempfile::TempDir) -> Arc<ImapServices> {
 
 /// [`services`] with `quota` as the configured default.
 async fn services_with(dir: &tempfile::TempDir, quota: QuotaSettings) -> Arc<ImapServices> {
+    services_listing(dir, quota, 1024 * 1024).await
+}
+
+/// [`services_with`] with listings bounded to `listing_bytes` (0: none), on
+/// the store in `dir` (created on first use).
+async fn services_listing(
+    dir: &tempfile::TempDir,
+    quota: QuotaSettings,
+    listing_bytes: usize,
+) -> Arc<ImapServices> {
     let url = format!("sqlite://{}/t.db", dir.path().display());
     let store = Store::open(&url, 2).await.expect("store");
+    if store
+        .account_by_address(ADDRESS)
+        .await
+        .expect("account")
+        .is_some()
+    {
+        return services_on(store, quota, listing_bytes);
+    }
     store
         .add_domain("hopital.test", DomainKind::Professional)
         .await
@@ -49,6 +67,10 @@ async fn services_with(dir: &tempfile::TempDir, quota: QuotaSettings) -> Arc<Ima
         })
         .await
         .expect("account");
+    services_on(store, quota, listing_bytes)
+}
+
+fn services_on(store: Store, quota: QuotaSettings, listing_bytes: usize) -> Arc<ImapServices> {
     let throttle = Arc::new(Throttle::new(store.clone(), 5, 20, Duration::from_secs(60)));
     let (delivery, _writer) = Acceptor::start(Services {
         store: store.clone(),
@@ -68,7 +90,7 @@ async fn services_with(dir: &tempfile::TempDir, quota: QuotaSettings) -> Arc<Ima
             Arc::new(SecretBox::new([7; 32])),
         ),
         delivery,
-        listings: Listings::new(1024 * 1024),
+        listings: Listings::new(listing_bytes),
     })
 }
 
@@ -225,4 +247,90 @@ async fn multiappend_and_quota_over_the_real_store() {
         "* QUOTAROOT Drafts \"\"\r\n* QUOTA \"\" (STORAGE 1 1)\r\n\
          a9 OK GETQUOTAROOT completed\r\n"
     );
+}
+
+/// SEARCH answered from the folder's listing (memory) says what the rows say,
+/// for every key the listing can answer, and sees other sessions' changes.
+#[tokio::test]
+async fn search_from_the_listing_answers_as_the_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listed = services_listing(&dir, QuotaSettings::default(), 4 * 1024 * 1024).await;
+    let rows = services_listing(&dir, QuotaSettings::default(), 0).await;
+    let mut a = session(listed.clone(), tls()).await;
+    let mut b = session(rows, tls()).await;
+    for s in [&mut a, &mut b] {
+        let (_, out) = send(s, &format!("a1 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+        assert!(out.contains("a1 OK"), "{out}");
+    }
+    let mut append = String::from("a2 APPEND INBOX");
+    for i in 0..150 {
+        let subject = match i % 5 {
+            0 => format!("Compte rendu {i}"),
+            1 => format!("=?utf-8?q?R=C3=A9sultat_{i}?="),
+            2 => "Ordonnance".to_string(),
+            3 => format!("RE: compte RENDU {i}"),
+            _ => String::new(),
+        };
+        let to = if i % 7 == 0 {
+            "Equipe soins: a@hopital.test, b@hopital.test;".to_string()
+        } else {
+            format!("Dr Martin <martin{}@hopital.test>", i % 3)
+        };
+        let message = format!(
+            "From: Bob <bob{}@clinique.test>\r\nTo: {to}\r\nCc: cc{}@hopital.test\r\n\
+             Subject: {subject}\r\nDate: Thu, 03 Dec 2026 01:00:00 +0000\r\n\r\nTexte {i}\r\n",
+            i % 4,
+            i % 2
+        );
+        let flags = if i % 3 == 0 { "(\\Seen) " } else { "" };
+        append.push_str(&format!(" {flags}{{{}+}}\r\n{message}", message.len()));
+    }
+    append.push_str("\r\n");
+    let (_, out) = send(&mut a, &append).await;
+    assert!(out.starts_with("a2 OK [APPENDUID "), "{out}");
+    for s in [&mut a, &mut b] {
+        let (_, out) = send(s, "a3 SELECT INBOX\r\n").await;
+        assert!(out.contains("* 150 EXISTS"), "{out}");
+    }
+    let searches = [
+        "SUBJECT \"rendu 1\"",
+        "CHARSET UTF-8 SUBJECT {9+}\r\nrésultat",
+        "SUBJECT \"\"",
+        "NOT SUBJECT ordonnance",
+        "FROM bob2",
+        "TO \"equipe soins\"",
+        "CC cc1 UNSEEN",
+        "OR SUBJECT ordonnance FROM bob3",
+        "SEEN SUBJECT compte",
+        "UID 10:40 SUBJECT rendu",
+        "1:20 NOT FROM bob1",
+        "LARGER 150 SUBJECT rendu",
+        "RETURN (MIN MAX COUNT) SUBJECT rendu",
+    ];
+    let compare =
+        async |a: &mut ImapSession<ImapServices>, b: &mut ImapSession<ImapServices>, tag: &str| {
+            for (i, key) in searches.iter().enumerate() {
+                let (_, listed) = send(a, &format!("{tag}{i} UID SEARCH {key}\r\n")).await;
+                let (_, read) = send(b, &format!("{tag}{i} UID SEARCH {key}\r\n")).await;
+                assert!(listed.contains(&format!("{tag}{i} OK")), "{key}: {listed}");
+                assert_eq!(listed, read, "{key}");
+            }
+        };
+    compare(&mut a, &mut b, "s").await;
+    assert_eq!(listed.listings.folders_held(), 1, "the listing answered");
+    let (_, out) = send(&mut a, "s SEARCH SUBJECT \"rendu 1\"\r\n").await;
+    assert!(out.starts_with("* SEARCH 11 14 16 19 101 104 "), "{out}");
+    // Changes made by the other session are in the listing's next answer.
+    let (_, out) = send(&mut b, "c1 UID STORE 1:30 +FLAGS.SILENT (\\Seen)\r\n").await;
+    assert!(out.contains("c1 OK"), "{out}");
+    let (_, out) = send(
+        &mut b,
+        "c2 UID STORE 2 FLAGS.SILENT (\\Deleted)\r\nc3 EXPUNGE\r\n",
+    )
+    .await;
+    assert!(out.contains("c3 OK"), "{out}");
+    for s in [&mut a, &mut b] {
+        send(s, "c4 NOOP\r\n").await;
+    }
+    compare(&mut a, &mut b, "t").await;
 }
