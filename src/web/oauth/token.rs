@@ -33,7 +33,7 @@ pub(super) async fn token(
     headers: HeaderMap,
     Form(f): Form<TokenForm>,
 ) -> Result<Response, OAuthError> {
-    let iss = issuer(&headers);
+    let iss = issuer(&s, &headers);
     let endpoint = format!("{iss}/oauth/token");
     let service = client::authenticate(&s.store, &headers, &f.client, &iss, &endpoint).await?;
     let invalid_grant = || OAuthError::bad("invalid_grant", "invalid or expired grant");
@@ -164,7 +164,7 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     Form(f): Form<RevokeForm>,
 ) -> Result<Response, OAuthError> {
-    let iss = issuer(&headers);
+    let iss = issuer(&s, &headers);
     let endpoint = format!("{iss}/oauth/token");
     let service = client::authenticate(&s.store, &headers, &f.client, &iss, &endpoint).await?;
     s.store
