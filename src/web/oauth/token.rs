@@ -101,6 +101,16 @@ pub(super) async fn token(
             ));
         }
     };
+    // A closed (disabled) space gets no new token, by code or by refresh.
+    if !s
+        .store
+        .account_by_id(binding.patient_id)
+        .await
+        .map_err(OAuthError::unavailable)?
+        .is_some_and(|p| !p.disabled)
+    {
+        return Err(invalid_grant());
+    }
     // Only what the patient approved, and what the service still asks for.
     let mut scopes = Scopes::stored(&binding.scopes).intersect(&Scopes::stored(&service.scopes));
     if let Some(asked) = f.scope.as_deref().filter(|s| !s.trim().is_empty()) {
