@@ -8,6 +8,7 @@
 //! attempt is on that patient's trail).
 
 mod booking;
+mod communication;
 mod documents;
 mod profile;
 mod resources;
@@ -19,7 +20,7 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
 use super::{FORM_LIMIT, WebServices, security};
@@ -41,6 +42,7 @@ pub fn routes() -> axum::Router<Shared> {
         )
         .route("/fhir/r4/DocumentReference/{id}", get(documents::read))
         .route("/fhir/r4/Binary/{id}", get(documents::binary))
+        .route("/fhir/r4/Communication", post(communication::create))
         .route("/fhir/r4/{resource}", get(profile::search))
         .route(
             "/fhir/r4/Appointment",
