@@ -5,7 +5,9 @@
 //! gate (`access::check::Gate::check_service`), which audits it on the
 //! patient's trail with actor type SERVICE_TIERS and the service's name.
 //! A scope not granted is 403; another patient's resource is 404 (and the
-//! attempt is on that patient's trail).
+//! attempt is on that patient's trail); a closed space is 403 at the gate.
+//! Writes: documents (`documents.rs`), appointments (`booking.rs`) and
+//! notifications (`communication.rs`).
 
 mod booking;
 mod communication;

@@ -102,12 +102,12 @@ pub(super) async fn token(
         }
     };
     // A closed (disabled) space gets no new token, by code or by refresh.
-    if !s
+    if s
         .store
         .account_by_id(binding.patient_id)
         .await
         .map_err(OAuthError::unavailable)?
-        .is_some_and(|p| !p.disabled)
+        .is_none_or(|p| p.disabled)
     {
         return Err(invalid_grant());
     }
