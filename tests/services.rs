@@ -1338,6 +1338,23 @@ async fn agenda_write_and_notifications(db: Db) {
             && text.contains("Votre relevé hebdomadaire"),
         "{text}"
     );
+    // Its thread is ended: nothing to reply to.
+    let thread: i64 = sqlx::query_scalar(
+        "SELECT id FROM threads WHERE patient_id = $1 AND correspondent = $2 AND status <> 'open'",
+    )
+    .bind(pa.id)
+    .bind("no-reply+suivi-tension@patient.mes.test")
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    b.goto(&format!("{url}/messagerie/{thread}")).await;
+    assert!(
+        b.main_text()
+            .await
+            .contains("Votre relevé de tension de la semaine")
+    );
+    assert_eq!(b.count("form[action$='/repondre']").await, 0);
+    assert_eq!(b.count("p.fin").await, 1);
     // Refused: an attachment, a text too long; then the daily limit.
     let attached = serde_json::json!({
         "resourceType": "Communication",

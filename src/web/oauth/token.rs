@@ -102,8 +102,7 @@ pub(super) async fn token(
         }
     };
     // A closed (disabled) space gets no new token, by code or by refresh.
-    if s
-        .store
+    if s.store
         .account_by_id(binding.patient_id)
         .await
         .map_err(OAuthError::unavailable)?
