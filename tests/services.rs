@@ -1115,10 +1115,16 @@ fn communication(text: &str) -> String {
 /// reaches the INBOX and the webmail from the service's fixed address, the
 /// daily limit answers 429; neither without its scope.
 async fn agenda_write_and_notifications(db: Db) {
+    let (port, notices) = common::smtp_sink().await;
     let (instance, _server, url, redirect) = setup_with(db, |c| {
         c.replace(
             "[patients]\n",
             "[patients]\nservice_notifications_per_day = 2\n",
+        )
+        .replacen(
+            "[notify]\n",
+            &format!("[notify]\nsmarthost = \"127.0.0.1:{port}\"\nstarttls = false\n"),
+            1,
         )
     })
     .await;
@@ -1308,6 +1314,10 @@ async fn agenda_write_and_notifications(db: Db) {
     assert_eq!(organizer, "service:suivi-tension");
 
     // A notification, in the INBOX from the service's fixed address.
+    store
+        .set_patient_settings(pa.id, Some("marie@perso.example"), true)
+        .await
+        .unwrap();
     let communications = format!("{fhir}/Communication");
     let before = common::inbox(&store, A).await.len();
     let r = send_json(
@@ -1331,6 +1341,19 @@ async fn agenda_write_and_notifications(db: Db) {
     assert_eq!(from.name(), Some("Suivi Tension (service connecté)"));
     assert_eq!(m.subject(), Some("Votre relevé hebdomadaire"));
     assert_eq!(m.attachment_count(), 0);
+    // The patient's new-message notice, as for any message: content-free.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while notices.lock().unwrap().is_empty() && std::time::Instant::now() < end {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let sent = notices.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].contains("marie@perso.example"), "{}", sent[0]);
+    assert!(
+        !sent[0].contains("relev") && !sent[0].contains("Suivi Tension"),
+        "no content, no sender: {}",
+        sent[0]
+    );
     b.goto(&format!("{url}/messagerie")).await;
     let text = b.main_text().await;
     assert!(
