@@ -1466,7 +1466,8 @@ both_backends!(agenda_write_and_notifications);
 /// by the lifetime: the server's clock cannot be moved from outside), the
 /// refresh token still works; a representative cannot approve or disconnect
 /// a service in the child's space; a closed space refuses every call at the
-/// gate (audited `Closed`) and gets no new token. The metadata names the
+/// gate (audited `Closed`) and gets no new token; destroying it deletes the
+/// connection and its tokens. The metadata names the
 /// configured public URL, whatever Host the client used.
 async fn expiry_closure_and_representatives(db: Db) {
     const PUBLIC: &str = "https://mes.hopital-a.mes.test";
@@ -1612,6 +1613,20 @@ async fn expiry_closure_and_representatives(db: Db) {
     // Reopened: the live access token works again.
     instance.run(&["reopen", A_INS], None);
     assert_eq!(api(&instance, &docs, &access).status, 200);
+    // Destroyed: the connection and its tokens go with the space.
+    let out = instance.run(&["close", A_INS, "--destroy"], None);
+    assert!(out.contains("destroyed"), "{out}");
+    for table in ["service_grants", "oauth_codes", "oauth_tokens"] {
+        let left: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM {table} WHERE patient_id = $1"
+        ))
+        .bind(pa.id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(left, 0, "{table}");
+    }
+    assert_eq!(api(&instance, &docs, &access).status, 401);
 }
 
 both_backends!(expiry_closure_and_representatives);
