@@ -723,6 +723,7 @@ async fn production_mode_refuses_development_certificates() {
         "`tls.certificate`",
         "`tls.trust_anchors`",
         "`tls.crl_files`",
+        "`clients.web_url`",
     ] {
         assert!(err.contains(key), "{key} not named: {err}");
     }
@@ -737,6 +738,11 @@ async fn production_mode_refuses_development_certificates() {
     production_pki(&instance);
     instance.edit_config(|t| {
         t.replacen(
+            "[clients]\n",
+            "[clients]\nweb_url = \"https://localhost\"\n",
+            1,
+        )
+        .replacen(
             "certificate = \"certs/server.pem\"",
             "certificate = \"certs/prod-server.pem\"",
             1,

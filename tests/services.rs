@@ -249,7 +249,16 @@ fn assertion(pem: &str, client: &str, aud: &str, jti: &str) -> String {
 }
 
 async fn setup(db: Db) -> (Instance, Server, String, String) {
+    setup_with(db, |c| c).await
+}
+
+/// [`setup`] with the configuration edited by `edit` before the start.
+async fn setup_with(
+    db: Db,
+    edit: impl FnOnce(String) -> String,
+) -> (Instance, Server, String, String) {
     let instance = Instance::new(db).await;
+    instance.edit_config(edit);
     instance.add_named_user(A, "patient", "Marie Martin", PW);
     instance.add_named_user(B, "patient", "Paul Durand", PW);
     let server = instance.start();
@@ -1033,3 +1042,591 @@ async fn connected_services_notice(db: Db) {
 }
 
 both_backends!(connected_services_notice);
+
+/// `method` of a JSON body to `url` with the bearer `token`.
+fn send_json(instance: &Instance, method: &str, url: &str, token: &str, body: &str) -> Reply {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), body).unwrap();
+    curl(
+        instance,
+        url,
+        &[
+            "-X",
+            method,
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-H",
+            "Content-Type: application/fhir+json",
+            "--data-binary",
+            &format!("@{}", file.path().display()),
+        ],
+    )
+}
+
+/// In the logged-in browser: `client` approved for `scope`, the code
+/// exchanged; returns (access token, refresh token).
+async fn connect(
+    instance: &Instance,
+    b: &Browser,
+    url: &str,
+    client: &str,
+    redirect: &str,
+    scope: &str,
+) -> (String, String) {
+    let code = approve(b, url, client, redirect, scope).await;
+    let r = exchange(instance, url, client, redirect, &code, VERIFIER, &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t = r.json();
+    (
+        t["access_token"].as_str().unwrap().to_string(),
+        t["refresh_token"].as_str().unwrap().to_string(),
+    )
+}
+
+fn appointment(status: &str, start: &str, end: &str) -> String {
+    serde_json::json!({
+        "resourceType": "Appointment",
+        "status": status,
+        "start": start,
+        "end": end,
+        "serviceType": [{ "text": "Téléconsultation de suivi" }],
+        "comment": "Préparez vos derniers relevés.",
+        "participant": [
+            { "actor": { "reference": "Location/cab-1", "display": "Cabinet Pasteur" }, "status": "accepted" },
+            { "actor": { "reference": "Practitioner/p-1", "display": "Dr Claire Petit" }, "status": "accepted" },
+        ],
+    })
+    .to_string()
+}
+
+fn communication(text: &str) -> String {
+    serde_json::json!({
+        "resourceType": "Communication",
+        "status": "completed",
+        "topic": { "text": "Votre relevé hebdomadaire" },
+        "payload": [{ "contentString": text }],
+    })
+    .to_string()
+}
+
+/// `agenda.write`: a booking through the data API shows in the FHIR agenda
+/// and the webmail's Agenda page (no answer asked); strict input; only the
+/// service's own bookings are cancelled. `messages.notify`: a notification
+/// reaches the INBOX and the webmail from the service's fixed address, the
+/// daily limit answers 429; neither without its scope.
+async fn agenda_write_and_notifications(db: Db) {
+    let (port, notices) = common::smtp_sink().await;
+    let (instance, _server, url, redirect) = setup_with(db, |c| {
+        c.replace(
+            "[patients]\n",
+            "[patients]\nservice_notifications_per_day = 2\n",
+        )
+        .replacen(
+            "[notify]\n",
+            &format!("[notify]\nsmarthost = \"127.0.0.1:{port}\"\nstarttls = false\n"),
+            1,
+        )
+    })
+    .await;
+    let all = "agenda.read agenda.write messages.notify";
+    add_service(
+        &instance,
+        "suivi-tension",
+        "Suivi Tension",
+        &redirect,
+        all,
+        &[],
+    );
+    add_service(
+        &instance,
+        "autre-agenda",
+        "Autre Agenda",
+        &redirect,
+        "agenda.write",
+        &[],
+    );
+    let b = logged_in(&instance, &url, Viewport::Desktop).await;
+    let (access, refresh_token) =
+        connect(&instance, &b, &url, "suivi-tension", &redirect, all).await;
+    let (other, _) = connect(
+        &instance,
+        &b,
+        &url,
+        "autre-agenda",
+        &redirect,
+        "agenda.write",
+    )
+    .await;
+    let fhir = format!("{url}/fhir/r4");
+    let appointments = format!("{fhir}/Appointment");
+
+    // A booking: 201 with its id.
+    let r = send_json(
+        &instance,
+        "POST",
+        &appointments,
+        &access,
+        &appointment(
+            "booked",
+            "2027-01-10T09:00:00+01:00",
+            "2027-01-10T09:30:00+01:00",
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    // (The helper lowercases headers.)
+    assert_eq!(r.location(), Some(format!("appointment/{id}")));
+    // Strict input, answered with an OperationOutcome.
+    let huge =
+        serde_json::json!({ "resourceType": "Appointment", "comment": "x".repeat(17 * 1024) });
+    for (body, status, what) in [
+        (
+            appointment("arrived", "2027-01-10T09:00:00Z", "2027-01-10T09:30:00Z"),
+            422,
+            "status",
+        ),
+        (
+            appointment("booked", "2027-01-10T09:00:00", "2027-01-10T09:30:00"),
+            422,
+            "times without a zone",
+        ),
+        (
+            appointment("booked", "2027-01-10T10:00:00Z", "2027-01-10T09:00:00Z"),
+            422,
+            "end before start",
+        ),
+        (
+            appointment("booked", "2031-01-10T09:00:00Z", "2031-01-10T09:30:00Z"),
+            422,
+            "too far",
+        ),
+        ("{".to_string(), 400, "not JSON"),
+        (
+            r#"{"resourceType":"Patient"}"#.to_string(),
+            400,
+            "another resource",
+        ),
+        (huge.to_string(), 413, "too large"),
+    ] {
+        let r = send_json(&instance, "POST", &appointments, &access, &body);
+        assert_eq!(r.status, status, "{what}: {}", r.body);
+        assert_eq!(r.json()["resourceType"], "OperationOutcome", "{what}");
+    }
+    // In the FHIR agenda and on the Agenda page, without Accept/Decline.
+    let listed = api(&instance, &appointments, &access).json();
+    let entries = listed["entry"].as_array().unwrap().clone();
+    let ours = entries
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["id"] == id.as_str())
+        .expect("the booking is listed");
+    assert_eq!(ours["status"], "booked");
+    assert_eq!(ours["description"], "Téléconsultation de suivi");
+    assert_eq!(ours["start"], "2027-01-10T08:00:00Z");
+    let doctors = entries
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["description"] == "Consultation de suivi")
+        .expect("the invitation's appointment")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.goto(&format!("{url}/agenda")).await;
+    let text = b.main_text().await;
+    for expect in [
+        "Téléconsultation de suivi",
+        "Lieu : Cabinet Pasteur",
+        "Avec Dr Claire Petit",
+        "Organisé par Suivi Tension",
+        "Ajouté par un service connecté",
+    ] {
+        assert!(text.contains(expect), "{expect}: {text}");
+    }
+    assert_eq!(
+        b.count("form[action$='/repondre'] button").await,
+        2,
+        "only the invitation asks for an answer"
+    );
+    b.check_accessibility("services-agenda").await;
+
+    // Cancelling: not the invitation of a professional, not another
+    // service's booking, not with anything but the status.
+    let cancel = r#"[{"op":"replace","path":"/status","value":"cancelled"}]"#;
+    let r = send_json(
+        &instance,
+        "PATCH",
+        &format!("{appointments}/{doctors}"),
+        &access,
+        cancel,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = send_json(
+        &instance,
+        "PATCH",
+        &format!("{appointments}/{id}"),
+        &other,
+        cancel,
+    );
+    assert_eq!(r.status, 403, "another service's booking: {}", r.body);
+    let r = send_json(
+        &instance,
+        "PATCH",
+        &format!("{appointments}/999999"),
+        &access,
+        cancel,
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = send_json(
+        &instance,
+        "PATCH",
+        &format!("{appointments}/{id}"),
+        &access,
+        r#"[{"op":"replace","path":"/start","value":"2027-01-11T09:00:00Z"}]"#,
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = send_json(
+        &instance,
+        "PUT",
+        &format!("{appointments}/{id}"),
+        &access,
+        &appointment("cancelled", "2027-01-10T09:00:00Z", "2027-01-10T09:30:00Z"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["status"], "cancelled");
+    let listed = api(&instance, &appointments, &access).json().to_string();
+    assert!(listed.contains(r#""status":"cancelled""#), "{listed}");
+    let store = open_store(&instance).await;
+    let pa = store.account_by_address(A).await.unwrap().unwrap();
+    let trail: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE actor = 'service:suivi-tension' AND target = $1 \
+         AND action LIKE 'agenda.%' ORDER BY id",
+    )
+    .bind(A)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(trail, ["agenda.service_book", "agenda.service_cancel"]);
+    let organizer: String = sqlx::query_scalar("SELECT organizer FROM appointments WHERE id = $1")
+        .bind(id.parse::<i64>().unwrap())
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(organizer, "service:suivi-tension");
+
+    // A notification, in the INBOX from the service's fixed address.
+    store
+        .set_patient_settings(pa.id, Some("marie@perso.example"), true)
+        .await
+        .unwrap();
+    let communications = format!("{fhir}/Communication");
+    let before = common::inbox(&store, A).await.len();
+    let r = send_json(
+        &instance,
+        "POST",
+        &communications,
+        &access,
+        &communication("Votre relevé de tension de la semaine est prêt dans l'application."),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let inbox = common::inbox(&store, A).await;
+    assert_eq!(inbox.len(), before + 1);
+    let m = mail_parser::MessageParser::default()
+        .parse(&inbox[inbox.len() - 1].data)
+        .unwrap();
+    let from = m.from().and_then(|f| f.first()).unwrap();
+    assert_eq!(
+        from.address(),
+        Some("no-reply+suivi-tension@patient.mes.test")
+    );
+    assert_eq!(from.name(), Some("Suivi Tension (service connecté)"));
+    assert_eq!(m.subject(), Some("Votre relevé hebdomadaire"));
+    assert_eq!(m.attachment_count(), 0);
+    // The patient's new-message notice, as for any message: content-free.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while notices.lock().unwrap().is_empty() && std::time::Instant::now() < end {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let sent = notices.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].contains("marie@perso.example"), "{}", sent[0]);
+    assert!(
+        !sent[0].contains("relev") && !sent[0].contains("Suivi Tension"),
+        "no content, no sender: {}",
+        sent[0]
+    );
+    b.goto(&format!("{url}/messagerie")).await;
+    let text = b.main_text().await;
+    assert!(
+        text.contains("Suivi Tension (service connecté)")
+            && text.contains("Votre relevé hebdomadaire"),
+        "{text}"
+    );
+    // Its thread is ended: nothing to reply to.
+    let thread: i64 = sqlx::query_scalar(
+        "SELECT id FROM threads WHERE patient_id = $1 AND correspondent = $2 AND status <> 'open'",
+    )
+    .bind(pa.id)
+    .bind("no-reply+suivi-tension@patient.mes.test")
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    b.goto(&format!("{url}/messagerie/{thread}")).await;
+    assert!(
+        b.main_text()
+            .await
+            .contains("Votre relevé de tension de la semaine")
+    );
+    assert_eq!(b.count("form[action$='/repondre']").await, 0);
+    assert_eq!(b.count("p.fin").await, 1);
+    // Refused: an attachment, a text too long; then the daily limit.
+    let attached = serde_json::json!({
+        "resourceType": "Communication",
+        "payload": [{ "contentAttachment": { "contentType": "application/pdf", "data": "JVBERi0=" } }],
+    });
+    let r = send_json(
+        &instance,
+        "POST",
+        &communications,
+        &access,
+        &attached.to_string(),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = send_json(
+        &instance,
+        "POST",
+        &communications,
+        &access,
+        &communication(&"é".repeat(2001)),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = send_json(
+        &instance,
+        "POST",
+        &communications,
+        &access,
+        &communication("Deuxième"),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = send_json(
+        &instance,
+        "POST",
+        &communications,
+        &access,
+        &communication("Troisième"),
+    );
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(common::inbox(&store, A).await.len(), before + 2);
+    let notified: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE actor = 'service:suivi-tension' \
+         AND action = 'service.notify' AND target = $1",
+    )
+    .bind(A)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(notified, 2);
+
+    // Without the scope: 403 for both, nothing written.
+    let r = refresh(
+        &instance,
+        &url,
+        "suivi-tension",
+        &refresh_token,
+        Some("agenda.read"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let reader = r.json()["access_token"].as_str().unwrap().to_string();
+    let r = send_json(
+        &instance,
+        "POST",
+        &appointments,
+        &reader,
+        &appointment("booked", "2027-01-12T09:00:00Z", "2027-01-12T09:30:00Z"),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = send_json(
+        &instance,
+        "POST",
+        &communications,
+        &reader,
+        &communication("Sans droit"),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        store.all_appointments_of(pa.id).await.unwrap().len(),
+        2,
+        "the invitation and the cancelled booking only"
+    );
+    b.close().await;
+}
+
+both_backends!(agenda_write_and_notifications);
+
+/// An access token past its lifetime is refused (its row's times moved back
+/// by the lifetime: the server's clock cannot be moved from outside), the
+/// refresh token still works; a representative cannot approve or disconnect
+/// a service in the child's space; a closed space refuses every call at the
+/// gate (audited `Closed`) and gets no new token; destroying it deletes the
+/// connection and its tokens. The metadata names the
+/// configured public URL, whatever Host the client used.
+async fn expiry_closure_and_representatives(db: Db) {
+    const PUBLIC: &str = "https://mes.hopital-a.mes.test";
+    let (instance, _server, url, redirect) = setup_with(db, |c| {
+        c.replace(
+            "[clients]\n",
+            &format!("[clients]\nweb_url = \"{PUBLIC}\"\n"),
+        )
+    })
+    .await;
+    let meta = curl(
+        &instance,
+        &format!("{url}/.well-known/oauth-authorization-server"),
+        &[],
+    )
+    .json();
+    assert_eq!(meta["issuer"], PUBLIC);
+    assert_eq!(
+        meta["authorization_endpoint"],
+        format!("{PUBLIC}/oauth/authorize")
+    );
+    assert_eq!(meta["token_endpoint"], format!("{PUBLIC}/oauth/token"));
+    assert_eq!(
+        meta["revocation_endpoint"],
+        format!("{PUBLIC}/oauth/revoke")
+    );
+
+    add_service(
+        &instance,
+        "suivi-tension",
+        "Suivi Tension",
+        &redirect,
+        "documents.read",
+        &[],
+    );
+    instance.run(&["representative", "add", A_INS, B], None);
+    let b = logged_in(&instance, &url, Viewport::Desktop).await;
+    let (access, refresh_token) = connect(
+        &instance,
+        &b,
+        &url,
+        "suivi-tension",
+        &redirect,
+        "documents.read",
+    )
+    .await;
+    b.close().await;
+    let docs = format!("{url}/fhir/r4/DocumentReference");
+    assert_eq!(api(&instance, &docs, &access).status, 200);
+
+    // Past its lifetime.
+    let store = open_store(&instance).await;
+    sqlx::query("UPDATE oauth_tokens SET expires_at = expires_at - $1 WHERE kind = 'access'")
+        .bind(mes::services::ACCESS_SECS)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let r = api(&instance, &docs, &access);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(
+        r.headers
+            .contains("www-authenticate: bearer error=\"invalid_token\""),
+        "{}",
+        r.headers
+    );
+    let r = refresh(&instance, &url, "suivi-tension", &refresh_token, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let access = r.json()["access_token"].as_str().unwrap().to_string();
+    let refresh_token = r.json()["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(api(&instance, &docs, &access).status, 200);
+
+    // The representative (B) in the child's space (A).
+    let pa = store.account_by_address(A).await.unwrap().unwrap();
+    let rb = Browser::start(&instance.cert("ca.pem"), Viewport::Desktop).await;
+    rb.goto(&format!("{url}/connexion")).await;
+    rb.fill("#login", B.split('@').next().unwrap()).await;
+    rb.fill("#password", PW).await;
+    rb.navigate_by("main button[type=submit]").await;
+    rb.js(&format!(
+        "document.querySelector('#espace').value = '{}';",
+        pa.id
+    ))
+    .await;
+    rb.navigate_by("form.espaces button[type=submit]").await;
+    let text = rb.main_text().await;
+    assert!(
+        text.contains("Vous consultez l'espace de Marie Martin"),
+        "{text}"
+    );
+    let codes = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM oauth_codes")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    };
+    let codes_before = codes().await;
+    rb.goto(&authorize_url(
+        &url,
+        "suivi-tension",
+        &redirect,
+        "documents.read",
+        "s",
+    ))
+    .await;
+    rb.navigate_by("button[value=autoriser]").await;
+    let text = rb.main_text().await;
+    assert!(text.contains("Revenez à votre propre espace"), "{text}");
+    assert_eq!(
+        codes().await,
+        codes_before,
+        "no code for the representative"
+    );
+    rb.goto(&format!("{url}/services/connectes")).await;
+    rb.navigate_by("form[action='/services/suivi-tension/deconnecter'] button")
+        .await;
+    let text = rb.main_text().await;
+    assert!(text.contains("Revenez à votre propre espace"), "{text}");
+    assert!(store.grant(pa.id, "suivi-tension").await.unwrap().is_some());
+    assert_eq!(
+        api(&instance, &docs, &access).status,
+        200,
+        "still connected"
+    );
+    rb.close().await;
+
+    // The space is closed: refused at the gate, on the trail; no new token.
+    instance.run(&["close", A_INS], None);
+    let r = api(&instance, &docs, &access);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("closed"), "{}", r.body);
+    let closed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE target = $1 AND actor = 'service:suivi-tension' \
+         AND action = 'record.refused' AND detail LIKE '%Closed%'",
+    )
+    .bind(A)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(closed, 1);
+    let r = refresh(&instance, &url, "suivi-tension", &refresh_token, None);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["error"], "invalid_grant");
+    // Reopened: the live access token works again.
+    instance.run(&["reopen", A_INS], None);
+    assert_eq!(api(&instance, &docs, &access).status, 200);
+    // Destroyed: the connection and its tokens go with the space.
+    let out = instance.run(&["close", A_INS, "--destroy"], None);
+    assert!(out.contains("destroyed"), "{out}");
+    for table in ["service_grants", "oauth_codes", "oauth_tokens"] {
+        let left: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM {table} WHERE patient_id = $1"
+        ))
+        .bind(pa.id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(left, 0, "{table}");
+    }
+    assert_eq!(api(&instance, &docs, &access).status, 401);
+}
+
+both_backends!(expiry_closure_and_representatives);

@@ -59,6 +59,12 @@ pub fn service_actor(service_id: &str) -> String {
     format!("service:{service_id}")
 }
 
+/// The service id of a `service:ID` actor (an appointment a service booked
+/// has it as organiser), None for anyone else.
+pub fn service_of_actor(actor: &str) -> Option<&str> {
+    actor.strip_prefix("service:")
+}
+
 /// An access the gate allowed, with what it decided on: listing a record
 /// then asks [`Access::shows`] for each hidden item without another query or
 /// another audit row.

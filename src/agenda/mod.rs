@@ -7,9 +7,11 @@
 //! with calcard, `filing.rs` decides what a delivered message files for
 //! which patient (rows of `store::agenda`, written in the delivery
 //! transaction), `expand.rs` lists occurrences, `reply.rs` builds the REPLY
-//! and `feed.rs` the ICS feed. The organiser is always the message's proven
+//! and `feed.rs` the ICS feed; `booking.rs` the appointments a connected
+//! service books (`agenda.write`). The organiser is always the message's proven
 //! author (`identity::author`), never the ORGANIZER property.
 
+pub mod booking;
 pub mod expand;
 pub mod feed;
 pub mod filing;

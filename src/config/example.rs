@@ -50,6 +50,9 @@ data_dir = "data"
 # imap_port = 143
 # submissions_port = 465
 # submission_port = 587
+# Public base URL of the webmail and APIs: the OAuth issuer of connected
+# services (required in production; development: the Host a client used).
+# web_url = "https://{hostname}"
 
 [database]
 # sqlite://PATH (default: DATA_DIR/mes.db, WAL, synchronous=FULL)
@@ -167,6 +170,7 @@ https = "127.0.0.1:8443"
 # session_idle_secs = 900
 # session_max_secs = 43200                # absolute lifetime of a session (12 h), however active
 # activation_valid_days = 30              # `mes user activation ADDRESS` issues a new code
+# service_notifications_per_day = 10      # per connected service and patient (messages.notify)
 
 [lifecycle]
 # Spaces created by `mes provision FILE` (opt-out): informed, then open

@@ -365,6 +365,16 @@ impl Config {
             }
         }
 
+        if let Some(url) = &raw.clients.web_url
+            && !is_web_url(url)
+        {
+            return Err(invalid(
+                Some("clients"),
+                "web_url",
+                format!("`{url}` is not https://HOST or https://HOST:PORT"),
+            ));
+        }
+
         for (domain, route) in &raw.relay.routes {
             let ok = route
                 .rsplit_once(':')
@@ -517,6 +527,21 @@ impl Config {
 /// The span of the key at `path` (table keys, or array indexes in decimal),
 /// from toml's parse. Where the path stops existing, the last key found
 /// (the table that lacks it); None when even the first is absent.
+/// Whether `url` is a public base URL: `https://`, a host name (or
+/// `localhost`), an optional port, nothing after (the OAuth issuer must be
+/// exactly that, RFC 8414 §2).
+fn is_web_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p != 0))
+        && (host == "localhost" || crate::address::normalize_domain(host).is_ok_and(|n| n == host))
+}
+
 fn span_of(doc: &DeTable<'_>, path: &[&str]) -> Option<Range<usize>> {
     let (first, rest) = path.split_first()?;
     let (key, mut value) = doc.get_key_value(*first)?;

@@ -4,7 +4,8 @@
 //! development PKI (`mes init`: issuer or subject organisation
 //! [`crate::pki::DEV_CA_ORGANISATION`]), no self-signed server certificate,
 //! a private key that belongs to the certificate, a revocation list for
-//! every trust anchor, and metrics on no public address.
+//! every trust anchor, metrics on no public address, and the public base
+//! URL of the web listener (`clients.web_url`, the OAuth issuer).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -131,6 +132,14 @@ pub fn check(config: &Config) -> Vec<Problem> {
         }
     }
 
+    if config.listen.https.is_some() && config.clients.web_url.is_none() {
+        problem(
+            "clients.web_url",
+            "missing: the OAuth issuer of connected services must be the public URL, \
+             never the Host a client sends"
+                .into(),
+        );
+    }
     if let Some(addr) = config.listen.metrics
         && is_public(addr.ip())
     {

@@ -140,6 +140,10 @@ pub struct ClientSettings {
     pub submissions_port: Option<u16>,
     /// Submission with STARTTLS (587).
     pub submission_port: Option<u16>,
+    /// Public base URL of the webmail and APIs (`https://host[:port]`, no
+    /// path): the OAuth issuer and the endpoints its metadata names.
+    /// Required in production; absent in development, the Host a client used.
+    pub web_url: Option<String>,
 }
 
 /// `[smtp]`: limits and policy of the SMTP listeners.
@@ -384,6 +388,9 @@ pub struct PatientSettings {
     pub session_max_secs: u64,
     /// Days an activation code stays valid.
     pub activation_valid_days: u32,
+    /// Notifications one connected service may put in one patient's INBOX
+    /// per day (`messages.notify`); more are answered 429.
+    pub service_notifications_per_day: u32,
 }
 
 impl Default for PatientSettings {
@@ -393,6 +400,7 @@ impl Default for PatientSettings {
             session_idle_secs: 900,
             session_max_secs: 12 * 3600,
             activation_valid_days: 30,
+            service_notifications_per_day: 10,
         }
     }
 }

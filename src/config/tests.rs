@@ -252,3 +252,34 @@ fn archive_years_default_and_bounds() {
         assert!(err.contains("lifecycle.archive_years"), "{err}");
     }
 }
+
+#[test]
+fn web_url_is_a_bare_https_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    let path = dir.path().join("mes.toml");
+    let cfg = Config::parse(&path, &sample()).unwrap();
+    assert_eq!(cfg.clients.web_url, None);
+    assert_eq!(cfg.patients.service_notifications_per_day, 10);
+    let set = |v: &str| {
+        sample().replace(
+            "# web_url = \"https://mx.mes.test\"",
+            &format!("web_url = \"{v}\""),
+        )
+    };
+    for good in ["https://mes.example.fr", "https://localhost:8443"] {
+        let cfg = Config::parse(&path, &set(good)).unwrap();
+        assert_eq!(cfg.clients.web_url.as_deref(), Some(good));
+    }
+    for bad in [
+        "http://mes.example.fr",
+        "https://mes.example.fr/",
+        "https://mes.example.fr/oauth",
+        "https://Mes.Example.fr",
+        "https://mes.example.fr:0",
+        "https://",
+    ] {
+        let err = Config::parse(&path, &set(bad)).unwrap_err().to_string();
+        assert!(err.contains("clients.web_url"), "{bad}: {err}");
+    }
+}

@@ -64,6 +64,8 @@ pub enum Source<'a> {
     Report(Report<'a>),
     /// A patient's answer to an invitation (iTIP REPLY) to its organiser.
     CalendarReply(CalendarReply<'a>),
+    /// A connected service's notification to its patient (`messages.notify`).
+    Service(ServiceNotice<'a>),
 }
 
 /// An SMTP transaction at the end of DATA.
@@ -132,6 +134,21 @@ pub struct CalendarReply<'a> {
     pub patient: &'a Account,
     /// The organiser.
     pub to: &'a str,
+}
+
+/// A connected service's notification (`services::notify`): the service was
+/// proven by its access token and the patient's consent by the gate, so the
+/// web layer hands over the patient and the fixed sender of the service.
+/// It goes to the patient's INBOX only, in a thread of its own that is ended
+/// at once (nobody reads replies to it).
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceNotice<'a> {
+    /// The patient.
+    pub patient: &'a Account,
+    /// The service's fixed no-reply address (`services::notify::from_address`).
+    pub from: &'a str,
+    /// The name the patient sees (`services::notify::display_name`).
+    pub name: &'a str,
 }
 
 /// The kinds of reports the server writes.
@@ -209,6 +226,8 @@ pub enum ThreadRule {
     FromPatient,
     /// Never part of a thread.
     Never,
+    /// A thread of its own for the patient recipient, ended at once (no reply).
+    Notice,
 }
 
 impl Source<'_> {
@@ -243,6 +262,13 @@ impl Source<'_> {
                 trace: TraceRule::Received,
                 adds_missing_ids: false,
                 threads: ThreadRule::Never,
+                files_documents: false,
+            },
+            Source::Service(_) => Rules {
+                origin: "service",
+                trace: TraceRule::Received,
+                adds_missing_ids: false,
+                threads: ThreadRule::Notice,
                 files_documents: false,
             },
             Source::Report(r) => Rules {
@@ -496,6 +522,19 @@ impl Acceptor {
             (ThreadRule::FromPatient, Source::Patient(p), _) => Some(ThreadLink::FromPatient {
                 thread_id: p.thread.id,
             }),
+            (ThreadRule::Notice, Source::Service(n), _) => {
+                Some(ThreadLink::ToPatient(threads::Incoming {
+                    sender: n.from.to_string(),
+                    sender_name: n.name.to_string(),
+                    sender_profession: None,
+                    via: None,
+                    other_operator: false,
+                    subject: facts.subject.clone().unwrap_or_default(),
+                    references: Vec::new(),
+                    ends: true,
+                    message_id: message_id.clone(),
+                }))
+            }
             _ => None,
         };
         let mdn_to = mdn_address(&facts, envelope.mail_from);
@@ -620,7 +659,10 @@ impl Acceptor {
         let smtp = match source {
             Source::Mx(s) | Source::Submission(s) => s,
             Source::Report(_) => return Ok(Some(Authored::Report)),
-            Source::Append(_) | Source::Patient(_) | Source::CalendarReply(_) => return Ok(None),
+            Source::Append(_)
+            | Source::Patient(_)
+            | Source::CalendarReply(_)
+            | Source::Service(_) => return Ok(None),
         };
         let trust = self.trust();
         match self
@@ -705,6 +747,35 @@ impl Acceptor {
                 }),
                 received_at: None,
                 // Unread for the organiser (flags apply to every copy).
+                flags: "",
+                env_id: None,
+                ret: None,
+            },
+            Source::Service(n) => Envelope {
+                mail_from: n.from,
+                recipients: vec![NewRecipient {
+                    address: n.patient.address.clone(),
+                    orcpt: None,
+                    notify: 0,
+                    mailbox_id: Some(
+                        self.services
+                            .store
+                            .mailbox_id(n.patient.id, "INBOX")
+                            .await?
+                            .ok_or_else(|| {
+                                StoreError::NotFound(format!("INBOX of account {}", n.patient.id))
+                            })?,
+                    ),
+                    remote: false,
+                    patient_id: Some(n.patient.id),
+                }],
+                hop: Some(Hop {
+                    helo: "service-api",
+                    peer_ip: "127.0.0.1".into(),
+                    protocol: "HTTPS",
+                    tls: None,
+                }),
+                received_at: None,
                 flags: "",
                 env_id: None,
                 ret: None,
@@ -1048,6 +1119,7 @@ impl Source<'_> {
             Source::Patient(_) => "patient",
             Source::Report(_) => "report",
             Source::CalendarReply(_) => "calendar_reply",
+            Source::Service(_) => "service",
         }
     }
 }

@@ -22,7 +22,7 @@ pub use crate::store::messages::{NewMessage, NewRecipient, Stored};
 use crate::store::{Backend, Store, StoreError};
 pub use accept::{
     AcceptError, Accepted, Acceptor, Append, CalendarReply, FromPatient, Recipient, Report,
-    ReportKind, Services, Smtp, Source, Target,
+    ReportKind, ServiceNotice, Services, Smtp, Source, Target,
 };
 
 /// Why a delivery did not happen.

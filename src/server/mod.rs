@@ -249,6 +249,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             archive_years: config.lifecycle.archive_years,
             operator: config.operator.clone(),
             clients: config.client_endpoints(&|name| bound.get(name).copied()),
+            web_url: config.clients.web_url.clone(),
         });
         let app = crate::web::router(web);
         crate::logging::announce("listening", Some(("https", local)));

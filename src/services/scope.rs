@@ -50,7 +50,9 @@ impl Scope {
                 "Lire votre profil médical (maladies, allergies, vaccinations, traitements, mesures)"
             }
             Scope::AgendaRead => "Lire les rendez-vous de votre agenda",
-            Scope::AgendaWrite => "Ajouter des rendez-vous à votre agenda",
+            Scope::AgendaWrite => {
+                "Ajouter des rendez-vous à votre agenda, et annuler ceux qu'il a ajoutés"
+            }
             Scope::MessagesNotify => {
                 "Vous envoyer des notifications (sans contenu médical) dans votre messagerie"
             }

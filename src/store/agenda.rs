@@ -236,6 +236,49 @@ pub(super) async fn file_on(
 }
 
 impl Store {
+    /// Files appointments that come with no message (a connected service's
+    /// booking or cancellation, `agenda::booking`) under the same rule as
+    /// a delivery's, with their audit row, in one transaction. Returns the
+    /// row id of the first appointment.
+    pub async fn file_appointments(
+        &self,
+        filing: &AgendaFiling,
+        audit: &super::audit::AuditEntry,
+    ) -> Result<Option<i64>, StoreError> {
+        let t = self.now();
+        let mut tx = self.pool().begin().await?;
+        file_on(&mut tx, None, filing, t).await?;
+        super::audit::append_on(&mut tx, audit, t).await?;
+        let id = match filing.appointments.first() {
+            Some((patient_id, a)) => {
+                sqlx::query_scalar(
+                    "SELECT id FROM appointments WHERE patient_id = $1 AND organizer = $2 \
+                     AND uid = $3 AND recurrence_id = $4",
+                )
+                .bind(patient_id)
+                .bind(&a.organizer)
+                .bind(&a.uid)
+                .bind(&a.recurrence_id)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            None => None,
+        };
+        tx.commit().await?;
+        self.wrote();
+        Ok(id)
+    }
+
+    /// The id of the patient owning appointment `id`.
+    pub async fn appointment_patient(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT patient_id FROM appointments WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
     /// The patient's appointments that may have an occurrence in
     /// [`from`, `to`) (recurring ones always: they are expanded by the
     /// caller), by start.

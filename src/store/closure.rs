@@ -122,8 +122,8 @@ impl Store {
     /// Purges the closed space `key` whose archive period ended: its row
     /// keeps only the key (state `purged`); the account, folders, messages
     /// and blobs no other row uses, threads, dossier, agenda, consents,
-    /// settings, sessions and representation links are deleted, with
-    /// `audit`, in one transaction. False when it was not closed and due
+    /// settings, sessions, connected services and their tokens, and
+    /// representation links are deleted, with `audit`, in one transaction. False when it was not closed and due
     /// (another node purged it, or it was reopened meanwhile).
     pub async fn purge_space(&self, key: &str, audit: &AuditEntry) -> Result<bool, StoreError> {
         let now = self.now();
@@ -227,6 +227,11 @@ async fn delete_account(
         "DELETE FROM agenda_feeds WHERE patient_id = $1",
         "DELETE FROM recommendation_marks WHERE patient_id = $1",
         "DELETE FROM agenda_reminders WHERE patient_id = $1",
+        "DELETE FROM service_grants WHERE patient_id = $1",
+        "DELETE FROM oauth_codes WHERE patient_id = $1",
+        "DELETE FROM oauth_tokens WHERE patient_id = $1",
+        "DELETE FROM service_notices WHERE patient_id = $1",
+        "DELETE FROM service_notifications WHERE patient_id = $1",
         "DELETE FROM quotas WHERE account_id = $1",
         "DELETE FROM patient_settings WHERE account_id = $1",
         "DELETE FROM api_sessions WHERE account_id = $1",

@@ -445,6 +445,43 @@ impl Store {
         }
     }
 
+    /// Counts one notification of `service_id` to `patient_id` today (UTC
+    /// day of the store clock) unless `limit` were counted already: false
+    /// then. Counters before yesterday are purged on the way.
+    pub async fn take_notification(
+        &self,
+        service_id: &str,
+        patient_id: i64,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let day = self.now().div_euclid(86_400);
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM service_notifications WHERE day < $1")
+            .bind(day - 1)
+            .execute(&mut *tx)
+            .await?;
+        let taken = sqlx::query(
+            "INSERT INTO service_notifications (service_id, patient_id, day, sent) \
+             VALUES ($1, $2, $3, 1) ON CONFLICT (service_id, patient_id, day) \
+             DO UPDATE SET sent = service_notifications.sent + 1 \
+             WHERE service_notifications.sent < $4",
+        )
+        .bind(service_id)
+        .bind(patient_id)
+        .bind(day)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1
+            && limit > 0;
+        if taken {
+            tx.commit().await?;
+            self.wrote();
+        }
+        Ok(taken)
+    }
+
     /// Notes an API call of the service for the patient.
     pub async fn touch_grant(&self, patient_id: i64, service_id: &str) -> Result<(), StoreError> {
         sqlx::query(

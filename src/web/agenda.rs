@@ -180,6 +180,12 @@ pub async fn reply(
     partstat: PartStat,
 ) -> Result<Appointment, PatientError> {
     let a = own(s, p, id).await?;
+    if crate::access::check::service_of_actor(&a.organizer).is_some() {
+        return Err(PatientError::Bad(
+            "Ce rendez-vous a été ajouté par un service connecté : il n'attend pas de réponse."
+                .into(),
+        ));
+    }
     if a.status == "CANCELLED" {
         return Err(PatientError::Bad(
             "Ce rendez-vous a été annulé : il n'y a plus de réponse à donner.".into(),

@@ -68,6 +68,8 @@ pub struct WebServices {
     pub operator: String,
     /// What mail clients are told to connect to (`autoconfig.rs`).
     pub clients: crate::config::ClientEndpoints,
+    /// `clients.web_url`: the OAuth issuer (`oauth::issuer`).
+    pub web_url: Option<String>,
 }
 
 /// The application: every route.

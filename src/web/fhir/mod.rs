@@ -5,8 +5,12 @@
 //! gate (`access::check::Gate::check_service`), which audits it on the
 //! patient's trail with actor type SERVICE_TIERS and the service's name.
 //! A scope not granted is 403; another patient's resource is 404 (and the
-//! attempt is on that patient's trail).
+//! attempt is on that patient's trail); a closed space is 403 at the gate.
+//! Writes: documents (`documents.rs`), appointments (`booking.rs`) and
+//! notifications (`communication.rs`).
 
+mod booking;
+mod communication;
 mod documents;
 mod profile;
 mod resources;
@@ -18,7 +22,7 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
 use super::{FORM_LIMIT, WebServices, security};
@@ -40,8 +44,16 @@ pub fn routes() -> axum::Router<Shared> {
         )
         .route("/fhir/r4/DocumentReference/{id}", get(documents::read))
         .route("/fhir/r4/Binary/{id}", get(documents::binary))
+        .route("/fhir/r4/Communication", post(communication::create))
         .route("/fhir/r4/{resource}", get(profile::search))
-        .route("/fhir/r4/Appointment", get(resources::appointments))
+        .route(
+            "/fhir/r4/Appointment",
+            get(resources::appointments).post(booking::create),
+        )
+        .route(
+            "/fhir/r4/Appointment/{id}",
+            put(booking::cancel).patch(booking::cancel),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT))
 }
 
@@ -164,7 +176,8 @@ impl FromRequestParts<Shared> for Caller {
             .account_by_id(binding.patient_id)
             .await
             .map_err(FhirError::unavailable)?
-            .filter(|a| !a.disabled)
+            // A closed (disabled) space still reaches the gate, which
+            // refuses it (Denial::Closed) on the patient's trail.
             .ok_or_else(unauthorized)?;
         let scopes = Scopes::stored(&binding.scopes)
             .intersect(&Scopes::stored(&grant.scopes))
@@ -205,8 +218,16 @@ impl Caller {
             )
             .await
             .map_err(FhirError::unavailable)?;
-        if decision.is_err() {
-            return Err(FhirError::forbidden());
+        match decision {
+            Ok(_) => {}
+            Err(crate::access::Denial::Closed) => {
+                return Err(FhirError(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "the patient's space is closed",
+                ));
+            }
+            Err(_) => return Err(FhirError::forbidden()),
         }
         s.store
             .touch_grant(patient.id, &self.service.id)

@@ -13,7 +13,7 @@ pub mod token;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -89,8 +89,13 @@ impl IntoResponse for OAuthError {
     }
 }
 
-/// The issuer: `https://` and the Host the client used.
-pub fn issuer(headers: &HeaderMap) -> String {
+/// The issuer: the configured public URL (`clients.web_url`), else (in
+/// development only: production requires it) `https://` and the Host the
+/// client used.
+pub fn issuer(s: &WebServices, headers: &HeaderMap) -> String {
+    if let Some(url) = &s.web_url {
+        return url.clone();
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -103,8 +108,8 @@ pub fn issuer(headers: &HeaderMap) -> String {
 }
 
 /// GET /.well-known/oauth-authorization-server (RFC 8414).
-async fn metadata(headers: HeaderMap) -> Response {
-    let iss = issuer(&headers);
+async fn metadata(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let iss = issuer(&s, &headers);
     Json(json!({
         "issuer": iss,
         "authorization_endpoint": format!("{iss}/oauth/authorize"),

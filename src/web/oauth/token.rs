@@ -33,7 +33,7 @@ pub(super) async fn token(
     headers: HeaderMap,
     Form(f): Form<TokenForm>,
 ) -> Result<Response, OAuthError> {
-    let iss = issuer(&headers);
+    let iss = issuer(&s, &headers);
     let endpoint = format!("{iss}/oauth/token");
     let service = client::authenticate(&s.store, &headers, &f.client, &iss, &endpoint).await?;
     let invalid_grant = || OAuthError::bad("invalid_grant", "invalid or expired grant");
@@ -101,6 +101,15 @@ pub(super) async fn token(
             ));
         }
     };
+    // A closed (disabled) space gets no new token, by code or by refresh.
+    if s.store
+        .account_by_id(binding.patient_id)
+        .await
+        .map_err(OAuthError::unavailable)?
+        .is_none_or(|p| p.disabled)
+    {
+        return Err(invalid_grant());
+    }
     // Only what the patient approved, and what the service still asks for.
     let mut scopes = Scopes::stored(&binding.scopes).intersect(&Scopes::stored(&service.scopes));
     if let Some(asked) = f.scope.as_deref().filter(|s| !s.trim().is_empty()) {
@@ -164,7 +173,7 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     Form(f): Form<RevokeForm>,
 ) -> Result<Response, OAuthError> {
-    let iss = issuer(&headers);
+    let iss = issuer(&s, &headers);
     let endpoint = format!("{iss}/oauth/token");
     let service = client::authenticate(&s.store, &headers, &f.client, &iss, &endpoint).await?;
     s.store

@@ -111,6 +111,8 @@ fn when(v: &AppointmentView) -> String {
 }
 
 fn item(v: &AppointmentView, now: i64) -> Item {
+    // A service's booking has no organiser to answer by mail.
+    let by_service = crate::access::check::service_of_actor(&v.organizer.address).is_some();
     Item {
         id: v.id,
         title: v.title.clone(),
@@ -124,11 +126,12 @@ fn item(v: &AppointmentView, now: i64) -> Item {
         description: v.description.clone(),
         cancelled: v.cancelled(),
         answer: match v.partstat.as_str() {
+            _ if by_service => "Ajouté par un service connecté",
             "ACCEPTED" => "Vous avez accepté",
             "DECLINED" => "Vous avez refusé",
             _ => "En attente de votre réponse",
         },
-        can_answer: !v.cancelled() && v.ends_at >= now,
+        can_answer: !by_service && !v.cancelled() && v.ends_at >= now,
     }
 }
 

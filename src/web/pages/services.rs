@@ -189,7 +189,7 @@ pub(super) async fn connect(
         .await?
         .filter(|r| r.status == "referenced")
         .ok_or(PageError::NotFound)?;
-    let iss = crate::web::oauth::issuer(&headers);
+    let iss = crate::web::oauth::issuer(&s, &headers);
     let url = authorize::redirect_to(&r.home_url, &[("iss", &iss)]);
     Ok(Redirect::to(&url).into_response())
 }
@@ -330,7 +330,7 @@ pub(super) async fn authorize_page(
     let checked = match authorize::check(&s.store, &p).await {
         Ok(c) => c,
         Err(AuthorizeError::Redirect(code)) => {
-            let iss = crate::web::oauth::issuer(&headers);
+            let iss = crate::web::oauth::issuer(&s, &headers);
             return Redirect::to(&authorize::error_redirect(&p, code, &iss)).into_response();
         }
         Err(e) => return refused_page(e),
@@ -380,7 +380,7 @@ pub(super) async fn authorize_answer(
     if !csrf.accepts(f.csrf.as_deref()) {
         return Err(PageError::Forbidden);
     }
-    let iss = crate::web::oauth::issuer(&headers);
+    let iss = crate::web::oauth::issuer(&s, &headers);
     let p = f.p;
     let checked = match authorize::check(&s.store, &p).await {
         Ok(c) => c,
