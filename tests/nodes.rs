@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -605,4 +606,398 @@ async fn whitelist_fetch_over_https() {
         mes::trust::refresh::fetch(&url, public).await.is_err(),
         "a server outside the public roots is refused"
     );
+}
+
+/// A valid INS from a 13-digit NIR.
+fn ins_of(nir: &str) -> String {
+    let v: u64 = nir.parse().expect("digits");
+    format!("{nir}{:02}", 97 - v % 97)
+}
+
+/// Store handles of three nodes: a pool of their own each, on the one
+/// database, all on the test's clock (the periodic tasks' time is the
+/// store's, so the test moves it instead of waiting days).
+async fn task_nodes(a: &Instance, clock: &Arc<mes::clock::ManualClock>) -> Vec<mes::store::Store> {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(open_store(a).await.with_clock(clock.clone()));
+    }
+    nodes
+}
+
+/// Runs `task` on every node at the same moment (all wait at one barrier,
+/// on the runtime's threads); each node's result.
+async fn at_once<T, Fut>(
+    nodes: &[mes::store::Store],
+    task: impl Fn(mes::store::Store) -> Fut,
+) -> Vec<T>
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(nodes.len()));
+    let runs: Vec<_> = nodes
+        .iter()
+        .map(|s| {
+            let barrier = barrier.clone();
+            let run = task(s.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                run.await
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for r in runs {
+        out.push(r.await.expect("node task"));
+    }
+    out
+}
+
+/// The mails of the sink with this subject, by recipient.
+fn notices_by_recipient(
+    got: &std::sync::Mutex<Vec<String>>,
+    subject: &str,
+) -> HashMap<String, usize> {
+    let mut by = HashMap::new();
+    for m in got.lock().expect("sink").iter() {
+        let Some(parsed) = mail_parser::MessageParser::default().parse(m.as_bytes()) else {
+            continue;
+        };
+        if parsed.subject() != Some(subject) {
+            continue;
+        }
+        let to = parsed
+            .to()
+            .and_then(|t| t.first())
+            .and_then(|a| a.address())
+            .unwrap_or_default()
+            .to_string();
+        *by.entry(to).or_insert(0usize) += 1;
+    }
+    by
+}
+
+async fn count(store: &mes::store::Store, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(store.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The periodic tasks of `mes serve`, run by three nodes at the same moment
+/// on one PostgreSQL database: the opening of a few hundred informed spaces,
+/// the agenda reminders, the 90-day connected-services notice, the end of
+/// representations at 18 and the purge of archives each happen once (every
+/// space opened once with its folders once and audited once; one notice per
+/// patient at the smarthost, one slot row each; one purge each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_tasks_run_once_across_nodes() {
+    const SPACES: usize = 300;
+    const ELDERS: usize = 20;
+    const CHILDREN: usize = 10;
+    const SERVICES: usize = 30;
+    const CLOSED: usize = 25;
+    let (port, got) = common::smtp_sink().await;
+    let a = Instance::new(Db::Postgres).await;
+    a.edit_config(|t| {
+        t.replacen(
+            "[notify]\n",
+            &format!("[notify]\nsmarthost = \"127.0.0.1:{port}\"\nstarttls = false\n"),
+            1,
+        )
+    });
+    let real = mes::clock::system_now();
+    let clock = Arc::new(mes::clock::ManualClock::new(real));
+    let opening = real + 43 * 86_400;
+    // Elders are 66 on the day the spaces open: their influenza vaccination
+    // (marked done a year before) falls due the next day.
+    let open_day = chrono::DateTime::from_timestamp(opening, 0)
+        .expect("date")
+        .with_timezone(&chrono_tz::Europe::Paris)
+        .date_naive();
+    let elder_birth = {
+        use chrono::Datelike;
+        let m = open_day - chrono::Months::new(66 * 12 + 1);
+        format!("{:02}{:02}", m.year() % 100, m.month())
+    };
+    let mut csv = String::from(
+        "ins,birth_name,first_names,birth_date,sex,birth_place,email,postal,representatives\n",
+    );
+    let mut adults = Vec::new();
+    for n in 0..SPACES {
+        let ins = ins_of(&format!(
+            "2{:02}{:02}75056{:03}",
+            40 + (n / 12) % 50,
+            1 + n % 12,
+            1 + n / 600
+        ));
+        csv.push_str(&format!(
+            "{ins},NOM,Prenom,1960-01-15,F,75056,p{n}@example.test,,\n"
+        ));
+        adults.push(ins);
+    }
+    let mut elders = Vec::new();
+    for n in 0..ELDERS {
+        let ins = ins_of(&format!("1{elder_birth}75123{:03}", n + 1));
+        csv.push_str(&format!(
+            "{ins},ANCIEN,Prenom,1960-01-15,M,75123,e{n}@example.test,,\n"
+        ));
+        elders.push(ins);
+    }
+    for n in 0..CHILDREN {
+        let ins = ins_of(&format!("11501750990{:02}", n + 1));
+        csv.push_str(&format!(
+            "{ins},ENFANT,Prenom,2015-01-01,M,75099,c{n}@example.test,,{}\n",
+            adults[n]
+        ));
+    }
+    let file = a.root().join("beneficiaires.csv");
+    std::fs::write(&file, csv).expect("write");
+    let total = SPACES + ELDERS + CHILDREN;
+    let out = a.run(&["provision", file.to_str().expect("utf-8")], None);
+    assert!(out.contains(&total.to_string()), "{out}");
+    let nodes = task_nodes(&a, &clock).await;
+    let store = &nodes[0];
+    assert_eq!(
+        count(store, "SELECT COUNT(*) FROM patient_spaces WHERE state = 'informed'").await,
+        total as i64
+    );
+
+    // The opposition window ends: three nodes open the spaces at once.
+    clock.advance(opening - real);
+    let opened: Vec<u64> = at_once(&nodes, |s| async move {
+        mes::lifecycle::open::open_due(&s).await.expect("open")
+    })
+    .await;
+    assert_eq!(opened.iter().sum::<u64>(), total as u64, "{opened:?}");
+    assert_eq!(
+        count(store, "SELECT COUNT(*) FROM patient_spaces WHERE state = 'open'").await,
+        total as i64
+    );
+    assert_eq!(
+        count(store, "SELECT COUNT(*) FROM accounts WHERE kind = 'patient'").await,
+        total as i64
+    );
+    // Each account has its folders once.
+    let folders: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(DISTINCT name) FROM mailboxes m JOIN accounts a \
+         ON a.id = m.account_id WHERE a.kind = 'patient' GROUP BY a.id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("folders");
+    assert_eq!(folders.len(), total);
+    let first = folders[0].0;
+    assert!(first >= 4, "{folders:?}");
+    assert!(
+        folders.iter().all(|&(n, d)| n == first && d == first),
+        "every space has its folders once: {folders:?}"
+    );
+    // Each opening audited once: the batches' entries add up to the spaces.
+    let details: Vec<String> =
+        sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'space.open'")
+            .fetch_all(store.pool())
+            .await
+            .expect("audit");
+    let audited: usize = details
+        .iter()
+        .map(|d| {
+            d.split(' ')
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or_else(|| panic!("{d}"))
+        })
+        .sum();
+    assert_eq!(audited, total, "{details:?}");
+    assert_eq!(details.len(), opened.iter().filter(|&&n| n > 0).count());
+
+    // Agenda reminders: the elders' vaccination is due tomorrow.
+    let tomorrow = open_day + chrono::Days::new(1);
+    let done = (tomorrow - chrono::Months::new(12))
+        .format("%Y-%m-%d")
+        .to_string();
+    for ins in &elders {
+        let account = store
+            .account_by_ins(ins)
+            .await
+            .expect("lookup")
+            .expect("opened");
+        store
+            .set_recommendation_mark(account.id, "VACCIN_GRIPPE", "DONE", &done)
+            .await
+            .expect("mark");
+    }
+    let settings = mes::config::Config::load(&a.config)
+        .expect("config")
+        .notify;
+    let notifier = |s: &mes::store::Store| {
+        mes::threads::notify::Notifier::new(
+            s.clone(),
+            settings.clone(),
+            tokio_util::task::TaskTracker::new(),
+        )
+        .expect("a smarthost")
+    };
+    for _ in 0..2 {
+        let sent: Vec<usize> = at_once(&nodes, |s| {
+            let n = notifier(&s);
+            async move { mes::agenda::reminders::tick(&s, &n).await.expect("tick") }
+        })
+        .await;
+        eprintln!("reminders sent by each node: {sent:?}");
+    }
+    let reminders = notices_by_recipient(&got, mes::threads::notify::PREVENTION_SUBJECT);
+    for n in 0..ELDERS {
+        assert_eq!(
+            reminders.get(&format!("e{n}@example.test")),
+            Some(&1),
+            "one reminder for elder {n}: {reminders:?}"
+        );
+    }
+    let appointment = notices_by_recipient(&got, mes::threads::notify::APPOINTMENT_SUBJECT);
+    let slots = count(store, "SELECT COUNT(*) FROM agenda_reminders").await;
+    assert_eq!(
+        (reminders.values().sum::<usize>() + appointment.values().sum::<usize>()) as i64,
+        slots,
+        "one mail per slot taken"
+    );
+    assert!(reminders.values().all(|&n| n == 1), "{reminders:?}");
+
+    // The connected-services notice, 90 days after the connection.
+    let redirect = "https://service.example.test/retour-service";
+    a.run(
+        &[
+            "service",
+            "add",
+            "suivi-tension",
+            "--name",
+            "Suivi Tension",
+            "--publisher",
+            "Éditeur Santé SAS",
+            "--category",
+            "Suivi de maladie chronique",
+            "--description",
+            "Suivez votre tension.",
+            "--home-url",
+            "https://service.example.test/accueil-service",
+            "--redirect-uri",
+            redirect,
+            "--scopes",
+            "documents.read",
+        ],
+        None,
+    );
+    for ins in &adults[..SERVICES] {
+        let account = store
+            .account_by_ins(ins)
+            .await
+            .expect("lookup")
+            .expect("opened");
+        store
+            .set_grant(account.id, "suivi-tension", "documents.read")
+            .await
+            .expect("grant");
+    }
+    clock.advance(mes::services::notice::PERIOD_DAYS * 86_400 + 1);
+    for _ in 0..2 {
+        let sent: Vec<usize> = at_once(&nodes, |s| {
+            let n = notifier(&s);
+            async move { mes::services::notice::tick(&s, &n).await.expect("tick") }
+        })
+        .await;
+        eprintln!("service notices sent by each node: {sent:?}");
+    }
+    let notices = notices_by_recipient(&got, mes::services::notice::SUBJECT);
+    assert_eq!(notices.len(), SERVICES, "{notices:?}");
+    for n in 0..SERVICES {
+        assert_eq!(
+            notices.get(&format!("p{n}@example.test")),
+            Some(&1),
+            "{notices:?}"
+        );
+    }
+    assert_eq!(
+        count(store, "SELECT COUNT(*) FROM service_notices").await,
+        SERVICES as i64
+    );
+
+    // The children turn 18 (born 2015-01-01): each representation ends once,
+    // with one notice and one audit entry.
+    assert_eq!(
+        count(store, "SELECT COUNT(DISTINCT child_ins) FROM representatives").await,
+        CHILDREN as i64
+    );
+    let birthday = 1_988_150_400; // 2033-01-01T00:00:00Z
+    clock.advance(birthday - clock_now(&clock));
+    let sender = mes::threads::notify::NoticeSender::new(&settings)
+        .expect("sender")
+        .expect("a smarthost");
+    let ended: Vec<u64> = at_once(&nodes, |s| {
+        let sender = sender.clone();
+        async move {
+            mes::lifecycle::representation::end_due(&s, Some(&sender))
+                .await
+                .expect("end")
+        }
+    })
+    .await;
+    assert_eq!(ended.iter().sum::<u64>(), CHILDREN as u64, "{ended:?}");
+    let adult = notices_by_recipient(&got, mes::lifecycle::representation::ADULT_SUBJECT);
+    assert_eq!(adult.len(), CHILDREN, "{adult:?}");
+    assert!(adult.values().all(|&n| n == 1), "{adult:?}");
+    assert_eq!(
+        count(
+            store,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'representative.end'"
+        )
+        .await,
+        CHILDREN as i64
+    );
+
+    // Closed spaces are purged once at the end of their archive period.
+    let years = mes::config::Config::load(&a.config)
+        .expect("config")
+        .lifecycle
+        .archive_years;
+    for ins in &adults[SPACES - CLOSED..] {
+        mes::lifecycle::close::close(
+            store,
+            ins,
+            mes::lifecycle::close::Disposal::Archive,
+            &mes::lifecycle::close::Closer::Operator,
+            years,
+        )
+        .await
+        .expect("close");
+    }
+    clock.advance(i64::from(years) * 31_557_600 + 86_400);
+    let purged: Vec<u64> = at_once(&nodes, |s| async move {
+        mes::lifecycle::close::purge_due(&s).await.expect("purge")
+    })
+    .await;
+    assert_eq!(purged.iter().sum::<u64>(), CLOSED as u64, "{purged:?}");
+    assert_eq!(
+        count(store, "SELECT COUNT(*) FROM patient_spaces WHERE state = 'purged'").await,
+        CLOSED as i64
+    );
+    assert_eq!(
+        count(
+            store,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'space.purge'"
+        )
+        .await,
+        CLOSED as i64
+    );
+    eprintln!(
+        "periodic tasks: opened {opened:?}, ended {ended:?}, purged {purged:?} per node"
+    );
+    for s in nodes {
+        s.close().await;
+    }
+}
+
+fn clock_now(clock: &mes::clock::ManualClock) -> i64 {
+    use mes::clock::Clock;
+    clock.now()
 }
