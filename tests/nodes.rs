@@ -7,9 +7,9 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Db, Instance, Server, imap_login, inbox, open_store};
@@ -760,7 +760,11 @@ async fn periodic_tasks_run_once_across_nodes() {
     let nodes = task_nodes(&a, &clock).await;
     let store = &nodes[0];
     assert_eq!(
-        count(store, "SELECT COUNT(*) FROM patient_spaces WHERE state = 'informed'").await,
+        count(
+            store,
+            "SELECT COUNT(*) FROM patient_spaces WHERE state = 'informed'"
+        )
+        .await,
         total as i64
     );
 
@@ -772,11 +776,19 @@ async fn periodic_tasks_run_once_across_nodes() {
     .await;
     assert_eq!(opened.iter().sum::<u64>(), total as u64, "{opened:?}");
     assert_eq!(
-        count(store, "SELECT COUNT(*) FROM patient_spaces WHERE state = 'open'").await,
+        count(
+            store,
+            "SELECT COUNT(*) FROM patient_spaces WHERE state = 'open'"
+        )
+        .await,
         total as i64
     );
     assert_eq!(
-        count(store, "SELECT COUNT(*) FROM accounts WHERE kind = 'patient'").await,
+        count(
+            store,
+            "SELECT COUNT(*) FROM accounts WHERE kind = 'patient'"
+        )
+        .await,
         total as i64
     );
     // Each account has its folders once.
@@ -828,9 +840,7 @@ async fn periodic_tasks_run_once_across_nodes() {
             .await
             .expect("mark");
     }
-    let settings = mes::config::Config::load(&a.config)
-        .expect("config")
-        .notify;
+    let settings = mes::config::Config::load(&a.config).expect("config").notify;
     let notifier = |s: &mes::store::Store| {
         mes::threads::notify::Notifier::new(
             s.clone(),
@@ -925,7 +935,11 @@ async fn periodic_tasks_run_once_across_nodes() {
     // The children turn 18 (born 2015-01-01): each representation ends once,
     // with one notice and one audit entry.
     assert_eq!(
-        count(store, "SELECT COUNT(DISTINCT child_ins) FROM representatives").await,
+        count(
+            store,
+            "SELECT COUNT(DISTINCT child_ins) FROM representatives"
+        )
+        .await,
         CHILDREN as i64
     );
     let birthday = 1_988_150_400; // 2033-01-01T00:00:00Z
@@ -978,7 +992,11 @@ async fn periodic_tasks_run_once_across_nodes() {
     .await;
     assert_eq!(purged.iter().sum::<u64>(), CLOSED as u64, "{purged:?}");
     assert_eq!(
-        count(store, "SELECT COUNT(*) FROM patient_spaces WHERE state = 'purged'").await,
+        count(
+            store,
+            "SELECT COUNT(*) FROM patient_spaces WHERE state = 'purged'"
+        )
+        .await,
         CLOSED as i64
     );
     assert_eq!(
@@ -989,9 +1007,7 @@ async fn periodic_tasks_run_once_across_nodes() {
         .await,
         CLOSED as i64
     );
-    eprintln!(
-        "periodic tasks: opened {opened:?}, ended {ended:?}, purged {purged:?} per node"
-    );
+    eprintln!("periodic tasks: opened {opened:?}, ended {ended:?}, purged {purged:?} per node");
     for s in nodes {
         s.close().await;
     }
@@ -1000,4 +1016,192 @@ async fn periodic_tasks_run_once_across_nodes() {
 fn clock_now(clock: &mes::clock::ManualClock) -> i64 {
     use mes::clock::Clock;
     clock.now()
+}
+
+/// `mes serve` with this configuration, expected to refuse to start: its
+/// error output.
+fn refused_start(a: &Instance) -> String {
+    let (ok, _, err) = common::mes(
+        &["--config", a.config.to_str().expect("utf-8"), "serve"],
+        None,
+    );
+    assert!(!ok, "mes serve started: {err}");
+    err
+}
+
+/// A node without the audit seal key or the secrets key: on an empty
+/// database the first start makes them; once the database holds an audit
+/// trail (or secrets sealed with the key), a node missing the file refuses to
+/// start, naming the file and saying to copy it from the first node, and
+/// makes no key of its own.
+async fn keys_are_shared_not_made_twice(db: Db) {
+    // An empty database: the first node makes its keys.
+    let first = Instance::new(db).await;
+    let audit_key = first.cert("audit.key");
+    let secrets_key = first.cert("secrets.key");
+    std::fs::remove_file(&audit_key).expect("remove");
+    std::fs::remove_file(&secrets_key).expect("remove");
+    let mut server = first.start();
+    assert!(
+        audit_key.exists() && secrets_key.exists(),
+        "made on first start"
+    );
+    server.terminate(Duration::from_secs(10));
+
+    // A database with an audit trail: a node without the audit key refuses.
+    let a = Instance::new(db).await;
+    a.add_user(JEAN_A, "professional", PW);
+    let audit_key = a.cert("audit.key");
+    let kept = std::fs::read(&audit_key).expect("key");
+    std::fs::remove_file(&audit_key).expect("remove");
+    let err = refused_start(&a);
+    assert!(
+        err.contains(&audit_key.display().to_string()) && err.contains("copy"),
+        "{err}"
+    );
+    assert!(!audit_key.exists(), "no key of its own");
+    std::fs::write(&audit_key, &kept).expect("restore");
+
+    // No secret sealed yet: the secrets key may still be made.
+    let secrets_key = a.cert("secrets.key");
+    std::fs::remove_file(&secrets_key).expect("remove");
+    let mut server = a.start();
+    server.terminate(Duration::from_secs(10));
+    assert!(secrets_key.exists());
+    // A sealed TOTP secret: a node without that key refuses, as does the CLI.
+    a.run(&["user", "totp", JEAN_A], None);
+    let kept = std::fs::read(&secrets_key).expect("key");
+    std::fs::remove_file(&secrets_key).expect("remove");
+    let err = refused_start(&a);
+    assert!(
+        err.contains(&secrets_key.display().to_string()) && err.contains("copy"),
+        "{err}"
+    );
+    let (ok, _, err) = common::mes(
+        &[
+            "--config",
+            a.config.to_str().expect("utf-8"),
+            "user",
+            "totp",
+            JEAN_A,
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("copy"), "{err}");
+    assert!(!secrets_key.exists(), "no key of its own");
+    // With the first node's key copied back, the node starts.
+    std::fs::write(&secrets_key, &kept).expect("restore");
+    let mut server = a.start();
+    server.terminate(Duration::from_secs(10));
+}
+
+both_backends!(keys_are_shared_not_made_twice);
+
+/// Every file under `dir` with its size and modification time.
+fn tree(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let meta = e.metadata().expect("metadata");
+            if meta.is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push((
+                    e.path(),
+                    meta.len(),
+                    meta.modified().expect("modification time"),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// No shared disk: a PostgreSQL node that accepted mail with an attachment,
+/// queued mail for another operator and served IMAP writes no file at all:
+/// its configuration folder (data directory included), its working
+/// directory and its temporary directory are as they were (its log goes to
+/// its standard output and error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_node_writes_nothing_on_disk() {
+    let a = Instance::new(Db::Postgres).await;
+    a.add_user(JEAN_A, "professional", PW);
+    a.add_user(LOAD_A, "professional", PW);
+    a.whitelist("hopital-b.mes.test", &a.cert("server.pem"));
+    let config = Arc::new(mes::config::Config::load(&a.config).expect("config"));
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let before = tree(&a.root());
+    let data = tree(&config.data_dir);
+    assert!(
+        data.iter()
+            .all(|(p, _, _)| p.file_name().is_some_and(|n| n == "init-domains")),
+        "{data:?}"
+    );
+    let tmp_path = tmp.path().display().to_string();
+    let mut server = Server::start_in(
+        &a.config,
+        &[("RUST_LOG", "info"), ("TMPDIR", &tmp_path)],
+        Some(cwd.path()),
+    );
+    let ca = a.cert("ca.pem");
+    let attachment = format!(
+        "From: <{JEAN_A}>\r\nTo: <{LOAD_A}>\r\nSubject: compte rendu\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n--sep\r\n\
+         Content-Type: text/plain\r\n\r\nci-joint\r\n--sep\r\n\
+         Content-Type: application/pdf; name=\"cr.pdf\"\r\n\
+         Content-Disposition: attachment; filename=\"cr.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--sep--\r\n",
+        "JVBERi0xLjQKJVBERi0xLjQKJVBERi0xLjQKJVBERi0xLjQKJVBERi0xLjQKJVBERi0xLjQK\r\n".repeat(300)
+    );
+    let code = common::submit(
+        server.addr("submissions"),
+        &ca,
+        JEAN_A,
+        PW,
+        "",
+        LOAD_A,
+        &attachment,
+    )
+    .await;
+    assert_eq!(code, 250);
+    let remote = format!("From: <{JEAN_A}>\r\nTo: <{MARIE_B}>\r\nSubject: avis\r\n\r\nbonjour\r\n");
+    let code = common::submit(
+        server.addr("submissions"),
+        &ca,
+        JEAN_A,
+        PW,
+        "",
+        MARIE_B,
+        &remote,
+    )
+    .await;
+    assert_eq!(code, 250);
+    let mut imap = imap_login(server.addr("imaps"), &ca, LOAD_A, PW).await;
+    imap.expect("SELECT INBOX", "OK").await;
+    let fetched = imap.expect("FETCH 1 (BODY[])", "OK").await;
+    assert!(fetched.all().contains("cr.pdf"), "{}", fetched.all());
+    imap.expect("LOGOUT", "OK").await;
+    let store = open_store(&a).await;
+    let queued = count(&store, "SELECT COUNT(*) FROM queue").await;
+    assert_eq!(queued, 1, "the remote message is queued in the database");
+    store.close().await;
+    server.terminate(Duration::from_secs(10));
+    assert_eq!(
+        tree(&a.root()),
+        before,
+        "nothing written beside the configuration"
+    );
+    assert_eq!(
+        tree(cwd.path()),
+        Vec::new(),
+        "nothing in the working directory"
+    );
+    assert_eq!(
+        tree(tmp.path()),
+        Vec::new(),
+        "nothing in the temporary directory"
+    );
 }

@@ -216,9 +216,9 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
             }
             let secret = crate::identity::totp::generate_secret();
             // Stored encrypted under the key outside the database.
-            let sealed =
-                crate::identity::secret_box::SecretBox::load_or_create(&config.secrets.key_file)?
-                    .seal(&addr, &secret)?;
+            let sealed = crate::server::keys::secrets_key(&config.secrets.key_file, &store)
+                .await?
+                .seal(&addr, &secret)?;
             store.set_totp_secret(&addr, Some(&sealed)).await?;
             audit::append(
                 &store,

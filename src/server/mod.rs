@@ -4,6 +4,8 @@
 //! certificate revocation lists are re-read every `tls.crl_reload_secs`, the
 //! whitelist every minute, and both on SIGHUP.
 
+pub mod keys;
+
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -33,15 +35,13 @@ const TRUST_RELOAD: Duration = Duration::from_secs(60);
 
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    // Keys outside the database (made on first start): the audit trail's seal
-    // and the one that encrypts stored secrets.
-    let seal_key = crate::audit::seal::SealKey::load_or_create(&config.audit.key_file)?;
-    let secrets = Arc::new(crate::identity::secret_box::SecretBox::load_or_create(
-        &config.secrets.key_file,
-    )?);
     let store = Store::open(&config.database_url, config.database_max_connections)
         .await
         .context("opening the store")?;
+    // Keys outside the database (made on first start, on an empty database
+    // only): the audit trail's seal and the one that encrypts stored secrets.
+    let seal_key = keys::audit_key(&config.audit.key_file, &store).await?;
+    let secrets = Arc::new(keys::secrets_key(&config.secrets.key_file, &store).await?);
     crate::identity::totp::encrypt_clear_secrets(&store, &secrets)
         .await
         .context("encrypting TOTP secrets")?;
