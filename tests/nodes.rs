@@ -1205,3 +1205,200 @@ async fn a_postgres_node_writes_nothing_on_disk() {
         "nothing in the temporary directory"
     );
 }
+
+/// Runs `openssl` with `args` in `dir`; panics with its error output on failure.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A throwaway signer made by openssl: `NAME.key` and its self-signed `NAME.pem`.
+fn openssl_signer(dir: &Path, name: &str, key: &[&str]) {
+    let mut args = vec!["req", "-x509", "-nodes", "-newkey"];
+    args.extend_from_slice(key);
+    let (k, c, s) = (
+        format!("{name}.key"),
+        format!("{name}.pem"),
+        format!("/CN={name}"),
+    );
+    args.extend_from_slice(&["-keyout", &k, "-out", &c, "-subj", &s, "-days", "2"]);
+    openssl(dir, &args);
+}
+
+/// Writes `xml` as `liste-blanche.xml` and, signed by `signer`'s key, its `.sig`.
+fn publish(dir: &Path, xml: &str, signer: Option<&str>) {
+    std::fs::write(dir.join("liste-blanche.xml"), xml).expect("write");
+    if let Some(signer) = signer {
+        openssl(
+            dir,
+            &[
+                "dgst",
+                "-sha256",
+                "-sign",
+                &format!("{signer}.key"),
+                "-out",
+                "liste-blanche.xml.sig",
+                "liste-blanche.xml",
+            ],
+        );
+    }
+}
+
+/// The whitelist's detached signature (`trust.whitelist_signing_cert`),
+/// made with the real `openssl dgst -sha256 -sign`: a list signed by the
+/// configured certificate's key (RSA, then ECDSA P-256) is taken; a list
+/// changed after signing, a list without its `.sig` and a list signed by
+/// another key are each refused (logged, audited) and the list in force
+/// stays. `mes trust import --signature` follows the same rule.
+async fn whitelist_signature(db: Db) {
+    let a = Instance::new(db).await;
+    let dir = a.root().join("publication");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    openssl_signer(&dir, "signataire", &["rsa:2048"]);
+    openssl_signer(&dir, "autre", &["rsa:2048"]);
+    openssl_signer(
+        &dir,
+        "signataire-ec",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    publish(
+        &dir,
+        &whitelist_xml(&["un.test", "deux.test"]),
+        Some("signataire"),
+    );
+    let list = dir.join("liste-blanche.xml");
+    let cert = dir.join("signataire.pem");
+    a.edit_config(|t| {
+        t.replacen(
+            "[trust]\n",
+            &format!(
+                "[trust]\nwhitelist_url = \"{}\"\nrefresh_secs = 1\nwhitelist_signing_cert = \"{}\"\n",
+                list.display(),
+                cert.display()
+            ),
+            1,
+        )
+    });
+    let imported = |a: &Instance| {
+        let out = a.run(&["trust", "list"], None);
+        let mut d: Vec<String> = out
+            .lines()
+            .filter(|l| l.contains("\timported\t"))
+            .filter_map(|l| l.split('\t').next().map(str::to_string))
+            .collect();
+        d.sort();
+        d
+    };
+    let server = a.start();
+    until(60, "the signed list", || {
+        let d = imported(&a);
+        async move { (d == ["deux.test", "un.test"]).then_some(()) }
+    })
+    .await;
+    let refusals = |server: &Server| {
+        server
+            .log()
+            .lines()
+            .filter(|l| l.contains("whitelist refresh failed") && l.contains("signature"))
+            .count()
+    };
+    // Changed after signing; then without its signature; then signed by
+    // another key: refused each time, the list in force stays.
+    let tampered = whitelist_xml(&["un.test", "deux.test", "intrus.test"]);
+    let sig = dir.join("liste-blanche.xml.sig");
+    let cases: [(&str, &dyn Fn()); 3] = [
+        ("does not verify", &|| publish(&dir, &tampered, None)),
+        ("missing", &|| {
+            std::fs::remove_file(&sig).expect("remove");
+        }),
+        ("does not verify", &|| {
+            publish(&dir, &tampered, Some("autre"))
+        }),
+    ];
+    for (reason, change) in cases {
+        let seen = refusals(&server);
+        change();
+        until(60, reason, || {
+            let log = server.log();
+            let n = refusals(&server);
+            async move {
+                (n > seen
+                    && log
+                        .lines()
+                        .rev()
+                        .find(|l| l.contains("whitelist refresh failed"))
+                        .is_some_and(|l| l.contains(reason)))
+                .then_some(())
+            }
+        })
+        .await;
+        assert_eq!(imported(&a), ["deux.test", "un.test"], "{reason}: kept");
+    }
+    let store = open_store(&a).await;
+    let refused = count(
+        &store,
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'whitelist.refused'",
+    )
+    .await;
+    assert!(refused >= 3, "each refusal audited: {refused}");
+    // Signed again by the configured key: taken.
+    publish(&dir, &tampered, Some("signataire"));
+    until(60, "the newly signed list", || {
+        let d = imported(&a);
+        async move { (d == ["deux.test", "intrus.test", "un.test"]).then_some(()) }
+    })
+    .await;
+    drop(server);
+
+    // `mes trust import`: an ECDSA P-256 signer, a good signature, a
+    // tampered file, no signature.
+    let ec = dir.join("signataire-ec.pem");
+    a.edit_config(|t| {
+        t.replace(&cert.display().to_string(), &ec.display().to_string())
+            .replace("whitelist_url", "# whitelist_url")
+    });
+    publish(&dir, &whitelist_xml(&["trois.test"]), Some("signataire-ec"));
+    let file = list.to_str().expect("utf-8");
+    let sig_file = sig.to_str().expect("utf-8");
+    let out = a.run(&["trust", "import", file, "--signature", sig_file], None);
+    assert!(out.contains("imported 1 domains"), "{out}");
+    assert_eq!(imported(&a), ["trois.test"]);
+    let cfg = a.config.to_str().expect("utf-8");
+    std::fs::write(&list, whitelist_xml(&["quatre.test"])).expect("write");
+    let (ok, _, err) = common::mes(
+        &[
+            "--config",
+            cfg,
+            "trust",
+            "import",
+            file,
+            "--signature",
+            sig_file,
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("does not verify"), "{err}");
+    let (ok, _, err) = common::mes(&["--config", cfg, "trust", "import", file], None);
+    assert!(!ok && err.contains("--signature"), "{err}");
+    assert_eq!(imported(&a), ["trois.test"], "the list in force stays");
+    let refused_after = count(
+        &store,
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'whitelist.refused'",
+    )
+    .await;
+    assert!(
+        refused_after >= refused + 2,
+        "{refused} then {refused_after}"
+    );
+    store.close().await;
+}
+
+both_backends!(whitelist_signature);

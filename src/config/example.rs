@@ -191,6 +191,11 @@ https = "127.0.0.1:8443"
 # to fetch, parse or validate keeps the one in force):
 # whitelist_url = "https://example.invalid/listeblanche.xml"
 # refresh_secs = 3600
+# A detached signature of the list (`openssl dgst -sha256 -sign key.pem`,
+# RSA or ECDSA P-256), checked with this certificate's key; set, a list
+# without a valid signature is refused (see certs/README.md):
+# whitelist_signing_cert = "certs/whitelist-signer.pem"
+# whitelist_signature_url = "https://example.invalid/listeblanche.xml.sig"
 whitelist = [
   {{ domain = "{domain}", operator_dn = "{own_dn}" }},
   {{ domain = "{patient_domain}", operator_dn = "{own_dn}" }},

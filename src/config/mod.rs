@@ -506,7 +506,14 @@ impl Config {
             patients: raw.patients,
             lifecycle: raw.lifecycle,
             access: raw.access,
-            trust: raw.trust,
+            trust: TrustSettings {
+                whitelist_signing_cert: raw
+                    .trust
+                    .whitelist_signing_cert
+                    .as_ref()
+                    .map(|p| base.join(p)),
+                ..raw.trust
+            },
             log: raw.log,
             mode: raw.server.mode,
             clients: raw.clients,

@@ -476,6 +476,14 @@ pub struct TrustSettings {
     /// Seconds between refreshes (the first one at start).
     #[serde(default = "default_refresh_secs")]
     pub refresh_secs: u64,
+    /// PEM certificate whose key signs the list (a detached signature, our
+    /// extension: the published XML carries none); set, every refresh and
+    /// `mes trust import` require a valid signature.
+    #[serde(default)]
+    pub whitelist_signing_cert: Option<PathBuf>,
+    /// Where the detached signature is read (default: the list's source + `.sig`).
+    #[serde(default)]
+    pub whitelist_signature_url: Option<String>,
 }
 
 fn default_refresh_secs() -> u64 {
@@ -488,6 +496,8 @@ impl Default for TrustSettings {
             whitelist: Vec::new(),
             whitelist_url: None,
             refresh_secs: default_refresh_secs(),
+            whitelist_signing_cert: None,
+            whitelist_signature_url: None,
         }
     }
 }

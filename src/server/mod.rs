@@ -316,13 +316,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let services = services.clone();
         let config = config.clone();
         let web_tls = tls::web_client_config().context("TLS for the whitelist refresh")?;
+        let check = crate::trust::refresh::Verification::configured(&config.trust, &source)?;
         let every = Duration::from_secs(config.trust.refresh_secs.max(1));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                refresh_whitelist(&config, &services, &source, web_tls.clone()).await;
+                refresh_whitelist(&config, &services, &source, web_tls.clone(), check.as_ref())
+                    .await;
             }
         });
     }
@@ -447,8 +449,9 @@ async fn refresh_whitelist(
     services: &SmtpServices,
     source: &str,
     web_tls: Arc<rustls::ClientConfig>,
+    check: Option<&crate::trust::refresh::Verification>,
 ) {
-    match crate::trust::refresh::refresh(&services.store, source, web_tls).await {
+    match crate::trust::refresh::refresh(&services.store, source, web_tls, check).await {
         Ok(change) if change.is_empty() => {
             tracing::debug!("whitelist refresh: no change")
         }
@@ -474,6 +477,18 @@ async fn refresh_whitelist(
                 tracing::error!(error = %e, "audit of the whitelist refresh failed");
             }
             reload_trust(config, services).await;
+        }
+        Err(e @ crate::trust::refresh::RefreshError::Signature(_)) => {
+            tracing::error!(error = %e, "whitelist refresh failed; the list in force stays");
+            let entry = crate::audit::AuditEntry::new(
+                "system",
+                "whitelist.refused",
+                "whitelist",
+                &e.to_string(),
+            );
+            if let Err(e) = crate::audit::append(&services.store, &entry).await {
+                tracing::error!(error = %e, "audit of the whitelist refusal failed");
+            }
         }
         Err(e) => tracing::error!(error = %e, "whitelist refresh failed; the list in force stays"),
     }
