@@ -745,11 +745,10 @@ async fn periodic_tasks_run_once_across_nodes() {
         ));
         elders.push(ins);
     }
-    for n in 0..CHILDREN {
+    for (n, parent) in adults.iter().take(CHILDREN).enumerate() {
         let ins = ins_of(&format!("11501750990{:02}", n + 1));
         csv.push_str(&format!(
-            "{ins},ENFANT,Prenom,2015-01-01,M,75099,c{n}@example.test,,{}\n",
-            adults[n]
+            "{ins},ENFANT,Prenom,2015-01-01,M,75099,c{n}@example.test,,{parent}\n"
         ));
     }
     let file = a.root().join("beneficiaires.csv");
