@@ -99,6 +99,15 @@ pub struct ListenSettings {
     /// no authentication: put a firewall or a proxy in front).
     #[serde(default)]
     pub metrics_public: bool,
+    /// Listeners (`mx`, `submission`, `submissions`, `imap`, `imaps`,
+    /// `https`) behind a load balancer that sends a PROXY protocol header
+    /// (v1 or v2), so throttling and logs see the real client.
+    #[serde(default)]
+    pub proxy_protocol: Vec<String>,
+    /// The load balancers' addresses: only their connections may carry a
+    /// PROXY header (and on those listeners they must).
+    #[serde(default)]
+    pub proxy_from: Vec<String>,
 }
 
 /// `[server] mode`: what `mes config check` and `mes serve` demand of the files.

@@ -172,6 +172,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             services: services.clone(),
             limits: limits.clone(),
             session_timeout: Duration::from_secs(config.smtp.session_timeout_secs),
+            proxy: proxied(&config, name),
         };
         // Tests and operators read this line to learn the bound port.
         crate::logging::announce("listening", Some((name, local)));
@@ -216,6 +217,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config: imap_config.clone(),
             services: imap_services.clone(),
             limits: imap_limits.clone(),
+            proxy: proxied(&config, name),
         };
         crate::logging::announce("listening", Some((name, local)));
         tracing::info!(listener = name, address = %local, "listening");
@@ -258,6 +260,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             TlsAcceptor::from(tls_config),
             app,
             crate::web::Limits::of(&config.https),
+            proxied(&config, "https"),
             stop_rx.clone(),
         )));
     }
@@ -428,6 +431,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The PROXY protocol settings of listener `name` (`listen.proxy_protocol`).
+fn proxied(config: &Config, name: &str) -> Option<Arc<crate::listen::proxy::Proxied>> {
+    config
+        .listen
+        .proxy_for(name)
+        .map(|from| Arc::new(crate::listen::proxy::Proxied::new(from)))
 }
 
 /// Reads the whitelist again; on error the one in force stays.
