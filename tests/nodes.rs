@@ -1401,3 +1401,116 @@ async fn whitelist_signature(db: Db) {
 }
 
 both_backends!(whitelist_signature);
+
+/// An implicit-TLS IMAP connection that first sends `header` (a PROXY
+/// protocol header, as a load balancer does); the greeting is read.
+async fn imap_via(
+    addr: std::net::SocketAddr,
+    ca: &Path,
+    header: &[u8],
+) -> std::io::Result<common::Imap<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>> {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.write_all(header).await?;
+    let connector = tokio_rustls::TlsConnector::from(common::client_tls(ca, None));
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await?;
+    let mut c = common::Imap::new(tls);
+    let greeting = c.read_line().await;
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    Ok(c)
+}
+
+/// Behind a load balancer (`listen.proxy_protocol`, `listen.proxy_from`):
+/// the client named by the PROXY header (v1 text, v2 binary) is the one
+/// login throttling counts, so failures from one client lock the account
+/// for that client only; a balancer's connection without a header is
+/// refused; and a header from an address that is not a balancer is not
+/// read (that connection fails its TLS handshake).
+async fn proxy_protocol(db: Db) {
+    let a = Instance::with(
+        db,
+        "hopital-a.mes.test",
+        None,
+        "auth_failures_before_lockout = 3",
+    )
+    .await;
+    a.add_user(LOCKED_A, "professional", PW);
+    a.add_user(JEAN_A, "professional", PW);
+    a.edit_config(|t| {
+        t.replacen(
+            "[listen]\n",
+            "[listen]\nproxy_protocol = [\"imaps\"]\nproxy_from = [\"127.0.0.1\"]\n",
+            1,
+        )
+    });
+    let mut server = a.start();
+    let ca = a.cert("ca.pem");
+    let imaps = server.addr("imaps");
+    let x = b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 993\r\n".to_vec();
+    let y = ppp::v2::Builder::with_addresses(
+        0x21,
+        ppp::v2::Protocol::Stream,
+        (
+            "198.51.100.9:6000"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr"),
+            imaps,
+        ),
+    )
+    .build()
+    .expect("v2 header");
+    let mut c = imap_via(imaps, &ca, &x)
+        .await
+        .expect("through the balancer");
+    for i in 0..3 {
+        let r = c.cmd(&format!("LOGIN {LOCKED_A} \"wrong {i}\"")).await;
+        assert!(!r.ok(), "{}", r.all());
+    }
+    let mut c = imap_via(imaps, &ca, &x)
+        .await
+        .expect("through the balancer");
+    let r = c.cmd(&format!("LOGIN {LOCKED_A} \"{PW}\"")).await;
+    assert!(!r.ok(), "locked out for 203.0.113.7: {}", r.all());
+    let mut c = imap_via(imaps, &ca, &y).await.expect("v2 header");
+    c.expect(&format!("LOGIN {LOCKED_A} \"{PW}\""), "OK").await;
+    c.expect("LOGOUT", "OK").await;
+    let log = server.log();
+    assert!(
+        log.contains("203.0.113.7") && log.contains("198.51.100.9"),
+        "the clients in the log: {log}"
+    );
+    // The balancer's own connection must carry a header.
+    assert!(
+        imap_via(imaps, &ca, b"").await.is_err(),
+        "a connection from the balancer without a header is refused"
+    );
+    until(30, "the refusal in the log", || {
+        let log = server.log();
+        async move {
+            log.contains("connection from the load balancer refused")
+                .then_some(())
+        }
+    })
+    .await;
+    server.terminate(Duration::from_secs(10));
+
+    // 127.0.0.1 is no balancer any more: its header is not read.
+    a.edit_config(|t| {
+        t.replace(
+            "proxy_from = [\"127.0.0.1\"]",
+            "proxy_from = [\"192.0.2.1\"]",
+        )
+    });
+    let server = a.start();
+    let imaps = server.addr("imaps");
+    assert!(
+        imap_via(imaps, &ca, &x).await.is_err(),
+        "a header from a non-balancer is not taken"
+    );
+    let mut c = imap_via(imaps, &ca, b"").await.expect("direct");
+    c.expect(&format!("LOGIN {JEAN_A} \"{PW}\""), "OK").await;
+    assert!(!server.log().contains("203.0.113.7"));
+}
+
+both_backends!(proxy_protocol);

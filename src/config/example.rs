@@ -87,6 +87,11 @@ https = "127.0.0.1:8443"
 # Loopback only, unless metrics_public = true (no authentication: firewall it).
 # metrics = "127.0.0.1:9464"
 # metrics_public = false
+# Behind a load balancer sending the PROXY protocol (v1 or v2, e.g. haproxy's
+# `send-proxy-v2`): the listeners that expect its header, and the balancers'
+# addresses (only their connections are read so; they must send one):
+# proxy_protocol = ["mx", "submissions", "imaps", "https"]
+# proxy_from = ["10.0.0.2"]
 
 [smtp]
 # max_message_size = 52428800        # octets, announced with SIZE
