@@ -1514,3 +1514,96 @@ async fn proxy_protocol(db: Db) {
 }
 
 both_backends!(proxy_protocol);
+
+/// The opening pass as `mes serve` runs it: three running nodes (every
+/// `lifecycle.open_check_secs` = 1) find the same informed spaces due at
+/// once (their window moved into the past in one statement) and open each
+/// exactly once between them, with its folders once and its opening audited
+/// once; the nodes' logs add up to the spaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_on_three_running_nodes() {
+    const SPACES: usize = 200;
+    let a = Instance::new(Db::Postgres).await;
+    a.edit_config(|t| t.replacen("[lifecycle]\n", "[lifecycle]\nopen_check_secs = 1\n", 1));
+    let mut csv = String::from(
+        "ins,birth_name,first_names,birth_date,sex,birth_place,email,postal,representatives\n",
+    );
+    for n in 0..SPACES {
+        let ins = ins_of(&format!(
+            "1{:02}{:02}69123{:03}",
+            30 + (n / 12) % 50,
+            1 + n % 12,
+            1 + n / 600
+        ));
+        csv.push_str(&format!(
+            "{ins},NOM,Prenom,1950-01-15,M,69123,,{n} rue du Test 69001 Lyon,\n"
+        ));
+    }
+    let file = a.root().join("beneficiaires.csv");
+    std::fs::write(&file, csv).expect("write");
+    a.run(&["provision", file.to_str().expect("utf-8")], None);
+    let configs: Vec<PathBuf> = (1..=3).map(|n| node_config(&a, n)).collect();
+    let nodes: Vec<Server> = configs.iter().map(|c| Server::start(c)).collect();
+    let store = open_store(&a).await;
+    let informed = "SELECT COUNT(*) FROM patient_spaces WHERE state = 'informed'";
+    assert_eq!(count(&store, informed).await, SPACES as i64);
+    sqlx::query("UPDATE patient_spaces SET opens_at = 0 WHERE state = 'informed'")
+        .execute(store.pool())
+        .await
+        .expect("window ended");
+    until(60, "every space open", || {
+        let store = store.clone();
+        async move { (count(&store, informed).await == 0).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM patient_spaces WHERE state = 'open'"
+        )
+        .await,
+        SPACES as i64
+    );
+    let folders: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(DISTINCT name) FROM mailboxes m JOIN accounts a \
+         ON a.id = m.account_id WHERE a.kind = 'patient' GROUP BY a.id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("folders");
+    assert_eq!(folders.len(), SPACES);
+    assert!(
+        folders.iter().all(|&(n, d)| n == folders[0].0 && d == n),
+        "{folders:?}"
+    );
+    let details: Vec<String> =
+        sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'space.open'")
+            .fetch_all(store.pool())
+            .await
+            .expect("audit");
+    let audited: usize = details
+        .iter()
+        .filter_map(|d| d.split(' ').next().and_then(|n| n.parse::<usize>().ok()))
+        .sum();
+    assert_eq!(audited, SPACES, "{details:?}");
+    // Each node logs what it opened: together, every space once.
+    let logged: Vec<usize> = nodes
+        .iter()
+        .map(|n| {
+            n.log()
+                .lines()
+                .filter(|l| l.contains("patient spaces opened at the end of their window"))
+                .filter_map(|l| {
+                    let rest = &l[l.find("opened=")? + 7..];
+                    rest.split(|c: char| !c.is_ascii_digit())
+                        .next()?
+                        .parse::<usize>()
+                        .ok()
+                })
+                .sum()
+        })
+        .collect();
+    eprintln!("spaces opened by each running node: {logged:?}");
+    assert_eq!(logged.iter().sum::<usize>(), SPACES, "{logged:?}");
+    store.close().await;
+}
