@@ -1277,6 +1277,11 @@ async fn whitelist_signature(db: Db) {
     let cert = dir.join("signataire.pem");
     a.edit_config(|t| {
         t.replacen(
+            "https = \"127.0.0.1:0\"\n",
+            "https = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n",
+            1,
+        )
+        .replacen(
             "[trust]\n",
             &format!(
                 "[trust]\nwhitelist_url = \"{}\"\nrefresh_secs = 1\nwhitelist_signing_cert = \"{}\"\n",
@@ -1348,6 +1353,19 @@ async fn whitelist_signature(db: Db) {
     )
     .await;
     assert!(refused >= 3, "each refusal audited: {refused}");
+    let metrics = Command::new("curl")
+        .args(["-sS", &format!("http://{}/metrics", server.addr("metrics"))])
+        .output()
+        .expect("curl");
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    let refusals_counted: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("mes_whitelist_refreshes_total{outcome=\"refused_signature\"} ")
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(refusals_counted >= 3.0, "{metrics}");
     // Signed again by the configured key: taken.
     publish(&dir, &tampered, Some("signataire"));
     until(60, "the newly signed list", || {

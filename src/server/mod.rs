@@ -464,9 +464,11 @@ async fn refresh_whitelist(
 ) {
     match crate::trust::refresh::refresh(&services.store, source, web_tls, check).await {
         Ok(change) if change.is_empty() => {
+            crate::metrics::whitelist_refresh("unchanged");
             tracing::debug!("whitelist refresh: no change")
         }
         Ok(change) => {
+            crate::metrics::whitelist_refresh("changed");
             tracing::info!(
                 added = change.added.len(),
                 removed = change.removed.len(),
@@ -490,6 +492,7 @@ async fn refresh_whitelist(
             reload_trust(config, services).await;
         }
         Err(e @ crate::trust::refresh::RefreshError::Signature(_)) => {
+            crate::metrics::whitelist_refresh("refused_signature");
             tracing::error!(error = %e, "whitelist refresh failed; the list in force stays");
             let entry = crate::audit::AuditEntry::new(
                 "system",
@@ -501,7 +504,10 @@ async fn refresh_whitelist(
                 tracing::error!(error = %e, "audit of the whitelist refusal failed");
             }
         }
-        Err(e) => tracing::error!(error = %e, "whitelist refresh failed; the list in force stays"),
+        Err(e) => {
+            crate::metrics::whitelist_refresh("failed");
+            tracing::error!(error = %e, "whitelist refresh failed; the list in force stays")
+        }
     }
 }
 
