@@ -390,6 +390,18 @@ fn compose_file_structure() {
                     .unwrap_or_else(|e| panic!("{source} loads: {e}"));
                 assert!(config.database_url.starts_with("postgres://"), "{source}");
                 assert!(config.relay.node_id.is_some(), "{source} names its node");
+                let lb_ip = doc["services"]["lb"]["networks"]["default"]["ipv4_address"]
+                    .as_str()
+                    .expect("the balancer's fixed address")
+                    .parse::<std::net::IpAddr>()
+                    .expect("an IP address");
+                for listener in ["mx", "submission", "submissions", "imap", "imaps", "https"] {
+                    assert_eq!(
+                        config.listen.proxy_for(listener),
+                        Some(vec![lb_ip]),
+                        "{source}: {listener} reads PROXY headers from the balancer only"
+                    );
+                }
                 volumes_seen.push(config.relay.node_id.clone());
             }
         }
@@ -422,6 +434,10 @@ fn compose_file_structure() {
     for node in ["mes-1", "mes-2"] {
         assert!(haproxy.contains(node), "{lb_config} balances over {node}");
     }
+    assert!(
+        haproxy.contains("send-proxy-v2") && haproxy.contains("check-send-proxy"),
+        "{lb_config} names the client to the nodes, health checks included"
+    );
 }
 
 /// A sample whitelist with `domains`, each operated by the test CA's server

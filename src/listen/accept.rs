@@ -66,6 +66,9 @@ pub async fn accept_loop<F, Fut>(
                             }
                             handle(stream, client, shutdown).instrument(span).await;
                         }
+                        // A bare connect-and-close is a balancer's plain health check.
+                        Err(super::proxy::ProxyError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => span(&peer, session)
+                            .in_scope(|| tracing::debug!("load balancer connection closed before its PROXY header")),
                         Err(e) => span(&peer, session)
                             .in_scope(|| tracing::warn!(error = %e, "connection from the load balancer refused")),
                     }
