@@ -216,9 +216,9 @@ pub(super) async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()
             }
             let secret = crate::identity::totp::generate_secret();
             // Stored encrypted under the key outside the database.
-            let sealed =
-                crate::identity::secret_box::SecretBox::load_or_create(&config.secrets.key_file)?
-                    .seal(&addr, &secret)?;
+            let sealed = crate::server::keys::secrets_key(&config.secrets.key_file, &store)
+                .await?
+                .seal(&addr, &secret)?;
             store.set_totp_secret(&addr, Some(&sealed)).await?;
             audit::append(
                 &store,
@@ -429,9 +429,17 @@ pub(super) async fn domain(config: &Config, cmd: DomainCommand) -> anyhow::Resul
 pub(super) async fn trust(config: &Config, cmd: TrustCommand) -> anyhow::Result<()> {
     let store = open(config).await?;
     match cmd {
-        TrustCommand::Import { file } => {
+        TrustCommand::Import { file, signature } => {
             let xml =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            if let Err(e) = check_signature(config, &xml, signature.as_deref()) {
+                audit::append(
+                    &store,
+                    &AuditEntry::new("operator", "whitelist.refused", "whitelist", &e.to_string()),
+                )
+                .await?;
+                return Err(e).with_context(|| format!("{}: not imported", file.display()));
+            }
             let list = whitelist::parse(&xml).with_context(|| format!("{}", file.display()))?;
             store.replace_whitelist(&list.rows()).await?;
             audit::append(
@@ -550,4 +558,31 @@ pub(super) async fn careteam(config: &Config, cmd: CareteamCommand) -> anyhow::R
         }
     }
     Ok(())
+}
+
+/// `mes trust import`'s signature rule: with `trust.whitelist_signing_cert`
+/// set, `xml` must come with a signature file that verifies; without it, a
+/// signature given is an error (nothing to check it with).
+fn check_signature(
+    config: &Config,
+    xml: &[u8],
+    signature: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use crate::trust::signature::{SignatureError, Signer};
+    match (&config.trust.whitelist_signing_cert, signature) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => {
+            bail!("--signature needs trust.whitelist_signing_cert in the configuration")
+        }
+        (Some(_), None) => Err(SignatureError::Missing(
+            "trust.whitelist_signing_cert is set: give --signature".into(),
+        )
+        .into()),
+        (Some(cert), Some(sig)) => {
+            let sig = std::fs::read(sig)
+                .map_err(|e| SignatureError::Missing(format!("{}: {e}", sig.display())))?;
+            Signer::load(cert)?.verify(xml, &sig)?;
+            Ok(())
+        }
+    }
 }

@@ -355,6 +355,9 @@ pub enum TrustCommand {
     Import {
         /// The XML file.
         file: PathBuf,
+        /// Its detached signature (required when `trust.whitelist_signing_cert` is set).
+        #[arg(long, value_name = "SIG")]
+        signature: Option<PathBuf>,
     },
     /// Show the whitelist in force (configuration and import).
     List,
@@ -416,6 +419,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &config.tls.trust_anchors,
             )?;
             crate::tls::server_config(&config.tls, crate::tls::ClientAuth::Required, &revocation)?;
+            if let Some(cert) = &config.trust.whitelist_signing_cert {
+                crate::trust::signature::Signer::load(cert)?;
+            }
             let store = crate::store::Store::open(&config.database_url, 1).await?;
             store.close().await;
             let mode = match config.mode {

@@ -90,6 +90,11 @@ https = "127.0.0.1:8443"
 # Loopback only, unless metrics_public = true (no authentication: firewall it).
 # metrics = "127.0.0.1:9464"
 # metrics_public = false
+# Behind a load balancer sending the PROXY protocol (v1 or v2, e.g. haproxy's
+# `send-proxy-v2`): the listeners that expect its header, and the balancers'
+# addresses (only their connections are read so; they must send one):
+# proxy_protocol = ["mx", "submissions", "imaps", "https"]
+# proxy_from = ["10.0.0.2"]
 
 [smtp]
 # max_message_size = 52428800        # octets, announced with SIZE
@@ -195,6 +200,11 @@ https = "127.0.0.1:8443"
 # to fetch, parse or validate keeps the one in force):
 # whitelist_url = "https://example.invalid/listeblanche.xml"
 # refresh_secs = 3600
+# A detached signature of the list (`openssl dgst -sha256 -sign key.pem`,
+# RSA or ECDSA P-256), checked with this certificate's key; set, a list
+# without a valid signature is refused (see certs/README.md):
+# whitelist_signing_cert = "certs/whitelist-signer.pem"
+# whitelist_signature_url = "https://example.invalid/listeblanche.xml.sig"
 whitelist = [
   {{ domain = "{domain}", operator_dn = "{own_dn}" }},
   {{ domain = "{patient_domain}", operator_dn = "{own_dn}" }},

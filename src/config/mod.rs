@@ -132,6 +132,21 @@ pub struct Listeners {
     pub metrics: Option<SocketAddr>,
     /// See [`ListenSettings::metrics_public`].
     pub metrics_public: bool,
+    /// See [`ListenSettings::proxy_protocol`]: listener names.
+    pub proxy_protocol: Vec<String>,
+    /// See [`ListenSettings::proxy_from`].
+    pub proxy_from: Vec<std::net::IpAddr>,
+}
+
+impl Listeners {
+    /// The load balancers whose PROXY headers listener `name` reads, when
+    /// it is behind one.
+    pub fn proxy_for(&self, name: &str) -> Option<Vec<std::net::IpAddr>> {
+        self.proxy_protocol
+            .iter()
+            .any(|n| n == name)
+            .then(|| self.proxy_from.clone())
+    }
 }
 
 /// The validated configuration: paths are absolute, addresses parsed.
@@ -336,7 +351,41 @@ impl Config {
             https: addr("https", &raw.listen.https)?,
             metrics: addr("metrics", &raw.listen.metrics)?,
             metrics_public: raw.listen.metrics_public,
+            proxy_protocol: raw.listen.proxy_protocol.clone(),
+            proxy_from: raw
+                .listen
+                .proxy_from
+                .iter()
+                .map(|a| {
+                    a.parse().map_err(|_| {
+                        invalid(
+                            Some("listen"),
+                            "proxy_from",
+                            format!("`{a}` is not an IP address"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         };
+        const PROXIED: [&str; 6] = ["mx", "submission", "submissions", "imap", "imaps", "https"];
+        if let Some(n) = listen
+            .proxy_protocol
+            .iter()
+            .find(|n| !PROXIED.contains(&n.as_str()))
+        {
+            return Err(invalid(
+                Some("listen"),
+                "proxy_protocol",
+                format!("`{n}` is not one of {}", PROXIED.join(", ")),
+            ));
+        }
+        if !listen.proxy_protocol.is_empty() && listen.proxy_from.is_empty() {
+            return Err(invalid(
+                Some("listen"),
+                "proxy_from",
+                "needed with proxy_protocol: the load balancers' addresses".into(),
+            ));
+        }
         if let Some(m) = listen.metrics
             && !m.ip().is_loopback()
             && !listen.metrics_public
@@ -516,7 +565,14 @@ impl Config {
             patients: raw.patients,
             lifecycle: raw.lifecycle,
             access: raw.access,
-            trust: raw.trust,
+            trust: TrustSettings {
+                whitelist_signing_cert: raw
+                    .trust
+                    .whitelist_signing_cert
+                    .as_ref()
+                    .map(|p| base.join(p)),
+                ..raw.trust
+            },
             log: raw.log,
             mode: raw.server.mode,
             clients: raw.clients,

@@ -99,6 +99,15 @@ pub struct ListenSettings {
     /// no authentication: put a firewall or a proxy in front).
     #[serde(default)]
     pub metrics_public: bool,
+    /// Listeners (`mx`, `submission`, `submissions`, `imap`, `imaps`,
+    /// `https`) behind a load balancer that sends a PROXY protocol header
+    /// (v1 or v2), so throttling and logs see the real client.
+    #[serde(default)]
+    pub proxy_protocol: Vec<String>,
+    /// The load balancers' addresses: only their connections may carry a
+    /// PROXY header (and on those listeners they must).
+    #[serde(default)]
+    pub proxy_from: Vec<String>,
 }
 
 /// `[server] mode`: what `mes config check` and `mes serve` demand of the files.
@@ -484,6 +493,14 @@ pub struct TrustSettings {
     /// Seconds between refreshes (the first one at start).
     #[serde(default = "default_refresh_secs")]
     pub refresh_secs: u64,
+    /// PEM certificate whose key signs the list (a detached signature, our
+    /// extension: the published XML carries none); set, every refresh and
+    /// `mes trust import` require a valid signature.
+    #[serde(default)]
+    pub whitelist_signing_cert: Option<PathBuf>,
+    /// Where the detached signature is read (default: the list's source + `.sig`).
+    #[serde(default)]
+    pub whitelist_signature_url: Option<String>,
 }
 
 fn default_refresh_secs() -> u64 {
@@ -496,6 +513,8 @@ impl Default for TrustSettings {
             whitelist: Vec::new(),
             whitelist_url: None,
             refresh_secs: default_refresh_secs(),
+            whitelist_signing_cert: None,
+            whitelist_signature_url: None,
         }
     }
 }

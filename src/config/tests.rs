@@ -283,3 +283,54 @@ fn web_url_is_a_bare_https_origin() {
         assert!(err.contains("clients.web_url"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn proxy_protocol_names_listeners_and_needs_balancers() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    let path = dir.path().join("mes.toml");
+    let with = |keys: &str| sample().replace("[listen]\n", &format!("[listen]\n{keys}\n"));
+    let ok = Config::parse(
+        &path,
+        &with("proxy_protocol = [\"mx\", \"imaps\"]\nproxy_from = [\"10.0.0.2\", \"fd00::2\"]"),
+    )
+    .unwrap();
+    assert_eq!(ok.listen.proxy_for("mx").unwrap().len(), 2);
+    assert!(ok.listen.proxy_for("submissions").is_none());
+    for (keys, key, says) in [
+        (
+            "proxy_protocol = [\"pop3\"]\nproxy_from = [\"10.0.0.2\"]",
+            "listen.proxy_protocol",
+            "pop3",
+        ),
+        (
+            "proxy_protocol = [\"mx\"]",
+            "listen.proxy_from",
+            "load balancers",
+        ),
+        (
+            "proxy_protocol = [\"mx\"]\nproxy_from = [\"lb.example\"]",
+            "listen.proxy_from",
+            "lb.example",
+        ),
+    ] {
+        let err = Config::parse(&path, &with(keys)).unwrap_err().to_string();
+        assert!(err.contains(key) && err.contains(says), "{keys}: {err}");
+    }
+}
+
+#[test]
+fn whitelist_signing_cert_is_taken_from_the_configuration_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    let text = sample().replace(
+        "[trust]\n",
+        "[trust]\nwhitelist_signing_cert = \"certs/signer.pem\"\n",
+    );
+    let config = Config::parse(&dir.path().join("mes.toml"), &text).unwrap();
+    assert_eq!(
+        config.trust.whitelist_signing_cert,
+        Some(dir.path().join("certs/signer.pem"))
+    );
+    assert_eq!(config.trust.whitelist_signature_url, None);
+}

@@ -42,6 +42,8 @@ pub struct ImapListener {
     pub services: Arc<ImapServices>,
     /// Connection limits.
     pub limits: Arc<ConnectionLimits>,
+    /// The load balancers whose PROXY headers name the client, if behind one.
+    pub proxy: Option<Arc<crate::listen::proxy::Proxied>>,
 }
 
 impl std::fmt::Debug for ImapListener {
@@ -58,10 +60,17 @@ impl ImapListener {
         let this = Arc::new(self);
         let span =
             |peer: &SocketAddr, session: u64| tracing::info_span!("imap", session, peer = %peer);
-        accept::accept_loop(listener, shutdown, span, move |stream, peer, shutdown| {
-            let this = this.clone();
-            async move { this.connection(stream, peer, shutdown).await }
-        })
+        let proxy = this.proxy.clone();
+        accept::accept_loop(
+            listener,
+            shutdown,
+            span,
+            proxy,
+            move |stream, peer, shutdown| {
+                let this = this.clone();
+                async move { this.connection(stream, peer, shutdown).await }
+            },
+        )
         .await;
     }
 

@@ -39,6 +39,7 @@ pub struct Metrics {
     indexing: Family<Labels2, Counter>,
     audit_entries: Counter,
     db_acquire: HistogramFamily,
+    whitelist_refreshes: Family<Labels1, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -66,6 +67,7 @@ impl Metrics {
             indexing: Family::default(),
             audit_entries: Counter::default(),
             db_acquire: Family::new_with_constructor(acquire_histogram),
+            whitelist_refreshes: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -123,6 +125,11 @@ impl Metrics {
             "Time to obtain a database connection on the hot paths, by use (reader, writer)",
             m.db_acquire.clone(),
         );
+        registry.register(
+            "whitelist_refreshes",
+            "Scheduled whitelist refreshes, by outcome (changed, unchanged, failed, refused_signature)",
+            m.whitelist_refreshes.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -163,6 +170,15 @@ pub fn set_queue(rows: &[(String, i64, i64)]) {
         m.queue_depth.get_or_create(&label).set(*depth);
         m.queue_oldest.get_or_create(&label).set(*oldest);
     }
+}
+
+/// A scheduled whitelist refresh ended with `outcome` (`changed`,
+/// `unchanged`, `failed`, `refused_signature`).
+pub fn whitelist_refresh(outcome: &'static str) {
+    get()
+        .whitelist_refreshes
+        .get_or_create(&[("outcome", outcome)])
+        .inc();
 }
 
 /// One recipient's relay attempt ended with `result` (`sent`, `deferred`, `failed`).

@@ -4,6 +4,8 @@
 //! certificate revocation lists are re-read every `tls.crl_reload_secs`, the
 //! whitelist every minute, and both on SIGHUP.
 
+pub mod keys;
+
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -33,15 +35,13 @@ const TRUST_RELOAD: Duration = Duration::from_secs(60);
 
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    // Keys outside the database (made on first start): the audit trail's seal
-    // and the one that encrypts stored secrets.
-    let seal_key = crate::audit::seal::SealKey::load_or_create(&config.audit.key_file)?;
-    let secrets = Arc::new(crate::identity::secret_box::SecretBox::load_or_create(
-        &config.secrets.key_file,
-    )?);
     let store = Store::open(&config.database_url, config.database_max_connections)
         .await
         .context("opening the store")?;
+    // Keys outside the database (made on first start, on an empty database
+    // only): the audit trail's seal and the one that encrypts stored secrets.
+    let seal_key = keys::audit_key(&config.audit.key_file, &store).await?;
+    let secrets = Arc::new(keys::secrets_key(&config.secrets.key_file, &store).await?);
     crate::identity::totp::encrypt_clear_secrets(&store, &secrets)
         .await
         .context("encrypting TOTP secrets")?;
@@ -172,6 +172,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             services: services.clone(),
             limits: limits.clone(),
             session_timeout: Duration::from_secs(config.smtp.session_timeout_secs),
+            proxy: proxied(&config, name),
         };
         // Tests and operators read this line to learn the bound port.
         crate::logging::announce("listening", Some((name, local)));
@@ -216,6 +217,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config: imap_config.clone(),
             services: imap_services.clone(),
             limits: imap_limits.clone(),
+            proxy: proxied(&config, name),
         };
         crate::logging::announce("listening", Some((name, local)));
         tracing::info!(listener = name, address = %local, "listening");
@@ -259,6 +261,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             TlsAcceptor::from(tls_config),
             app,
             crate::web::Limits::of(&config.https),
+            proxied(&config, "https"),
             stop_rx.clone(),
         )));
     }
@@ -317,13 +320,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let services = services.clone();
         let config = config.clone();
         let web_tls = tls::web_client_config().context("TLS for the whitelist refresh")?;
+        let check = crate::trust::refresh::Verification::configured(&config.trust, &source)?;
         let every = Duration::from_secs(config.trust.refresh_secs.max(1));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                refresh_whitelist(&config, &services, &source, web_tls.clone()).await;
+                refresh_whitelist(&config, &services, &source, web_tls.clone(), check.as_ref())
+                    .await;
             }
         });
     }
@@ -429,6 +434,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The PROXY protocol settings of listener `name` (`listen.proxy_protocol`).
+fn proxied(config: &Config, name: &str) -> Option<Arc<crate::listen::proxy::Proxied>> {
+    config
+        .listen
+        .proxy_for(name)
+        .map(|from| Arc::new(crate::listen::proxy::Proxied::new(from)))
+}
+
 /// Reads the whitelist again; on error the one in force stays.
 async fn reload_trust(config: &Config, services: &SmtpServices) {
     match TrustSpace::load(config, &services.store).await {
@@ -448,12 +461,15 @@ async fn refresh_whitelist(
     services: &SmtpServices,
     source: &str,
     web_tls: Arc<rustls::ClientConfig>,
+    check: Option<&crate::trust::refresh::Verification>,
 ) {
-    match crate::trust::refresh::refresh(&services.store, source, web_tls).await {
+    match crate::trust::refresh::refresh(&services.store, source, web_tls, check).await {
         Ok(change) if change.is_empty() => {
+            crate::metrics::whitelist_refresh("unchanged");
             tracing::debug!("whitelist refresh: no change")
         }
         Ok(change) => {
+            crate::metrics::whitelist_refresh("changed");
             tracing::info!(
                 added = change.added.len(),
                 removed = change.removed.len(),
@@ -476,7 +492,23 @@ async fn refresh_whitelist(
             }
             reload_trust(config, services).await;
         }
-        Err(e) => tracing::error!(error = %e, "whitelist refresh failed; the list in force stays"),
+        Err(e @ crate::trust::refresh::RefreshError::Signature(_)) => {
+            crate::metrics::whitelist_refresh("refused_signature");
+            tracing::error!(error = %e, "whitelist refresh failed; the list in force stays");
+            let entry = crate::audit::AuditEntry::new(
+                "system",
+                "whitelist.refused",
+                "whitelist",
+                &e.to_string(),
+            );
+            if let Err(e) = crate::audit::append(&services.store, &entry).await {
+                tracing::error!(error = %e, "audit of the whitelist refusal failed");
+            }
+        }
+        Err(e) => {
+            crate::metrics::whitelist_refresh("failed");
+            tracing::error!(error = %e, "whitelist refresh failed; the list in force stays")
+        }
     }
 }
 

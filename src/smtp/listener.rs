@@ -31,6 +31,8 @@ pub struct SmtpListener {
     pub limits: Arc<ConnectionLimits>,
     /// Longest session.
     pub session_timeout: Duration,
+    /// The load balancers whose PROXY headers name the client, if behind one.
+    pub proxy: Option<Arc<crate::listen::proxy::Proxied>>,
 }
 
 impl std::fmt::Debug for SmtpListener {
@@ -55,10 +57,17 @@ impl SmtpListener {
                 |peer: &SocketAddr, session: u64| tracing::info_span!("smtp", listener = "submission", session, peer = %peer)
             }
         };
-        accept::accept_loop(listener, shutdown, span, move |stream, peer, shutdown| {
-            let this = this.clone();
-            async move { this.connection(stream, peer, shutdown).await }
-        })
+        let proxy = this.proxy.clone();
+        accept::accept_loop(
+            listener,
+            shutdown,
+            span,
+            proxy,
+            move |stream, peer, shutdown| {
+                let this = this.clone();
+                async move { this.connection(stream, peer, shutdown).await }
+            },
+        )
         .await;
     }
 

@@ -3,6 +3,7 @@
 //! decides whether a peer may send as a domain.
 
 pub mod refresh;
+pub mod signature;
 pub mod whitelist;
 
 use std::collections::HashMap;

@@ -4,18 +4,22 @@
 //! transaction. Anything that fails keeps the list in force.
 //!
 //! The published XML carries no signature (`DateDeGeneration` then `Domaine`
-//! elements, nothing else), so there is nothing to verify a signer against:
-//! what is verified is the transport (HTTPS with the Web PKI), the document
-//! (well-formed, bounded, no DTD), and every entry (a domain and at least one
-//! operator DN that parses under the one DN rule). An empty list is refused:
-//! it would cut the operator off the trust space.
+//! elements, nothing else): what is verified is the transport (HTTPS with the
+//! Web PKI), the document (well-formed, bounded, no DTD), and every entry (a
+//! domain and at least one operator DN that parses under the one DN rule).
+//! An empty list is refused: it would cut the operator off the trust space.
+//! When `trust.whitelist_signing_cert` is set, the list must also come with a
+//! detached signature of that certificate's key (`signature.rs`, our
+//! extension), fetched the same way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::signature::{SignatureError, Signer, signature_source};
 use super::whitelist::{self, Whitelist, WhitelistError};
+use crate::config::TrustSettings;
 use crate::store::{Store, StoreError};
 
 /// The largest whitelist accepted (the national one is well under 1 MiB).
@@ -35,9 +39,38 @@ pub enum RefreshError {
     /// The document parsed but fails validation.
     #[error("whitelist refused: {0}")]
     Invalid(String),
+    /// The detached signature is missing or does not verify.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The check of a list against its detached signature.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    /// Whose key signs the list.
+    pub signer: Signer,
+    /// Where the signature is read (a path or an `https://` URL).
+    pub source: String,
+}
+
+impl Verification {
+    /// The verification `trust` asks for the list at `source`: none without
+    /// `whitelist_signing_cert`.
+    pub fn configured(
+        trust: &TrustSettings,
+        source: &str,
+    ) -> Result<Option<Verification>, SignatureError> {
+        let Some(cert) = &trust.whitelist_signing_cert else {
+            return Ok(None);
+        };
+        Ok(Some(Verification {
+            signer: Signer::load(cert)?,
+            source: signature_source(source, trust.whitelist_signature_url.as_deref()),
+        }))
+    }
 }
 
 /// What a refresh changed, for the log (domains are not health data).
@@ -177,14 +210,32 @@ pub fn diff(before: &[(String, Vec<String>)], list: &Whitelist) -> Change {
     change
 }
 
-/// One refresh: fetch, parse, validate, replace (when it differs). On any
-/// error the stored list stays as it was. The caller logs and audits the change.
+/// Fetches the signature `check` names and verifies `bytes` with it.
+pub async fn verify(
+    bytes: &[u8],
+    check: &Verification,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<(), RefreshError> {
+    let signature = fetch(&check.source, tls)
+        .await
+        .map_err(|e| SignatureError::Missing(e.to_string()))?;
+    check.signer.verify(bytes, &signature)?;
+    Ok(())
+}
+
+/// One refresh: fetch, verify the signature when `check` is given, parse,
+/// validate, replace (when it differs). On any error the stored list stays
+/// as it was. The caller logs and audits the change.
 pub async fn refresh(
     store: &Store,
     source: &str,
     tls: Arc<rustls::ClientConfig>,
+    check: Option<&Verification>,
 ) -> Result<Change, RefreshError> {
-    let bytes = fetch(source, tls).await?;
+    let bytes = fetch(source, tls.clone()).await?;
+    if let Some(check) = check {
+        verify(&bytes, check, tls).await?;
+    }
     let list = whitelist::parse(&bytes)?;
     validate(&list)?;
     let before = store.whitelist().await?;

@@ -121,6 +121,7 @@ pub async fn serve(
     acceptor: TlsAcceptor,
     app: Router,
     limits: Limits,
+    proxy: Option<Arc<crate::listen::proxy::Proxied>>,
     shutdown: watch::Receiver<bool>,
 ) {
     let span =
@@ -137,57 +138,63 @@ pub async fn serve(
             }
         },
     ));
-    accept::accept_loop(listener, shutdown, span, move |tcp, peer, mut shutdown| {
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let limits = limits.clone();
-        async move {
-            // Over the limits the connection is closed before any TLS work.
-            let Some(_slot) = limits.connections.acquire(peer.ip()) else {
-                tracing::debug!("HTTPS connection refused: too many connections");
-                return;
-            };
-            let Ok(tls) = accept::handshake(&acceptor, tcp).await else {
-                return;
-            };
-            let subject = crate::tls::session_info(tls.get_ref().1).peer_subject;
-            let app = app
-                .layer(axum::Extension(ClientAddr(peer)))
-                .layer(axum::Extension(ClientCert(subject)));
-            let service = TowerToHyperService::new(app);
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read);
-            let activity = idle::Activity::new();
-            let io = TokioIo::new(idle::Watched::new(tls, activity.clone()));
-            let connection = builder.serve_connection(io, service);
-            tokio::pin!(connection);
-            let mut tick =
-                tokio::time::interval((limits.header_read / 4).max(Duration::from_millis(250)));
-            let ended = loop {
-                tokio::select! {
-                    ended = connection.as_mut() => break ended,
-                    _ = shutdown.changed() => {
-                        connection.as_mut().graceful_shutdown();
-                        break connection.await;
-                    }
-                    _ = tick.tick() => {
-                        // Silent since the handshake or since the last answer:
-                        // closed (a request in progress still finishes).
-                        if activity.idle_for() >= limits.header_read {
+    accept::accept_loop(
+        listener,
+        shutdown,
+        span,
+        proxy,
+        move |tcp, peer, mut shutdown| {
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            let limits = limits.clone();
+            async move {
+                // Over the limits the connection is closed before any TLS work.
+                let Some(_slot) = limits.connections.acquire(peer.ip()) else {
+                    tracing::debug!("HTTPS connection refused: too many connections");
+                    return;
+                };
+                let Ok(tls) = accept::handshake(&acceptor, tcp).await else {
+                    return;
+                };
+                let subject = crate::tls::session_info(tls.get_ref().1).peer_subject;
+                let app = app
+                    .layer(axum::Extension(ClientAddr(peer)))
+                    .layer(axum::Extension(ClientCert(subject)));
+                let service = TowerToHyperService::new(app);
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_read);
+                let activity = idle::Activity::new();
+                let io = TokioIo::new(idle::Watched::new(tls, activity.clone()));
+                let connection = builder.serve_connection(io, service);
+                tokio::pin!(connection);
+                let mut tick =
+                    tokio::time::interval((limits.header_read / 4).max(Duration::from_millis(250)));
+                let ended = loop {
+                    tokio::select! {
+                        ended = connection.as_mut() => break ended,
+                        _ = shutdown.changed() => {
                             connection.as_mut().graceful_shutdown();
                             break connection.await;
                         }
+                        _ = tick.tick() => {
+                            // Silent since the handshake or since the last answer:
+                            // closed (a request in progress still finishes).
+                            if activity.idle_for() >= limits.header_read {
+                                connection.as_mut().graceful_shutdown();
+                                break connection.await;
+                            }
+                        }
                     }
+                };
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, "HTTP connection ended");
                 }
-            };
-            if let Err(e) = ended {
-                tracing::debug!(error = %e, "HTTP connection ended");
             }
-        }
-    })
+        },
+    )
     .await;
 }
 

@@ -348,9 +348,14 @@ impl Server {
 
     /// Like `start`, with environment variables (`RUST_LOG`…) of its own.
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_in(config, env, None)
+    }
+
+    /// Like `start_with_env`, in working directory `cwd` when given.
+    pub fn start_in(config: &Path, env: &[(&str, &str)], cwd: Option<&Path>) -> Server {
         let mut attempt = 0;
         loop {
-            match Server::try_start(config, env) {
+            match Server::try_start(config, env, cwd) {
                 Ok(server) => return server,
                 Err(log) if log.contains("Address already in use") && attempt < 240 => {
                     attempt += 1;
@@ -361,13 +366,21 @@ impl Server {
         }
     }
 
-    fn try_start(config: &Path, env: &[(&str, &str)]) -> Result<Server, String> {
+    fn try_start(
+        config: &Path,
+        env: &[(&str, &str)],
+        cwd: Option<&Path>,
+    ) -> Result<Server, String> {
         let stderr_dir = tempfile::tempdir().expect("tempdir");
         let stderr_path = stderr_dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut stdout_copy =
             std::fs::File::create(stderr_dir.path().join("stdout.log")).expect("stdout file");
-        let mut child = Command::new(MES)
+        let mut command = Command::new(MES);
+        if let Some(dir) = cwd {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args(["serve", "--config", config.to_str().expect("utf-8")])
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
