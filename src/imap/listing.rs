@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
 use crate::store::entries::{Entry, ListingChange};
 use crate::store::messages::SearchHeaders;
@@ -194,9 +194,15 @@ impl Listing {
         self.entries.is_empty()
     }
 
-    /// Applies changes read after `self.seen`, in any order.
+    /// Applies changes read after some earlier mark, in any order. A change
+    /// at or below `self.seen` is already here, or was overtaken by a newer
+    /// one (another session caught up from a later read first): it is skipped.
     fn apply(&mut self, changes: Vec<ListingChange>) {
+        let seen = self.seen;
         for change in changes {
+            if change.modseq <= seen {
+                continue;
+            }
             self.seen = self.seen.max(change.modseq);
             let uid = change.uid;
             let old = if change.gone {
@@ -214,7 +220,7 @@ impl Listing {
 }
 
 struct Slot {
-    listing: Arc<tokio::sync::Mutex<Listing>>,
+    listing: Arc<RwLock<Listing>>,
     used: u64,
     /// Octets held, as of its last use.
     weight: usize,
@@ -266,41 +272,65 @@ impl Listings {
                     && folder_len.saturating_mul(ESTIMATE_PER_MESSAGE) <= self.max_bytes / 2))
     }
 
-    /// The listing of a folder, caught up with the database and locked for the
-    /// caller (other sessions of the folder wait for it, briefly).
+    /// The listing of a folder, caught up with the database, for the caller
+    /// to read (other sessions read it at the same time). The database is
+    /// read outside the lock, so that sessions reading the listing never wait
+    /// for another's query; only applying what it returned takes the lock
+    /// alone, briefly. The first fill is read under that lock, once.
     pub async fn get(
         &self,
         store: &Store,
         folder_id: i64,
         uidvalidity: i64,
-    ) -> Result<OwnedMutexGuard<Listing>, StoreError> {
+    ) -> Result<OwnedRwLockReadGuard<Listing>, StoreError> {
         let shared = {
             let mut folders = self.folders();
             folders.clock += 1;
             let clock = folders.clock;
             let slot = folders.slots.entry(folder_id).or_insert_with(|| Slot {
-                listing: Arc::new(tokio::sync::Mutex::new(Listing::empty(uidvalidity))),
+                listing: Arc::new(RwLock::new(Listing::empty(uidvalidity))),
                 used: clock,
                 weight: 0,
             });
             slot.used = clock;
             slot.listing.clone()
         };
-        let mut listing = shared.lock_owned().await;
         // A folder deleted (its rows go without tombstones) or recreated.
         let current = store.folder_by_id(folder_id).await?.map(|f| f.uidvalidity);
         if current != Some(uidvalidity) {
             self.folders().slots.remove(&folder_id);
+            let mut listing = shared.write_owned().await;
             *listing = Listing::empty(uidvalidity);
-            return Ok(listing);
+            return Ok(listing.downgrade());
         }
-        if listing.uidvalidity != uidvalidity {
-            *listing = Listing::empty(uidvalidity);
+        let (mark, valid) = {
+            let listing = shared.read().await;
+            (listing.seen, listing.uidvalidity == uidvalidity)
+        };
+        let changes = if mark == 0 || !valid {
+            None
+        } else {
+            Some(store.listing_since(folder_id, mark).await?)
+        };
+        if changes.as_ref().is_some_and(Vec::is_empty) {
+            // Nothing new since the mark: read it as it is (or newer).
+            return Ok(shared.read_owned().await);
         }
-        let changes = store.listing_since(folder_id, listing.seen).await?;
-        listing.apply(changes);
+        let mut listing = shared.write_owned().await;
+        match changes {
+            Some(changes) if listing.uidvalidity == uidvalidity => listing.apply(changes),
+            _ => {
+                // First fill, or a listing of an earlier UIDVALIDITY: read
+                // under the lock, once (whoever comes next finds it done).
+                if listing.uidvalidity != uidvalidity {
+                    *listing = Listing::empty(uidvalidity);
+                }
+                let changes = store.listing_since(folder_id, listing.seen).await?;
+                listing.apply(changes);
+            }
+        }
         self.account(folder_id, listing.weight);
-        Ok(listing)
+        Ok(listing.downgrade())
     }
 
     /// Records a folder's size and drops the least recently used folders
@@ -381,6 +411,33 @@ mod tests {
         assert!(l.weight < weight);
     }
 
+    /// Two sessions read the changes outside the lock and apply them in the
+    /// wrong order: the older read changes nothing the newer one applied.
+    #[test]
+    fn an_older_read_applied_late_changes_nothing() {
+        let mut l = Listing::empty(1);
+        l.apply(vec![change(1, 1, "", false), change(2, 2, "", false)]);
+        let older = vec![change(1, 3, "\\Seen", false)];
+        let newer = vec![
+            change(1, 4, "\\Flagged", false),
+            change(2, 5, "", true),
+            change(3, 5, "", false),
+        ];
+        l.apply(newer);
+        let weight = l.weight;
+        l.apply(older);
+        assert_eq!(l.seen, 5);
+        assert_eq!(l.get(1).map(|e| &*e.flags), Some("\\Flagged"));
+        assert!(l.get(2).is_none());
+        assert_eq!(l.len(), 2);
+        assert_eq!(l.weight, weight);
+        let listed = l.get(3).expect("listed");
+        let entry = listed.entry(3, true);
+        assert_eq!(entry.message_id, 1003);
+        assert_eq!(entry.search.subject.as_deref(), Some("compte rendu 3"));
+        assert!(entry.recent);
+    }
+
     #[test]
     fn old_rows_get_their_json_envelope_converted() {
         let env = crate::mime::structure::envelope(b"Subject: Bonjour\r\n\r\n");
@@ -407,7 +464,7 @@ mod tests {
             f.slots.insert(
                 id,
                 Slot {
-                    listing: Arc::new(tokio::sync::Mutex::new(Listing::empty(1))),
+                    listing: Arc::new(RwLock::new(Listing::empty(1))),
                     used,
                     weight: 0,
                 },

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use futures_core::Stream;
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::OwnedRwLockReadGuard;
 
 use super::listing::{Listing, Listings};
 use super::storage::{
@@ -154,7 +154,7 @@ impl Mailstore for ImapServices {
         uidvalidity: i64,
         folder_len: usize,
         count: usize,
-    ) -> Result<Option<OwnedMutexGuard<Listing>>, StoreError> {
+    ) -> Result<Option<OwnedRwLockReadGuard<Listing>>, StoreError> {
         if !self.listings.worth_using(folder_id, folder_len, count) {
             return Ok(None);
         }

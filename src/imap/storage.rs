@@ -12,7 +12,7 @@ use std::future::Future;
 use std::net::IpAddr;
 
 use futures_core::Stream;
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::OwnedRwLockReadGuard;
 
 use super::listing::Listing;
 use crate::delivery::AcceptError;
@@ -184,7 +184,7 @@ pub trait Mailstore: Send + Sync + 'static {
         uidvalidity: i64,
         folder_len: usize,
         count: usize,
-    ) -> impl Future<Output = Result<Option<OwnedMutexGuard<Listing>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<OwnedRwLockReadGuard<Listing>>, StoreError>> + Send;
 
     /// A message's content by its [`Entry::blob_hash`].
     fn blob(&self, hash: &str) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 
 use futures_core::Stream;
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::OwnedRwLockReadGuard;
 
 use crate::delivery::AcceptError;
 use crate::identity::AccountKind;
@@ -494,7 +494,7 @@ impl Mailstore for Fake {
         _: i64,
         _: usize,
         _: usize,
-    ) -> Result<Option<OwnedMutexGuard<Listing>>, StoreError> {
+    ) -> Result<Option<OwnedRwLockReadGuard<Listing>>, StoreError> {
         Ok(None)
     }
 
