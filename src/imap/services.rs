@@ -9,8 +9,8 @@ use tokio::sync::OwnedRwLockReadGuard;
 
 use super::listing::{Listing, Listings};
 use super::storage::{
-    Entry, FlagChange, FlagOp, Folder, FolderCounts, Login, Mailstore, Quota, StoredNeedle,
-    ToAppend,
+    ChangesSince, Entry, FlagChange, FlagOp, Folder, FolderChanges, FolderCounts, Login, Mailstore,
+    Quota, StoredNeedle, ToAppend,
 };
 use crate::delivery::{AcceptError, Acceptor, Append};
 use crate::identity::auth::{Authenticator, CredentialStamp, LoginResult};
@@ -121,6 +121,14 @@ impl Mailstore for ImapServices {
         modseq: i64,
     ) -> Result<Vec<(i64, String, i64)>, StoreError> {
         self.store.changed_since(folder_id, modseq).await
+    }
+
+    async fn folder_changes(
+        &self,
+        folder_id: i64,
+        since: ChangesSince,
+    ) -> Result<Option<FolderChanges>, StoreError> {
+        self.store.folder_changes(folder_id, since).await
     }
 
     async fn vanished_since(&self, folder_id: i64, modseq: i64) -> Result<Vec<i64>, StoreError> {

@@ -20,7 +20,9 @@ pub use crate::delivery::quota::{Quota, QuotaRefusal};
 use crate::identity::auth::CredentialStamp;
 use crate::identity::sasl::Credentials;
 use crate::store::StoreError;
-pub use crate::store::entries::{Entry, FlagChange, FlagOp, SearchField, StoredNeedle};
+pub use crate::store::entries::{
+    ChangesSince, Entry, FlagChange, FlagOp, FolderChanges, SearchField, StoredNeedle,
+};
 pub use crate::store::folders::{Folder, FolderCounts};
 
 /// The outcome of LOGIN or AUTHENTICATE, as the session answers it.
@@ -155,6 +157,27 @@ pub trait Mailstore: Send + Sync + 'static {
         folder_id: i64,
         modseq: i64,
     ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send;
+
+    /// What a session's check of its selected folder reads ([`FolderChanges`]),
+    /// None once the folder is gone. By default four reads; the real store
+    /// answers in one statement (one snapshot, one round trip).
+    fn folder_changes(
+        &self,
+        folder_id: i64,
+        since: ChangesSince,
+    ) -> impl Future<Output = Result<Option<FolderChanges>, StoreError>> + Send {
+        async move {
+            let Some(folder) = self.folder_by_id(folder_id).await? else {
+                return Ok(None);
+            };
+            Ok(Some(FolderChanges {
+                counters: (folder.highestmodseq, folder.uidnext),
+                expunged: self.vanished_since(folder_id, since.expunged_after).await?,
+                new: self.folder_uids(folder_id, since.uid_above).await?,
+                changed: self.changed_since(folder_id, since.changed_after).await?,
+            }))
+        }
+    }
 
     /// Every entry of the folder that may meet `needles` (all of them
     /// when there are none), by UID (SEARCH): a superset of the matches.

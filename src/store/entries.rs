@@ -62,6 +62,30 @@ pub struct ListingChange {
     pub gone: bool,
 }
 
+/// The marks a session's check of its folder reads changes after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangesSince {
+    /// Expunges after this MODSEQ (the last check's HIGHESTMODSEQ).
+    pub expunged_after: i64,
+    /// New entries above this UID (the highest the session knows).
+    pub uid_above: i64,
+    /// Flag changes after this MODSEQ (the highest the client was told of).
+    pub changed_after: i64,
+}
+
+/// What changed in a folder since [`ChangesSince`]'s marks, read in one snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FolderChanges {
+    /// The folder's (HIGHESTMODSEQ, UIDNEXT) now.
+    pub counters: (i64, i64),
+    /// UIDs expunged (or moved away), ascending.
+    pub expunged: Vec<i64>,
+    /// UIDs of the new entries, ascending.
+    pub new: Vec<i64>,
+    /// (UID, flags, MODSEQ) of the entries changed, by UID.
+    pub changed: Vec<(i64, String, i64)>,
+}
+
 /// How STORE changes flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagOp {
@@ -498,6 +522,51 @@ impl Store {
         .bind(modseq)
         .fetch_all(&mut *self.hot_reader().await?)
         .await?)
+    }
+
+    /// [`FolderChanges`] since `since`, in one statement: the folder's
+    /// counters, its expunges, new UIDs and changed flags (None once the
+    /// folder is gone). A selected session reads this at every command.
+    pub async fn folder_changes(
+        &self,
+        folder_id: i64,
+        since: ChangesSince,
+    ) -> Result<Option<FolderChanges>, StoreError> {
+        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+            "SELECT 0, highestmodseq, uidnext, '' FROM mailboxes WHERE id = $1 \
+             UNION ALL \
+             SELECT 1, uid, modseq, '' FROM imap_vanished WHERE mailbox_id = $1 AND modseq > $2 \
+             UNION ALL \
+             SELECT 2, uid, modseq, '' FROM mailbox_messages WHERE mailbox_id = $1 AND uid > $3 \
+             UNION ALL \
+             SELECT 3, uid, modseq, flags FROM mailbox_messages WHERE mailbox_id = $1 AND modseq > $4",
+        )
+        .bind(folder_id)
+        .bind(since.expunged_after)
+        .bind(since.uid_above)
+        .bind(since.changed_after)
+        .fetch_all(&mut *self.hot_reader().await?)
+        .await?;
+        let mut out = FolderChanges::default();
+        let mut found = false;
+        for (kind, a, b, flags) in rows {
+            match kind {
+                0 => {
+                    found = true;
+                    out.counters = (a, b);
+                }
+                1 => out.expunged.push(a),
+                2 => out.new.push(a),
+                _ => out.changed.push((a, flags, b)),
+            }
+        }
+        if !found {
+            return Ok(None);
+        }
+        out.expunged.sort_unstable();
+        out.new.sort_unstable();
+        out.changed.sort_unstable_by_key(|c| c.0);
+        Ok(Some(out))
     }
 
     /// Every change of a folder after `modseq`, entries and expunges alike, in

@@ -207,8 +207,54 @@ impl<'a> Item<'a> {
     }
 }
 
+/// The searchers of a key's SUBJECT/FROM/TO/CC/BCC needles, each built once
+/// for a scan of many messages (found by the address of the key's string,
+/// which does not move during the scan). A needle that is empty or holds a
+/// newline has none: `stored_contains` answers it.
+#[derive(Default)]
+struct Finders(Vec<(usize, memchr::memmem::Finder<'static>)>);
+
+impl Finders {
+    fn of(key: &SearchKey<'_>) -> Finders {
+        let mut out = Finders::default();
+        out.collect(key);
+        out
+    }
+
+    fn collect(&mut self, key: &SearchKey<'_>) {
+        match key {
+            SearchKey::And(keys) => keys.as_ref().iter().for_each(|k| self.collect(k)),
+            SearchKey::Not(k) => self.collect(k),
+            SearchKey::Or(a, b) => {
+                self.collect(a);
+                self.collect(b);
+            }
+            SearchKey::Bcc(s)
+            | SearchKey::Cc(s)
+            | SearchKey::From(s)
+            | SearchKey::To(s)
+            | SearchKey::Subject(s) => {
+                let n = needle(s);
+                if !n.is_empty() && !n.contains('\n') {
+                    let at = std::ptr::from_ref(s) as usize;
+                    self.0
+                        .push((at, memchr::memmem::Finder::new(n.as_bytes()).into_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn get(&self, s: &AString<'_>) -> Option<&memchr::memmem::Finder<'static>> {
+        let at = std::ptr::from_ref(s) as usize;
+        self.0.iter().find(|(a, _)| *a == at).map(|(_, f)| f)
+    }
+}
+
 struct Ctx<'a> {
     sel: &'a Selected,
+    /// Searchers built for this scan (none: each match lower-cases its needle).
+    finders: Option<&'a Finders>,
     entry: &'a Item<'a>,
     seq: i64,
     parsed: Option<&'a Parsed>,
@@ -220,7 +266,10 @@ struct Ctx<'a> {
 /// context says so, otherwise on the parsed headers.
 fn address_or_subject(c: &Ctx<'_>, text: Option<&str>, name: &str, s: &AString<'_>) -> bool {
     match text {
-        Some(text) if c.stored => stored_contains(text, &needle_cow(s)),
+        Some(text) if c.stored => match c.finders.and_then(|f| f.get(s)) {
+            Some(finder) => finder.find(text.as_bytes()).is_some(),
+            None => stored_contains(text, &needle_cow(s)),
+        },
         _ => header_contains(c.parsed, name, &needle(s)),
     }
 }
@@ -339,6 +388,7 @@ pub(in crate::imap) fn entry_matches(
         key,
         &Ctx {
             sel,
+            finders: None,
             entry: &Item::from(entry),
             seq,
             parsed: parsed.as_ref(),
@@ -364,6 +414,7 @@ pub(in crate::imap) fn charset_ok(charset: &Charset<'_>) -> bool {
 /// the key needs (its content must then be read).
 fn find_listed(sel: &Selected, key: &SearchKey<'_>, listing: &Listing) -> Option<Vec<Hit>> {
     let content = needs_content(key);
+    let finders = Finders::of(key);
     let mut hits = Vec::new();
     for (uid, listed) in listing.iter() {
         let Some(seq) = sel.seq_of(uid) else {
@@ -375,6 +426,7 @@ fn find_listed(sel: &Selected, key: &SearchKey<'_>, listing: &Listing) -> Option
         }
         let ctx = Ctx {
             sel,
+            finders: Some(&finders),
             entry: &item,
             seq: i64::from(seq.get()),
             parsed: None,
@@ -419,6 +471,7 @@ impl<S: Mailstore> ImapSession<S> {
         let key_content = needs_content(key);
         // SUBJECT/FROM/TO/CC/BCC only: entries with the stored text skip the content.
         let storable = key_content && !headers && stored_suffices(key);
+        let finders = Finders::of(key);
         let mut hits = Vec::new();
         let mut contents = Box::pin(store.contents(sel.id));
         let mut next_content: Option<(i64, Vec<u8>)> = None;
@@ -446,6 +499,7 @@ impl<S: Mailstore> ImapSession<S> {
             let parsed = raw.filter(|_| key_content).map(|raw| parse(raw, with_body));
             let ctx = Ctx {
                 sel,
+                finders: Some(&finders),
                 entry: &item,
                 seq: i64::from(seq.get()),
                 parsed: parsed.as_ref(),

@@ -9,7 +9,7 @@ use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use crate::imap::session::{ImapSession, flag_fetch};
-use crate::imap::storage::Mailstore;
+use crate::imap::storage::{ChangesSince, FolderChanges, Mailstore};
 use crate::store::StoreError;
 
 impl<S: Mailstore> ImapSession<S> {
@@ -24,24 +24,29 @@ impl<S: Mailstore> ImapSession<S> {
         let rev2 = self.rev2;
         let qresync = self.qresync;
         let store = self.mailstore.clone();
-        // Every change to a folder (delivery, flags, copy, move, expunge) bumps its HIGHESTMODSEQ.
-        let counters = match store.folder_by_id(id).await {
-            Ok(Some(f)) => (f.highestmodseq, f.uidnext),
-            _ => return,
+        // Every change to a folder (delivery, flags, copy, move, expunge)
+        // bumps its HIGHESTMODSEQ. What changed since the last check, not the
+        // whole folder again: the UIDs expunged since (kept with their MODSEQ
+        // for QRESYNC), the UIDs above the highest one this session knows,
+        // and the flags changed since the client was last told, in one read.
+        let since = ChangesSince {
+            expunged_after: sel.checked.0,
+            uid_above: sel.uids.last().unwrap_or(0),
+            changed_after: sel.modseq,
         };
+        let Ok(Some(changes)) = store.folder_changes(id, since).await else {
+            return;
+        };
+        let counters = changes.counters;
         if counters == sel.checked {
             return;
         }
-        // What changed since the last check, not the whole folder again: the
-        // UIDs expunged since (kept with their MODSEQ for QRESYNC) and the
-        // UIDs above the highest one this session knows.
-        let max_known = sel.uids.last().unwrap_or(0);
-        let Ok(expunged) = store.vanished_since(id, sel.checked.0).await else {
-            return;
-        };
-        let Ok(new) = store.folder_uids(id, max_known).await else {
-            return;
-        };
+        let FolderChanges {
+            expunged,
+            new,
+            changed,
+            ..
+        } = changes;
         let Some(sel) = self.selected.as_mut() else {
             return;
         };
@@ -102,8 +107,8 @@ impl<S: Mailstore> ImapSession<S> {
         }
         // Flags of new and changed messages, whose keywords must be in FLAGS first.
         let mut shown_flags: Vec<String> = Vec::new();
-        if let Ok(changes) = store.changed_since(id, sel.modseq).await {
-            for (uid, flags, modseq) in changes {
+        {
+            for (uid, flags, modseq) in changed {
                 sel.modseq = sel.modseq.max(modseq);
                 if flags
                     .split(' ')
