@@ -151,15 +151,7 @@ pub fn cancel(a: &Appointment, now: i64) -> NewAppointment {
 
 /// The VCALENDAR of a booked appointment (times in UTC).
 fn calendar(a: &NewAppointment) -> String {
-    let mut root = ICalendarComponent::new(ICalendarComponentType::VCalendar);
-    root.add_property(
-        ICalendarProperty::Prodid,
-        ICalendarValue::Text("-//MES//Agenda//FR".into()),
-    );
-    root.add_property(
-        ICalendarProperty::Version,
-        ICalendarValue::Text("2.0".into()),
-    );
+    let root = super::ical::our_calendar();
     let mut event = ICalendarComponent::new(ICalendarComponentType::VEvent);
     event.add_uid(&a.uid);
     event.add_dtstamp(PartialDateTime::from_utc_timestamp(a.dtstamp));

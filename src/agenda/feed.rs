@@ -13,15 +13,7 @@ use crate::store::agenda::Appointment;
 
 /// The feed's text.
 pub fn calendar(rows: &[Appointment]) -> String {
-    let mut root = ICalendarComponent::new(ICalendarComponentType::VCalendar);
-    root.add_property(
-        ICalendarProperty::Prodid,
-        ICalendarValue::Text("-//MES//Agenda//FR".into()),
-    );
-    root.add_property(
-        ICalendarProperty::Version,
-        ICalendarValue::Text("2.0".into()),
-    );
+    let root = super::ical::our_calendar();
     let mut out = ICalendar {
         components: vec![root],
     };

@@ -346,6 +346,21 @@ fn only(ical: &ICalendar, ids: &[u32]) -> ICalendar {
     out
 }
 
+/// An empty VCALENDAR as the agenda writes every calendar it makes
+/// (feed, reply, booking): our PRODID, version 2.0.
+pub fn our_calendar() -> ICalendarComponent {
+    let mut root = ICalendarComponent::new(ICalendarComponentType::VCalendar);
+    root.add_property(
+        ICalendarProperty::Prodid,
+        ICalendarValue::Text("-//MES//Agenda//FR".into()),
+    );
+    root.add_property(
+        ICalendarProperty::Version,
+        ICalendarValue::Text("2.0".into()),
+    );
+    root
+}
+
 /// Reads back a calendar the agenda stored.
 pub fn stored(ics: &str) -> Option<ICalendar> {
     match calcard::Parser::new(ics).entry() {

@@ -49,15 +49,7 @@ pub fn calendar(
                 .find(|c| c.component_type == ICalendarComponentType::VEvent)
         })
         .ok_or(ReplyError::Calendar)?;
-    let mut root = ICalendarComponent::new(ICalendarComponentType::VCalendar);
-    root.add_property(
-        ICalendarProperty::Prodid,
-        ICalendarValue::Text("-//MES//Agenda//FR".into()),
-    );
-    root.add_property(
-        ICalendarProperty::Version,
-        ICalendarValue::Text("2.0".into()),
-    );
+    let mut root = super::ical::our_calendar();
     root.add_property(
         ICalendarProperty::Method,
         ICalendarValue::Method(ICalendarMethod::Reply),
