@@ -12,6 +12,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cpu_pool;
 pub mod delivery;
 pub mod directory;
 pub mod dossier;

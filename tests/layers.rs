@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// Bottom first, as in ARCHITECTURE.md.
 const LAYERS: &[&[&str]] = &[
     &[
-        "xml", "mime", "address", "pki", "keyfile", "listen", "clock", "metrics",
+        "xml", "mime", "address", "pki", "keyfile", "listen", "clock", "metrics", "cpu_pool",
     ],
     &["config", "logging"],
     &["store"],

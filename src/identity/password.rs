@@ -5,6 +5,8 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::Rng;
 
+use crate::cpu_pool::CpuPool;
+
 /// Why a password could not be hashed.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -45,90 +47,16 @@ pub fn verify(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// A bounded pool for Argon2id work. Each hash or verification takes 19 MiB
-/// and a core for tens of milliseconds: a burst of logins (or of wrong
-/// passwords) must queue here rather than fill tokio's blocking pool (512
-/// threads), exhaust memory, or take the cores every other session needs.
-/// Its threads run at a lower scheduling priority ([`HASH_NICE`]): when the
-/// cores are busy, commands of sessions already logged in go first, and a
-/// storm of login attempts slows logins, not the service.
-#[derive(Debug)]
-pub struct HashPool {
-    permits: tokio::sync::Semaphore,
-    jobs: std::sync::mpsc::Sender<Job>,
-}
-
-/// A job for a pool thread.
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The nice value of the pool's threads (0 is normal, 19 the lowest).
-pub const HASH_NICE: i32 = 10;
-
-impl HashPool {
-    /// A pool of `size` threads (at least one), each running one job at a time.
-    pub fn new(size: usize) -> HashPool {
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
-        for i in 0..size.max(1) {
-            let queue = queue.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("argon2-{i}"))
-                .spawn(move || work(&queue));
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "password hashing thread not started");
-            }
-        }
-        HashPool {
-            permits: tokio::sync::Semaphore::new(size.max(1)),
-            jobs,
-        }
-    }
-
-    /// Runs `job` on a pool thread once a slot is free; None if the job
-    /// panicked or no pool thread is left.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        job: impl FnOnce() -> T + Send + 'static,
-    ) -> Option<T> {
-        let _permit = self.permits.acquire().await.ok()?;
-        let (done, result) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
-                let _ = done.send(job());
-            }))
-            .ok()?;
-        result.await.ok()
-    }
-}
-
-/// A pool thread: lowers its own priority, then runs jobs until the pool
-/// is dropped. A panicking job loses its caller's answer, not the thread.
-fn work(queue: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>) {
-    lower_priority();
-    loop {
-        let job = match queue.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
-        };
-        let Ok(job) = job else { return };
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-    }
-}
-
-/// Sets this thread's nice value to [`HASH_NICE`] (on Linux a thread has
-/// its own; raising it needs no privilege).
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASH_NICE)
-    {
-        tracing::warn!(error = %e, "password hashing thread keeps its priority");
-    }
-}
-
-/// The process's pool: one slot per core.
-fn pool() -> &'static HashPool {
-    static POOL: std::sync::LazyLock<HashPool> = std::sync::LazyLock::new(|| {
-        HashPool::new(std::thread::available_parallelism().map_or(2, usize::from))
+/// The process's pool for Argon2id work, one slot per core. Each hash or
+/// verification takes 19 MiB and a core for tens of milliseconds: a burst of
+/// logins (or of wrong passwords) queues here, at a lower priority, so that
+/// it slows logins, not the sessions already logged in (`cpu_pool`).
+fn pool() -> &'static CpuPool {
+    static POOL: std::sync::LazyLock<CpuPool> = std::sync::LazyLock::new(|| {
+        CpuPool::new(
+            "argon2",
+            std::thread::available_parallelism().map_or(2, usize::from),
+        )
     });
     &POOL
 }
@@ -207,20 +135,6 @@ pub fn generate() -> String {
 
 #[cfg(test)]
 mod tests {
-    #[tokio::test]
-    async fn hashing_runs_at_a_lower_priority_and_survives_a_panic() {
-        let pool = super::HashPool::new(1);
-        #[cfg(target_os = "linux")]
-        {
-            let nice = pool
-                .run(|| rustix::process::getpriority_process(Some(rustix::thread::gettid())))
-                .await;
-            assert_eq!(nice.map(|r| r.ok()), Some(Some(super::HASH_NICE)));
-        }
-        assert_eq!(pool.run(|| -> u8 { panic!("job fails") }).await, None);
-        assert_eq!(pool.run(|| 7).await, Some(7), "the thread outlives a panic");
-    }
-
     #[test]
     fn patient_password_rules() {
         use super::{PasswordRule, check_rules};
@@ -260,32 +174,6 @@ mod tests {
     fn short_passwords_are_refused() {
         assert!(matches!(hash("short"), Err(PasswordError::TooShort(_))));
         assert_eq!(generate().len(), 20);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_hash_pool_runs_at_most_its_size_at_once() {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let pool = Arc::new(HashPool::new(2));
-        let running = Arc::new(AtomicUsize::new(0));
-        let most = Arc::new(AtomicUsize::new(0));
-        let mut jobs = Vec::new();
-        for _ in 0..12 {
-            let (pool, running, most) = (pool.clone(), running.clone(), most.clone());
-            jobs.push(tokio::spawn(async move {
-                pool.run(move || {
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                    running.fetch_sub(1, Ordering::SeqCst);
-                })
-                .await
-            }));
-        }
-        for j in jobs {
-            assert_eq!(j.await.unwrap(), Some(()));
-        }
-        assert_eq!(most.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -277,12 +277,17 @@ impl Listings {
     /// read outside the lock, so that sessions reading the listing never wait
     /// for another's query; only applying what it returned takes the lock
     /// alone, briefly. The first fill is read under that lock, once.
+    ///
+    /// Without `wait`, None instead of waiting for the lock (other sessions
+    /// scanning or applying): a small FETCH then reads its rows, which costs
+    /// less than waiting behind a SEARCH that walks the whole listing.
     pub async fn get(
         &self,
         store: &Store,
         folder_id: i64,
         uidvalidity: i64,
-    ) -> Result<OwnedRwLockReadGuard<Listing>, StoreError> {
+        wait: bool,
+    ) -> Result<Option<OwnedRwLockReadGuard<Listing>>, StoreError> {
         let shared = {
             let mut folders = self.folders();
             folders.clock += 1;
@@ -301,12 +306,19 @@ impl Listings {
             self.folders().slots.remove(&folder_id);
             let mut listing = shared.write_owned().await;
             *listing = Listing::empty(uidvalidity);
-            return Ok(listing.downgrade());
+            return Ok(Some(listing.downgrade()));
         }
         let (mark, valid) = {
-            let listing = shared.read().await;
+            let listing = match shared.try_read() {
+                Ok(listing) => listing,
+                Err(_) if !wait => return Ok(None),
+                Err(_) => shared.read().await,
+            };
             (listing.seen, listing.uidvalidity == uidvalidity)
         };
+        if !wait && (mark == 0 || !valid) {
+            return Ok(None);
+        }
         let changes = if mark == 0 || !valid {
             None
         } else {
@@ -314,9 +326,17 @@ impl Listings {
         };
         if changes.as_ref().is_some_and(Vec::is_empty) {
             // Nothing new since the mark: read it as it is (or newer).
-            return Ok(shared.read_owned().await);
+            return Ok(match shared.clone().try_read_owned() {
+                Ok(listing) => Some(listing),
+                Err(_) if !wait => None,
+                Err(_) => Some(shared.read_owned().await),
+            });
         }
-        let mut listing = shared.write_owned().await;
+        let mut listing = match shared.clone().try_write_owned() {
+            Ok(listing) => listing,
+            Err(_) if !wait => return Ok(None),
+            Err(_) => shared.write_owned().await,
+        };
         match changes {
             Some(changes) if listing.uidvalidity == uidvalidity => listing.apply(changes),
             _ => {
@@ -330,7 +350,7 @@ impl Listings {
             }
         }
         self.account(folder_id, listing.weight);
-        Ok(listing.downgrade())
+        Ok(Some(listing.downgrade()))
     }
 
     /// Records a folder's size and drops the least recently used folders

@@ -166,11 +166,11 @@ impl Mailstore for ImapServices {
         if !self.listings.worth_using(folder_id, folder_len, count) {
             return Ok(None);
         }
-        let listing = self
-            .listings
-            .get(&self.store, folder_id, uidvalidity)
-            .await?;
-        Ok(Some(listing))
+        // Only a FETCH small enough to read its rows instead goes without waiting.
+        let wait = count >= crate::imap::listing::FILL_THRESHOLD;
+        self.listings
+            .get(&self.store, folder_id, uidvalidity, wait)
+            .await
     }
 
     async fn blob(&self, hash: &str) -> Result<Vec<u8>, StoreError> {

@@ -199,8 +199,9 @@ pub trait Mailstore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send;
 
     /// The folder's shared listing (`listing.rs`), caught up, when a metadata
-    /// FETCH of `count` of its `folder_len` messages is worth answering from
-    /// it; None: read the entries instead.
+    /// FETCH (or a SEARCH) of `count` of its `folder_len` messages is worth
+    /// answering from it; None: read the entries instead (also when a small
+    /// FETCH would have to wait for other sessions using the listing).
     fn listing(
         &self,
         folder_id: i64,

@@ -4,11 +4,13 @@
 
 use std::num::NonZeroU32;
 
+use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::core::{AString, Charset, Tag, Vec1};
 use imap_codec::imap_types::response::{Code, Data};
 use imap_codec::imap_types::search::SearchKey;
 
 use super::returns::Returns;
+use crate::cpu_pool::CpuPool;
 use crate::imap::listing::{Listed, Listing};
 use crate::imap::sequence;
 use crate::imap::session::{ImapSession, Selected};
@@ -408,6 +410,18 @@ pub(in crate::imap) fn charset_ok(charset: &Charset<'_>) -> bool {
     name == "UTF-8" || name == "US-ASCII"
 }
 
+/// The process's pool for SEARCH's scans of a listing: one slot per core,
+/// at a lower priority (`cpu_pool`).
+fn scans() -> &'static CpuPool {
+    static POOL: std::sync::LazyLock<CpuPool> = std::sync::LazyLock::new(|| {
+        CpuPool::new(
+            "imap-scan",
+            std::thread::available_parallelism().map_or(2, usize::from),
+        )
+    });
+    &POOL
+}
+
 /// [`ImapSession::find`] over the folder's listing, for a key that reads no
 /// content but the stored SUBJECT/FROM/TO/CC/BCC text: memory instead of a
 /// scan of the folder's rows. None when some message lacks the stored text
@@ -457,10 +471,18 @@ impl<S: Mailstore> ImapSession<S> {
         let store = self.mailstore.clone();
         if !headers && stored_suffices(key) {
             let len = sel.uids.len();
-            if let Some(listing) = store.listing(sel.id, sel.uidvalidity, len, len).await?
-                && let Some(hits) = find_listed(sel, key, &listing)
+            // The scan runs on a low-priority thread, so that the short
+            // commands of other sessions go first when the cores are busy.
+            // The slot is taken before the listing: its lock is not held
+            // while the scan waits for the pool.
+            if let Some(slot) = scans().slot().await
+                && let Some(listing) = store.listing(sel.id, sel.uidvalidity, len, len).await?
             {
-                return Ok(hits);
+                let (sel, key) = (sel.clone(), key.clone().into_static());
+                if let Some(Some(hits)) = slot.run(move || find_listed(&sel, &key, &listing)).await
+                {
+                    return Ok(hits);
+                }
             }
         }
         let mut needles = Vec::new();
