@@ -400,28 +400,9 @@ async fn malformed_calendar_is_delivered_with_outcome(db: Db) {
     store.close().await;
 }
 
-/// Validates `value` against a JSON Schema of `schemas/api/` (Python's jsonschema).
+/// Validates `value` against a JSON Schema of `schemas/api/`.
 fn validate(value: &serde_json::Value, schema: &str) {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), value.to_string()).unwrap();
-    let schema = format!("{}/schemas/api/{schema}", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, jsonschema\n\
-             s = json.load(open(sys.argv[1]))\n\
-             jsonschema.Draft202012Validator.check_schema(s)\n\
-             jsonschema.Draft202012Validator(s).validate(json.load(open(sys.argv[2])))",
-            &schema,
-            file.path().to_str().unwrap(),
-        ])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{schema}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_json_schema(value, &format!("schemas/api/{schema}"));
 }
 
 /// An invitation of Dr Dupont on `day` (AAAAMMJJ) at 09:30 Paris, 30 minutes.

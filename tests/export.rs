@@ -206,32 +206,9 @@ fn mbox_messages(mbox: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Validates the FHIR bundle against tests/fixtures/export/fhir-r4-subset.schema.json
-/// (Python's jsonschema, as the other schema checks of the suite).
+/// Checks an export's FHIR bundle against the subset schema of the fixtures.
 fn validate_fhir(value: &Value) {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), value.to_string()).unwrap();
-    let schema = format!(
-        "{}/tests/fixtures/export/fhir-r4-subset.schema.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, jsonschema\n\
-             s = json.load(open(sys.argv[1]))\n\
-             jsonschema.Draft202012Validator.check_schema(s)\n\
-             jsonschema.Draft202012Validator(s).validate(json.load(open(sys.argv[2])))",
-            &schema,
-            file.path().to_str().unwrap(),
-        ])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_json_schema(value, "tests/fixtures/export/fhir-r4-subset.schema.json");
 }
 
 /// Checks every part of an archive against the store.

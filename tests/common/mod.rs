@@ -1211,3 +1211,30 @@ pub async fn connect_tls_from(
     assert_eq!(greeting.code, 220);
     Ok(s)
 }
+
+/// Asserts that `value` is valid against the JSON Schema at `schema` (a path
+/// under the crate's root), with Python's jsonschema (Draft 2020-12), which
+/// `./scripts/test` installs when missing.
+#[allow(dead_code)]
+pub fn assert_json_schema(value: &serde_json::Value, schema: &str) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), value.to_string()).unwrap();
+    let schema = format!("{}/{schema}", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, jsonschema\n\
+             s = json.load(open(sys.argv[1]))\n\
+             jsonschema.Draft202012Validator.check_schema(s)\n\
+             jsonschema.Draft202012Validator(s).validate(json.load(open(sys.argv[2])))",
+            &schema,
+            file.path().to_str().unwrap(),
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{schema}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
