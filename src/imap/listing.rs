@@ -20,9 +20,14 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
-use crate::store::entries::{Entry, ListingChange};
+use crate::store::entries::{Entry, ListingChange, SearchField};
 use crate::store::messages::SearchHeaders;
 use crate::store::{Store, StoreError};
+
+mod search_text;
+
+use search_text::SearchText;
+pub use search_text::Spans;
 
 /// A FETCH of at least this many messages fills the listing of a folder that
 /// has none yet; smaller FETCHes use one only when it is already there.
@@ -54,45 +59,9 @@ pub struct Listed {
     pub message_id: i64,
     /// Content hash (to read the blob).
     pub blob_hash: Box<str>,
-    /// SUBJECT/FROM/TO/CC/BCC as SEARCH matches them (None: not stored).
-    pub search: ListedSearch,
-}
-
-/// The stored search text of a listed message (`store::messages::SearchHeaders`,
-/// held in boxed strings: a listing holds one per message).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListedSearch {
-    /// The Subject fields.
-    pub subject: Option<Box<str>>,
-    /// The From fields.
-    pub from: Option<Box<str>>,
-    /// The To fields.
-    pub to: Option<Box<str>>,
-    /// The Cc fields.
-    pub cc: Option<Box<str>>,
-    /// The Bcc fields.
-    pub bcc: Option<Box<str>>,
-}
-
-impl ListedSearch {
-    fn weight(&self) -> usize {
-        [&self.subject, &self.from, &self.to, &self.cc, &self.bcc]
-            .iter()
-            .map(|t| t.as_ref().map_or(0, |t| t.len()))
-            .sum()
-    }
-}
-
-impl From<SearchHeaders> for ListedSearch {
-    fn from(s: SearchHeaders) -> ListedSearch {
-        ListedSearch {
-            subject: s.subject.map(String::into_boxed_str),
-            from: s.from.map(String::into_boxed_str),
-            to: s.to.map(String::into_boxed_str),
-            cc: s.cc.map(String::into_boxed_str),
-            bcc: s.bcc.map(String::into_boxed_str),
-        }
-    }
+    /// Where its SUBJECT/FROM/TO/CC/BCC text, as SEARCH matches it, lies
+    /// in the listing's [`SearchText`] (None: not stored).
+    pub search: Spans,
 }
 
 impl Listed {
@@ -102,36 +71,9 @@ impl Listed {
             + self.flags.len()
             + self.envelope.as_ref().map_or(0, |e| e.len())
             + self.blob_hash.len()
-            + self.search.weight()
     }
 
-    /// The message as an [`Entry`] of a folder read from the database
-    /// (\\Recent as `recent` says; BODYSTRUCTURE is not listed).
-    pub fn entry(&self, uid: i64, recent: bool) -> Entry {
-        let text = |t: &Option<Box<str>>| t.as_deref().map(str::to_owned);
-        Entry {
-            uid,
-            message_id: self.message_id,
-            flags: self.flags.to_string(),
-            recent,
-            modseq: self.modseq,
-            internal_date: self.internal_date,
-            size: self.size,
-            blob_hash: self.blob_hash.to_string(),
-            envelope: None,
-            imap_envelope: self.envelope.as_ref().map(|e| e.to_vec()),
-            bodystructure: None,
-            search: SearchHeaders {
-                subject: text(&self.search.subject),
-                from: text(&self.search.from),
-                to: text(&self.search.to),
-                cc: text(&self.search.cc),
-                bcc: text(&self.search.bcc),
-            },
-        }
-    }
-
-    fn from_change(change: ListingChange) -> Listed {
+    fn from_change(change: ListingChange, search: Spans) -> Listed {
         let envelope = change.imap_envelope.or_else(|| {
             // Stored before the wire form existed: convert the JSON once, here.
             change
@@ -148,7 +90,7 @@ impl Listed {
             envelope: envelope.map(Vec::into_boxed_slice),
             message_id: change.message_id,
             blob_hash: change.blob_hash.into_boxed_str(),
-            search: change.search.into(),
+            search,
         }
     }
 }
@@ -162,6 +104,8 @@ pub struct Listing {
     entries: BTreeMap<i64, Listed>,
     /// Octets held by `entries`.
     weight: usize,
+    /// The listed messages' stored search text.
+    text: SearchText,
 }
 
 impl Listing {
@@ -171,6 +115,57 @@ impl Listing {
             seen: 0,
             entries: BTreeMap::new(),
             weight: 0,
+            text: SearchText::default(),
+        }
+    }
+
+    /// Octets held, the search text included.
+    fn held(&self) -> usize {
+        self.weight + self.text.weight()
+    }
+
+    /// A listed message's stored text of `field` (None: not stored).
+    pub fn text(&self, listed: &Listed, field: SearchField) -> Option<&str> {
+        self.text.get(&listed.search, field)
+    }
+
+    /// The UIDs of the listed messages whose stored text of `field` holds
+    /// `finder`'s needle (one without a newline), ascending: one search over
+    /// the field's text of the whole folder. None when some message lacks
+    /// that text (its content would have to be read).
+    pub fn holding(
+        &self,
+        field: SearchField,
+        finder: &memchr::memmem::Finder<'_>,
+    ) -> Option<Vec<i64>> {
+        let mut uids = self.text.find(field, finder)?;
+        uids.retain(|uid| self.entries.contains_key(uid));
+        Some(uids)
+    }
+
+    /// A listed message as an [`Entry`] of a folder read from the database
+    /// (\\Recent as `recent` says; BODYSTRUCTURE is not listed).
+    pub fn entry(&self, uid: i64, listed: &Listed, recent: bool) -> Entry {
+        let text = |field| self.text(listed, field).map(str::to_owned);
+        Entry {
+            uid,
+            message_id: listed.message_id,
+            flags: listed.flags.to_string(),
+            recent,
+            modseq: listed.modseq,
+            internal_date: listed.internal_date,
+            size: listed.size,
+            blob_hash: listed.blob_hash.to_string(),
+            envelope: None,
+            imap_envelope: listed.envelope.as_ref().map(|e| e.to_vec()),
+            bodystructure: None,
+            search: SearchHeaders {
+                subject: text(SearchField::Subject),
+                from: text(SearchField::From),
+                to: text(SearchField::To),
+                cc: text(SearchField::Cc),
+                bcc: text(SearchField::Bcc),
+            },
         }
     }
 
@@ -206,15 +201,31 @@ impl Listing {
             self.seen = self.seen.max(change.modseq);
             let uid = change.uid;
             let old = if change.gone {
-                self.entries.remove(&uid)
+                let old = self.entries.remove(&uid);
+                if let Some(old) = &old {
+                    self.text.remove(&old.search);
+                }
+                old
             } else {
-                let listed = Listed::from_change(change);
+                // A message's text never changes: a listed one keeps its own.
+                let spans = match self.entries.get(&uid) {
+                    Some(old) => old.search,
+                    None => self.text.add(uid, &change.search),
+                };
+                let listed = Listed::from_change(change, spans);
                 self.weight += listed.weight();
                 self.entries.insert(uid, listed)
             };
             if let Some(old) = old {
                 self.weight = self.weight.saturating_sub(old.weight());
             }
+        }
+        if self.text.wasteful() {
+            self.text.compact(
+                self.entries
+                    .iter_mut()
+                    .map(|(uid, l)| (*uid, &mut l.search)),
+            );
         }
     }
 }
@@ -300,14 +311,6 @@ impl Listings {
             slot.used = clock;
             slot.listing.clone()
         };
-        // A folder deleted (its rows go without tombstones) or recreated.
-        let current = store.folder_by_id(folder_id).await?.map(|f| f.uidvalidity);
-        if current != Some(uidvalidity) {
-            self.folders().slots.remove(&folder_id);
-            let mut listing = shared.write_owned().await;
-            *listing = Listing::empty(uidvalidity);
-            return Ok(Some(listing.downgrade()));
-        }
         let (mark, valid) = {
             let listing = match shared.try_read() {
                 Ok(listing) => listing,
@@ -319,38 +322,76 @@ impl Listings {
         if !wait && (mark == 0 || !valid) {
             return Ok(None);
         }
-        let changes = if mark == 0 || !valid {
-            None
-        } else {
-            Some(store.listing_since(folder_id, mark).await?)
-        };
-        if changes.as_ref().is_some_and(Vec::is_empty) {
-            // Nothing new since the mark: read it as it is (or newer).
-            return Ok(match shared.clone().try_read_owned() {
-                Ok(listing) => Some(listing),
-                Err(_) if !wait => None,
-                Err(_) => Some(shared.read_owned().await),
-            });
-        }
-        let mut listing = match shared.clone().try_write_owned() {
-            Ok(listing) => listing,
-            Err(_) if !wait => return Ok(None),
-            Err(_) => shared.write_owned().await,
-        };
-        match changes {
-            Some(changes) if listing.uidvalidity == uidvalidity => listing.apply(changes),
-            _ => {
-                // First fill, or a listing of an earlier UIDVALIDITY: read
-                // under the lock, once (whoever comes next finds it done).
-                if listing.uidvalidity != uidvalidity {
-                    *listing = Listing::empty(uidvalidity);
-                }
-                let changes = store.listing_since(folder_id, listing.seen).await?;
+        if mark != 0 && valid {
+            // Catch up outside the lock; the same read tells a folder deleted
+            // (its rows go without tombstones) or recreated.
+            let Some(changes) = self.checked(store, folder_id, uidvalidity, mark).await? else {
+                return Ok(Some(self.dropped(folder_id, shared, uidvalidity).await));
+            };
+            if changes.is_empty() {
+                // Nothing new since the mark: read it as it is (or newer).
+                return Ok(match shared.clone().try_read_owned() {
+                    Ok(listing) => Some(listing),
+                    Err(_) if !wait => None,
+                    Err(_) => Some(shared.read_owned().await),
+                });
+            }
+            let mut listing = match shared.clone().try_write_owned() {
+                Ok(listing) => listing,
+                Err(_) if !wait => return Ok(None),
+                Err(_) => shared.clone().write_owned().await,
+            };
+            if listing.uidvalidity == uidvalidity {
                 listing.apply(changes);
+                self.account(folder_id, listing.held());
+                return Ok(Some(listing.downgrade()));
             }
         }
-        self.account(folder_id, listing.weight);
+        // First fill, or a listing of an earlier UIDVALIDITY: read under the
+        // lock, once (whoever comes next finds it done).
+        let mut listing = shared.clone().write_owned().await;
+        if listing.uidvalidity != uidvalidity {
+            *listing = Listing::empty(uidvalidity);
+        }
+        let Some(changes) = self
+            .checked(store, folder_id, uidvalidity, listing.seen)
+            .await?
+        else {
+            drop(listing);
+            return Ok(Some(self.dropped(folder_id, shared, uidvalidity).await));
+        };
+        listing.apply(changes);
+        self.account(folder_id, listing.held());
         Ok(Some(listing.downgrade()))
+    }
+
+    /// [`Store::listing_since`] `mark`; None when the folder is gone or no
+    /// longer has this UIDVALIDITY.
+    async fn checked(
+        &self,
+        store: &Store,
+        folder_id: i64,
+        uidvalidity: i64,
+        mark: i64,
+    ) -> Result<Option<Vec<ListingChange>>, StoreError> {
+        Ok(match store.listing_since(folder_id, mark).await? {
+            Some((current, changes)) if current == uidvalidity => Some(changes),
+            _ => None,
+        })
+    }
+
+    /// Forgets a folder that was deleted or recreated: an empty listing,
+    /// held by nobody else, for the caller that found it so.
+    async fn dropped(
+        &self,
+        folder_id: i64,
+        shared: Arc<RwLock<Listing>>,
+        uidvalidity: i64,
+    ) -> OwnedRwLockReadGuard<Listing> {
+        self.folders().slots.remove(&folder_id);
+        let mut listing = shared.write_owned().await;
+        *listing = Listing::empty(uidvalidity);
+        listing.downgrade()
     }
 
     /// Records a folder's size and drops the least recently used folders
@@ -452,7 +493,7 @@ mod tests {
         assert_eq!(l.len(), 2);
         assert_eq!(l.weight, weight);
         let listed = l.get(3).expect("listed");
-        let entry = listed.entry(3, true);
+        let entry = l.entry(3, listed, true);
         assert_eq!(entry.message_id, 1003);
         assert_eq!(entry.search.subject.as_deref(), Some("compte rendu 3"));
         assert!(entry.recent);
@@ -464,14 +505,14 @@ mod tests {
         let mut c = change(1, 1, "", false);
         c.imap_envelope = None;
         c.envelope = serde_json::to_string(&env).ok();
-        let listed = Listed::from_change(c);
+        let listed = Listed::from_change(c, Default::default());
         assert_eq!(
             listed.envelope.as_deref(),
             Some(&crate::mime::structure::wire::envelope(&env)[..])
         );
         let mut c = change(2, 2, "", false);
         c.imap_envelope = None;
-        assert_eq!(Listed::from_change(c).envelope, None);
+        assert_eq!(Listed::from_change(c, Default::default()).envelope, None);
     }
 
     #[test]

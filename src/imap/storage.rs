@@ -175,6 +175,7 @@ pub trait Mailstore: Send + Sync + 'static {
                 expunged: self.vanished_since(folder_id, since.expunged_after).await?,
                 new: self.folder_uids(folder_id, since.uid_above).await?,
                 changed: self.changed_since(folder_id, since.changed_after).await?,
+                unclaimed: true,
             }))
         }
     }

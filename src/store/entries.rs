@@ -84,6 +84,10 @@ pub struct FolderChanges {
     pub new: Vec<i64>,
     /// (UID, flags, MODSEQ) of the entries changed, by UID.
     pub changed: Vec<(i64, String, i64)>,
+    /// Some entry still carries \Recent, unclaimed: only then is a claim
+    /// (a write) worth making. Under load most checks find none, as the
+    /// session that stored a message usually claims it first.
+    pub unclaimed: bool,
 }
 
 /// How STORE changes flags.
@@ -164,8 +168,9 @@ impl From<EntryRow> for Entry {
     }
 }
 
-/// One change as [`Store::listing_since`] reads it (a UNION: expunges
-/// come with empty columns and `gone` set).
+/// One row as [`Store::listing_since`] reads it (a UNION: expunges come
+/// with empty columns and `gone` 1; the folder's UIDVALIDITY in `uid`, with
+/// `gone` 2).
 #[derive(sqlx::FromRow)]
 struct ListingRow {
     uid: i64,
@@ -539,7 +544,10 @@ impl Store {
              UNION ALL \
              SELECT 2, uid, modseq, '' FROM mailbox_messages WHERE mailbox_id = $1 AND uid > $3 \
              UNION ALL \
-             SELECT 3, uid, modseq, flags FROM mailbox_messages WHERE mailbox_id = $1 AND modseq > $4",
+             SELECT 3, uid, modseq, flags FROM mailbox_messages WHERE mailbox_id = $1 AND modseq > $4 \
+             UNION ALL \
+             SELECT 4, 0, 0, '' WHERE EXISTS \
+             (SELECT 1 FROM mailbox_messages WHERE mailbox_id = $1 AND recent = 1)",
         )
         .bind(folder_id)
         .bind(since.expunged_after)
@@ -557,7 +565,8 @@ impl Store {
                 }
                 1 => out.expunged.push(a),
                 2 => out.new.push(a),
-                _ => out.changed.push((a, flags, b)),
+                3 => out.changed.push((a, flags, b)),
+                _ => out.unclaimed = true,
             }
         }
         if !found {
@@ -571,14 +580,15 @@ impl Store {
 
     /// Every change of a folder after `modseq`, entries and expunges alike, in
     /// one statement (one snapshot): what an in-memory folder listing needs to
-    /// catch up. Per folder, MODSEQs are taken under the folder row's lock and
-    /// committed in that order, so everything up to the highest MODSEQ
-    /// returned has been seen.
+    /// catch up, with the folder's UIDVALIDITY, to tell a folder deleted (None)
+    /// or recreated without another round trip. Per folder, MODSEQs are taken
+    /// under the folder row's lock and committed in that order, so everything
+    /// up to the highest MODSEQ returned has been seen.
     pub async fn listing_since(
         &self,
         folder_id: i64,
         modseq: i64,
-    ) -> Result<Vec<ListingChange>, StoreError> {
+    ) -> Result<Option<(i64, Vec<ListingChange>)>, StoreError> {
         let rows: Vec<ListingRow> = sqlx::query_as(
             "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, m.size, m.imap_envelope, \
              CASE WHEN m.imap_envelope IS NULL THEN m.envelope END AS envelope, \
@@ -588,13 +598,25 @@ impl Store {
              WHERE mm.mailbox_id = $1 AND mm.modseq > $2 \
              UNION ALL \
              SELECT uid, modseq, '', 0, 0, NULL, NULL, 0, '', NULL, NULL, NULL, NULL, NULL, 1 \
-             FROM imap_vanished WHERE mailbox_id = $1 AND modseq > $2",
+             FROM imap_vanished WHERE mailbox_id = $1 AND modseq > $2 \
+             UNION ALL \
+             SELECT uidvalidity, 0, '', 0, 0, NULL, NULL, 0, '', NULL, NULL, NULL, NULL, NULL, 2 \
+             FROM mailboxes WHERE id = $1",
         )
         .bind(folder_id)
         .bind(modseq)
         .fetch_all(&mut *self.hot_reader().await?)
         .await?;
-        Ok(rows.into_iter().map(ListingChange::from).collect())
+        let mut uidvalidity = None;
+        let mut changes = Vec::with_capacity(rows.len());
+        for row in rows {
+            if row.gone == 2 {
+                uidvalidity = Some(row.uid);
+            } else {
+                changes.push(ListingChange::from(row));
+            }
+        }
+        Ok(uidvalidity.map(|v| (v, changes)))
     }
 
     /// UIDs expunged from a folder after `modseq` (QRESYNC tombstones), ascending.

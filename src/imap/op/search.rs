@@ -67,10 +67,21 @@ fn stored_suffices(key: &SearchKey<'_>) -> bool {
 /// top-level conjunction): the database leaves out the entries whose stored
 /// text cannot meet them (`Store::entries`).
 fn conjunct_needles(key: &SearchKey<'_>, out: &mut Vec<StoredNeedle>) {
-    let field = match key {
+    let mut keys = Vec::new();
+    conjuncts(key, &mut keys);
+    out.extend(keys.into_iter().map(|(field, s)| StoredNeedle {
+        field,
+        needle: needle(s),
+    }));
+}
+
+/// The (field, string) of each SUBJECT/FROM/TO/CC/BCC key of the top-level
+/// conjunction of `key`.
+fn conjuncts<'k, 'a>(key: &'k SearchKey<'a>, out: &mut Vec<(SearchField, &'k AString<'a>)>) {
+    out.push(match key {
         SearchKey::And(keys) => {
             for k in keys.as_ref() {
-                conjunct_needles(k, out);
+                conjuncts(k, out);
             }
             return;
         }
@@ -80,10 +91,6 @@ fn conjunct_needles(key: &SearchKey<'_>, out: &mut Vec<StoredNeedle>) {
         SearchKey::Cc(s) => (SearchField::Cc, s),
         SearchKey::Bcc(s) => (SearchField::Bcc, s),
         _ => return,
-    };
-    out.push(StoredNeedle {
-        field: field.0,
-        needle: needle(field.1),
     });
 }
 
@@ -193,18 +200,18 @@ impl<'a> From<&'a Entry> for Item<'a> {
 }
 
 impl<'a> Item<'a> {
-    fn listed(uid: i64, l: &'a Listed) -> Item<'a> {
+    fn listed(uid: i64, l: &'a Listed, listing: &'a Listing) -> Item<'a> {
         Item {
             uid,
             flags: &l.flags,
             modseq: l.modseq,
             internal_date: l.internal_date,
             size: l.size,
-            subject: l.search.subject.as_deref(),
-            from: l.search.from.as_deref(),
-            to: l.search.to.as_deref(),
-            cc: l.search.cc.as_deref(),
-            bcc: l.search.bcc.as_deref(),
+            subject: listing.text(l, SearchField::Subject),
+            from: listing.text(l, SearchField::From),
+            to: listing.text(l, SearchField::To),
+            cc: listing.text(l, SearchField::Cc),
+            bcc: listing.text(l, SearchField::Bcc),
         }
     }
 }
@@ -429,12 +436,29 @@ fn scans() -> &'static CpuPool {
 fn find_listed(sel: &Selected, key: &SearchKey<'_>, listing: &Listing) -> Option<Vec<Hit>> {
     let content = needs_content(key);
     let finders = Finders::of(key);
+    // Every match holds each needle of the top-level conjunction: the
+    // longest one, found in the field's text of the whole folder at once,
+    // leaves few messages to match in full.
+    let mut keys = Vec::new();
+    conjuncts(key, &mut keys);
+    let narrowed = keys
+        .iter()
+        .filter_map(|&(field, s)| Some((field, finders.get(s)?)))
+        .max_by_key(|(_, finder)| finder.needle().len())
+        .and_then(|(field, finder)| listing.holding(field, finder));
+    let listed: Box<dyn Iterator<Item = (i64, &Listed)>> = match narrowed {
+        Some(uids) => Box::new(
+            uids.into_iter()
+                .filter_map(|uid| listing.get(uid).map(|l| (uid, l))),
+        ),
+        None => Box::new(listing.iter()),
+    };
     let mut hits = Vec::new();
-    for (uid, listed) in listing.iter() {
+    for (uid, listed) in listed {
         let Some(seq) = sel.seq_of(uid) else {
             continue;
         };
-        let item = Item::listed(uid, listed);
+        let item = Item::listed(uid, listed, listing);
         if content && !has_stored(key, &item) {
             return None;
         }
@@ -448,7 +472,7 @@ fn find_listed(sel: &Selected, key: &SearchKey<'_>, listing: &Listing) -> Option
         };
         if matches(key, &ctx) {
             hits.push(Hit {
-                entry: listed.entry(uid, sel.recent.contains(&uid)),
+                entry: listing.entry(uid, listed, sel.recent.contains(&uid)),
                 seq,
                 header: None,
             });

@@ -45,6 +45,7 @@ impl<S: Mailstore> ImapSession<S> {
             expunged,
             new,
             changed,
+            unclaimed,
             ..
         } = changes;
         let Some(sel) = self.selected.as_mut() else {
@@ -89,6 +90,7 @@ impl<S: Mailstore> ImapSession<S> {
         }
         if !new.is_empty() {
             if !sel.read_only
+                && unclaimed
                 && let Ok(claimed) = store.claim_recent(id).await
             {
                 sel.recent.extend(claimed);
