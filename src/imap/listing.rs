@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
-use crate::store::entries::{Entry, ListingChange, SearchField};
+use crate::store::entries::{
+    ChangesSince, Entry, FolderChanges, FolderRead, ListingChange, SearchField,
+};
 use crate::store::messages::SearchHeaders;
 use crate::store::{Store, StoreError};
 
@@ -230,6 +232,16 @@ impl Listing {
     }
 }
 
+/// What [`Listings::get`] read: the listing (None: read the rows
+/// instead), and the session's changes when asked for and read with it.
+#[derive(Default)]
+pub struct ListingRead {
+    /// The listing, caught up.
+    pub listing: Option<OwnedRwLockReadGuard<Listing>>,
+    /// The session's changes, from the same snapshot as the catch-up.
+    pub changes: Option<FolderChanges>,
+}
+
 struct Slot {
     listing: Arc<RwLock<Listing>>,
     used: u64,
@@ -287,18 +299,20 @@ impl Listings {
     /// to read (other sessions read it at the same time). The database is
     /// read outside the lock, so that sessions reading the listing never wait
     /// for another's query; only applying what it returned takes the lock
-    /// alone, briefly. The first fill is read under that lock, once.
+    /// alone, briefly. The first fill is read under that lock, once. With
+    /// `since`, the same read brings the session's [`FolderChanges`].
     ///
-    /// Without `wait`, None instead of waiting for the lock (other sessions
-    /// scanning or applying): a small FETCH then reads its rows, which costs
-    /// less than waiting behind a SEARCH that walks the whole listing.
+    /// Without `wait`, no listing instead of waiting for the lock (other
+    /// sessions applying changes): a small FETCH then reads its rows, which
+    /// costs less than waiting.
     pub async fn get(
         &self,
         store: &Store,
         folder_id: i64,
         uidvalidity: i64,
         wait: bool,
-    ) -> Result<Option<OwnedRwLockReadGuard<Listing>>, StoreError> {
+        since: Option<ChangesSince>,
+    ) -> Result<ListingRead, StoreError> {
         let shared = {
             let mut folders = self.folders();
             folders.clock += 1;
@@ -311,40 +325,52 @@ impl Listings {
             slot.used = clock;
             slot.listing.clone()
         };
+        let none = ListingRead::default;
         let (mark, valid) = {
             let listing = match shared.try_read() {
                 Ok(listing) => listing,
-                Err(_) if !wait => return Ok(None),
+                Err(_) if !wait => return Ok(none()),
                 Err(_) => shared.read().await,
             };
             (listing.seen, listing.uidvalidity == uidvalidity)
         };
         if !wait && (mark == 0 || !valid) {
-            return Ok(None);
+            return Ok(none());
         }
         if mark != 0 && valid {
             // Catch up outside the lock; the same read tells a folder deleted
             // (its rows go without tombstones) or recreated.
-            let Some(changes) = self.checked(store, folder_id, uidvalidity, mark).await? else {
-                return Ok(Some(self.dropped(folder_id, shared, uidvalidity).await));
+            let Some(read) = self
+                .checked(store, folder_id, uidvalidity, mark, since)
+                .await?
+            else {
+                return Ok(self.dropped(folder_id, shared, uidvalidity).await);
             };
-            if changes.is_empty() {
+            let changes = read.changes;
+            if read.listing.is_empty() {
                 // Nothing new since the mark: read it as it is (or newer).
-                return Ok(match shared.clone().try_read_owned() {
+                let listing = match shared.clone().try_read_owned() {
                     Ok(listing) => Some(listing),
                     Err(_) if !wait => None,
                     Err(_) => Some(shared.read_owned().await),
-                });
+                };
+                return Ok(ListingRead { listing, changes });
             }
             let mut listing = match shared.clone().try_write_owned() {
                 Ok(listing) => listing,
-                Err(_) if !wait => return Ok(None),
+                Err(_) if !wait => {
+                    return Ok(ListingRead {
+                        listing: None,
+                        changes,
+                    });
+                }
                 Err(_) => shared.clone().write_owned().await,
             };
             if listing.uidvalidity == uidvalidity {
-                listing.apply(changes);
+                listing.apply(read.listing);
                 self.account(folder_id, listing.held());
-                return Ok(Some(listing.downgrade()));
+                let listing = Some(listing.downgrade());
+                return Ok(ListingRead { listing, changes });
             }
         }
         // First fill, or a listing of an earlier UIDVALIDITY: read under the
@@ -353,16 +379,20 @@ impl Listings {
         if listing.uidvalidity != uidvalidity {
             *listing = Listing::empty(uidvalidity);
         }
-        let Some(changes) = self
-            .checked(store, folder_id, uidvalidity, listing.seen)
+        let mark = listing.seen;
+        let Some(read) = self
+            .checked(store, folder_id, uidvalidity, mark, since)
             .await?
         else {
             drop(listing);
-            return Ok(Some(self.dropped(folder_id, shared, uidvalidity).await));
+            return Ok(self.dropped(folder_id, shared, uidvalidity).await);
         };
-        listing.apply(changes);
+        listing.apply(read.listing);
         self.account(folder_id, listing.held());
-        Ok(Some(listing.downgrade()))
+        Ok(ListingRead {
+            listing: Some(listing.downgrade()),
+            changes: read.changes,
+        })
     }
 
     /// [`Store::listing_since`] `mark`; None when the folder is gone or no
@@ -373,11 +403,12 @@ impl Listings {
         folder_id: i64,
         uidvalidity: i64,
         mark: i64,
-    ) -> Result<Option<Vec<ListingChange>>, StoreError> {
-        Ok(match store.listing_since(folder_id, mark).await? {
-            Some((current, changes)) if current == uidvalidity => Some(changes),
-            _ => None,
-        })
+        since: Option<ChangesSince>,
+    ) -> Result<Option<FolderRead>, StoreError> {
+        Ok(store
+            .listing_since(folder_id, mark, since)
+            .await?
+            .filter(|read| read.uidvalidity == uidvalidity))
     }
 
     /// Forgets a folder that was deleted or recreated: an empty listing,
@@ -387,11 +418,14 @@ impl Listings {
         folder_id: i64,
         shared: Arc<RwLock<Listing>>,
         uidvalidity: i64,
-    ) -> OwnedRwLockReadGuard<Listing> {
+    ) -> ListingRead {
         self.folders().slots.remove(&folder_id);
         let mut listing = shared.write_owned().await;
         *listing = Listing::empty(uidvalidity);
-        listing.downgrade()
+        ListingRead {
+            listing: Some(listing.downgrade()),
+            changes: None,
+        }
     }
 
     /// Records a folder's size and drops the least recently used folders

@@ -5,9 +5,8 @@
 use std::net::IpAddr;
 
 use futures_core::Stream;
-use tokio::sync::OwnedRwLockReadGuard;
 
-use super::listing::{Listing, Listings};
+use super::listing::{ListingRead, Listings};
 use super::storage::{
     ChangesSince, Entry, FlagChange, FlagOp, Folder, FolderChanges, FolderCounts, Login, Mailstore,
     Quota, StoredNeedle, ToAppend,
@@ -162,14 +161,15 @@ impl Mailstore for ImapServices {
         uidvalidity: i64,
         folder_len: usize,
         count: usize,
-    ) -> Result<Option<OwnedRwLockReadGuard<Listing>>, StoreError> {
+        since: Option<ChangesSince>,
+    ) -> Result<ListingRead, StoreError> {
         if !self.listings.worth_using(folder_id, folder_len, count) {
-            return Ok(None);
+            return Ok(ListingRead::default());
         }
         // Only a FETCH small enough to read its rows instead goes without waiting.
         let wait = count >= crate::imap::listing::FILL_THRESHOLD;
         self.listings
-            .get(&self.store, folder_id, uidvalidity, wait)
+            .get(&self.store, folder_id, uidvalidity, wait, since)
             .await
     }
 

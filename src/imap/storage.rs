@@ -12,9 +12,8 @@ use std::future::Future;
 use std::net::IpAddr;
 
 use futures_core::Stream;
-use tokio::sync::OwnedRwLockReadGuard;
 
-use super::listing::Listing;
+use super::listing::ListingRead;
 use crate::delivery::AcceptError;
 pub use crate::delivery::quota::{Quota, QuotaRefusal};
 use crate::identity::auth::CredentialStamp;
@@ -201,15 +200,18 @@ pub trait Mailstore: Send + Sync + 'static {
 
     /// The folder's shared listing (`listing.rs`), caught up, when a metadata
     /// FETCH (or a SEARCH) of `count` of its `folder_len` messages is worth
-    /// answering from it; None: read the entries instead (also when a small
-    /// FETCH would have to wait for other sessions using the listing).
+    /// answering from it; no listing: read the entries instead (also when a
+    /// small FETCH would have to wait for other sessions using the listing).
+    /// With `since`, the session's changes may come with it, read in the
+    /// same round trip.
     fn listing(
         &self,
         folder_id: i64,
         uidvalidity: i64,
         folder_len: usize,
         count: usize,
-    ) -> impl Future<Output = Result<Option<OwnedRwLockReadGuard<Listing>>, StoreError>> + Send;
+        since: Option<ChangesSince>,
+    ) -> impl Future<Output = Result<ListingRead, StoreError>> + Send;
 
     /// A message's content by its [`Entry::blob_hash`].
     fn blob(&self, hash: &str) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;

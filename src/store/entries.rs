@@ -168,9 +168,9 @@ impl From<EntryRow> for Entry {
     }
 }
 
-/// One row as [`Store::listing_since`] reads it (a UNION: expunges come
-/// with empty columns and `gone` 1; the folder's UIDVALIDITY in `uid`, with
-/// `gone` 2).
+/// One row as [`Store::listing_since`] reads it: a UNION of several kinds
+/// of rows, which `gone` tells apart (`ROW_*`), the columns a kind does not
+/// use left empty.
 #[derive(sqlx::FromRow)]
 struct ListingRow {
     uid: i64,
@@ -320,6 +320,86 @@ pub(super) async fn lock_folders(
         .iter()
         .map(|f| owners.get(f).copied().flatten())
         .collect())
+}
+
+/// What [`ListingRow::gone`] says a row is.
+const ROW_ENTRY: i64 = 0;
+const ROW_VANISHED: i64 = 1;
+/// The folder: UIDVALIDITY in `uid`, HIGHESTMODSEQ in `modseq`, UIDNEXT
+/// in `internal_date`, 1 in `size` when some entry has \Recent unclaimed.
+const ROW_FOLDER: i64 = 2;
+const ROW_EXPUNGED: i64 = 3;
+const ROW_NEW: i64 = 4;
+const ROW_CHANGED: i64 = 5;
+
+/// The statement of `Store::read_folder`: $1 the folder; then, when asked
+/// for, $2 the listing's mark; then the session's three marks. The first
+/// branch names the columns (`ListingRow` reads them by name).
+fn folder_statement(listing: bool, changes: bool) -> &'static str {
+    static STATEMENTS: std::sync::LazyLock<[String; 4]> = std::sync::LazyLock::new(|| {
+        let empty = "NULL, NULL, 0, '', NULL, NULL, NULL, NULL, NULL";
+        let build = |listing: bool, changes: bool| {
+            let mut sql = format!(
+                "SELECT uidvalidity AS uid, highestmodseq AS modseq, '' AS flags, \
+                 uidnext AS internal_date, \
+                 CASE WHEN EXISTS (SELECT 1 FROM mailbox_messages \
+                 WHERE mailbox_id = $1 AND recent = 1) THEN 1 ELSE 0 END AS size, \
+                 NULL AS imap_envelope, NULL AS envelope, 0 AS message_id, '' AS blob_hash, \
+                 NULL AS search_subject, NULL AS search_from, NULL AS search_to, \
+                 NULL AS search_cc, NULL AS search_bcc, {ROW_FOLDER} AS gone \
+                 FROM mailboxes WHERE id = $1"
+            );
+            let mut n = 2;
+            if listing {
+                sql += &format!(
+                    " UNION ALL \
+                     SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, m.size, m.imap_envelope, \
+                     CASE WHEN m.imap_envelope IS NULL THEN m.envelope END, \
+                     mm.message_id, m.blob_hash, m.search_subject, m.search_from, m.search_to, \
+                     m.search_cc, m.search_bcc, {ROW_ENTRY} \
+                     FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+                     WHERE mm.mailbox_id = $1 AND mm.modseq > ${n} \
+                     UNION ALL \
+                     SELECT uid, modseq, '', 0, 0, {empty}, {ROW_VANISHED} \
+                     FROM imap_vanished WHERE mailbox_id = $1 AND modseq > ${n}"
+                );
+                n += 1;
+            }
+            if changes {
+                let (e, u, c) = (n, n + 1, n + 2);
+                sql += &format!(
+                    " UNION ALL \
+                     SELECT uid, modseq, '', 0, 0, {empty}, {ROW_EXPUNGED} \
+                     FROM imap_vanished WHERE mailbox_id = $1 AND modseq > ${e} \
+                     UNION ALL \
+                     SELECT uid, modseq, '', 0, 0, {empty}, {ROW_NEW} \
+                     FROM mailbox_messages WHERE mailbox_id = $1 AND uid > ${u} \
+                     UNION ALL \
+                     SELECT uid, modseq, flags, 0, 0, {empty}, {ROW_CHANGED} \
+                     FROM mailbox_messages WHERE mailbox_id = $1 AND modseq > ${c}"
+                );
+            }
+            sql
+        };
+        [
+            build(false, false),
+            build(false, true),
+            build(true, false),
+            build(true, true),
+        ]
+    });
+    &STATEMENTS[usize::from(listing) * 2 + usize::from(changes)]
+}
+
+/// One read of a folder ([`Store::listing_since`]).
+#[derive(Debug)]
+pub struct FolderRead {
+    /// The folder's UIDVALIDITY.
+    pub uidvalidity: i64,
+    /// The listing's changes after its mark.
+    pub listing: Vec<ListingChange>,
+    /// The session's changes, when asked for.
+    pub changes: Option<FolderChanges>,
 }
 
 /// A stored search field (`messages.search_*`).
@@ -537,86 +617,79 @@ impl Store {
         folder_id: i64,
         since: ChangesSince,
     ) -> Result<Option<FolderChanges>, StoreError> {
-        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
-            "SELECT 0, highestmodseq, uidnext, '' FROM mailboxes WHERE id = $1 \
-             UNION ALL \
-             SELECT 1, uid, modseq, '' FROM imap_vanished WHERE mailbox_id = $1 AND modseq > $2 \
-             UNION ALL \
-             SELECT 2, uid, modseq, '' FROM mailbox_messages WHERE mailbox_id = $1 AND uid > $3 \
-             UNION ALL \
-             SELECT 3, uid, modseq, flags FROM mailbox_messages WHERE mailbox_id = $1 AND modseq > $4 \
-             UNION ALL \
-             SELECT 4, 0, 0, '' WHERE EXISTS \
-             (SELECT 1 FROM mailbox_messages WHERE mailbox_id = $1 AND recent = 1)",
-        )
-        .bind(folder_id)
-        .bind(since.expunged_after)
-        .bind(since.uid_above)
-        .bind(since.changed_after)
-        .fetch_all(&mut *self.hot_reader().await?)
-        .await?;
-        let mut out = FolderChanges::default();
-        let mut found = false;
-        for (kind, a, b, flags) in rows {
-            match kind {
-                0 => {
-                    found = true;
-                    out.counters = (a, b);
-                }
-                1 => out.expunged.push(a),
-                2 => out.new.push(a),
-                3 => out.changed.push((a, flags, b)),
-                _ => out.unclaimed = true,
-            }
-        }
-        if !found {
-            return Ok(None);
-        }
-        out.expunged.sort_unstable();
-        out.new.sort_unstable();
-        out.changed.sort_unstable_by_key(|c| c.0);
-        Ok(Some(out))
+        Ok(self
+            .read_folder(folder_id, None, Some(since))
+            .await?
+            .and_then(|r| r.changes))
     }
 
     /// Every change of a folder after `modseq`, entries and expunges alike, in
     /// one statement (one snapshot): what an in-memory folder listing needs to
     /// catch up, with the folder's UIDVALIDITY, to tell a folder deleted (None)
-    /// or recreated without another round trip. Per folder, MODSEQs are taken
-    /// under the folder row's lock and committed in that order, so everything
-    /// up to the highest MODSEQ returned has been seen.
+    /// or recreated without another round trip, and with `since`, the
+    /// session's [`FolderChanges`] from the same snapshot (a FETCH answered
+    /// from the listing then makes one round trip, not two). Per folder,
+    /// MODSEQs are taken under the folder row's lock and committed in that
+    /// order, so everything up to the highest MODSEQ returned has been seen.
     pub async fn listing_since(
         &self,
         folder_id: i64,
         modseq: i64,
-    ) -> Result<Option<(i64, Vec<ListingChange>)>, StoreError> {
-        let rows: Vec<ListingRow> = sqlx::query_as(
-            "SELECT mm.uid, mm.modseq, mm.flags, mm.internal_date, m.size, m.imap_envelope, \
-             CASE WHEN m.imap_envelope IS NULL THEN m.envelope END AS envelope, \
-             mm.message_id, m.blob_hash, m.search_subject, m.search_from, m.search_to, \
-             m.search_cc, m.search_bcc, 0 AS gone \
-             FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
-             WHERE mm.mailbox_id = $1 AND mm.modseq > $2 \
-             UNION ALL \
-             SELECT uid, modseq, '', 0, 0, NULL, NULL, 0, '', NULL, NULL, NULL, NULL, NULL, 1 \
-             FROM imap_vanished WHERE mailbox_id = $1 AND modseq > $2 \
-             UNION ALL \
-             SELECT uidvalidity, 0, '', 0, 0, NULL, NULL, 0, '', NULL, NULL, NULL, NULL, NULL, 2 \
-             FROM mailboxes WHERE id = $1",
-        )
-        .bind(folder_id)
-        .bind(modseq)
-        .fetch_all(&mut *self.hot_reader().await?)
-        .await?;
-        let mut uidvalidity = None;
-        let mut changes = Vec::with_capacity(rows.len());
+        since: Option<ChangesSince>,
+    ) -> Result<Option<FolderRead>, StoreError> {
+        self.read_folder(folder_id, Some(modseq), since).await
+    }
+
+    /// The statement of [`Store::listing_since`] and [`Store::folder_changes`]:
+    /// the folder's row, then the listing's rows after `mark` and the
+    /// session's changes since `since`, each when asked for.
+    async fn read_folder(
+        &self,
+        folder_id: i64,
+        mark: Option<i64>,
+        since: Option<ChangesSince>,
+    ) -> Result<Option<FolderRead>, StoreError> {
+        let sql = folder_statement(mark.is_some(), since.is_some());
+        let mut query = sqlx::query_as::<_, ListingRow>(sql).bind(folder_id);
+        if let Some(mark) = mark {
+            query = query.bind(mark);
+        }
+        if let Some(since) = since {
+            query = query
+                .bind(since.expunged_after)
+                .bind(since.uid_above)
+                .bind(since.changed_after);
+        }
+        let rows = query.fetch_all(&mut *self.hot_reader().await?).await?;
+        let mut read: Option<FolderRead> = None;
+        let mut listing = Vec::new();
+        let mut changes = FolderChanges::default();
         for row in rows {
-            if row.gone == 2 {
-                uidvalidity = Some(row.uid);
-            } else {
-                changes.push(ListingChange::from(row));
+            match row.gone {
+                ROW_ENTRY | ROW_VANISHED => listing.push(ListingChange::from(row)),
+                ROW_FOLDER => {
+                    changes.counters = (row.modseq, row.internal_date);
+                    changes.unclaimed = row.size != 0;
+                    read = Some(FolderRead {
+                        uidvalidity: row.uid,
+                        listing: Vec::new(),
+                        changes: None,
+                    });
+                }
+                ROW_EXPUNGED => changes.expunged.push(row.uid),
+                ROW_NEW => changes.new.push(row.uid),
+                _ => changes.changed.push((row.uid, row.flags, row.modseq)),
             }
         }
-        Ok(uidvalidity.map(|v| (v, changes)))
+        let Some(mut read) = read else {
+            return Ok(None);
+        };
+        changes.expunged.sort_unstable();
+        changes.new.sort_unstable();
+        changes.changed.sort_unstable_by_key(|c| c.0);
+        read.listing = listing;
+        read.changes = since.map(|_| changes);
+        Ok(Some(read))
     }
 
     /// UIDs expunged from a folder after `modseq` (QRESYNC tombstones), ascending.

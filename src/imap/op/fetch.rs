@@ -27,7 +27,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use crate::imap::sequence;
 use crate::imap::session::{ImapSession, code, flag_fetch};
 use crate::imap::storage::Mailstore;
-use crate::imap::storage::{Entry, FlagOp};
+use crate::imap::storage::{Entry, FlagOp, FolderChanges};
 use crate::imap::wire;
 use crate::mime::structure;
 
@@ -195,21 +195,25 @@ impl<S: Mailstore> ImapSession<S> {
             let code = self.highest_modseq(enabling);
             return self.ok(tag, code, "FETCH completed");
         };
+        // The session's changes, when read with the listing's catch-up.
+        let mut changes = None;
         if wire::is_metadata_only(&names) {
             match self
                 .fetch_listed(&sel, &wanted, &names, changed_since)
                 .await
             {
-                Ok(Some((out, keywords))) => {
-                    self.announce_keywords(keywords.iter().map(String::as_str));
-                    if !out.is_empty() {
-                        self.raw(out);
+                Ok((answer, read)) => {
+                    changes = read;
+                    if let Some((out, keywords)) = answer {
+                        self.announce_keywords(keywords.iter().map(String::as_str));
+                        if !out.is_empty() {
+                            self.raw(out);
+                        }
+                        self.sync_from(changes, false).await;
+                        let code = self.highest_modseq(enabling);
+                        return self.ok(tag, code, "FETCH completed");
                     }
-                    self.sync_selected(false).await;
-                    let code = self.highest_modseq(enabling);
-                    return self.ok(tag, code, "FETCH completed");
                 }
-                Ok(None) => {}
                 Err(e) => return self.store_failed(tag, e),
             }
         }
@@ -403,6 +407,8 @@ impl<S: Mailstore> ImapSession<S> {
             }
         }
         if !seen_now.is_empty() {
+            // Read before this change: the check after it reads again.
+            changes = None;
             let result = store
                 .store_flags(
                     sel.id,
@@ -421,7 +427,7 @@ impl<S: Mailstore> ImapSession<S> {
                 }
             }
         }
-        self.sync_selected(false).await;
+        self.sync_from(changes, false).await;
         match failure {
             Some((name, text)) => self.no(tag, Some(code(name)), text),
             None => {
@@ -437,20 +443,28 @@ impl<S: Mailstore> ImapSession<S> {
     /// (`listing.rs`), written straight into bytes (`wire.rs`), with the
     /// flag strings that hold keywords (to announce first). None when the
     /// listing is not worth using or a message cannot be written that way:
-    /// the caller reads the rows instead.
+    /// the caller reads the rows instead. With it, the session's changes
+    /// when they were read in the same round trip as the listing's catch-up.
     async fn fetch_listed(
         &self,
         sel: &crate::imap::session::Selected,
         wanted: &[i64],
         names: &[MessageDataItemName<'static>],
         changed_since: Option<i64>,
-    ) -> Result<Option<(Vec<u8>, Vec<String>)>, crate::store::StoreError> {
-        let Some(listing) = self
+    ) -> Result<(Option<(Vec<u8>, Vec<String>)>, Option<FolderChanges>), crate::store::StoreError>
+    {
+        let read = self
             .mailstore
-            .listing(sel.id, sel.uidvalidity, sel.uids.len(), wanted.len())
-            .await?
-        else {
-            return Ok(None);
+            .listing(
+                sel.id,
+                sel.uidvalidity,
+                sel.uids.len(),
+                wanted.len(),
+                self.changes_since(),
+            )
+            .await?;
+        let Some(listing) = read.listing else {
+            return Ok((None, read.changes));
         };
         let mut out = Vec::with_capacity(wanted.len().min(listing.len()).saturating_mul(192));
         let with_flags = names.contains(&MessageDataItemName::Flags);
@@ -467,7 +481,7 @@ impl<S: Mailstore> ImapSession<S> {
             };
             let recent = !self.rev2 && sel.recent.contains(&uid);
             if !wire::metadata_response(&mut out, seq, uid, entry, names, recent) {
-                return Ok(None);
+                return Ok((None, read.changes));
             }
             if with_flags
                 && entry
@@ -479,7 +493,7 @@ impl<S: Mailstore> ImapSession<S> {
                 keywords.push(entry.flags.to_string());
             }
         }
-        Ok(Some((out, keywords)))
+        Ok((Some((out, keywords)), read.changes))
     }
 }
 

@@ -500,7 +500,10 @@ impl<S: Mailstore> ImapSession<S> {
             // The slot is taken before the listing: its lock is not held
             // while the scan waits for the pool.
             if let Some(slot) = scans().slot().await
-                && let Some(listing) = store.listing(sel.id, sel.uidvalidity, len, len).await?
+                && let Some(listing) = store
+                    .listing(sel.id, sel.uidvalidity, len, len, None)
+                    .await?
+                    .listing
             {
                 let (sel, key) = (sel.clone(), key.clone().into_static());
                 if let Some(Some(hits)) = slot.run(move || find_listed(&sel, &key, &listing)).await

@@ -132,10 +132,16 @@ impl<S: Mailstore> ImapSession<S> {
             None
         } else {
             match store
-                .listing(folder.id, folder.uidvalidity, size_at_most, size_at_most)
+                .listing(
+                    folder.id,
+                    folder.uidvalidity,
+                    size_at_most,
+                    size_at_most,
+                    None,
+                )
                 .await
             {
-                Ok(l) => l.map(|l| {
+                Ok(read) => read.listing.map(|l| {
                     l.iter()
                         .map(|(uid, e)| (uid, e.flags.to_string(), false))
                         .collect::<Vec<_>>()

@@ -74,8 +74,15 @@ impl<S: Mailstore> ImapSession<S> {
             let size_at_most = usize::try_from(folder.uidnext.saturating_sub(1)).unwrap_or(0);
             if let Some(listing) = self
                 .mailstore
-                .listing(folder.id, folder.uidvalidity, size_at_most, size_at_most)
+                .listing(
+                    folder.id,
+                    folder.uidvalidity,
+                    size_at_most,
+                    size_at_most,
+                    None,
+                )
                 .await?
+                .listing
             {
                 return Ok(counts_of(&listing));
             }

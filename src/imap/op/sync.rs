@@ -17,25 +17,40 @@ impl<S: Mailstore> ImapSession<S> {
     /// new messages (EXISTS, RECENT), flag changes (FETCH) and, when `expunges` is
     /// allowed at this point of the protocol, removals (EXPUNGE).
     pub(in crate::imap) async fn sync_selected(&mut self, expunges: bool) {
-        let Some(sel) = self.selected.as_ref() else {
+        self.sync_from(None, expunges).await;
+    }
+
+    /// The marks the selected folder's changes are read after: every change
+    /// to a folder (delivery, flags, copy, move, expunge) bumps its
+    /// HIGHESTMODSEQ, so what changed since the last check, not the whole
+    /// folder again: the UIDs expunged since (kept with their MODSEQ for
+    /// QRESYNC), the UIDs above the highest one this session knows, and the
+    /// flags changed since the client was last told.
+    pub(in crate::imap) fn changes_since(&self) -> Option<ChangesSince> {
+        let sel = self.selected.as_ref()?;
+        Some(ChangesSince {
+            expunged_after: sel.checked.0,
+            uid_above: sel.uids.last().unwrap_or(0),
+            changed_after: sel.modseq,
+        })
+    }
+
+    /// [`Self::sync_selected`] with the changes already `read` since
+    /// [`Self::changes_since`] (with the command's own read), or read now.
+    pub(in crate::imap) async fn sync_from(&mut self, read: Option<FolderChanges>, expunges: bool) {
+        let (Some(sel), Some(since)) = (self.selected.as_ref(), self.changes_since()) else {
             return;
         };
         let id = sel.id;
         let rev2 = self.rev2;
         let qresync = self.qresync;
         let store = self.mailstore.clone();
-        // Every change to a folder (delivery, flags, copy, move, expunge)
-        // bumps its HIGHESTMODSEQ. What changed since the last check, not the
-        // whole folder again: the UIDs expunged since (kept with their MODSEQ
-        // for QRESYNC), the UIDs above the highest one this session knows,
-        // and the flags changed since the client was last told, in one read.
-        let since = ChangesSince {
-            expunged_after: sel.checked.0,
-            uid_above: sel.uids.last().unwrap_or(0),
-            changed_after: sel.modseq,
-        };
-        let Ok(Some(changes)) = store.folder_changes(id, since).await else {
-            return;
+        let changes = match read {
+            Some(changes) => changes,
+            None => match store.folder_changes(id, since).await {
+                Ok(Some(changes)) => changes,
+                _ => return,
+            },
         };
         let counters = changes.counters;
         if counters == sel.checked {

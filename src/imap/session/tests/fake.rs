@@ -7,13 +7,12 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 
 use futures_core::Stream;
-use tokio::sync::OwnedRwLockReadGuard;
 
 use crate::delivery::AcceptError;
 use crate::identity::AccountKind;
 use crate::identity::auth::CredentialStamp;
 use crate::identity::sasl::Credentials;
-use crate::imap::listing::Listing;
+use crate::imap::listing::ListingRead;
 use crate::imap::storage::{
     Entry, FlagChange, FlagOp, Folder, FolderCounts, Login, Mailstore, Quota, StoredNeedle,
     ToAppend,
@@ -494,8 +493,9 @@ impl Mailstore for Fake {
         _: i64,
         _: usize,
         _: usize,
-    ) -> Result<Option<OwnedRwLockReadGuard<Listing>>, StoreError> {
-        Ok(None)
+        _: Option<crate::imap::storage::ChangesSince>,
+    ) -> Result<ListingRead, StoreError> {
+        Ok(ListingRead::default())
     }
 
     async fn blob(&self, hash: &str) -> Result<Vec<u8>, StoreError> {

@@ -334,3 +334,59 @@ async fn search_from_the_listing_answers_as_the_rows() {
     }
     compare(&mut a, &mut b, "t").await;
 }
+
+/// A FETCH answered from the listing reads the session's changes in the same
+/// round trip as the listing's catch-up: it reports what another session
+/// did exactly as a FETCH that reads the rows and then checks the folder.
+#[tokio::test]
+async fn a_listed_fetch_reports_changes_as_the_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listed = services_listing(&dir, QuotaSettings::default(), 4 * 1024 * 1024).await;
+    let rows = services_listing(&dir, QuotaSettings::default(), 0).await;
+    let mut a = session(listed.clone(), tls()).await;
+    let mut b = session(rows.clone(), tls()).await;
+    let mut c = session(rows, tls()).await;
+    for s in [&mut a, &mut b, &mut c] {
+        let (_, out) = send(s, &format!("a1 LOGIN {ADDRESS} \"{PASSWORD}\"\r\n")).await;
+        assert!(out.contains("a1 OK"), "{out}");
+    }
+    let mut append = String::from("a2 APPEND INBOX");
+    for i in 0..150 {
+        let message =
+            format!("Subject: Compte rendu {i}\r\nFrom: bob@clinique.test\r\n\r\n{i}\r\n");
+        append.push_str(&format!(" {{{}+}}\r\n{message}", message.len()));
+    }
+    let (_, out) = send(&mut b, &format!("{append}\r\n")).await;
+    assert!(out.starts_with("a2 OK [APPENDUID "), "{out}");
+    // b first: it claims \Recent, so that a and c see the same flags.
+    for s in [&mut b, &mut a, &mut c] {
+        let (_, out) = send(s, "a3 SELECT INBOX\r\n").await;
+        assert!(out.contains("* 150 EXISTS"), "{out}");
+    }
+    let (_, out) = send(&mut a, "a4 FETCH 1:* (UID FLAGS)\r\n").await;
+    assert!(out.contains("a4 OK"), "{out}");
+    assert_eq!(listed.listings.folders_held(), 1, "the listing is filled");
+    let (_, out) = send(
+        &mut b,
+        "b1 STORE 5 +FLAGS.SILENT (\\Flagged $Urgent)\r\nb2 STORE 7 +FLAGS.SILENT (\\Deleted)\r\n\
+         b3 EXPUNGE\r\nb4 APPEND INBOX {20+}\r\nSubject: nouveau\r\n\r\n\r\n",
+    )
+    .await;
+    assert!(out.contains("b4 OK"), "{out}");
+    let (_, from_listing) = send(&mut a, "f1 FETCH 1:8 (UID FLAGS)\r\n").await;
+    let (_, from_rows) = send(&mut c, "f1 FETCH 1:8 (UID FLAGS)\r\n").await;
+    assert_eq!(from_listing, from_rows);
+    assert!(from_listing.contains("* 151 EXISTS"), "{from_listing}");
+    assert!(
+        from_listing.contains("* 5 FETCH (FLAGS (\\Flagged $Urgent) UID 5)"),
+        "{from_listing}"
+    );
+    assert!(
+        !from_listing.contains("EXPUNGE"),
+        "no EXPUNGE during a FETCH: {from_listing}"
+    );
+    let (_, from_listing) = send(&mut a, "n1 NOOP\r\n").await;
+    let (_, from_rows) = send(&mut c, "n1 NOOP\r\n").await;
+    assert_eq!(from_listing, from_rows);
+    assert!(from_listing.contains("* 7 EXPUNGE"), "{from_listing}");
+}
