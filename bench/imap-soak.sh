@@ -9,7 +9,10 @@
 #   MES_BIN=target/release/mes bench/imap-soak.sh
 #
 # Environment: MES_BIN (required), ROUNDS (10), SECONDS_EACH (30),
-# CLIENTS (10), MESSAGES (10000), PORT (2995).
+# CLIENTS (10), MESSAGES (10000), PORT (2995), PROFILES ("sessions commands":
+# each round runs these in turn; `sessions` appends and expunges, so the
+# folder keeps its size, while `commands` only appends and grows it by a
+# quarter of its operations).
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -19,7 +22,7 @@ die() {
 }
 MES_BIN=${MES_BIN:?set MES_BIN to a release build of mes}
 ROUNDS=${ROUNDS:-10} SECONDS_EACH=${SECONDS_EACH:-30} CLIENTS=${CLIENTS:-10}
-MESSAGES=${MESSAGES:-10000} PORT=${PORT:-2995}
+MESSAGES=${MESSAGES:-10000} PORT=${PORT:-2995} PROFILES=${PROFILES:-sessions commands}
 tmp=$(mktemp -d -t mes-soak.XXXXXX)
 mes_pid=
 cleanup() {
@@ -42,7 +45,7 @@ memory() {
 load --clients 0 --duration 0 | tail -1
 echo "start: $(memory)"
 for round in $(seq "$ROUNDS"); do
-	for profile in sessions commands; do
+	for profile in $PROFILES; do
 		rate=$(load --no-header-fetch --profile "$profile" --clients "$CLIENTS" \
 			--duration "$SECONDS_EACH" | grep -o '[0-9]* ops/s' | tail -1)
 		echo "round $round $profile: $rate  $(memory)"

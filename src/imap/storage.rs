@@ -13,7 +13,9 @@ use std::net::IpAddr;
 
 use futures_core::Stream;
 
-use super::listing::ListingRead;
+use tokio::sync::OwnedRwLockReadGuard;
+
+use super::listing::{Listing, ListingRead};
 use crate::delivery::AcceptError;
 pub use crate::delivery::quota::{Quota, QuotaRefusal};
 use crate::identity::auth::CredentialStamp;
@@ -212,6 +214,23 @@ pub trait Mailstore: Send + Sync + 'static {
         count: usize,
         since: Option<ChangesSince>,
     ) -> impl Future<Output = Result<ListingRead, StoreError>> + Send;
+
+    /// The listing of a whole folder (SELECT, STATUS), when it is listed or
+    /// large enough: [`Mailstore::listing`] of every message UIDNEXT allows.
+    fn whole_listing(
+        &self,
+        folder: &Folder,
+    ) -> impl Future<Output = Result<Option<OwnedRwLockReadGuard<Listing>>, StoreError>> + Send
+    {
+        let size_at_most = usize::try_from(folder.uidnext.saturating_sub(1)).unwrap_or(0);
+        let (id, uidvalidity) = (folder.id, folder.uidvalidity);
+        async move {
+            Ok(self
+                .listing(id, uidvalidity, size_at_most, size_at_most, None)
+                .await?
+                .listing)
+        }
+    }
 
     /// A message's content by its [`Entry::blob_hash`].
     fn blob(&self, hash: &str) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;

@@ -678,7 +678,8 @@ impl Store {
                 }
                 ROW_EXPUNGED => changes.expunged.push(row.uid),
                 ROW_NEW => changes.new.push(row.uid),
-                _ => changes.changed.push((row.uid, row.flags, row.modseq)),
+                ROW_CHANGED => changes.changed.push((row.uid, row.flags, row.modseq)),
+                _ => {}
             }
         }
         let Some(mut read) = read else {

@@ -127,21 +127,11 @@ impl<S: Mailstore> ImapSession<S> {
         // The UIDs and flags of the whole folder: from the shared listing
         // (caught up with the database) when the folder is large or already
         // listed, else in one read with \Recent; SELECT then claims \Recent.
-        let size_at_most = usize::try_from(folder.uidnext.saturating_sub(1)).unwrap_or(0);
         let listed = if read_only {
             None
         } else {
-            match store
-                .listing(
-                    folder.id,
-                    folder.uidvalidity,
-                    size_at_most,
-                    size_at_most,
-                    None,
-                )
-                .await
-            {
-                Ok(read) => read.listing.map(|l| {
+            match store.whole_listing(&folder).await {
+                Ok(listing) => listing.map(|l| {
                     l.iter()
                         .map(|(uid, e)| (uid, e.flags.to_string(), false))
                         .collect::<Vec<_>>()

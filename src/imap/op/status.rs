@@ -71,19 +71,7 @@ impl<S: Mailstore> ImapSession<S> {
         items: &[StatusDataItemName],
     ) -> Result<FolderCounts, crate::store::StoreError> {
         if !items.contains(&StatusDataItemName::Recent) {
-            let size_at_most = usize::try_from(folder.uidnext.saturating_sub(1)).unwrap_or(0);
-            if let Some(listing) = self
-                .mailstore
-                .listing(
-                    folder.id,
-                    folder.uidvalidity,
-                    size_at_most,
-                    size_at_most,
-                    None,
-                )
-                .await?
-                .listing
-            {
+            if let Some(listing) = self.mailstore.whole_listing(folder).await? {
                 return Ok(counts_of(&listing));
             }
         }
