@@ -20,9 +20,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
-use crate::store::entries::{
-    ChangesSince, Entry, FolderChanges, FolderRead, ListingChange, SearchField,
-};
+use crate::store::entries::{Entry, SearchField};
+use crate::store::folder_read::{ChangesSince, FolderChanges, FolderRead, ListingChange};
 use crate::store::messages::SearchHeaders;
 use crate::store::{Store, StoreError};
 

@@ -21,9 +21,8 @@ pub use crate::delivery::quota::{Quota, QuotaRefusal};
 use crate::identity::auth::CredentialStamp;
 use crate::identity::sasl::Credentials;
 use crate::store::StoreError;
-pub use crate::store::entries::{
-    ChangesSince, Entry, FlagChange, FlagOp, FolderChanges, SearchField, StoredNeedle,
-};
+pub use crate::store::entries::{Entry, FlagChange, FlagOp, SearchField, StoredNeedle};
+pub use crate::store::folder_read::{ChangesSince, FolderChanges};
 pub use crate::store::folders::{Folder, FolderCounts};
 
 /// The outcome of LOGIN or AUTHENTICATE, as the session answers it.

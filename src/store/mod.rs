@@ -18,6 +18,7 @@ pub mod domains;
 pub mod dossier;
 pub mod entries;
 pub mod export;
+pub mod folder_read;
 pub mod folders;
 mod group_commit;
 pub mod kinds;

@@ -70,10 +70,10 @@ impl<S: Mailstore> ImapSession<S> {
         folder: &Folder,
         items: &[StatusDataItemName],
     ) -> Result<FolderCounts, crate::store::StoreError> {
-        if !items.contains(&StatusDataItemName::Recent) {
-            if let Some(listing) = self.mailstore.whole_listing(folder).await? {
-                return Ok(counts_of(&listing));
-            }
+        if !items.contains(&StatusDataItemName::Recent)
+            && let Some(listing) = self.mailstore.whole_listing(folder).await?
+        {
+            return Ok(counts_of(&listing));
         }
         self.mailstore.folder_counts(folder.id).await
     }
