@@ -2,54 +2,6 @@
 
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
-/// The UIDs designated by `set`, given the session's UIDs in sequence order.
-///
-/// With `uid`, numbers are UIDs (`*` is the highest UID; a range covers the UIDs
-/// that exist inside it); otherwise they are sequence numbers (`*` is the last one,
-/// numbers past the end are ignored). The result is ascending and without duplicates.
-pub fn resolve(set: &SequenceSet, uids: &[i64], uid: bool) -> Vec<i64> {
-    let mut out = Vec::new();
-    let Some(&max_uid) = uids.last() else {
-        return out;
-    };
-    let count = uids.len() as i64;
-    let value = |s: &SeqOrUid| -> i64 {
-        match s {
-            SeqOrUid::Value(n) => i64::from(n.get()),
-            SeqOrUid::Asterisk => {
-                if uid {
-                    max_uid
-                } else {
-                    count
-                }
-            }
-        }
-    };
-    for seq in set.0.as_ref() {
-        let (a, b) = match seq {
-            Sequence::Single(s) => (value(s), value(s)),
-            Sequence::Range(x, y) => {
-                let (x, y) = (value(x), value(y));
-                (x.min(y), x.max(y))
-            }
-        };
-        if uid {
-            let start = uids.partition_point(|&u| u < a);
-            let end = uids.partition_point(|&u| u <= b);
-            out.extend_from_slice(&uids[start..end]);
-        } else {
-            let a = a.max(1);
-            let b = b.min(count);
-            for n in a..=b {
-                out.push(uids[(n - 1) as usize]);
-            }
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
 /// True when `number` is in `set`, where `*` stands for `max` (no list is built).
 pub fn contains(set: &SequenceSet, number: i64, max: i64) -> bool {
     let value = |s: &SeqOrUid| match s {
@@ -115,6 +67,60 @@ impl UidMap {
         for (s, l, _) in &self.runs {
             out.extend(*s..s + l);
         }
+        out
+    }
+
+    /// The UIDs `set` names, ascending and once each: UIDs (`uid`) or
+    /// sequence numbers, `*` being the highest; numbers outside the view name
+    /// nothing. Read from the runs: the whole view is never listed.
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<i64> {
+        let mut out = Vec::new();
+        let Some(max_uid) = self.last() else {
+            return out;
+        };
+        let value = |s: &SeqOrUid| -> i64 {
+            match s {
+                SeqOrUid::Value(n) => i64::from(n.get()),
+                SeqOrUid::Asterisk if uid => max_uid,
+                SeqOrUid::Asterisk => self.count,
+            }
+        };
+        for seq in set.0.as_ref() {
+            let (a, b) = match seq {
+                Sequence::Single(s) => (value(s), value(s)),
+                Sequence::Range(x, y) => {
+                    let (x, y) = (value(x), value(y));
+                    (x.min(y), x.max(y))
+                }
+            };
+            // A run holds UIDs first..first+len, numbered before+1..=before+len.
+            let from = if uid {
+                self.runs
+                    .partition_point(|&(first, len, _)| first + len - 1 < a)
+            } else {
+                self.runs
+                    .partition_point(|&(_, len, before)| before + len < a)
+            };
+            for &(first, len, before) in &self.runs[from..] {
+                let (lo, hi) = if uid {
+                    if first > b {
+                        break;
+                    }
+                    (a.max(first), b.min(first + len - 1))
+                } else {
+                    if before + 1 > b {
+                        break;
+                    }
+                    let (lo, hi) = (a.max(before + 1), b.min(before + len));
+                    (first + lo - before - 1, first + hi - before - 1)
+                };
+                if lo <= hi {
+                    out.extend(lo..=hi);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
         out
     }
 
@@ -185,20 +191,75 @@ mod tests {
 
     #[test]
     fn sequence_numbers_and_uids() {
-        let uids = [3, 5, 9, 10];
-        assert_eq!(resolve(&set("1:*"), &uids, false), vec![3, 5, 9, 10]);
-        assert_eq!(resolve(&set("2,4"), &uids, false), vec![5, 10]);
-        assert_eq!(resolve(&set("*"), &uids, false), vec![10]);
-        assert_eq!(resolve(&set("4:6"), &uids, true), vec![5]);
-        assert_eq!(resolve(&set("*"), &uids, true), vec![10]);
+        let uids = UidMap::from_sorted(&[3, 5, 9, 10]);
+        assert_eq!(uids.resolve(&set("1:*"), false), vec![3, 5, 9, 10]);
+        assert_eq!(uids.resolve(&set("2,4"), false), vec![5, 10]);
+        assert_eq!(uids.resolve(&set("*"), false), vec![10]);
+        assert_eq!(uids.resolve(&set("4:6"), true), vec![5]);
+        assert_eq!(uids.resolve(&set("*"), true), vec![10]);
         assert_eq!(
-            resolve(&set("11:*"), &uids, true),
+            uids.resolve(&set("11:*"), true),
             vec![10],
             "n:* includes the highest UID"
         );
-        assert!(resolve(&set("1:*"), &[], true).is_empty());
+        assert!(UidMap::default().resolve(&set("1:*"), true).is_empty());
         assert!(out_of_range(&set("5"), 4));
         assert!(!out_of_range(&set("4:*"), 4));
         assert_eq!(compact(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+    }
+
+    /// What a set names, the plain way: every UID of the view tested.
+    fn named(set: &SequenceSet, uids: &[i64], uid: bool) -> Vec<i64> {
+        let (max_uid, count) = (uids.last().copied().unwrap_or(0), uids.len() as i64);
+        let max = if uid { max_uid } else { count };
+        uids.iter()
+            .enumerate()
+            .filter(|&(i, &u)| contains(set, if uid { u } else { i as i64 + 1 }, max))
+            .map(|(_, &u)| u)
+            .collect()
+    }
+
+    /// Views with holes and runs, sets of ranges in any order: the runs
+    /// answer as testing every UID does.
+    #[test]
+    fn resolving_on_runs_names_what_each_number_names() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n) as i64
+        };
+        for _ in 0..300 {
+            let mut uids = Vec::new();
+            let mut u = 0;
+            for _ in 0..next(40) {
+                u += 1 + next(3) * next(4);
+                uids.push(u);
+            }
+            let map = UidMap::from_sorted(&uids);
+            for _ in 0..10 {
+                let mut parts = Vec::new();
+                for _ in 0..1 + next(3) {
+                    let a = if next(8) == 0 {
+                        "*".to_string()
+                    } else {
+                        (1 + next(60)).to_string()
+                    };
+                    parts.push(match next(3) {
+                        0 => a,
+                        _ => format!("{a}:{}", 1 + next(60)),
+                    });
+                }
+                let s = set(&parts.join(","));
+                for uid in [true, false] {
+                    assert_eq!(
+                        map.resolve(&s, uid),
+                        named(&s, &uids, uid),
+                        "{parts:?} {uid} {uids:?}"
+                    );
+                }
+            }
+        }
     }
 }

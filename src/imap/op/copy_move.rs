@@ -94,7 +94,7 @@ impl<S: Mailstore> ImapSession<S> {
         let Some(target) = self.resolve_target(&tag, &mailbox).await else {
             return;
         };
-        let uids = sequence::resolve(&set, &sel.uids.to_vec(), uid);
+        let uids = sel.uids.resolve(&set, uid);
         // A copy adds to the account's quota usage (a move within it does not).
         if !moving && !self.copy_fits(&tag, sel.id, &uids).await {
             return;

@@ -4,7 +4,6 @@ use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::Code;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use crate::imap::sequence;
 use crate::imap::session::ImapSession;
 use crate::imap::storage::Mailstore;
 
@@ -17,7 +16,7 @@ impl<S: Mailstore> ImapSession<S> {
         if sel.read_only {
             return self.no(tag, Some(Code::ReadOnly), "Mailbox is read-only");
         }
-        let only = set.map(|s| sequence::resolve(&s, &sel.uids.to_vec(), true));
+        let only = set.map(|s| sel.uids.resolve(&s, true));
         if let Err(e) = self.mailstore.expunge(sel.id, only.as_deref()).await {
             return self.store_failed(tag, e);
         }

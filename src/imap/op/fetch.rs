@@ -190,7 +190,7 @@ impl<S: Mailstore> ImapSession<S> {
         {
             names.push(MessageDataItemName::ModSeq);
         }
-        let wanted = sequence::resolve(&set, &sel.uids.to_vec(), uid);
+        let wanted = sel.uids.resolve(&set, uid);
         let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
             let code = self.highest_modseq(enabling);
             return self.ok(tag, code, "FETCH completed");

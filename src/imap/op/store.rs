@@ -44,7 +44,7 @@ impl<S: Mailstore> ImapSession<S> {
             })
             .next();
         let first = unchanged_since.is_some() && self.enable_condstore();
-        let uids = sequence::resolve(&set, &sel.uids.to_vec(), uid);
+        let uids = sel.uids.resolve(&set, uid);
         let texts: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
         let op = match kind {
             StoreType::Replace => FlagOp::Replace,

@@ -68,7 +68,6 @@ impl<S: Mailstore> ImapSession<S> {
         };
         let expunged: HashSet<i64> = expunged.into_iter().collect();
         let mut responses = Vec::new();
-        let mut uids = sel.uids.to_vec();
         let contexts = !sel.contexts.is_empty();
         // Expunged now, and the view they leave: search contexts name them so.
         let mut gone = Vec::new();
@@ -77,8 +76,9 @@ impl<S: Mailstore> ImapSession<S> {
         } else {
             Default::default()
         };
-        let pending = uids.iter().any(|u| expunged.contains(u));
+        let pending = expunged.iter().any(|&u| sel.uids.seq_of(u).is_some());
         if expunges && pending {
+            let mut uids = sel.uids.to_vec();
             let mut vanished = Vec::new();
             let mut i = uids.len();
             while i > 0 {
@@ -102,6 +102,7 @@ impl<S: Mailstore> ImapSession<S> {
                     known_uids,
                 });
             }
+            sel.uids = crate::imap::sequence::UidMap::from_sorted(&uids);
         }
         if !new.is_empty() {
             if !sel.read_only
@@ -110,14 +111,17 @@ impl<S: Mailstore> ImapSession<S> {
             {
                 sel.recent.extend(claimed);
             }
-            uids.extend(&new);
-            responses.push(Data::Exists(uids.len() as u32));
+            // Above every UID the session knows: appended to its runs.
+            for &uid in &new {
+                if sel.uids.last().is_none_or(|last| uid > last) {
+                    sel.uids.push(uid);
+                }
+            }
+            responses.push(Data::Exists(sel.uids.len() as u32));
             if !rev2 {
                 responses.push(Data::Recent(sel.recent.len() as u32));
             }
         }
-        sel.uids = crate::imap::sequence::UidMap::from_sorted(&uids);
-        drop(uids);
         // Expunges not reported yet (not allowed at this point) keep the check pending.
         if expunges || !pending {
             sel.checked = counters;
