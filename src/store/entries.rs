@@ -81,11 +81,8 @@ struct EntryRow {
     envelope: Option<String>,
     imap_envelope: Option<Vec<u8>>,
     bodystructure: Option<String>,
-    search_subject: Option<String>,
-    search_from: Option<String>,
-    search_to: Option<String>,
-    search_cc: Option<String>,
-    search_bcc: Option<String>,
+    #[sqlx(flatten)]
+    search: super::messages::SearchHeaders,
 }
 
 impl From<EntryRow> for Entry {
@@ -102,13 +99,7 @@ impl From<EntryRow> for Entry {
             envelope: r.envelope,
             imap_envelope: r.imap_envelope,
             bodystructure: r.bodystructure,
-            search: super::messages::SearchHeaders {
-                subject: r.search_subject,
-                from: r.search_from,
-                to: r.search_to,
-                cc: r.search_cc,
-                bcc: r.search_bcc,
-            },
+            search: r.search,
         }
     }
 }

@@ -74,11 +74,8 @@ struct ListingRow {
     envelope: Option<String>,
     message_id: i64,
     blob_hash: String,
-    search_subject: Option<String>,
-    search_from: Option<String>,
-    search_to: Option<String>,
-    search_cc: Option<String>,
-    search_bcc: Option<String>,
+    #[sqlx(flatten)]
+    search: super::messages::SearchHeaders,
     gone: i64,
 }
 
@@ -94,13 +91,7 @@ impl From<ListingRow> for ListingChange {
             envelope: r.envelope,
             message_id: r.message_id,
             blob_hash: r.blob_hash,
-            search: super::messages::SearchHeaders {
-                subject: r.search_subject,
-                from: r.search_from,
-                to: r.search_to,
-                cc: r.search_cc,
-                bcc: r.search_bcc,
-            },
+            search: r.search,
             gone: r.gone != 0,
         }
     }

@@ -72,17 +72,23 @@ pub struct NewMessage {
 /// lower-cased, every line starting with `\n` (`""`: no such header). None:
 /// not stored (rows written before, or a value a line cannot hold): SEARCH
 /// reads the content instead.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Read from the `search_*` columns of a row (`#[sqlx(flatten)]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct SearchHeaders {
     /// The Subject fields.
+    #[sqlx(rename = "search_subject")]
     pub subject: Option<String>,
     /// The From fields (address lists written as Dovecot searches them).
+    #[sqlx(rename = "search_from")]
     pub from: Option<String>,
     /// The To fields.
+    #[sqlx(rename = "search_to")]
     pub to: Option<String>,
     /// The Cc fields.
+    #[sqlx(rename = "search_cc")]
     pub cc: Option<String>,
     /// The Bcc fields.
+    #[sqlx(rename = "search_bcc")]
     pub bcc: Option<String>,
 }
 
