@@ -1620,23 +1620,32 @@ async fn opening_on_three_running_nodes() {
         .filter_map(|d| d.split(' ').next().and_then(|n| n.parse::<usize>().ok()))
         .sum();
     assert_eq!(audited, SPACES, "{details:?}");
-    // Each node logs what it opened: together, every space once.
-    let logged: Vec<usize> = nodes
-        .iter()
-        .map(|n| {
-            n.log()
-                .lines()
-                .filter(|l| l.contains("patient spaces opened at the end of their window"))
-                .filter_map(|l| {
-                    let rest = &l[l.find("opened=")? + 7..];
-                    rest.split(|c: char| !c.is_ascii_digit())
-                        .next()?
-                        .parse::<usize>()
-                        .ok()
-                })
-                .sum()
-        })
-        .collect();
+    // Each node logs what it opened: together, every space once. A node
+    // logs after its pass, which may end after the last commit seen above.
+    let logged_now = || -> Vec<usize> {
+        nodes
+            .iter()
+            .map(|n| {
+                n.log()
+                    .lines()
+                    .filter(|l| l.contains("patient spaces opened at the end of their window"))
+                    .filter_map(|l| {
+                        let rest = &l[l.find("opened=")? + 7..];
+                        rest.split(|c: char| !c.is_ascii_digit())
+                            .next()?
+                            .parse::<usize>()
+                            .ok()
+                    })
+                    .sum()
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut logged = logged_now();
+    while logged.iter().sum::<usize>() < SPACES && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        logged = logged_now();
+    }
     eprintln!("spaces opened by each running node: {logged:?}");
     assert_eq!(logged.iter().sum::<usize>(), SPACES, "{logged:?}");
     store.close().await;
