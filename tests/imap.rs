@@ -1639,8 +1639,11 @@ async fn compress_deflate(db: Db) {
         format!("{tag} BAD [TOOBIG] Command line longer than 65536 octets")
     );
     z.expect("NOOP", "OK").await;
+    // The peak is the whole process's (other sessions and the allocator's
+    // arenas move it by a few MiB): an eighth of the inflated size is far
+    // below what buffering the line would take.
     let grown = peak_rss_kib(pid).saturating_sub(peak_before);
-    assert!(grown < 4 * 1024, "peak memory grew by {grown} KiB");
+    assert!(grown < 8 * 1024, "peak memory grew by {grown} KiB");
     z.expect("LOGOUT", "OK").await;
 }
 
