@@ -54,12 +54,7 @@ impl Acceptor {
             Source::Patient(p) => Envelope {
                 mail_from: &p.patient.address,
                 recipients: self.patient_recipients(p).await?,
-                hop: Some(Hop {
-                    helo: "patient-space",
-                    peer_ip: "127.0.0.1".into(),
-                    protocol: "HTTPS",
-                    tls: None,
-                }),
+                hop: Some(patient_space_hop()),
                 received_at: None,
                 // Flags apply to every copy: the correspondent's too.
                 flags: "\\Seen",
@@ -69,12 +64,7 @@ impl Acceptor {
             Source::CalendarReply(c) => Envelope {
                 mail_from: &c.patient.address,
                 recipients: self.reply_recipients(c).await?,
-                hop: Some(Hop {
-                    helo: "patient-space",
-                    peer_ip: "127.0.0.1".into(),
-                    protocol: "HTTPS",
-                    tls: None,
-                }),
+                hop: Some(patient_space_hop()),
                 received_at: None,
                 // Unread for the organiser (flags apply to every copy).
                 flags: "",
@@ -260,5 +250,16 @@ fn new_recipient(r: &Recipient) -> NewRecipient {
         mailbox_id,
         remote: r.target == Target::Remote,
         patient_id,
+    }
+}
+
+/// The trace hop of what a patient sends from the patient space (a reply,
+/// an answer to an invitation): written by this server over HTTPS.
+fn patient_space_hop() -> Hop<'static> {
+    Hop {
+        helo: "patient-space",
+        peer_ip: "127.0.0.1".into(),
+        protocol: "HTTPS",
+        tls: None,
     }
 }
